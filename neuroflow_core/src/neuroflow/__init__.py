@@ -1,0 +1,62 @@
+"""NeuroFlow: sandboxes, memory, tools, guards and audit for AI agents, as plugins.
+
+The names below are imported lazily, so ``import neuroflow`` stays cheap; capability
+packages live in ``neuroflow.sandbox``, ``neuroflow.memory``, ``neuroflow.security``,
+``neuroflow.agent`` and ``neuroflow.observability``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "hookimpl": "neuroflow.hookspecs",
+    "hookspec": "neuroflow.hookspecs",
+    "BackendSpec": "neuroflow.backends",
+    "BackendKind": "neuroflow.backends",
+    "NeuroflowError": "neuroflow.errors",
+    "ConfigError": "neuroflow.errors",
+    "load_config": "neuroflow.config",
+    "get_plugin_manager": "neuroflow.plugins",
+    "AINativeAgent": "neuroflow.agent",
+    "LLMConfig": "neuroflow.agent",
+}
+
+if TYPE_CHECKING:
+    from neuroflow.agent import AINativeAgent, LLMConfig
+    from neuroflow.backends import BackendKind, BackendSpec
+    from neuroflow.config import load_config
+    from neuroflow.errors import ConfigError, NeuroflowError
+    from neuroflow.hookspecs import hookimpl, hookspec
+    from neuroflow.plugins import get_plugin_manager
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neuroflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "AINativeAgent",
+    "BackendKind",
+    "BackendSpec",
+    "ConfigError",
+    "LLMConfig",
+    "NeuroflowError",
+    "__version__",
+    "get_plugin_manager",
+    "hookimpl",
+    "hookspec",
+    "load_config",
+]

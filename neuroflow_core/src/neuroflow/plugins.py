@@ -1,0 +1,366 @@
+"""The plugin manager: the one place that finds plugins and turns a backend name into an object.
+
+Plugins are found through the ``neuroflow`` entry-point group; the built-in backends are
+registered from :data:`BUILTIN_PLUGINS` through the very same hooks, so any of them can be
+blocked (``block = ["neuroflow.sandbox"]``) or replaced by a plugin providing the same
+name.  A plugin that fails to import, register or answer a hook is reported by name with
+its error and the others keep working.
+
+Selection comes from configuration (``[plugins]``) and from environment variables:
+
+``NEUROFLOW_DISABLE_PLUGIN_AUTOLOAD=1``
+    load no entry-point plugins (built-ins still load).
+``NEUROFLOW_PLUGINS=a,b``
+    load only these entry-point plugins.
+``NEUROFLOW_BLOCK_PLUGINS=a,b``
+    never load these plugins (built-ins included).
+
+The rest of the code never touches pluggy: it calls :meth:`PluginManager.backends`,
+:meth:`PluginManager.get_backend`, :meth:`PluginManager.create` and the forwarding methods.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import threading
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import attrs
+import pluggy
+
+from neuroflow import hookspecs
+from neuroflow.backends import BackendKind, BackendSpec, install_hint
+from neuroflow.errors import BackendNotFoundError, MissingPluginError, PluginLoadError
+
+if TYPE_CHECKING:
+    import click
+
+    from neuroflow.config import PluginsConfig
+    from neuroflow.doctor import Check
+
+ENTRY_POINT_GROUP = "neuroflow"
+
+#: Modules of the core distribution that register built-in backends, by plugin name.
+BUILTIN_PLUGINS: dict[str, str] = {
+    "neuroflow.sandbox": "neuroflow.sandbox.builtin",
+    "neuroflow.memory": "neuroflow.memory.builtin",
+    "neuroflow.security": "neuroflow.security.builtin",
+    "neuroflow.agent": "neuroflow.agent.builtin",
+    "neuroflow.observability": "neuroflow.observability.builtin",
+    "neuroflow.cli": "neuroflow.cli_commands",
+}
+
+_KIND_HOOKS: dict[BackendKind, str] = {
+    BackendKind.ISOLATION: "neuroflow_isolation_backends",
+    BackendKind.MEMORY: "neuroflow_memory_stores",
+    BackendKind.EMBEDDER: "neuroflow_embedders",
+    BackendKind.TRANSPORT: "neuroflow_transports",
+    BackendKind.TRACER: "neuroflow_tracers",
+    BackendKind.GUARD: "neuroflow_guards",
+    BackendKind.LLM: "neuroflow_llm_providers",
+}
+
+
+@attrs.define
+class PluginInfo:
+    """What ``neuroflow plugins`` shows about one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    status: str  # "loaded", "blocked" or "failed"
+    error: str | None = None
+    builtin: bool = False
+    provides: dict[str, list[str]] = attrs.Factory(dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return attrs.asdict(self)
+
+
+def _env_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _core_version() -> str:
+    try:
+        return metadata.version("neuroflow")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class PluginManager:
+    """Loads plugins and answers which backends exist.
+
+    Args:
+        config: the ``[plugins]`` section; ``None`` means defaults plus environment.
+        builtins: built-in plugin modules to register (default :data:`BUILTIN_PLUGINS`).
+        entry_points: whether to load the ``neuroflow`` entry-point group.
+    """
+
+    def __init__(
+        self,
+        config: PluginsConfig | None = None,
+        *,
+        builtins: dict[str, str] | None = None,
+        entry_points: bool = True,
+    ) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._infos: dict[str, PluginInfo] = {}
+        self._backends: dict[BackendKind, dict[str, BackendSpec]] = {}
+        self._lock = threading.Lock()
+        allow = config.allow if config is not None else None
+        block = list(config.block) if config is not None else []
+        autoload = config.autoload if config is not None else True
+        env_allow = _env_list("NEUROFLOW_PLUGINS")
+        if env_allow is not None:
+            allow = tuple(env_allow)
+        block += _env_list("NEUROFLOW_BLOCK_PLUGINS") or []
+        if os.environ.get("NEUROFLOW_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in ("", "0"):
+            autoload = False
+        self._block = set(block)
+        self._allow = set(allow) if allow is not None else None
+        for name, module in (BUILTIN_PLUGINS if builtins is None else builtins).items():
+            self._load_module(name, module, "neuroflow", _core_version(), builtin=True)
+        if entry_points and autoload:
+            self._load_entry_points()
+        if config is not None and config.required:
+            self.check_required(config.required)
+
+    # --- loading ---------------------------------------------------------------
+
+    def _load_module(
+        self, name: str, module: str | Callable[[], Any], dist: str, version: str, *, builtin: bool
+    ) -> None:
+        info = PluginInfo(name, dist, version, "loaded", builtin=builtin)
+        self._infos[name] = info
+        if name in self._block:
+            info.status = "blocked"
+            self._pm.set_blocked(name)
+            return
+        try:
+            plugin = importlib.import_module(module) if isinstance(module, str) else module()
+            self._pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the rest
+            info.status = "failed"
+            info.error = f"{type(exc).__name__}: {exc}"
+
+    def _load_entry_points(self) -> None:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self._infos:
+                continue
+            dist = ep.dist.name if ep.dist is not None else "?"
+            version = ep.dist.version if ep.dist is not None else "?"
+            if self._allow is not None and ep.name not in self._allow:
+                self._infos[ep.name] = PluginInfo(
+                    ep.name, dist, version, "blocked", error="not in the allow list"
+                )
+                continue
+            self._load_module(ep.name, ep.load, dist, version, builtin=False)
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register a plugin object at run time (tests, applications embedding plugins)."""
+        name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        self._load_module(name, lambda: plugin, "(registered at run time)", "", builtin=False)
+        with self._lock:
+            self._backends.clear()
+
+    def check_required(self, required: Iterable[str]) -> None:
+        """Raise :class:`MissingPluginError` unless every requirement is loaded.
+
+        A requirement is a plugin or distribution name with an optional version
+        specifier: ``"neuroflow-sandbox-wasm>=0.1"``.
+        """
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        problems = []
+        for text in required:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement as exc:
+                problems.append(f"plugins.required: {text!r} is not a requirement: {exc}")
+                continue
+            matches = [
+                info
+                for info in self._infos.values()
+                if req.name in (info.name, info.distribution)
+            ]
+            loaded = [info for info in matches if info.status == "loaded"]
+            if not loaded:
+                why = f" ({matches[0].status}: {matches[0].error})" if matches else ""
+                problems.append(
+                    f"plugins.required: {req.name!r} is not loaded{why}; pip install '{text}'"
+                )
+            elif req.specifier and not any(
+                req.specifier.contains(info.version, prereleases=True) for info in loaded
+            ):
+                problems.append(
+                    f"plugins.required: {req.name} {loaded[0].version} is installed, "
+                    f"{text!r} is required; pip install '{text}'"
+                )
+        if problems:
+            raise MissingPluginError("\n".join(problems))
+
+    # --- queries ------------------------------------------------------------------
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every plugin seen, with status and (for loaded ones) what it provides."""
+        for kind in BackendKind:
+            self.backends(kind)
+        return list(self._infos.values())
+
+    def backends(self, kind: BackendKind | str) -> dict[str, BackendSpec]:
+        """Return the installed backends of ``kind`` by name (collected once)."""
+        kind = BackendKind(kind)
+        found = self._backends.get(kind)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._backends.get(kind)
+            if found is None:
+                found = self._collect(kind)
+                self._backends[kind] = found
+        return found
+
+    def _collect(self, kind: BackendKind) -> dict[str, BackendSpec]:
+        caller = getattr(self._pm.hook, _KIND_HOOKS[kind])
+        found: dict[str, BackendSpec] = {}
+        # pluggy returns implementations last-registered first; walk them in registration
+        # order so an entry-point plugin replaces a built-in of the same name.
+        for impl in reversed(caller.get_hookimpls()):
+            info = self._infos.get(impl.plugin_name)
+            try:
+                specs = impl.function() or []
+                for spec in specs:
+                    if not isinstance(spec, BackendSpec):
+                        raise TypeError(f"expected BackendSpec, got {type(spec).__name__}")
+                    if spec.kind is not kind:
+                        raise TypeError(f"{spec.name!r} has kind {spec.kind}, expected {kind}")
+            except Exception as exc:  # noqa: BLE001 - reported, the rest keep working
+                if info is not None:
+                    info.status = "failed"
+                    info.error = f"{_KIND_HOOKS[kind]}: {type(exc).__name__}: {exc}"
+                continue
+            for spec in specs:
+                spec.plugin = impl.plugin_name
+                spec.distribution = info.distribution if info else ""
+                found[spec.name] = spec
+                if info is not None:
+                    info.provides.setdefault(kind.value, []).append(spec.name)
+        return found
+
+    def get_backend(self, kind: BackendKind | str, name: str, *, field: str = "") -> BackendSpec:
+        """Return the spec of backend ``name``, or raise an error saying what to install.
+
+        ``field`` is the configuration path that selected it, used in the message.
+        """
+        kind = BackendKind(kind)
+        available = self.backends(kind)
+        spec = available.get(name)
+        if spec is not None:
+            return spec
+        where = f"{field}: " if field else ""
+        installed = ", ".join(sorted(available)) or "none"
+        parts = [f"{where}unknown {kind} backend {name!r} (installed: {installed})"]
+        close = difflib.get_close_matches(name, list(available), n=1)
+        if close:
+            parts.append(f"did you mean {close[0]!r}?")
+        hint = install_hint(kind, name)
+        if hint:
+            parts.append(hint)
+        blocked = [i.name for i in self._infos.values() if i.status in ("blocked", "failed")]
+        if blocked:
+            parts.append(f"plugins not loaded: {', '.join(blocked)} (see `neuroflow plugins`)")
+        raise BackendNotFoundError("; ".join(parts))
+
+    def create(self, kind: BackendKind | str, name: str, config: object | None = None) -> Any:
+        """Build backend ``name`` of ``kind`` from its config object (or its defaults)."""
+        spec = self.get_backend(kind, name)
+        factory = spec.load_factory()
+        if config is None:
+            config_class = spec.load_config_class()
+            if config_class is not None:
+                config = config_class()
+        return factory(config) if config is not None else factory()
+
+    # --- forwarding for runtime hooks ---------------------------------------------------
+
+    def hook_functions(self, hook_name: str) -> list[Callable[..., Any]]:
+        """Return the implementations of a runtime hook as plain callables, in call order.
+
+        Callers on hot paths resolve these once and call them directly.
+        """
+        caller = getattr(self._pm.hook, hook_name)
+        return [impl.function for impl in caller.get_hookimpls()][::-1]
+
+    def add_cli_commands(self, cli: click.Group) -> None:
+        """Let every plugin add its subcommands to ``cli``; a failing plugin is reported."""
+        for impl in reversed(self._pm.hook.neuroflow_cli_commands.get_hookimpls()):
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:  # noqa: BLE001
+                info = self._infos.get(impl.plugin_name)
+                if info is not None:
+                    info.status = "failed"
+                    info.error = f"neuroflow_cli_commands: {type(exc).__name__}: {exc}"
+
+    def doctor_checks(self) -> list[Check]:
+        """Collect ``neuroflow_doctor_checks`` from every plugin; failures become checks."""
+        from neuroflow.doctor import Check
+
+        checks: list[Check] = []
+        for impl in reversed(self._pm.hook.neuroflow_doctor_checks.get_hookimpls()):
+            try:
+                checks.extend(impl.function() or [])
+            except Exception as exc:  # noqa: BLE001
+                checks.append(
+                    Check(f"plugin {impl.plugin_name}", False, f"{type(exc).__name__}: {exc}")
+                )
+        return checks
+
+
+_manager: PluginManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """Return the process-wide plugin manager, loaded from the effective configuration."""
+    global _manager
+    if _manager is None:
+        with _manager_lock:
+            if _manager is None:
+                from neuroflow.config import load_plugins_config
+
+                _manager = PluginManager(load_plugins_config())
+    return _manager
+
+
+def set_plugin_manager(manager: PluginManager | None) -> None:
+    """Replace (or, with ``None``, forget) the process-wide plugin manager."""
+    global _manager
+    with _manager_lock:
+        _manager = manager
+
+
+def require_backend(kind: BackendKind | str, name: str) -> BackendSpec:
+    """Shortcut for ``get_plugin_manager().get_backend(kind, name)``."""
+    return get_plugin_manager().get_backend(kind, name)
+
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginLoadError",
+    "PluginManager",
+    "get_plugin_manager",
+    "require_backend",
+    "set_plugin_manager",
+]
