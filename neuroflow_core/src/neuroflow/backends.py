@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -63,7 +64,7 @@ def _resolve(reference: str, what: str, backend: str) -> Any:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split(".") if attribute else ():
             target = getattr(target, part)
-    except Exception as exc:  # noqa: BLE001 - reported with the backend's name
+    except Exception as exc:
         raise PluginLoadError(
             f"backend {backend!r}: cannot load its {what} {reference!r}: "
             f"{type(exc).__name__}: {exc}"

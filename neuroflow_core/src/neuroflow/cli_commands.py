@@ -8,13 +8,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from neuroflow.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    import click
+
+# click is imported inside the functions: this module is registered (imported) whenever
+# plugins are discovered, also by programs that never build the CLI.
+
 
 def _plugins_command() -> click.Command:
+    import click
+
     @click.command("plugins")
     @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
     def plugins(as_json: bool) -> None:
@@ -37,6 +44,8 @@ def _plugins_command() -> click.Command:
 
 
 def _config_group() -> click.Group:
+    import click
+
     @click.group("config")
     def config() -> None:
         """Show or check configuration."""
@@ -77,17 +86,21 @@ def _config_group() -> click.Group:
     return config
 
 
-def _print_table(data: dict, prefix: str, sources: object) -> None:
+def _print_table(data: dict[str, Any], prefix: str, sources: Any) -> None:
+    import click
+
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             _print_table(value, dotted + ".", sources)
         else:
-            origin = sources.get(dotted, "default")  # type: ignore[attr-defined]
+            origin = sources.get(dotted, "default")
             click.echo(f"{dotted} = {json.dumps(value, default=str)}    # {origin}")
 
 
 def _doctor_command() -> click.Command:
+    import click
+
     @click.command("doctor")
     @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
     def doctor(as_json: bool) -> None:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -100,13 +101,13 @@ def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list
         for key in sorted(exc.extra_fields):
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            out.append((path + [key], f"unknown key{hint} (known: {', '.join(known)})"))
+            out.append(([*path, key], f"unknown key{hint} (known: {', '.join(known)})"))
         return out
     if isinstance(exc, ClassValidationError):
         with_notes, without = exc.group_exceptions()
         out = []
         for sub, note in with_notes:
-            out += _problems(sub, cls, path + [str(note.name)])
+            out += _problems(sub, cls, [*path, str(note.name)])
         for sub in without:
             out += _problems(sub, cls, path)
         return out
@@ -114,7 +115,7 @@ def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list
         with_notes, without = exc.group_exceptions()
         out = []
         for sub, note in with_notes:
-            out += _problems(sub, cls, path + [str(note.index)])
+            out += _problems(sub, cls, [*path, str(note.index)])
         for sub in without:
             out += _problems(sub, cls, path)
         return out
@@ -124,7 +125,7 @@ def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list
             out += _problems(sub, cls, path)
         return out
     if isinstance(exc, KeyError):
-        return [(path + [str(exc.args[0])], "required key is missing")]
+        return [([*path, str(exc.args[0])], "required key is missing")]
     return [(path, str(exc) or type(exc).__name__)]
 
 
@@ -428,8 +429,9 @@ def _build_section(
     selected_raw = raw.pop(spec.selector, spec.default)
     if spec.multi:
         if isinstance(selected_raw, str) or not isinstance(selected_raw, (list, tuple)):
+            where = _source_for(f"{name}.{spec.selector}", sources)
             problems.append(f"{name}.{spec.selector}: expected a list of names, "
-                            f"got {selected_raw!r}{_source_for(f'{name}.{spec.selector}', sources)}")
+                            f"got {selected_raw!r}{where}")
             selected: tuple[str, ...] = ()
         else:
             selected = tuple(selected_raw)
@@ -521,6 +523,14 @@ def load_config(
         from neuroflow.plugins import get_plugin_manager
 
         manager = get_plugin_manager()
+    if plugins.required:
+        from neuroflow.errors import MissingPluginError
+
+        try:
+            manager.check_required(plugins.required)
+        except MissingPluginError as exc:
+            where = _source_for("plugins.required", sources)
+            problems += [line + where for line in str(exc).splitlines()]
     sections: dict[str, Section] = {}
     for name in SECTIONS:
         try:

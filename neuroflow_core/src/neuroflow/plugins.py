@@ -22,11 +22,14 @@ The rest of the code never touches pluggy: it calls :meth:`PluginManager.backend
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
+import re
 import threading
+from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -71,7 +74,7 @@ class PluginInfo:
     name: str
     distribution: str
     version: str
-    status: str  # "loaded", "blocked" or "failed"
+    status: str  # "loaded", "blocked", "failed" or "missing" (required, not installed)
     error: str | None = None
     builtin: bool = False
     provides: dict[str, list[str]] = attrs.Factory(dict)
@@ -88,11 +91,17 @@ def _env_list(name: str) -> list[str] | None:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+@functools.cache
 def _core_version() -> str:
     try:
         return metadata.version("neuroflow")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def _canonical(name: str) -> str:
+    """Normalise a plugin or distribution name the way packaging does (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 class PluginManager:
@@ -131,8 +140,12 @@ class PluginManager:
             self._load_module(name, module, "neuroflow", _core_version(), builtin=True)
         if entry_points and autoload:
             self._load_entry_points()
-        if config is not None and config.required:
-            self.check_required(config.required)
+        self._required: tuple[str, ...] = tuple(config.required) if config is not None else ()
+        for problem, name in self._required_problems(self._required):
+            if name is not None and _canonical(name) not in {
+                _canonical(n) for n in self._infos
+            }:
+                self._infos[name] = PluginInfo(name, name, "", "missing", error=problem)
 
     # --- loading ---------------------------------------------------------------
 
@@ -151,13 +164,32 @@ class PluginManager:
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the rest
             info.status = "failed"
             info.error = f"{type(exc).__name__}: {exc}"
+            return
+        unknown = [
+            caller.name
+            for caller in self._pm.get_hookcallers(plugin) or []
+            if caller.spec is None and caller.name.startswith(f"{hookspecs.PROJECT_NAME}_")
+        ]
+        if unknown:
+            self._pm.unregister(plugin, name=name)
+            info.status = "failed"
+            hook = unknown[0]
+            close = difflib.get_close_matches(hook, self.hook_names(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            info.error = f"implements unknown hook {hook!r}{hint}"
 
     def _load_entry_points(self) -> None:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self._infos:
-                continue
             dist = ep.dist.name if ep.dist is not None else "?"
             version = ep.dist.version if ep.dist is not None else "?"
+            if ep.name in self._infos:
+                first = self._infos[ep.name]
+                self._infos[f"{ep.name} ({dist})"] = PluginInfo(
+                    ep.name, dist, version, "failed",
+                    error=f"the plugin name {ep.name!r} is already used by "
+                    f"{first.distribution}; rename the entry point",
+                )
+                continue
             if self._allow is not None and ep.name not in self._allow:
                 self._infos[ep.name] = PluginInfo(
                     ep.name, dist, version, "blocked", error="not in the allow list"
@@ -172,41 +204,63 @@ class PluginManager:
         with self._lock:
             self._backends.clear()
 
-    def check_required(self, required: Iterable[str]) -> None:
+    def check_required(self, required: Iterable[str] | None = None) -> None:
         """Raise :class:`MissingPluginError` unless every requirement is loaded.
 
         A requirement is a plugin or distribution name with an optional version
-        specifier: ``"neuroflow-sandbox-wasm>=0.1"``.
+        specifier: ``"neuroflow-sandbox-wasm>=0.1"``.  ``None`` checks the ``required``
+        list of the configuration this manager was built from.
         """
+        problems = [p for p, _ in self._required_problems(
+            self._required if required is None else required)]
+        if problems:
+            raise MissingPluginError("\n".join(problems))
+
+    def _required_problems(self, required: Iterable[str]) -> list[tuple[str, str | None]]:
+        """``(message, missing name or None)`` for every requirement that is not met."""
+        if not required:
+            return []
         from packaging.requirements import InvalidRequirement, Requirement
 
-        problems = []
+        problems: list[tuple[str, str | None]] = []
         for text in required:
             try:
                 req = Requirement(text)
             except InvalidRequirement as exc:
-                problems.append(f"plugins.required: {text!r} is not a requirement: {exc}")
+                problems.append(
+                    (f"plugins.required: {text!r} is not a requirement: {exc}", None)
+                )
                 continue
+            wanted = _canonical(req.name)
             matches = [
                 info
                 for info in self._infos.values()
-                if req.name in (info.name, info.distribution)
+                if wanted in (_canonical(info.name), _canonical(info.distribution))
+                and info.status != "missing"
             ]
             loaded = [info for info in matches if info.status == "loaded"]
             if not loaded:
                 why = f" ({matches[0].status}: {matches[0].error})" if matches else ""
-                problems.append(
-                    f"plugins.required: {req.name!r} is not loaded{why}; pip install '{text}'"
-                )
+                fix = "; pip install" if not matches else "; unblock or fix it, or pip install"
+                problems.append((
+                    f"plugins.required: {req.name!r} is not loaded{why}{fix} '{text}'",
+                    None if matches else req.name,
+                ))
             elif req.specifier and not any(
                 req.specifier.contains(info.version, prereleases=True) for info in loaded
             ):
-                problems.append(
-                    f"plugins.required: {req.name} {loaded[0].version} is installed, "
-                    f"{text!r} is required; pip install '{text}'"
-                )
-        if problems:
-            raise MissingPluginError("\n".join(problems))
+                problems.append((
+                    f"plugins.required: {req.name} {loaded[0].version} is installed but "
+                    f"{text!r} is required; pip install '{text}'",
+                    None,
+                ))
+        return problems
+
+    def hook_names(self) -> list[str]:
+        """The names of every hook a plugin can implement."""
+        return sorted(
+            name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT_NAME}_")
+        )
 
     # --- queries ------------------------------------------------------------------
 
@@ -232,6 +286,8 @@ class PluginManager:
     def _collect(self, kind: BackendKind) -> dict[str, BackendSpec]:
         caller = getattr(self._pm.hook, _KIND_HOOKS[kind])
         found: dict[str, BackendSpec] = {}
+        for known in self._infos.values():
+            known.provides.pop(kind.value, None)
         # pluggy returns implementations last-registered first; walk them in registration
         # order so an entry-point plugin replaces a built-in of the same name.
         for impl in reversed(caller.get_hookimpls()):
@@ -300,8 +356,13 @@ class PluginManager:
         caller = getattr(self._pm.hook, hook_name)
         return [impl.function for impl in caller.get_hookimpls()][::-1]
 
-    def add_cli_commands(self, cli: click.Group) -> None:
-        """Let every plugin add its subcommands to ``cli``; a failing plugin is reported."""
+    def add_cli_commands(self, cli: click.Group) -> list[PluginInfo]:
+        """Let every plugin add its subcommands to ``cli``.
+
+        A plugin whose hook raises is marked failed and returned (so the CLI can warn);
+        the others' commands are still added.
+        """
+        failed: list[PluginInfo] = []
         for impl in reversed(self._pm.hook.neuroflow_cli_commands.get_hookimpls()):
             try:
                 impl.function(cli=cli)
@@ -310,6 +371,8 @@ class PluginManager:
                 if info is not None:
                     info.status = "failed"
                     info.error = f"neuroflow_cli_commands: {type(exc).__name__}: {exc}"
+                    failed.append(info)
+        return failed
 
     def doctor_checks(self) -> list[Check]:
         """Collect ``neuroflow_doctor_checks`` from every plugin; failures become checks."""
