@@ -1,0 +1,29 @@
+"""Built-in plugin ``neuroflow.observability``: registers the ``local`` and ``noop`` tracers.
+
+Cheap to import: only names and ``"module:attr"`` references.
+"""
+
+from __future__ import annotations
+
+from neuroflow.backends import BackendSpec
+from neuroflow.hookspecs import hookimpl
+
+
+@hookimpl
+def neuroflow_tracers() -> list[BackendSpec]:
+    """The built-in tracers."""
+    return [
+        BackendSpec(
+            name="local",
+            kind="tracer",
+            factory="neuroflow.observability.local:LocalTracer",
+            config_class="neuroflow.observability.local:LocalTracerConfig",
+            description="Spans kept in memory, optionally appended to a JSON-lines file",
+        ),
+        BackendSpec(
+            name="noop",
+            kind="tracer",
+            factory="neuroflow.observability.local:NoopTracer",
+            description="Spans get ids for log correlation and are then dropped",
+        ),
+    ]
