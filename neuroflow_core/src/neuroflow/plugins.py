@@ -288,9 +288,9 @@ class PluginManager:
         found: dict[str, BackendSpec] = {}
         for known in self._infos.values():
             known.provides.pop(kind.value, None)
-        # pluggy returns implementations last-registered first; walk them in registration
-        # order so an entry-point plugin replaces a built-in of the same name.
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() lists implementations in registration order (built-ins first);
+        # walking it that way lets an entry-point plugin replace a built-in of the same name.
+        for impl in caller.get_hookimpls():
             info = self._infos.get(impl.plugin_name)
             try:
                 specs = impl.function() or []
@@ -351,7 +351,8 @@ class PluginManager:
     def hook_functions(self, hook_name: str) -> list[Callable[..., Any]]:
         """Return the implementations of a runtime hook as plain callables, in call order.
 
-        Callers on hot paths resolve these once and call them directly.
+        The order is pluggy's: the most recently registered plugin first.  Callers on hot
+        paths resolve these once and call them directly.
         """
         caller = getattr(self._pm.hook, hook_name)
         return [impl.function for impl in caller.get_hookimpls()][::-1]
@@ -363,7 +364,7 @@ class PluginManager:
         the others' commands are still added.
         """
         failed: list[PluginInfo] = []
-        for impl in reversed(self._pm.hook.neuroflow_cli_commands.get_hookimpls()):
+        for impl in self._pm.hook.neuroflow_cli_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
             except Exception as exc:  # noqa: BLE001
@@ -379,7 +380,7 @@ class PluginManager:
         from neuroflow.doctor import Check
 
         checks: list[Check] = []
-        for impl in reversed(self._pm.hook.neuroflow_doctor_checks.get_hookimpls()):
+        for impl in self._pm.hook.neuroflow_doctor_checks.get_hookimpls():
             try:
                 checks.extend(impl.function() or [])
             except Exception as exc:  # noqa: BLE001
