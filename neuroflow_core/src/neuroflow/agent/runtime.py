@@ -1,0 +1,426 @@
+"""``AINativeAgent``: tools, the tool loop, sessions, guards and trace ids."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar, overload
+
+import anyio
+
+from neuroflow.agent.llm import Completion, LLMConfig, LLMProvider, ToolCall, create_provider
+from neuroflow.agent.sessions import SessionStore
+from neuroflow.agent.tools import Tool, describe_tool
+from neuroflow.errors import AgentError, SecurityError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("neuroflow.agent")
+
+
+def new_trace_id() -> str:
+    """A W3C trace-context trace id: 32 lowercase hex digits, not all zero."""
+    while True:
+        trace_id = secrets.token_hex(16)
+        if trace_id != "0" * 32:
+            return trace_id
+
+
+def _trace_id_of(span: Any) -> str | None:
+    value = getattr(span, "trace_id", None)
+    if isinstance(value, int) and value:
+        return f"{value:032x}"
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
+def _denial(exc: SecurityError) -> str:
+    verdict = getattr(exc, "verdict", None)
+    rule = getattr(verdict, "rule", None) or getattr(exc, "rule", None)
+    reason = getattr(verdict, "reason", None) or getattr(exc, "reason", None)
+    if rule:
+        return f"denied by {rule}: {reason or exc}"
+    return f"denied: {exc}"
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _assistant_message(completion: Completion, calls: list[ToolCall]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": completion.text}
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": call.raw_arguments
+                    if call.arguments is None
+                    else json.dumps(dict(call.arguments), ensure_ascii=False),
+                },
+            }
+            for call in calls
+        ]
+    return message
+
+
+class AINativeAgent:
+    """An agent: a model, the tools it may call, and the loop between them.
+
+    Args:
+        name: the agent's id; the actor of every guarded action.
+        llm_config: which model to use; ``None`` uses the ``[llm]`` configuration
+            (default: the scripted provider).
+        system_prompt: the system message put before every conversation.
+        max_steps: how many model calls one :meth:`handle` may make.
+        tool_timeout_seconds: how long one tool call may run.
+        deadline_seconds: how long one :meth:`handle` may take in total.
+        gate: an :class:`~neuroflow.security.model.ActionGate` every tool call passes
+            through first (e.g. the security manager); ``None`` runs tools unguarded.
+        tracer: any object with ``span(name, attributes=...)`` returning a context manager
+            whose value has ``set_attribute(key, value)`` and optionally ``trace_id``
+            (``neuroflow.observability.TracingService`` fits); ``None`` for no spans.
+        provider: an LLM provider object to use instead of building one from
+            ``llm_config``.
+        sessions: where conversations are kept (default: in memory, bounded).
+
+    Example::
+
+        agent = AINativeAgent("researcher", LLMConfig(provider="openai", model="gpt-4o"))
+
+        @agent.tool
+        async def research(topic: str) -> str:
+            \"\"\"Research a topic.
+
+            Args:
+                topic: what to research.
+            \"\"\"
+            return f"notes on {topic}"
+
+        result = await agent.handle("Research AI trends")
+        print(result["response"])
+    """
+
+    def __init__(
+        self,
+        name: str,
+        llm_config: LLMConfig | None = None,
+        *,
+        system_prompt: str | None = None,
+        max_steps: int = 8,
+        tool_timeout_seconds: float = 30,
+        deadline_seconds: float = 120,
+        gate: Any = None,
+        tracer: Any = None,
+        provider: LLMProvider | None = None,
+        sessions: SessionStore | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise AgentError(f"AINativeAgent: name must be a non-empty string, got {name!r}")
+        if llm_config is not None and not isinstance(llm_config, LLMConfig):
+            raise AgentError(
+                f"AINativeAgent: llm_config must be an LLMConfig, got {type(llm_config).__name__}"
+            )
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise AgentError(f"AINativeAgent: max_steps must be an integer >= 1, got {max_steps!r}")
+        for field, value in (("tool_timeout_seconds", tool_timeout_seconds),
+                             ("deadline_seconds", deadline_seconds)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise AgentError(f"AINativeAgent: {field} must be a number > 0, got {value!r}")
+        if gate is not None and not callable(getattr(gate, "authorize", None)):
+            raise AgentError(
+                "AINativeAgent: gate must have async authorize(action, context) and "
+                f"record_outcome(...) (an ActionGate), got {type(gate).__name__}"
+            )
+        self.name = name
+        self.llm_config = llm_config
+        self.system_prompt = system_prompt
+        self.max_steps = max_steps
+        self.tool_timeout_seconds = float(tool_timeout_seconds)
+        self.deadline_seconds = float(deadline_seconds)
+        self.gate = gate
+        self.tracer = tracer
+        self.sessions = sessions if sessions is not None else SessionStore()
+        self._provider = provider
+        self._tools: dict[str, Tool] = {}
+
+    # --- tools ------------------------------------------------------------------------
+
+    @overload
+    def tool(self, function: F, /) -> F: ...
+
+    @overload
+    def tool(
+        self, *, name: str | None = None, description: str | None = None
+    ) -> Callable[[F], F]: ...
+
+    def tool(
+        self,
+        function: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Any:
+        """Register a function as a tool: ``@agent.tool`` or ``@agent.tool(name=...)``.
+
+        Sync and async functions both work (sync ones run in a worker thread).
+        The JSON schema comes from the type hints; the description from the docstring's
+        summary and its ``Args:`` section.  The function is returned unchanged.
+
+        Raises:
+            AgentError: the signature cannot be described, or the name is taken.
+        """
+
+        def register(fn: F) -> F:
+            self.add_tool(fn, name=name, description=description)
+            return fn
+
+        return register(function) if function is not None else register
+
+    def add_tool(
+        self,
+        function: Callable[..., Any] | Tool,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Tool:
+        """Register a function (or a ready :class:`Tool`) and return its :class:`Tool`."""
+        tool = function if isinstance(function, Tool) else describe_tool(
+            function, name, description
+        )
+        if tool.name in self._tools:
+            raise AgentError(f"agent {self.name!r}: a tool named {tool.name!r} already exists")
+        self._tools[tool.name] = tool
+        return tool
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        """The registered tools by name."""
+        return dict(self._tools)
+
+    # --- the model ----------------------------------------------------------------------
+
+    @property
+    def provider(self) -> LLMProvider:
+        """The LLM provider, built from ``llm_config`` (or the configuration) on first use."""
+        if self._provider is None:
+            self._provider = create_provider(self.llm_config)
+        return self._provider
+
+    async def aclose(self) -> None:
+        """Release the provider's connections (if it holds any)."""
+        closer = getattr(self._provider, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    async def __aenter__(self) -> AINativeAgent:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # --- tracing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _span(self, name: str, attributes: dict[str, Any]) -> Iterator[Any]:
+        if self.tracer is None:
+            yield None
+            return
+        with self.tracer.span(name, attributes=attributes) as span:
+            yield span
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def handle(self, message: str, session_id: str | None = None) -> dict[str, Any]:
+        """Answer ``message``, calling tools as the model asks, and return what happened.
+
+        Returns a dict with:
+
+        * ``response``: the model's final text;
+        * ``tool_calls``: one dict per call: ``id``, ``name``, ``arguments``, ``status``
+          (``"ok"``, ``"error"``, ``"denied"``, ``"timeout"``), ``result`` or ``error``,
+          ``duration_ms``;
+        * ``trace_id`` (32 hex digits), ``session_id`` (pass it back to continue);
+        * ``steps`` (model calls made), ``finish_reason`` (``"stop"`` or ``"max_steps"``),
+          ``model`` and ``usage`` (summed token counts).
+
+        Raises:
+            AgentError: the deadline passed (``.result`` holds what happened so far) or
+                the provider failed.  Cancellation propagates unchanged; the session then
+                keeps no part of the interrupted turn.
+        """
+        if not isinstance(message, str):
+            raise AgentError(f"handle: message must be a string, got {type(message).__name__}")
+        session = session_id if session_id is not None else new_trace_id()[:16]
+        provider = self.provider
+        result: dict[str, Any] = {
+            "response": "",
+            "tool_calls": [],
+            "trace_id": "",
+            "session_id": session,
+            "steps": 0,
+            "finish_reason": "",
+            "model": "",
+            "usage": {},
+            "agent": self.name,
+        }
+        attributes = {"agent.name": self.name, "session.id": session}
+        with self._span("agent.handle", attributes) as span:
+            result["trace_id"] = _trace_id_of(span) or new_trace_id()
+            turn: list[dict[str, Any]] = [{"role": "user", "content": message}]
+            with anyio.move_on_after(self.deadline_seconds) as scope:
+                await self._loop(provider, session, turn, result)
+            if scope.cancelled_caught:
+                result["finish_reason"] = "deadline"
+                error = AgentError(
+                    f"agent {self.name!r}: deadline_seconds={self.deadline_seconds:g} passed "
+                    f"after {result['steps']} model call(s) and "
+                    f"{len(result['tool_calls'])} tool call(s)"
+                )
+                error.result = result  # type: ignore[attr-defined]
+                if span is not None:
+                    span.set_attribute("agent.finish_reason", "deadline")
+                raise error
+            self.sessions.append(session, turn)
+            if span is not None:
+                span.set_attribute("agent.steps", result["steps"])
+                span.set_attribute("agent.tool_calls", len(result["tool_calls"]))
+                span.set_attribute("agent.finish_reason", result["finish_reason"])
+        return result
+
+    async def _loop(
+        self,
+        provider: LLMProvider,
+        session: str,
+        turn: list[dict[str, Any]],
+        result: dict[str, Any],
+    ) -> None:
+        prefix = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        history = self.sessions.history(session)
+        tools = [tool.to_openai() for tool in self._tools.values()]
+        usage: dict[str, int] = result["usage"]
+        for _ in range(self.max_steps):
+            with self._span("agent.llm", {"agent.name": self.name}):
+                completion = await provider.complete([*prefix, *history, *turn], tools)
+            result["steps"] += 1
+            result["model"] = completion.model or result["model"]
+            for key, value in completion.usage.items():
+                if isinstance(value, int):
+                    usage[key] = usage.get(key, 0) + value
+            calls = [
+                call if call.id else ToolCall(f"call_{result['steps']}_{i}", call.name,
+                                              call.arguments, call.arguments_error,
+                                              call.raw_arguments)
+                for i, call in enumerate(completion.tool_calls)
+            ]
+            turn.append(_assistant_message(completion, calls))
+            if not calls:
+                result["response"] = completion.text or ""
+                result["finish_reason"] = "stop"
+                return
+            for call in calls:
+                record = await self._run_tool(call, session, result["trace_id"])
+                result["tool_calls"].append(record)
+                content = (
+                    _render(record["result"]) if record["status"] == "ok"
+                    else f"error: {record['error']}"
+                )
+                turn.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        result["finish_reason"] = "max_steps"
+        result["response"] = (
+            f"(stopped: the model was still calling tools after max_steps={self.max_steps} "
+            "model calls)"
+        )
+
+    async def _run_tool(self, call: ToolCall, session: str, trace_id: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        arguments: Any = call.arguments if call.arguments is not None else call.raw_arguments
+        record: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": arguments}
+
+        def finish(status: str, **fields: Any) -> dict[str, Any]:
+            record["status"] = status
+            record.update(fields)
+            record["duration_ms"] = (time.perf_counter() - started) * 1000.0
+            return record
+
+        with self._span("agent.tool", {"tool.name": call.name, "agent.name": self.name}) as span:
+            record = await self._call_tool(call, session, trace_id, finish)
+            if span is not None:
+                span.set_attribute("tool.status", record["status"])
+                span.set_attribute("tool.duration_ms", record["duration_ms"])
+        return record
+
+    async def _call_tool(
+        self,
+        call: ToolCall,
+        session: str,
+        trace_id: str,
+        finish: Callable[..., dict[str, Any]],
+    ) -> dict[str, Any]:
+        if call.arguments_error is not None:
+            return finish("error", error=f"arguments of {call.name!r} are not valid: "
+                                         f"{call.arguments_error}")
+        tool = self._tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            return finish("error", error=f"unknown tool {call.name!r} (tools: {known})")
+        try:
+            kwargs = tool.prepare(call.arguments or {})
+        except AgentError as exc:
+            return finish("error", error=str(exc))
+
+        action = context = None
+        if self.gate is not None:
+            from neuroflow.security.model import Action, ActionContext
+
+            action = Action(kind="tool", target=tool.name, actor=self.name,
+                            arguments=dict(call.arguments or {}))
+            context = ActionContext(session_id=session, trace_id=trace_id, component="agent")
+            try:
+                await self.gate.authorize(action, context)
+            except SecurityError as exc:
+                return finish("denied", error=_denial(exc))
+
+        try:
+            with anyio.fail_after(self.tool_timeout_seconds):
+                if tool.is_async:
+                    value = await tool.function(**kwargs)
+                else:
+                    value = await anyio.to_thread.run_sync(
+                        functools.partial(tool.function, **kwargs), abandon_on_cancel=True
+                    )
+        except TimeoutError:
+            record = finish("timeout", error=(
+                f"tool {tool.name!r} timed out after tool_timeout_seconds="
+                f"{self.tool_timeout_seconds:g}"
+            ))
+        except Exception as exc:
+            log.debug("tool %r raised", tool.name, exc_info=True)
+            record = finish("error", error=f"{type(exc).__name__}: {exc}")
+        else:
+            record = finish("ok", result=value)
+
+        if self.gate is not None and action is not None and context is not None:
+            details: dict[str, Any] = {"duration_ms": record["duration_ms"]}
+            if "error" in record:
+                details["error"] = record["error"]
+            await self.gate.record_outcome(
+                action, context, "success" if record["status"] == "ok" else record["status"],
+                details,
+            )
+        return record
+
