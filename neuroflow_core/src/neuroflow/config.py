@@ -125,7 +125,9 @@ def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list
             out += _problems(sub, cls, path)
         return out
     if isinstance(exc, KeyError):
-        return [([*path, str(exc.args[0])], "required key is missing")]
+        key = str(exc.args[0])
+        # cattrs already put the missing field's name on the path (as the note)
+        return [(path if path[-1:] == [key] else [*path, key], "required key is missing")]
     return [(path, str(exc) or type(exc).__name__)]
 
 
