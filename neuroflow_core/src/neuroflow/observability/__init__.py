@@ -6,30 +6,74 @@
 ``MetricsCollector`` keeps counters, gauges and histograms in process;
 ``StructuredLogger`` writes JSON lines through ``logging`` stamped with the current
 trace id.
+
+Names are imported on first use, so registering the built-in tracers stays cheap.
 """
 
 from __future__ import annotations
 
-from neuroflow.observability.context import current_span, current_span_id, current_trace_id
-from neuroflow.observability.local import (
-    LocalSpan,
-    LocalTracer,
-    LocalTracerConfig,
-    NoopTracer,
-    format_spans,
-)
-from neuroflow.observability.logs import JsonFormatter, StructuredLogger, configure_logging
-from neuroflow.observability.metrics import MetricsCollector
-from neuroflow.observability.model import (
-    AttributeValue,
-    Span,
-    SpanKind,
-    SpanStatus,
-    Tracer,
-    new_span_id,
-    new_trace_id,
-)
-from neuroflow.observability.tracing import SpanScope, TracingService
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "current_span": "neuroflow.observability.context",
+    "current_span_id": "neuroflow.observability.context",
+    "current_trace_id": "neuroflow.observability.context",
+    "LocalSpan": "neuroflow.observability.local",
+    "LocalTracer": "neuroflow.observability.local",
+    "LocalTracerConfig": "neuroflow.observability.local",
+    "NoopTracer": "neuroflow.observability.local",
+    "format_spans": "neuroflow.observability.local",
+    "JsonFormatter": "neuroflow.observability.logs",
+    "StructuredLogger": "neuroflow.observability.logs",
+    "configure_logging": "neuroflow.observability.logs",
+    "MetricsCollector": "neuroflow.observability.metrics",
+    "AttributeValue": "neuroflow.observability.model",
+    "Span": "neuroflow.observability.model",
+    "SpanKind": "neuroflow.observability.model",
+    "SpanStatus": "neuroflow.observability.model",
+    "Tracer": "neuroflow.observability.model",
+    "new_span_id": "neuroflow.observability.model",
+    "new_trace_id": "neuroflow.observability.model",
+    "SpanScope": "neuroflow.observability.tracing",
+    "TracingService": "neuroflow.observability.tracing",
+}
+
+if TYPE_CHECKING:
+    from neuroflow.observability.context import current_span, current_span_id, current_trace_id
+    from neuroflow.observability.local import (
+        LocalSpan,
+        LocalTracer,
+        LocalTracerConfig,
+        NoopTracer,
+        format_spans,
+    )
+    from neuroflow.observability.logs import JsonFormatter, StructuredLogger, configure_logging
+    from neuroflow.observability.metrics import MetricsCollector
+    from neuroflow.observability.model import (
+        AttributeValue,
+        Span,
+        SpanKind,
+        SpanStatus,
+        Tracer,
+        new_span_id,
+        new_trace_id,
+    )
+    from neuroflow.observability.tracing import SpanScope, TracingService
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neuroflow.observability' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "AttributeValue",

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import attrs
 
 from neuroflow.backends import BackendKind, install_hint
-from neuroflow.errors import ConfigError, MissingPluginError
+from neuroflow.errors import BackendNotFoundError, ConfigError, MissingPluginError
 from neuroflow.observability.context import _current_span
 from neuroflow.observability.model import AttributeValue, Span, SpanKind, SpanStatus, Tracer
 
@@ -113,7 +113,13 @@ def _tracer_section(config: Any) -> tuple[Any, Mapping[str, str]]:
     from neuroflow.plugins import get_plugin_manager
 
     raw, sources, _ = _raw_config(None, os.environ, {})
-    return _build_section("tracer", raw.get("tracer"), sources, get_plugin_manager()), sources
+    try:
+        section = _build_section("tracer", raw.get("tracer"), sources, get_plugin_manager())
+    except ConfigError as exc:
+        if any("unknown tracer backend" in line for line in exc.problems):
+            raise BackendNotFoundError("\n".join(exc.problems)) from None
+        raise
+    return section, sources
 
 
 class TracingService:

@@ -1,0 +1,285 @@
+"""Tracer selection: configuration, the JSON-lines file, the otel hint, third-party tracers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+import attrs
+import pytest
+
+from neuroflow.backends import BackendKind, BackendSpec
+from neuroflow.errors import BackendNotFoundError, ConfigError, MissingPluginError
+from neuroflow.hookspecs import hookimpl
+from neuroflow.observability import (
+    LocalTracer,
+    Span,
+    SpanKind,
+    Tracer,
+    TracingService,
+    current_trace_id,
+)
+from neuroflow.observability.local import NoopSpan
+from neuroflow.plugins import get_plugin_manager
+
+
+def test_builtin_tracers_are_registered_through_the_hook() -> None:
+    tracers = get_plugin_manager().backends(BackendKind.TRACER)
+    assert {"local", "noop"} <= set(tracers)
+    assert tracers["local"].plugin == tracers["noop"].plugin == "neuroflow.observability"
+
+
+@pytest.mark.anyio
+async def test_local_tracer_appends_json_lines_from_config_file() -> None:
+    Path("neuroflow.toml").write_text(
+        '[tracer]\nbackend = "local"\n[tracer.local]\nfile = "out/traces.jsonl"\n'
+    )
+    tracing = TracingService("file-service")
+    await tracing.start()
+    with tracing.span("request", kind=SpanKind.SERVER, attributes={"path": "/api"}) as root:
+        with tracing.span("tool_execution", kind=SpanKind.CLIENT) as child:
+            child.set_attribute("tool_name", "search")
+            child.add_event("cache miss")
+        try:
+            with tracing.span("broken"):
+                raise OSError("disk full")
+        except OSError:
+            pass
+    await tracing.stop()
+
+    lines = Path("out/traces.jsonl").read_text().splitlines()
+    records = {r["name"]: r for r in map(json.loads, lines)}
+    assert list(records) == ["tool_execution", "broken", "request"]
+    request, tool, broken = records["request"], records["tool_execution"], records["broken"]
+    assert request["trace_id"] == root.trace_id and request["span_id"] == root.span_id
+    assert request["parent_span_id"] is None
+    assert tool["parent_span_id"] == root.span_id == broken["parent_span_id"]
+    assert request["service"] == "file-service"
+    assert request["kind"] == "server" and tool["kind"] == "client"
+    assert request["attributes"] == {"path": "/api"}
+    assert tool["attributes"] == {"tool_name": "search"}
+    assert tool["status"] == {"code": "unset", "description": None}
+    assert [e["name"] for e in tool["events"]] == ["cache miss"]
+    assert broken["status"] == {"code": "error", "description": "OSError: disk full"}
+    assert broken["events"][0]["attributes"]["exception.type"] == "OSError"
+    for record in records.values():
+        assert record["start_time"].endswith("Z") and record["end_time"].endswith("Z")
+        assert record["end_time_unix_nano"] >= record["start_time_unix_nano"]
+        assert record["duration_ms"] == pytest.approx(
+            (record["end_time_unix_nano"] - record["start_time_unix_nano"]) / 1e6
+        )
+
+    # A second service appends to the same file.
+    again = TracingService("file-service")
+    with again.span("second run"):
+        pass
+    await again.stop()
+    assert len(Path("out/traces.jsonl").read_text().splitlines()) == 4
+
+
+def test_json_lines_without_start_and_with_options_object(tmp_path: Path) -> None:
+    from neuroflow.observability import LocalTracerConfig
+
+    target = tmp_path / "spans.jsonl"
+    tracing = TracingService("svc", config=LocalTracerConfig(file=target))
+    with tracing.span("root"):
+        pass  # a root span's end flushes the file, even without start()/stop()
+    assert json.loads(target.read_text())["name"] == "root"
+    anyio.run(tracing.stop)
+
+
+def test_unwritable_trace_file_is_reported(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    tracing = TracingService("svc", config={"file": str(blocker / "traces.jsonl")})
+    with pytest.raises(ConfigError, match=r"tracer\.local\.file: cannot open .* for appending"):
+        anyio.run(tracing.start)
+
+
+def test_exporter_endpoint_without_otel_says_what_to_install() -> None:
+    with pytest.raises(MissingPluginError) as caught:
+        TracingService(service_name="my-agent", exporter_endpoint="http://localhost:4317")
+    message = str(caught.value)
+    assert "exporter_endpoint='http://localhost:4317'" in message
+    assert "pip install 'neuroflow[otel]'" in message
+
+
+def test_selecting_otel_by_config_without_the_plugin_says_what_to_install() -> None:
+    with pytest.raises(MissingPluginError, match=r"pip install 'neuroflow\[otel\]'"):
+        TracingService("svc", backend="otel")
+    Path("neuroflow.toml").write_text('[tracer]\nbackend = "otel"\n')
+    with pytest.raises(MissingPluginError, match=r"pip install 'neuroflow\[otel\]'"):
+        TracingService("svc")
+
+
+def test_exporter_endpoint_with_local_selected_explicitly_keeps_spans_local() -> None:
+    tracing = TracingService("svc", "http://localhost:4317", backend="local")
+    assert isinstance(tracing.tracer, LocalTracer)
+    assert tracing.exporter_endpoint == "http://localhost:4317"
+    Path("neuroflow.toml").write_text('[tracer]\nbackend = "local"\n')
+    assert TracingService("svc", "http://localhost:4317").backend_name == "local"
+
+
+def test_unknown_backend_name_lists_the_installed_ones() -> None:
+    with pytest.raises(BackendNotFoundError, match=r"'loacl' \(installed: .*did you mean 'local'"):
+        TracingService("svc", backend="loacl")
+
+
+def test_loaded_config_object_is_used() -> None:
+    from neuroflow.config import NeuroflowConfig, Section
+    from neuroflow.observability import LocalTracerConfig
+
+    # Built by hand (as load_config would) so this test needs no other capability package.
+    section = Section("tracer", ("local",), None, {"local": LocalTracerConfig(max_spans=2)})
+    cfg = NeuroflowConfig(sections={"tracer": section}, sources={"tracer.backend": "test"})
+    tracing = TracingService("svc", "http://localhost:4317", config=cfg)
+    assert tracing.backend_name == "local"  # selected explicitly, so the endpoint is ignored
+    assert tracing.tracer.config == LocalTracerConfig(max_spans=2, service_name="svc")
+
+
+# --- a third-party tracer, registered at run time ------------------------------------
+
+
+@attrs.frozen
+class RecordingConfig:
+    """Options of the test tracer: its own option plus the two the service fills in."""
+
+    label: str = "default"
+    service_name: str = ""
+    endpoint: str | None = None
+
+
+@attrs.define
+class RecordingSpan:
+    """A minimal span implementation, as a third party would write it."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    kind: SpanKind
+    attributes: dict = attrs.Factory(dict)
+    events: list = attrs.Factory(list)
+    status: object = None
+    ended: bool = False
+
+    def set_attribute(self, key: str, value: object) -> None:
+        self.attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        self.attributes.update(attributes)
+
+    def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
+        self.events.append(name)
+
+    def set_status(self, status: object, description: str | None = None) -> None:
+        self.status = status
+
+    def record_exception(self, exception: BaseException, attributes: object = None) -> None:
+        self.events.append(f"exception {type(exception).__name__}")
+
+    def end(self) -> None:
+        self.ended = True
+
+
+class RecordingTracer:
+    """Hands out spans with sequential ids and logs its lifecycle."""
+
+    def __init__(self, config: RecordingConfig) -> None:
+        self.config = config
+        self.spans: list[RecordingSpan] = []
+        self.calls: list[str] = []
+        self.parents: list[object] = []
+
+    def start_span(self, name, kind, attributes, parent):  # type: ignore[no-untyped-def]
+        self.parents.append(parent)
+        number = len(self.spans) + 1
+        span = RecordingSpan(
+            name,
+            parent.trace_id if parent else f"{number:032x}",
+            f"{number:016x}",
+            parent.span_id if parent else None,
+            kind,
+            dict(attributes or {}),
+        )
+        self.spans.append(span)
+        return span
+
+    async def start(self) -> None:
+        self.calls.append("start")
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+
+class RecordingPlugin:
+    """A plugin object implementing the ``neuroflow_tracers`` hook."""
+
+    @hookimpl
+    def neuroflow_tracers(self) -> list[BackendSpec]:
+        return [
+            BackendSpec(
+                name="recording",
+                kind="tracer",
+                factory=f"{__name__}:RecordingTracer",
+                config_class=RecordingConfig,
+                description="test tracer",
+            )
+        ]
+
+
+@pytest.fixture
+def recording_plugin() -> None:
+    """Register the recording tracer plugin on the process-wide plugin manager."""
+    get_plugin_manager().register(RecordingPlugin(), "test-recording-tracer")
+
+
+@pytest.mark.anyio
+async def test_third_party_tracer_selected_by_config(recording_plugin: None) -> None:
+    manager = get_plugin_manager()
+    spec = manager.backends("tracer")["recording"]
+    assert spec.plugin == "test-recording-tracer"
+    info = {i.name: i for i in manager.plugin_infos()}["test-recording-tracer"]
+    assert info.status == "loaded" and info.provides["tracer"] == ["recording"]
+
+    Path("neuroflow.toml").write_text(
+        '[tracer]\nbackend = "recording"\n[tracer.recording]\nlabel = "from-file"\n'
+    )
+    tracing = TracingService("third-party", "http://collector:4317")
+    tracer = tracing.tracer
+    assert isinstance(tracer, RecordingTracer) and isinstance(tracer, Tracer)
+    assert tracer.config == RecordingConfig("from-file", "third-party", "http://collector:4317")
+
+    await tracing.start()
+    with tracing.span("outer", kind=SpanKind.CONSUMER, attributes={"a": 1}) as outer:
+        assert isinstance(outer, Span)
+        assert current_trace_id() == outer.trace_id
+        with pytest.raises(LookupError), tracing.span("inner") as inner:
+            raise LookupError("missing")
+    await tracing.stop()
+
+    assert tracer.calls == ["start", "stop"]
+    assert tracer.parents == [None, outer]
+    assert inner.parent_span_id == outer.span_id and inner.trace_id == outer.trace_id
+    assert outer.attributes == {"a": 1} and outer.kind is SpanKind.CONSUMER
+    assert inner.events == ["exception LookupError"] and inner.ended and outer.ended
+    assert str(inner.status) == "error"
+
+
+def test_third_party_tracer_options_are_checked(recording_plugin: None) -> None:
+    with pytest.raises(ConfigError, match=r"tracer\.recording\.label: expected a string"):
+        TracingService("svc", backend="recording", config={"label": 5})
+    tracing = TracingService("svc", backend="recording", config={"label": "kw"})
+    assert tracing.tracer.config.label == "kw"
+    assert tracing.tracer.config.endpoint is None
+
+
+def test_a_child_of_a_foreign_span_joins_its_trace(recording_plugin: None) -> None:
+    """Spans from different backends nest through the shared context variable."""
+    outer_service = TracingService("a", backend="recording")
+    inner_service = TracingService("b", backend="noop")
+    with outer_service.span("outer") as outer, inner_service.span("inner") as inner:
+        assert isinstance(inner, NoopSpan)
+    assert inner.trace_id == outer.trace_id and inner.parent_span_id == outer.span_id
