@@ -70,3 +70,23 @@ class MemoryStoreError(NeuroflowError):
 
 class AgentError(NeuroflowError):
     """The agent runtime failed: tool definition, tool loop or LLM provider."""
+
+
+class MemoryConflictError(MemoryStoreError):
+    """A versioned memory update lost a race: the entry's version is not the one expected.
+
+    ``agent_id``, ``key``, ``expected`` and ``actual`` (``0`` when the entry does not
+    exist) say which entry and which versions; re-read the entry and retry.
+    """
+
+    def __init__(self, agent_id: str, key: str, expected: int, actual: int) -> None:
+        self.agent_id, self.key, self.expected, self.actual = agent_id, key, expected, actual
+        now = f"version {actual}" if actual else "no such entry"
+        super().__init__(
+            f"memory {key!r} of agent {agent_id!r}: expected_version={expected}, but the "
+            f"store holds {now}; re-read it and retry"
+        )
+
+
+class InvalidMemoryError(MemoryStoreError, ValueError):
+    """An argument to a memory operation is invalid; the message names the argument."""

@@ -1,0 +1,77 @@
+"""Memory for agents: short-term, long-term (persistent) and semantic search.
+
+::
+
+    from neuroflow.memory import MemoryManager, MemoryConfig
+
+    manager = MemoryManager(MemoryConfig(max_entries=10000, gc_interval_seconds=300))
+    await manager.store_memory(agent_id="user-123", key="preference:theme",
+                               value={"theme": "dark"}, tags=["preference"], importance=0.8)
+
+Stores are plugins (``memory`` built in; ``sqlite`` and ``postgres`` from
+``neuroflow-memory-sqlite``), and so are embedders (``lexical`` built in).  Names are
+imported lazily to keep ``import neuroflow.memory`` cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "MemoryManager": "neuroflow.memory.manager",
+    "MemoryConfig": "neuroflow.memory.config",
+    "MemoryEntry": "neuroflow.memory.model",
+    "HistoryRecord": "neuroflow.memory.model",
+    "MemoryQuery": "neuroflow.memory.model",
+    "Candidates": "neuroflow.memory.model",
+    "MemoryStore": "neuroflow.memory.store",
+    "Embedder": "neuroflow.memory.embedders",
+    "LexicalEmbedder": "neuroflow.memory.embedders",
+    "InMemoryStore": "neuroflow.memory.inmemory",
+    "TieredStore": "neuroflow.memory.tiered",
+    "MemoryStoreError": "neuroflow.errors",
+    "MemoryConflictError": "neuroflow.errors",
+    "InvalidMemoryError": "neuroflow.errors",
+}
+
+if TYPE_CHECKING:
+    from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
+    from neuroflow.memory.config import MemoryConfig
+    from neuroflow.memory.embedders import Embedder, LexicalEmbedder
+    from neuroflow.memory.inmemory import InMemoryStore
+    from neuroflow.memory.manager import MemoryManager
+    from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
+    from neuroflow.memory.store import MemoryStore
+    from neuroflow.memory.tiered import TieredStore
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neuroflow.memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "Candidates",
+    "Embedder",
+    "HistoryRecord",
+    "InMemoryStore",
+    "InvalidMemoryError",
+    "LexicalEmbedder",
+    "MemoryConfig",
+    "MemoryConflictError",
+    "MemoryEntry",
+    "MemoryManager",
+    "MemoryQuery",
+    "MemoryStore",
+    "MemoryStoreError",
+    "TieredStore",
+]

@@ -1,0 +1,91 @@
+"""Embedders: text -> vector, for semantic memory search.
+
+:class:`Embedder` is the role; plugins provide more through the ``neuroflow_embedders``
+hook.  :class:`LexicalEmbedder` (backend ``lexical``) is the zero-dependency default:
+deterministic hashed words and character trigrams, so texts that share words or word
+pieces ("theme", "themes", "dark-theme") land close together.  It knows no synonyms; for
+that install a model embedder (``wordllama`` from ``neuroflow-memory-sqlite[wordllama]``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+from neuroflow.memory.text import tokenize
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors of a fixed size.
+
+    Attributes:
+        name: identifies the model; vectors of different names are not compared.
+        dimension: the vector size.
+    """
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a ``len(texts) x dimension`` float32 array of L2-normalised rows."""
+        ...
+
+
+@attrs.frozen
+class LexicalEmbedderConfig:
+    """Options of the ``lexical`` embedder (``[embedder.lexical]``).
+
+    Attributes:
+        dimension: the vector size (hash buckets).
+        word_weight: weight of a whole word relative to one of its trigrams.
+    """
+
+    dimension: int = 256
+    word_weight: float = 2.0
+
+
+class LexicalEmbedder:
+    """Deterministic hashed bag of words and character trigrams (numpy only, no model)."""
+
+    def __init__(self, config: LexicalEmbedderConfig | None = None) -> None:
+        self.config = config or LexicalEmbedderConfig()
+        self.dimension = self.config.dimension
+        self.name = f"lexical-{self.dimension}"
+        self._features = lru_cache(maxsize=65536)(self._word_features)
+
+    def _word_features(self, word: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        dim = self.dimension
+        grams = [f"w:{word}"]
+        padded = f"<{word}>"
+        grams += [padded[i : i + 3] for i in range(max(1, len(padded) - 2))]
+        idx: list[int] = []
+        val: list[float] = []
+        for n, gram in enumerate(grams):
+            h = zlib.crc32(gram.encode("utf-8"))
+            idx.append(h % dim)
+            weight = self.config.word_weight if n == 0 else 1.0
+            val.append(weight if (h >> 31) & 1 else -weight)
+        return tuple(idx), tuple(val)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``; an empty text gives a zero vector."""
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            vec = out[row]
+            for word in tokenize(text):
+                idx, val = self._features(word)
+                np.add.at(vec, list(idx), val)
+            norm = float(np.linalg.norm(vec))
+            if norm > 0:
+                vec /= norm
+        return out

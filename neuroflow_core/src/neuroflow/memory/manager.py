@@ -1,0 +1,480 @@
+"""``MemoryManager``: the memory API of SPEC.md §2 on top of any store and embedder."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+from neuroflow.backends import BackendKind
+from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
+from neuroflow.memory import validate as check
+from neuroflow.memory.config import MemoryConfig
+from neuroflow.memory.embedders import Embedder
+from neuroflow.memory.filters import validate_filter
+from neuroflow.memory.model import HistoryRecord, MemoryEntry, MemoryQuery
+from neuroflow.memory.store import MemoryStore
+from neuroflow.memory.text import entry_text, query_words, search_words
+
+log = logging.getLogger("neuroflow.memory")
+
+_UNSET: Any = object()
+_UPDATE_RETRIES = 8
+
+
+class MemoryManager:
+    """Store, retrieve, search, update, expire and evict memories of agents.
+
+    Args:
+        config: the shared settings; ``None`` reads ``[memory]`` from the effective
+            configuration (``neuroflow.toml``, ``NEUROFLOW_MEMORY__*``).  A loaded
+            ``NeuroflowConfig`` is accepted too.
+        store: a :class:`MemoryStore` object or a backend name (``"memory"``,
+            ``"sqlite"``, ``"postgres"``, ``"tiered"``); ``None`` uses ``[memory] backend``.
+        embedder: an :class:`Embedder` or an embedder backend name; ``None`` uses
+            ``config.embedder`` or the ``[embedder]`` section (default ``"lexical"``).
+        clock: returns the current time in seconds since the epoch (tests pass their own).
+
+    Expired entries are swept every ``gc_interval_seconds``: by a background task while
+    the manager is started (``async with manager:`` or ``await manager.start()``), or else
+    lazily, by the first call after the interval has passed.
+    """
+
+    def __init__(
+        self,
+        config: MemoryConfig | Any | None = None,
+        *,
+        store: MemoryStore | str | None = None,
+        embedder: Embedder | str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        section = None
+        if config is None or not isinstance(config, MemoryConfig):
+            section = _memory_section(config)
+            config = section.settings or MemoryConfig()
+        self.config: MemoryConfig = config
+        self._clock = clock or time.time
+        if store is None or isinstance(store, str):
+            if section is None:
+                section = _memory_section(None)
+            name = store or section.backend
+            options = section.options_for(name)
+            store = _manager().create(BackendKind.MEMORY, name, options)
+        self.store: MemoryStore = store
+        self._embedder_choice = embedder
+        self._embedder: Embedder | None = embedder if not isinstance(embedder, (str, type(None))) \
+            else None
+        self._opened = False
+        self._last_sweep = self._clock()
+        self._task_group: Any = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder used for semantic search (built on first use)."""
+        if self._embedder is None:
+            name = self._embedder_choice or self.config.embedder
+            options = None
+            if name is None:
+                sec = load_section("embedder")
+                name, options = sec.backend, sec.options_for()
+            self._embedder = _manager().create(BackendKind.EMBEDDER, name, options)
+        return self._embedder
+
+    async def _ready(self) -> float:
+        if not self._opened:
+            await self.store.open()
+            self._opened = True
+        now = self._clock()
+        if self._task_group is None and now - self._last_sweep >= self.config.gc_interval_seconds:
+            await self.sweep(now=now)
+        return now
+
+    async def start(self) -> None:
+        """Open the store and start the background sweeper (stop it with :meth:`aclose`).
+
+        ``start`` and ``aclose`` must be called from the same task; ``async with`` does that.
+        """
+        await self._ready()
+        if self._task_group is not None:
+            return
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._task_group = group
+        group.start_soon(self._sweeper)
+
+    async def _sweeper(self) -> None:
+        while True:
+            await anyio.sleep(self.config.gc_interval_seconds)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("memory: expiry sweep failed")
+
+    async def aclose(self) -> None:
+        """Stop the sweeper and close the store."""
+        group, self._task_group = self._task_group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
+        if self._opened:
+            self._opened = False
+            await self.store.aclose()
+
+    async def __aenter__(self) -> MemoryManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def _vector(self, key: str, value: Any, tags: Iterable[str]) -> Any:
+        return self.embedder.embed([entry_text(key, value, tags)])[0]
+
+    async def _put(
+        self, entry: MemoryEntry, expected_version: int | None, now: float
+    ) -> MemoryEntry:
+        stored, created = await self.store.put(
+            entry,
+            words=search_words(entry.key, entry.value, entry.tags),
+            vector=self._vector(entry.key, entry.value, entry.tags),
+            expected_version=expected_version,
+            now=now,
+            keep_history=self.config.keep_history,
+        )
+        limit = self.config.max_entries
+        if created and limit is not None:
+            scope = entry.agent_id if self.config.eviction_scope == "agent" else None
+            await self.store.evict(scope, limit, now=now, keep_history=self.config.keep_history)
+        return stored
+
+    async def store_memory(
+        self,
+        agent_id: str,
+        key: str,
+        value: Any,
+        tags: Iterable[str] | None = None,
+        importance: float | None = None,
+        *,
+        ttl: float | Any = None,
+        expires_at: float | Any = None,
+        expected_version: int | None = None,
+    ) -> MemoryEntry:
+        """Store (create or replace) a memory and return it with its new version.
+
+        Args:
+            agent_id: whose memory.
+            key: its key, unique per agent.
+            value: any JSON-serialisable value.
+            tags: labels to search by.
+            importance: 0..1 (default ``config.default_importance``).
+            ttl: expire after this many seconds (or a ``timedelta``).
+            expires_at: expire at this time (datetime or epoch seconds).
+            expected_version: write only if the current version is this (``0``: only if the
+                key does not exist); otherwise :class:`MemoryConflictError`.
+
+        Raises:
+            InvalidMemoryError: an argument is invalid (nothing is stored).
+            MemoryConflictError: ``expected_version`` did not match.
+        """
+        now = await self._ready()
+        entry = MemoryEntry(
+            agent_id=check.identifier("agent_id", agent_id),
+            key=check.identifier("key", key),
+            value=check.json_value(value),
+            tags=check.tags(tags),
+            importance=self.config.default_importance if importance is None
+            else check.unit("importance", importance),
+            expires_at=check.expiry(ttl, expires_at, now),
+        )
+        return await self._put(entry, check.version(expected_version), now)
+
+    async def update_memory(
+        self,
+        agent_id: str,
+        key: str,
+        *,
+        value: Any = _UNSET,
+        tags: Iterable[str] | None = _UNSET,
+        importance: float = _UNSET,
+        ttl: float | Any = _UNSET,
+        expires_at: float | Any = _UNSET,
+        expected_version: int | None = None,
+    ) -> MemoryEntry:
+        """Change some fields of an existing memory; the others are kept.
+
+        With ``expected_version`` the update happens only if the entry is still at that
+        version (else :class:`MemoryConflictError`); without it, a concurrent change is
+        re-read and the update re-applied.  ``expires_at=None`` removes the expiry.
+
+        Raises:
+            MemoryStoreError: the memory does not exist.
+            MemoryConflictError: ``expected_version`` did not match.
+        """
+        check.identifier("agent_id", agent_id)
+        check.identifier("key", key)
+        expected = check.version(expected_version)
+        changes: dict[str, Any] = {}
+        if value is not _UNSET:
+            changes["value"] = check.json_value(value)
+        if tags is not _UNSET:
+            changes["tags"] = check.tags(tags)
+        if importance is not _UNSET:
+            changes["importance"] = check.unit("importance", importance)
+        for _ in range(_UPDATE_RETRIES):
+            now = await self._ready()
+            if ttl is not _UNSET or expires_at is not _UNSET:
+                changes["expires_at"] = check.expiry(
+                    None if ttl is _UNSET else ttl,
+                    None if expires_at is _UNSET else expires_at, now)
+            current = await self.store.get(agent_id, key, now=now)
+            if current is None:
+                if expected:
+                    raise MemoryConflictError(agent_id, key, expected, 0)
+                raise MemoryStoreError(
+                    f"update_memory: agent {agent_id!r} has no memory {key!r}; "
+                    "use store_memory to create it")
+            if expected is not None and current.version != expected:
+                raise MemoryConflictError(agent_id, key, expected, current.version)
+            try:
+                return await self._put(attrs.evolve(current, **changes), current.version, now)
+            except MemoryConflictError:
+                if expected is not None:
+                    raise
+        raise MemoryStoreError(
+            f"update_memory: memory {key!r} of agent {agent_id!r} kept changing under "
+            f"{_UPDATE_RETRIES} attempts; retry later or pass expected_version")
+
+    async def delete_memory(self, agent_id: str, key: str) -> bool:
+        """Delete one memory; return whether it existed."""
+        now = await self._ready()
+        return await self.store.delete(
+            check.identifier("agent_id", agent_id), check.identifier("key", key),
+            now=now, keep_history=self.config.keep_history)
+
+    async def delete_memories(
+        self,
+        agent_id: str | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        tag_mode: str = "any",
+        min_importance: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        filter: Mapping[str, Any] | None = None,
+        everything: bool = False,
+    ) -> int:
+        """Delete every memory matching all the given conditions; return how many.
+
+        With no condition at all, ``everything=True`` is required (it empties the store).
+        """
+        query = self._query(agent_id, tags, tag_mode, min_importance, since, until, filter)
+        if query == MemoryQuery() and not everything:
+            raise InvalidMemoryError(
+                "delete_memories: give agent_id, tags, min_importance, since, until or "
+                "filter, or everything=True to delete every memory of every agent")
+        now = await self._ready()
+        return await self.store.delete_where(query, now=now,
+                                             keep_history=self.config.keep_history)
+
+    async def sweep(self, *, now: float | None = None) -> int:
+        """Delete expired memories now; return how many."""
+        if not self._opened:
+            await self.store.open()
+            self._opened = True
+        now = self._clock() if now is None else now
+        self._last_sweep = now
+        return await self.store.sweep_expired(now=now, keep_history=self.config.keep_history)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def retrieve_memory(self, agent_id: str, key: str) -> MemoryEntry | None:
+        """Return a memory, or ``None`` if it does not exist or has expired."""
+        now = await self._ready()
+        return await self.store.get(
+            check.identifier("agent_id", agent_id), check.identifier("key", key), now=now)
+
+    async def list_memories(
+        self,
+        agent_id: str | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        tag_mode: str = "any",
+        min_importance: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[MemoryEntry]:
+        """Memories matching every condition, ordered by agent and key."""
+        query = self._query(agent_id, tags, tag_mode, min_importance, since, until, filter)
+        if limit is not None:
+            check.limit(limit)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidMemoryError(f"offset: expected an integer >= 0, got {offset!r}")
+        now = await self._ready()
+        return await self.store.list(query, now=now, limit=limit, offset=offset)
+
+    async def history(self, agent_id: str, key: str) -> list[HistoryRecord]:
+        """Every recorded change of one memory, oldest first (kept after deletion)."""
+        await self._ready()
+        return await self.store.history(
+            check.identifier("agent_id", agent_id), check.identifier("key", key))
+
+    async def stats(self) -> dict[str, Any]:
+        """``{"entries", "expired", "agents": {agent_id: count}}`` of the store."""
+        now = await self._ready()
+        return await self.store.stats(now=now)
+
+    def _query(
+        self,
+        agent_id: str | None,
+        tags: Iterable[str] | None,
+        tag_mode: str,
+        min_importance: float | None,
+        since: Any,
+        until: Any,
+        flt: Mapping[str, Any] | None,
+    ) -> MemoryQuery:
+        return MemoryQuery(
+            agent_id=None if agent_id is None else check.identifier("agent_id", agent_id),
+            tags=check.tags(tags),
+            tag_mode=check.tag_mode(tag_mode),
+            min_importance=None if min_importance is None
+            else check.unit("min_importance", min_importance),
+            since=check.timestamp("since", since),
+            until=check.timestamp("until", until),
+            filter=validate_filter(flt),
+        )
+
+    async def search_memories(
+        self,
+        agent_id: str | None,
+        query: str | None = None,
+        tags: Iterable[str] | None = None,
+        tag_mode: str = "any",
+        min_importance: float | None = None,
+        since: Any = None,
+        until: Any = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        explain: bool = False,
+    ) -> list[MemoryEntry]:
+        """Find memories: filter first, then rank, best first, each with its ``score``.
+
+        Filters (``tags``/``tag_mode``, ``min_importance``, ``since``/``until`` on
+        ``updated_at``, ``filter``) decide which entries take part.  They are ranked by
+        ``relevance_weight * relevance + importance_weight * importance + recency_weight *
+        recency`` (weights normalised to sum 1), where relevance mixes embedding similarity
+        and keyword overlap with ``query`` (``semantic_share``); without a query there is
+        no relevance term.  Ties go to the most recently updated, then by key.
+        ``explain=True`` puts every term on ``entry.explain``.
+        """
+        import numpy as np
+
+        q = self._query(agent_id, tags, tag_mode, min_importance, since, until, filter)
+        limit = check.limit(limit)
+        if query is not None and not isinstance(query, str):
+            raise InvalidMemoryError(f"query: expected a string or None, got {query!r}")
+        now = await self._ready()
+        words = query_words(query) if query else None
+        qvec = None
+        if query:
+            qvec = self.embedder.embed([query])[0]
+        cands = await self.store.candidates(
+            q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None)
+        if len(cands) == 0:
+            return []
+        cfg = self.config
+        importance = np.asarray(cands.importance, dtype=np.float64)
+        age = np.maximum(now - np.asarray(cands.updated_at, dtype=np.float64), 0.0)
+        recency = np.exp2(-age / cfg.recency_half_life_seconds)
+        w_rel = cfg.relevance_weight if query else 0.0
+        total = w_rel + cfg.importance_weight + cfg.recency_weight
+        if total <= 0:
+            total, w_imp, w_rec = 1.0, 1.0, 0.0
+        else:
+            w_imp, w_rec = cfg.importance_weight, cfg.recency_weight
+        score = (w_imp * importance + w_rec * recency) / total
+        semantic = keyword = relevance = None
+        if query:
+            keyword = np.asarray(cands.keyword, dtype=np.float64)
+            if cands.vectors is not None and qvec is not None and np.any(qvec):
+                semantic = np.clip(cands.vectors @ qvec, 0.0, 1.0).astype(np.float64)
+            else:
+                semantic = np.zeros(len(cands), dtype=np.float64)
+            relevance = cfg.semantic_share * semantic + (1 - cfg.semantic_share) * keyword
+            score = score + w_rel * relevance / total
+        order = _top(score, np.asarray(cands.updated_at), cands.agent_ids, cands.keys, limit)
+        entries = await self.store.get_many([cands.refs[i] for i in order])
+        out = []
+        for i, entry in zip(order, entries, strict=True):
+            detail = None
+            if explain:
+                detail = {
+                    "score": float(score[i]),
+                    "importance": float(importance[i]),
+                    "recency": float(recency[i]),
+                    "weight_relevance": w_rel / total,
+                    "weight_importance": w_imp / total,
+                    "weight_recency": w_rec / total,
+                }
+                if query:
+                    detail.update(relevance=float(relevance[i]), semantic=float(semantic[i]),
+                                  keyword=float(keyword[i]))
+            out.append(attrs.evolve(entry, score=float(score[i]), explain=detail))
+        return out
+
+
+def _top(score: Any, updated: Any, agents: Any, keys: Any, limit: int) -> list[int]:
+    """Indices of the ``limit`` best, by score, then recency, then agent and key."""
+    import numpy as np
+
+    n = len(score)
+    if n > limit:
+        kth = np.partition(score, n - limit)[n - limit]
+        pool = np.flatnonzero(score >= kth)
+    else:
+        pool = np.arange(n)
+    ranked = sorted(pool.tolist(), key=lambda i: (-score[i], -updated[i], agents[i], keys[i]))
+    return ranked[:limit]
+
+
+def _manager() -> Any:
+    from neuroflow.plugins import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+def load_section(name: str) -> Any:
+    """Load one section of the effective configuration (files, environment).
+
+    Only that section is checked, so a problem in another capability's section (or a
+    plugin that failed to load) does not stop memory from working.
+    """
+    import os
+
+    from neuroflow.config import _build_section, _raw_config
+
+    raw, sources, _ = _raw_config(None, os.environ, {})
+    return _build_section(name, raw.get(name), sources, _manager())
+
+
+def _memory_section(config: Any) -> Any:
+    if config is None:
+        return load_section("memory")
+    if not hasattr(config, "section"):
+        raise InvalidMemoryError(
+            f"config: expected a MemoryConfig or a loaded NeuroflowConfig, got {config!r}")
+    return config.section("memory")
+
+
+__all__ = ["MemoryManager"]

@@ -1,0 +1,138 @@
+"""The tiered store (backend ``tiered``): recent entries in memory, everything persisted.
+
+Every write goes to the persistent store first (it is the truth and acknowledges the
+write), then into a bounded in-process cache of the most recently used entries, which
+answers ``get`` without a round trip.  Searches, lists, history and deletes go to the
+persistent store.  The cache belongs to one process: if other processes write the same
+keys, use the persistent store directly (or keep ``hot_entries`` small).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
+from neuroflow.memory.store import MemoryStore
+
+
+@attrs.frozen
+class TieredStoreConfig:
+    """Options of the ``tiered`` store (``[memory.tiered]``).
+
+    Attributes:
+        persistent: the backend that persists everything (its own options come from
+            ``[memory.<name>]``).
+        hot_entries: how many recently used entries to keep in memory.
+    """
+
+    persistent: str = "sqlite"
+    hot_entries: int = 1000
+
+
+class TieredStore:
+    """A write-through in-memory cache in front of a persistent :class:`MemoryStore`."""
+
+    def __init__(self, persistent: MemoryStore, hot_entries: int = 1000) -> None:
+        self.persistent = persistent
+        self.hot_entries = hot_entries
+        self._hot: OrderedDict[tuple[str, str], MemoryEntry] = OrderedDict()
+
+    @classmethod
+    def from_config(cls, config: TieredStoreConfig | None = None) -> TieredStore:
+        """Build from configuration: the persistent backend with its configured options."""
+        from neuroflow.backends import BackendKind
+        from neuroflow.memory.manager import load_section
+        from neuroflow.plugins import get_plugin_manager
+
+        config = config or TieredStoreConfig()
+        options = load_section("memory").options_for(config.persistent)
+        store = get_plugin_manager().create(BackendKind.MEMORY, config.persistent, options)
+        return cls(store, config.hot_entries)
+
+    def _remember(self, entry: MemoryEntry) -> None:
+        self._hot[(entry.agent_id, entry.key)] = entry
+        self._hot.move_to_end((entry.agent_id, entry.key))
+        while len(self._hot) > self.hot_entries:
+            self._hot.popitem(last=False)
+
+    async def open(self) -> None:
+        """Open the persistent store."""
+        await self.persistent.open()
+
+    async def aclose(self) -> None:
+        """Close the persistent store and drop the cache."""
+        self._hot.clear()
+        await self.persistent.aclose()
+
+    async def put(self, entry: MemoryEntry, **kwargs: Any) -> tuple[MemoryEntry, bool]:
+        """Write through, then cache."""
+        self._hot.pop((entry.agent_id, entry.key), None)
+        stored, created = await self.persistent.put(entry, **kwargs)
+        self._remember(stored)
+        return stored, created
+
+    async def get(self, agent_id: str, key: str, *, now: float) -> MemoryEntry | None:
+        """From the cache if there, else from the persistent store."""
+        hit = self._hot.get((agent_id, key))
+        if hit is not None:
+            if hit.is_expired(now):
+                return None
+            self._hot.move_to_end((agent_id, key))
+            return hit
+        found = await self.persistent.get(agent_id, key, now=now)
+        if found is not None:
+            self._remember(found)
+        return found
+
+    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
+        """Resolve candidate references through the persistent store."""
+        return await self.persistent.get_many(refs)
+
+    async def delete(self, agent_id: str, key: str, *, now: float, keep_history: bool) -> bool:
+        """Delete in both tiers."""
+        self._hot.pop((agent_id, key), None)
+        return await self.persistent.delete(agent_id, key, now=now, keep_history=keep_history)
+
+    async def delete_where(self, query: MemoryQuery, *, now: float, keep_history: bool) -> int:
+        """Delete in the persistent store; drop the cache."""
+        self._hot.clear()
+        return await self.persistent.delete_where(query, now=now, keep_history=keep_history)
+
+    async def candidates(self, query: MemoryQuery, **kwargs: Any) -> Candidates:
+        """Ask the persistent store."""
+        return await self.persistent.candidates(query, **kwargs)
+
+    async def list(
+        self, query: MemoryQuery, *, now: float, limit: int | None, offset: int = 0
+    ) -> list[MemoryEntry]:
+        """Ask the persistent store."""
+        return await self.persistent.list(query, now=now, limit=limit, offset=offset)
+
+    async def history(self, agent_id: str, key: str) -> list[HistoryRecord]:
+        """Ask the persistent store."""
+        return await self.persistent.history(agent_id, key)
+
+    async def sweep_expired(self, *, now: float, keep_history: bool) -> int:
+        """Sweep the persistent store; drop expired cache entries."""
+        for k in [k for k, e in self._hot.items() if e.is_expired(now)]:
+            del self._hot[k]
+        return await self.persistent.sweep_expired(now=now, keep_history=keep_history)
+
+    async def evict(
+        self, agent_id: str | None, max_entries: int, *, now: float, keep_history: bool
+    ) -> int:
+        """Evict in the persistent store; drop the cache if anything went."""
+        n = await self.persistent.evict(agent_id, max_entries, now=now, keep_history=keep_history)
+        if n:
+            self._hot.clear()
+        return n
+
+    async def stats(self, *, now: float) -> dict[str, Any]:
+        """The persistent store's counts plus the cache size."""
+        out = await self.persistent.stats(now=now)
+        out["hot_entries"] = len(self._hot)
+        return out
