@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY: dict[str, str] = {
     "AINativeAgent": "neuroflow.agent.runtime",
-    "new_trace_id": "neuroflow.agent.runtime",
     "LLMConfig": "neuroflow.agent.llm",
     "LLMProvider": "neuroflow.agent.llm",
     "Completion": "neuroflow.agent.llm",
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
         create_provider,
     )
     from neuroflow.agent.openai import OpenAIConfig, OpenAIProvider
-    from neuroflow.agent.runtime import AINativeAgent, new_trace_id
+    from neuroflow.agent.runtime import AINativeAgent
     from neuroflow.agent.scripted import ScriptedConfig, ScriptedProvider
     from neuroflow.agent.sessions import SessionStore
     from neuroflow.agent.tools import Tool, describe_tool
@@ -84,5 +83,4 @@ __all__ = [
     "ToolCall",
     "create_provider",
     "describe_tool",
-    "new_trace_id",
 ]

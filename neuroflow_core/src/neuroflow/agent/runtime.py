@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,18 +16,12 @@ from neuroflow.agent.llm import Completion, LLMConfig, LLMProvider, ToolCall, cr
 from neuroflow.agent.sessions import SessionStore
 from neuroflow.agent.tools import Tool, describe_tool
 from neuroflow.errors import AgentError, SecurityError
+from neuroflow.observability.context import current_trace_id
+from neuroflow.observability.model import new_trace_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("neuroflow.agent")
-
-
-def new_trace_id() -> str:
-    """A W3C trace-context trace id: 32 lowercase hex digits, not all zero."""
-    while True:
-        trace_id = secrets.token_hex(16)
-        if trace_id != "0" * 32:
-            return trace_id
 
 
 def _trace_id_of(span: Any) -> str | None:
@@ -280,7 +273,8 @@ class AINativeAgent:
         }
         attributes = {"agent.name": self.name, "session.id": session}
         with self._span("agent.handle", attributes) as span:
-            result["trace_id"] = _trace_id_of(span) or new_trace_id()
+            # the tracer's trace, else the caller's current span's trace, else a new one
+            result["trace_id"] = _trace_id_of(span) or current_trace_id() or new_trace_id()
             turn: list[dict[str, Any]] = [{"role": "user", "content": message}]
             with anyio.move_on_after(self.deadline_seconds) as scope:
                 await self._loop(provider, session, turn, result)
