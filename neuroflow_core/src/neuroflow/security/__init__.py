@@ -1,0 +1,107 @@
+"""Security: guards that judge every action, security levels and a tamper-evident audit log.
+
+::
+
+    from neuroflow.security import SecurityManager, AuditLogger, get_default_gate
+    gate = get_default_gate()          # built from [security] of the active configuration
+    await gate.authorize(Action("command", "python3", actor="agent-1"), ActionContext())
+
+Names are imported lazily so that importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "SandboxSecurityLevel": "neuroflow.security.levels",
+    "level_settings": "neuroflow.security.levels",
+    "Action": "neuroflow.security.model",
+    "ActionContext": "neuroflow.security.model",
+    "ActionKind": "neuroflow.security.model",
+    "ActionGate": "neuroflow.security.model",
+    "AuditEvent": "neuroflow.security.model",
+    "Decision": "neuroflow.security.model",
+    "Guard": "neuroflow.security.model",
+    "Verdict": "neuroflow.security.model",
+    "SecurityConfig": "neuroflow.security.config",
+    "AuditConfig": "neuroflow.security.config",
+    "AuditLogger": "neuroflow.security.audit",
+    "SecurityManager": "neuroflow.security.manager",
+    "get_default_gate": "neuroflow.security.manager",
+    "set_default_gate": "neuroflow.security.manager",
+    "guarded": "neuroflow.security.manager",
+    "verify_audit_log": "neuroflow.security.verify",
+    "VerifyReport": "neuroflow.security.verify",
+    "AllowlistGuard": "neuroflow.security.guards.allowlist",
+    "PathsGuard": "neuroflow.security.guards.paths",
+    "NetworkGuard": "neuroflow.security.guards.network",
+    "ToolsGuard": "neuroflow.security.guards.tools",
+}
+
+if TYPE_CHECKING:
+    from neuroflow.security.audit import AuditLogger
+    from neuroflow.security.config import AuditConfig, SecurityConfig
+    from neuroflow.security.guards.allowlist import AllowlistGuard
+    from neuroflow.security.guards.network import NetworkGuard
+    from neuroflow.security.guards.paths import PathsGuard
+    from neuroflow.security.guards.tools import ToolsGuard
+    from neuroflow.security.levels import SandboxSecurityLevel, level_settings
+    from neuroflow.security.manager import (
+        SecurityManager,
+        get_default_gate,
+        guarded,
+        set_default_gate,
+    )
+    from neuroflow.security.model import (
+        Action,
+        ActionContext,
+        ActionGate,
+        ActionKind,
+        AuditEvent,
+        Decision,
+        Guard,
+        Verdict,
+    )
+    from neuroflow.security.verify import VerifyReport, verify_audit_log
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neuroflow.security' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "Action",
+    "ActionContext",
+    "ActionGate",
+    "ActionKind",
+    "AllowlistGuard",
+    "AuditConfig",
+    "AuditEvent",
+    "AuditLogger",
+    "Decision",
+    "Guard",
+    "NetworkGuard",
+    "PathsGuard",
+    "SandboxSecurityLevel",
+    "SecurityConfig",
+    "SecurityManager",
+    "ToolsGuard",
+    "Verdict",
+    "VerifyReport",
+    "get_default_gate",
+    "guarded",
+    "level_settings",
+    "set_default_gate",
+    "verify_audit_log",
+]

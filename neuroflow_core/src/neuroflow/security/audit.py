@@ -1,0 +1,572 @@
+"""The tamper-evident audit log: append-only JSON lines, each keyed and chained.
+
+Each line is one record::
+
+    {"seq":7,"prev":"<mac of record 6>","time":"2026-11-26T13:05:00.123456+00:00",
+     "event":"guard_decision","actor":"agent-1","action":"command","resource":"rm",
+     "decision":"deny","rule":"allowlist.deny","outcome":null,"trace_id":"...",
+     "pid":4242,"details":{...},"mac":"<HMAC-SHA256 of everything before ,\\"mac\\">"}
+
+``mac`` is an HMAC-SHA256, under a key the log's readers do not need, of the record's
+exact bytes without the ``mac`` field; ``prev`` is the ``mac`` of the record before it,
+so editing, removing, inserting or reordering any record breaks the chain at that point
+(:func:`neuroflow.security.verify.verify_audit_log` finds it).
+
+Writers share the file safely: a ``threading.Lock`` and an ``fcntl.flock`` on
+``<log>.head`` are held around "read the chain head, append one line, update the head",
+so threads, tasks and several processes never interleave or fork the chain.  Each
+writer caches the chain head with the file's inode and size and re-reads the file's last
+line only when another writer (or a rotation) changed it.  ``<log>.head`` holds the last
+sequence number and MAC (keyed), so removing records from the end is detected too.
+
+Rotation by size renames ``audit.log`` to ``audit.log.1`` (``.1`` to ``.2`` ...) like
+logrotate; the first record of the new file chains to the last of the old one.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hmac
+import json
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from neuroflow.errors import SecurityError
+from neuroflow.security.config import DEFAULT_REDACT_KEYS, AuditConfig
+from neuroflow.security.keys import resolve_key
+from neuroflow.security.model import AuditEvent
+
+GENESIS = "0" * 64
+MAC_SUFFIX_LEN = len(',"mac":"') + 64 + len('"}')
+_HEAD_FORMAT = "{:020d} {} {:020d} {}"
+_HEAD_LEN = 20 + 1 + 64 + 1 + 20 + 1 + 64 + 1 + 64 + 1
+
+_encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+_encode = _encoder.encode
+_UTC = UTC
+
+
+def mac_of(key: bytes, body: bytes) -> str:
+    """The record MAC: hex HMAC-SHA256 of ``body`` under ``key``."""
+    return hmac.digest(key, body, "sha256").hex()
+
+
+def split_record(line: bytes) -> tuple[bytes, str] | None:
+    """Split a line (without its newline) into (signed body, mac), or ``None`` if malformed."""
+    if len(line) < MAC_SUFFIX_LEN + 2 or not line.endswith(b'"}'):
+        return None
+    suffix = line[-MAC_SUFFIX_LEN:]
+    if not suffix.startswith(b',"mac":"'):
+        return None
+    mac = suffix[8:72]
+    try:
+        text = mac.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return line[:-MAC_SUFFIX_LEN] + b"}", text
+
+
+def head_path(log_file: Path) -> Path:
+    """The lock-and-head file of a log: ``<log>.head``."""
+    return log_file.with_name(log_file.name + ".head")
+
+
+def rotated_path(log_file: Path, index: int) -> Path:
+    """The ``index``-th rotated file (``audit.log.1`` is the most recent)."""
+    return log_file.with_name(f"{log_file.name}.{index}")
+
+
+def encode_head(key: bytes, seq: int, mac: str, base_seq: int, base_prev: str) -> bytes:
+    """The fixed-length, keyed content of ``<log>.head``."""
+    text = _HEAD_FORMAT.format(seq, mac, base_seq, base_prev)
+    return f"{text} {mac_of(key, b'head ' + text.encode())}\n".encode()
+
+
+def decode_head(key: bytes, data: bytes) -> tuple[int, str, int, str] | None:
+    """Parse ``<log>.head``: (last seq, last mac, pruned-through seq, its mac), or ``None``.
+
+    Raises:
+        ValueError: the content is not a head written with ``key``.
+    """
+    if not data:
+        return None
+    parts = data.decode("ascii", "replace").split()
+    if len(parts) != 5:
+        raise ValueError("malformed")
+    text = " ".join(parts[:4])
+    if not hmac.compare_digest(mac_of(key, b"head " + text.encode()), parts[4]):
+        raise ValueError("its MAC does not match (edited, or written with another key)")
+    return int(parts[0]), parts[1], int(parts[2]), parts[3]
+
+
+class Redactor:
+    """Replaces secrets in details by keyed digests (``"hmac-sha256:<32 hex>"``).
+
+    A mapping key containing any of ``keys`` (case-insensitive) has its value replaced;
+    in strings, ``name=value`` / ``name: value`` with a secret name has the value
+    replaced; in lists (argv), the item after a ``--secret-flag`` is replaced.
+    """
+
+    def __init__(self, key: bytes, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
+        self._key = key
+        words = sorted({k.lower() for k in keys if k}, key=len, reverse=True)
+        alternatives = "|".join(re.escape(w) for w in words) or r"(?!x)x"
+        self._name = re.compile(alternatives, re.IGNORECASE)
+        self._inline = re.compile(
+            rf"([-\w.]*(?:{alternatives})[-\w.]*\"?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)",
+            re.IGNORECASE,
+        )
+        self._flag = re.compile(rf"^-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*$", re.IGNORECASE)
+        self._secret_names: dict[str, bool] = {}
+
+    def digest(self, value: Any) -> str:
+        """The keyed digest written instead of ``value``."""
+        raw = value if isinstance(value, str) else _encode(value)
+        return "hmac-sha256:" + mac_of(self._key, b"redact\x00" + raw.encode())[:32]
+
+    def is_secret_name(self, name: str) -> bool:
+        """Whether a mapping key names a secret."""
+        found = self._secret_names.get(name)
+        if found is None:
+            found = self._name.search(name) is not None
+            if len(self._secret_names) < 4096:
+                self._secret_names[name] = found
+        return found
+
+    def clean(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with every secret replaced; non-JSON values become strings."""
+        if isinstance(value, str):
+            if "=" in value or ":" in value:
+                return self._inline.sub(lambda m: m.group(1) + self.digest(m.group(2)), value)
+            return value
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if depth > 20:
+            return "<nested too deep>"
+        if isinstance(value, Mapping):
+            return {
+                str(k): (self.digest(v) if v is not None and self.is_secret_name(str(k))
+                         else self.clean(v, depth + 1))
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple, set, frozenset)):
+            out: list[Any] = []
+            hide_next = False
+            for item in value:
+                if hide_next:
+                    out.append(self.digest(item))
+                    hide_next = False
+                    continue
+                if isinstance(item, str) and item.startswith("-") and "=" not in item:
+                    hide_next = self._flag.match(item) is not None
+                out.append(self.clean(item, depth + 1))
+            return out
+        return self.clean(str(value), depth + 1)
+
+
+_loggers: weakref.WeakSet[AuditLogger] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for logger in list(_loggers):
+        logger._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+class AuditLogger:
+    """Writes the tamper-evident audit log.
+
+    Args:
+        output_file: the log file (an :class:`~neuroflow.security.config.AuditConfig` is
+            accepted too, and then the other settings come from it).
+        key: the HMAC key; default: ``key_file``, then ``$NEUROFLOW_AUDIT_KEY``, then
+            ``<log>.key`` (created with mode 0600).
+        key_file: a file holding the key.
+        key_env: the environment variable that may hold the key.
+        max_bytes: rotate before the file would grow past this; 0 never rotates.
+        backups: rotated files kept (``audit.log.1`` ...); 0 keeps all.
+        fsync: ``fsync`` each record (always then written from a worker thread).
+        redact_keys: detail keys whose values are written as keyed digests.
+        listeners: callables given each :class:`AuditEvent` after it is written; their
+            errors are reported through :mod:`logging` and do not undo the record.
+
+    Example::
+
+        logger = AuditLogger(output_file="/var/log/neuroflow/audit.log")
+        await logger.log_event(event_type="command_execution", agent_id="agent-1",
+                               details={"command": "python3 script.py"}, result="success")
+    """
+
+    def __init__(
+        self,
+        output_file: str | os.PathLike[str] | AuditConfig = ".neuroflow/audit.log",
+        key: bytes | str | None = None,
+        *,
+        key_file: str | os.PathLike[str] | None = None,
+        key_env: str | None = "NEUROFLOW_AUDIT_KEY",
+        max_bytes: int = 10 * 1024 * 1024,
+        backups: int = 0,
+        fsync: bool = False,
+        redact_keys: Sequence[str] = DEFAULT_REDACT_KEYS,
+        listeners: Sequence[Callable[[AuditEvent], Any]] = (),
+    ) -> None:
+        if isinstance(output_file, AuditConfig):
+            cfg = output_file
+            output_file = cfg.file
+            key = key if key is not None else cfg.key
+            key_file = key_file if key_file is not None else cfg.key_file
+            key_env, max_bytes, backups = cfg.key_env, cfg.max_bytes, cfg.backups
+            fsync, redact_keys = cfg.fsync, cfg.redact_keys
+        from neuroflow.config import structure  # the one converter checks the kwargs
+        from neuroflow.security.config import AuditConfig as _Check
+
+        structure({"max_bytes": max_bytes, "backups": backups, "fsync": fsync},
+                  _Check, path="AuditLogger")
+        if max_bytes < 0 or backups < 0:
+            from neuroflow.errors import ConfigError
+
+            raise ConfigError("AuditLogger: max_bytes and backups must be >= 0, "
+                              f"got {max_bytes} and {backups}")
+        self.path = Path(os.path.abspath(os.fspath(output_file)))
+        self._key_arg, self._key_file, self._key_env = key, key_file, key_env
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.fsync = fsync
+        self._redact_keys = tuple(redact_keys)
+        self.listeners: list[Callable[[AuditEvent], Any]] = list(listeners)
+        self._key: bytes | None = None
+        self._redactor: Redactor | None = None
+        self._tlock = threading.Lock()
+        self._fd = -1
+        self._head_fd = -1
+        self._ino = -1
+        self._size = -1
+        self._seq = 0
+        self._mac = GENESIS
+        self._base: tuple[int, str] = (0, GENESIS)
+        _loggers.add(self)
+
+    # --- key and redaction -------------------------------------------------------------
+
+    @property
+    def key(self) -> bytes:
+        """The HMAC key (resolved, and the default key file created, on first use)."""
+        if self._key is None:
+            self._key = resolve_key(self.path, self._key_arg, self._key_file, self._key_env)
+        return self._key
+
+    @property
+    def redactor(self) -> Redactor:
+        """The redactor for details, keyed like the log."""
+        if self._redactor is None:
+            self._redactor = Redactor(self.key, self._redact_keys)
+        return self._redactor
+
+    # --- public API --------------------------------------------------------------------
+
+    async def log_event(
+        self,
+        event_type: str,
+        agent_id: str,
+        details: Mapping[str, Any] | None = None,
+        result: str | None = None,
+        *,
+        resource: str | None = None,
+        trace_id: str | None = None,
+    ) -> int:
+        """Record one event (SPEC §6) and return its sequence number.
+
+        Args:
+            event_type: what happened (``"command_execution"``).
+            agent_id: who did it.
+            details: further data; secrets in it are written as keyed digests.
+            result: how it ended (``"success"``, ``"error"``...).
+            resource: what it acted on; default: ``details["command"]``, ``["tool"]``,
+                ``["path"]``, ``["resource"]`` or ``["target"]``, whichever exists.
+            trace_id: the trace it belongs to.
+
+        Raises:
+            SecurityError: the record could not be written.
+        """
+        details = dict(details or {})
+        if resource is None:
+            for name in ("resource", "target", "command", "tool", "path", "host"):
+                if isinstance(details.get(name), str):
+                    resource = details[name]
+                    break
+        event = AuditEvent(event_type=event_type, actor=agent_id, action=event_type,
+                           resource=resource or "", outcome=result, details=details,
+                           trace_id=trace_id)
+        return await self.log(event)
+
+    async def log(self, event: AuditEvent) -> int:
+        """Append ``event``; return its sequence number.
+
+        The append is done inline when the file lock is free (a few microseconds) and
+        in a worker thread when another writer holds it or ``fsync`` is on, so the
+        event loop is never blocked waiting.
+
+        Raises:
+            SecurityError: the record could not be written (the caller must fail closed).
+        """
+        middle = self._encode_event(event)
+        if not self.fsync and self._try_lock():
+            try:
+                seq = self._append_locked(middle)
+            finally:
+                self._unlock()
+        else:
+            import anyio.to_thread
+
+            seq = await anyio.to_thread.run_sync(self._append, middle)
+        self._notify(event)
+        return seq
+
+    def log_sync(self, event: AuditEvent) -> int:
+        """Append ``event`` from synchronous code; blocks while another writer holds the lock."""
+        seq = self._append(self._encode_event(event))
+        self._notify(event)
+        return seq
+
+    def close(self) -> None:
+        """Close the file descriptors (a later write reopens them)."""
+        with self._tlock:
+            self._close_fds()
+
+    # --- encoding ----------------------------------------------------------------------
+
+    def _encode_event(self, event: AuditEvent) -> str:
+        """The record as JSON without ``seq``/``prev``/``mac`` (built outside the lock)."""
+        try:
+            details = self.redactor.clean(event.details) if event.details else {}
+            return _encode({
+                "time": datetime.fromtimestamp(time.time(), _UTC).isoformat(),
+                "event": event.event_type,
+                "actor": event.actor,
+                "action": event.action,
+                "resource": event.resource,
+                "decision": event.decision,
+                "rule": event.rule,
+                "outcome": event.outcome,
+                "trace_id": event.trace_id,
+                "pid": os.getpid(),
+                "details": details,
+            })
+        except SecurityError:
+            raise
+        except Exception as exc:  # any failure to record fails closed
+            raise SecurityError(f"audit log {self.path}: cannot encode the record: "
+                                f"{type(exc).__name__}: {exc}") from exc
+
+    def _notify(self, event: AuditEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # an observer must not undo the record
+                import logging
+
+                logging.getLogger("neuroflow.security.audit").exception(
+                    "audit listener %r failed for a %s event", listener, event.event_type)
+
+    # --- locking -----------------------------------------------------------------------
+
+    def _open_head(self) -> None:
+        if self._head_fd < 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+
+    def _try_lock(self) -> bool:
+        if not self._tlock.acquire(blocking=False):
+            return False
+        try:
+            if self._head_fd < 0:
+                self._open_head()
+            fcntl.flock(self._head_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            self._tlock.release()
+            return False
+        except OSError as exc:
+            self._tlock.release()
+            raise self._error("cannot lock", exc) from exc
+
+    def _lock(self) -> None:
+        self._tlock.acquire()
+        try:
+            if self._head_fd < 0:
+                self._open_head()
+            fcntl.flock(self._head_fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            self._tlock.release()
+            raise self._error("cannot lock", exc) from exc
+
+    def _unlock(self) -> None:
+        try:
+            fcntl.flock(self._head_fd, fcntl.LOCK_UN)
+        finally:
+            self._tlock.release()
+
+    def _error(self, what: str, exc: OSError) -> SecurityError:
+        return SecurityError(f"audit log {self.path}: {what}: {exc.strerror or exc} "
+                             "(the action is refused: nothing runs unless it is recorded)")
+
+    # --- appending ---------------------------------------------------------------------
+
+    def _append(self, middle: str) -> int:
+        self._lock()
+        try:
+            return self._append_locked(middle)
+        finally:
+            self._unlock()
+
+    def _append_locked(self, middle: str) -> int:
+        try:
+            key = self.key
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is None or st.st_ino != self._ino or self._fd < 0:
+                self._reopen()
+                st = os.fstat(self._fd)
+            if st.st_size != self._size:
+                self._load_head(st.st_size)
+            seq = self._seq + 1
+            body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
+            mac = mac_of(key, body)
+            line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
+            size = st.st_size
+            if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
+                self._rotate()
+                size = 0
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(errno.EIO, f"short write ({written} of {len(line)} bytes)")
+            if self.fsync:
+                os.fsync(self._fd)
+            self._size = size + written
+            self._seq, self._mac = seq, mac
+            os.pwrite(self._head_fd, encode_head(key, seq, mac, *self._base), 0)
+            return seq
+        except OSError as exc:
+            self._size = -1
+            raise self._error("cannot write", exc) from exc
+
+    def _reopen(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._ino = os.fstat(self._fd).st_ino
+        self._size = -1
+
+    def _load_head(self, size: int) -> None:
+        """Re-read the chain head: another writer (or a rotation) changed the file."""
+        head = self._read_head_file()
+        self._base = (head[2], head[3]) if head else (0, GENESIS)
+        last = _last_record(self.path, size)
+        if last is None:
+            last = _last_record(rotated_path(self.path, 1), None)
+        if head is not None and (last is None or head[0] > last[0]):
+            # The head file saw later records than the file holds: records were removed.
+            # Continue after the head so the gap stays visible to `audit verify`.
+            last = (head[0], head[1])
+        self._seq, self._mac = last if last is not None else (0, GENESIS)
+        self._size = size
+
+    def _read_head_file(self) -> tuple[int, str, int, str] | None:
+        data = os.pread(self._head_fd, _HEAD_LEN, 0)
+        try:
+            return decode_head(self.key, data)
+        except ValueError as exc:
+            raise SecurityError(f"audit log {self.path}: {head_path(self.path)} is not valid: "
+                                f"{exc}; run `neuroflow audit verify {self.path}`") from None
+
+    def _rotate(self) -> None:
+        """``log`` -> ``log.1`` -> ``log.2`` ...; the chain continues in the new file."""
+        os.close(self._fd)
+        self._fd = -1
+        highest = 0
+        while rotated_path(self.path, highest + 1).exists():
+            highest += 1
+        if self.backups and highest >= self.backups:
+            for index in range(highest, self.backups - 1, -1):
+                doomed = rotated_path(self.path, index)
+                last = _last_record(doomed, None)
+                if last is not None and index == self.backups:
+                    self._base = last
+                doomed.unlink()
+            highest = self.backups - 1
+        for index in range(highest, 0, -1):
+            os.rename(rotated_path(self.path, index), rotated_path(self.path, index + 1))
+        os.rename(self.path, rotated_path(self.path, 1))
+        self._reopen()
+
+    def _close_fds(self) -> None:
+        for fd in (self._fd, self._head_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._head_fd = -1
+        self._ino = self._size = -1
+
+    def _forget_after_fork(self) -> None:
+        # The child must not share the parent's open file descriptions: flock locks
+        # belong to them, so a shared one would not exclude the parent.
+        self._tlock = threading.Lock()
+        self._fd = self._head_fd = -1
+        self._ino = self._size = -1
+
+    def __del__(self) -> None:
+        try:
+            self._close_fds()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
+
+def _last_record(path: Path, size: int | None) -> tuple[int, str] | None:
+    """(seq, mac) of the last record of ``path``, or ``None`` if it has none."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        if size is None:
+            size = os.fstat(fd).st_size
+        if size == 0:
+            return None
+        chunk = 4096
+        data = b""
+        pos = size
+        while pos > 0:
+            step = min(chunk, pos)
+            pos -= step
+            data = os.pread(fd, step, pos) + data
+            if data.count(b"\n") >= 2 or pos == 0:
+                break
+            chunk *= 2
+    finally:
+        os.close(fd)
+    if not data.endswith(b"\n"):
+        raise SecurityError(f"audit log {path}: the last record is incomplete; "
+                            f"run `neuroflow audit verify {path}`")
+    line = data[:-1].rsplit(b"\n", 1)[-1]
+    try:
+        record = json.loads(line)
+        return int(record["seq"]), str(record["mac"])
+    except (ValueError, KeyError, TypeError):
+        raise SecurityError(f"audit log {path}: the last record is not valid; "
+                            f"run `neuroflow audit verify {path}`") from None
+
+
+__all__ = ["GENESIS", "AuditLogger", "Redactor"]

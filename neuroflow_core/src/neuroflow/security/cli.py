@@ -1,0 +1,85 @@
+"""``neuroflow audit verify|tail``: check and read the audit log from the command line.
+
+Exit status of ``verify``: 0 the chain is intact, 1 tampering was found, 2 the log or
+its key could not be read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+from pathlib import Path
+
+import click
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Verify and read the tamper-evident audit log."""
+
+
+_KEY_HELP = ("File holding the HMAC key (default: $NEUROFLOW_AUDIT_KEY, else "
+             "[security.audit] key_file, else <log>.key).")
+
+
+def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | None]:
+    """The key file to use: the option, else the configured one if the log is the configured log."""
+    if key_file is not None:
+        return key_file, None
+    import os
+
+    if os.environ.get("NEUROFLOW_AUDIT_KEY"):
+        return None, None
+    try:
+        from neuroflow.config import load_config
+
+        settings = load_config().section("security").settings
+    except Exception:  # noqa: BLE001 - the config is optional here; a bad one is not fatal
+        return None, None
+    if settings is not None and Path(settings.audit.file).resolve() == log.resolve():
+        key = settings.audit.key.encode() if settings.audit.key else None
+        return settings.audit.key_file, key
+    return None, None
+
+
+@audit_group.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help=_KEY_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(file: Path, key_file: Path | None, as_json: bool) -> None:
+    """Check FILE's keyed hash chain (rotated files included); report the first bad record."""
+    from neuroflow.security.verify import verify_audit_log
+
+    key_path, key = _key_file(file, key_file)
+    report = verify_audit_log(file, key, key_file=key_path)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(report.summary())
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+@audit_group.command("tail")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-n", "--lines", "count", default=10, show_default=True, help="Records to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON lines.")
+def tail(file: Path, count: int, as_json: bool) -> None:
+    """Show the last records of FILE, one line each (not verified: use `verify` for that)."""
+    with file.open("rb") as fh:
+        last = deque(fh, maxlen=max(count, 0))
+    for raw in last:
+        if as_json:
+            click.echo(raw.decode("utf-8", "replace").rstrip("\n"))
+            continue
+        try:
+            r = json.loads(raw)
+        except ValueError:
+            click.echo(f"(unreadable line) {raw[:80]!r}")
+            continue
+        verdict = r.get("decision") or r.get("outcome") or ""
+        rule = f" [{r['rule']}]" if r.get("rule") else ""
+        click.echo(f"{r.get('seq'):>6} {r.get('time', '')[:23]} {r.get('actor')} "
+                   f"{r.get('action')} {r.get('resource')!r} -> {verdict}{rule}")

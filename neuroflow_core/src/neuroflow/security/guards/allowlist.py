@@ -1,0 +1,158 @@
+"""The ``allowlist`` guard: which commands a sandbox may run.
+
+``[security.allowlist]``::
+
+    allow = ["python3", "ls", "git status"]   # a command glob, optionally with leading args
+    deny = ["rm", "sudo", "curl"]
+    closed = true        # with a non-empty allow list, unlisted commands are denied
+    examples = [{target = "rm", expect = "deny"}]
+
+    [[security.allowlist.rules]]
+    name = "no-pip-install"
+    effect = "deny"
+    commands = ["pip install", "pip3 install"]
+    examples = [{target = "pip", arguments = ["install", "x"], expect = "deny"}]
+
+A pattern's first word is matched (shell-style glob) against the command's base name and
+against its full path; further words must match the first arguments, in order.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+
+import attrs
+
+from neuroflow.security.model import Action, ActionContext, ActionKind, Verdict
+from neuroflow.security.rules import (
+    Effect,
+    RuleExample,
+    check_examples,
+    compile_globs,
+    enum_converter,
+)
+
+
+@attrs.frozen
+class CommandRule:
+    """A named rule about commands.
+
+    Attributes:
+        name: the rule's name, shown in verdicts and the audit log.
+        effect: ``"allow"`` or ``"deny"``.
+        commands: command patterns (``"rm"``, ``"/usr/bin/*"``, ``"pip install"``).
+        actors: the actors (agent ids, globs) it applies to.
+        examples: actions with the verdict this rule must produce.
+    """
+
+    name: str
+    effect: Effect = attrs.field(converter=enum_converter(Effect, "effect"))
+    commands: tuple[str, ...]
+    actors: tuple[str, ...] = ("*",)
+    examples: tuple[RuleExample, ...] = ()
+
+
+@attrs.frozen
+class AllowlistConfig:
+    """``[security.allowlist]``: command allow and deny lists.
+
+    Attributes:
+        allow: commands that may run (rule ``allowlist.allow``).
+        deny: commands that never run (rule ``allowlist.deny``); deny overrides allow.
+        closed: when ``allow`` is non-empty, a command not on it is denied
+            (rule ``allowlist.unlisted``); ``false`` lets the security level decide.
+        rules: further named rules.
+        examples: examples for the ``allow``/``deny`` lists.
+    """
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    closed: bool = True
+    rules: tuple[CommandRule, ...] = ()
+    examples: tuple[RuleExample, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        AllowlistGuard(self)  # builds the matchers and runs every example
+
+
+class _Matcher:
+    """One compiled command pattern group: (command regex, argument-prefix patterns)."""
+
+    __slots__ = ("label", "pattern", "simple", "with_args")
+
+    def __init__(self, label: str, patterns: tuple[str, ...]) -> None:
+        self.label = label
+        self.pattern = patterns
+        simple = [p for p in patterns if len(p.split()) == 1]
+        self.simple: re.Pattern[str] | None = compile_globs(simple)
+        self.with_args = [p.split() for p in patterns if len(p.split()) > 1]
+
+    def match(self, command: str, base: str, args: list[str]) -> str | None:
+        if self.simple is not None and (self.simple.fullmatch(base)
+                                        or self.simple.fullmatch(command)):
+            for p in self.pattern:
+                if len(p.split()) == 1 and (fnmatch.fnmatchcase(base, p)
+                                            or fnmatch.fnmatchcase(command, p)):
+                    return p
+        for words in self.with_args:
+            head, rest = words[0], words[1:]
+            if (fnmatch.fnmatchcase(base, head) or fnmatch.fnmatchcase(command, head)) and (
+                len(args) >= len(rest)
+                and all(fnmatch.fnmatchcase(a, w) for a, w in zip(args, rest, strict=False))
+            ):
+                return " ".join(words)
+        return None
+
+
+class AllowlistGuard:
+    """Allows or denies ``command`` actions by name; deny overrides allow."""
+
+    name = "allowlist"
+
+    def __init__(self, config: AllowlistConfig | None = None) -> None:
+        self.config = config = config or AllowlistConfig()
+        entries: list[tuple[str, Effect, _Matcher, re.Pattern[str] | None]] = []
+        if config.deny:
+            entries.append(("allowlist.deny", Effect.DENY, _Matcher("deny", config.deny), None))
+        for rule in config.rules:
+            actors = None if rule.actors == ("*",) else compile_globs(rule.actors)
+            entries.append((f"allowlist.{rule.name}", rule.effect,
+                            _Matcher(rule.name, rule.commands), actors))
+        if config.allow:
+            entries.append(("allowlist.allow", Effect.ALLOW,
+                            _Matcher("allow", config.allow), None))
+        self._deny = [e for e in entries if e[1] is Effect.DENY]
+        self._allow = [e for e in entries if e[1] is Effect.ALLOW]
+        self._closed = bool(config.allow) and config.closed
+        examples = {"allowlist.allow/deny": config.examples} if config.examples else {}
+        examples.update({f"allowlist.{r.name}": r.examples for r in config.rules if r.examples})
+        if examples:
+            check_examples(self.name, self.check, ActionKind.COMMAND, examples)
+
+    def check(self, action: Action, context: ActionContext) -> Verdict | None:
+        """Judge a ``command`` action; abstain on every other kind."""
+        if action.kind is not ActionKind.COMMAND:
+            return None
+        command = action.target
+        base = os.path.basename(command)
+        args = action.arguments if isinstance(action.arguments, list) else (
+            list(action.arguments) if isinstance(action.arguments, tuple) else [])
+        for rule, _effect, matcher, actors in self._deny:
+            if actors is not None and not actors.fullmatch(action.actor):
+                continue
+            hit = matcher.match(command, base, args)
+            if hit is not None:
+                return Verdict.deny(rule, f"command {command!r} matches deny pattern {hit!r}")
+        for rule, _effect, matcher, actors in self._allow:
+            if actors is not None and not actors.fullmatch(action.actor):
+                continue
+            hit = matcher.match(command, base, args)
+            if hit is not None:
+                return Verdict.allow(rule, f"command {command!r} matches {hit!r}")
+        if self._closed:
+            return Verdict.deny("allowlist.unlisted",
+                                f"command {command!r} is not on the allow list "
+                                f"({', '.join(self.config.allow)})")
+        return None

@@ -1,0 +1,79 @@
+"""Where the audit log's HMAC key comes from.
+
+In order: the ``key`` argument or setting, the ``key_file`` setting, the environment
+variable named by ``key_env`` (``NEUROFLOW_AUDIT_KEY``), and last a key file next to the
+log (``audit.log.key``), created with mode 0600 and a random key if it does not exist.
+
+The key must be kept away from whoever could edit the log: with it, a forged log
+verifies.  The file next to the log is a convenient default for one machine, not a
+protection against its administrator; use a key file elsewhere, or the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from neuroflow.errors import ConfigError, SecurityError
+
+MIN_KEY_BYTES = 16
+
+
+def default_key_file(log_file: Path) -> Path:
+    """The key file used when no key is configured: ``<log>.key``."""
+    return log_file.with_name(log_file.name + ".key")
+
+
+def read_key_file(path: Path, *, create: bool) -> bytes:
+    """Read a key file; with ``create``, make one (mode 0600, random key) if it is absent."""
+    try:
+        data = path.read_bytes().strip()
+    except FileNotFoundError:
+        if not create:
+            raise ConfigError(f"audit key file {path} does not exist") from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            return read_key_file(path, create=False)
+        except OSError as exc:
+            raise SecurityError(f"cannot create audit key file {path}: {exc.strerror}") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        return read_key_file(path, create=False)
+    except OSError as exc:
+        raise SecurityError(f"cannot read audit key file {path}: {exc.strerror}") from None
+    if len(data) < MIN_KEY_BYTES:
+        raise ConfigError(f"audit key file {path}: the key is {len(data)} bytes, "
+                          f"expected at least {MIN_KEY_BYTES}")
+    return data
+
+
+def as_key(key: bytes | str, what: str = "key") -> bytes:
+    """Check and return a key given directly."""
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if len(raw) < MIN_KEY_BYTES:
+        raise ConfigError(f"{what}: the audit key is {len(raw)} bytes, "
+                          f"expected at least {MIN_KEY_BYTES}")
+    return raw
+
+
+def resolve_key(
+    log_file: Path,
+    key: bytes | str | None = None,
+    key_file: Path | str | None = None,
+    key_env: str | None = "NEUROFLOW_AUDIT_KEY",
+    *,
+    create: bool = True,
+) -> bytes:
+    """Find the audit key (see the module docstring for the order)."""
+    if key is not None:
+        return as_key(key)
+    if key_file is not None:
+        return read_key_file(Path(key_file), create=create)
+    if key_env:
+        value = os.environ.get(key_env)
+        if value:
+            return as_key(value, f"environment variable {key_env}")
+    return read_key_file(default_key_file(log_file), create=create)
