@@ -283,3 +283,18 @@ def test_a_child_of_a_foreign_span_joins_its_trace(recording_plugin: None) -> No
     with outer_service.span("outer") as outer, inner_service.span("inner") as inner:
         assert isinstance(inner, NoopSpan)
     assert inner.trace_id == outer.trace_id and inner.parent_span_id == outer.span_id
+
+
+def test_registering_the_builtin_tracers_imports_no_tracer_code() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, neuroflow.observability.builtin as b\n"
+        "specs = b.neuroflow_tracers()\n"
+        "loaded = [m for m in sys.modules if m.startswith('neuroflow.observability.')]\n"
+        "print(sorted(loaded), [s.name for s in specs])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['neuroflow.observability.builtin'] ['local', 'noop']"
