@@ -96,10 +96,13 @@ def test_bound_fields_levels_and_odd_values(stream: io.StringIO) -> None:
     logger.debug("step", n=1, path=__import__("pathlib").Path("/tmp/x"), text="naïve")
     configure_logging("warning", stream, logger=LOGGER)  # replaces, does not duplicate
     logger.info("hidden")
-    logger.critical("shown", n=2)
+    logger.critical("shown", n=2, msg="fields may use any name", name="x")
     first, second = records(stream)
     assert first["fields"] == {"agent": "researcher", "n": 1, "path": "/tmp/x", "text": "naïve"}
-    assert second["fields"] == {"agent": "researcher", "n": 2}
+    assert second["fields"] == {
+        "agent": "researcher", "n": 2, "msg": "fields may use any name", "name": "x"
+    }
+    assert second["message"] == "shown"
     assert second["level"] == "CRITICAL"
     assert len(logging.getLogger(LOGGER).handlers) == 1
 

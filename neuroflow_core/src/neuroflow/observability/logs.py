@@ -119,7 +119,7 @@ class StructuredLogger:
 
     __slots__ = ("_bound", "_logger", "name")
 
-    def __init__(self, name: str, **fields: Any) -> None:
+    def __init__(self, name: str, /, **fields: Any) -> None:
         if type(name) is not str:
             raise ConfigError(f"name: expected a logger name string, got {name!r}")
         self.name = name
@@ -142,27 +142,27 @@ class StructuredLogger:
         }
         logger.log(level, msg, exc_info=exc_info, extra=extra, stacklevel=3)
 
-    def debug(self, msg: str, exc_info: Any = None, **fields: Any) -> None:
+    def debug(self, msg: str, /, exc_info: Any = None, **fields: Any) -> None:
         """Log at DEBUG with ``fields``."""
         self._log(logging.DEBUG, msg, exc_info, fields)
 
-    def info(self, msg: str, exc_info: Any = None, **fields: Any) -> None:
+    def info(self, msg: str, /, exc_info: Any = None, **fields: Any) -> None:
         """Log at INFO with ``fields``."""
         self._log(logging.INFO, msg, exc_info, fields)
 
-    def warning(self, msg: str, exc_info: Any = None, **fields: Any) -> None:
+    def warning(self, msg: str, /, exc_info: Any = None, **fields: Any) -> None:
         """Log at WARNING with ``fields``."""
         self._log(logging.WARNING, msg, exc_info, fields)
 
-    def error(self, msg: str, exc_info: Any = None, **fields: Any) -> None:
+    def error(self, msg: str, /, exc_info: Any = None, **fields: Any) -> None:
         """Log at ERROR with ``fields``; ``exc_info`` may be an exception or ``True``."""
         self._log(logging.ERROR, msg, exc_info, fields)
 
-    def critical(self, msg: str, exc_info: Any = None, **fields: Any) -> None:
+    def critical(self, msg: str, /, exc_info: Any = None, **fields: Any) -> None:
         """Log at CRITICAL with ``fields``."""
         self._log(logging.CRITICAL, msg, exc_info, fields)
 
-    def exception(self, msg: str, **fields: Any) -> None:
+    def exception(self, msg: str, /, **fields: Any) -> None:
         """Log at ERROR with the exception being handled."""
         self._log(logging.ERROR, msg, True, fields)
 
