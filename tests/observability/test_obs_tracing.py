@@ -258,3 +258,17 @@ def test_bad_arguments_are_reported() -> None:
         TracingService("svc", config={"max_spans": 0})
     with pytest.raises(ConfigError, match="backend 'noop' takes no options"):
         TracingService("svc", backend="noop", config={"x": 1})
+
+
+@pytest.mark.anyio
+async def test_context_follows_into_worker_threads_started_by_anyio() -> None:
+    tracing = TracingService("svc")
+
+    def blocking_work() -> str | None:
+        with tracing.span("in thread"):
+            return current_trace_id()
+
+    with tracing.span("parent") as parent:
+        trace_in_thread = await anyio.to_thread.run_sync(blocking_work)
+    assert trace_in_thread == parent.trace_id
+    assert finished(tracing)["in thread"].parent_span_id == parent.span_id
