@@ -1,0 +1,647 @@
+"""``SqlStore``: a :class:`neuroflow.memory.MemoryStore` on SQLAlchemy, for SQLite and PostgreSQL.
+
+One code path, plain SQL that both databases accept, with three dialect switches:
+
+* SQLite runs in WAL mode with a busy timeout and ``synchronous=NORMAL`` (a committed
+  write survives the writer being killed; ``synchronous = "FULL"`` also survives power
+  loss).  Every write transaction starts with ``BEGIN IMMEDIATE``, so concurrent writers
+  from several processes queue instead of failing.  Keyword search uses an FTS5 table.
+* PostgreSQL locks the row it changes (``SELECT ... FOR UPDATE``) and resolves concurrent
+  creation of one key with ``ON CONFLICT DO NOTHING`` plus a retry.  Keyword search uses a
+  GIN index on ``to_tsvector('simple', words)``.
+* Key ordering uses code-point order on both (``COLLATE "C"`` on PostgreSQL).
+
+Semantic search is exact and pre-filtered: the embeddings of the entries that pass the
+filters are read and ranked with numpy by the manager.  Database calls run in worker
+threads (``anyio.to_thread``), so the store works under asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import anyio
+import attrs
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from neuroflow.errors import ConfigError, MemoryConflictError, MemoryStoreError
+from neuroflow.memory.filters import matches_filter
+from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
+from neuroflow.memory.text import coverage
+
+T = TypeVar("T")
+
+_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_CHUNK = 500
+_FULL = ("id, agent_id, key, value, tags, importance, created_at, updated_at, expires_at, "
+         "version")
+
+
+def _check_prefix(_inst: object, _attr: attrs.Attribute, value: str) -> None:
+    if not _PREFIX.match(value):
+        raise ConfigError(
+            f"memory.sqlite.table_prefix: expected letters, digits and underscores "
+            f"(starting with a letter or _), got {value!r}")
+
+
+def _check_sync(_inst: object, _attr: attrs.Attribute, value: str) -> None:
+    if value.upper() not in _SYNCHRONOUS:
+        raise ConfigError(
+            f"memory.sqlite.synchronous: expected one of {', '.join(_SYNCHRONOUS)}, "
+            f"got {value!r}")
+
+
+@attrs.frozen
+class SqliteStoreConfig:
+    """Options of the ``sqlite`` store (``[memory.sqlite]``).
+
+    Attributes:
+        url: a SQLAlchemy URL; ``sqlite:///path.db`` or ``postgresql+psycopg://...``.
+        table_prefix: prefix of every table, so several stores can share a database.
+        busy_timeout_ms: how long a SQLite writer waits for another one.
+        synchronous: SQLite's ``synchronous`` pragma (``NORMAL`` survives a killed process,
+            ``FULL`` also power loss).
+        pool_size: connections kept open (PostgreSQL).
+        echo: log every SQL statement.
+    """
+
+    url: str = "sqlite:///neuroflow-memory.db"
+    table_prefix: str = attrs.field(default="nf_memory_", validator=_check_prefix)
+    busy_timeout_ms: int = 30_000
+    synchronous: str = attrs.field(default="NORMAL", validator=_check_sync)
+    pool_size: int = 5
+    echo: bool = False
+
+
+@attrs.frozen
+class PostgresStoreConfig:
+    """Options of the ``postgres`` store (``[memory.postgres]``); see :class:`SqliteStoreConfig`."""
+
+    url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    table_prefix: str = attrs.field(default="nf_memory_", validator=_check_prefix)
+    busy_timeout_ms: int = 30_000
+    synchronous: str = attrs.field(default="NORMAL", validator=_check_sync)
+    pool_size: int = 5
+    echo: bool = False
+
+
+class _Retry(Exception):
+    """A concurrent writer created the same key first; run the transaction again."""
+
+
+def _entry(row: Any) -> MemoryEntry:
+    return MemoryEntry(
+        agent_id=row.agent_id,
+        key=row.key,
+        value=json.loads(row.value),
+        tags=tuple(json.loads(row.tags)),
+        importance=row.importance,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        version=row.version,
+    )
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlStore:
+    """Memory entries in SQL tables (see the module docstring)."""
+
+    def __init__(self, config: SqliteStoreConfig | PostgresStoreConfig | None = None) -> None:
+        self.config = config or SqliteStoreConfig()
+        self.url = sa.engine.make_url(self.config.url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"memory.sqlite.url: supported databases are sqlite and postgresql, "
+                f"got {self.dialect!r} ({self.config.url!r})")
+        self._pg = self.dialect == "postgresql"
+        p = self.config.table_prefix
+        self.t_entries, self.t_tags = f"{p}entries", f"{p}tags"
+        self.t_history, self.t_counts, self.t_fts = f"{p}history", f"{p}counts", f"{p}fts"
+        self._coll = ' COLLATE "C"' if self._pg else ""
+        self._lock_row = " FOR UPDATE" if self._pg else ""
+        self._engine: sa.Engine | None = None
+        self._writer: sa.Engine | None = None
+        self._open_lock = threading.Lock()
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _make_engine(self) -> sa.Engine:
+        cfg = self.config
+        if self._pg:
+            return sa.create_engine(self.url, echo=cfg.echo, pool_size=cfg.pool_size,
+                                    pool_pre_ping=True)
+        if self.url.database in (None, "", ":memory:"):
+            raise ConfigError(
+                "memory.sqlite.url: an in-memory SQLite database is not persistent; use the "
+                "'memory' store, or a file: sqlite:///memory.db")
+        engine = sa.create_engine(self.url, echo=cfg.echo,
+                                  connect_args={"timeout": cfg.busy_timeout_ms / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {int(cfg.busy_timeout_ms)}")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute(f"PRAGMA synchronous = {cfg.synchronous.upper()}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get("neuroflow_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        assert self._writer is not None, "store not opened"
+        with self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        assert self._engine is not None, "store not opened"
+        with self._engine.begin() as conn:
+            yield conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._engine is None:
+            await self.open()
+        try:
+            return await anyio.to_thread.run_sync(fn, *args)
+        except sa.exc.SQLAlchemyError as exc:
+            raise MemoryStoreError(
+                f"memory store {self.dialect} ({self.url.render_as_string(hide_password=True)})"
+                f": {type(exc).__name__}: {exc}") from exc
+
+    async def open(self) -> None:
+        """Connect and create the tables if they are missing."""
+        if self._engine is not None:
+            return
+        try:
+            await anyio.to_thread.run_sync(self._open_sync)
+        except sa.exc.SQLAlchemyError as exc:
+            raise MemoryStoreError(
+                f"memory store {self.dialect}: cannot open "
+                f"{self.url.render_as_string(hide_password=True)}: {exc}") from exc
+
+    def _open_sync(self) -> None:
+        with self._open_lock:
+            if self._engine is not None:
+                return
+            engine = self._make_engine()
+            try:
+                self._create_schema(engine)
+            except Exception:
+                engine.dispose()
+                raise
+            self._writer = engine.execution_options(neuroflow_write=True)
+            self._engine = engine
+
+    def _create_schema(self, engine: sa.Engine) -> None:
+        e, t, h, c = self.t_entries, self.t_tags, self.t_history, self.t_counts
+        pk = "BIGSERIAL PRIMARY KEY" if self._pg else "INTEGER PRIMARY KEY"
+        real = "DOUBLE PRECISION" if self._pg else "REAL"
+        blob = "BYTEA" if self._pg else "BLOB"
+        statements = [
+            f"""CREATE TABLE IF NOT EXISTS {e} (
+                id {pk}, agent_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                tags TEXT NOT NULL, importance {real} NOT NULL, created_at {real} NOT NULL,
+                updated_at {real} NOT NULL, expires_at {real}, version INTEGER NOT NULL,
+                words TEXT NOT NULL, embedding {blob}, dim INTEGER,
+                UNIQUE (agent_id, key))""",
+            f"CREATE INDEX IF NOT EXISTS {e}_imp ON {e} (agent_id, importance)",
+            f"CREATE INDEX IF NOT EXISTS {e}_upd ON {e} (agent_id, updated_at)",
+            f"CREATE INDEX IF NOT EXISTS {e}_exp ON {e} (expires_at)",
+            f"""CREATE TABLE IF NOT EXISTS {t} (
+                entry_id BIGINT NOT NULL, agent_id TEXT NOT NULL, tag TEXT NOT NULL,
+                PRIMARY KEY (entry_id, tag))""",
+            f"CREATE INDEX IF NOT EXISTS {t}_tag ON {t} (agent_id, tag)",
+            f"""CREATE TABLE IF NOT EXISTS {h} (
+                seq {pk}, agent_id TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
+                op TEXT NOT NULL, at {real} NOT NULL, value TEXT, tags TEXT NOT NULL,
+                importance {real}, expires_at {real})""",
+            f"CREATE INDEX IF NOT EXISTS {h}_key ON {h} (agent_id, key, seq)",
+            f"CREATE TABLE IF NOT EXISTS {c} (scope TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+        ]
+        if self._pg:
+            statements.append(
+                f"CREATE INDEX IF NOT EXISTS {e}_fts ON {e} "
+                "USING GIN (to_tsvector('simple', words))")
+        else:
+            statements.append(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.t_fts} USING fts5("
+                "words, tokenize = 'unicode61 remove_diacritics 0')")
+        if self._pg:
+            # Serialise concurrent schema creation across processes.
+            with engine.begin() as conn:
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7311090411)")
+                for sql in statements:
+                    conn.exec_driver_sql(sql)
+        else:
+            with engine.execution_options(neuroflow_write=True).begin() as conn:
+                for sql in statements:
+                    conn.exec_driver_sql(sql)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        engine, self._engine, self._writer = self._engine, None, None
+        if engine is not None:
+            await anyio.to_thread.run_sync(engine.dispose)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _count(self, conn: sa.Connection, deltas: dict[str, int]) -> None:
+        sql = sa.text(
+            f"INSERT INTO {self.t_counts} (scope, n) VALUES (:s, :d) ON CONFLICT (scope) "
+            f"DO UPDATE SET n = {self.t_counts}.n + excluded.n")
+        for scope, delta in sorted(deltas.items()):
+            if delta:
+                conn.execute(sql, {"s": scope, "d": delta})
+
+    def _history(self, conn: sa.Connection, records: list[dict[str, Any]]) -> None:
+        if records:
+            conn.execute(sa.text(
+                f"INSERT INTO {self.t_history} (agent_id, key, version, op, at, value, tags, "
+                "importance, expires_at) VALUES (:agent_id, :key, :version, :op, :at, :value, "
+                ":tags, :importance, :expires_at)"), records)
+
+    def _remove_rows(
+        self, conn: sa.Connection, rows: Sequence[Any], op: str, now: float, keep: bool
+    ) -> int:
+        """Delete full rows (as selected with ``_FULL``), recording history and counts."""
+        if not rows:
+            return 0
+        ids = [row.id for row in rows]
+        for part in _chunks(ids):
+            params = {"ids": list(part)}
+            conn.execute(sa.text(f"DELETE FROM {self.t_entries} WHERE id IN :ids")
+                         .bindparams(sa.bindparam("ids", expanding=True)), params)
+            conn.execute(sa.text(f"DELETE FROM {self.t_tags} WHERE entry_id IN :ids")
+                         .bindparams(sa.bindparam("ids", expanding=True)), params)
+            if not self._pg:
+                conn.execute(sa.text(f"DELETE FROM {self.t_fts} WHERE rowid IN :ids")
+                             .bindparams(sa.bindparam("ids", expanding=True)), params)
+        deltas: dict[str, int] = {"": -len(rows)}
+        for row in rows:
+            deltas[row.agent_id] = deltas.get(row.agent_id, 0) - 1
+        self._count(conn, deltas)
+        if keep:
+            self._history(conn, [
+                {"agent_id": r.agent_id, "key": r.key, "version": r.version, "op": op,
+                 "at": now, "value": r.value, "tags": r.tags, "importance": r.importance,
+                 "expires_at": r.expires_at}
+                for r in rows])
+        return len(rows)
+
+    def _where(self, query: MemoryQuery, now: float) -> tuple[str, dict[str, Any], list[str]]:
+        """SQL conditions for a query (all but ``filter``), params and expanding names."""
+        clauses = ["(expires_at IS NULL OR expires_at > :now)"]
+        params: dict[str, Any] = {"now": now}
+        expanding: list[str] = []
+        if query.agent_id is not None:
+            clauses.append("agent_id = :agent_id")
+            params["agent_id"] = query.agent_id
+        if query.min_importance is not None:
+            clauses.append("importance >= :min_importance")
+            params["min_importance"] = query.min_importance
+        if query.since is not None:
+            clauses.append("updated_at >= :since")
+            params["since"] = query.since
+        if query.until is not None:
+            clauses.append("updated_at < :until")
+            params["until"] = query.until
+        if query.tags:
+            agent = " AND agent_id = :agent_id" if query.agent_id is not None else ""
+            sub = f"SELECT entry_id FROM {self.t_tags} WHERE tag IN :tags{agent}"
+            if query.tag_mode == "all":
+                sub += f" GROUP BY entry_id HAVING COUNT(*) = {len(query.tags)}"
+            clauses.append(f"id IN ({sub})")
+            params["tags"] = list(query.tags)
+            expanding.append("tags")
+        return " AND ".join(clauses), params, expanding
+
+    def _select(self, columns: str, query: MemoryQuery, now: float, tail: str = "") -> Any:
+        where, params, expanding = self._where(query, now)
+        stmt = sa.text(f"SELECT {columns} FROM {self.t_entries} WHERE {where}{tail}")
+        if expanding:
+            stmt = stmt.bindparams(*(sa.bindparam(n, expanding=True) for n in expanding))
+        return stmt, params
+
+    def _matching(self, conn: sa.Connection, query: MemoryQuery, now: float) -> list[Any]:
+        stmt, params = self._select(_FULL, query, now)
+        rows = conn.execute(stmt, params).all()
+        if query.filter:
+            rows = [r for r in rows if matches_filter(query.filter, _entry(r))]
+        return rows
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def put(
+        self,
+        entry: MemoryEntry,
+        *,
+        words: str,
+        vector: Any,
+        expected_version: int | None,
+        now: float,
+        keep_history: bool,
+    ) -> tuple[MemoryEntry, bool]:
+        """Create or replace one entry in one transaction (see ``MemoryStore.put``)."""
+        blob = dim = None
+        if vector is not None:
+            arr = np.ascontiguousarray(vector, dtype=np.float32)
+            blob, dim = arr.tobytes(), int(arr.shape[0])
+        for _ in range(20):
+            try:
+                return await self._run(self._put_sync, entry, words, blob, dim,
+                                       expected_version, now, keep_history)
+            except _Retry:
+                continue
+        raise MemoryStoreError(f"memory {entry.key!r}: could not be written after 20 attempts")
+
+    def _put_sync(
+        self,
+        entry: MemoryEntry,
+        words: str,
+        blob: bytes | None,
+        dim: int | None,
+        expected: int | None,
+        now: float,
+        keep: bool,
+    ) -> tuple[MemoryEntry, bool]:
+        e = self.t_entries
+        with self._write() as conn:
+            row = conn.execute(sa.text(
+                f"SELECT id, version, created_at, expires_at FROM {e} "
+                f"WHERE agent_id = :a AND key = :k{self._lock_row}"),
+                {"a": entry.agent_id, "k": entry.key}).first()
+            live = row is not None and (row.expires_at is None or row.expires_at > now)
+            current = row.version if live else 0
+            if expected is not None and expected != current:
+                raise MemoryConflictError(entry.agent_id, entry.key, expected, current)
+            stored = attrs.evolve(entry, version=current + 1, updated_at=now,
+                                  created_at=row.created_at if live else now,
+                                  score=None, explain=None)
+            value, tags = json.dumps(stored.value), json.dumps(list(stored.tags))
+            params = {
+                "a": stored.agent_id, "k": stored.key, "value": value, "tags": tags,
+                "imp": stored.importance, "created": stored.created_at, "updated": now,
+                "exp": stored.expires_at, "version": stored.version, "words": words,
+                "emb": blob, "dim": dim,
+            }
+            if row is None:
+                new = conn.execute(sa.text(
+                    f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
+                    "updated_at, expires_at, version, words, embedding, dim) VALUES (:a, :k, "
+                    ":value, :tags, :imp, :created, :updated, :exp, :version, :words, :emb, "
+                    ":dim) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"), params).first()
+                if new is None:
+                    raise _Retry()
+                entry_id = new.id
+                self._count(conn, {"": 1, stored.agent_id: 1})
+            else:
+                entry_id = row.id
+                conn.execute(sa.text(
+                    f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
+                    "created_at = :created, updated_at = :updated, expires_at = :exp, "
+                    "version = :version, words = :words, embedding = :emb, dim = :dim "
+                    "WHERE id = :id"), {**params, "id": entry_id})
+                conn.execute(sa.text(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
+                             {"id": entry_id})
+                if not self._pg:
+                    conn.execute(sa.text(f"DELETE FROM {self.t_fts} WHERE rowid = :id"),
+                                 {"id": entry_id})
+            if stored.tags:
+                conn.execute(sa.text(
+                    f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) VALUES (:id, :a, :t)"),
+                    [{"id": entry_id, "a": stored.agent_id, "t": t} for t in stored.tags])
+            if not self._pg:
+                conn.execute(sa.text(
+                    f"INSERT INTO {self.t_fts} (rowid, words) VALUES (:id, :w)"),
+                    {"id": entry_id, "w": words})
+            if keep:
+                self._history(conn, [{
+                    "agent_id": stored.agent_id, "key": stored.key, "version": stored.version,
+                    "op": "update" if live else "create", "at": now, "value": value,
+                    "tags": tags, "importance": stored.importance,
+                    "expires_at": stored.expires_at}])
+        return stored, not live
+
+    async def delete(self, agent_id: str, key: str, *, now: float, keep_history: bool) -> bool:
+        """Delete one entry; an expired one is removed but reported as not deleted."""
+        return await self._run(self._delete_sync, agent_id, key, now, keep_history)
+
+    def _delete_sync(self, agent_id: str, key: str, now: float, keep: bool) -> bool:
+        with self._write() as conn:
+            row = conn.execute(sa.text(
+                f"SELECT {_FULL} FROM {self.t_entries} WHERE agent_id = :a AND key = :k"
+                f"{self._lock_row}"), {"a": agent_id, "k": key}).first()
+            if row is None:
+                return False
+            live = row.expires_at is None or row.expires_at > now
+            self._remove_rows(conn, [row], "delete" if live else "expire", now, keep)
+            return live
+
+    async def delete_where(self, query: MemoryQuery, *, now: float, keep_history: bool) -> int:
+        """Delete every live entry matching ``query``."""
+        def run() -> int:
+            with self._write() as conn:
+                return self._remove_rows(conn, self._matching(conn, query, now), "delete", now,
+                                         keep_history)
+        return await self._run(run)
+
+    async def sweep_expired(self, *, now: float, keep_history: bool) -> int:
+        """Delete every expired entry."""
+        def run() -> int:
+            with self._write() as conn:
+                rows = conn.execute(sa.text(
+                    f"SELECT {_FULL} FROM {self.t_entries} WHERE expires_at <= :now"),
+                    {"now": now}).all()
+                return self._remove_rows(conn, rows, "expire", now, keep_history)
+        return await self._run(run)
+
+    async def evict(
+        self, agent_id: str | None, max_entries: int, *, now: float, keep_history: bool
+    ) -> int:
+        """Evict the lowest-importance, then oldest, entries beyond ``max_entries``."""
+        def run() -> int:
+            scope = agent_id if agent_id is not None else ""
+            with self._read() as conn:
+                n = conn.execute(sa.text(f"SELECT n FROM {self.t_counts} WHERE scope = :s"),
+                                 {"s": scope}).scalar()
+            if n is None or n <= max_entries:
+                return 0
+            with self._write() as conn:
+                n = conn.execute(sa.text(f"SELECT n FROM {self.t_counts} WHERE scope = :s"),
+                                 {"s": scope}).scalar() or 0
+                if n <= max_entries:
+                    return 0
+                where = "WHERE agent_id = :a " if agent_id is not None else ""
+                rows = conn.execute(sa.text(
+                    f"SELECT {_FULL} FROM {self.t_entries} {where}ORDER BY importance, "
+                    f"updated_at, agent_id{self._coll}, key{self._coll} LIMIT :n"
+                    f"{self._lock_row}"), {"a": agent_id, "n": n - max_entries}).all()
+                return self._remove_rows(conn, rows, "evict", now, keep_history)
+        return await self._run(run)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def get(self, agent_id: str, key: str, *, now: float) -> MemoryEntry | None:
+        """Return the live entry or ``None``."""
+        def run() -> MemoryEntry | None:
+            with self._read() as conn:
+                row = conn.execute(sa.text(
+                    f"SELECT {_FULL} FROM {self.t_entries} WHERE agent_id = :a AND key = :k "
+                    "AND (expires_at IS NULL OR expires_at > :now)"),
+                    {"a": agent_id, "k": key, "now": now}).first()
+            return None if row is None else _entry(row)
+        return await self._run(run)
+
+    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
+        """Resolve row ids from :meth:`candidates`, in order."""
+        def run() -> list[MemoryEntry]:
+            found: dict[int, MemoryEntry] = {}
+            with self._read() as conn:
+                for part in _chunks(list(refs)):
+                    stmt = sa.text(f"SELECT {_FULL} FROM {self.t_entries} WHERE id IN :ids") \
+                        .bindparams(sa.bindparam("ids", expanding=True))
+                    for row in conn.execute(stmt, {"ids": list(part)}):
+                        found[row.id] = _entry(row)
+            missing = [r for r in refs if r not in found]
+            if missing:
+                raise MemoryStoreError(
+                    f"{len(missing)} memories were deleted while the search ran; search again")
+            return [found[r] for r in refs]
+        return await self._run(run)
+
+    async def list(
+        self, query: MemoryQuery, *, now: float, limit: int | None, offset: int = 0
+    ) -> list[MemoryEntry]:
+        """Live matching entries by ``(agent_id, key)``."""
+        def run() -> list[MemoryEntry]:
+            order = f" ORDER BY agent_id{self._coll}, key{self._coll}"
+            if not query.filter:
+                page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else (
+                    f" LIMIT -1 OFFSET {int(offset)}" if offset and not self._pg
+                    else f" OFFSET {int(offset)}" if offset else "")
+                order += page
+            stmt, params = self._select(_FULL, query, now, order)
+            with self._read() as conn:
+                rows = conn.execute(stmt, params).all()
+            entries = [_entry(r) for r in rows]
+            if query.filter:
+                entries = [e for e in entries if matches_filter(query.filter, e)]
+                entries = entries[offset : None if limit is None else offset + limit]
+            return entries
+        return await self._run(run)
+
+    async def history(self, agent_id: str, key: str) -> list[HistoryRecord]:
+        """Every recorded change of one key, oldest first."""
+        def run() -> list[HistoryRecord]:
+            with self._read() as conn:
+                rows = conn.execute(sa.text(
+                    "SELECT agent_id, key, version, op, at, value, tags, importance, expires_at "
+                    f"FROM {self.t_history} WHERE agent_id = :a AND key = :k ORDER BY seq"),
+                    {"a": agent_id, "k": key}).all()
+            return [HistoryRecord(r.agent_id, r.key, r.version, r.op, r.at,
+                                  None if r.value is None else json.loads(r.value),
+                                  tuple(json.loads(r.tags)), r.importance, r.expires_at)
+                    for r in rows]
+        return await self._run(run)
+
+    async def stats(self, *, now: float) -> dict[str, Any]:
+        """Live entries per agent, and expired entries not yet swept."""
+        def run() -> dict[str, Any]:
+            with self._read() as conn:
+                rows = conn.execute(sa.text(
+                    f"SELECT agent_id, COUNT(*) AS n FROM {self.t_entries} WHERE expires_at IS "
+                    f"NULL OR expires_at > :now GROUP BY agent_id ORDER BY agent_id{self._coll}"),
+                    {"now": now}).all()
+                expired = conn.execute(sa.text(
+                    f"SELECT COUNT(*) FROM {self.t_entries} WHERE expires_at <= :now"),
+                    {"now": now}).scalar() or 0
+            agents = {r.agent_id: r.n for r in rows}
+            return {"entries": sum(agents.values()), "expired": expired, "agents": agents}
+        return await self._run(run)
+
+    # --- search ------------------------------------------------------------------------------
+
+    async def candidates(
+        self,
+        query: MemoryQuery,
+        *,
+        now: float,
+        words: Sequence[str] | None,
+        vector_dim: int | None,
+    ) -> Candidates:
+        """Live matching entries, column-wise; keyword hits come from the full-text index."""
+        return await self._run(self._candidates_sync, query, now, words, vector_dim)
+
+    def _keyword_hits(
+        self, conn: sa.Connection, query: MemoryQuery, now: float, words: Sequence[str]
+    ) -> dict[int, float]:
+        where, params, expanding = self._where(query, now)
+        if self._pg:
+            params["tsq"] = " | ".join(words)
+            sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND "
+                   "to_tsvector('simple', words) @@ to_tsquery('simple', :tsq)")
+        else:
+            params["match"] = " OR ".join(f'"{w}"' for w in words)
+            sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND id IN "
+                   f"(SELECT rowid FROM {self.t_fts} WHERE {self.t_fts} MATCH :match)")
+        stmt = sa.text(sql)
+        if expanding:
+            stmt = stmt.bindparams(*(sa.bindparam(n, expanding=True) for n in expanding))
+        return {row.id: coverage(words, row.words) for row in conn.execute(stmt, params)}
+
+    def _candidates_sync(
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector_dim: int | None
+    ) -> Candidates:
+        columns = "id, agent_id, key, importance, updated_at"
+        if vector_dim:
+            columns += ", embedding, dim"
+        if query.filter:
+            columns += ", value, tags, created_at, expires_at, version"
+        stmt, params = self._select(columns, query, now)
+        with self._read() as conn:
+            rows = conn.execute(stmt, params).all()
+            hits = self._keyword_hits(conn, query, now, words) if words and rows else {}
+        if query.filter:
+            rows = [r for r in rows if matches_filter(query.filter, _entry(r))]
+        n = len(rows)
+        ids = [r.id for r in rows]
+        vectors = None
+        if vector_dim:
+            vectors = np.zeros((n, vector_dim), dtype=np.float32)
+            good = [i for i, r in enumerate(rows) if r.dim == vector_dim]
+            if len(good) == n and n:
+                vectors = np.frombuffer(b"".join(r.embedding for r in rows),
+                                        dtype=np.float32).reshape(n, vector_dim)
+            else:
+                for i in good:
+                    vectors[i] = np.frombuffer(rows[i].embedding, dtype=np.float32)
+        return Candidates(
+            refs=ids,
+            agent_ids=[r.agent_id for r in rows],
+            keys=[r.key for r in rows],
+            importance=np.fromiter((r.importance for r in rows), dtype=np.float64, count=n),
+            updated_at=np.fromiter((r.updated_at for r in rows), dtype=np.float64, count=n),
+            keyword=np.fromiter((hits.get(i, 0.0) for i in ids), dtype=np.float64, count=n),
+            vectors=vectors,
+        )
