@@ -1,0 +1,479 @@
+"""Per-run cgroups for the process sandbox: process count, memory, peak usage, tree kill.
+
+Detection (:func:`support`) runs once per process.  Each run takes a :class:`RunCgroup`
+from a small process-wide pool (creating a memory cgroup costs far more than a spawn),
+configures its limits, puts the child in it *before* the child's first instruction, and
+kills everything left in it at the end.
+
+How the child gets in without a slow ``fork()``+``preexec_fn``:
+
+* **cgroup v1** moves single threads: the spawning thread writes its own thread id to
+  each run cgroup's ``tasks`` file, spawns with ``vfork`` (the child inherits the
+  thread's cgroups), and moves itself back.
+* **cgroup v2** only moves whole processes, so the child writes itself into
+  ``cgroup.procs`` from ``preexec_fn`` (slower, but race-free).
+
+Cgroups are created as children of this process's own cgroup in each hierarchy, so the
+host's limits still apply to the sandbox.  They are named ``neuroflow-<pid>-<n>``; ones
+left by a process that died are removed at the next detection.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import itertools
+import os
+import signal
+import threading
+import time
+
+import attrs
+
+_PREFIX = "neuroflow-"
+_POOL_SIZE = 8
+
+
+def _read(path: str) -> str:
+    with open(path, "rb") as fh:
+        return fh.read().decode()
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _counter(text: str, key: str) -> int:
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            return int(value)
+    return 0
+
+
+@attrs.frozen
+class CgroupSupport:
+    """What this process can do with cgroups.
+
+    Attributes:
+        version: 1 or 2 when per-run cgroups can be created, else ``None``.
+        parents: controller -> the directory run cgroups are created in (our own cgroup).
+        mounts: controller -> where its hierarchy is mounted.
+        mounted: a human description of the cgroup mounts found.
+        problem: why per-run cgroups cannot be used, when ``version`` is ``None``.
+    """
+
+    version: int | None
+    parents: dict[str, str] = attrs.field(factory=dict)
+    mounts: dict[str, str] = attrs.field(factory=dict)
+    mounted: str = ""
+    problem: str = ""
+
+    @property
+    def pids(self) -> bool:
+        """Whether a process-count limit (pids controller) is available."""
+        return "pids" in self.parents
+
+    @property
+    def memory(self) -> bool:
+        """Whether a memory limit and peak (memory controller) is available."""
+        return "memory" in self.parents
+
+    @property
+    def usable(self) -> bool:
+        """Whether run cgroups can be created at all (tree kill by cgroup)."""
+        return bool(self.parents)
+
+
+def _mounts() -> tuple[dict[str, str], str | None]:
+    """Return ``(v1 controller -> mount point, v2 mount point)``."""
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    try:
+        text = _read("/proc/self/mounts")
+    except OSError:
+        return v1, v2
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        mount_point, fstype, options = parts[1], parts[2], parts[3].split(",")
+        if fstype == "cgroup":
+            for option in options:
+                if option in ("pids", "memory", "cpu", "cpuacct", "freezer"):
+                    v1.setdefault(option, mount_point)
+        elif fstype == "cgroup2" and v2 is None:
+            v2 = mount_point
+    return v1, v2
+
+
+def _own_paths(proc_file: str = "/proc/self/cgroup") -> tuple[dict[str, str], str | None]:
+    """Return ``(v1 controller -> our path, our v2 path)`` from ``/proc/<x>/cgroup``."""
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    for line in _read(proc_file).splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            v2 = path
+        for controller in controllers.split(","):
+            v1[controller] = path
+    return v1, v2
+
+
+def _probe(parent: str, files: tuple[str, ...]) -> str:
+    """Create and remove a test cgroup under ``parent``; return '' or the problem."""
+    probe = os.path.join(parent, f"{_PREFIX}{os.getpid()}-probe")
+    try:
+        os.mkdir(probe)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        return f"cannot create a cgroup in {parent}: {exc.strerror}"
+    try:
+        missing = [f for f in files if not os.path.exists(os.path.join(probe, f))]
+        if missing:
+            return f"{parent}: controller files missing ({', '.join(missing)})"
+        return ""
+    finally:
+        try:
+            os.rmdir(probe)
+        except OSError:
+            pass
+
+
+def _sweep(parent: str) -> None:
+    """Remove empty run cgroups left behind by processes that no longer exist."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        owner = name[len(_PREFIX) :].split("-", 1)[0]
+        if not name.startswith(_PREFIX) or not owner.isdigit():
+            continue
+        if int(owner) == os.getpid() or os.path.exists(f"/proc/{owner}"):
+            continue
+        try:
+            os.rmdir(os.path.join(parent, name))
+        except OSError:
+            pass
+
+
+def detect() -> CgroupSupport:
+    """Find out (without caching) which cgroup controllers this process can use."""
+    v1_mounts, v2_mount = _mounts()
+    try:
+        v1_paths, v2_path = _own_paths()
+    except OSError as exc:
+        return CgroupSupport(None, problem=f"cannot read /proc/self/cgroup: {exc.strerror}")
+    described = [f"v1 {c}" for c in sorted(v1_mounts)]
+    if v2_mount:
+        described.append(f"v2 at {v2_mount}")
+    mounted = ", ".join(described) or "none"
+    problems: list[str] = []
+    parents: dict[str, str] = {}
+    wanted = {"pids": ("pids.max", "cgroup.procs"), "memory": ("memory.limit_in_bytes",)}
+    for controller, files in wanted.items():
+        if controller not in v1_mounts:
+            continue
+        parent = os.path.normpath(
+            v1_mounts[controller] + "/" + v1_paths.get(controller, "/").lstrip("/")
+        )
+        problem = _probe(parent, files)
+        if problem:
+            problems.append(problem)
+        else:
+            parents[controller] = parent
+            _sweep(parent)
+    if parents:
+        return CgroupSupport(1, parents, {c: v1_mounts[c] for c in parents}, mounted)
+    if v2_mount and v2_path is not None:
+        parent = os.path.normpath(v2_mount + "/" + v2_path.lstrip("/"))
+        try:
+            enabled = _read(os.path.join(parent, "cgroup.subtree_control")).split()
+        except OSError:
+            enabled = []
+        usable = [c for c in ("pids", "memory") if c in enabled]
+        if usable:
+            problem = _probe(parent, ("cgroup.procs",))
+            if not problem:
+                _sweep(parent)
+                return CgroupSupport(
+                    2, dict.fromkeys(usable, parent), dict.fromkeys(usable, v2_mount), mounted
+                )
+            problems.append(problem)
+        else:
+            problems.append(
+                f"cgroup v2 at {parent}: pids/memory not enabled in cgroup.subtree_control"
+            )
+    if not v1_mounts and not v2_mount:
+        problems.append("no cgroup file system is mounted")
+    return CgroupSupport(None, {}, {}, mounted, "; ".join(problems))
+
+
+_support: CgroupSupport | None = None
+_support_lock = threading.Lock()
+
+
+def support() -> CgroupSupport:
+    """The cached result of :func:`detect`."""
+    global _support
+    if _support is None:
+        with _support_lock:
+            if _support is None:
+                _support = detect()
+    return _support
+
+
+@attrs.define(eq=False)
+class RunCgroup:
+    """The cgroups of one run (one directory per controller; one directory on v2)."""
+
+    version: int
+    dirs: dict[str, str]
+    _written: dict[str, str] = attrs.field(factory=dict)
+    _oom_base: int = 0
+    _pids_base: int = 0
+    _max_processes: int | None = None
+    _has_memsw: bool | None = None
+
+    # --- configuration -------------------------------------------------------------
+
+    def _set(self, controller: str, name: str, value: str) -> None:
+        path = self.dirs[controller] + "/" + name
+        if self._written.get(path) != value:
+            _write(path, value)
+            self._written[path] = value
+
+    def configure(self, max_processes: int | None, memory_limit: int | None) -> None:
+        """Set this run's limits and take the baselines of the event counters."""
+        self._max_processes = max_processes
+        if "pids" in self.dirs:
+            # The spawning thread sits in the cgroup while it spawns: one extra slot.
+            self._set("pids", "pids.max", "max" if max_processes is None
+                      else str(max_processes + (1 if self.version == 1 else 0)))
+            self._pids_base = _counter(_read(self.dirs["pids"] + "/pids.events"), "max")
+        if "memory" in self.dirs:
+            if self.version == 1:
+                self._configure_memory_v1(memory_limit)
+            else:
+                self._set("memory", "memory.max", "max" if memory_limit is None
+                          else str(memory_limit))
+                self._set("memory", "memory.swap.max", "0" if memory_limit else "max")
+                self._oom_base = _counter(_read(self.dirs["memory"] + "/memory.events"),
+                                          "oom_kill")
+
+    def _configure_memory_v1(self, memory_limit: int | None) -> None:
+        base = self.dirs["memory"]
+        value = "-1" if memory_limit is None else str(memory_limit)
+        memsw = base + "/memory.memsw.limit_in_bytes"
+        if self._has_memsw is None:
+            self._has_memsw = os.path.exists(memsw)
+        has_memsw = self._has_memsw
+        if has_memsw:
+            if self._written.get(memsw) != value:
+                # memsw must stay >= the memory limit while both change.
+                _write(memsw, "-1")
+                self._written[memsw] = "-1"
+        self._set("memory", "memory.limit_in_bytes", value)
+        if has_memsw:
+            self._set("memory", "memory.memsw.limit_in_bytes", value)
+        _write(base + "/memory.max_usage_in_bytes", "0")
+        _write(base + "/memory.failcnt", "0")
+        self._oom_base = _counter(_read(base + "/memory.oom_control"), "oom_kill")
+
+    # --- joining ---------------------------------------------------------------------
+
+    def join_thread(self, tid: bytes) -> None:
+        """(v1) Move the calling thread, whose id is ``tid``, into this run's cgroups."""
+        for directory in self.dirs.values():
+            _write_bytes(directory + "/tasks", tid)
+
+    def after_spawn(self) -> None:
+        """(v1) Drop the spawning thread's extra slot from the process limit."""
+        if "pids" in self.dirs and self._max_processes is not None and self.version == 1:
+            self._set("pids", "pids.max", str(self._max_processes))
+
+    def procs_files(self) -> list[str]:
+        """(v2) The ``cgroup.procs`` files a child writes itself into."""
+        return sorted({d + "/cgroup.procs" for d in self.dirs.values()})
+
+    # --- ending ------------------------------------------------------------------------
+
+    def pids(self) -> list[int]:
+        """Process ids currently in the run cgroup."""
+        directory = self.dirs.get("pids") or next(iter(self.dirs.values()))
+        return [int(p) for p in _read(directory + "/cgroup.procs").split()]
+
+    def kill_all(self, deadline: float = 5.0) -> bool:
+        """SIGKILL every process in the run cgroup until it is empty; True if it emptied."""
+        pids = self.pids()
+        if not pids:
+            return True
+        if "pids" in self.dirs:
+            # No new processes from here on, so the loop below cannot be outrun.
+            self._set("pids", "pids.max", "0")
+        if self.version == 2:
+            kill_file = self.dirs[next(iter(self.dirs))] + "/cgroup.kill"
+            if os.path.exists(kill_file):
+                _write(kill_file, "1")
+        end = time.monotonic() + deadline
+        pause = 0.0005
+        while pids:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if time.monotonic() > end:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+            pids = self.pids()
+        return True
+
+    def stats(self) -> tuple[int | None, bool, bool, bool]:
+        """Return ``(peak memory, oom killed, memory limit hit, process limit hit)``."""
+        peak: int | None = None
+        oom = mem_hit = pids_hit = False
+        if "memory" in self.dirs:
+            base = self.dirs["memory"]
+            if self.version == 1:
+                peak = int(_read(base + "/memory.max_usage_in_bytes"))
+                oom = _counter(_read(base + "/memory.oom_control"), "oom_kill") > self._oom_base
+                mem_hit = oom or int(_read(base + "/memory.failcnt")) > 0
+            else:
+                try:
+                    peak = int(_read(base + "/memory.peak"))
+                except OSError:
+                    peak = None
+                events = _read(base + "/memory.events")
+                oom = _counter(events, "oom_kill") > self._oom_base
+                mem_hit = oom or _counter(events, "max") > 0
+        if "pids" in self.dirs:
+            events = _read(self.dirs["pids"] + "/pids.events")
+            pids_hit = _counter(events, "max") > self._pids_base
+        return peak, oom, mem_hit, pids_hit
+
+    def reusable(self) -> bool:
+        """Whether the cgroup is empty and holds no memory charge (safe to reuse)."""
+        if self.pids():
+            return False
+        if "memory" in self.dirs and self.version == 1:
+            return int(_read(self.dirs["memory"] + "/memory.usage_in_bytes")) == 0
+        if "memory" in self.dirs:
+            return int(_read(self.dirs["memory"] + "/memory.current")) == 0
+        return True
+
+    def remove(self) -> None:
+        """Remove the cgroup directories (after killing anything left)."""
+        self.kill_all(deadline=1.0)
+        for directory in self.dirs.values():
+            for _ in range(50):
+                try:
+                    os.rmdir(directory)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        break
+                    time.sleep(0.002)
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+class CgroupPool:
+    """A process-wide pool of run cgroups; empty ones are reused, the rest removed."""
+
+    def __init__(self, info: CgroupSupport) -> None:
+        self._info = info
+        self._idle: list[RunCgroup] = []
+        self._lock = threading.Lock()
+        self._names = itertools.count()
+        self._home: dict[int, list[str]] = {}
+        atexit.register(self.clear)
+
+    def _create(self) -> RunCgroup:
+        name = f"{_PREFIX}{os.getpid()}-{next(self._names)}"
+        dirs: dict[str, str] = {}
+        try:
+            for controller, parent in self._info.parents.items():
+                directory = os.path.join(parent, name)
+                if directory not in dirs.values():
+                    os.mkdir(directory)
+                dirs[controller] = directory
+        except OSError:
+            for directory in set(dirs.values()):
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    pass
+            raise
+        return RunCgroup(self._info.version or 1, dirs)
+
+    def acquire(self) -> RunCgroup:
+        """Return an idle run cgroup (or a new one)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._create()
+
+    def release(self, group: RunCgroup) -> None:
+        """Give back a run cgroup whose processes have all been killed."""
+        try:
+            reuse = group.reusable()
+        except OSError:
+            reuse = False
+        if reuse:
+            with self._lock:
+                if len(self._idle) < _POOL_SIZE:
+                    self._idle.append(group)
+                    return
+        group.remove()
+
+    def clear(self) -> None:
+        """Remove every idle run cgroup (called at interpreter exit)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for group in idle:
+            group.remove()
+
+    def home_tasks(self) -> list[str]:
+        """(v1) The ``tasks`` files of the calling thread's own cgroups, to move back to."""
+        tid = threading.get_native_id()
+        found = self._home.get(tid)
+        if found is None:
+            paths, _ = _own_paths(f"/proc/self/task/{tid}/cgroup")
+            found = []
+            for controller, mount in self._info.mounts.items():
+                own = paths.get(controller, "/").lstrip("/")
+                found.append(os.path.normpath(f"{mount}/{own}") + "/tasks")
+            self._home[tid] = found
+        return found
+
+
+_pool: CgroupPool | None = None
+
+
+def pool() -> CgroupPool | None:
+    """The process-wide pool, or ``None`` when cgroups cannot be used."""
+    global _pool
+    if _pool is None:
+        info = support()
+        if info.version is None:
+            return None
+        with _support_lock:
+            if _pool is None:
+                _pool = CgroupPool(info)
+    return _pool

@@ -1,0 +1,177 @@
+"""``SandboxConfig``: the limits and settings every isolation backend understands.
+
+The same class is the option table of the built-in ``process`` backend
+(``[sandbox.process]`` in ``neuroflow.toml``); other backends may reuse it or subclass it.
+Every value is checked when the object is built, and errors name the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from neuroflow.errors import ConfigError
+from neuroflow.security.levels import SandboxSecurityLevel
+
+MiB = 1024 * 1024
+
+
+def _positive_or_none(kind: str) -> Any:
+    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{attribute.name}: expected {kind} or None, got {value!r}")
+        if value <= 0:
+            raise ConfigError(f"{attribute.name}: expected {kind} greater than 0, got {value!r}")
+        if kind.startswith("an integer") and not isinstance(value, int):
+            raise ConfigError(f"{attribute.name}: expected {kind}, got {value!r}")
+
+    return check
+
+
+def _str_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)):
+        raise ConfigError(f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _optional_str_tuple(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else _str_tuple(value)
+
+
+def _check_strings(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if value is None:
+        return
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"{attribute.name}: expected non-empty strings, got {item!r}")
+
+
+def _check_env(instance: object, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+            raise ConfigError(f"{attribute.name}: invalid variable name {key!r}")
+        if not isinstance(item, str) or "\0" in item:
+            raise ConfigError(f"{attribute.name}.{key}: expected a string value, got {item!r}")
+
+
+def _check_work_dir(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{attribute.name}: expected a directory path or None, got {value!r}")
+
+
+def _to_level(value: Any) -> SandboxSecurityLevel:
+    try:
+        return SandboxSecurityLevel(value)
+    except ValueError:
+        known = ", ".join(level.value for level in SandboxSecurityLevel)
+        raise ConfigError(f"security_level: expected one of {known}, got {value!r}") from None
+
+
+def _to_path_str(value: Any) -> Any:
+    return str(value) if hasattr(value, "__fspath__") else value
+
+
+@attrs.frozen(kw_only=True)
+class SandboxConfig:
+    """Limits and settings for running a command in a sandbox.
+
+    ``None`` for a limit means "no limit".  Sizes are in bytes, times in seconds.
+
+    Attributes:
+        work_dir: working directory of the command, created if missing; ``None`` gives
+            each isolator a private temporary directory, removed by ``aclose()``.
+        cpu_time_limit: CPU seconds (``RLIMIT_CPU``, rounded up to whole seconds).
+        memory_limit: memory in bytes (a memory cgroup when available, else ``RLIMIT_AS``).
+        address_space_limit: an explicit ``RLIMIT_AS`` in bytes, on top of ``memory_limit``.
+        wall_timeout: wall-clock seconds before the whole process tree is killed.
+        max_open_files: open file descriptors (``RLIMIT_NOFILE``).
+        max_file_size: largest file the command may write (``RLIMIT_FSIZE``).
+        max_output_bytes: bytes kept from each of stdout and stderr; more ends the run
+            with ``OUTPUT_LIMIT``.
+        max_processes: processes and threads in the sandbox at once (needs a pids cgroup).
+        env: extra environment variables for the command.
+        inherit_env: names of host environment variables passed through (nothing else
+            from the host environment is visible).
+        enable_network: whether the command may use the network.
+        enable_seccomp: whether system calls are filtered.
+        allowed_commands: if set, only these commands may run (a bare name matches that
+            command looked up on ``PATH``; a path matches that exact file).
+        security_level: how strict the sandbox is (see ``SandboxSecurityLevel``).
+        allow_weaker_isolation: run even when a requested guarantee cannot be enforced
+            on this machine (otherwise ``UnsupportedLimitError``).
+    """
+
+    work_dir: str | None = attrs.field(
+        default=None, converter=_to_path_str, validator=_check_work_dir
+    )
+    cpu_time_limit: float | None = attrs.field(
+        default=30.0, validator=_positive_or_none("a number of seconds")
+    )
+    memory_limit: int | None = attrs.field(
+        default=512 * MiB, validator=_positive_or_none("an integer number of bytes")
+    )
+    address_space_limit: int | None = attrs.field(
+        default=None, validator=_positive_or_none("an integer number of bytes")
+    )
+    wall_timeout: float | None = attrs.field(
+        default=60.0, validator=_positive_or_none("a number of seconds")
+    )
+    max_open_files: int | None = attrs.field(
+        default=256, validator=_positive_or_none("an integer count")
+    )
+    max_file_size: int | None = attrs.field(
+        default=256 * MiB, validator=_positive_or_none("an integer number of bytes")
+    )
+    max_output_bytes: int | None = attrs.field(
+        default=16 * MiB, validator=_positive_or_none("an integer number of bytes")
+    )
+    max_processes: int | None = attrs.field(
+        default=64, validator=_positive_or_none("an integer count")
+    )
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=dict, validator=_check_env)
+    inherit_env: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_check_strings
+    )
+    enable_network: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    enable_seccomp: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
+    allowed_commands: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_optional_str_tuple, validator=_check_strings
+    )
+    security_level: SandboxSecurityLevel = attrs.field(
+        default=SandboxSecurityLevel.STANDARD, converter=_to_level
+    )
+    allow_weaker_isolation: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
+
+    @property
+    def weaker_allowed(self) -> bool:
+        """Whether unenforceable settings may be skipped (explicitly, or ``PERMISSIVE``)."""
+        return self.allow_weaker_isolation or (
+            self.security_level is SandboxSecurityLevel.PERMISSIVE
+        )
+
+
+def parse_size(text: str, *, field: str = "size") -> int:
+    """Parse ``"64M"``, ``"1G"``, ``"512k"`` or ``"1048576"`` into bytes (binary units)."""
+    units = {"": 1, "K": 1024, "M": MiB, "G": 1024 * MiB, "T": 1024 * 1024 * MiB}
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = raw, ""
+    if raw and raw[-1] in "KMGT":
+        number, unit = raw[:-1], raw[-1]
+    try:
+        value = float(number)
+    except ValueError:
+        raise ConfigError(
+            f"{field}: expected a size like 65536, 64K, 256M or 1G, got {text!r}"
+        ) from None
+    result = int(value * units[unit])
+    if result <= 0:
+        raise ConfigError(f"{field}: expected a size greater than 0, got {text!r}")
+    return result

@@ -1,0 +1,112 @@
+"""What this machine lets a sandbox enforce, as ``neuroflow doctor`` checks."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from neuroflow.doctor import Check
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def user_namespaces() -> Check:
+    """Whether unprivileged user namespaces can be created."""
+    limit = _read("/proc/sys/user/max_user_namespaces")
+    if limit is None:
+        return Check("user namespaces", False, "/proc/sys/user/max_user_namespaces not found")
+    if int(limit) == 0:
+        return Check("user namespaces", False,
+                     "disabled: set sysctl user.max_user_namespaces to a positive number")
+    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
+    if clone == "0" and os.geteuid() != 0:
+        return Check("user namespaces", False,
+                     "unprivileged use disabled: sysctl kernel.unprivileged_userns_clone=1")
+    restricted = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    if restricted == "1" and os.geteuid() != 0:
+        return Check("user namespaces", False, "restricted by AppArmor: sysctl "
+                     "kernel.apparmor_restrict_unprivileged_userns=0")
+    return Check("user namespaces", True, f"max_user_namespaces={limit}")
+
+
+def seccomp() -> Check:
+    """Whether the kernel supports seccomp filters."""
+    status = _read("/proc/self/status") or ""
+    line = next((ln for ln in status.splitlines() if ln.startswith("Seccomp:")), None)
+    if line is None:
+        return Check("seccomp", False, "kernel built without seccomp (no Seccomp: in "
+                     "/proc/self/status)")
+    actions = _read("/proc/sys/kernel/seccomp/actions_avail")
+    mode = line.split(":", 1)[1].strip()
+    detail = f"supported (this process: mode {mode})"
+    if actions:
+        detail += f"; actions: {actions}"
+    return Check("seccomp", True, detail)
+
+
+def cgroup_checks() -> list[Check]:
+    """cgroup versions and controllers, and whether this process can create run cgroups."""
+    from neuroflow.sandbox import cgroups
+
+    info = cgroups.support()
+    v1, v2 = cgroups._mounts()
+    checks = [Check("cgroups mounted", bool(v1 or v2), info.mounted)]
+    if v2:
+        controllers = _read(os.path.join(v2, "cgroup.controllers")) or ""
+        checks.append(Check("cgroup v2 controllers", bool(controllers.split()),
+                            controllers or f"none enabled at {v2}"))
+    for controller, purpose in (("pids", "max_processes, fork bombs"),
+                                ("memory", "memory_limit, peak memory"),
+                                ("cpu", "CPU accounting")):
+        where = v1.get(controller)
+        if controller in info.parents:
+            checks.append(Check(f"{controller} cgroup (v{info.version})", True,
+                                f"usable for {purpose}: run cgroups go in "
+                                f"{info.parents[controller]}"))
+        elif where:
+            checks.append(Check(f"{controller} cgroup (v1)", controller == "cpu",
+                                f"mounted at {where}" + ("" if controller == "cpu" else
+                                                         "; this process cannot create "
+                                                         "cgroups there")))
+        else:
+            checks.append(Check(f"{controller} cgroup", False, f"not available ({purpose})"))
+    checks.append(Check(
+        "process sandbox: per-run cgroups", info.usable,
+        "whole-tree kill, process and memory limits enforced" if info.usable else
+        f"{info.problem or 'no usable cgroup'}; the process backend needs "
+        "allow_weaker_isolation=True here",
+    ))
+    return checks
+
+
+def rlimits() -> Check:
+    """Whether resource limits can be read and applied to child processes."""
+    names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_CORE")
+    try:
+        for name in names:
+            resource.getrlimit(getattr(resource, name))
+        resource.prlimit(os.getpid(), resource.RLIMIT_CORE)
+    except (OSError, AttributeError, ValueError) as exc:
+        return Check("rlimits", False, f"{type(exc).__name__}: {exc}")
+    return Check("rlimits", True, "CPU, address space, open files, file size (prlimit)")
+
+
+def python_interpreter() -> Check:
+    """Which real interpreter ``python3`` resolves to (shims followed)."""
+    from neuroflow.sandbox.resolve import resolve_command
+
+    found = resolve_command("python3")
+    if found is None:
+        return Check("python3 interpreter", False, "no python3 on PATH")
+    return Check("python3 interpreter", True, f"runs {found}")
+
+
+def all_checks() -> list[Check]:
+    """Every sandbox check, for the ``neuroflow_doctor_checks`` hook."""
+    return [user_namespaces(), seccomp(), *cgroup_checks(), rlimits(), python_interpreter()]

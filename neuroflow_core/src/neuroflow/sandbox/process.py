@@ -1,0 +1,599 @@
+"""The built-in ``process`` isolation backend: SPEC's ``SandboxIsolator``.
+
+One run, in order:
+
+1. refuse a command outside ``allowed_commands`` (nothing has run yet), ask the gate;
+2. resolve the program (shims to real binaries), build a clean environment;
+3. take a run cgroup from the pool and set its limits;
+4. spawn with ``vfork`` (``subprocess.Popen`` without ``preexec_fn``) in a new session,
+   with the spawning thread inside the run cgroup so the child starts in it (cgroup v1);
+   then set the child's rlimits with ``prlimit``.  ``STRICT`` security (or cgroup v2)
+   uses ``preexec_fn`` instead, so rlimits and cgroup apply before the program's first
+   instruction, at the price of a ``fork()``;
+5. read stdout/stderr incrementally, capped; wait on a pidfd with the wall timeout;
+6. kill everything left in the run cgroup (or the process group without cgroups),
+   reap, and report.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+
+from neuroflow.errors import CommandNotAllowedError, SandboxError, UnsupportedLimitError
+from neuroflow.sandbox import cgroups
+from neuroflow.sandbox.config import SandboxConfig
+from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command
+from neuroflow.sandbox.result import SandboxResult, TerminationReason
+from neuroflow.security.levels import SandboxSecurityLevel
+
+_READ_CHUNK = 65536
+_DRAIN_GRACE = 2.0  # seconds to drain pipes after the tree was killed
+
+_RLIMITS = {
+    "cpu": resource.RLIMIT_CPU,
+    "as": resource.RLIMIT_AS,
+    "nofile": resource.RLIMIT_NOFILE,
+    "fsize": resource.RLIMIT_FSIZE,
+    "core": resource.RLIMIT_CORE,
+}
+
+
+def _clamp(limit: int, which: int) -> int:
+    """Never ask for more than our own hard limit (raising it needs privileges)."""
+    hard = resource.getrlimit(which)[1]
+    return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+
+
+def _weaker(config: SandboxConfig, what: str, why: str, warnings: list[str]) -> None:
+    if not config.weaker_allowed:
+        raise UnsupportedLimitError(
+            f"{what}: {why}; set allow_weaker_isolation=True (or security_level='permissive') "
+            "to run without it, or see `neuroflow doctor`"
+        )
+    warnings.append(f"{what}: not enforced ({why})")
+
+
+class _Stream:
+    """Incrementally read, capped output of one pipe."""
+
+    __slots__ = ("buf", "cap", "fd", "truncated")
+
+    def __init__(self, fd: int, cap: int | None) -> None:
+        self.fd = fd
+        self.cap = cap
+        self.buf = bytearray()
+        self.truncated = False
+
+
+class SandboxIsolator:
+    """Run commands as local processes under resource limits (the ``process`` backend).
+
+    Args:
+        config: the limits (a :class:`SandboxConfig`, a mapping of its fields, or
+            ``None`` for the defaults).
+        gate: an :class:`~neuroflow.security.model.ActionGate` asked before each command
+            and told how it ended; ``None`` runs without one.
+        actor: who runs the commands, for the gate's audit records.
+
+    Raises:
+        UnsupportedLimitError: a setting this machine cannot enforce (no pids cgroup for
+            ``max_processes``, network or seccomp off), unless the config allows weaker
+            isolation.
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig | Mapping[str, Any] | None = None,
+        *,
+        gate: Any = None,
+        actor: str = "user",
+    ) -> None:
+        if config is None:
+            config = SandboxConfig()
+        elif not isinstance(config, SandboxConfig):
+            from neuroflow.config import structure
+
+            config = structure(config, SandboxConfig, path="sandbox.process")
+        self.config: SandboxConfig = config
+        self._gate = gate
+        self._actor = actor
+        self._closed = False
+        self._tmp: str | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._warnings: list[str] = []
+        self._cgroups = self._plan()
+        self._search_path = config.env.get("PATH") or os.environ.get("PATH", DEFAULT_PATH)
+        self._base_env = self._build_env()
+        self._allowed: frozenset[str] | None = None
+        self._rlimits = self._rlimit_values()
+        self._strict = config.security_level is SandboxSecurityLevel.STRICT or (
+            self._cgroups is not None and cgroups.support().version == 2
+        )
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def _plan(self) -> cgroups.CgroupPool | None:
+        cfg = self.config
+        warnings = self._warnings
+        info = cgroups.support()
+        pool = cgroups.pool()
+        if not cfg.enable_network or cfg.security_level is SandboxSecurityLevel.STRICT:
+            _weaker(cfg, "enable_network=False" if not cfg.enable_network
+                    else "security_level='strict' (network off)",
+                    "the process backend cannot cut network access; use the 'namespace' "
+                    "backend (pip install 'neuroflow[namespace]')", warnings)
+        if cfg.enable_seccomp:
+            _weaker(cfg, "enable_seccomp=True",
+                    "the process backend does not filter system calls; use the 'namespace' "
+                    "backend (pip install 'neuroflow[namespace]')", warnings)
+        if pool is None:
+            why = info.problem or "no usable cgroup"
+            _weaker(cfg, "whole-process-tree kill",
+                    f"needs a pids or memory cgroup ({why}); a process that leaves its "
+                    "process group could survive", warnings)
+            if cfg.max_processes is not None:
+                _weaker(cfg, f"max_processes={cfg.max_processes}",
+                        f"needs a pids cgroup ({why})", warnings)
+        elif cfg.max_processes is not None and not info.pids:
+            _weaker(cfg, f"max_processes={cfg.max_processes}",
+                    "needs a pids cgroup, which this process cannot create", warnings)
+        return pool
+
+    def _rlimit_values(self) -> list[tuple[int, tuple[int, int]]]:
+        cfg = self.config
+        values: list[tuple[int, tuple[int, int]]] = [(_RLIMITS["core"], (0, 0))]
+        if cfg.cpu_time_limit is not None:
+            seconds = max(1, math.ceil(cfg.cpu_time_limit))
+            # Soft limit sends SIGXCPU; the hard limit one second later is SIGKILL.
+            values.append((_RLIMITS["cpu"], (seconds, _clamp(seconds + 1, _RLIMITS["cpu"]))))
+        address_space = cfg.address_space_limit
+        if address_space is None and cfg.memory_limit is not None and not (
+            self._cgroups is not None and cgroups.support().memory
+        ):
+            address_space = cfg.memory_limit  # no memory cgroup: address space instead
+        for key, value in (("as", address_space), ("nofile", cfg.max_open_files),
+                           ("fsize", cfg.max_file_size)):
+            if value is not None:
+                value = _clamp(value, _RLIMITS[key])
+                values.append((_RLIMITS[key], (value, value)))
+        return values
+
+    def _build_env(self) -> dict[str, str]:
+        cfg = self.config
+        env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        for name in cfg.inherit_env:
+            if name in os.environ:
+                env[name] = os.environ[name]
+        env.update(cfg.env)
+        return env
+
+    def _work_dir(self) -> str:
+        if self.config.work_dir is not None:
+            path = os.path.abspath(os.path.expanduser(self.config.work_dir))
+            if not os.path.isdir(path):
+                try:
+                    os.makedirs(path, exist_ok=True)
+                except OSError as exc:
+                    raise SandboxError(
+                        f"work_dir: cannot create {path!r}: {exc.strerror}"
+                    ) from None
+            return path
+        if self._tmp is None or not os.path.isdir(self._tmp):
+            self._tmp = tempfile.mkdtemp(prefix="neuroflow-sandbox-")
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        return self._tmp
+
+    # --- the allow-list ------------------------------------------------------------------
+
+    def _check_allowed(self, command: str) -> None:
+        allowed = self.config.allowed_commands
+        if allowed is None or command in allowed:
+            return
+        if self._allowed is None:
+            real = set()
+            for entry in allowed:
+                found = resolve_command(entry, self._search_path)
+                if found:
+                    real.add(os.path.realpath(found))
+            self._allowed = frozenset(real)
+        found = resolve_command(command, self._search_path)
+        if found is not None and os.path.realpath(found) in self._allowed:
+            return
+        raise CommandNotAllowedError(
+            f"command {command!r} is not in allowed_commands ({', '.join(allowed)})"
+        )
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> SandboxResult:
+        """Run ``command`` with ``args`` and return how it ended.
+
+        Args:
+            command: a program name (looked up on ``PATH``, shims resolved) or a path.
+            args: its arguments.
+            stdin: bytes for its standard input (``None``: empty input).
+            env: extra environment variables for this run.
+            timeout: wall-clock seconds (default: ``config.wall_timeout``).
+
+        Raises:
+            CommandNotAllowedError: the command is not in ``allowed_commands``.
+            SecurityError: the gate denied it.
+            SandboxError: the program cannot be found or started.
+        """
+        if self._closed:
+            raise SandboxError("this SandboxIsolator is closed")
+        if isinstance(args, (str, bytes)):
+            raise SandboxError(f"args: expected a list of strings, got {args!r}")
+        self._check_allowed(command)
+        if self._gate is None:
+            return await self._run(command, args, stdin, env, timeout)
+        from neuroflow.security.model import Action, ActionContext
+
+        action = Action(kind="command", target=command, actor=self._actor,
+                        arguments=list(args))
+        context = ActionContext(component="sandbox.process")
+        await self._gate.authorize(action, context)
+        try:
+            result = await self._run(command, args, stdin, env, timeout)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._gate.record_outcome(action, context, "error",
+                                                {"error": f"{type(exc).__name__}: {exc}"})
+            raise
+        outcome = ("success" if result.ok else "error") if result.reason in (
+            TerminationReason.EXITED,
+        ) else result.reason.value
+        await self._gate.record_outcome(action, context, outcome, {
+            "exit_code": result.exit_code, "reason": result.reason.value,
+            "wall_time_ms": round(result.wall_time_ms, 3),
+        })
+        return result
+
+    def execute_sync(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> SandboxResult:
+        """Blocking twin of :meth:`execute`, for code that is not async."""
+        return anyio.run(lambda: self.execute(command, args, stdin=stdin, env=env,
+                                              timeout=timeout))
+
+    def _spawn(
+        self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
+        stdin_fd: int, out_w: int, err_w: int, group: cgroups.RunCgroup | None,
+    ) -> subprocess.Popen[bytes]:
+        common: dict[str, Any] = dict(
+            executable=executable, stdin=stdin_fd, stdout=out_w, stderr=err_w, cwd=cwd,
+            env=env, close_fds=True, start_new_session=True, restore_signals=True,
+        )
+        if self._strict:
+            return subprocess.Popen(argv, preexec_fn=self._preexec(group), **common)
+        if group is None:
+            proc = subprocess.Popen(argv, **common)
+        else:
+            assert self._cgroups is not None
+            tid = str(threading.get_native_id()).encode()
+            home = self._cgroups.home_tasks()
+            group.join_thread(tid)
+            try:
+                proc = subprocess.Popen(argv, **common)
+            finally:
+                for tasks in home:
+                    cgroups._write_bytes(tasks, tid)
+            group.after_spawn()
+        for which, value in self._rlimits:
+            try:
+                resource.prlimit(proc.pid, which, value)
+            except ProcessLookupError:
+                break  # it already ended
+        return proc
+
+    def _preexec(self, group: cgroups.RunCgroup | None) -> Callable[[], None]:
+        limits = self._rlimits
+        procs = group.procs_files() if group is not None else []
+        tasks = [d + "/tasks" for d in group.dirs.values()] if group is not None else []
+        version = group.version if group is not None else 0
+
+        def setup() -> None:
+            targets = procs if version == 2 else tasks
+            for path in targets:
+                fd = os.open(path, os.O_WRONLY)
+                os.write(fd, b"0")
+                os.close(fd)
+            for which, value in limits:
+                resource.setrlimit(which, value)
+
+        return setup
+
+    async def _run(
+        self,
+        command: str,
+        args: Sequence[str],
+        stdin: bytes | None,
+        extra_env: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> SandboxResult:
+        cfg = self.config
+        cwd = self._work_dir()
+        executable = resolve_command(command, self._search_path, cwd)
+        if executable is None:
+            raise SandboxError(
+                f"command {command!r} not found (PATH={self._search_path!r}) or not executable"
+            )
+        env = dict(self._base_env)
+        env.setdefault("HOME", cwd)
+        env.setdefault("TMPDIR", cwd)
+        if extra_env:
+            env.update(extra_env)
+        # argv[0] is the real path: interpreters find their prefix from it, and a name
+        # looked up on the sandbox's PATH could find a different program than we ran.
+        argv = [executable, *args]
+        timeout = cfg.wall_timeout if timeout is None else timeout
+        group = self._cgroups.acquire() if self._cgroups is not None else None
+        try:
+            if group is not None:
+                group.configure(cfg.max_processes, cfg.memory_limit)
+            return await self._run_in(argv, executable, cwd, env, stdin, timeout, group)
+        finally:
+            if group is not None and self._cgroups is not None:
+                self._cgroups.release(group)
+
+    async def _run_in(
+        self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
+        stdin: bytes | None, timeout: float | None, group: cgroups.RunCgroup | None,
+    ) -> SandboxResult:
+        cap = self.config.max_output_bytes
+        out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        if stdin:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        else:
+            in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
+        open_fds = [out_r, out_w, err_r, err_w, in_r] + ([in_w] if in_w >= 0 else [])
+        pidfd = -1
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            start = time.perf_counter()
+            try:
+                # The child's end of each pipe is blocking, whatever ours is.
+                os.set_blocking(out_w, True)
+                os.set_blocking(err_w, True)
+                proc = self._spawn(argv, executable, cwd, env, in_r, out_w, err_w, group)
+            except (OSError, subprocess.SubprocessError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise SandboxError(f"cannot start {argv[0]!r} ({executable}): {why}") from None
+            for fd in (out_w, err_w, in_r):
+                os.close(fd)
+                open_fds.remove(fd)
+            pidfd = os.pidfd_open(proc.pid)
+            state = _RunState(proc.pid, group)
+            out, err = _Stream(out_r, cap), _Stream(err_r, cap)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read, out, state)
+                tg.start_soon(self._read, err, state)
+                if in_w >= 0:
+                    os.set_blocking(in_w, False)
+                    tg.start_soon(self._feed, in_w, stdin or b"", open_fds)
+                with anyio.move_on_after(timeout if timeout is not None else math.inf):
+                    await anyio.wait_readable(pidfd)
+                if not state.ended_by_us and not _exited(pidfd):
+                    state.kill(TerminationReason.TIMED_OUT)
+                    await anyio.wait_readable(pidfd)
+                wall = (time.perf_counter() - start) * 1000.0
+                # The main process is a zombie now: its pid cannot be reused yet.
+                state.kill_rest()
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                with anyio.move_on_after(_DRAIN_GRACE):
+                    await state.drained.wait()
+                tg.cancel_scope.cancel()
+            return self._result(proc.returncode, status, usage, wall, out, err, state, group)
+        finally:
+            if pidfd >= 0:
+                anyio.notify_closing(pidfd)
+                os.close(pidfd)
+            for fd in open_fds:
+                if fd in (out_r, err_r):
+                    anyio.notify_closing(fd)
+                os.close(fd)
+            if proc is not None and proc.returncode is None:
+                _reap_after_kill(proc, group)
+
+    async def _read(self, stream: _Stream, state: _RunState) -> None:
+        fd, buf, cap = stream.fd, stream.buf, stream.cap
+        try:
+            while True:
+                await anyio.wait_readable(fd)
+                try:
+                    chunk = os.read(fd, _READ_CHUNK)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return
+                if stream.truncated:
+                    continue
+                if cap is not None and len(buf) + len(chunk) > cap:
+                    buf += chunk[: cap - len(buf)]
+                    stream.truncated = True
+                    state.kill(TerminationReason.OUTPUT_LIMIT)
+                else:
+                    buf += chunk
+        finally:
+            state.stream_done()
+
+    async def _feed(self, fd: int, data: bytes, open_fds: list[int]) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                await anyio.wait_writable(fd)
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    continue
+                except BrokenPipeError:
+                    return
+        finally:
+            anyio.notify_closing(fd)
+            os.close(fd)
+            open_fds.remove(fd)
+
+    def _result(
+        self, code: int, status: int, usage: Any, wall: float, out: _Stream, err: _Stream,
+        state: _RunState, group: cgroups.RunCgroup | None,
+    ) -> SandboxResult:
+        cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000.0
+        peak: int | None = usage.ru_maxrss * 1024
+        oom = mem_hit = pids_hit = False
+        if group is not None:
+            group_peak, oom, mem_hit, pids_hit = group.stats()
+            if group_peak is not None:
+                peak = group_peak
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        limits_hit = []
+        if mem_hit:
+            limits_hit.append("memory")
+        if pids_hit:
+            limits_hit.append("processes")
+        cpu_limit = self.config.cpu_time_limit
+        cpu_hit = sig == signal.SIGXCPU or (
+            sig == signal.SIGKILL and cpu_limit is not None
+            and cpu_ms >= math.ceil(cpu_limit) * 1000.0
+        )
+        if cpu_hit:
+            limits_hit.append("cpu")
+        if out.truncated or err.truncated:
+            limits_hit.append("output")
+        if sig == signal.SIGXFSZ:
+            limits_hit.append("file_size")
+        if state.reason is not None:
+            reason = state.reason
+        elif oom and sig == signal.SIGKILL:
+            reason = TerminationReason.MEMORY_LIMIT
+        elif cpu_hit:
+            reason = TerminationReason.CPU_LIMIT
+        elif sig == signal.SIGXFSZ:
+            reason = TerminationReason.FILE_SIZE_LIMIT
+        elif pids_hit and code != 0:
+            reason = TerminationReason.PROCESS_LIMIT
+        elif sig is not None:
+            reason = TerminationReason.SIGNALLED
+        else:
+            reason = TerminationReason.EXITED
+        if state.reason is TerminationReason.TIMED_OUT:
+            limits_hit.append("wall_time")
+        return SandboxResult(
+            exit_code=code, stdout=bytes(out.buf), stderr=bytes(err.buf), wall_time_ms=wall,
+            cpu_time_ms=cpu_ms, peak_memory_bytes=peak, reason=reason, signal=sig,
+            stdout_truncated=out.truncated, stderr_truncated=err.truncated,
+            limits_hit=tuple(limits_hit), warnings=tuple(self._warnings),
+        )
+
+    # --- closing ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Remove the private work directory (if one was made); idempotent."""
+        self._closed = True
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+        self._tmp = None
+
+    async def __aenter__(self) -> Self:
+        """Return the isolator."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the isolator."""
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"SandboxIsolator({self.config!r})"
+
+
+def _exited(pidfd: int) -> bool:
+    import select
+
+    return bool(select.select([pidfd], [], [], 0)[0])
+
+
+def _reap_after_kill(proc: subprocess.Popen[bytes], group: cgroups.RunCgroup | None) -> None:
+    """Cancelled or failed mid-run: kill the tree and reap, so nothing is left behind."""
+    if group is not None:
+        group.kill_all()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.waitpid(proc.pid, 0)
+    except ChildProcessError:
+        pass
+    proc.returncode = -signal.SIGKILL
+
+
+class _RunState:
+    """What the readers and the waiter share during one run."""
+
+    __slots__ = ("_open_streams", "drained", "ended_by_us", "group", "pid", "reason")
+
+    def __init__(self, pid: int, group: cgroups.RunCgroup | None) -> None:
+        self.pid = pid
+        self.group = group
+        self.reason: TerminationReason | None = None
+        self.ended_by_us = False
+        self.drained = anyio.Event()
+        self._open_streams = 2
+
+    def stream_done(self) -> None:
+        self._open_streams -= 1
+        if self._open_streams == 0:
+            self.drained.set()
+
+    def kill(self, reason: TerminationReason) -> None:
+        """End the whole tree now, for ``reason`` (the first reason wins)."""
+        if self.reason is None:
+            self.reason = reason
+        self.ended_by_us = True
+        self.kill_rest()
+
+    def kill_rest(self) -> None:
+        """Kill every process of the run (the main one is already dead or a zombie)."""
+        if self.group is not None:
+            if not self.group.kill_all():
+                raise SandboxError("could not kill every process of the run within 5 s")
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
