@@ -6,8 +6,8 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar, overload
 
 import anyio
@@ -22,6 +22,8 @@ from neuroflow.observability.model import new_trace_id
 F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("neuroflow.agent")
+
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
 
 
 def _trace_id_of(span: Any) -> str | None:
@@ -228,13 +230,10 @@ class AINativeAgent:
 
     # --- tracing ------------------------------------------------------------------------
 
-    @contextmanager
-    def _span(self, name: str, attributes: dict[str, Any]) -> Iterator[Any]:
+    def _span(self, name: str, attributes: dict[str, Any]) -> AbstractContextManager[Any]:
         if self.tracer is None:
-            yield None
-            return
-        with self.tracer.span(name, attributes=attributes) as span:
-            yield span
+            return _NO_SPAN
+        return self.tracer.span(name, attributes=attributes)
 
     # --- the loop -----------------------------------------------------------------------
 
