@@ -289,7 +289,7 @@ async def test_bad_scripts_and_unknown_providers_are_config_errors() -> None:
     with pytest.raises(BackendNotFoundError, match="unknown llm backend 'nope'"):
         await AINativeAgent("a", LLMConfig(provider="nope")).handle("x")
     with pytest.raises(ConfigError, match=re.escape("extra: 'temperature_x' is not an option")):
-        await AINativeAgent("a", LLMConfig(extra={"temperature_x": 1})).handle("x")
+        await AINativeAgent("a", LLMConfig("scripted", extra={"temperature_x": 1})).handle("x")
 
 
 async def test_constructor_checks_its_arguments() -> None:

@@ -49,7 +49,7 @@ class LLMConfig:
             (``{"script": [...]}`` for the scripted provider, ``{"headers": {...}}`` for openai).
     """
 
-    provider: str = "scripted"
+    provider: str = attrs.field(validator=attrs.validators.instance_of(str))
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = attrs.field(default=None, repr=False)
