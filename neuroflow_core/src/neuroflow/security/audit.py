@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import hmac
 import json
 import os
@@ -35,7 +36,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +47,60 @@ from neuroflow.security.model import AuditEvent
 
 GENESIS = "0" * 64
 MAC_SUFFIX_LEN = len(',"mac":"') + 64 + len('"}')
-_HEAD_FORMAT = "{:020d} {} {:020d} {}"
 _HEAD_LEN = 20 + 1 + 64 + 1 + 20 + 1 + 64 + 1 + 64 + 1
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=str)
 _encode = _encoder.encode
-_UTC = UTC
+_quote = encode_basestring_ascii
+
+
+def _opt(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+class _Clock:
+    """ISO-8601 UTC timestamps with microseconds; the seconds part is formatted once a second."""
+
+    __slots__ = ("prefix", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def now(self) -> str:
+        t = time.time()
+        second = int(t)
+        if second != self.second:
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return f"{self.prefix}.{int((t - second) * 1e6):06d}+00:00"
 
 
 def mac_of(key: bytes, body: bytes) -> str:
     """The record MAC: hex HMAC-SHA256 of ``body`` under ``key``."""
     return hmac.digest(key, body, "sha256").hex()
+
+
+def hmac_sha256_hex(key: bytes) -> Callable[[bytes], str]:
+    """A fast ``body -> hex HMAC-SHA256(key, body)`` (RFC 2104 with the pads hashed once).
+
+    The same result as :func:`mac_of`, about three times faster on this hot path.
+    """
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    inner_copy, outer_copy = inner.copy, outer.copy
+
+    def mac(body: bytes) -> str:
+        i = inner_copy()
+        i.update(body)
+        o = outer_copy()
+        o.update(i.digest())
+        return o.hexdigest()
+
+    return mac
 
 
 def split_record(line: bytes) -> tuple[bytes, str] | None:
@@ -84,10 +128,12 @@ def rotated_path(log_file: Path, index: int) -> Path:
     return log_file.with_name(f"{log_file.name}.{index}")
 
 
-def encode_head(key: bytes, seq: int, mac: str, base_seq: int, base_prev: str) -> bytes:
+def encode_head(key: bytes | Callable[[bytes], str], seq: int, mac: str, base_seq: int,
+                base_prev: str) -> bytes:
     """The fixed-length, keyed content of ``<log>.head``."""
-    text = _HEAD_FORMAT.format(seq, mac, base_seq, base_prev)
-    return f"{text} {mac_of(key, b'head ' + text.encode())}\n".encode()
+    sign = key if callable(key) else hmac_sha256_hex(key)
+    text = f"{seq:020d} {mac} {base_seq:020d} {base_prev}".encode()
+    return text + b" " + sign(b"head " + text).encode() + b"\n"
 
 
 def decode_head(key: bytes, data: bytes) -> tuple[int, str, int, str] | None:
@@ -126,11 +172,19 @@ class Redactor:
         )
         self._flag = re.compile(rf"^-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*$", re.IGNORECASE)
         self._secret_names: dict[str, bool] = {}
+        self._sign = hmac_sha256_hex(key)
+        self._digests: dict[str, str] = {}
 
     def digest(self, value: Any) -> str:
-        """The keyed digest written instead of ``value``."""
+        """The keyed digest written instead of ``value`` (equal secrets, equal digests)."""
         raw = value if isinstance(value, str) else _encode(value)
-        return "hmac-sha256:" + mac_of(self._key, b"redact\x00" + raw.encode())[:32]
+        found = self._digests.get(raw)
+        if found is None:
+            found = "hmac-sha256:" + self._sign(b"redact\x00" + raw.encode())[:32]
+            if len(self._digests) >= 1024:
+                self._digests.clear()
+            self._digests[raw] = found
+        return found
 
     def is_secret_name(self, name: str) -> bool:
         """Whether a mapping key names a secret."""
@@ -255,6 +309,9 @@ class AuditLogger:
         self._seq = 0
         self._mac = GENESIS
         self._base: tuple[int, str] = (0, GENESIS)
+        self._clock = _Clock()
+        self._pid = os.getpid()
+        self._sign: Callable[[bytes], str] | None = None
         _loggers.add(self)
 
     # --- key and redaction -------------------------------------------------------------
@@ -265,6 +322,13 @@ class AuditLogger:
         if self._key is None:
             self._key = resolve_key(self.path, self._key_arg, self._key_file, self._key_env)
         return self._key
+
+    @property
+    def sign(self) -> Callable[[bytes], str]:
+        """``body -> hex HMAC-SHA256`` under the log's key."""
+        if self._sign is None:
+            self._sign = hmac_sha256_hex(self.key)
+        return self._sign
 
     @property
     def redactor(self) -> Redactor:
@@ -349,20 +413,18 @@ class AuditLogger:
     def _encode_event(self, event: AuditEvent) -> str:
         """The record as JSON without ``seq``/``prev``/``mac`` (built outside the lock)."""
         try:
-            details = self.redactor.clean(event.details) if event.details else {}
-            return _encode({
-                "time": datetime.fromtimestamp(time.time(), _UTC).isoformat(),
-                "event": event.event_type,
-                "actor": event.actor,
-                "action": event.action,
-                "resource": event.resource,
-                "decision": event.decision,
-                "rule": event.rule,
-                "outcome": event.outcome,
-                "trace_id": event.trace_id,
-                "pid": os.getpid(),
-                "details": details,
-            })
+            redactor = self._redactor or self.redactor
+            details = _encode(redactor.clean(event.details)) if event.details else "{}"
+            resource = event.resource
+            if "=" in resource or ":" in resource:
+                resource = redactor.clean(resource)
+            return (
+                f'{{"time":"{self._clock.now()}","event":{_quote(event.event_type)},'
+                f'"actor":{_quote(event.actor)},"action":{_quote(event.action)},'
+                f'"resource":{_quote(resource)},"decision":{_opt(event.decision)},'
+                f'"rule":{_opt(event.rule)},"outcome":{_opt(event.outcome)},'
+                f'"trace_id":{_opt(event.trace_id)},"pid":{self._pid},"details":{details}}}'
+            )
         except SecurityError:
             raise
         except Exception as exc:  # any failure to record fails closed
@@ -432,7 +494,7 @@ class AuditLogger:
 
     def _append_locked(self, middle: str) -> int:
         try:
-            key = self.key
+            sign = self._sign or self.sign
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
@@ -444,7 +506,7 @@ class AuditLogger:
                 self._load_head(st.st_size)
             seq = self._seq + 1
             body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
-            mac = mac_of(key, body)
+            mac = sign(body)
             line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
             size = st.st_size
             if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
@@ -457,7 +519,7 @@ class AuditLogger:
                 os.fsync(self._fd)
             self._size = size + written
             self._seq, self._mac = seq, mac
-            os.pwrite(self._head_fd, encode_head(key, seq, mac, *self._base), 0)
+            os.pwrite(self._head_fd, encode_head(sign, seq, mac, *self._base), 0)
             return seq
         except OSError as exc:
             self._size = -1
@@ -526,6 +588,7 @@ class AuditLogger:
         self._tlock = threading.Lock()
         self._fd = self._head_fd = -1
         self._ino = self._size = -1
+        self._pid = os.getpid()
 
     def __del__(self) -> None:
         try:
