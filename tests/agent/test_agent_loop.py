@@ -253,13 +253,7 @@ async def test_scripted_provider_says_it_ran_out_and_warns_once(
     assert len(warnings) == 1
 
 
-async def test_scripted_provider_from_a_json_file_through_configuration(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import neuroflow.config
-
-    # only the [llm] section matters here; the other sections' backends are not loaded
-    monkeypatch.setattr(neuroflow.config, "SECTIONS", {"llm": neuroflow.config.SECTIONS["llm"]})
+async def test_scripted_provider_from_a_json_file_through_configuration() -> None:
     Path("script.json").write_text(json.dumps([
         {"tool": "shout", "arguments": {"text": "{last_user_message}"}},
         {"text": "{last_tool_result}!"},

@@ -213,12 +213,8 @@ async def test_environment_variables_supply_url_key_and_model(
 
 
 async def test_configuration_file_selects_and_configures_the_provider(
-    openai_server: Any, monkeypatch: pytest.MonkeyPatch
+    openai_server: Any,
 ) -> None:
-    import neuroflow.config
-
-    # only the [llm] section matters here; the other sections' backends are not loaded
-    monkeypatch.setattr(neuroflow.config, "SECTIONS", {"llm": neuroflow.config.SECTIONS["llm"]})
     Path("neuroflow.toml").write_text(
         '[llm]\nbackend = "openai"\n'
         f'[llm.openai]\nbase_url = "{openai_server.url}"\nmodel = "toml-model"\n'
@@ -238,11 +234,9 @@ async def test_configuration_file_selects_and_configures_the_provider(
     assert openai_server.requests[1]["headers"]["Authorization"] == "Bearer sk-toml"
 
 
-async def test_configuration_errors_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    import neuroflow.config
+async def test_configuration_errors_name_the_field() -> None:
     from neuroflow.errors import ConfigError
 
-    monkeypatch.setattr(neuroflow.config, "SECTIONS", {"llm": neuroflow.config.SECTIONS["llm"]})
     Path("neuroflow.toml").write_text('[llm]\nbackend = "openai"\n'
                                       '[llm.openai]\nmax_retries = "many"\n')
     with pytest.raises(ConfigError, match=r"llm\.openai\.max_retries: expected an integer"):
@@ -286,3 +280,15 @@ def test_provider_url_handling() -> None:
         [{"role": "user", "content": "x"}], [])
     assert json.loads(json.dumps(body)) == {"model": "m", "seed": 7,
                                             "messages": [{"role": "user", "content": "x"}]}
+
+
+async def test_neuroflow_environment_variables_select_the_provider(
+    openai_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROFLOW_LLM__BACKEND", '"openai"')
+    monkeypatch.setenv("NEUROFLOW_LLM__OPENAI__BASE_URL", openai_server.url)
+    monkeypatch.setenv("NEUROFLOW_LLM__OPENAI__MODEL", "env-section-model")
+    async with AINativeAgent("a") as agent:
+        result = await agent.handle("hi")
+    assert result["response"] == "You said: hi"
+    assert openai_server.requests[0]["body"]["model"] == "env-section-model"
