@@ -1,0 +1,633 @@
+"""``MemoryStoreSuite``: the conformance tests every memory store must pass.
+
+Subclass it in your plugin's tests and override the ``memory_store`` fixture to return a
+fresh, unopened store::
+
+    from neuroflow.testing import MemoryStoreSuite
+
+    class TestRedisStore(MemoryStoreSuite):
+        @pytest.fixture
+        def memory_store(self):
+            return RedisStore(RedisStoreConfig(url=..., prefix=unique_prefix()))
+
+Every test drives the store through a :class:`~neuroflow.memory.MemoryManager` with a
+clock the test controls (no sleeping).  ``test_matches_reference_model`` is a hypothesis
+state machine: random sequences of store / update / delete / bulk delete / search / list /
+history / clock advance / sweep, each answer compared with :class:`ReferenceMemory`, a
+deliberately naive model of the documented semantics.  Async tests are marked
+``anyio``; they run under every backend your ``anyio_backend`` fixture names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import pytest
+
+from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
+from neuroflow.memory.config import MemoryConfig
+from neuroflow.memory.embedders import LexicalEmbedder
+from neuroflow.memory.manager import MemoryManager
+from neuroflow.memory.model import HistoryRecord, MemoryEntry, MemoryQuery
+from neuroflow.memory.text import coverage, entry_text, query_words, search_words
+
+START = 1_700_000_000.0
+_BACKENDS = ["asyncio", *(["trio"] if importlib.util.find_spec("trio") else [])]
+_runs = itertools.count()
+
+
+class Clock:
+    """A clock tests move by hand: ``clock()`` returns ``clock.now``."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+def make_manager(store: Any, clock: Clock, **config: Any) -> MemoryManager:
+    """A manager over ``store`` with the lexical embedder and a hand-moved clock."""
+    settings = {"gc_interval_seconds": 1e9, **config}
+    return MemoryManager(MemoryConfig(**settings), store=store, embedder=LexicalEmbedder(),
+                         clock=clock)
+
+
+# --- the reference model --------------------------------------------------------------------
+
+
+class ReferenceMemory:
+    """The documented semantics of a memory store plus manager, as plainly as possible."""
+
+    def __init__(self, config: MemoryConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.rows: dict[tuple[str, str], MemoryEntry] = {}
+        self.log: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        self.embedder = LexicalEmbedder()
+
+    def _live(self, agent: str, key: str) -> MemoryEntry | None:
+        e = self.rows.get((agent, key))
+        return e if e is not None and not e.is_expired(self.clock.now) else None
+
+    def _drop(self, e: MemoryEntry, op: str) -> None:
+        del self.rows[(e.agent_id, e.key)]
+        self.log.setdefault((e.agent_id, e.key), []).append((op, e.version))
+
+    def store(self, agent: str, key: str, value: Any, tags: tuple[str, ...], importance: float,
+              ttl: float | None, expected: int | None) -> MemoryEntry:
+        now = self.clock.now
+        live = self._live(agent, key)
+        current = live.version if live else 0
+        if expected is not None and expected != current:
+            raise MemoryConflictError(agent, key, expected, current)
+        entry = MemoryEntry(agent, key, value, tuple(dict.fromkeys(tags)), importance,
+                            live.created_at if live else now, now,
+                            None if ttl is None else now + ttl, current + 1)
+        self.rows[(agent, key)] = entry
+        self.log.setdefault((agent, key), []).append(
+            ("update" if live else "create", entry.version))
+        if live is None and self.config.max_entries is not None:
+            mine = sorted((e for e in self.rows.values() if e.agent_id == agent),
+                          key=lambda e: (e.importance, e.updated_at, e.agent_id, e.key))
+            for victim in mine[: max(0, len(mine) - self.config.max_entries)]:
+                self._drop(victim, "evict")
+        return entry
+
+    def update(self, agent: str, key: str, importance: float, expected: int | None
+               ) -> MemoryEntry:
+        live = self._live(agent, key)
+        if live is None:
+            if expected:
+                raise MemoryConflictError(agent, key, expected, 0)
+            raise MemoryStoreError("missing")
+        if expected is not None and expected != live.version:
+            raise MemoryConflictError(agent, key, expected, live.version)
+        entry = attrs.evolve(live, importance=importance, updated_at=self.clock.now,
+                             version=live.version + 1)
+        self.rows[(agent, key)] = entry
+        self.log[(agent, key)].append(("update", entry.version))
+        return entry
+
+    def retrieve(self, agent: str, key: str) -> MemoryEntry | None:
+        return self._live(agent, key)
+
+    def delete(self, agent: str, key: str) -> bool:
+        e = self.rows.get((agent, key))
+        if e is None:
+            return False
+        live = not e.is_expired(self.clock.now)
+        self._drop(e, "delete" if live else "expire")
+        return live
+
+    def matching(self, query: MemoryQuery) -> list[MemoryEntry]:
+        return [e for e in self.rows.values() if query.matches(e, self.clock.now)]
+
+    def delete_where(self, query: MemoryQuery) -> int:
+        doomed = self.matching(query)
+        for e in doomed:
+            self._drop(e, "delete")
+        return len(doomed)
+
+    def sweep(self) -> int:
+        doomed = [e for e in self.rows.values() if e.is_expired(self.clock.now)]
+        for e in doomed:
+            self._drop(e, "expire")
+        return len(doomed)
+
+    def list(self, query: MemoryQuery) -> list[MemoryEntry]:
+        return sorted(self.matching(query), key=lambda e: (e.agent_id, e.key))
+
+    def history(self, agent: str, key: str) -> list[tuple[str, int]]:
+        return list(self.log.get((agent, key), ()))
+
+    def search(self, query: MemoryQuery, text: str | None) -> dict[str, float]:
+        cfg, now = self.config, self.clock.now
+        w_rel = cfg.relevance_weight if text else 0.0
+        total = w_rel + cfg.importance_weight + cfg.recency_weight
+        out = {}
+        words = query_words(text) if text else []
+        qvec = self.embedder.embed([text])[0] if text else None
+        for e in self.matching(query):
+            recency = 2.0 ** (-max(now - e.updated_at, 0.0) / cfg.recency_half_life_seconds)
+            score = cfg.importance_weight * e.importance + cfg.recency_weight * recency
+            if text:
+                vec = self.embedder.embed([entry_text(e.key, e.value, e.tags)])[0]
+                semantic = min(max(float(sum(float(a) * float(b) for a, b in zip(vec, qvec,
+                                                                               strict=True))),
+                                   0.0), 1.0)
+                kw = coverage(words, search_words(e.key, e.value, e.tags))
+                score += w_rel * (cfg.semantic_share * semantic + (1 - cfg.semantic_share) * kw)
+            out[e.key] = score / total
+        return out
+
+
+def _history_ops(records: list[HistoryRecord]) -> list[tuple[str, int]]:
+    return [(r.op, r.version) for r in records]
+
+
+def _query(agent: str, **kw: Any) -> MemoryQuery:
+    from neuroflow.memory.filters import validate_filter
+
+    kw["tags"] = tuple(kw.get("tags") or ())
+    kw["filter"] = validate_filter(kw.get("filter"))
+    return MemoryQuery(agent_id=agent, **kw)
+
+
+@contextmanager
+def _portal(backend: str) -> Iterator[Any]:
+    from anyio.from_thread import start_blocking_portal
+
+    with start_blocking_portal(backend) as portal:
+        yield portal
+
+
+def _build_machine(store: Any, portal: Any) -> type:
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+    words = ["dark", "theme", "green", "tea", "jazz", "night", "mode", "light"]
+    agents = st.sampled_from(["alice", "bob"])
+    keys = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+    values = st.fixed_dictionaries({
+        "lang": st.sampled_from(["zh", "en", "fr"]),
+        "stars": st.integers(0, 5),
+        "text": st.lists(st.sampled_from(words), min_size=1, max_size=4).map(" ".join),
+    })
+    tag_lists = st.lists(st.sampled_from(["pref", "ui", "food", "music"]), max_size=3)
+    importances = st.sampled_from([0.0, 0.2, 0.5, 0.5, 0.8, 1.0])
+    ttls = st.one_of(st.none(), st.sampled_from([5.0, 20.0]))
+    texts = st.one_of(st.none(), st.lists(st.sampled_from(words), min_size=1,
+                                          max_size=3).map(" ".join))
+    filters = st.one_of(
+        st.none(),
+        st.sampled_from(["zh", "en"]).map(lambda v: {"value.lang": {"$eq": v}}),
+        st.integers(0, 5).map(lambda n: {"value.stars": {"$gte": n}}),
+        st.sampled_from(words).map(lambda w: {"value.text": {"$contains": w}}),
+    )
+    config = MemoryConfig(max_entries=5, gc_interval_seconds=1e9)
+    base = {"now": START}
+
+    class MemoryMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock = Clock(base["now"])
+            base["now"] += 1e7
+            self.run = f"r{next(_runs)}-{id(self):x}-"
+            self.manager = make_manager(store, self.clock, max_entries=5)
+            self.model = ReferenceMemory(config, self.clock)
+
+        def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            async def run() -> Any:
+                return await fn(*args, **kwargs)
+            return portal.call(run)
+
+        def both(self, ours: Any, theirs: Any) -> tuple[Any, Any]:
+            results = []
+            for fn in (ours, theirs):
+                try:
+                    results.append(("ok", fn()))
+                except MemoryConflictError as exc:
+                    results.append(("conflict", exc.actual))
+                except MemoryStoreError as exc:
+                    results.append(("error", type(exc).__name__))
+            assert results[0][0] == results[1][0], results
+            return results[0], results[1]
+
+        @rule(agent=agents, key=keys, value=values, tags=tag_lists, importance=importances,
+              ttl=ttls, versioned=st.sampled_from([None, "current", "stale"]))
+        def store(self, agent: str, key: str, value: Any, tags: list[str], importance: float,
+                  ttl: float | None, versioned: str | None) -> None:
+            agent = self.run + agent
+            live = self.model.retrieve(agent, key)
+            expected = None if versioned is None else (
+                (live.version if live else 0) + (0 if versioned == "current" else 1))
+            ours, theirs = self.both(
+                lambda: self.call(self.manager.store_memory, agent, key, value, tags,
+                                  importance, ttl=ttl, expected_version=expected),
+                lambda: self.model.store(agent, key, value, tuple(tags), importance, ttl,
+                                         expected))
+            assert ours == theirs
+
+        @rule(agent=agents, key=keys, importance=importances,
+              versioned=st.sampled_from([None, "current", "stale"]))
+        def update(self, agent: str, key: str, importance: float, versioned: str | None) -> None:
+            agent = self.run + agent
+            live = self.model.retrieve(agent, key)
+            expected = None if versioned is None else (
+                (live.version if live else 0) + (0 if versioned == "current" else 1))
+            ours, theirs = self.both(
+                lambda: self.call(self.manager.update_memory, agent, key, importance=importance,
+                                  expected_version=expected),
+                lambda: self.model.update(agent, key, importance, expected))
+            assert ours == theirs
+
+        @rule(agent=agents, key=keys)
+        def retrieve(self, agent: str, key: str) -> None:
+            agent = self.run + agent
+            assert self.call(self.manager.retrieve_memory, agent, key) == \
+                self.model.retrieve(agent, key)
+
+        @rule(agent=agents, key=keys)
+        def delete(self, agent: str, key: str) -> None:
+            agent = self.run + agent
+            assert self.call(self.manager.delete_memory, agent, key) == \
+                self.model.delete(agent, key)
+
+        @rule(agent=agents, tags=tag_lists.filter(bool), flt=filters)
+        def delete_many(self, agent: str, tags: list[str], flt: Any) -> None:
+            agent = self.run + agent
+            got = self.call(self.manager.delete_memories, agent, tags=tags, filter=flt)
+            assert got == self.model.delete_where(_query(agent, tags=tags, filter=flt))
+
+        @rule(seconds=st.sampled_from([1.0, 4.0, 10.0]))
+        def advance(self, seconds: float) -> None:
+            self.clock.advance(seconds)
+
+        @rule()
+        def sweep(self) -> None:
+            assert self.call(self.manager.sweep) == self.model.sweep()
+
+        @rule(agent=agents, text=texts, tags=tag_lists, mode=st.sampled_from(["any", "all"]),
+              min_importance=st.sampled_from([None, 0.3, 0.6]), flt=filters)
+        def search(self, agent: str, text: str | None, tags: list[str], mode: str,
+                   min_importance: float | None, flt: Any) -> None:
+            agent = self.run + agent
+            got = self.call(self.manager.search_memories, agent, text, tags=tags,
+                            tag_mode=mode, min_importance=min_importance, filter=flt, limit=50)
+            want = self.model.search(
+                _query(agent, tags=tags, tag_mode=mode, min_importance=min_importance,
+                       filter=flt), text)
+            assert {e.key for e in got} == set(want)
+            for e in got:
+                assert math.isclose(e.score, want[e.key], rel_tol=1e-6, abs_tol=1e-6), e
+            scores = [e.score for e in got]
+            assert scores == sorted(scores, reverse=True)
+
+        @rule(agent=agents, tags=tag_lists)
+        def list_(self, agent: str, tags: list[str]) -> None:
+            agent = self.run + agent
+            got = self.call(self.manager.list_memories, agent, tags=tags, limit=None)
+            assert got == self.model.list(_query(agent, tags=tags))
+
+        @rule(agent=agents, key=keys)
+        def history(self, agent: str, key: str) -> None:
+            agent = self.run + agent
+            got = _history_ops(self.call(self.manager.history, agent, key))
+            assert got == self.model.history(agent, key)
+
+        @invariant()
+        def counts_agree(self) -> None:
+            for agent in ("alice", "bob"):
+                agent = self.run + agent
+                got = self.call(self.manager.list_memories, agent, limit=None)
+                assert len(got) == len(self.model.list(_query(agent)))
+
+        def teardown(self) -> None:
+            # Leave nothing behind for the next example (they share the store).
+            self.clock.advance(1e6)
+            self.call(self.manager.sweep)
+            for agent in ("alice", "bob"):
+                self.call(self.manager.delete_memories, self.run + agent)
+
+    return MemoryMachine
+
+
+# --- the suite ---------------------------------------------------------------------------------
+
+
+class MemoryStoreSuite:
+    """Subclass and override :meth:`memory_store`; every test then runs against your store."""
+
+    #: hypothesis budget for the state machine; raise it in a subclass for a soak run.
+    stateful_max_examples = 30
+    stateful_step_count = 20
+
+    @pytest.fixture(params=_BACKENDS)
+    def anyio_backend(self, request: pytest.FixtureRequest) -> str:
+        """Run the async tests under asyncio and (if installed) trio."""
+        return request.param
+
+    @pytest.fixture
+    def memory_store(self) -> Any:
+        """Return a fresh, unopened store.  Override this."""
+        pytest.fail("override the memory_store fixture to return your store")
+
+    @pytest.fixture
+    def clock(self) -> Clock:
+        """The clock the manager uses."""
+        return Clock()
+
+    @pytest.fixture
+    def manager(self, memory_store: Any, clock: Clock) -> MemoryManager:
+        """A manager over the store under test."""
+        return make_manager(memory_store, clock)
+
+    # --- SPEC.md §2 ---
+
+    @pytest.mark.anyio
+    async def test_spec_example(self, manager: MemoryManager) -> None:
+        async with manager:
+            await manager.store_memory(
+                agent_id="user-123", key="preference:theme",
+                value={"theme": "dark", "lang": "zh"}, tags=["preference", "ui"],
+                importance=0.8)
+            memory = await manager.retrieve_memory(agent_id="user-123", key="preference:theme")
+            assert memory is not None and memory.value == {"theme": "dark", "lang": "zh"}
+            found = await manager.search_memories(
+                agent_id="user-123", tags=["preference"], min_importance=0.5, limit=10)
+            assert [m.key for m in found] == ["preference:theme"]
+            assert await manager.delete_memory(agent_id="user-123", key="preference:theme")
+            assert await manager.retrieve_memory("user-123", "preference:theme") is None
+
+    # --- writes and versions ---
+
+    @pytest.mark.anyio
+    async def test_overwrite_bumps_version_keeps_created_at(
+        self, manager: MemoryManager, clock: Clock
+    ) -> None:
+        first = await manager.store_memory("a", "k", 1)
+        clock.advance(5)
+        second = await manager.store_memory("a", "k", [2, "two"], tags=["x"], importance=0.9)
+        assert (first.version, second.version) == (1, 2)
+        assert second.created_at == first.created_at and second.updated_at == clock.now
+        assert await manager.retrieve_memory("a", "k") == second
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_expected_version_conflicts_instead_of_overwriting(
+        self, manager: MemoryManager
+    ) -> None:
+        await manager.store_memory("a", "k", "v1")
+        updated = await manager.update_memory("a", "k", value="v2", expected_version=1)
+        assert updated.version == 2
+        with pytest.raises(MemoryConflictError) as info:
+            await manager.update_memory("a", "k", value="lost", expected_version=1)
+        assert (info.value.expected, info.value.actual) == (1, 2)
+        with pytest.raises(MemoryConflictError):
+            await manager.store_memory("a", "k", "dup", expected_version=0)
+        assert (await manager.retrieve_memory("a", "k")).value == "v2"
+        created = await manager.store_memory("a", "new", "x", expected_version=0)
+        assert created.version == 1
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_bad_input_stores_nothing(self, manager: MemoryManager) -> None:
+        bad: list[tuple[dict[str, Any], str]] = [
+            ({"value": {1, 2}}, "value"),
+            ({"value": float("nan")}, "value"),
+            ({"importance": 1.5}, "importance"),
+            ({"importance": -0.1}, "importance"),
+            ({"key": ""}, "key"),
+            ({"agent_id": "  "}, "agent_id"),
+            ({"tags": ["ok", ""]}, "tags"),
+            ({"tags": "single"}, "tags"),
+            ({"ttl": -1}, "ttl"),
+        ]
+        for override, name in bad:
+            args = {"agent_id": "a", "key": "k", "value": 1, **override}
+            with pytest.raises(InvalidMemoryError, match=name):
+                await manager.store_memory(**args)
+        with pytest.raises(InvalidMemoryError, match=r"\$regex"):
+            await manager.search_memories("a", filter={"value.x": {"$regex": "y"}})
+        assert await manager.list_memories() == []
+        await manager.aclose()
+
+    # --- expiry, sweeping, eviction ---
+
+    @pytest.mark.anyio
+    async def test_expired_entries_are_never_returned_and_swept(
+        self, manager: MemoryManager, clock: Clock
+    ) -> None:
+        await manager.store_memory("a", "short", 1, ttl=10, tags=["t"])
+        await manager.store_memory("a", "abs", 2, expires_at=clock.now + 30, tags=["t"])
+        await manager.store_memory("a", "forever", 3, tags=["t"])
+        clock.advance(10)
+        assert await manager.retrieve_memory("a", "short") is None
+        assert [e.key for e in await manager.search_memories("a", tags=["t"])] == \
+            ["abs", "forever"]
+        assert sorted(e.key for e in await manager.search_memories("a", "short")) == \
+            ["abs", "forever"]
+        assert (await manager.stats())["expired"] == 1
+        assert await manager.sweep() == 1
+        clock.advance(100)
+        assert await manager.sweep() == 1
+        assert [e.key for e in await manager.list_memories("a")] == ["forever"]
+        ops = [r.op for r in await manager.history("a", "short")]
+        assert ops == ["create", "expire"]
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_lazy_sweep_after_interval(self, memory_store: Any, clock: Clock) -> None:
+        manager = make_manager(memory_store, clock, gc_interval_seconds=60)
+        await manager.store_memory("a", "k", 1, ttl=1)
+        clock.advance(61)
+        await manager.retrieve_memory("a", "other")  # any call past the interval sweeps
+        assert (await manager.stats())["expired"] == 0
+        assert [r.op for r in await manager.history("a", "k")] == ["create", "expire"]
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_max_entries_evicts_lowest_importance_then_oldest(
+        self, memory_store: Any, clock: Clock
+    ) -> None:
+        manager = make_manager(memory_store, clock, max_entries=3)
+        await manager.store_memory("a", "old-low", 1, importance=0.1)
+        clock.advance(1)
+        await manager.store_memory("a", "new-low", 1, importance=0.1)
+        clock.advance(1)
+        await manager.store_memory("a", "high", 1, importance=0.9)
+        await manager.store_memory("b", "other-agent", 1, importance=0.0)
+        clock.advance(1)
+        await manager.store_memory("a", "mid", 1, importance=0.5)
+        assert [e.key for e in await manager.list_memories("a")] == ["high", "mid", "new-low"]
+        assert [r.op for r in await manager.history("a", "old-low")] == ["create", "evict"]
+        assert await manager.retrieve_memory("b", "other-agent") is not None
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_global_eviction_scope(self, memory_store: Any, clock: Clock) -> None:
+        manager = make_manager(memory_store, clock, max_entries=2, eviction_scope="global")
+        await manager.store_memory("a", "k", 1, importance=0.2)
+        await manager.store_memory("b", "k", 1, importance=0.1)
+        await manager.store_memory("c", "k", 1, importance=0.3)
+        assert [(e.agent_id, e.key) for e in await manager.list_memories()] == \
+            [("a", "k"), ("c", "k")]
+        await manager.aclose()
+
+    # --- bulk delete, list, history ---
+
+    @pytest.mark.anyio
+    async def test_bulk_delete_by_agent_tag_and_filter(self, manager: MemoryManager) -> None:
+        for i in range(6):
+            await manager.store_memory("a", f"k{i}", {"lang": "zh" if i % 2 else "en", "i": i},
+                                       tags=["even" if i % 2 == 0 else "odd"])
+        await manager.store_memory("b", "k0", {"lang": "zh"}, tags=["odd"])
+        assert await manager.delete_memories("a", tags=["even"]) == 3
+        assert await manager.delete_memories("a", filter={"value.i": {"$gte": 5}}) == 1
+        assert [e.key for e in await manager.list_memories("a")] == ["k1", "k3"]
+        with pytest.raises(InvalidMemoryError, match="everything"):
+            await manager.delete_memories()
+        assert await manager.delete_memories("a") == 2
+        assert await manager.delete_memories(everything=True) == 1
+        assert (await manager.stats())["entries"] == 0
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_list_orders_and_pages(self, manager: MemoryManager) -> None:
+        for key in ["b", "a", "é", "c", "Z"]:
+            await manager.store_memory("x", key, key)
+        assert [e.key for e in await manager.list_memories("x")] == ["Z", "a", "b", "c", "é"]
+        page = await manager.list_memories("x", limit=2, offset=1)
+        assert [e.key for e in page] == ["a", "b"]
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_history_is_append_only_and_survives_delete(
+        self, manager: MemoryManager, clock: Clock
+    ) -> None:
+        await manager.store_memory("a", "k", "v1", importance=0.2)
+        clock.advance(1)
+        await manager.update_memory("a", "k", importance=0.7)
+        await manager.delete_memory("a", "k")
+        await manager.store_memory("a", "k", "again")
+        history = await manager.history("a", "k")
+        assert _history_ops(history) == [("create", 1), ("update", 2), ("delete", 2),
+                                         ("create", 1)]
+        assert history[1].importance == 0.7 and history[1].value == "v1"
+        assert history[0].at < history[1].at
+        await manager.aclose()
+
+    # --- search ---
+
+    @pytest.mark.anyio
+    async def test_filters_apply_before_ranking(self, manager: MemoryManager) -> None:
+        for i in range(30):
+            await manager.store_memory("a", f"noise{i}", {"text": "dark theme", "lang": "en"},
+                                       importance=1.0)
+        await manager.store_memory("a", "target", {"text": "unrelated", "lang": "zh"},
+                                   importance=0.0)
+        found = await manager.search_memories("a", "dark theme", limit=1,
+                                              filter={"value.lang": "zh"})
+        assert [e.key for e in found] == ["target"]
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_query_ranks_relevant_first_and_explains(self, manager: MemoryManager) -> None:
+        await manager.store_memory("a", "pref:theme", {"theme": "dark mode at night"},
+                                   importance=0.5)
+        await manager.store_memory("a", "food", {"likes": "green tea"}, importance=0.5)
+        await manager.store_memory("a", "music", {"likes": "jazz"}, importance=0.5)
+        found = await manager.search_memories("a", "dark themes", explain=True)
+        assert found[0].key == "pref:theme"
+        top = found[0].explain
+        assert top is not None and top["semantic"] > 0 and top["keyword"] == 0.5
+        assert math.isclose(found[0].score, top["score"])
+        total = sum(top[f"weight_{t}"] * top[t] for t in ("relevance", "importance", "recency"))
+        assert math.isclose(total, top["score"], rel_tol=1e-9)
+        assert [e.score for e in found] == sorted((e.score for e in found), reverse=True)
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_tags_any_all_importance_and_time_window(
+        self, manager: MemoryManager, clock: Clock
+    ) -> None:
+        await manager.store_memory("a", "both", 1, tags=["x", "y"], importance=0.9)
+        clock.advance(10)
+        middle = clock.now
+        await manager.store_memory("a", "x-only", 1, tags=["x"], importance=0.4)
+        clock.advance(10)
+        await manager.store_memory("a", "none", 1, importance=0.95)
+
+        async def keys(**kw: Any) -> list[str]:
+            return sorted(e.key for e in await manager.search_memories("a", **kw))
+
+        assert await keys(tags=["x", "y"]) == ["both", "x-only"]
+        assert await keys(tags=["x", "y"], tag_mode="all") == ["both"]
+        assert await keys(tags=["x"], min_importance=0.5) == ["both"]
+        assert await keys(since=middle) == ["none", "x-only"]
+        assert await keys(until=middle) == ["both"]
+        assert await keys(filter={"$or": [{"key": "none"}, {"tags": {"$contains": "y"}}]}) == \
+            ["both", "none"]
+        assert await keys(filter={"importance": {"$gte": 0.9}}) == ["both", "none"]
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_unicode_and_nested_values(self, manager: MemoryManager) -> None:
+        value = {"lang": "zh", "text": "深色主题", "nested": {"list": [1, 2.5, None, True]}}
+        await manager.store_memory("用户", "偏好:主题", value, tags=["偏好"])
+        got = await manager.retrieve_memory("用户", "偏好:主题")
+        assert got is not None and got.value == value and got.tags == ("偏好",)
+        found = await manager.search_memories("用户", "深色主题", tags=["偏好"],
+                                              filter={"value.nested.list.1": {"$gt": 2}})
+        assert [e.key for e in found] == ["偏好:主题"]
+        await manager.aclose()
+
+    # --- the model check ---
+
+    def test_matches_reference_model(self, memory_store: Any, anyio_backend: str) -> None:
+        from hypothesis import HealthCheck, settings
+
+        with _portal(anyio_backend) as portal:
+            portal.call(memory_store.open)
+            try:
+                machine = _build_machine(memory_store, portal)
+                machine.TestCase.settings = settings(
+                    max_examples=self.stateful_max_examples,
+                    stateful_step_count=self.stateful_step_count,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                )
+                machine.TestCase().runTest()
+            finally:
+                portal.call(memory_store.aclose)
