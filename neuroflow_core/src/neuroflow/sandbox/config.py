@@ -32,14 +32,26 @@ def _positive_or_none(kind: str) -> Any:
     return check
 
 
-def _str_tuple(value: Any) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)):
-        raise ConfigError(f"expected a list of strings, got {value!r}")
-    return tuple(value)
+def _str_tuple(field: str, optional: bool = False) -> Any:
+    def convert(value: Any) -> tuple[str, ...] | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{field}: expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    return convert
 
 
-def _optional_str_tuple(value: Any) -> tuple[str, ...] | None:
-    return None if value is None else _str_tuple(value)
+def _env_dict(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"env: expected a table of NAME = value strings, got {value!r}")
+    return dict(value)
+
+
+def _check_bool(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name}: expected true or false, got {value!r}")
 
 
 def _check_strings(instance: object, attribute: attrs.Attribute, value: Any) -> None:
@@ -132,22 +144,23 @@ class SandboxConfig:
     max_processes: int | None = attrs.field(
         default=64, validator=_positive_or_none("an integer count")
     )
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=dict, validator=_check_env)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env_dict, validator=_check_env)
     inherit_env: tuple[str, ...] = attrs.field(
-        default=(), converter=_str_tuple, validator=_check_strings
+        default=(), converter=_str_tuple("inherit_env"), validator=_check_strings
     )
-    enable_network: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    enable_network: bool = attrs.field(default=True, validator=_check_bool)
     enable_seccomp: bool = attrs.field(
-        default=False, validator=attrs.validators.instance_of(bool)
+        default=False, validator=_check_bool
     )
     allowed_commands: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_optional_str_tuple, validator=_check_strings
+        default=None, converter=_str_tuple("allowed_commands", optional=True),
+        validator=_check_strings,
     )
     security_level: SandboxSecurityLevel = attrs.field(
         default=SandboxSecurityLevel.STANDARD, converter=_to_level
     )
     allow_weaker_isolation: bool = attrs.field(
-        default=False, validator=attrs.validators.instance_of(bool)
+        default=False, validator=_check_bool
     )
 
     @property
