@@ -1,0 +1,128 @@
+"""MemoryManager beyond the store suite: configuration, plugins, sweeper, embedders, filters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+
+from neuroflow.backends import BackendKind
+from neuroflow.config import structure
+from neuroflow.errors import ConfigError, InvalidMemoryError
+from neuroflow.memory import MemoryConfig, MemoryManager
+from neuroflow.memory.embedders import LexicalEmbedder
+from neuroflow.memory.filters import validate_filter
+from neuroflow.memory.inmemory import InMemoryStore
+from neuroflow.plugins import get_plugin_manager
+from neuroflow.testing.memory import Clock, make_manager
+
+
+def test_config_checks_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"memory\.max_entries"):
+        structure({"max_entries": "lots"}, MemoryConfig, path="memory")
+    with pytest.raises(ConfigError, match="eviction_scope"):
+        MemoryConfig(eviction_scope="planet")
+    with pytest.raises(ConfigError, match="semantic_share"):
+        MemoryConfig(semantic_share=2)
+    cfg = MemoryConfig(max_entries=10000, gc_interval_seconds=300)
+    assert cfg.gc_interval_seconds == 300.0 and isinstance(cfg.gc_interval_seconds, float)
+
+
+def test_manager_reads_memory_section_from_neuroflow_toml() -> None:
+    Path("neuroflow.toml").write_text(
+        "[memory]\nbackend = \"memory\"\nmax_entries = 7\nrecency_weight = 0.0\n")
+    manager = MemoryManager()
+    assert isinstance(manager.store, InMemoryStore)
+    assert manager.config.max_entries == 7 and manager.config.recency_weight == 0.0
+    assert isinstance(manager.embedder, LexicalEmbedder)
+
+
+def test_unknown_store_says_what_to_install() -> None:
+    with pytest.raises(ConfigError, match="unknown memory backend 'redis'"):
+        MemoryManager(MemoryConfig(), store="redis")
+
+
+def test_builtin_backends_are_registered() -> None:
+    manager = get_plugin_manager()
+    assert {"memory", "tiered"} <= set(manager.backends(BackendKind.MEMORY))
+    assert "lexical" in manager.backends(BackendKind.EMBEDDER)
+
+
+def test_plugin_modules_are_cheap_to_import() -> None:
+    code = ("import sys, neuroflow.memory.builtin, neuroflow.memory; "
+            "heavy = [m for m in ('numpy', 'sqlalchemy') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.anyio
+async def test_background_sweeper_removes_expired_entries() -> None:
+    clock = Clock()
+    manager = make_manager(InMemoryStore(), clock, gc_interval_seconds=0.01)
+    async with manager:
+        await manager.store_memory("a", "k", 1, ttl=5)
+        clock.advance(6)
+        with anyio.fail_after(10):
+            while (await manager.stats())["expired"]:
+                await anyio.sleep(0.01)
+        assert [r.op for r in await manager.history("a", "k")] == ["create", "expire"]
+    # closed: a second close is harmless, and the manager can be started again
+    await manager.aclose()
+    await manager.start()
+    await manager.aclose()
+
+
+@pytest.mark.anyio
+async def test_update_of_missing_memory_is_an_error() -> None:
+    manager = make_manager(InMemoryStore(), Clock())
+    with pytest.raises(InvalidMemoryError, match="key"):
+        await manager.update_memory("a", "", importance=0.1)
+    with pytest.raises(Exception, match="use store_memory"):
+        await manager.update_memory("a", "missing", importance=0.1)
+
+
+@pytest.mark.anyio
+async def test_update_keeps_fields_and_can_clear_expiry() -> None:
+    clock = Clock()
+    manager = make_manager(InMemoryStore(), clock)
+    await manager.store_memory("a", "k", {"x": 1}, tags=["t"], importance=0.3, ttl=10)
+    updated = await manager.update_memory("a", "k", importance=0.6)
+    assert updated.value == {"x": 1} and updated.tags == ("t",)
+    assert updated.expires_at == clock.now + 10
+    cleared = await manager.update_memory("a", "k", expires_at=None)
+    assert cleared.expires_at is None
+    clock.advance(100)
+    assert await manager.retrieve_memory("a", "k") is not None
+
+
+def test_filter_language_errors_name_the_problem() -> None:
+    with pytest.raises(InvalidMemoryError, match="unknown operator '\\$like'"):
+        validate_filter({"value.name": {"$like": "x"}})
+    with pytest.raises(InvalidMemoryError, match="unknown field 'colour'"):
+        validate_filter({"colour": "red"})
+    with pytest.raises(InvalidMemoryError, match="\\$in expects a list"):
+        validate_filter({"value.x": {"$in": 3}})
+    with pytest.raises(InvalidMemoryError, match="top level"):
+        validate_filter({"$nor": []})
+    assert validate_filter({"$or": [{"value.a": 1}, {"value.b": {"$exists": False}}]})
+
+
+def test_lexical_embedder_is_deterministic_and_lexically_sensible() -> None:
+    first = LexicalEmbedder().embed(["dark theme preference", "green tea", "dark themes", ""])
+    again = LexicalEmbedder().embed(["dark theme preference", "green tea", "dark themes", ""])
+    assert np.array_equal(first, again)
+    assert first.dtype == np.float32 and first.shape == (4, 256)
+    assert np.allclose(np.linalg.norm(first[:3], axis=1), 1.0)
+    assert not first[3].any()
+    assert first[0] @ first[2] > first[0] @ first[1]
+
+
+def test_lexical_vectors_match_across_processes() -> None:
+    code = ("from neuroflow.memory.embedders import LexicalEmbedder; import sys; "
+            "sys.stdout.buffer.write(LexicalEmbedder().embed(['über theme 42']).tobytes())")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True).stdout
+    assert out == LexicalEmbedder().embed(["über theme 42"]).tobytes()
