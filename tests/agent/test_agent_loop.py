@@ -451,3 +451,29 @@ async def test_the_observability_tracing_service_nests_tool_spans_under_handle()
     result = await agent.handle("x")
     await tracing.stop()
     assert result["tool_calls"][0]["result"] == result["trace_id"]
+
+
+class EchoProvider:
+    """A third-party provider: answers with the last user message."""
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config
+
+    async def complete(self, messages: Any, tools: Any) -> Any:
+        from neuroflow.agent import Completion
+
+        return Completion(text=f"echo: {messages[-1]['content']}", model="echo-1")
+
+
+class EchoPlugin:
+    """Registers ``echo`` through the same hook the built-in providers use."""
+
+    @neuroflow.hookimpl
+    def neuroflow_llm_providers(self) -> list[neuroflow.BackendSpec]:
+        return [neuroflow.BackendSpec(name="echo", kind="llm", factory=EchoProvider)]
+
+
+async def test_a_plugin_provider_is_selected_by_name() -> None:
+    neuroflow.get_plugin_manager().register(EchoPlugin(), name="echo-plugin")
+    result = await AINativeAgent("a", LLMConfig(provider="echo", model="x")).handle("ping")
+    assert (result["response"], result["model"]) == ("echo: ping", "echo-1")
