@@ -131,11 +131,12 @@ def defaults_plugin(site: SitePackages) -> str:
 
 @pytest.fixture
 def fake_manager(defaults_plugin: str) -> Callable[..., object]:
-    """Build a plugin manager whose only built-in is the defaults plugin."""
+    """Build a plugin manager whose only plugin is the defaults plugin (no entry points)."""
     from neuroflow.plugins import PluginManager
 
     def build(config: object = None, **kwargs: object) -> PluginManager:
         kwargs.setdefault("builtins", {"test.defaults": defaults_plugin})
+        kwargs.setdefault("entry_points", False)  # installed plugins must not change results
         return PluginManager(config, **kwargs)  # type: ignore[arg-type]
 
     return build

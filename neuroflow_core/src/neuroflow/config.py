@@ -25,14 +25,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from neuroflow.backends import KNOWN_BACKENDS, BackendKind
 from neuroflow.errors import BackendNotFoundError, ConfigError
+
+if TYPE_CHECKING:
+    import cattrs
 
 T = TypeVar("T")
 
@@ -68,6 +69,8 @@ def _strict_str(value: Any, _type: type) -> str:
 
 
 def _make_converter() -> cattrs.Converter:
+    import cattrs
+
     conv = cattrs.Converter(forbid_extra_keys=True)
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(float, _strict_float)
@@ -78,8 +81,24 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-#: The converter every config class goes through.  Plugins use it too.
-converter: cattrs.Converter = _make_converter()
+_converter: cattrs.Converter | None = None
+
+
+def get_converter() -> cattrs.Converter:
+    """The one converter every config class goes through (``neuroflow.config.converter``).
+
+    Built on first use: plugin discovery reads configuration without paying for cattrs.
+    """
+    global _converter
+    if _converter is None:
+        _converter = _make_converter()
+    return _converter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":  # the converter, created lazily (see get_converter)
+        return get_converter()
+    raise AttributeError(f"module 'neuroflow.config' has no attribute {name!r}")
 
 
 def _lookup(data: Any, parts: list[str]) -> Any:
@@ -95,6 +114,12 @@ def _lookup(data: Any, parts: list[str]) -> Any:
 
 def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list[str], str]]:
     """Walk a cattrs error tree into ``(path, message)`` pairs."""
+    from cattrs.errors import (
+        ClassValidationError,
+        ForbiddenExtraKeysError,
+        IterableValidationError,
+    )
+
     if isinstance(exc, ForbiddenExtraKeysError):
         known = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         out = []
@@ -148,7 +173,7 @@ def structure(
     if attrs.has(cls) and not isinstance(data, Mapping):
         raise ConfigError(f"{path or cls.__name__}: expected a table, got {data!r}")
     try:
-        return converter.structure(data, cls)
+        return get_converter().structure(data, cls)
     except Exception as exc:  # noqa: BLE001 - re-raised as ConfigError with paths
         base = path.split(".") if path else []
         lines = []
@@ -290,6 +315,7 @@ class NeuroflowConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data (what ``config show`` prints)."""
+        converter = get_converter()
         out: dict[str, Any] = {"plugins": converter.unstructure(self.plugins)}
         for name, sec in self.sections.items():
             spec = SECTIONS[name]
@@ -403,6 +429,8 @@ def _raw_config(
 
 
 def _structure_plugins(raw: Mapping[str, Any], sources: Mapping[str, str]) -> PluginsConfig:
+    if not raw.get("plugins"):
+        return PluginsConfig()
     return structure(raw.get("plugins", {}), PluginsConfig, path="plugins", sources=sources)
 
 

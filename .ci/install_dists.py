@@ -1,0 +1,66 @@
+"""Install this repository's distributions (not editable, as users get them) into the
+current environment, with every extra of each plugin and the test tools.
+
+    python .ci/install_dists.py --all             core + every plugins/*/ + native/
+    python .ci/install_dists.py --plugin NAME     core + plugins/NAME
+    python .ci/install_dists.py --example         core + examples/third-party-backend
+    python .ci/install_dists.py                   core only
+
+Used by tox.ini; one pip call, so pip resolves everything together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_TOOLS = ["pytest>=8", "hypothesis>=6", "trio>=0.25", "packaging>=23"]
+
+
+def with_extras(folder: Path) -> str:
+    """``folder[extra1,extra2]`` naming every extra the distribution declares."""
+    project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+    extras = sorted(project.get("optional-dependencies", {}))
+    return f"{folder}[{','.join(extras)}]" if extras else str(folder)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true", help="every distribution")
+    parser.add_argument("--plugin", action="append", default=[], help="plugins/NAME")
+    parser.add_argument("--example", action="store_true", help="the example backend")
+    args = parser.parse_args()
+
+    folders = [ROOT / "neuroflow_core"]
+    if args.all:
+        folders += sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
+    for name in args.plugin:
+        folder = ROOT / "plugins" / name
+        if not (folder / "pyproject.toml").is_file():
+            print(f"install_dists: plugins/{name}/pyproject.toml does not exist", file=sys.stderr)
+            return 2
+        folders.append(folder)
+    if args.all or args.plugin:
+        native = ROOT / "native"
+        if (native / "pyproject.toml").is_file():
+            folders.append(native)
+    if args.example:
+        folders.append(ROOT / "examples" / "third-party-backend")
+    # The core's own extras name sibling plugins by version; they come from their folders.
+    targets = [str(folders[0]), *map(with_extras, folders[1:])]
+    command = [sys.executable, "-m", "pip", "install", "-q", "--no-warn-script-location",
+               *targets, *TEST_TOOLS]
+    print("install_dists: pip", " ".join(command[3:]), flush=True)
+    done = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
+    noise = "is ignored: it is neither a file nor a directory"  # unused local index mirrors
+    sys.stderr.write("".join(line for line in done.stderr.splitlines(keepends=True)
+                             if noise not in line))
+    return done.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
