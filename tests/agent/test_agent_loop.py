@@ -204,7 +204,8 @@ async def test_deadline_raises_with_the_partial_result_and_keeps_no_turn() -> No
 async def test_cancellation_propagates_into_the_tool_and_keeps_no_turn() -> None:
     started = anyio.Event()
     cancelled: list[bool] = []
-    agent = AINativeAgent("a", scripted({"tool": "wait", "arguments": {}}, "done"))
+    gate = RecordingGate(deny=set())
+    agent = AINativeAgent("a", scripted({"tool": "wait", "arguments": {}}, "done"), gate=gate)
 
     @agent.tool
     async def wait() -> str:
@@ -223,6 +224,7 @@ async def test_cancellation_propagates_into_the_tool_and_keeps_no_turn() -> None
         tg.cancel_scope.cancel()
     assert cancelled == [True]
     assert "s1" not in agent.sessions
+    assert [(t, o) for t, o, _ in gate.outcomes] == [("wait", "cancelled")]
 
 
 async def test_sessions_continue_and_are_separate() -> None:
@@ -295,6 +297,8 @@ async def test_constructor_checks_its_arguments() -> None:
         AINativeAgent("a", {"provider": "openai"})  # type: ignore[arg-type]
     with pytest.raises(AgentError, match="gate must have async authorize"):
         AINativeAgent("a", gate=object())
+    with pytest.raises(AgentError, match="session_id must be a non-empty string, got 7"):
+        await AINativeAgent("a").handle("x", session_id=7)  # type: ignore[arg-type]
 
 
 def test_session_store_is_bounded() -> None:

@@ -257,6 +257,8 @@ class AINativeAgent:
         """
         if not isinstance(message, str):
             raise AgentError(f"handle: message must be a string, got {type(message).__name__}")
+        if session_id is not None and (not isinstance(session_id, str) or not session_id):
+            raise AgentError(f"handle: session_id must be a non-empty string, got {session_id!r}")
         session = session_id if session_id is not None else new_trace_id()[:16]
         provider = self.provider
         result: dict[str, Any] = {
@@ -388,6 +390,7 @@ class AINativeAgent:
             except SecurityError as exc:
                 return finish("denied", error=_denial(exc))
 
+        began = time.perf_counter()
         try:
             with anyio.fail_after(self.tool_timeout_seconds):
                 if tool.is_async:
@@ -396,6 +399,15 @@ class AINativeAgent:
                     value = await anyio.to_thread.run_sync(
                         functools.partial(tool.function, **kwargs), abandon_on_cancel=True
                     )
+        except anyio.get_cancelled_exc_class():
+            if self.gate is not None and action is not None and context is not None:
+                # the decision is in the audit log; so is the fact that the call never ended
+                with anyio.move_on_after(5, shield=True):
+                    await self.gate.record_outcome(
+                        action, context, "cancelled",
+                        {"duration_ms": (time.perf_counter() - began) * 1000.0},
+                    )
+            raise
         except TimeoutError:
             record = finish("timeout", error=(
                 f"tool {tool.name!r} timed out after tool_timeout_seconds="
