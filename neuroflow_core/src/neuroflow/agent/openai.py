@@ -43,7 +43,7 @@ class OpenAIConfig:
             ``OPENAI_API_KEY``; local servers usually need none).  Never shown by ``repr``.
         temperature: sampling temperature, or ``None`` for the server's default.
         max_tokens: a cap on the reply length, or ``None``.
-        timeout_seconds: how long one HTTP request may take.
+        timeout_seconds: how long one HTTP request may take, end to end.
         max_retries: retries after the first attempt on 429, 5xx, timeouts and
             connection errors.
         backoff_seconds: the first retry's delay; it doubles each retry (with jitter).
@@ -267,8 +267,10 @@ class OpenAIProvider:
         for attempt in range(1, attempts + 1):
             retry_after = None
             try:
-                response = await client.post(self.url, json=body, headers=self._headers())
-            except httpx.TimeoutException:
+                # httpx's timeout bounds each phase; this bounds the whole request
+                with anyio.fail_after(self.config.timeout_seconds):
+                    response = await client.post(self.url, json=body, headers=self._headers())
+            except (httpx.TimeoutException, TimeoutError):
                 last = f"no reply within timeout_seconds={self.config.timeout_seconds:g}"
             except httpx.TransportError as exc:
                 last = f"cannot reach {self.url}: {type(exc).__name__}: {exc}"
