@@ -425,3 +425,19 @@ def test_get_plugin_manager_is_process_wide_and_reads_configuration(tmp_path, mo
     manager = get_plugin_manager()
     assert manager is get_plugin_manager()
     assert infos_by_name(manager)["neuroflow.memory"].status == "blocked"
+
+
+@pytest.mark.parametrize("group", ["neuroflow", "pytest11", "console_scripts"])
+def test_scan_entry_points_agrees_with_importlib_metadata(site, group: str) -> None:
+    from importlib import metadata
+
+    from neuroflow.plugins import scan_entry_points
+
+    site.distribution("scan-me", "4.5", {"scanned": "nf_scanned:thing [extra]"}, group=group)
+    expected = sorted(
+        (ep.name, ep.value.split("[")[0].strip(), ep.dist.name, ep.dist.version)
+        for ep in metadata.entry_points(group=group)
+    )
+    found = sorted((ep.name, ep.value, ep.dist, ep.version) for ep in scan_entry_points(group))
+    assert found == expected
+    assert ("scanned", "nf_scanned:thing", "scan-me", "4.5") in found

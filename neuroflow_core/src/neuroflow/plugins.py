@@ -22,13 +22,12 @@ The rest of the code never touches pluggy: it calls :meth:`PluginManager.backend
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -91,17 +90,102 @@ def _env_list(name: str) -> list[str] | None:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-@functools.cache
 def _core_version() -> str:
-    try:
-        return metadata.version("neuroflow")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    from neuroflow import __version__
+
+    return __version__
 
 
 def _canonical(name: str) -> str:
     """Normalise a plugin or distribution name the way packaging does (PEP 503)."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@attrs.frozen
+class EntryPoint:
+    """One entry point of the ``neuroflow`` group, and the distribution that declares it."""
+
+    name: str
+    value: str
+    dist: str
+    version: str
+
+    def load(self) -> Any:
+        """Import the module (and attribute) the entry point names."""
+        module, _, attribute = self.value.partition(":")
+        target: Any = importlib.import_module(module.strip())
+        for part in attribute.strip().split(".") if attribute.strip() else ():
+            target = getattr(target, part)
+        return target
+
+
+def _metadata_header(folder: str) -> dict[str, str]:
+    for name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                header: dict[str, str] = {}
+                for line in fh:
+                    if not line.strip():
+                        break
+                    key, _, value = line.partition(":")
+                    header.setdefault(key.strip().lower(), value.strip())
+                return header
+        except OSError:
+            continue
+    return {}
+
+
+def _group_lines(text: str, group: str) -> list[tuple[str, str]]:
+    found, inside = [], False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            inside = line == f"[{group}]"
+        elif inside and "=" in line:
+            name, _, value = line.partition("=")
+            found.append((name.strip(), value.split("[", 1)[0].strip()))
+    return found
+
+
+def scan_entry_points(group: str = "neuroflow", path: list[str] | None = None) -> list[EntryPoint]:
+    """The entry points of ``group`` of every distribution on ``sys.path``.
+
+    The same answer as ``importlib.metadata.entry_points(group=group)`` (the first
+    distribution of a name on the path wins), read straight from the ``.dist-info`` /
+    ``.egg-info`` folders: importing ``importlib.metadata`` costs more than the
+    scan itself, and this runs in every ``neuroflow`` start-up.
+    """
+    seen: set[str] = set()
+    found: list[EntryPoint] = []
+    for entry in sys.path if path is None else path:
+        base = entry or "."
+        try:
+            with os.scandir(base) as listing:
+                folders = sorted(e.name for e in listing
+                                 if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # not a folder (a zip file) or unreadable
+            continue
+        for folder in folders:
+            stem = folder.rpartition(".")[0]
+            key = _canonical(stem.split("-")[0])
+            if key in seen:
+                continue
+            seen.add(key)
+            full = os.path.join(base, folder)
+            try:
+                with open(os.path.join(full, "entry_points.txt"), encoding="utf-8") as fh:
+                    lines = _group_lines(fh.read(), group)
+            except OSError:
+                continue
+            if not lines:
+                continue
+            header = _metadata_header(full)
+            dist = header.get("name", stem.split("-")[0])
+            version = header.get("version", stem.split("-")[1] if "-" in stem else "?")
+            found += [EntryPoint(name, value, dist, version) for name, value in lines]
+    return found
 
 
 class PluginManager:
@@ -179,9 +263,8 @@ class PluginManager:
             info.error = f"implements unknown hook {hook!r}{hint}"
 
     def _load_entry_points(self) -> None:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist.name if ep.dist is not None else "?"
-            version = ep.dist.version if ep.dist is not None else "?"
+        for ep in scan_entry_points(ENTRY_POINT_GROUP):
+            dist, version = ep.dist, ep.version
             if ep.name in self._infos:
                 first = self._infos[ep.name]
                 self._infos[f"{ep.name} ({dist})"] = PluginInfo(
@@ -421,10 +504,12 @@ def require_backend(kind: BackendKind | str, name: str) -> BackendSpec:
 __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "EntryPoint",
     "PluginInfo",
     "PluginLoadError",
     "PluginManager",
     "get_plugin_manager",
     "require_backend",
+    "scan_entry_points",
     "set_plugin_manager",
 ]
