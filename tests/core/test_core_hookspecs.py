@@ -79,3 +79,15 @@ def test_every_public_name_has_a_docstring(module_name: str) -> None:
                     and not (member.__doc__ or "").strip()
                 ]
     assert not missing, f"{module_name}: no docstring on {', '.join(missing)}"
+
+
+def test_test_module_basenames_are_unique() -> None:
+    """pytest imports test modules by basename (prepend mode): two ``test_x.py`` collide."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    candidates = [*ROOT.glob("tests/**/test_*.py"), *ROOT.glob("plugins/*/tests/**/test_*.py")]
+    for path in sorted(candidates):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "rename one of each pair (prefix it): " + "; ".join(clashes)
