@@ -41,6 +41,7 @@ T = TypeVar("T")
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _CHUNK = 500
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _FULL = ("id, agent_id, key, value, tags, importance, created_at, updated_at, expires_at, "
          "version")
 
@@ -136,6 +137,7 @@ class SqlStore:
         self._engine: sa.Engine | None = None
         self._writer: sa.Engine | None = None
         self._open_lock = threading.Lock()
+        self._driver_sql: dict[str, str] = {}
 
     # --- connections ------------------------------------------------------------------------
 
@@ -178,6 +180,18 @@ class SqlStore:
         assert self._engine is not None, "store not opened"
         with self._engine.begin() as conn:
             yield conn
+
+    def _driver(self, sql: str) -> str:
+        """SQL written with ``:name`` parameters in the driver's own style (cached)."""
+        driver_sql = self._driver_sql.get(sql)
+        if driver_sql is None:
+            driver_sql = _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")) if self._pg else sql
+            self._driver_sql[sql] = driver_sql
+        return driver_sql
+
+    def _exec(self, conn: sa.Connection, sql: str, params: Any = None) -> Any:
+        """Run SQL written with ``:name`` parameters straight on the driver (no compiling)."""
+        return conn.exec_driver_sql(self._driver(sql), params if params is not None else {})
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._engine is None:
@@ -231,7 +245,7 @@ class SqlStore:
             f"""CREATE TABLE IF NOT EXISTS {t} (
                 entry_id BIGINT NOT NULL, agent_id TEXT NOT NULL, tag TEXT NOT NULL,
                 PRIMARY KEY (entry_id, tag))""",
-            f"CREATE INDEX IF NOT EXISTS {t}_tag ON {t} (agent_id, tag)",
+            f"CREATE INDEX IF NOT EXISTS {t}_tag ON {t} (tag, agent_id)",
             f"""CREATE TABLE IF NOT EXISTS {h} (
                 seq {pk}, agent_id TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
                 op TEXT NOT NULL, at {real} NOT NULL, value TEXT, tags TEXT NOT NULL,
@@ -276,10 +290,10 @@ class SqlStore:
 
     def _history(self, conn: sa.Connection, records: list[dict[str, Any]]) -> None:
         if records:
-            conn.execute(sa.text(
+            self._exec(conn,
                 f"INSERT INTO {self.t_history} (agent_id, key, version, op, at, value, tags, "
                 "importance, expires_at) VALUES (:agent_id, :key, :version, :op, :at, :value, "
-                ":tags, :importance, :expires_at)"), records)
+                ":tags, :importance, :expires_at)", records)
 
     def _remove_rows(
         self, conn: sa.Connection, rows: Sequence[Any], op: str, now: float, keep: bool
@@ -290,13 +304,10 @@ class SqlStore:
         ids = [row.id for row in rows]
         for part in _chunks(ids):
             params = {"ids": list(part)}
-            conn.execute(sa.text(f"DELETE FROM {self.t_entries} WHERE id IN :ids")
-                         .bindparams(sa.bindparam("ids", expanding=True)), params)
-            conn.execute(sa.text(f"DELETE FROM {self.t_tags} WHERE entry_id IN :ids")
-                         .bindparams(sa.bindparam("ids", expanding=True)), params)
-            if not self._pg:
-                conn.execute(sa.text(f"DELETE FROM {self.t_fts} WHERE rowid IN :ids")
-                             .bindparams(sa.bindparam("ids", expanding=True)), params)
+            for table, column in ((self.t_entries, "id"), (self.t_tags, "entry_id"),
+                                  *(() if self._pg else ((self.t_fts, "rowid"),))):
+                stmt = sa.text(f"DELETE FROM {table} WHERE {column} IN :ids")
+                conn.execute(stmt.bindparams(sa.bindparam("ids", expanding=True)), params)
         deltas: dict[str, int] = {"": -len(rows)}
         for row in rows:
             deltas[row.agent_id] = deltas.get(row.agent_id, 0) - 1
@@ -385,62 +396,73 @@ class SqlStore:
         now: float,
         keep: bool,
     ) -> tuple[MemoryEntry, bool]:
-        e = self.t_entries
+        # The hot path: plain DB-API cursor calls inside SQLAlchemy's transaction.
+        e, sql = self.t_entries, self._driver
         with self._write() as conn:
-            row = conn.execute(sa.text(
-                f"SELECT id, version, created_at, expires_at FROM {e} "
-                f"WHERE agent_id = :a AND key = :k{self._lock_row}"),
-                {"a": entry.agent_id, "k": entry.key}).first()
-            live = row is not None and (row.expires_at is None or row.expires_at > now)
-            current = row.version if live else 0
-            if expected is not None and expected != current:
-                raise MemoryConflictError(entry.agent_id, entry.key, expected, current)
-            stored = attrs.evolve(entry, version=current + 1, updated_at=now,
-                                  created_at=row.created_at if live else now,
-                                  score=None, explain=None)
-            value, tags = json.dumps(stored.value), json.dumps(list(stored.tags))
-            params = {
-                "a": stored.agent_id, "k": stored.key, "value": value, "tags": tags,
-                "imp": stored.importance, "created": stored.created_at, "updated": now,
-                "exp": stored.expires_at, "version": stored.version, "words": words,
-                "emb": blob, "dim": dim,
-            }
-            if row is None:
-                new = conn.execute(sa.text(
-                    f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
-                    "updated_at, expires_at, version, words, embedding, dim) VALUES (:a, :k, "
-                    ":value, :tags, :imp, :created, :updated, :exp, :version, :words, :emb, "
-                    ":dim) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"), params).first()
-                if new is None:
-                    raise _Retry()
-                entry_id = new.id
-                self._count(conn, {"": 1, stored.agent_id: 1})
-            else:
-                entry_id = row.id
-                conn.execute(sa.text(
-                    f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
-                    "created_at = :created, updated_at = :updated, expires_at = :exp, "
-                    "version = :version, words = :words, embedding = :emb, dim = :dim "
-                    "WHERE id = :id"), {**params, "id": entry_id})
-                conn.execute(sa.text(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
-                             {"id": entry_id})
+            cur = conn.connection.cursor()
+            try:
+                cur.execute(sql(
+                    f"SELECT id, version, created_at, expires_at FROM {e} "
+                    f"WHERE agent_id = :a AND key = :k{self._lock_row}"),
+                    {"a": entry.agent_id, "k": entry.key})
+                row = cur.fetchone()
+                live = row is not None and (row[3] is None or row[3] > now)
+                current = row[1] if live else 0
+                if expected is not None and expected != current:
+                    raise MemoryConflictError(entry.agent_id, entry.key, expected, current)
+                stored = attrs.evolve(entry, version=current + 1, updated_at=now,
+                                      created_at=row[2] if live else now,
+                                      score=None, explain=None)
+                value, tags = json.dumps(stored.value), json.dumps(list(stored.tags))
+                params = {
+                    "a": stored.agent_id, "k": stored.key, "value": value, "tags": tags,
+                    "imp": stored.importance, "created": stored.created_at, "updated": now,
+                    "exp": stored.expires_at, "version": stored.version, "words": words,
+                    "emb": blob, "dim": dim,
+                }
+                if row is None:
+                    cur.execute(sql(
+                        f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
+                        "updated_at, expires_at, version, words, embedding, dim) VALUES (:a, "
+                        ":k, :value, :tags, :imp, :created, :updated, :exp, :version, :words, "
+                        ":emb, :dim) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
+                        params)
+                    new = cur.fetchone()
+                    if new is None:
+                        raise _Retry()
+                    entry_id = new[0]
+                    cur.executemany(sql(
+                        f"INSERT INTO {self.t_counts} (scope, n) VALUES (:s, 1) ON CONFLICT "
+                        f"(scope) DO UPDATE SET n = {self.t_counts}.n + 1"),
+                        [{"s": ""}, {"s": stored.agent_id}])
+                else:
+                    entry_id = row[0]
+                    cur.execute(sql(
+                        f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
+                        "created_at = :created, updated_at = :updated, expires_at = :exp, "
+                        "version = :version, words = :words, embedding = :emb, dim = :dim "
+                        "WHERE id = :id"), {**params, "id": entry_id})
+                    cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
+                                {"id": entry_id})
+                    if not self._pg:
+                        cur.execute(sql(f"DELETE FROM {self.t_fts} WHERE rowid = :id"),
+                                    {"id": entry_id})
+                if stored.tags:
+                    cur.executemany(sql(
+                        f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) "
+                        "VALUES (:id, :a, :t)"),
+                        [{"id": entry_id, "a": stored.agent_id, "t": t} for t in stored.tags])
                 if not self._pg:
-                    conn.execute(sa.text(f"DELETE FROM {self.t_fts} WHERE rowid = :id"),
-                                 {"id": entry_id})
-            if stored.tags:
-                conn.execute(sa.text(
-                    f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) VALUES (:id, :a, :t)"),
-                    [{"id": entry_id, "a": stored.agent_id, "t": t} for t in stored.tags])
-            if not self._pg:
-                conn.execute(sa.text(
-                    f"INSERT INTO {self.t_fts} (rowid, words) VALUES (:id, :w)"),
-                    {"id": entry_id, "w": words})
-            if keep:
-                self._history(conn, [{
-                    "agent_id": stored.agent_id, "key": stored.key, "version": stored.version,
-                    "op": "update" if live else "create", "at": now, "value": value,
-                    "tags": tags, "importance": stored.importance,
-                    "expires_at": stored.expires_at}])
+                    cur.execute(sql(f"INSERT INTO {self.t_fts} (rowid, words) VALUES (:id, :w)"),
+                                {"id": entry_id, "w": words})
+                if keep:
+                    cur.execute(sql(
+                        f"INSERT INTO {self.t_history} (agent_id, key, version, op, at, value, "
+                        "tags, importance, expires_at) VALUES (:a, :k, :version, :op, :at, "
+                        ":value, :tags, :imp, :exp)"),
+                        {**params, "op": "update" if live else "create", "at": now})
+            finally:
+                cur.close()
         return stored, not live
 
     async def delete(self, agent_id: str, key: str, *, now: float, keep_history: bool) -> bool:
@@ -449,9 +471,9 @@ class SqlStore:
 
     def _delete_sync(self, agent_id: str, key: str, now: float, keep: bool) -> bool:
         with self._write() as conn:
-            row = conn.execute(sa.text(
+            row = self._exec(conn,
                 f"SELECT {_FULL} FROM {self.t_entries} WHERE agent_id = :a AND key = :k"
-                f"{self._lock_row}"), {"a": agent_id, "k": key}).first()
+                f"{self._lock_row}", {"a": agent_id, "k": key}).first()
             if row is None:
                 return False
             live = row.expires_at is None or row.expires_at > now
@@ -470,8 +492,8 @@ class SqlStore:
         """Delete every expired entry."""
         def run() -> int:
             with self._write() as conn:
-                rows = conn.execute(sa.text(
-                    f"SELECT {_FULL} FROM {self.t_entries} WHERE expires_at <= :now"),
+                rows = self._exec(conn,
+                    f"SELECT {_FULL} FROM {self.t_entries} WHERE expires_at <= :now",
                     {"now": now}).all()
                 return self._remove_rows(conn, rows, "expire", now, keep_history)
         return await self._run(run)
@@ -483,20 +505,20 @@ class SqlStore:
         def run() -> int:
             scope = agent_id if agent_id is not None else ""
             with self._read() as conn:
-                n = conn.execute(sa.text(f"SELECT n FROM {self.t_counts} WHERE scope = :s"),
+                n = self._exec(conn, f"SELECT n FROM {self.t_counts} WHERE scope = :s",
                                  {"s": scope}).scalar()
             if n is None or n <= max_entries:
                 return 0
             with self._write() as conn:
-                n = conn.execute(sa.text(f"SELECT n FROM {self.t_counts} WHERE scope = :s"),
+                n = self._exec(conn, f"SELECT n FROM {self.t_counts} WHERE scope = :s",
                                  {"s": scope}).scalar() or 0
                 if n <= max_entries:
                     return 0
                 where = "WHERE agent_id = :a " if agent_id is not None else ""
-                rows = conn.execute(sa.text(
+                rows = self._exec(conn,
                     f"SELECT {_FULL} FROM {self.t_entries} {where}ORDER BY importance, "
                     f"updated_at, agent_id{self._coll}, key{self._coll} LIMIT :n"
-                    f"{self._lock_row}"), {"a": agent_id, "n": n - max_entries}).all()
+                    f"{self._lock_row}", {"a": agent_id, "n": n - max_entries}).all()
                 return self._remove_rows(conn, rows, "evict", now, keep_history)
         return await self._run(run)
 
@@ -506,9 +528,9 @@ class SqlStore:
         """Return the live entry or ``None``."""
         def run() -> MemoryEntry | None:
             with self._read() as conn:
-                row = conn.execute(sa.text(
+                row = self._exec(conn,
                     f"SELECT {_FULL} FROM {self.t_entries} WHERE agent_id = :a AND key = :k "
-                    "AND (expires_at IS NULL OR expires_at > :now)"),
+                    "AND (expires_at IS NULL OR expires_at > :now)",
                     {"a": agent_id, "k": key, "now": now}).first()
             return None if row is None else _entry(row)
         return await self._run(run)
@@ -555,9 +577,9 @@ class SqlStore:
         """Every recorded change of one key, oldest first."""
         def run() -> list[HistoryRecord]:
             with self._read() as conn:
-                rows = conn.execute(sa.text(
+                rows = self._exec(conn,
                     "SELECT agent_id, key, version, op, at, value, tags, importance, expires_at "
-                    f"FROM {self.t_history} WHERE agent_id = :a AND key = :k ORDER BY seq"),
+                    f"FROM {self.t_history} WHERE agent_id = :a AND key = :k ORDER BY seq",
                     {"a": agent_id, "k": key}).all()
             return [HistoryRecord(r.agent_id, r.key, r.version, r.op, r.at,
                                   None if r.value is None else json.loads(r.value),
@@ -569,12 +591,12 @@ class SqlStore:
         """Live entries per agent, and expired entries not yet swept."""
         def run() -> dict[str, Any]:
             with self._read() as conn:
-                rows = conn.execute(sa.text(
+                rows = self._exec(conn,
                     f"SELECT agent_id, COUNT(*) AS n FROM {self.t_entries} WHERE expires_at IS "
-                    f"NULL OR expires_at > :now GROUP BY agent_id ORDER BY agent_id{self._coll}"),
+                    f"NULL OR expires_at > :now GROUP BY agent_id ORDER BY agent_id{self._coll}",
                     {"now": now}).all()
-                expired = conn.execute(sa.text(
-                    f"SELECT COUNT(*) FROM {self.t_entries} WHERE expires_at <= :now"),
+                expired = self._exec(conn,
+                    f"SELECT COUNT(*) FROM {self.t_entries} WHERE expires_at <= :now",
                     {"now": now}).scalar() or 0
             agents = {r.agent_id: r.n for r in rows}
             return {"entries": sum(agents.values()), "expired": expired, "agents": agents}
