@@ -90,6 +90,7 @@ async def test_open_sandbox_uses_the_configuration(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "neuroflow.toml").write_text(
         '[sandbox]\nbackend = "process"\n[sandbox.process]\nmax_open_files = 40\n'
+        "exact_rlimits = true\n"
     )
     monkeypatch.chdir(tmp_path)
     async with open_sandbox() as sandbox:

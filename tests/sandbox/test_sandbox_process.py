@@ -282,7 +282,8 @@ def test_without_cgroups_weaker_mode_uses_rlimits_and_process_group_kill() -> No
     assert result.reason is TerminationReason.TIMED_OUT
     assert any("max_processes" in w for w in result.warnings)
     assert survivors(marker) == []  # same process group: killed with it
-    limits = isolator.execute_sync("/bin/sh", ["-c", "ulimit -v"])
+    # `read` waits for stdin, which is written only after the limits are applied.
+    limits = isolator.execute_sync("/bin/sh", ["-c", "read x; ulimit -v"], stdin=b"go\n")
     assert int(limits.stdout) == 64 * 1024  # RLIMIT_AS in KiB stands in for the cgroup
 
 
@@ -293,3 +294,18 @@ def test_permissive_level_skips_what_it_cannot_enforce() -> None:
     )
     assert result.stdout == b"ok\n"
     assert result.warnings
+
+
+@pytest.mark.anyio
+async def test_rlimits_apply_to_the_program() -> None:
+    config = SandboxConfig(max_open_files=33, max_file_size=1024 * 1024, cpu_time_limit=7)
+    async with SandboxIsolator(config) as isolator:
+        # `read` returns once stdin arrives, and stdin is written after the limits are set.
+        fast = await isolator.execute(
+            "/bin/sh", ["-c", "read x; ulimit -n; ulimit -f; ulimit -t; ulimit -c"],
+            stdin=b"go\n",
+        )
+    async with SandboxIsolator(attrs.evolve(config, exact_rlimits=True)) as isolator:
+        exact = await isolator.execute("/bin/sh", ["-c", "ulimit -n; ulimit -f; ulimit -t"])
+    assert fast.stdout.split() == [b"33", b"2048", b"7", b"0"]  # -f counts 512-byte blocks
+    assert exact.stdout.split() == [b"33", b"2048", b"7"]

@@ -32,11 +32,17 @@ import attrs
 
 _PREFIX = "neuroflow-"
 _POOL_SIZE = 8
+#: A finished run leaves a little kernel memory charged (per-CPU charge batches, slab);
+#: a cgroup holding more than this (page cache of files it wrote) is not reused.
+_REUSE_MAX_CHARGE = 4 * 1024 * 1024
 
 
 def _read(path: str) -> str:
-    with open(path, "rb") as fh:
-        return fh.read().decode()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
 
 
 def _write(path: str, value: str) -> None:
@@ -363,10 +369,9 @@ class RunCgroup:
         """Whether the cgroup is empty and holds no memory charge (safe to reuse)."""
         if self.pids():
             return False
-        if "memory" in self.dirs and self.version == 1:
-            return int(_read(self.dirs["memory"] + "/memory.usage_in_bytes")) == 0
         if "memory" in self.dirs:
-            return int(_read(self.dirs["memory"] + "/memory.current")) == 0
+            name = "/memory.usage_in_bytes" if self.version == 1 else "/memory.current"
+            return int(_read(self.dirs["memory"] + name)) <= _REUSE_MAX_CHARGE
         return True
 
     def remove(self) -> None:

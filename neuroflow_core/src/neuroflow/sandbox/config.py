@@ -115,6 +115,11 @@ class SandboxConfig:
         security_level: how strict the sandbox is (see ``SandboxSecurityLevel``).
         allow_weaker_isolation: run even when a requested guarantee cannot be enforced
             on this machine (otherwise ``UnsupportedLimitError``).
+        exact_rlimits: apply rlimits in the child before it execs the program (a
+            ``fork()`` per run: slower start).  By default the process backend spawns
+            with ``vfork`` and applies them right after the exec, to the program and to
+            anything it forked in between; cgroup limits apply from the first
+            instruction either way.  ``security_level="strict"`` implies this.
     """
 
     work_dir: str | None = attrs.field(
@@ -162,6 +167,7 @@ class SandboxConfig:
     allow_weaker_isolation: bool = attrs.field(
         default=False, validator=_check_bool
     )
+    exact_rlimits: bool = attrs.field(default=False, validator=_check_bool)
 
     @property
     def weaker_allowed(self) -> bool:

@@ -45,11 +45,26 @@ def _unshim_pyenv(path: str) -> str:
     return out if out and os.access(out, os.X_OK) else path
 
 
+_real: dict[tuple[str, int, int, int], str] = {}
+
+
 def real_program(path: str) -> str:
-    """Return the binary a shim at ``path`` would run (``path`` itself if it is no shim)."""
-    if _is_pyenv_shim(path):
-        return _unshim_pyenv(path)
-    return path
+    """Return the binary a shim at ``path`` would run (``path`` itself if it is no shim).
+
+    Answers are cached by the file's identity (device, inode, modification time).
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    key = (path, st.st_dev, st.st_ino, st.st_mtime_ns)
+    found = _real.get(key)
+    if found is None:
+        found = _unshim_pyenv(path) if _is_pyenv_shim(path) else path
+        if len(_real) > 1024:
+            _real.clear()
+        _real[key] = found
+    return found
 
 
 @functools.lru_cache(maxsize=512)
@@ -71,9 +86,9 @@ def resolve_command(command: str, search_path: str | None = None, cwd: str | Non
     """
     if "/" in command:
         path = command if os.path.isabs(command) else os.path.join(cwd or os.getcwd(), command)
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
             return None
-        return real_program(os.path.abspath(path))
+        return real_program(os.path.normpath(path))
     if search_path is None:
         search_path = os.environ.get("PATH", DEFAULT_PATH)
     found = _lookup(command, search_path)
