@@ -36,7 +36,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import (  # type: ignore[attr-defined]
+    c_make_encoder,
+    encode_basestring_ascii,
+)
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,18 @@ MAC_SUFFIX_LEN = len(',"mac":"') + 64 + len('"}')
 _HEAD_LEN = 20 + 1 + 64 + 1 + 20 + 1 + 64 + 1 + 64 + 1
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=str)
-_encode = _encoder.encode
+# The C encoder built once (JSONEncoder.encode builds one per call).  No circular-reference
+# check: what it encodes comes from Redactor.clean, a fresh tree of bounded depth.
+_c_encoder = c_make_encoder(None, str, encode_basestring_ascii, None, ":", ",", False, False,
+                            True) if c_make_encoder is not None else None
+
+
+def _encode(value: Any) -> str:
+    if _c_encoder is None:
+        return _encoder.encode(value)
+    return "".join(_c_encoder(value, 0))
+
+
 _quote = encode_basestring_ascii
 
 
@@ -128,12 +142,26 @@ def rotated_path(log_file: Path, index: int) -> Path:
     return log_file.with_name(f"{log_file.name}.{index}")
 
 
-def encode_head(key: bytes | Callable[[bytes], str], seq: int, mac: str, base_seq: int,
-                base_prev: str) -> bytes:
-    """The fixed-length, keyed content of ``<log>.head``."""
-    sign = key if callable(key) else hmac_sha256_hex(key)
-    text = f"{seq:020d} {mac} {base_seq:020d} {base_prev}".encode()
-    return text + b" " + sign(b"head " + text).encode() + b"\n"
+def head_signer(key: bytes) -> Callable[[bytes], str]:
+    """The keyed hash of ``<log>.head``: BLAKE2b-256 under a key derived from the log key."""
+    head_key = hashlib.sha256(b"neuroflow audit head\x00" + key).digest()
+    blake2b = hashlib.blake2b
+
+    def sign(data: bytes) -> str:
+        return blake2b(data, key=head_key, digest_size=32).hexdigest()
+
+    return sign
+
+
+def encode_base(base_seq: int, base_prev: str) -> bytes:
+    """The part of the head naming where the log starts (after pruned files)."""
+    return b"%020d %s" % (base_seq, base_prev.encode())
+
+
+def encode_head(sign: Callable[[bytes], str], seq: int, mac: str, base: bytes) -> bytes:
+    """The fixed-length, keyed content of ``<log>.head``; ``base`` from :func:`encode_base`."""
+    text = b"%020d %s %s" % (seq, mac.encode(), base)
+    return text + b" " + sign(text).encode() + b"\n"
 
 
 def decode_head(key: bytes, data: bytes) -> tuple[int, str, int, str] | None:
@@ -147,8 +175,8 @@ def decode_head(key: bytes, data: bytes) -> tuple[int, str, int, str] | None:
     parts = data.decode("ascii", "replace").split()
     if len(parts) != 5:
         raise ValueError("malformed")
-    text = " ".join(parts[:4])
-    if not hmac.compare_digest(mac_of(key, b"head " + text.encode()), parts[4]):
+    text = " ".join(parts[:4]).encode()
+    if not hmac.compare_digest(head_signer(key)(text), parts[4]):
         raise ValueError("its MAC does not match (edited, or written with another key)")
     return int(parts[0]), parts[1], int(parts[2]), parts[3]
 
@@ -197,33 +225,51 @@ class Redactor:
 
     def clean(self, value: Any, depth: int = 0) -> Any:
         """``value`` with every secret replaced; non-JSON values become strings."""
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str:
             if "=" in value or ":" in value:
-                return self._inline.sub(lambda m: m.group(1) + self.digest(m.group(2)), value)
+                return self._inline.sub(self._replace, value)
             return value
-        if value is None or isinstance(value, (bool, int, float)):
+        if value is None or kind is bool or kind is int or kind is float:
             return value
         if depth > 20:
             return "<nested too deep>"
-        if isinstance(value, Mapping):
-            return {
-                str(k): (self.digest(v) if v is not None and self.is_secret_name(str(k))
-                         else self.clean(v, depth + 1))
-                for k, v in value.items()
-            }
-        if isinstance(value, (list, tuple, set, frozenset)):
-            out: list[Any] = []
+        if kind is dict or isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            secret = self.is_secret_name
+            for k, v in value.items():
+                name = k if type(k) is str else str(k)
+                if v is not None and secret(name):
+                    out[name] = self.digest(v)
+                elif type(v) is str and "=" not in v and ":" not in v:
+                    out[name] = v
+                else:
+                    out[name] = self.clean(v, depth + 1)
+            return out
+        if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
+            items: list[Any] = []
             hide_next = False
             for item in value:
                 if hide_next:
-                    out.append(self.digest(item))
+                    items.append(self.digest(item))
                     hide_next = False
                     continue
-                if isinstance(item, str) and item.startswith("-") and "=" not in item:
-                    hide_next = self._flag.match(item) is not None
-                out.append(self.clean(item, depth + 1))
-            return out
+                if type(item) is str:
+                    if item.startswith("-") and "=" not in item:
+                        hide_next = self._flag.match(item) is not None
+                        items.append(item)
+                        continue
+                    if "=" not in item and ":" not in item:
+                        items.append(item)
+                        continue
+                items.append(self.clean(item, depth + 1))
+            return items
+        if isinstance(value, str):  # a str subclass (an enum value)
+            return self.clean(str(value), depth)
         return self.clean(str(value), depth + 1)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        return match.group(1) + self.digest(match.group(2))
 
 
 _loggers: weakref.WeakSet[AuditLogger] = weakref.WeakSet()
@@ -309,6 +355,8 @@ class AuditLogger:
         self._seq = 0
         self._mac = GENESIS
         self._base: tuple[int, str] = (0, GENESIS)
+        self._base_text = encode_base(0, GENESIS)
+        self._head_sign: Callable[[bytes], str] | None = None
         self._clock = _Clock()
         self._pid = os.getpid()
         self._sign: Callable[[bytes], str] | None = None
@@ -329,6 +377,14 @@ class AuditLogger:
         if self._sign is None:
             self._sign = hmac_sha256_hex(self.key)
         return self._sign
+
+    def _make_head_sign(self) -> Callable[[bytes], str]:
+        self._head_sign = head_signer(self.key)
+        return self._head_sign
+
+    def _set_base(self, base: tuple[int, str]) -> None:
+        self._base = base
+        self._base_text = encode_base(*base)
 
     @property
     def redactor(self) -> Redactor:
@@ -384,24 +440,67 @@ class AuditLogger:
         Raises:
             SecurityError: the record could not be written (the caller must fail closed).
         """
-        middle = self._encode_event(event)
-        if not self.fsync and self._try_lock():
-            try:
-                seq = self._append_locked(middle)
-            finally:
-                self._unlock()
-        else:
-            import anyio.to_thread
+        seq = await self._append_async(self._encode_event(event))
+        if self.listeners:
+            self._notify(event)
+        return seq
 
-            seq = await anyio.to_thread.run_sync(self._append, middle)
-        self._notify(event)
+    async def record(
+        self,
+        event_type: str,
+        actor: str,
+        action: str = "",
+        resource: str = "",
+        decision: str | None = None,
+        rule: str | None = None,
+        outcome: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        trace_id: str | None = None,
+    ) -> int:
+        """:meth:`log` from the fields of an :class:`AuditEvent` (built only for listeners)."""
+        seq = await self._append_async(self._encode(
+            event_type, actor, action, resource, decision, rule, outcome, details, trace_id))
+        if self.listeners:
+            self._notify(AuditEvent(event_type, actor, action, resource, decision, rule,
+                                    outcome, details or {}, trace_id))
         return seq
 
     def log_sync(self, event: AuditEvent) -> int:
         """Append ``event`` from synchronous code; blocks while another writer holds the lock."""
         seq = self._append(self._encode_event(event))
-        self._notify(event)
+        if self.listeners:
+            self._notify(event)
         return seq
+
+    def record_sync(
+        self,
+        event_type: str,
+        actor: str,
+        action: str = "",
+        resource: str = "",
+        decision: str | None = None,
+        rule: str | None = None,
+        outcome: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        trace_id: str | None = None,
+    ) -> int:
+        """:meth:`record` for synchronous code."""
+        seq = self._append(self._encode(
+            event_type, actor, action, resource, decision, rule, outcome, details, trace_id))
+        if self.listeners:
+            self._notify(AuditEvent(event_type, actor, action, resource, decision, rule,
+                                    outcome, details or {}, trace_id))
+        return seq
+
+    async def _append_async(self, middle: str) -> int:
+        if not self.fsync and self._try_lock():
+            try:
+                return self._append_locked(middle)
+            finally:
+                self._unlock()
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self._append, middle)
 
     def close(self) -> None:
         """Close the file descriptors (a later write reopens them)."""
@@ -411,19 +510,34 @@ class AuditLogger:
     # --- encoding ----------------------------------------------------------------------
 
     def _encode_event(self, event: AuditEvent) -> str:
+        return self._encode(event.event_type, event.actor, event.action, event.resource,
+                            event.decision, event.rule, event.outcome, event.details,
+                            event.trace_id)
+
+    def _encode(
+        self,
+        event_type: str,
+        actor: str,
+        action: str,
+        resource: str,
+        decision: str | None,
+        rule: str | None,
+        outcome: str | None,
+        details: Mapping[str, Any] | None,
+        trace_id: str | None,
+    ) -> str:
         """The record as JSON without ``seq``/``prev``/``mac`` (built outside the lock)."""
         try:
             redactor = self._redactor or self.redactor
-            details = _encode(redactor.clean(event.details)) if event.details else "{}"
-            resource = event.resource
+            text = _encode(redactor.clean(details)) if details else "{}"
             if "=" in resource or ":" in resource:
                 resource = redactor.clean(resource)
             return (
-                f'{{"time":"{self._clock.now()}","event":{_quote(event.event_type)},'
-                f'"actor":{_quote(event.actor)},"action":{_quote(event.action)},'
-                f'"resource":{_quote(resource)},"decision":{_opt(event.decision)},'
-                f'"rule":{_opt(event.rule)},"outcome":{_opt(event.outcome)},'
-                f'"trace_id":{_opt(event.trace_id)},"pid":{self._pid},"details":{details}}}'
+                f'{{"time":"{self._clock.now()}","event":{_quote(event_type)},'
+                f'"actor":{_quote(actor)},"action":{_quote(action)},'
+                f'"resource":{_quote(resource)},"decision":{_opt(decision)},'
+                f'"rule":{_opt(rule)},"outcome":{_opt(outcome)},'
+                f'"trace_id":{_opt(trace_id)},"pid":{self._pid},"details":{text}}}'
             )
         except SecurityError:
             raise
@@ -519,7 +633,8 @@ class AuditLogger:
                 os.fsync(self._fd)
             self._size = size + written
             self._seq, self._mac = seq, mac
-            os.pwrite(self._head_fd, encode_head(sign, seq, mac, *self._base), 0)
+            os.pwrite(self._head_fd, encode_head(self._head_sign or self._make_head_sign(), seq,
+                                                 mac, self._base_text), 0)
             return seq
         except OSError as exc:
             self._size = -1
@@ -536,7 +651,7 @@ class AuditLogger:
     def _load_head(self, size: int) -> None:
         """Re-read the chain head: another writer (or a rotation) changed the file."""
         head = self._read_head_file()
-        self._base = (head[2], head[3]) if head else (0, GENESIS)
+        self._set_base((head[2], head[3]) if head else (0, GENESIS))
         last = _last_record(self.path, size)
         if last is None:
             last = _last_record(rotated_path(self.path, 1), None)
@@ -567,7 +682,7 @@ class AuditLogger:
                 doomed = rotated_path(self.path, index)
                 last = _last_record(doomed, None)
                 if last is not None and index == self.backups:
-                    self._base = last
+                    self._set_base(last)
                 doomed.unlink()
             highest = self.backups - 1
         for index in range(highest, 0, -1):

@@ -115,8 +115,9 @@ class SecurityManager:
                 allowed = verdict
         return allowed or self._default
 
-    def _decision_event(self, action: Action, context: ActionContext,
-                        verdict: Verdict) -> AuditEvent:
+    @staticmethod
+    def _decision_details(action: Action, context: ActionContext,
+                          verdict: Verdict) -> dict[str, Any]:
         details: dict[str, Any] = {"reason": verdict.reason}
         if action.arguments:
             details["arguments"] = action.arguments
@@ -126,11 +127,7 @@ class SecurityManager:
             details["component"] = context.component
         if context.session_id:
             details["session_id"] = context.session_id
-        return AuditEvent(
-            event_type="guard_decision", actor=action.actor, action=action.kind.value,
-            resource=action.target, decision=verdict.decision.value, rule=verdict.rule,
-            details=details, trace_id=context.trace_id,
-        )
+        return details
 
     @staticmethod
     def _refuse(action: Action, verdict: Verdict) -> SecurityError:
@@ -154,7 +151,10 @@ class SecurityManager:
         context = context or ActionContext()
         verdict = self.check(action, context)
         if self.audit is not None:
-            await self.audit.log(self._decision_event(action, context, verdict))
+            await self.audit.record(
+                "guard_decision", action.actor, action.kind.value, action.target,
+                verdict.decision.value, verdict.rule, None,
+                self._decision_details(action, context, verdict), context.trace_id)
         if verdict.decision is Decision.DENY:
             raise self._refuse(action, verdict)
         return verdict
@@ -164,7 +164,10 @@ class SecurityManager:
         context = context or ActionContext()
         verdict = self.check(action, context)
         if self.audit is not None:
-            self.audit.log_sync(self._decision_event(action, context, verdict))
+            self.audit.record_sync(
+                "guard_decision", action.actor, action.kind.value, action.target,
+                verdict.decision.value, verdict.rule, None,
+                self._decision_details(action, context, verdict), context.trace_id)
         if verdict.decision is Decision.DENY:
             raise self._refuse(action, verdict)
         return verdict

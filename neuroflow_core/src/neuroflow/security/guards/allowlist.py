@@ -20,7 +20,6 @@ against its full path; further words must match the first arguments, in order.
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 
 import attrs
@@ -78,24 +77,26 @@ class AllowlistConfig:
 
 
 class _Matcher:
-    """One compiled command pattern group: (command regex, argument-prefix patterns)."""
+    """One compiled group of command patterns; answers which pattern matched."""
 
-    __slots__ = ("label", "pattern", "simple", "with_args")
+    __slots__ = ("label", "names", "simple", "with_args")
 
     def __init__(self, label: str, patterns: tuple[str, ...]) -> None:
         self.label = label
-        self.pattern = patterns
         simple = [p for p in patterns if len(p.split()) == 1]
-        self.simple: re.Pattern[str] | None = compile_globs(simple)
+        self.names = simple
+        # one regex, one named group per pattern: a single fullmatch says which matched
+        self.simple: re.Pattern[str] | None = re.compile("|".join(
+            f"(?P<p{i}>{fnmatch.translate(p)})" for i, p in enumerate(simple))) if simple else None
         self.with_args = [p.split() for p in patterns if len(p.split()) > 1]
 
     def match(self, command: str, base: str, args: list[str]) -> str | None:
-        if self.simple is not None and (self.simple.fullmatch(base)
-                                        or self.simple.fullmatch(command)):
-            for p in self.pattern:
-                if len(p.split()) == 1 and (fnmatch.fnmatchcase(base, p)
-                                            or fnmatch.fnmatchcase(command, p)):
-                    return p
+        """The pattern that matches the command (base name or full path), or ``None``."""
+        if self.simple is not None:
+            found = self.simple.match(base) or (
+                self.simple.match(command) if command is not base else None)
+            if found is not None and found.lastgroup is not None:
+                return self.names[int(found.lastgroup[1:])]
         for words in self.with_args:
             head, rest = words[0], words[1:]
             if (fnmatch.fnmatchcase(base, head) or fnmatch.fnmatchcase(command, head)) and (
@@ -126,6 +127,10 @@ class AllowlistGuard:
         self._deny = [e for e in entries if e[1] is Effect.DENY]
         self._allow = [e for e in entries if e[1] is Effect.ALLOW]
         self._closed = bool(config.allow) and config.closed
+        # The verdict depends only on (command, actor, leading args): cache it.
+        self._arg_words = max((len(w) - 1 for _, _, m, _ in entries for w in m.with_args),
+                              default=0)
+        self._cache: dict[tuple[str, str, tuple[str, ...]], Verdict | None] = {}
         examples = {"allowlist.allow/deny": config.examples} if config.examples else {}
         examples.update({f"allowlist.{r.name}": r.examples for r in config.rules if r.examples})
         if examples:
@@ -135,8 +140,24 @@ class AllowlistGuard:
         """Judge a ``command`` action; abstain on every other kind."""
         if action.kind is not ActionKind.COMMAND:
             return None
+        arguments = action.arguments
+        lead: tuple[str, ...] = ()
+        if self._arg_words and isinstance(arguments, (list, tuple)):
+            lead = tuple(str(a) for a in arguments[: self._arg_words])
+        key = (action.target, action.actor, lead)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        verdict = self._judge(action)
+        if len(self._cache) >= 4096:
+            self._cache.clear()
+        self._cache[key] = verdict
+        return verdict
+
+    def _judge(self, action: Action) -> Verdict | None:
         command = action.target
-        base = os.path.basename(command)
+        base = command.rpartition("/")[2] if "/" in command else command
         args = action.arguments if isinstance(action.arguments, list) else (
             list(action.arguments) if isinstance(action.arguments, tuple) else [])
         for rule, _effect, matcher, actors in self._deny:
