@@ -393,3 +393,11 @@ def test_structure_missing_required_key_and_non_table() -> None:
     assert structure({"name": "n", "more": [{"port": 2}]}, Outer) == Outer("n", more=(Inner(2),))
     same = Outer("n")
     assert structure(same, Outer) is same
+
+
+def test_did_you_mean_also_catches_reordered_words(manager) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(environ={}, manager=manager, sandbox={"process": {"limit_time_cpu": 1}})
+    assert problem(err).startswith(
+        "sandbox.process.limit_time_cpu: unknown key; did you mean 'cpu_time_limit'?"
+    )

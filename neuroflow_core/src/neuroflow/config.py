@@ -101,6 +101,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'neuroflow.config' has no attribute {name!r}")
 
 
+def did_you_mean(key: str, known: list[str]) -> list[str]:
+    """The known name closest to a mistyped ``key`` (``[]`` if none is close).
+
+    Spelling slips (``cpu_time_limt``) and reordered words (``limit_memory``) both match.
+    """
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return close
+    words = sorted(key.lower().replace("-", "_").split("_"))
+    return [name for name in known if sorted(name.replace("-", "_").split("_")) == words][:1]
+
+
 def _lookup(data: Any, parts: list[str]) -> Any:
     for part in parts:
         if isinstance(data, Mapping) and part in data:
@@ -124,7 +136,7 @@ def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list
         known = [a.name for a in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         out = []
         for key in sorted(exc.extra_fields):
-            close = difflib.get_close_matches(key, known, n=1)
+            close = did_you_mean(key, known)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             out.append(([*path, key], f"unknown key{hint} (known: {', '.join(known)})"))
         return out
@@ -500,7 +512,7 @@ def _build_section(
             options[key] = dict(value)  # options for a known backend that is not installed
         else:
             known = sorted(settings_fields | set(installed) | {spec.selector})
-            close = difflib.get_close_matches(key, known, n=1)
+            close = did_you_mean(key, known)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
                 f"{name}.{key}: unknown key{hint} (known: {', '.join(known)})"
@@ -570,7 +582,7 @@ def load_config(
     for key in raw:
         if key != "plugins" and key not in SECTIONS:
             known = ["plugins", *SECTIONS]
-            close = difflib.get_close_matches(key, known, n=1)
+            close = did_you_mean(key, known)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(f"{key}: unknown section{hint} (known: {', '.join(known)})"
                             f"{_source_for(key, sources)}")
