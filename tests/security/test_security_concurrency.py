@@ -22,7 +22,7 @@ import sys
 from neuroflow.security.audit import AuditLogger
 from neuroflow.security.model import AuditEvent
 
-path, key, name = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
+path, key, name = sys.argv[1], sys.argv[2].encode() or None, sys.argv[3]
 count, max_bytes = int(sys.argv[4]), int(sys.argv[5])
 logger = AuditLogger(path, key=key, max_bytes=max_bytes)
 sys.stdin.readline()  # start together
@@ -38,10 +38,11 @@ def all_records(path: Path) -> list[dict]:
     return out
 
 
-def run_writers(path: Path, processes: int, each: int, max_bytes: int) -> None:
+def run_writers(path: Path, processes: int, each: int, max_bytes: int,
+                key: bytes = KEY) -> None:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), KEY.decode(), f"p{n}", str(each),
+            [sys.executable, "-c", WRITER, str(path), key.decode(), f"p{n}", str(each),
              str(max_bytes)],
             stdin=subprocess.PIPE, stderr=subprocess.PIPE,
         )
@@ -56,8 +57,8 @@ def run_writers(path: Path, processes: int, each: int, max_bytes: int) -> None:
         assert proc.returncode == 0, err.decode()
 
 
-def check_exact(path: Path, writers: list[str], each: int) -> None:
-    report = verify_audit_log(path, KEY)
+def check_exact(path: Path, writers: list[str], each: int, key: bytes | None = KEY) -> None:
+    report = verify_audit_log(path, key)
     assert report.ok, report.summary()
     rows = all_records(path)
     assert report.records == len(rows) == len(writers) * each
@@ -78,6 +79,13 @@ def test_processes_rotating_while_they_write_keep_one_chain(log_path: Path) -> N
     run_writers(log_path, processes=4, each=500, max_bytes=60_000)
     assert len(log_files(log_path)) > 3
     check_exact(log_path, [f"p{n}" for n in range(4)], 500)
+
+
+def test_processes_racing_to_create_the_default_key_file_share_one_key(log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True)
+    run_writers(log_path, processes=4, each=50, max_bytes=0, key=b"")
+    assert log_path.with_name("audit.log.key").exists()
+    check_exact(log_path, [f"p{n}" for n in range(4)], 50, key=None)
 
 
 @pytest.mark.anyio

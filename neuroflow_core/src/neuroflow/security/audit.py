@@ -699,8 +699,15 @@ class AuditLogger:
 
     def _forget_after_fork(self) -> None:
         # The child must not share the parent's open file descriptions: flock locks
-        # belong to them, so a shared one would not exclude the parent.
+        # belong to them, so a shared one would not exclude the parent.  Closing the
+        # child's copies leaves the parent's descriptors (and any lock it holds) alone.
         self._tlock = threading.Lock()
+        for fd in (self._fd, self._head_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         self._fd = self._head_fd = -1
         self._ino = self._size = -1
         self._pid = os.getpid()

@@ -32,15 +32,7 @@ def read_key_file(path: Path, *, create: bool) -> bytes:
     except FileNotFoundError:
         if not create:
             raise ConfigError(f"audit key file {path} does not exist") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            return read_key_file(path, create=False)
-        except OSError as exc:
-            raise SecurityError(f"cannot create audit key file {path}: {exc.strerror}") from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+        _create_key_file(path)
         return read_key_file(path, create=False)
     except OSError as exc:
         raise SecurityError(f"cannot read audit key file {path}: {exc.strerror}") from None
@@ -48,6 +40,27 @@ def read_key_file(path: Path, *, create: bool) -> bytes:
         raise ConfigError(f"audit key file {path}: the key is {len(data)} bytes, "
                           f"expected at least {MIN_KEY_BYTES}")
     return data
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a random key to ``path`` (0600) atomically: a racing process sees all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(temp, path)  # fails if another process created the key first
+        except FileExistsError:
+            pass
+    except OSError as exc:
+        raise SecurityError(f"cannot create audit key file {path}: {exc.strerror}") from None
+    finally:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
 
 
 def as_key(key: bytes | str, what: str = "key") -> bytes:
