@@ -246,6 +246,10 @@ class RunCgroup:
     _pids_base: int = 0
     _max_processes: int | None = None
     _has_memsw: bool | None = None
+    _mem_max_base: int = 0
+    _failcnt_dirty: bool = True
+    _fresh: bool = True
+    emptied: bool = False
 
     # --- configuration -------------------------------------------------------------
 
@@ -256,24 +260,29 @@ class RunCgroup:
             self._written[path] = value
 
     def configure(self, max_processes: int | None, memory_limit: int | None) -> None:
-        """Set this run's limits and take the baselines of the event counters."""
+        """Set this run's limits (and, for a new cgroup, the event-counter baselines)."""
         self._max_processes = max_processes
+        self.emptied = False
+        fresh, self._fresh = self._fresh, False
         if "pids" in self.dirs:
             # The spawning thread sits in the cgroup while it spawns: one extra slot.
             self._set("pids", "pids.max", "max" if max_processes is None
                       else str(max_processes + (1 if self.version == 1 else 0)))
-            self._pids_base = _counter(_read(self.dirs["pids"] + "/pids.events"), "max")
+            if fresh:
+                self._pids_base = _counter(_read(self.dirs["pids"] + "/pids.events"), "max")
         if "memory" in self.dirs:
             if self.version == 1:
-                self._configure_memory_v1(memory_limit)
+                self._configure_memory_v1(memory_limit, fresh)
             else:
                 self._set("memory", "memory.max", "max" if memory_limit is None
                           else str(memory_limit))
                 self._set("memory", "memory.swap.max", "0" if memory_limit else "max")
-                self._oom_base = _counter(_read(self.dirs["memory"] + "/memory.events"),
-                                          "oom_kill")
+                if fresh:
+                    events = _read(self.dirs["memory"] + "/memory.events")
+                    self._oom_base = _counter(events, "oom_kill")
+                    self._mem_max_base = _counter(events, "max")
 
-    def _configure_memory_v1(self, memory_limit: int | None) -> None:
+    def _configure_memory_v1(self, memory_limit: int | None, fresh: bool) -> None:
         base = self.dirs["memory"]
         value = "-1" if memory_limit is None else str(memory_limit)
         memsw = base + "/memory.memsw.limit_in_bytes"
@@ -288,9 +297,14 @@ class RunCgroup:
         self._set("memory", "memory.limit_in_bytes", value)
         if has_memsw:
             self._set("memory", "memory.memsw.limit_in_bytes", value)
-        _write(base + "/memory.max_usage_in_bytes", "0")
-        _write(base + "/memory.failcnt", "0")
-        self._oom_base = _counter(_read(base + "/memory.oom_control"), "oom_kill")
+        _write(base + "/memory.max_usage_in_bytes", "0")  # peak := current usage
+        if self._failcnt_dirty:
+            _write(base + "/memory.failcnt", "0")
+            if self._has_memsw:
+                _write(base + "/memory.memsw.failcnt", "0")
+            self._failcnt_dirty = False
+        if fresh:
+            self._oom_base = _counter(_read(base + "/memory.oom_control"), "oom_kill")
 
     # --- joining ---------------------------------------------------------------------
 
@@ -319,6 +333,8 @@ class RunCgroup:
         """SIGKILL every process in the run cgroup until it is empty; True if it emptied."""
         pids = self.pids()
         if not pids:
+            # Nothing is left that could fork or join: it stays empty.
+            self.emptied = True
             return True
         if "pids" in self.dirs:
             # No new processes from here on, so the loop below cannot be outrun.
@@ -340,34 +356,52 @@ class RunCgroup:
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
             pids = self.pids()
+        self.emptied = True
         return True
 
-    def stats(self) -> tuple[int | None, bool, bool, bool]:
-        """Return ``(peak memory, oom killed, memory limit hit, process limit hit)``."""
+    def stats(self, clean_exit: bool = False) -> tuple[int | None, bool, bool, bool]:
+        """Return ``(peak memory, oom killed, memory limit hit, process limit hit)``.
+
+        ``clean_exit``: the program exited with status 0, so only a cheap check for
+        memory-limit trouble is needed.  Also carries the event counters over as the
+        next run's baselines.
+        """
         peak: int | None = None
         oom = mem_hit = pids_hit = False
         if "memory" in self.dirs:
             base = self.dirs["memory"]
             if self.version == 1:
                 peak = int(_read(base + "/memory.max_usage_in_bytes"))
-                oom = _counter(_read(base + "/memory.oom_control"), "oom_kill") > self._oom_base
-                mem_hit = oom or int(_read(base + "/memory.failcnt")) > 0
+                mem_hit = int(_read(base + "/memory.failcnt")) > 0
+                if mem_hit or not clean_exit:
+                    # With swap accounting the memsw limit may be the one that was hit.
+                    if self._has_memsw:
+                        mem_hit = mem_hit or int(_read(base + "/memory.memsw.failcnt")) > 0
+                    kills = _counter(_read(base + "/memory.oom_control"), "oom_kill")
+                    oom, self._oom_base = kills > self._oom_base, kills
+                    mem_hit = mem_hit or oom
+                self._failcnt_dirty = self._failcnt_dirty or mem_hit
             else:
                 try:
                     peak = int(_read(base + "/memory.peak"))
                 except OSError:
                     peak = None
                 events = _read(base + "/memory.events")
-                oom = _counter(events, "oom_kill") > self._oom_base
-                mem_hit = oom or _counter(events, "max") > 0
+                kills = _counter(events, "oom_kill")
+                oom, self._oom_base = kills > self._oom_base, kills
+                mem_hit = oom or _counter(events, "max") > self._mem_max_base
+                self._mem_max_base = _counter(events, "max")
         if "pids" in self.dirs:
-            events = _read(self.dirs["pids"] + "/pids.events")
-            pids_hit = _counter(events, "max") > self._pids_base
+            hits = _counter(_read(self.dirs["pids"] + "/pids.events"), "max")
+            pids_hit, self._pids_base = hits > self._pids_base, hits
         return peak, oom, mem_hit, pids_hit
 
-    def reusable(self) -> bool:
-        """Whether the cgroup is empty and holds no memory charge (safe to reuse)."""
-        if self.pids():
+    def reusable(self, empty: bool = False) -> bool:
+        """Whether the cgroup is empty and holds no memory charge (safe to reuse).
+
+        ``empty``: the caller has just seen it empty (skips one read).
+        """
+        if not empty and self.pids():
             return False
         if "memory" in self.dirs:
             name = "/memory.usage_in_bytes" if self.version == 1 else "/memory.current"
@@ -437,7 +471,7 @@ class CgroupPool:
     def release(self, group: RunCgroup) -> None:
         """Give back a run cgroup whose processes have all been killed."""
         try:
-            reuse = group.reusable()
+            reuse = group.reusable(empty=group.emptied)
         except OSError:
             reuse = False
         if reuse:

@@ -45,6 +45,7 @@ from neuroflow.security.levels import SandboxSecurityLevel
 
 _READ_CHUNK = 65536
 _DRAIN_GRACE = 2.0  # seconds to drain pipes after the tree was killed
+_EXIT_SPIN = 0.002  # seconds to block for the exit once both pipes are closed
 
 _RLIMITS = {
     "cpu": resource.RLIMIT_CPU,
@@ -428,10 +429,15 @@ class SandboxIsolator:
                 os.set_blocking(in_w, False)
                 poller.register(in_w, select.EPOLLOUT)
             deadline = math.inf if timeout is None else time.monotonic() + timeout
-            exited = False
+            exited = waited_briefly = False
             wall = 0.0
             while not exited or streams:
                 events = poller.poll(0)
+                if not events and not streams and not exited and not waited_briefly:
+                    # Both pipes closed: the program is almost always exiting right now,
+                    # and a short blocking wait beats another trip through the event loop.
+                    waited_briefly = True
+                    events = poller.poll(_EXIT_SPIN)
                 if not events:
                     remaining = deadline - time.monotonic()
                     if remaining > 0:
@@ -516,7 +522,7 @@ class SandboxIsolator:
         peak: int | None = usage.ru_maxrss * 1024
         oom = mem_hit = pids_hit = False
         if group is not None:
-            group_peak, oom, mem_hit, pids_hit = group.stats()
+            group_peak, oom, mem_hit, pids_hit = group.stats(clean_exit=code == 0)
             if group_peak is not None:
                 peak = group_peak
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
