@@ -100,3 +100,13 @@ def test_every_level_maps_every_backend_to_settings() -> None:
     assert level_settings("permissive")["process"]["allow_weaker_isolation"] is True
     with pytest.raises(ValueError, match="expected one of permissive, standard, strict"):
         level_settings("paranoid")
+
+
+def test_config_show_hides_the_audit_key() -> None:
+    Path("neuroflow.toml").write_text(
+        f'[security]\nlevel = "strict"\n[security.audit]\nkey = "{KEY.decode()}"\n')
+    code, out = run("config", "show")
+    assert code == 0, out
+    assert KEY.decode() not in out
+    assert 'security.audit.key = "<hidden>"' in out
+    assert 'security.level = "strict"' in out

@@ -79,3 +79,22 @@ class SecurityConfig:
         converter=enum_converter(SandboxSecurityLevel, "level"))
     plugin_checks: bool = True
     audit: AuditConfig = attrs.field(factory=AuditConfig)
+
+
+def _unstructure_audit(cfg: AuditConfig) -> dict[str, object]:
+    """``config show`` must not print the audit key."""
+    from neuroflow.config import converter
+
+    data = {f.name: converter.unstructure(getattr(cfg, f.name)) for f in attrs.fields(AuditConfig)}
+    if data["key"] is not None:
+        data["key"] = "<hidden>"
+    return data
+
+
+def _register_hooks() -> None:
+    from neuroflow.config import converter
+
+    converter.register_unstructure_hook(AuditConfig, _unstructure_audit)
+
+
+_register_hooks()
