@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from security_helpers import KEY, write_records
 
 from neuroflow.errors import SecurityError
@@ -141,6 +143,24 @@ def test_editing_one_byte_is_found_at_that_record(log_path: Path, pristine, inde
         assert report.problem.record == index + 1, (offset, report.problem)
         assert report.problem.line == index + 1
         assert report.problem.kind == "altered"
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offset=st.integers(min_value=0), byte=st.integers(min_value=0, max_value=255))
+def test_any_one_byte_edit_is_found_at_the_record_holding_that_byte(
+    log_path: Path, pristine, offset: int, byte: int
+) -> None:
+    lines = list(pristine[0])
+    data = bytearray(b"".join(lines))
+    offset %= len(data)
+    assume(data[offset] != byte)
+    data[offset] = byte
+    _tampered(log_path, pristine, [bytes(data)])
+    index = b"".join(lines)[:offset].count(b"\n")  # the line that held the byte
+    report = verify_audit_log(log_path, KEY)
+    assert not report.ok and report.problem is not None
+    assert report.problem.record == index + 1, (offset, report.problem)
 
 
 @pytest.mark.parametrize("index", POSITIONS)
