@@ -116,6 +116,7 @@ class SandboxIsolator:
         self._gate = gate
         self._actor = actor
         self._closed = False
+        self._null = -1
         self._tmp: str | None = None
         self._finalizer: weakref.finalize | None = None
         self._warnings: list[str] = []
@@ -186,6 +187,12 @@ class SandboxIsolator:
                 env[name] = os.environ[name]
         env.update(cfg.env)
         return env
+
+    def _devnull(self) -> int:
+        """A read-only ``/dev/null`` descriptor kept for the isolator's lifetime."""
+        if self._null < 0:
+            self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return self._null
 
     def _work_dir(self) -> str:
         if self.config.work_dir is not None:
@@ -391,26 +398,26 @@ class SandboxIsolator:
         stdin: bytes | None, timeout: float | None, group: cgroups.RunCgroup | None,
     ) -> SandboxResult:
         cap = self.config.max_output_bytes
-        out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        # Only our ends are non-blocking (the flag belongs to the open file, not the fd).
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
         if stdin:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
         else:
-            in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
-        open_fds = [out_r, out_w, err_r, err_w, in_r] + ([in_w] if in_w >= 0 else [])
+            in_r, in_w = self._devnull(), -1
+        open_fds = [out_r, out_w, err_r, err_w] + ([in_r, in_w] if in_w >= 0 else [])
         proc: subprocess.Popen[bytes] | None = None
         poller: select.epoll | None = None
         try:
             start = time.perf_counter()
             try:
-                # The child's end of each pipe is blocking, whatever ours is.
-                os.set_blocking(out_w, True)
-                os.set_blocking(err_w, True)
                 proc = self._spawn(argv, executable, cwd, env, in_r, out_w, err_w, group)
             except (OSError, subprocess.SubprocessError) as exc:
                 why = getattr(exc, "strerror", None) or exc
                 raise SandboxError(f"cannot start {argv[0]!r} ({executable}): {why}") from None
-            for fd in (out_w, err_w, in_r):
+            for fd in (out_w, err_w, in_r) if in_w >= 0 else (out_w, err_w):
                 os.close(fd)
                 open_fds.remove(fd)
             pidfd = os.pidfd_open(proc.pid)
@@ -570,6 +577,9 @@ class SandboxIsolator:
     async def aclose(self) -> None:
         """Remove the private work directory (if one was made); idempotent."""
         self._closed = True
+        if self._null >= 0:
+            os.close(self._null)
+            self._null = -1
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None

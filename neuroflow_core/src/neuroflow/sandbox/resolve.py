@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -48,15 +49,16 @@ def _unshim_pyenv(path: str) -> str:
 _real: dict[tuple[str, int, int, int], str] = {}
 
 
-def real_program(path: str) -> str:
+def real_program(path: str, st: os.stat_result | None = None) -> str:
     """Return the binary a shim at ``path`` would run (``path`` itself if it is no shim).
 
     Answers are cached by the file's identity (device, inode, modification time).
     """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return path
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return path
     key = (path, st.st_dev, st.st_ino, st.st_mtime_ns)
     found = _real.get(key)
     if found is None:
@@ -86,9 +88,13 @@ def resolve_command(command: str, search_path: str | None = None, cwd: str | Non
     """
     if "/" in command:
         path = command if os.path.isabs(command) else os.path.join(cwd or os.getcwd(), command)
-        if not os.access(path, os.X_OK) or os.path.isdir(path):
+        try:
+            st = os.stat(path)
+        except OSError:
             return None
-        return real_program(os.path.normpath(path))
+        if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+            return None
+        return real_program(os.path.normpath(path), st)
     if search_path is None:
         search_path = os.environ.get("PATH", DEFAULT_PATH)
     found = _lookup(command, search_path)
