@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -71,6 +72,8 @@ class SqliteStoreConfig:
         synchronous: SQLite's ``synchronous`` pragma (``NORMAL`` survives a killed process,
             ``FULL`` also power loss).
         pool_size: connections kept open (PostgreSQL).
+        cache_entries: SQLite: most entries whose ranking columns and embeddings are kept in
+            memory between searches (rebuilt after any commit; 0 turns the cache off).
         echo: log every SQL statement.
     """
 
@@ -79,6 +82,7 @@ class SqliteStoreConfig:
     busy_timeout_ms: int = 30_000
     synchronous: str = attrs.field(default="NORMAL", validator=_check_sync)
     pool_size: int = 5
+    cache_entries: int = 200_000
     echo: bool = False
 
 
@@ -91,6 +95,7 @@ class PostgresStoreConfig:
     busy_timeout_ms: int = 30_000
     synchronous: str = attrs.field(default="NORMAL", validator=_check_sync)
     pool_size: int = 5
+    cache_entries: int = 200_000
     echo: bool = False
 
 
@@ -117,6 +122,59 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def _entry_row(row: Sequence[Any]) -> MemoryEntry:
+    """An entry from a plain tuple in ``_FULL`` column order."""
+    return MemoryEntry(
+        agent_id=row[1], key=row[2], value=json.loads(row[3]), tags=tuple(json.loads(row[4])),
+        importance=row[5], created_at=row[6], updated_at=row[7], expires_at=row[8],
+        version=row[9],
+    )
+
+
+@attrs.define
+class _Columns:
+    """Ranking columns of one agent's entries (or all), valid for one database version."""
+
+    version: tuple[int, int]
+    ids: Any
+    agent_ids: Any
+    keys: Any
+    importance: Any
+    updated_at: Any
+    expires_at: Any
+    dims: Any
+    blobs: list[bytes | None]
+    matrices: dict[int, Any] = attrs.Factory(dict)
+
+    @classmethod
+    def build(cls, rows: list[Any], version: tuple[int, int]) -> _Columns:
+        n = len(rows)
+        return cls(
+            version=version,
+            ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+            agent_ids=np.array([r[1] for r in rows], dtype=object),
+            keys=np.array([r[2] for r in rows], dtype=object),
+            importance=np.fromiter((r[3] for r in rows), dtype=np.float64, count=n),
+            updated_at=np.fromiter((r[4] for r in rows), dtype=np.float64, count=n),
+            expires_at=np.fromiter((np.inf if r[5] is None else r[5] for r in rows),
+                                   dtype=np.float64, count=n),
+            dims=np.fromiter((r[6] or 0 for r in rows), dtype=np.int64, count=n),
+            blobs=[r[7] for r in rows],
+        )
+
+    def matrix(self, dim: int) -> Any:
+        found = self.matrices.get(dim)
+        if found is None:
+            if len(self.blobs) and bool((self.dims == dim).all()):
+                found = np.frombuffer(b"".join(self.blobs), dtype=np.float32).reshape(-1, dim)
+            else:
+                found = np.zeros((len(self.blobs), dim), dtype=np.float32)
+                for i in np.flatnonzero(self.dims == dim):
+                    found[i] = np.frombuffer(self.blobs[i], dtype=np.float32)
+            self.matrices[dim] = found
+        return found
+
+
 class SqlStore:
     """Memory entries in SQL tables (see the module docstring)."""
 
@@ -138,6 +196,11 @@ class SqlStore:
         self._writer: sa.Engine | None = None
         self._open_lock = threading.Lock()
         self._driver_sql: dict[str, str] = {}
+        self._reader: Any = None  # SQLite: one connection for reads in place
+        self._reader_lock = threading.Lock()
+        self._cache: OrderedDict[str | None, _Columns] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._writes = 0
 
     # --- connections ------------------------------------------------------------------------
 
@@ -172,8 +235,11 @@ class SqlStore:
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         assert self._writer is not None, "store not opened"
-        with self._writer.begin() as conn:
-            yield conn
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        finally:
+            self._writes += 1
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -225,6 +291,8 @@ class SqlStore:
                 engine.dispose()
                 raise
             self._writer = engine.execution_options(neuroflow_write=True)
+            if not self._pg:
+                self._reader = engine.raw_connection()
             self._engine = engine
 
     def _create_schema(self, engine: sa.Engine) -> None:
@@ -274,6 +342,12 @@ class SqlStore:
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+        with self._cache_lock:
+            self._cache.clear()
         engine, self._engine, self._writer = self._engine, None, None
         if engine is not None:
             await anyio.to_thread.run_sync(engine.dispose)
@@ -320,11 +394,10 @@ class SqlStore:
                 for r in rows])
         return len(rows)
 
-    def _where(self, query: MemoryQuery, now: float) -> tuple[str, dict[str, Any], list[str]]:
-        """SQL conditions for a query (all but ``filter``), params and expanding names."""
+    def _where(self, query: MemoryQuery, now: float) -> tuple[str, dict[str, Any]]:
+        """SQL conditions for a query (all but ``filter``) and their parameters."""
         clauses = ["(expires_at IS NULL OR expires_at > :now)"]
         params: dict[str, Any] = {"now": now}
-        expanding: list[str] = []
         if query.agent_id is not None:
             clauses.append("agent_id = :agent_id")
             params["agent_id"] = query.agent_id
@@ -339,24 +412,22 @@ class SqlStore:
             params["until"] = query.until
         if query.tags:
             agent = " AND agent_id = :agent_id" if query.agent_id is not None else ""
-            sub = f"SELECT entry_id FROM {self.t_tags} WHERE tag IN :tags{agent}"
+            names = ", ".join(f":tag_{i}" for i in range(len(query.tags)))
+            sub = f"SELECT entry_id FROM {self.t_tags} WHERE tag IN ({names}){agent}"
             if query.tag_mode == "all":
                 sub += f" GROUP BY entry_id HAVING COUNT(*) = {len(query.tags)}"
             clauses.append(f"id IN ({sub})")
-            params["tags"] = list(query.tags)
-            expanding.append("tags")
-        return " AND ".join(clauses), params, expanding
+            params.update({f"tag_{i}": tag for i, tag in enumerate(query.tags)})
+        return " AND ".join(clauses), params
 
-    def _select(self, columns: str, query: MemoryQuery, now: float, tail: str = "") -> Any:
-        where, params, expanding = self._where(query, now)
-        stmt = sa.text(f"SELECT {columns} FROM {self.t_entries} WHERE {where}{tail}")
-        if expanding:
-            stmt = stmt.bindparams(*(sa.bindparam(n, expanding=True) for n in expanding))
-        return stmt, params
+    def _select(self, columns: str, query: MemoryQuery, now: float, tail: str = ""
+                ) -> tuple[str, dict[str, Any]]:
+        where, params = self._where(query, now)
+        return f"SELECT {columns} FROM {self.t_entries} WHERE {where}{tail}", params
 
     def _matching(self, conn: sa.Connection, query: MemoryQuery, now: float) -> list[Any]:
-        stmt, params = self._select(_FULL, query, now)
-        rows = conn.execute(stmt, params).all()
+        sql, params = self._select(_FULL, query, now)
+        rows = self._exec(conn, sql, params).all()
         if query.filter:
             rows = [r for r in rows if matches_filter(query.filter, _entry(r))]
         return rows
@@ -502,8 +573,14 @@ class SqlStore:
         self, agent_id: str | None, max_entries: int, *, now: float, keep_history: bool
     ) -> int:
         """Evict the lowest-importance, then oldest, entries beyond ``max_entries``."""
+        scope = agent_id if agent_id is not None else ""
+        if self._reader is not None:
+            counted = self._reader_rows(f"SELECT n FROM {self.t_counts} WHERE scope = :s",
+                                        {"s": scope})
+            if not counted or counted[0][0] <= max_entries:
+                return 0
+
         def run() -> int:
-            scope = agent_id if agent_id is not None else ""
             with self._read() as conn:
                 n = self._exec(conn, f"SELECT n FROM {self.t_counts} WHERE scope = :s",
                                  {"s": scope}).scalar()
@@ -526,30 +603,46 @@ class SqlStore:
 
     async def get(self, agent_id: str, key: str, *, now: float) -> MemoryEntry | None:
         """Return the live entry or ``None``."""
+        sql = (f"SELECT {_FULL} FROM {self.t_entries} WHERE agent_id = :a AND key = :k "
+               "AND (expires_at IS NULL OR expires_at > :now)")
+        params = {"a": agent_id, "k": key, "now": now}
+        if self._reader is not None:
+            # A WAL reader never waits for writers: a point read is done in place.
+            rows = self._reader_rows(sql, params)
+            return _entry_row(rows[0]) if rows else None
+
         def run() -> MemoryEntry | None:
             with self._read() as conn:
-                row = self._exec(conn,
-                    f"SELECT {_FULL} FROM {self.t_entries} WHERE agent_id = :a AND key = :k "
-                    "AND (expires_at IS NULL OR expires_at > :now)",
-                    {"a": agent_id, "k": key, "now": now}).first()
+                row = self._exec(conn, sql, params).first()
             return None if row is None else _entry(row)
         return await self._run(run)
 
     async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
         """Resolve row ids from :meth:`candidates`, in order."""
+        ids = [int(r) for r in refs]
+
+        def fetch(part: Sequence[int]) -> list[Any]:
+            names = ", ".join(f":i{n}" for n in range(len(part)))
+            sql = f"SELECT {_FULL} FROM {self.t_entries} WHERE id IN ({names})"
+            params = {f"i{n}": i for n, i in enumerate(part)}
+            if self._reader is not None:
+                return self._reader_rows(sql, params)
+            with self._read() as conn:
+                return [tuple(r) for r in self._exec(conn, sql, params)]
+
         def run() -> list[MemoryEntry]:
             found: dict[int, MemoryEntry] = {}
-            with self._read() as conn:
-                for part in _chunks(list(refs)):
-                    stmt = sa.text(f"SELECT {_FULL} FROM {self.t_entries} WHERE id IN :ids") \
-                        .bindparams(sa.bindparam("ids", expanding=True))
-                    for row in conn.execute(stmt, {"ids": list(part)}):
-                        found[row.id] = _entry(row)
-            missing = [r for r in refs if r not in found]
+            for part in _chunks(ids):
+                for row in fetch(part):
+                    found[row[0]] = _entry_row(row)
+            missing = [r for r in ids if r not in found]
             if missing:
                 raise MemoryStoreError(
                     f"{len(missing)} memories were deleted while the search ran; search again")
-            return [found[r] for r in refs]
+            return [found[r] for r in ids]
+
+        if self._reader is not None and len(ids) <= _CHUNK:
+            return run()
         return await self._run(run)
 
     async def list(
@@ -563,9 +656,9 @@ class SqlStore:
                     f" LIMIT -1 OFFSET {int(offset)}" if offset and not self._pg
                     else f" OFFSET {int(offset)}" if offset else "")
                 order += page
-            stmt, params = self._select(_FULL, query, now, order)
+            sql, params = self._select(_FULL, query, now, order)
             with self._read() as conn:
-                rows = conn.execute(stmt, params).all()
+                rows = self._exec(conn, sql, params).all()
             entries = [_entry(r) for r in rows]
             if query.filter:
                 entries = [e for e in entries if matches_filter(query.filter, e)]
@@ -615,10 +708,15 @@ class SqlStore:
         """Live matching entries, column-wise; keyword hits come from the full-text index."""
         return await self._run(self._candidates_sync, query, now, words, vector_dim)
 
-    def _keyword_hits(
-        self, conn: sa.Connection, query: MemoryQuery, now: float, words: Sequence[str]
-    ) -> dict[int, float]:
-        where, params, expanding = self._where(query, now)
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        if self._reader is not None:
+            return self._reader_rows(sql, params)
+        with self._read() as conn:
+            return [tuple(r) for r in self._exec(conn, sql, params)]
+
+    def _keyword_hits(self, query: MemoryQuery, now: float, words: Sequence[str]
+                      ) -> dict[int, float]:
+        where, params = self._where(query, now)
         if self._pg:
             params["tsq"] = " | ".join(words)
             sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND "
@@ -627,23 +725,23 @@ class SqlStore:
             params["match"] = " OR ".join(f'"{w}"' for w in words)
             sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND id IN "
                    f"(SELECT rowid FROM {self.t_fts} WHERE {self.t_fts} MATCH :match)")
-        stmt = sa.text(sql)
-        if expanding:
-            stmt = stmt.bindparams(*(sa.bindparam(n, expanding=True) for n in expanding))
-        return {row.id: coverage(words, row.words) for row in conn.execute(stmt, params)}
+        return {row[0]: coverage(words, row[1]) for row in self._rows(sql, params)}
 
     def _candidates_sync(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector_dim: int | None
     ) -> Candidates:
+        cache = self._columns(query.agent_id) if self._reader is not None else None
+        if cache is not None:
+            return self._from_cache(cache, query, now, words, vector_dim)
         columns = "id, agent_id, key, importance, updated_at"
         if vector_dim:
             columns += ", embedding, dim"
         if query.filter:
             columns += ", value, tags, created_at, expires_at, version"
-        stmt, params = self._select(columns, query, now)
+        sql, params = self._select(columns, query, now)
         with self._read() as conn:
-            rows = conn.execute(stmt, params).all()
-            hits = self._keyword_hits(conn, query, now, words) if words and rows else {}
+            rows = self._exec(conn, sql, params).all()
+        hits = self._keyword_hits(query, now, words) if words and rows else {}
         if query.filter:
             rows = [r for r in rows if matches_filter(query.filter, _entry(r))]
         n = len(rows)
@@ -667,3 +765,85 @@ class SqlStore:
             keyword=np.fromiter((hits.get(i, 0.0) for i in ids), dtype=np.float64, count=n),
             vectors=vectors,
         )
+
+    # --- SQLite column cache ---------------------------------------------------------------
+
+    def _reader_rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        import sqlite3
+
+        with self._reader_lock:
+            reader = self._reader
+            if reader is None:
+                raise MemoryStoreError("memory store is closed")
+            cur = reader.cursor()
+            try:
+                cur.execute(sql, params)
+                return cur.fetchall()
+            except sqlite3.Error as exc:
+                raise MemoryStoreError(f"memory store sqlite ({self.url.database}): {exc}"
+                                       ) from exc
+            finally:
+                cur.close()
+
+    def _columns(self, agent_id: str | None) -> _Columns | None:
+        """The agent's (or everyone's) ranking columns, rebuilt after any commit anywhere."""
+        limit = self.config.cache_entries
+        if limit <= 0:
+            return None
+        version = self._reader_rows("PRAGMA data_version", {})[0][0]
+        with self._cache_lock:
+            found = self._cache.get(agent_id)
+            if found is not None and found.version == (version, self._writes):
+                self._cache.move_to_end(agent_id)
+                return found
+            writes = self._writes
+        where, params = ("WHERE agent_id = :a ", {"a": agent_id}) if agent_id else ("", {})
+        count = self._reader_rows(f"SELECT COUNT(*) FROM {self.t_entries} {where}", params)[0][0]
+        if count > limit:
+            return None
+        rows = self._reader_rows(
+            "SELECT id, agent_id, key, importance, updated_at, expires_at, dim, embedding "
+            f"FROM {self.t_entries} {where}ORDER BY id", params)
+        built = _Columns.build(rows, (version, writes))
+        with self._cache_lock:
+            self._cache[agent_id] = built
+            while sum(len(c.ids) for c in self._cache.values()) > limit and len(self._cache) > 1:
+                self._cache.popitem(last=False)
+        return built
+
+    def _from_cache(
+        self, c: _Columns, query: MemoryQuery, now: float, words: Sequence[str] | None,
+        vector_dim: int | None,
+    ) -> Candidates:
+        mask = c.expires_at > now
+        if query.min_importance is not None:
+            mask &= c.importance >= query.min_importance
+        if query.since is not None:
+            mask &= c.updated_at >= query.since
+        if query.until is not None:
+            mask &= c.updated_at < query.until
+        if query.tags or query.filter:
+            columns = _FULL if query.filter else "id"
+            sql, params = self._select(columns, query, now)
+            rows = self._reader_rows(sql, params)
+            if query.filter:
+                rows = [r for r in rows if matches_filter(query.filter, _entry_row(r))]
+            mask &= np.isin(c.ids, np.fromiter((r[0] for r in rows), dtype=np.int64))
+        keyword = np.zeros(len(c.ids), dtype=np.float64)
+        if words:
+            hits = self._keyword_hits(query, now, words)
+            if hits:
+                hit_ids = np.fromiter(hits, dtype=np.int64, count=len(hits))
+                at = np.searchsorted(c.ids, hit_ids)
+                ok = (at < len(c.ids)) & (c.ids[np.minimum(at, len(c.ids) - 1)] == hit_ids)
+                keyword[at[ok]] = np.fromiter(hits.values(), dtype=np.float64)[ok]
+        every = bool(mask.all())
+        pos = np.flatnonzero(mask)
+
+        def pick(column: Any) -> Any:
+            return column if every else column[pos]
+
+        vectors = pick(c.matrix(vector_dim)) if vector_dim else None
+        return Candidates(refs=pick(c.ids), agent_ids=pick(c.agent_ids), keys=pick(c.keys),
+                          importance=pick(c.importance), updated_at=pick(c.updated_at),
+                          keyword=pick(keyword), vectors=vectors)
