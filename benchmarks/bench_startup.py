@@ -29,15 +29,20 @@ DISCOVER = (
 )
 
 
-def median_ms(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> float:
-    """Median wall time of ``runs`` runs of ``command`` (after one warm-up run)."""
-    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def medians_ms(commands: list[list[str]], runs: int, cwd: Path, env: dict[str, str]) -> list[float]:
+    """Median wall time of each command over ``runs`` rounds (after one warm-up round).
+
+    The commands run interleaved, round after round, so a change in machine load
+    affects the anchor and the measured commands alike.
+    """
+    times: list[list[float]] = [[] for _ in commands]
+    for round_number in range(runs + 1):
+        for index, command in enumerate(commands):
+            start = time.perf_counter()
+            subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+            if round_number:
+                times[index].append((time.perf_counter() - start) * 1000)
+    return [statistics.median(t) for t in times]
 
 
 def slowest_imports(cwd: Path, env: dict[str, str], count: int = 12) -> list[tuple[int, str]]:
@@ -71,16 +76,16 @@ def main() -> int:
             [sys.executable, "-I", "-c", DISCOVER + "print(len(infos))"],
             cwd=cwd, env=env, check=True, capture_output=True, text=True,
         ).stdout.strip()
-        bare = median_ms([sys.executable, "-I", "-c", "pass"], runs, cwd, env)
-        figures = [
-            ("import neuroflow", median_ms([sys.executable, "-I", "-c", "import neuroflow"],
-                                           runs, cwd, env)),
-            (f"import + discover {count} plugins",
-             median_ms([sys.executable, "-I", "-c", DISCOVER], runs, cwd, env)),
-            ("`neuroflow plugins`", median_ms([*neuroflow_cli, "plugins"], runs, cwd, env)),
-            ("`neuroflow --help`", median_ms([*neuroflow_cli, "--help"], runs, cwd, env)),
+        named = [
+            ("anchor", [sys.executable, "-I", "-c", "pass"]),
+            ("import neuroflow", [sys.executable, "-I", "-c", "import neuroflow"]),
+            (f"import + discover {count} plugins", [sys.executable, "-I", "-c", DISCOVER]),
+            ("`neuroflow plugins`", [*neuroflow_cli, "plugins"]),
+            ("`neuroflow --help`", [*neuroflow_cli, "--help"]),
         ]
-        print(f"startup ({runs} runs each, median; {Path(sys.executable)})")
+        bare, *rest = medians_ms([command for _, command in named], runs, cwd, env)
+        figures = [(name, ms) for (name, _), ms in zip(named[1:], rest, strict=True)]
+        print(f"startup ({runs} interleaved runs each, median; {Path(sys.executable)})")
         print(f"  anchor  python -I -c pass            {bare:7.1f} ms")
         for name, ms in figures:
             print(f"  {name:<38} {ms:7.1f} ms   +{ms - bare:6.1f} ms over bare   "
