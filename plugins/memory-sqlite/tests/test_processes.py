@@ -101,3 +101,21 @@ def test_sigkill_mid_write_keeps_every_acknowledged_write(tmp_path: Path) -> Non
             assert len(found) == 5
 
     anyio.run(check)
+
+
+def test_search_sees_writes_made_by_another_process_after_caching(sqlite_url: str) -> None:
+    """The SQLite column cache is rebuilt when any other connection commits."""
+
+    async def main() -> None:
+        async with manager_for(sqlite_url) as manager:
+            await manager.store_memory("agent-w9", "mine", {"text": "local"}, tags=["w9"])
+            first = await manager.search_memories("agent-w9", "pad", limit=10)
+            assert [e.key for e in first] == ["mine"]
+            proc = writer(sqlite_url, "nf_memory_", "keys", "w9", 2)
+            _, err = await anyio.to_thread.run_sync(proc.communicate)
+            assert proc.returncode == 0, err
+            again = await manager.search_memories("agent-w9", "pad", limit=10)
+            assert sorted(e.key for e in again) == ["mine", "w9-0", "w9-1"]
+            assert again[0].explain is None and again[0].key in ("w9-0", "w9-1")
+
+    anyio.run(main)
