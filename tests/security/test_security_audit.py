@@ -300,3 +300,21 @@ def test_bad_arguments_are_config_errors(log_path: Path) -> None:
         AuditLogger(log_path, key=KEY, max_bytes="big")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least 16"):
         _ = AuditLogger(log_path, key=b"short").key
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_log_many_chains_like_single_records_across_rotations(log_path: Path,
+                                                                    key: bytes) -> None:
+    logger = AuditLogger(log_path, key=key, max_bytes=6_000)
+    await logger.log_event("single", "a")
+    batch = [AuditEvent("batch", f"b{i}", resource=f"r{i}") for i in range(60)]
+    seqs = await logger.log_many(batch)
+    assert seqs == list(range(2, 62))
+    assert logger.log_many_sync(batch[:5]) == list(range(62, 67))
+    assert await logger.log_many([]) == []
+    report = verify_audit_log(log_path, key)
+    assert report.ok and report.records == 66, report.summary()
+    assert len(report.files) > 2  # the batch crossed rotations

@@ -492,6 +492,39 @@ class AuditLogger:
                                     outcome, details or {}, trace_id))
         return seq
 
+    async def log_many(self, events: Sequence[AuditEvent]) -> list[int]:
+        """Append several events under one lock, in order; return their sequence numbers.
+
+        Cheaper per record than :meth:`log` (one lock, one ``write`` per file); the
+        records are chained exactly as if logged one by one.
+        """
+        middles = [self._encode_event(e) for e in events]
+        if not middles:
+            return []
+        import anyio.to_thread
+
+        seqs = await anyio.to_thread.run_sync(self._append_batch, middles)
+        if self.listeners:
+            for event in events:
+                self._notify(event)
+        return seqs
+
+    def log_many_sync(self, events: Sequence[AuditEvent]) -> list[int]:
+        """:meth:`log_many` for synchronous code."""
+        middles = [self._encode_event(e) for e in events]
+        seqs = self._append_batch(middles) if middles else []
+        if self.listeners:
+            for event in events:
+                self._notify(event)
+        return seqs
+
+    def _append_batch(self, middles: Sequence[str]) -> list[int]:
+        self._lock()
+        try:
+            return self._append_batch_locked(middles)
+        finally:
+            self._unlock()
+
     async def _append_async(self, middle: str) -> int:
         if not self.fsync and self._try_lock():
             try:
@@ -606,36 +639,83 @@ class AuditLogger:
         finally:
             self._unlock()
 
+    def _current(self) -> int:
+        """Make sure the fd is the current file and the cached chain head is valid; its size."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        if st is None or st.st_ino != self._ino or self._fd < 0:
+            self._reopen()
+            st = os.fstat(self._fd)
+        if st.st_size != self._size:
+            self._load_head(st.st_size)
+        return st.st_size
+
+    def _write(self, data: bytes) -> None:
+        written = os.write(self._fd, data)
+        if written != len(data):
+            raise OSError(errno.EIO, f"short write ({written} of {len(data)} bytes)")
+        if self.fsync:
+            os.fsync(self._fd)
+
+    def _write_head(self) -> None:
+        os.pwrite(self._head_fd, encode_head(self._head_sign or self._make_head_sign(),
+                                             self._seq, self._mac, self._base_text), 0)
+
     def _append_locked(self, middle: str) -> int:
         try:
             sign = self._sign or self.sign
-            try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
-                st = None
-            if st is None or st.st_ino != self._ino or self._fd < 0:
-                self._reopen()
-                st = os.fstat(self._fd)
-            if st.st_size != self._size:
-                self._load_head(st.st_size)
+            size = self._current()
             seq = self._seq + 1
             body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
             mac = sign(body)
             line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
-            size = st.st_size
             if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
                 self._rotate()
                 size = 0
-            written = os.write(self._fd, line)
-            if written != len(line):
-                raise OSError(errno.EIO, f"short write ({written} of {len(line)} bytes)")
-            if self.fsync:
-                os.fsync(self._fd)
-            self._size = size + written
+            self._write(line)
+            self._size = size + len(line)
             self._seq, self._mac = seq, mac
-            os.pwrite(self._head_fd, encode_head(self._head_sign or self._make_head_sign(), seq,
-                                                 mac, self._base_text), 0)
+            self._write_head()
             return seq
+        except OSError as exc:
+            self._size = -1
+            raise self._error("cannot write", exc) from exc
+
+    def _append_batch_locked(self, middles: Sequence[str]) -> list[int]:
+        """Chain and write several records with as few ``write`` calls as rotation allows."""
+        try:
+            sign = self._sign or self.sign
+            size = self._current()
+            seqs: list[int] = []
+            pending: list[bytes] = []
+            pending_len = 0
+            seq, prev = self._seq, self._mac
+            for middle in middles:
+                seq += 1
+                body = f'{{"seq":{seq},"prev":"{prev}",{middle[1:]}'.encode()
+                mac = sign(body)
+                line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
+                if (self.max_bytes and size + pending_len > 0
+                        and size + pending_len + len(line) > self.max_bytes):
+                    if pending:
+                        self._write(b"".join(pending))
+                        self._seq, self._mac = seq - 1, prev
+                        self._write_head()
+                        pending, pending_len = [], 0
+                    self._rotate()
+                    size = 0
+                pending.append(line)
+                pending_len += len(line)
+                seqs.append(seq)
+                prev = mac
+            if pending:
+                self._write(b"".join(pending))
+            self._size = size + pending_len
+            self._seq, self._mac = seq, prev
+            self._write_head()
+            return seqs
         except OSError as exc:
             self._size = -1
             raise self._error("cannot write", exc) from exc
