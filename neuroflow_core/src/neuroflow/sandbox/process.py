@@ -45,7 +45,7 @@ from neuroflow.security.levels import SandboxSecurityLevel
 
 _READ_CHUNK = 65536
 _DRAIN_GRACE = 2.0  # seconds to drain pipes after the tree was killed
-_EXIT_SPIN = 0.002  # seconds to block for the exit once both pipes are closed
+_EXIT_SPIN = 0.001  # seconds to block for the exit right after a pipe closed
 
 _RLIMITS = {
     "cpu": resource.RLIMIT_CPU,
@@ -436,15 +436,17 @@ class SandboxIsolator:
                 os.set_blocking(in_w, False)
                 poller.register(in_w, select.EPOLLOUT)
             deadline = math.inf if timeout is None else time.monotonic() + timeout
-            exited = waited_briefly = False
+            exited = saw_eof = False
+            spins = 0
             wall = 0.0
             while not exited or streams:
                 events = poller.poll(0)
-                if not events and not streams and not exited and not waited_briefly:
-                    # Both pipes closed: the program is almost always exiting right now,
+                if not events and saw_eof and spins < 2:
+                    # A pipe just closed: the program is almost always exiting right now,
                     # and a short blocking wait beats another trip through the event loop.
-                    waited_briefly = True
+                    spins += 1
                     events = poller.poll(_EXIT_SPIN)
+                saw_eof = False
                 if not events:
                     remaining = deadline - time.monotonic()
                     if remaining > 0:
@@ -473,6 +475,7 @@ class SandboxIsolator:
                         if self._read(stream, state):
                             poller.unregister(fd)
                             del streams[fd]
+                            saw_eof = True
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             return self._result(proc.returncode, status, usage, wall, out, err, state, group)
