@@ -441,3 +441,19 @@ def test_scan_entry_points_agrees_with_importlib_metadata(site, group: str) -> N
     found = sorted((ep.name, ep.value, ep.dist, ep.version) for ep in scan_entry_points(group))
     assert found == expected
     assert ("scanned", "nf_scanned:thing", "scan-me", "4.5") in found
+
+
+def test_registering_a_second_plugin_under_a_taken_name_is_refused(defaults_plugin) -> None:
+    from neuroflow.errors import PluginError
+
+    manager = PluginManager(builtins={"test.defaults": defaults_plugin}, entry_points=False)
+
+    class Impostor:
+        @hookimpl
+        def neuroflow_isolation_backends(self) -> list[BackendSpec]:
+            return []
+
+    with pytest.raises(PluginError, match=r"'test\.defaults' is already registered"):
+        manager.register(Impostor(), name="test.defaults")
+    assert infos_by_name(manager)["test.defaults"].status == "loaded"
+    assert "process" in manager.backends("isolation")

@@ -35,7 +35,12 @@ import pluggy
 
 from neuroflow import hookspecs
 from neuroflow.backends import BackendKind, BackendSpec, install_hint
-from neuroflow.errors import BackendNotFoundError, MissingPluginError, PluginLoadError
+from neuroflow.errors import (
+    BackendNotFoundError,
+    MissingPluginError,
+    PluginError,
+    PluginLoadError,
+)
 
 if TYPE_CHECKING:
     import click
@@ -281,8 +286,14 @@ class PluginManager:
             self._load_module(ep.name, ep.load, dist, version, builtin=False)
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin object at run time (tests, applications embedding plugins)."""
+        """Register a plugin object at run time (tests, applications embedding plugins).
+
+        Raises :class:`PluginError` if a plugin of that name is already known.  A plugin
+        that fails to register is reported like any other (``plugin_infos()``).
+        """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        if name in self._infos:
+            raise PluginError(f"a plugin named {name!r} is already registered; pass another name")
         self._load_module(name, lambda: plugin, "(registered at run time)", "", builtin=False)
         with self._lock:
             self._backends.clear()
