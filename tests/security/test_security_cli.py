@@ -110,3 +110,19 @@ def test_config_show_hides_the_audit_key() -> None:
     assert KEY.decode() not in out
     assert 'security.audit.key = "<hidden>"' in out
     assert 'security.level = "strict"' in out
+
+
+def test_doctor_checks_that_the_audit_log_can_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    Path("neuroflow.toml").write_text(f'[security.audit]\nfile = "{blocker}/logs/audit.log"\n')
+    code, out = run("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["audit log writable"]["ok"] is False
+    assert checks["audit log writable"]["required"] is True
+    assert code == 1
+    Path("neuroflow.toml").write_text('[security.audit]\nfile = "logs/audit.log"\n')
+    code, out = run("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["audit log writable"]["ok"] is True
+    assert "next to the log" in checks["audit key"]["detail"]

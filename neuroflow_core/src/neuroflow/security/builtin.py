@@ -14,6 +14,8 @@ from neuroflow.hookspecs import hookimpl
 if TYPE_CHECKING:
     import click
 
+    from neuroflow.doctor import Check
+
 _GUARDS = "neuroflow.security.guards"
 
 
@@ -42,3 +44,11 @@ def neuroflow_cli_commands(cli: click.Group) -> None:
     from neuroflow.security.cli import audit_group
 
     cli.add_command(audit_group)
+
+
+@hookimpl
+def neuroflow_doctor_checks() -> list[Check]:
+    """Whether the configured audit log can be written, and where its key comes from."""
+    from neuroflow.security.doctor import audit_checks
+
+    return audit_checks()
