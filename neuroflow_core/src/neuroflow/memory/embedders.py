@@ -81,11 +81,16 @@ class LexicalEmbedder:
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            vec = out[row]
+            idx: list[int] = []
+            val: list[float] = []
             for word in tokenize(text):
-                idx, val = self._features(word)
-                np.add.at(vec, list(idx), val)
-            norm = float(np.linalg.norm(vec))
+                i, v = self._features(word)
+                idx += i
+                val += v
+            if not idx:
+                continue
+            vec = np.bincount(idx, weights=val, minlength=self.dimension)
+            norm = float(np.sqrt(vec @ vec))
             if norm > 0:
-                vec /= norm
+                out[row] = vec / norm
         return out
