@@ -276,7 +276,10 @@ class RunCgroup:
             else:
                 self._set("memory", "memory.max", "max" if memory_limit is None
                           else str(memory_limit))
-                self._set("memory", "memory.swap.max", "0" if memory_limit else "max")
+                if self._has_memsw is None:
+                    self._has_memsw = os.path.exists(self.dirs["memory"] + "/memory.swap.max")
+                if self._has_memsw:
+                    self._set("memory", "memory.swap.max", "0" if memory_limit else "max")
                 if fresh:
                     events = _read(self.dirs["memory"] + "/memory.events")
                     self._oom_base = _counter(events, "oom_kill")
