@@ -197,6 +197,7 @@ class SqlStore:
         self._open_lock = threading.Lock()
         self._driver_sql: dict[str, str] = {}
         self._reader: Any = None  # SQLite: one connection for reads in place
+        self._read_engine: sa.Engine | None = None  # PostgreSQL: autocommit reads
         self._reader_lock = threading.Lock()
         self._cache: OrderedDict[str | None, _Columns] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -204,11 +205,12 @@ class SqlStore:
 
     # --- connections ------------------------------------------------------------------------
 
-    def _make_engine(self) -> sa.Engine:
+    def _make_engine(self, **options: Any) -> sa.Engine:
         cfg = self.config
         if self._pg:
+            options.setdefault("pool_pre_ping", True)
             return sa.create_engine(self.url, echo=cfg.echo, pool_size=cfg.pool_size,
-                                    pool_pre_ping=True)
+                                    **options)
         if self.url.database in (None, "", ":memory:"):
             raise ConfigError(
                 "memory.sqlite.url: an in-memory SQLite database is not persistent; use the "
@@ -291,7 +293,11 @@ class SqlStore:
                 engine.dispose()
                 raise
             self._writer = engine.execution_options(neuroflow_write=True)
-            if not self._pg:
+            if self._pg:
+                # Reads outside transactions: no BEGIN/ROLLBACK round trips.
+                self._read_engine = self._make_engine(isolation_level="AUTOCOMMIT",
+                                                     pool_pre_ping=False)
+            else:
                 self._reader = engine.raw_connection()
             self._engine = engine
 
@@ -348,6 +354,9 @@ class SqlStore:
             reader.close()
         with self._cache_lock:
             self._cache.clear()
+        read_engine, self._read_engine = self._read_engine, None
+        if read_engine is not None:
+            await anyio.to_thread.run_sync(read_engine.dispose)
         engine, self._engine, self._writer = self._engine, None, None
         if engine is not None:
             await anyio.to_thread.run_sync(engine.dispose)
@@ -609,13 +618,9 @@ class SqlStore:
         if self._reader is not None:
             # A WAL reader never waits for writers: a point read is done in place.
             rows = self._reader_rows(sql, params)
-            return _entry_row(rows[0]) if rows else None
-
-        def run() -> MemoryEntry | None:
-            with self._read() as conn:
-                row = self._exec(conn, sql, params).first()
-            return None if row is None else _entry(row)
-        return await self._run(run)
+        else:
+            rows = await self._run(self._rows, sql, params)
+        return _entry_row(rows[0]) if rows else None
 
     async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
         """Resolve row ids from :meth:`candidates`, in order."""
@@ -624,11 +629,7 @@ class SqlStore:
         def fetch(part: Sequence[int]) -> list[Any]:
             names = ", ".join(f":i{n}" for n in range(len(part)))
             sql = f"SELECT {_FULL} FROM {self.t_entries} WHERE id IN ({names})"
-            params = {f"i{n}": i for n, i in enumerate(part)}
-            if self._reader is not None:
-                return self._reader_rows(sql, params)
-            with self._read() as conn:
-                return [tuple(r) for r in self._exec(conn, sql, params)]
+            return self._rows(sql, {f"i{n}": i for n, i in enumerate(part)})
 
         def run() -> list[MemoryEntry]:
             found: dict[int, MemoryEntry] = {}
@@ -709,10 +710,26 @@ class SqlStore:
         return await self._run(self._candidates_sync, query, now, words, vector_dim)
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """Rows (plain tuples) of one read-only statement, outside any transaction."""
         if self._reader is not None:
             return self._reader_rows(sql, params)
-        with self._read() as conn:
-            return [tuple(r) for r in self._exec(conn, sql, params)]
+        if self._read_engine is None:
+            raise MemoryStoreError("memory store is closed")
+        error = self._read_engine.dialect.loaded_dbapi.Error
+        conn = self._read_engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(self._driver(sql), params)
+                return cur.fetchall()
+            finally:
+                cur.close()
+        except error as exc:
+            if getattr(conn.driver_connection, "closed", False):
+                conn.invalidate()  # the server went away: do not pool this connection
+            raise MemoryStoreError(f"memory store {self.dialect}: {exc}") from exc
+        finally:
+            conn.close()
 
     def _keyword_hits(self, query: MemoryQuery, now: float, words: Sequence[str]
                       ) -> dict[int, float]:
