@@ -137,12 +137,3 @@ def check_examples(
                 )
     if problems:
         raise ConfigError(problems)
-
-
-def to_list(value: Any) -> list[Any]:
-    """``value`` as a list: a string or scalar becomes a one-item list."""
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        return [value]
-    return list(value)
