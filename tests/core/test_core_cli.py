@@ -111,6 +111,20 @@ def test_plugins_lists_entry_point_plugins_in_a_real_process(site) -> None:
     assert data["neuroflow.cli"]["status"] == "loaded"
 
 
+def test_plugins_shows_a_plugin_that_fails_to_import_and_why(site) -> None:
+    site.distribution("neuroflow-hello", "0.3", {"hello": "nf_hello"},
+                      {"nf_hello": HELLO_PLUGIN})
+    site.distribution("neuroflow-broken", "2.0", {"broken": "nf_broken_import"},
+                      {"nf_broken_import": "raise ImportError('needs libfoo 3')\n"})
+    result = run_neuroflow("plugins", site=site.root)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    at = lines.index("broken  (neuroflow-broken 2.0)  failed")
+    assert lines[at + 1] == "    why: ImportError: needs libfoo 3"
+    assert "hello  (neuroflow-hello 0.3)  loaded" in lines
+    assert run_neuroflow("hello", site=site.root).stdout == "hello world\n"
+
+
 # --- plugin subcommands -----------------------------------------------------------------
 
 
