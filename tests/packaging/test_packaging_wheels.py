@@ -28,6 +28,9 @@ LOCAL: dict[str, Path] = {
     for p in sorted(ROOT.glob("plugins/*/pyproject.toml"))
 }
 
+#: other distributions of the repository a plugin may depend on (the native launcher)
+SUPPORT: list[Path] = [p.parent for p in ROOT.glob("native/pyproject.toml")]
+
 
 def extras_whose_plugins_exist() -> list[str]:
     return sorted(
@@ -73,9 +76,10 @@ def test_every_plugin_depends_on_the_core_at_the_same_version() -> None:
 
 def test_every_distribution_builds_a_wheel(wheelhouse) -> None:
     example = ROOT / "examples" / "third-party-backend"
-    house = wheelhouse.build(ROOT / "neuroflow_core", *LOCAL.values(), example)
+    house = wheelhouse.build(ROOT / "neuroflow_core", *LOCAL.values(), *SUPPORT, example)
     names = {canonicalize_name(p.name.split("-")[0]) for p in house.glob("*.whl")}
-    assert {"neuroflow", "neuroflow-sandbox-nice", *LOCAL} == names
+    support = {canonicalize_name(_project(folder)["name"]) for folder in SUPPORT}
+    assert {"neuroflow", "neuroflow-sandbox-nice", *LOCAL, *support} == names
 
 
 def test_install_with_extras_from_the_wheelhouse_loads_every_plugin(
@@ -85,7 +89,7 @@ def test_install_with_extras_from_the_wheelhouse_loads_every_plugin(
     venv = make_venv("extras")
     spec = f"neuroflow[{','.join(extras)}]=={CORE_VERSION}" if extras else \
         f"neuroflow=={CORE_VERSION}"
-    venv.pip_install(wheelhouse.build(ROOT / "neuroflow_core", *LOCAL.values()), spec)
+    venv.pip_install(wheelhouse.build(ROOT / "neuroflow_core", *LOCAL.values(), *SUPPORT), spec)
     listed = run_command(venv.bin("neuroflow"), "plugins", "--json")
     infos = {i["name"]: i for i in json.loads(listed)}
     wanted = {canonicalize_name(Requirement(r).name) for e in extras for r in EXTRAS[e]}
