@@ -221,3 +221,14 @@ def test_guard_objects_satisfy_the_guard_protocol() -> None:
 
     for guard in (AllowlistGuard(), PathsGuard(), NetworkGuard(), ToolsGuard()):
         assert isinstance(guard, Guard)
+
+
+def test_a_single_string_resource_is_one_name_not_its_characters(tmp_path: Path) -> None:
+    paths = PathsGuard(PathsConfig(write_roots=(str(tmp_path),)))
+    verdict = paths.check(Action("command", "cp", resources={"write_paths": "/etc/x"}), CTX)
+    assert verdict is not None and verdict.rule == "paths.outside-write-roots"
+    verdict = paths.check(Action("command", "cp", resources={"paths": tmp_path / "a"}), CTX)
+    assert verdict is not None and verdict.allowed
+    network = NetworkGuard(NetworkConfig(allow_hosts=("ok.example",)))
+    verdict = network.check(Action("command", "curl", resources={"hosts": "ok.example"}), CTX)
+    assert verdict is not None and verdict.rule == "network.allow"

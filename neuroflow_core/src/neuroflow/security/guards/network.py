@@ -181,7 +181,8 @@ class NetworkGuard:
         """Judge the hosts an action connects to; abstain if it names none."""
         targets: list[str] = [action.target] if action.kind is ActionKind.NETWORK else []
         if action.resources:
-            targets += list(action.resources.get("hosts", ()))
+            hosts = action.resources.get("hosts") or ()
+            targets += [hosts] if isinstance(hosts, str) else [str(h) for h in hosts]
         if not targets:
             return None
         allowed: Verdict | None = None

@@ -137,6 +137,16 @@ class _Rule:
         return self.base is not None and self.base.fullmatch(os.path.basename(path)) is not None
 
 
+def _names(value: object) -> tuple[str, ...]:
+    """A resource entry as names: one string is one name, not its characters."""
+    if not value:
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        return (os.fspath(value),)  # type: ignore[arg-type]
+    return tuple(os.fspath(v) if isinstance(v, os.PathLike) else str(v)
+                 for v in value)  # type: ignore[attr-defined]
+
+
 def _inside(path: str, roots: tuple[str, ...]) -> str | None:
     for root in roots:
         if path == root or path.startswith(root if root.endswith("/") else root + "/"):
@@ -179,9 +189,9 @@ class PathsGuard:
         else:
             accesses = []
         if resources:
-            accesses += [(p, False) for p in resources.get("read_paths", ())]
-            accesses += [(p, False) for p in resources.get("paths", ())]
-            accesses += [(p, True) for p in resources.get("write_paths", ())]
+            accesses += [(p, False) for p in _names(resources.get("read_paths"))]
+            accesses += [(p, False) for p in _names(resources.get("paths"))]
+            accesses += [(p, True) for p in _names(resources.get("write_paths"))]
         if not accesses:
             return None
         cwd = context.extra.get("cwd") if context.extra else None
