@@ -318,3 +318,9 @@ async def test_log_many_chains_like_single_records_across_rotations(log_path: Pa
     report = verify_audit_log(log_path, key)
     assert report.ok and report.records == 66, report.summary()
     assert len(report.files) > 2  # the batch crossed rotations
+
+
+@pytest.mark.anyio
+async def test_a_short_key_fails_closed_with_a_security_error(log_path: Path) -> None:
+    with pytest.raises(SecurityError, match="at least 16"):
+        await AuditLogger(log_path, key=b"short").log_event("e", "a")

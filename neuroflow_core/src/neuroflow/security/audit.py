@@ -43,7 +43,7 @@ from json.encoder import (  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
-from neuroflow.errors import SecurityError
+from neuroflow.errors import ConfigError, SecurityError
 from neuroflow.security.config import DEFAULT_REDACT_KEYS, AuditConfig
 from neuroflow.security.keys import resolve_key
 from neuroflow.security.model import AuditEvent
@@ -334,8 +334,6 @@ class AuditLogger:
         structure({"max_bytes": max_bytes, "backups": backups, "fsync": fsync},
                   _Check, path="AuditLogger")
         if max_bytes < 0 or backups < 0:
-            from neuroflow.errors import ConfigError
-
             raise ConfigError("AuditLogger: max_bytes and backups must be >= 0, "
                               f"got {max_bytes} and {backups}")
         self.path = Path(os.path.abspath(os.fspath(output_file)))
@@ -574,6 +572,8 @@ class AuditLogger:
             )
         except SecurityError:
             raise
+        except ConfigError as exc:  # e.g. a key that is too short
+            raise SecurityError(f"audit log {self.path}: {exc}") from exc
         except Exception as exc:  # any failure to record fails closed
             raise SecurityError(f"audit log {self.path}: cannot encode the record: "
                                 f"{type(exc).__name__}: {exc}") from exc
