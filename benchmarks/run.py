@@ -18,6 +18,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def accepts_quick(script: Path) -> bool:
+    """Whether the benchmark's ``--help`` lists ``--quick`` (it runs in full otherwise)."""
+    shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                           text=True, cwd=HERE.parent, check=False)
+    if "--quick" in shown.stdout:
+        return True
+    print(f"run.py: {script.name} has no --quick; running it in full", flush=True)
+    return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -33,8 +43,8 @@ def main() -> int:
     for script in scripts:
         print(f"=== {script.stem} ===", flush=True)
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, str(script), *(["--quick"] if args.quick else [])],
-                               cwd=HERE.parent)
+        extra = ["--quick"] if args.quick and accepts_quick(script) else []
+        code = subprocess.call([sys.executable, str(script), *extra], cwd=HERE.parent)
         print(f"--- {script.stem}: exit {code}, {time.perf_counter() - start:.1f} s\n", flush=True)
         if code != 0:
             failed.append(script.stem)
