@@ -41,6 +41,9 @@ class _AgentIndex:
     updated_at: Any
     expires_at: Any
     postings: dict[str, list[int]]
+    refs: Any
+    agent_ids: Any
+    key_array: Any
     matrices: dict[int, Any] = attrs.Factory(dict)
 
     def matrix(self, dim: int) -> np.ndarray:
@@ -54,6 +57,15 @@ class _AgentIndex:
                     found[i] = row.vector
             self.matrices[dim] = found
         return found
+
+
+def _objects(items: list[Any]) -> Any:
+    """A 1-d numpy object array (tuples stay elements, not rows)."""
+    import numpy as np
+
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def history_of(entry: MemoryEntry, op: str, at: float) -> HistoryRecord:
@@ -238,6 +250,9 @@ class InMemoryStore:
                 np.array([np.inf if e.expires_at is None else e.expires_at for e in entries],
                          dtype=np.float64),
                 postings,
+                _objects([(agent_id, k) for k in keys]),
+                _objects([agent_id] * len(keys)),
+                _objects(keys),
             )
             self._index[agent_id] = index
         return index
@@ -268,7 +283,6 @@ class InMemoryStore:
             for i in np.flatnonzero(mask):
                 if not plain.matches(index.rows[i].entry, now):
                     mask[i] = False
-        pos = np.flatnonzero(mask)
         keyword = np.zeros(len(index.rows), dtype=np.float64)
         if words:
             for word in words:
@@ -276,14 +290,20 @@ class InMemoryStore:
                 if hits:
                     keyword[hits] += 1.0
             keyword /= len(words)
+        every = bool(mask.all())
+        pos = np.flatnonzero(mask)
+
+        def pick(column: Any) -> Any:
+            return column if every else column[pos]
+
         return Candidates(
-            refs=[(query.agent_id, index.keys[i]) for i in pos],
-            agent_ids=[query.agent_id] * len(pos),
-            keys=[index.keys[i] for i in pos],
-            importance=index.importance[pos],
-            updated_at=index.updated_at[pos],
-            keyword=keyword[pos],
-            vectors=index.matrix(vector_dim)[pos] if vector_dim else None,
+            refs=pick(index.refs),
+            agent_ids=pick(index.agent_ids),
+            keys=pick(index.key_array),
+            importance=pick(index.importance),
+            updated_at=pick(index.updated_at),
+            keyword=pick(keyword),
+            vectors=pick(index.matrix(vector_dim)) if vector_dim else None,
         )
 
     def _candidates_slow(
