@@ -106,3 +106,9 @@ async def test_semantic_search_with_wordllama_finds_meaning(sqlite_url: str) -> 
     found = await manager.search_memories("u", "nut allergy", limit=1)
     assert found[0].key == "food"
     await manager.aclose()
+
+
+def test_doctor_reports_what_the_stores_need() -> None:
+    checks = {c.name: c for c in get_plugin_manager().doctor_checks()}
+    assert checks["memory: SQLite FTS5 keyword index"].ok
+    assert checks["memory: psycopg for the postgres store"].ok

@@ -49,3 +49,27 @@ def neuroflow_embedders() -> list[BackendSpec]:
             description="WordLlama static embeddings, weights in the wheel (no torch, offline)",
         )
     ]
+
+
+@hookimpl
+def neuroflow_doctor_checks() -> list:
+    """What the SQL stores and the wordllama embedder need from this machine."""
+    import importlib.util
+    import sqlite3
+
+    from neuroflow.doctor import Check
+
+    try:
+        sqlite3.connect(":memory:").execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+        fts5, detail = True, f"SQLite {sqlite3.sqlite_version}"
+    except sqlite3.Error as exc:
+        fts5, detail = False, f"SQLite {sqlite3.sqlite_version} lacks FTS5 ({exc})"
+    def installed(module: str, extra: str) -> tuple[bool, str]:
+        ok = importlib.util.find_spec(module) is not None
+        return ok, "installed" if ok else f"pip install 'neuroflow-memory-sqlite[{extra}]'"
+
+    return [
+        Check("memory: SQLite FTS5 keyword index", fts5, detail),
+        Check("memory: psycopg for the postgres store", *installed("psycopg", "postgres")),
+        Check("memory: wordllama embedder", *installed("wordllama", "wordllama")),
+    ]
