@@ -165,10 +165,12 @@ class _Columns:
     def matrix(self, dim: int) -> Any:
         found = self.matrices.get(dim)
         if found is None:
-            if len(self.blobs) and bool((self.dims == dim).all()):
-                found = np.frombuffer(b"".join(self.blobs), dtype=np.float32).reshape(-1, dim)
+            n = len(self.ids)
+            if n and bool((self.dims == dim).all()):
+                found = np.frombuffer(b"".join(self.blobs), dtype=np.float32).reshape(n, dim)
+                self.blobs = []  # every row is in the matrix now; other sizes are all zero
             else:
-                found = np.zeros((len(self.blobs), dim), dtype=np.float32)
+                found = np.zeros((n, dim), dtype=np.float32)
                 for i in np.flatnonzero(self.dims == dim):
                     found[i] = np.frombuffer(self.blobs[i], dtype=np.float32)
             self.matrices[dim] = found
