@@ -60,14 +60,15 @@ def test_sleep_forever_times_out_with_its_children() -> None:
     assert survivors(marker) == []
 
 
-def test_memory_bomb_is_killed_at_the_memory_limit() -> None:
+@pytest.mark.parametrize("exact", [False, True], ids=["vfork", "exact_rlimits"])
+def test_memory_bomb_is_killed_at_the_memory_limit(exact: bool) -> None:
     marker = new_marker()
     code = (
         "chunks = []\n"
         "while True:\n"
         "    chunks.append(bytearray(4 * 1024 * 1024))\n"
     )
-    result = run(SandboxConfig(memory_limit=64 * MiB, wall_timeout=30),
+    result = run(SandboxConfig(memory_limit=64 * MiB, wall_timeout=30, exact_rlimits=exact),
                  *python_code(code, marker))
     assert result.reason is TerminationReason.MEMORY_LIMIT
     assert "memory" in result.limits_hit
@@ -120,7 +121,8 @@ def test_fd_exhaustion_ends_cleanly_within_the_limit() -> None:
     assert survivors(marker) == []
 
 
-def test_double_forked_setsid_orphan_does_not_survive() -> None:
+@pytest.mark.parametrize("exact", [False, True], ids=["vfork", "exact_rlimits"])
+def test_double_forked_setsid_orphan_does_not_survive(exact: bool) -> None:
     marker = new_marker()
     code = (
         "import os, sys, time\n"
@@ -134,13 +136,15 @@ def test_double_forked_setsid_orphan_does_not_survive() -> None:
         "time.sleep(0.2)\n"
         "print('parent done')\n"
     )
-    result = run(SandboxConfig(wall_timeout=30), *python_code(code, marker))
+    result = run(SandboxConfig(wall_timeout=30, exact_rlimits=exact),
+                 *python_code(code, marker))
     assert result.reason is TerminationReason.EXITED
     assert result.stdout == b"parent done\n"
     assert survivors(marker) == []
 
 
-def test_fork_bomb_stops_at_max_processes() -> None:
+@pytest.mark.parametrize("exact", [False, True], ids=["vfork", "exact_rlimits"])
+def test_fork_bomb_stops_at_max_processes(exact: bool) -> None:
     marker = new_marker()
     code = (
         "import os, sys, time\n"
@@ -156,7 +160,8 @@ def test_fork_bomb_stops_at_max_processes() -> None:
         "    sys.stdout.flush()\n"
         "    os._exit(3)\n"
     )
-    result = run(SandboxConfig(max_processes=16, wall_timeout=30), *python_code(code, marker))
+    result = run(SandboxConfig(max_processes=16, wall_timeout=30, exact_rlimits=exact),
+                 *python_code(code, marker))
     assert result.reason is TerminationReason.PROCESS_LIMIT
     assert "processes" in result.limits_hit
     children, errno_value = result.stdout.split()

@@ -309,3 +309,9 @@ async def test_rlimits_apply_to_the_program() -> None:
         exact = await isolator.execute("/bin/sh", ["-c", "ulimit -n; ulimit -f; ulimit -t"])
     assert fast.stdout.split() == [b"33", b"2048", b"7", b"0"]  # -f counts 512-byte blocks
     assert exact.stdout.split() == [b"33", b"2048", b"7"]
+
+
+@pytest.mark.anyio
+async def test_execute_sync_inside_an_event_loop_says_what_to_do() -> None:
+    with pytest.raises(SandboxError, match=r"use `await isolator\.execute"):
+        SandboxIsolator().execute_sync("/bin/true")

@@ -293,7 +293,23 @@ class SandboxIsolator:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> SandboxResult:
-        """Blocking twin of :meth:`execute`, for code that is not async."""
+        """Blocking twin of :meth:`execute`, for code that is not async.
+
+        Raises:
+            SandboxError: when called from inside a running event loop (use ``await
+                execute()`` there).
+        """
+        import sniffio
+
+        try:
+            library = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        if library is not None:
+            raise SandboxError(
+                f"execute_sync() was called inside a running {library} event loop; "
+                "use `await isolator.execute(...)` there"
+            )
         return anyio.run(lambda: self.execute(command, args, stdin=stdin, env=env,
                                               timeout=timeout))
 
