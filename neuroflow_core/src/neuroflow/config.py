@@ -21,6 +21,7 @@ the path, what was expected and the source of the value.
 from __future__ import annotations
 
 import difflib
+import enum
 import os
 import tomllib
 from collections.abc import Mapping
@@ -62,7 +63,17 @@ def _strict_bool(value: Any, _type: type) -> bool:
     return value
 
 
-def _strict_str(value: Any, _type: type) -> str:
+def _strict_str(value: Any, type_: type) -> Any:
+    # str-based enums (``class Level(str, Enum)``) reach this hook too: give them their
+    # member, or name the allowed values.
+    if type_ is not str and isinstance(type_, type) and issubclass(type_, enum.Enum):
+        if isinstance(value, type_):
+            return value
+        try:
+            return type_(value)
+        except ValueError:
+            known = ", ".join(repr(m.value) for m in type_)
+            raise ValueError(f"expected one of {known}, got {value!r}") from None
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value
@@ -280,12 +291,14 @@ class Section:
         settings: the section's common settings object, or ``None``.
         options: each configured backend's options, as its config object (or the raw
             table for a known backend that is not installed).
+        sources: where each of this section's values came from (dotted path -> source).
     """
 
     name: str
     selected: tuple[str, ...]
     settings: Any = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    sources: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def backend(self) -> str:
@@ -334,11 +347,26 @@ class NeuroflowConfig:
             body: dict[str, Any] = {}
             body[spec.selector] = list(sec.selected) if spec.multi else sec.backend
             if sec.settings is not None:
-                body.update(converter.unstructure(sec.settings))
+                body.update(_public(sec.settings, converter.unstructure(sec.settings)))
             for backend, opts in sec.options.items():
-                body[backend] = opts if isinstance(opts, dict) else converter.unstructure(opts)
+                body[backend] = opts if isinstance(opts, dict) else _public(
+                    opts, converter.unstructure(opts))
             out[name] = body
         return out
+
+
+def _public(obj: Any, data: Any) -> Any:
+    """Hide the values of fields declared ``repr=False`` (API keys, HMAC keys), recursively."""
+    if not attrs.has(type(obj)) or not isinstance(data, dict):
+        return data
+    for field in attrs.fields(type(obj)):
+        if field.name not in data:
+            continue
+        if not field.repr and data[field.name] is not None:
+            data[field.name] = "<hidden>"
+        else:
+            data[field.name] = _public(getattr(obj, field.name), data[field.name])
+    return data
 
 
 # --- reading sources ----------------------------------------------------------------------
@@ -532,7 +560,34 @@ def _build_section(
             problems += exc.problems
     if problems:
         raise ConfigError(problems)
-    return Section(name, selected, settings, options)
+    own = {path: origin for path, origin in sources.items()
+           if path == name or path.startswith(name + ".")}
+    return Section(name, selected, settings, options, own)
+
+
+def load_section(
+    name: str,
+    *,
+    files: list[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
+    manager: Any = None,
+    **overrides: Any,
+) -> Section:
+    """Load and check only section ``name`` of the effective configuration.
+
+    A capability that needs one section uses this, so a problem in another capability's
+    section (or a plugin that failed to load) does not stop it from working.  Arguments
+    are those of :func:`load_config`.
+    """
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown configuration section {name!r} "
+                          f"(known: {', '.join(SECTIONS)})")
+    raw, sources, _ = _raw_config(files, os.environ if environ is None else environ, overrides)
+    if manager is None:
+        from neuroflow.plugins import get_plugin_manager
+
+        manager = get_plugin_manager()
+    return _build_section(name, raw.get(name), sources, manager)
 
 
 def load_config(

@@ -113,7 +113,7 @@ def neuroflow_transports() -> list[BackendSpec]:
 
 @hookspec
 def neuroflow_tracers() -> list[BackendSpec]:
-    """Return the tracers this plugin provides (where spans and metrics go).
+    """Return the tracers this plugin provides (where spans go).
 
     The factory receives the tracer's config object and returns an object that
     satisfies :class:`neuroflow.observability.Tracer`.  All results are collected.

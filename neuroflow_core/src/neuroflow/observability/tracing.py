@@ -105,21 +105,17 @@ def _tracer_section(config: Any) -> tuple[Any, Mapping[str, str]]:
 
     if isinstance(config, NeuroflowConfig):
         return config.section("tracer"), config.sources
-    import os
+    from neuroflow.config import load_section
 
     # Only the tracer section is read, so a problem in an unrelated section (or a
     # capability package that is not installed) does not stop tracing.
-    from neuroflow.config import _build_section, _raw_config
-    from neuroflow.plugins import get_plugin_manager
-
-    raw, sources, _ = _raw_config(None, os.environ, {})
     try:
-        section = _build_section("tracer", raw.get("tracer"), sources, get_plugin_manager())
+        section = load_section("tracer")
     except ConfigError as exc:
         if any("unknown tracer backend" in line for line in exc.problems):
             raise BackendNotFoundError("\n".join(exc.problems)) from None
         raise
-    return section, sources
+    return section, section.sources
 
 
 class TracingService:
