@@ -18,10 +18,13 @@ def _clean_neuroflow_environment(
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     from neuroflow.plugins import set_plugin_manager
+    from neuroflow.security.manager import set_default_gate
 
     set_plugin_manager(None)
+    set_default_gate(None)
     yield
     set_plugin_manager(None)
+    set_default_gate(None)
 
 
 @pytest.fixture(params=["asyncio", "trio"])

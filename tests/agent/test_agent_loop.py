@@ -295,7 +295,7 @@ async def test_constructor_checks_its_arguments() -> None:
         AINativeAgent("a", deadline_seconds=-1)
     with pytest.raises(AgentError, match="llm_config must be an LLMConfig, got dict"):
         AINativeAgent("a", {"provider": "openai"})  # type: ignore[arg-type]
-    with pytest.raises(AgentError, match="gate must have async authorize"):
+    with pytest.raises(AgentError, match="gate must be an ActionGate"):
         AINativeAgent("a", gate=object())
     with pytest.raises(AgentError, match="session_id must be a non-empty string, got 7"):
         await AINativeAgent("a").handle("x", session_id=7)  # type: ignore[arg-type]

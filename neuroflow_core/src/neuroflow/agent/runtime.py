@@ -15,7 +15,7 @@ import anyio
 from neuroflow.agent.llm import Completion, LLMConfig, LLMProvider, ToolCall, create_provider
 from neuroflow.agent.sessions import SessionStore
 from neuroflow.agent.tools import Tool, describe_tool
-from neuroflow.errors import AgentError, SecurityError
+from neuroflow.errors import AgentError, ConfigError, SecurityError
 from neuroflow.observability.context import current_trace_id
 from neuroflow.observability.model import new_trace_id
 
@@ -84,7 +84,9 @@ class AINativeAgent:
         tool_timeout_seconds: how long one tool call may run.
         deadline_seconds: how long one :meth:`handle` may take in total.
         gate: an :class:`~neuroflow.security.model.ActionGate` every tool call passes
-            through first (e.g. the security manager); ``None`` runs tools unguarded.
+            through first (e.g. a ``SecurityManager``); ``None`` (the default) uses the
+            gate built from ``[security]`` of the active configuration; ``False`` runs
+            tools unguarded and unaudited.
         tracer: any object with ``span(name, attributes=...)`` returning a context manager
             whose value has ``set_attribute(key, value)`` and optionally ``trace_id``
             (``neuroflow.observability.TracingService`` fits); ``None`` for no spans.
@@ -135,11 +137,12 @@ class AINativeAgent:
                              ("deadline_seconds", deadline_seconds)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise AgentError(f"AINativeAgent: {field} must be a number > 0, got {value!r}")
-        if gate is not None and not callable(getattr(gate, "authorize", None)):
-            raise AgentError(
-                "AINativeAgent: gate must have async authorize(action, context) and "
-                f"record_outcome(...) (an ActionGate), got {type(gate).__name__}"
-            )
+        from neuroflow.security.manager import resolve_gate
+
+        try:
+            gate = resolve_gate(gate, "AINativeAgent")
+        except ConfigError as exc:
+            raise AgentError(str(exc)) from None
         self.name = name
         self.llm_config = llm_config
         self.system_prompt = system_prompt

@@ -275,3 +275,46 @@ def set_default_gate(gate: SecurityManager | None) -> None:
     global _default_gate
     with _default_lock:
         _default_gate = gate
+
+
+class DefaultGate:
+    """An :class:`ActionGate` that forwards to :func:`get_default_gate` at each call.
+
+    Sandboxes and agents built without an explicit ``gate`` use this, so their actions are
+    judged by the active configuration's guards and audited, and a later
+    :func:`set_default_gate` takes effect for objects that already exist.  Nothing is read
+    or built until the first action.
+    """
+
+    async def authorize(self, action: Action, context: ActionContext | None = None) -> Verdict:
+        """Forward to the process-wide gate's ``authorize``."""
+        return await get_default_gate().authorize(action, context)
+
+    async def record_outcome(self, action: Action, context: ActionContext | None,
+                             outcome: str, details: Mapping[str, Any]) -> None:
+        """Forward to the process-wide gate's ``record_outcome``."""
+        await get_default_gate().record_outcome(action, context, outcome, details)
+
+    def __repr__(self) -> str:
+        return "DefaultGate()"
+
+
+def resolve_gate(gate: Any, owner: str) -> Any:
+    """Turn a component's ``gate`` argument into the gate it uses, or ``None``.
+
+    ``None`` means the configured default (:class:`DefaultGate`); ``False`` means no gate
+    at all (nothing judged, nothing audited); anything else must be an ``ActionGate``.
+    """
+    if gate is None:
+        return DefaultGate()
+    if gate is False:
+        return None
+    if not callable(getattr(gate, "authorize", None)) or not callable(
+            getattr(gate, "record_outcome", None)):
+        from neuroflow.errors import ConfigError
+
+        raise ConfigError(
+            f"{owner}: gate must be an ActionGate (async authorize(action, context) and "
+            f"record_outcome(...)), None for the configured default or False for none; "
+            f"got {type(gate).__name__}")
+    return gate
