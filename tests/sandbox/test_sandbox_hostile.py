@@ -198,3 +198,17 @@ def test_file_size_limit_signal_is_reported() -> None:
                  "/bin/sh", "-c", "exec /bin/cat /dev/zero > big")
     assert result.reason is TerminationReason.FILE_SIZE_LIMIT
     assert result.signal == signal.SIGXFSZ
+
+
+def test_a_limit_too_small_to_start_in_ends_the_program_not_the_host() -> None:
+    # The spawning thread sits in the run cgroup while the child execs; the out-of-memory
+    # killer must pick the child, not this (far bigger) test process.
+    for limit in (1 * MiB, 128 * 1024):
+        result = run(SandboxConfig(memory_limit=limit), "/bin/sh", "-c", "echo started")
+        assert result.peak_memory_bytes is not None
+        assert result.peak_memory_bytes <= limit
+        if result.reason is TerminationReason.MEMORY_LIMIT:
+            assert result.signal == signal.SIGKILL
+        else:
+            assert result.stdout == b"started\n"
+    assert result.reason is TerminationReason.MEMORY_LIMIT  # 128 KiB cannot exec a shell

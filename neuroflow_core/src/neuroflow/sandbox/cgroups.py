@@ -464,12 +464,27 @@ class CgroupPool:
             raise
         return RunCgroup(self._info.version or 1, dirs)
 
-    def acquire(self) -> RunCgroup:
-        """Return an idle run cgroup (or a new one)."""
+    def acquire(self, max_processes: int | None, memory_limit: int | None) -> RunCgroup:
+        """Return an idle run cgroup (or a new one) configured with these limits."""
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._create()
+            group = self._idle.pop() if self._idle else None
+        if group is not None:
+            try:
+                group.configure(max_processes, memory_limit)
+                return group
+            except OSError as exc:
+                # EBUSY: a reused cgroup still holds more charge than the new memory
+                # limit allows; a fresh one starts from zero.
+                if exc.errno != errno.EBUSY:
+                    raise
+                group.remove()
+        group = self._create()
+        try:
+            group.configure(max_processes, memory_limit)
+        except OSError:
+            group.remove()
+            raise
+        return group
 
     def release(self, group: RunCgroup) -> None:
         """Give back a run cgroup whose processes have all been killed."""

@@ -400,10 +400,16 @@ class SandboxIsolator:
         # looked up on the sandbox's PATH could find a different program than we ran.
         argv = [executable, *args]
         timeout = cfg.wall_timeout if timeout is None else timeout
-        group = self._cgroups.acquire() if self._cgroups is not None else None
+        group = None
+        if self._cgroups is not None:
+            try:
+                group = self._cgroups.acquire(cfg.max_processes, cfg.memory_limit)
+            except OSError as exc:
+                raise SandboxError(
+                    f"cannot set up the run cgroup (max_processes={cfg.max_processes}, "
+                    f"memory_limit={cfg.memory_limit}): {exc.strerror or exc}"
+                ) from None
         try:
-            if group is not None:
-                group.configure(cfg.max_processes, cfg.memory_limit)
             return await self._run_in(argv, executable, cwd, env, stdin, timeout, group)
         finally:
             if group is not None and self._cgroups is not None:
