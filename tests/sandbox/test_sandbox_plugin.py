@@ -152,6 +152,19 @@ def test_doctor_reports_what_the_sandbox_needs() -> None:
     assert any(name.startswith("memory cgroup") for name in names)
 
 
+def test_doctor_marks_cgroups_required_when_the_config_needs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cgroup_check() -> object:
+        checks = get_plugin_manager().doctor_checks()
+        return next(c for c in checks if c.name == "process sandbox: per-run cgroups")
+
+    monkeypatch.chdir(tmp_path)
+    assert cgroup_check().required  # the default: process backend, no weaker mode
+    (tmp_path / "neuroflow.toml").write_text("[sandbox.process]\nallow_weaker_isolation = true\n")
+    assert not cgroup_check().required
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 

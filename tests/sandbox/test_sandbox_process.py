@@ -315,3 +315,25 @@ async def test_rlimits_apply_to_the_program() -> None:
 async def test_execute_sync_inside_an_event_loop_says_what_to_do() -> None:
     with pytest.raises(SandboxError, match=r"use `await isolator\.execute"):
         SandboxIsolator().execute_sync("/bin/true")
+
+
+@pytest.mark.anyio
+async def test_concurrent_runs_are_kept_apart() -> None:
+    results: dict[int, Any] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await isolator.execute(
+            "/bin/sh", ["-c", f"cat /proc/self/cgroup; sleep 0.2; echo done-{i}"]
+        )
+
+    async with SandboxIsolator() as isolator:
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(one, i)
+    assert all(results[i].stdout.endswith(f"done-{i}\n".encode()) for i in range(8))
+    if cgroups.support().usable:
+        own = [
+            next(ln for ln in r.stdout.decode().splitlines() if "/neuroflow-" in ln)
+            for r in results.values()
+        ]
+        assert len(set(own)) == 8  # every run had its own cgroup

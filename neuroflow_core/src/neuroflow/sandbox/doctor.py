@@ -81,8 +81,27 @@ def cgroup_checks() -> list[Check]:
         "whole-tree kill, process and memory limits enforced" if info.usable else
         f"{info.problem or 'no usable cgroup'}; the process backend needs "
         "allow_weaker_isolation=True here",
+        required=_config_needs_cgroups(),
     ))
     return checks
+
+
+def _config_needs_cgroups() -> bool:
+    """Whether the active configuration selects the process backend in a mode that
+    refuses to run without cgroups."""
+    try:
+        from neuroflow.config import load_config
+        from neuroflow.sandbox.config import SandboxConfig
+
+        section = load_config().section("sandbox")
+        options = section.options_for()
+    except Exception:  # noqa: BLE001 - `neuroflow doctor` reports config problems itself
+        return False
+    return (
+        section.backend == "process"
+        and isinstance(options, SandboxConfig)
+        and not options.weaker_allowed
+    )
 
 
 def rlimits() -> Check:
