@@ -8,7 +8,7 @@ One code path, plain SQL that both databases accept, with three dialect switches
   from several processes queue instead of failing.  Keyword search uses an FTS5 table.
 * PostgreSQL locks the row it changes (``SELECT ... FOR UPDATE``) and resolves concurrent
   creation of one key with ``ON CONFLICT DO NOTHING`` plus a retry.  Keyword search uses a
-  GIN index on ``to_tsvector('simple', words)``.
+  GIN index on a stored ``tsvector`` column (``to_tsvector('simple', words)``).
 * Key ordering uses code-point order on both (``COLLATE "C"`` on PostgreSQL).
 
 Semantic search is exact and pre-filtered: the embeddings of the entries that pass the
@@ -330,9 +330,11 @@ class SqlStore:
             f"CREATE TABLE IF NOT EXISTS {c} (scope TEXT PRIMARY KEY, n BIGINT NOT NULL)",
         ]
         if self._pg:
-            statements.append(
-                f"CREATE INDEX IF NOT EXISTS {e}_fts ON {e} "
-                "USING GIN (to_tsvector('simple', words))")
+            statements += [
+                f"ALTER TABLE {e} ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS "
+                "(to_tsvector('simple', words)) STORED",
+                f"CREATE INDEX IF NOT EXISTS {e}_tsv ON {e} USING GIN (tsv)",
+            ]
         else:
             statements.append(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.t_fts} USING fts5("
@@ -739,7 +741,7 @@ class SqlStore:
         if self._pg:
             params["tsq"] = " | ".join(words)
             sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND "
-                   "to_tsvector('simple', words) @@ to_tsquery('simple', :tsq)")
+                   "tsv @@ to_tsquery('simple', :tsq)")
         else:
             params["match"] = " OR ".join(f'"{w}"' for w in words)
             sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND id IN "
@@ -752,35 +754,36 @@ class SqlStore:
         cache = self._columns(query.agent_id) if self._reader is not None else None
         if cache is not None:
             return self._from_cache(cache, query, now, words, vector_dim)
-        columns = "id, agent_id, key, importance, updated_at"
-        if vector_dim:
-            columns += ", embedding, dim"
+        columns = "id, agent_id, key, importance, updated_at, "
+        columns += "embedding, dim" if vector_dim else "NULL, NULL"
         if query.filter:
             columns += ", value, tags, created_at, expires_at, version"
         sql, params = self._select(columns, query, now)
-        with self._read() as conn:
-            rows = self._exec(conn, sql, params).all()
+        rows = self._rows(sql, params)
         hits = self._keyword_hits(query, now, words) if words and rows else {}
         if query.filter:
-            rows = [r for r in rows if matches_filter(query.filter, _entry(r))]
+            rows = [r for r in rows if matches_filter(query.filter, MemoryEntry(
+                agent_id=r[1], key=r[2], value=json.loads(r[7]), tags=tuple(json.loads(r[8])),
+                importance=r[3], created_at=r[9], updated_at=r[4], expires_at=r[10],
+                version=r[11]))]
         n = len(rows)
-        ids = [r.id for r in rows]
+        ids = [r[0] for r in rows]
         vectors = None
         if vector_dim:
-            vectors = np.zeros((n, vector_dim), dtype=np.float32)
-            good = [i for i, r in enumerate(rows) if r.dim == vector_dim]
+            good = [i for i, r in enumerate(rows) if r[6] == vector_dim]
             if len(good) == n and n:
-                vectors = np.frombuffer(b"".join(r.embedding for r in rows),
+                vectors = np.frombuffer(b"".join(r[5] for r in rows),
                                         dtype=np.float32).reshape(n, vector_dim)
             else:
+                vectors = np.zeros((n, vector_dim), dtype=np.float32)
                 for i in good:
-                    vectors[i] = np.frombuffer(rows[i].embedding, dtype=np.float32)
+                    vectors[i] = np.frombuffer(rows[i][5], dtype=np.float32)
         return Candidates(
             refs=ids,
-            agent_ids=[r.agent_id for r in rows],
-            keys=[r.key for r in rows],
-            importance=np.fromiter((r.importance for r in rows), dtype=np.float64, count=n),
-            updated_at=np.fromiter((r.updated_at for r in rows), dtype=np.float64, count=n),
+            agent_ids=[r[1] for r in rows],
+            keys=[r[2] for r in rows],
+            importance=np.fromiter((r[3] for r in rows), dtype=np.float64, count=n),
+            updated_at=np.fromiter((r[4] for r in rows), dtype=np.float64, count=n),
             keyword=np.fromiter((hits.get(i, 0.0) for i in ids), dtype=np.float64, count=n),
             vectors=vectors,
         )
