@@ -340,9 +340,16 @@ class SqlStore:
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.t_fts} USING fts5("
                 "words, tokenize = 'unicode61 remove_diacritics 0')")
         if self._pg:
-            # Serialise concurrent schema creation across processes.
+            # DDL takes table locks even when the object exists, which can deadlock with
+            # other processes' writes: skip it when the schema is complete (its last
+            # object exists), and serialise creation across processes.
+            done = f"SELECT to_regclass('{e}_tsv') IS NOT NULL"
             with engine.begin() as conn:
+                if conn.exec_driver_sql(done).scalar():
+                    return
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7311090411)")
+                if conn.exec_driver_sql(done).scalar():
+                    return
                 for sql in statements:
                     conn.exec_driver_sql(sql)
         else:
