@@ -26,6 +26,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -299,12 +300,7 @@ class SandboxIsolator:
             SandboxError: when called from inside a running event loop (use ``await
                 execute()`` there).
         """
-        import sniffio
-
-        try:
-            library = sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:
-            library = None
+        library = _running_event_loop()
         if library is not None:
             raise SandboxError(
                 f"execute_sync() was called inside a running {library} event loop; "
@@ -625,6 +621,21 @@ class SandboxIsolator:
 
     def __repr__(self) -> str:
         return f"SandboxIsolator({self.config!r})"
+
+
+def _running_event_loop() -> str | None:
+    """The name of the event loop running in this thread, if any."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+        return "asyncio"
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")
+    if trio is not None and getattr(trio.lowlevel, "in_trio_run", lambda: False)():
+        return "trio"
+    return None
 
 
 def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:
