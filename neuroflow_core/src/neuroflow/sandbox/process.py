@@ -181,12 +181,25 @@ class SandboxIsolator:
         return values
 
     def _build_env(self) -> dict[str, str]:
-        cfg = self.config
         env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-        for name in cfg.inherit_env:
-            if name in os.environ:
-                env[name] = os.environ[name]
-        env.update(cfg.env)
+        if not self.config.inherit_env:
+            env.update(self.config.env)
+        return env
+
+    def _run_env(self, cwd: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+        """Defaults, then inherited host variables (read now), config ``env``, the call's."""
+        cfg = self.config
+        env = dict(self._base_env)
+        if cfg.inherit_env:
+            for name in cfg.inherit_env:
+                value = os.environ.get(name)
+                if value is not None:
+                    env[name] = value
+            env.update(cfg.env)
+        env.setdefault("HOME", cwd)
+        env.setdefault("TMPDIR", cwd)
+        if extra:
+            env.update(extra)
         return env
 
     def _devnull(self) -> int:
@@ -387,11 +400,7 @@ class SandboxIsolator:
             raise SandboxError(
                 f"command {command!r} not found (PATH={self._search_path!r}) or not executable"
             )
-        env = dict(self._base_env)
-        env.setdefault("HOME", cwd)
-        env.setdefault("TMPDIR", cwd)
-        if extra_env:
-            env.update(extra_env)
+        env = self._run_env(cwd, extra_env)
         # argv[0] is the real path: interpreters find their prefix from it, and a name
         # looked up on the sandbox's PATH could find a different program than we ran.
         argv = [executable, *args]
