@@ -337,3 +337,24 @@ async def test_concurrent_runs_are_kept_apart() -> None:
             for r in results.values()
         ]
         assert len(set(own)) == 8  # every run had its own cgroup
+
+
+@pytest.mark.anyio
+async def test_allowing_one_name_of_a_multi_call_binary_does_not_allow_another(
+    tmp_path: Path,
+) -> None:
+    # Like busybox: `ls` and `rm` are links to the same program.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ls").symlink_to("/bin/echo")
+    (bin_dir / "rm").symlink_to("/bin/echo")
+    config = SandboxConfig(allowed_commands=["ls"], env={"PATH": str(bin_dir)})
+    async with SandboxIsolator(config) as isolator:
+        allowed = await isolator.execute("ls", ["listed"])
+        by_path = await isolator.execute(str(bin_dir / "ls"), ["by path"])
+        with pytest.raises(CommandNotAllowedError):
+            await isolator.execute("rm", ["-rf", "x"])
+        with pytest.raises(CommandNotAllowedError):
+            await isolator.execute(str(bin_dir / "rm"))
+    assert allowed.stdout == b"listed\n"
+    assert by_path.stdout == b"by path\n"

@@ -235,10 +235,10 @@ class SandboxIsolator:
             for entry in allowed:
                 found = resolve_command(entry, self._search_path)
                 if found:
-                    real.add(os.path.realpath(found))
+                    real.add(_program_identity(found))
             self._allowed = frozenset(real)
         found = resolve_command(command, self._search_path)
-        if found is not None and os.path.realpath(found) in self._allowed:
+        if found is not None and _program_identity(found) in self._allowed:
             return
         raise CommandNotAllowedError(
             f"command {command!r} is not in allowed_commands ({', '.join(allowed)})"
@@ -630,6 +630,16 @@ class SandboxIsolator:
 
     def __repr__(self) -> str:
         return f"SandboxIsolator({self.config!r})"
+
+
+def _program_identity(path: str) -> str:
+    """``path`` with its directories resolved but not the file itself.
+
+    ``/bin/ls`` and ``/usr/bin/ls`` are the same program where ``/bin`` links to
+    ``/usr/bin``; ``ls`` and ``rm`` stay different even where both link to one multi-call
+    binary (busybox), so allowing one never allows the other.
+    """
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def _running_event_loop() -> str | None:
