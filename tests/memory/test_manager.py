@@ -12,7 +12,7 @@ import pytest
 
 from neuroflow.backends import BackendKind
 from neuroflow.config import structure
-from neuroflow.errors import ConfigError, InvalidMemoryError
+from neuroflow.errors import ConfigError, InvalidMemoryError, MemoryStoreError
 from neuroflow.memory import MemoryConfig, MemoryManager
 from neuroflow.memory.embedders import LexicalEmbedder
 from neuroflow.memory.filters import validate_filter
@@ -81,7 +81,7 @@ async def test_update_of_missing_memory_is_an_error() -> None:
     manager = make_manager(InMemoryStore(), Clock())
     with pytest.raises(InvalidMemoryError, match="key"):
         await manager.update_memory("a", "", importance=0.1)
-    with pytest.raises(Exception, match="use store_memory"):
+    with pytest.raises(MemoryStoreError, match="use store_memory"):
         await manager.update_memory("a", "missing", importance=0.1)
 
 

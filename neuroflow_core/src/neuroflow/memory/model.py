@@ -141,6 +141,8 @@ class MemoryQuery:
 class Candidates:
     """What a store hands the ranker: every live entry matching a query, column-wise.
 
+    Columns may be lists or 1-d numpy arrays of the same length.
+
     Attributes:
         refs: opaque references the store resolves with ``get_many`` (row ids, keys...).
         agent_ids: each candidate's agent (for deterministic tie-breaking).
