@@ -443,7 +443,7 @@ class CgroupPool:
         self._idle: list[RunCgroup] = []
         self._lock = threading.Lock()
         self._names = itertools.count()
-        self._home: dict[int, list[str]] = {}
+        self._home: dict[bytes, list[str]] = {}
         atexit.register(self.clear)
 
     def _create(self) -> RunCgroup:
@@ -507,16 +507,30 @@ class CgroupPool:
             group.remove()
 
     def home_tasks(self) -> list[str]:
-        """(v1) The ``tasks`` files of the calling thread's own cgroups, to move back to."""
-        tid = threading.get_native_id()
-        found = self._home.get(tid)
+        """(v1) The ``tasks`` files of the calling thread's own cgroups, to move back to.
+
+        Read at every spawn (a few microseconds): the host may have moved this process
+        since the last one, and moving the thread back to a stale cgroup would split it.
+        """
+        fd = os.open("/proc/thread-self/cgroup", os.O_RDONLY)
+        try:
+            raw = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+        found = self._home.get(raw)
         if found is None:
-            paths, _ = _own_paths(f"/proc/self/task/{tid}/cgroup")
-            found = []
-            for controller, mount in self._info.mounts.items():
-                own = paths.get(controller, "/").lstrip("/")
-                found.append(os.path.normpath(f"{mount}/{own}") + "/tasks")
-            self._home[tid] = found
+            paths: dict[str, str] = {}
+            for line in raw.decode().splitlines():
+                _, controllers, path = line.split(":", 2)
+                for controller in controllers.split(","):
+                    paths[controller] = path
+            found = [
+                os.path.normpath(f"{mount}/{paths.get(controller, '/').lstrip('/')}") + "/tasks"
+                for controller, mount in self._info.mounts.items()
+            ]
+            if len(self._home) > 64:
+                self._home.clear()
+            self._home[raw] = found
         return found
 
 
