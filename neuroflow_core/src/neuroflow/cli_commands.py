@@ -1,4 +1,4 @@
-"""The core's own subcommands: ``plugins``, ``config show|check`` and ``doctor``.
+"""The core's own subcommands: ``plugins``, ``config show|check``, ``doctor`` and ``demo``.
 
 Registered as the built-in plugin ``neuroflow.cli`` through ``neuroflow_cli_commands``.
 """
@@ -55,9 +55,14 @@ def _config_group() -> click.Group:
     def show(as_json: bool) -> None:
         """Print the effective configuration and where each value came from."""
         from neuroflow.config import load_config
+        from neuroflow.security.levels import level_settings
 
         cfg = load_config()
         data = cfg.as_dict()
+        security = cfg.section("security").settings
+        if security is not None:
+            # What the level stands for, concretely, for every isolation backend.
+            data["security"]["level_settings"] = level_settings(security.level)
         if as_json:
             click.echo(json.dumps({"config": data, "sources": dict(cfg.sources)}, indent=2,
                                   default=str))
@@ -84,6 +89,32 @@ def _config_group() -> click.Group:
         click.echo(f"{file}: ok")
 
     return config
+
+
+def _demo_command() -> Any:
+    import click
+
+    @click.command("demo")
+    @click.argument("message", nargs=-1)
+    @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+                  default=Path(".neuroflow-demo"), show_default=True,
+                  help="Where the demo keeps its sandbox folder, audit log and traces.")
+    def demo(message: tuple[str, ...], workdir: Path) -> None:
+        """Run the research agent example and explain what happened.
+
+        An agent researches MESSAGE (default: "Research AI trends and write a report")
+        with a tool that runs code in a sandbox, stores findings in memory, and is
+        traced, guarded and audited.  Offline by default (a scripted model); set
+        [llm] backend = "openai" to use a real one.
+        """
+        import anyio
+
+        from neuroflow.examples.research_agent import run_research_agent
+
+        text = " ".join(message) or "Research AI trends and write a report"
+        anyio.run(lambda: run_research_agent(text, workdir=workdir, echo=click.echo))
+
+    return demo
 
 
 def _print_table(data: dict[str, Any], prefix: str, sources: Any) -> None:
@@ -151,3 +182,4 @@ def neuroflow_cli_commands(cli: click.Group) -> None:
     cli.add_command(_plugins_command())
     cli.add_command(_config_group())
     cli.add_command(_doctor_command())
+    cli.add_command(_demo_command())

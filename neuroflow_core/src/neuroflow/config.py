@@ -72,7 +72,7 @@ def _strict_str(value: Any, type_: type) -> Any:
         try:
             return type_(value)
         except ValueError:
-            known = ", ".join(repr(m.value) for m in type_)
+            known = ", ".join(str(m.value) for m in type_)
             raise ValueError(f"expected one of {known}, got {value!r}") from None
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")

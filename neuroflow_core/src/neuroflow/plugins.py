@@ -430,15 +430,21 @@ class PluginManager:
             parts.append(f"plugins not loaded: {', '.join(blocked)} (see `neuroflow plugins`)")
         raise BackendNotFoundError("; ".join(parts))
 
-    def create(self, kind: BackendKind | str, name: str, config: object | None = None) -> Any:
-        """Build backend ``name`` of ``kind`` from its config object (or its defaults)."""
+    def create(
+        self, kind: BackendKind | str, name: str, config: object | None = None, **kwargs: Any
+    ) -> Any:
+        """Build backend ``name`` of ``kind`` from its config object (or its defaults).
+
+        ``kwargs`` are passed on to the factory (e.g. ``gate=`` for a sandbox backend that
+        takes one).
+        """
         spec = self.get_backend(kind, name)
         factory = spec.load_factory()
         if config is None:
             config_class = spec.load_config_class()
             if config_class is not None:
                 config = config_class()
-        return factory(config) if config is not None else factory()
+        return factory(config, **kwargs) if config is not None else factory(**kwargs)
 
     # --- forwarding for runtime hooks ---------------------------------------------------
 

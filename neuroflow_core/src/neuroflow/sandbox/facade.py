@@ -71,7 +71,9 @@ class WasmSandboxConfig:
         return config_class(*args, **kwargs)
 
 
-def open_sandbox(config: Any = None, backend: str | None = None) -> Any:
+def open_sandbox(
+    config: Any = None, backend: str | None = None, *, gate: Any = None, actor: str = "user"
+) -> Any:
     """Build the configured sandbox backend; use it as ``async with open_sandbox() as sb``.
 
     Args:
@@ -79,21 +81,43 @@ def open_sandbox(config: Any = None, backend: str | None = None) -> Any:
             the effective configuration (``neuroflow.toml``, environment...).
         backend: the backend name; ``None`` takes ``[sandbox] backend`` (default
             ``"process"``).
+        gate: the ``ActionGate`` every command passes first; ``None`` is the gate built
+            from ``[security]``, ``False`` none.  A backend whose factory takes no
+            ``gate`` is wrapped in :class:`~neuroflow.sandbox.guarded.GuardedBackend`.
+        actor: who runs the commands, for the audit records.
 
     Raises:
         BackendNotFoundError: the backend is not installed (the message says what to
             install).
         ConfigError: the configuration is invalid.
     """
+    import inspect
+
     from neuroflow.plugins import get_plugin_manager
+    from neuroflow.security.manager import resolve_gate
 
     if backend is None or config is None:
-        from neuroflow.config import load_config
+        from neuroflow.config import load_section
 
-        section = load_config().section("sandbox")
+        section = load_section("sandbox")
         backend = backend or section.backend
         if config is None:
             config = section.options_for(backend)
             if isinstance(config, dict):
                 config = None  # options of a backend that is not installed: create() says so
-    return get_plugin_manager().create(BackendKind.ISOLATION, backend, config)
+    manager = get_plugin_manager()
+    resolved = resolve_gate(gate, "open_sandbox")
+    factory = manager.get_backend(BackendKind.ISOLATION, backend).load_factory()
+    try:
+        takes_gate = "gate" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_gate = False
+    if takes_gate:
+        return manager.create(BackendKind.ISOLATION, backend, config,
+                              gate=False if resolved is None else resolved, actor=actor)
+    built = manager.create(BackendKind.ISOLATION, backend, config)
+    if resolved is None:
+        return built
+    from neuroflow.sandbox.guarded import GuardedBackend
+
+    return GuardedBackend(built, resolved, actor=actor, component=f"sandbox.{backend}")

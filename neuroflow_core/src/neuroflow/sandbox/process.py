@@ -91,7 +91,8 @@ class SandboxIsolator:
         config: the limits (a :class:`SandboxConfig`, a mapping of its fields, or
             ``None`` for the defaults).
         gate: an :class:`~neuroflow.security.model.ActionGate` asked before each command
-            and told how it ended; ``None`` runs without one.
+            and told how it ended; ``None`` (the default) uses the gate built from
+            ``[security]`` of the active configuration; ``False`` runs without one.
         actor: who runs the commands, for the gate's audit records.
 
     Raises:
@@ -114,7 +115,9 @@ class SandboxIsolator:
 
             config = structure(config, SandboxConfig, path="sandbox.process")
         self.config: SandboxConfig = config
-        self._gate = gate
+        from neuroflow.security.manager import resolve_gate
+
+        self._gate = resolve_gate(gate, "SandboxIsolator")
         self._actor = actor
         self._closed = False
         self._null = -1
@@ -273,14 +276,22 @@ class SandboxIsolator:
             raise SandboxError("this SandboxIsolator is closed")
         if isinstance(args, (str, bytes)):
             raise SandboxError(f"args: expected a list of strings, got {args!r}")
-        self._check_allowed(command)
         if self._gate is None:
+            self._check_allowed(command)
             return await self._run(command, args, stdin, env, timeout)
+        from neuroflow.observability.context import current_trace_id
         from neuroflow.security.model import Action, ActionContext
 
         action = Action(kind="command", target=command, actor=self._actor,
                         arguments=list(args))
-        context = ActionContext(component="sandbox.process")
+        context = ActionContext(component="sandbox.process", trace_id=current_trace_id())
+        try:
+            self._check_allowed(command)
+        except CommandNotAllowedError as exc:
+            # Refused by the sandbox's own list: nothing ran, but the refusal is audited.
+            await self._gate.record_outcome(action, context, "denied", {
+                "rule": "sandbox.allowed_commands", "reason": str(exc)})
+            raise
         await self._gate.authorize(action, context)
         try:
             result = await self._run(command, args, stdin, env, timeout)
