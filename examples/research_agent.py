@@ -1,0 +1,1 @@
+../neuroflow_core/src/neuroflow/examples/research_agent.py

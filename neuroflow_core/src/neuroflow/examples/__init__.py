@@ -1,0 +1,1 @@
+"""Runnable examples that ship with NeuroFlow (``neuroflow demo`` runs the research agent)."""
