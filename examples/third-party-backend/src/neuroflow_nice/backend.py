@@ -36,8 +36,10 @@ class NiceSandbox:
         self._niceness = options.pop("niceness")
         # The process sandbox only ever sees `nice`; the allow list is checked here.
         self._allowed = options.pop("allowed_commands")
+        # gate=False: the guards judge the user's command once, where this sandbox was
+        # opened (open_sandbox wraps backends like this one), not the `nice` underneath.
         self._inner = get_plugin_manager().create(
-            "isolation", "process", SandboxConfig(**options)
+            "isolation", "process", SandboxConfig(**options), gate=False
         )
 
     def _check_allowed(self, command: str) -> None:
