@@ -10,6 +10,11 @@ Anchors, measured here on the same data:
 * raw ``psycopg`` for PostgreSQL inserts and point reads.
 
     python benchmarks/bench_memory.py [--quick] [--entries N] [--no-postgres]
+                                      [--langgraph-python PYTHON]
+
+``--langgraph-python`` names an interpreter that has ``langgraph`` installed (default: this
+one, if it has it); LangGraph's ``InMemoryStore`` then searches the same entries with the
+same vectors, for comparison.
 
 ``--quick`` uses 10k entries instead of 100k.  One agent ("big") holds a tenth of the
 entries, so "semantic over 10k entries of one agent" is that agent at full size.
@@ -214,6 +219,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k entries instead of 100k")
     parser.add_argument("--entries", type=int, default=None)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--langgraph-python", default=None, metavar="PYTHON")
     args = parser.parse_args()
     n = args.entries or (10_000 if args.quick else 100_000)
     n_pg = max(n // 5, 2_000)
@@ -293,11 +299,64 @@ def main() -> None:
         line(f"search_memories(query), agent 'big' ({len(big)})", mem["semantic"], np_big,
              "   target <= 2 ms")
         line("retrieve_memory p50", mem["get"], raw_get)
+        lg = langgraph(args.langgraph_python, folder, big, vectors[big_idx], texts, qvecs)
+        if lg is not None:
+            line(f"LangGraph InMemoryStore.search, same vectors ({len(big)})", lg, np_big)
+            line("  ours (in-memory) relative to LangGraph", mem["semantic"], lg)
 
     if not args.no_postgres:
         postgres(data[:n_pg], embedder, keys, tag_runs, texts)
-    print("\n(reference, not run here: LangGraph InMemoryStore semantic search over 10k "
-          "entries was ~161 ms on this machine)")
+
+
+_LANGGRAPH = """
+import json, statistics, sys, time
+import numpy as np
+from langgraph.store.memory import InMemoryStore
+folder = sys.argv[1]
+items = json.load(open(folder + "/lg-items.json"))
+texts = json.load(open(folder + "/lg-queries.json"))
+vecs = np.load(folder + "/lg-vectors.npy")
+qvecs = np.load(folder + "/lg-qvectors.npy")
+lookup = {it["text"]: vecs[i].tolist() for i, it in enumerate(items)}
+lookup.update({t: qvecs[i].tolist() for i, t in enumerate(texts)})
+store = InMemoryStore(index={"dims": vecs.shape[1], "embed": lambda xs: [lookup[x] for x in xs],
+                             "fields": ["text"]})
+for it in items:
+    store.put(("big",), it["key"], {"text": it["text"]})
+store.search(("big",), query=texts[0], limit=10)
+times = []
+for t in texts:
+    start = time.perf_counter()
+    store.search(("big",), query=t, limit=10)
+    times.append(time.perf_counter() - start)
+print(statistics.median(times))
+"""
+
+
+def langgraph(python: str | None, folder: Path, big: list[dict[str, Any]], vectors: np.ndarray,
+              texts: list[str], qvecs: np.ndarray) -> float | None:
+    """LangGraph InMemoryStore semantic search p50 on the same data, or None."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if python is None:
+        if importlib.util.find_spec("langgraph") is None:
+            print("  (LangGraph not installed: pass --langgraph-python; reference figure "
+                  "on this machine: ~161 ms over 10k)")
+            return None
+        python = sys.executable
+    items = [{"key": d["key"], "text": d["value"]["text"]} for d in big]
+    (folder / "lg-items.json").write_text(json.dumps(items))
+    (folder / "lg-queries.json").write_text(json.dumps(texts))
+    np.save(folder / "lg-vectors.npy", vectors)
+    np.save(folder / "lg-qvectors.npy", qvecs)
+    out = subprocess.run([python, "-c", _LANGGRAPH, str(folder)], capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        print(f"  (LangGraph run failed: {out.stderr.strip().splitlines()[-1:]})")
+        return None
+    return float(out.stdout.strip())
 
 
 def postgres(data: list[dict[str, Any]], embedder: LexicalEmbedder,

@@ -751,8 +751,10 @@ class SqlStore:
                    "tsv @@ to_tsquery('simple', :tsq)")
         else:
             params["match"] = " OR ".join(f'"{w}"' for w in words)
-            sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND id IN "
-                   f"(SELECT rowid FROM {self.t_fts} WHERE {self.t_fts} MATCH :match)")
+            # CROSS JOIN makes SQLite walk the full-text hits first, then look rows up.
+            f = self.t_fts
+            sql = (f"SELECT e.id, e.words FROM {f} CROSS JOIN {self.t_entries} e "
+                   f"ON e.id = {f}.rowid WHERE {f} MATCH :match AND {where}")
         return {row[0]: coverage(words, row[1]) for row in self._rows(sql, params)}
 
     def _candidates_sync(
