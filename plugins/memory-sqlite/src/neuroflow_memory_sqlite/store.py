@@ -6,14 +6,17 @@ One code path, plain SQL that both databases accept, with three dialect switches
   write survives the writer being killed; ``synchronous = "FULL"`` also survives power
   loss).  Every write transaction starts with ``BEGIN IMMEDIATE``, so concurrent writers
   from several processes queue instead of failing.  Keyword search uses an FTS5 table.
+  Point reads and searches over cached columns run in place (WAL readers never wait), and
+  so does a ``put`` that finds the write lock free; one that would have to wait for
+  another writer waits in a worker thread instead.
 * PostgreSQL locks the row it changes (``SELECT ... FOR UPDATE``) and resolves concurrent
   creation of one key with ``ON CONFLICT DO NOTHING`` plus a retry.  Keyword search uses a
   GIN index on a stored ``tsvector`` column (``to_tsvector('simple', words)``).
 * Key ordering uses code-point order on both (``COLLATE "C"`` on PostgreSQL).
 
 Semantic search is exact and pre-filtered: the embeddings of the entries that pass the
-filters are read and ranked with numpy by the manager.  Database calls run in worker
-threads (``anyio.to_thread``), so the store works under asyncio and trio.
+filters are read and ranked with numpy by the manager.  Anything that may wait runs in a
+worker thread (``anyio.to_thread``), so the store works under asyncio and trio.
 """
 
 from __future__ import annotations
@@ -200,6 +203,8 @@ class SqlStore:
         self._driver_sql: dict[str, str] = {}
         self._reader: Any = None  # SQLite: one connection for reads in place
         self._read_engine: sa.Engine | None = None  # PostgreSQL: autocommit reads
+        self._fast: Any = None  # SQLite: a writer connection that never waits for the lock
+        self._fast_lock = threading.Lock()
         self._reader_lock = threading.Lock()
         self._cache: OrderedDict[str | None, _Columns] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -301,6 +306,8 @@ class SqlStore:
                                                      pool_pre_ping=False)
             else:
                 self._reader = engine.raw_connection()
+                self._fast = engine.raw_connection()
+                self._fast.cursor().execute("PRAGMA busy_timeout = 0")
             self._engine = engine
 
     def _create_schema(self, engine: sa.Engine) -> None:
@@ -363,6 +370,11 @@ class SqlStore:
             reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
+        with self._fast_lock:
+            fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.cursor().execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_ms)}")
+            fast.close()
         with self._cache_lock:
             self._cache.clear()
         read_engine, self._read_engine = self._read_engine, None
@@ -469,10 +481,18 @@ class SqlStore:
         if vector is not None:
             arr = np.ascontiguousarray(vector, dtype=np.float32)
             blob, dim = arr.tobytes(), int(arr.shape[0])
+        args = (entry, words, blob, dim, expected_version, now, keep_history)
+        if self._fast is not None:
+            try:
+                done = self._put_in_place(*args)
+            except _Retry:
+                done = None
+            if done is not None:
+                await anyio.lowlevel.checkpoint()  # let other tasks run between writes
+                return done
         for _ in range(20):
             try:
-                return await self._run(self._put_sync, entry, words, blob, dim,
-                                       expected_version, now, keep_history)
+                return await self._run(self._put_sync, *args)
             except _Retry:
                 continue
         raise MemoryStoreError(f"memory {entry.key!r}: could not be written after 20 attempts")
@@ -487,73 +507,119 @@ class SqlStore:
         now: float,
         keep: bool,
     ) -> tuple[MemoryEntry, bool]:
-        # The hot path: plain DB-API cursor calls inside SQLAlchemy's transaction.
-        e, sql = self.t_entries, self._driver
+        # Plain DB-API cursor calls inside SQLAlchemy's transaction (no statement compiling).
         with self._write() as conn:
             cur = conn.connection.cursor()
             try:
-                cur.execute(sql(
-                    f"SELECT id, version, created_at, expires_at FROM {e} "
-                    f"WHERE agent_id = :a AND key = :k{self._lock_row}"),
-                    {"a": entry.agent_id, "k": entry.key})
-                row = cur.fetchone()
-                live = row is not None and (row[3] is None or row[3] > now)
-                current = row[1] if live else 0
-                if expected is not None and expected != current:
-                    raise MemoryConflictError(entry.agent_id, entry.key, expected, current)
-                stored = attrs.evolve(entry, version=current + 1, updated_at=now,
-                                      created_at=row[2] if live else now,
-                                      score=None, explain=None)
-                value, tags = json.dumps(stored.value), json.dumps(list(stored.tags))
-                params = {
-                    "a": stored.agent_id, "k": stored.key, "value": value, "tags": tags,
-                    "imp": stored.importance, "created": stored.created_at, "updated": now,
-                    "exp": stored.expires_at, "version": stored.version, "words": words,
-                    "emb": blob, "dim": dim,
-                }
-                if row is None:
-                    cur.execute(sql(
-                        f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
-                        "updated_at, expires_at, version, words, embedding, dim) VALUES (:a, "
-                        ":k, :value, :tags, :imp, :created, :updated, :exp, :version, :words, "
-                        ":emb, :dim) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
-                        params)
-                    new = cur.fetchone()
-                    if new is None:
-                        raise _Retry()
-                    entry_id = new[0]
-                    cur.executemany(sql(
-                        f"INSERT INTO {self.t_counts} (scope, n) VALUES (:s, 1) ON CONFLICT "
-                        f"(scope) DO UPDATE SET n = {self.t_counts}.n + 1"),
-                        [{"s": ""}, {"s": stored.agent_id}])
-                else:
-                    entry_id = row[0]
-                    cur.execute(sql(
-                        f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
-                        "created_at = :created, updated_at = :updated, expires_at = :exp, "
-                        "version = :version, words = :words, embedding = :emb, dim = :dim "
-                        "WHERE id = :id"), {**params, "id": entry_id})
-                    cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
-                                {"id": entry_id})
-                    if not self._pg:
-                        cur.execute(sql(f"DELETE FROM {self.t_fts} WHERE rowid = :id"),
-                                    {"id": entry_id})
-                if stored.tags:
-                    cur.executemany(sql(
-                        f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) "
-                        "VALUES (:id, :a, :t)"),
-                        [{"id": entry_id, "a": stored.agent_id, "t": t} for t in stored.tags])
-                if not self._pg:
-                    cur.execute(sql(f"INSERT INTO {self.t_fts} (rowid, words) VALUES (:id, :w)"),
-                                {"id": entry_id, "w": words})
-                if keep:
-                    cur.execute(sql(
-                        f"INSERT INTO {self.t_history} (agent_id, key, version, op, at, value, "
-                        "tags, importance, expires_at) VALUES (:a, :k, :version, :op, :at, "
-                        ":value, :tags, :imp, :exp)"),
-                        {**params, "op": "update" if live else "create", "at": now})
+                return self._put_on(cur, entry, words, blob, dim, expected, now, keep)
             finally:
                 cur.close()
+
+    def _put_in_place(self, *args: Any) -> tuple[MemoryEntry, bool] | None:
+        """SQLite: write without a thread hop if the write lock is free right now.
+
+        Returns ``None`` (nothing written) when another writer holds the lock or another
+        thread uses the in-place connection; the caller then waits in a worker thread.
+        """
+        import sqlite3
+
+        if self._fast is None or not self._fast_lock.acquire(blocking=False):
+            return None
+        try:
+            cur = self._fast.cursor()
+            try:
+                try:
+                    cur.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError:
+                    return None  # busy: another writer
+                try:
+                    result = self._put_on(cur, *args)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                self._writes += 1
+                return result
+            finally:
+                cur.close()
+        except sqlite3.Error as exc:
+            raise MemoryStoreError(f"memory store sqlite ({self.url.database}): {exc}") from exc
+        finally:
+            self._fast_lock.release()
+
+    def _put_on(
+        self,
+        cur: Any,
+        entry: MemoryEntry,
+        words: str,
+        blob: bytes | None,
+        dim: int | None,
+        expected: int | None,
+        now: float,
+        keep: bool,
+    ) -> tuple[MemoryEntry, bool]:
+        """The statements of one ``put``, on a DB-API cursor inside a write transaction."""
+        e, sql = self.t_entries, self._driver
+        cur.execute(sql(
+            f"SELECT id, version, created_at, expires_at FROM {e} "
+            f"WHERE agent_id = :a AND key = :k{self._lock_row}"),
+            {"a": entry.agent_id, "k": entry.key})
+        row = cur.fetchone()
+        live = row is not None and (row[3] is None or row[3] > now)
+        current = row[1] if live else 0
+        if expected is not None and expected != current:
+            raise MemoryConflictError(entry.agent_id, entry.key, expected, current)
+        stored = attrs.evolve(entry, version=current + 1, updated_at=now,
+                              created_at=row[2] if live else now,
+                              score=None, explain=None)
+        value, tags = json.dumps(stored.value), json.dumps(list(stored.tags))
+        params = {
+            "a": stored.agent_id, "k": stored.key, "value": value, "tags": tags,
+            "imp": stored.importance, "created": stored.created_at, "updated": now,
+            "exp": stored.expires_at, "version": stored.version, "words": words,
+            "emb": blob, "dim": dim,
+        }
+        if row is None:
+            cur.execute(sql(
+                f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
+                "updated_at, expires_at, version, words, embedding, dim) VALUES (:a, "
+                ":k, :value, :tags, :imp, :created, :updated, :exp, :version, :words, "
+                ":emb, :dim) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
+                params)
+            new = cur.fetchone()
+            if new is None:
+                raise _Retry()
+            entry_id = new[0]
+            cur.executemany(sql(
+                f"INSERT INTO {self.t_counts} (scope, n) VALUES (:s, 1) ON CONFLICT "
+                f"(scope) DO UPDATE SET n = {self.t_counts}.n + 1"),
+                [{"s": ""}, {"s": stored.agent_id}])
+        else:
+            entry_id = row[0]
+            cur.execute(sql(
+                f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
+                "created_at = :created, updated_at = :updated, expires_at = :exp, "
+                "version = :version, words = :words, embedding = :emb, dim = :dim "
+                "WHERE id = :id"), {**params, "id": entry_id})
+            cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
+                        {"id": entry_id})
+            if not self._pg:
+                cur.execute(sql(f"DELETE FROM {self.t_fts} WHERE rowid = :id"),
+                            {"id": entry_id})
+        if stored.tags:
+            cur.executemany(sql(
+                f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) "
+                "VALUES (:id, :a, :t)"),
+                [{"id": entry_id, "a": stored.agent_id, "t": t} for t in stored.tags])
+        if not self._pg:
+            cur.execute(sql(f"INSERT INTO {self.t_fts} (rowid, words) VALUES (:id, :w)"),
+                        {"id": entry_id, "w": words})
+        if keep:
+            cur.execute(sql(
+                f"INSERT INTO {self.t_history} (agent_id, key, version, op, at, value, "
+                "tags, importance, expires_at) VALUES (:a, :k, :version, :op, :at, "
+                ":value, :tags, :imp, :exp)"),
+                {**params, "op": "update" if live else "create", "at": now})
         return stored, not live
 
     async def delete(self, agent_id: str, key: str, *, now: float, keep_history: bool) -> bool:
