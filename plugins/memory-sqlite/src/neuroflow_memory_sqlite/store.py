@@ -6,7 +6,7 @@ One code path, plain SQL that both databases accept, with three dialect switches
   write survives the writer being killed; ``synchronous = "FULL"`` also survives power
   loss).  Every write transaction starts with ``BEGIN IMMEDIATE``, so concurrent writers
   from several processes queue instead of failing.  Keyword search uses an FTS5 table.
-  Point reads and searches over cached columns run in place (WAL readers never wait), and
+  Point reads run in place (WAL readers never wait), and
   so does a ``put`` that finds the write lock free; one that would have to wait for
   another writer waits in a worker thread instead.
 * PostgreSQL locks the row it changes (``SELECT ... FOR UPDATE``) and resolves concurrent
