@@ -119,3 +119,30 @@ def test_search_sees_writes_made_by_another_process_after_caching(sqlite_url: st
             assert again[0].explain is None and again[0].key in ("w9-0", "w9-1")
 
     anyio.run(main)
+
+
+@pytest.mark.anyio
+async def test_write_waiting_for_the_lock_does_not_block_the_event_loop(sqlite_url: str) -> None:
+    manager = manager_for(sqlite_url)
+    await manager.store_memory("a", "first", 1)  # creates the schema
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    ticks = 0
+    stored = anyio.Event()
+
+    async def write() -> None:
+        await manager.store_memory("a", "second", 2)
+        stored.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write)
+        while ticks < 20:  # the loop keeps running while the write waits
+            await anyio.sleep(0.01)
+            ticks += 1
+        assert not stored.is_set()
+        holder.execute("COMMIT")
+        with anyio.fail_after(30):
+            await stored.wait()
+    holder.close()
+    assert (await manager.retrieve_memory("a", "second")).value == 2
+    await manager.aclose()
