@@ -152,6 +152,20 @@ def test_doctor_reports_what_the_sandbox_needs() -> None:
     assert any(name.startswith("memory cgroup") for name in names)
 
 
+def test_doctor_says_whether_the_stronger_backends_are_installed() -> None:
+    checks = {c.name: c for c in get_plugin_manager().doctor_checks()}
+    wasm = checks["wasm sandbox backend"]
+    try:
+        import neuroflow_sandbox_wasm  # noqa: F401
+    except ImportError:
+        assert not wasm.ok
+        assert "pip install 'neuroflow[wasm]'" in wasm.detail
+    else:
+        assert wasm.ok
+    assert "namespace sandbox backend" in checks
+    assert "wasmtime" in checks
+
+
 def test_doctor_marks_cgroups_required_when_the_config_needs_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

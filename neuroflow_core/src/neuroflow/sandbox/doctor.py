@@ -126,6 +126,32 @@ def python_interpreter() -> Check:
     return Check("python3 interpreter", True, f"runs {found}")
 
 
+def plugin_backends() -> list[Check]:
+    """Whether the stronger backends (and the runtime they need) are installed.
+
+    Reads distribution metadata only: nothing is imported.
+    """
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    from neuroflow.backends import BackendKind, install_hint
+
+    checks = []
+    for name, runtime in (("namespace", None), ("wasm", "wasmtime")):
+        distribution = install_hint(BackendKind.ISOLATION, name) or ""
+        try:
+            metadata.distribution(f"neuroflow-sandbox-{name}")
+            checks.append(Check(f"{name} sandbox backend", True, "installed"))
+        except metadata.PackageNotFoundError:
+            checks.append(Check(f"{name} sandbox backend", False, f"not installed: {distribution}"))
+        if runtime is not None:
+            present = find_spec(runtime) is not None
+            checks.append(Check(runtime, present,
+                                "importable" if present else f"not installed: {distribution}"))
+    return checks
+
+
 def all_checks() -> list[Check]:
     """Every sandbox check, for the ``neuroflow_doctor_checks`` hook."""
-    return [user_namespaces(), seccomp(), *cgroup_checks(), rlimits(), python_interpreter()]
+    return [user_namespaces(), seccomp(), *cgroup_checks(), rlimits(), python_interpreter(),
+            *plugin_backends()]
