@@ -32,6 +32,7 @@ LEVEL_SETTINGS: dict[SandboxSecurityLevel, dict[str, dict[str, object]]] = {
         "process": {
             "rlimits": "applied when set",          # cpu_time_limit, memory_limit, files
             "cgroups": "used when available",       # pids/memory cgroup; skipped if absent
+            "exact_rlimits": False,                 # rlimits set by prlimit right after exec
             "enable_network": True,
             "allow_weaker_isolation": True,         # a limit it cannot enforce is reported
         },
@@ -49,6 +50,7 @@ LEVEL_SETTINGS: dict[SandboxSecurityLevel, dict[str, dict[str, object]]] = {
         "process": {
             "rlimits": "required",                  # refused if a set limit cannot be applied
             "cgroups": "required for memory/pids limits that are set",
+            "exact_rlimits": False,
             "enable_network": True,                 # the network guard still applies
             "allow_weaker_isolation": False,
         },
@@ -65,8 +67,10 @@ LEVEL_SETTINGS: dict[SandboxSecurityLevel, dict[str, dict[str, object]]] = {
         "guards": {"unmatched_action": "deny"},
         "process": {
             "rlimits": "required",
-            "cgroups": "required (pids limit applied even if not set)",
-            "enable_network": False,
+            "cgroups": "required for memory/pids limits that are set",
+            "exact_rlimits": True,                  # rlimits set before exec, no window
+            "enable_network": False,                # the process backend cannot cut it:
+                                                    # refused unless allow_weaker_isolation
             "allow_weaker_isolation": False,
         },
         "namespace": {
