@@ -45,6 +45,7 @@ T = TypeVar("T")
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _CHUNK = 500
+_IN_PLACE_ROWS = 20_000  # larger searches go to a worker thread, to keep the loop responsive
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _FULL = ("id, agent_id, key, value, tags, importance, created_at, updated_at, expires_at, "
          "version")
@@ -784,7 +785,19 @@ class SqlStore:
         vector_dim: int | None,
     ) -> Candidates:
         """Live matching entries, column-wise; keyword hits come from the full-text index."""
+        if self._reader is not None and not (query.tags or query.filter) and \
+                self._cache_fresh(query.agent_id):
+            # Everything needed is in memory already: rank in place, no thread hop.
+            await anyio.lowlevel.checkpoint()
+            return self._candidates_sync(query, now, words, vector_dim)
         return await self._run(self._candidates_sync, query, now, words, vector_dim)
+
+    def _cache_fresh(self, agent_id: str | None) -> bool:
+        found = self._cache.get(agent_id)
+        if found is None or len(found.ids) > _IN_PLACE_ROWS:
+            return False
+        version = self._reader_rows("PRAGMA data_version", {})[0][0]
+        return found.version == (version, self._writes)
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """Rows (plain tuples) of one read-only statement, outside any transaction."""
