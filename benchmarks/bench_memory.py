@@ -6,7 +6,8 @@ Anchors, measured here on the same data:
   with its JSON value, tags and embedding, its tag rows, its FTS5 row), and a minimal one
   (one row, one commit);
 * raw ``sqlite3`` point SELECT + ``json.loads``; raw SQL tag + importance query;
-* numpy brute force (matrix already in memory) for semantic top-10;
+* numpy brute force (matrix already in memory, ``einsum`` dot products, ``argpartition``)
+  for semantic top-10;
 * raw ``psycopg`` for PostgreSQL inserts and point reads.
 
     python benchmarks/bench_memory.py [--quick] [--entries N] [--no-postgres]
@@ -173,7 +174,7 @@ def raw_sqlite_reads(path: Path, keys: list[tuple[str, str]], tag_runs: list[str
 
 def numpy_topk(matrix: np.ndarray, qvecs: np.ndarray) -> float:
     def one(q: np.ndarray) -> None:
-        scores = matrix @ q
+        scores = np.einsum("ij,j->i", matrix, q)
         top = np.argpartition(scores, -10)[-10:]
         top[np.argsort(-scores[top])]
 

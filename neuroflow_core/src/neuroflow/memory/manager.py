@@ -408,7 +408,10 @@ class MemoryManager:
         if query:
             keyword = np.asarray(cands.keyword, dtype=np.float64)
             if cands.vectors is not None and qvec is not None and np.any(qvec):
-                semantic = np.clip(cands.vectors @ qvec, 0.0, 1.0).astype(np.float64)
+                # einsum, not BLAS: a matrix-vector product gains nothing from BLAS threads,
+                # and on a busy machine waiting for them costs milliseconds.
+                semantic = np.einsum("ij,j->i", cands.vectors, qvec)
+                semantic = np.clip(semantic, 0.0, 1.0).astype(np.float64)
             else:
                 semantic = np.zeros(len(cands), dtype=np.float64)
             relevance = cfg.semantic_share * semantic + (1 - cfg.semantic_share) * keyword
