@@ -7,13 +7,49 @@ third-party backend cannot be used to slip past the guards.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
+
+
+def command_action(
+    command: str, args: Sequence[str], actor: str, component: str
+) -> tuple[Any, Any]:
+    """The :class:`Action` and :class:`ActionContext` describing one sandbox command."""
+    from neuroflow.observability.context import current_trace_id
+    from neuroflow.security.model import Action, ActionContext
+
+    action = Action(kind="command", target=command, actor=actor, arguments=list(args))
+    return action, ActionContext(component=component, trace_id=current_trace_id())
+
+
+async def run_guarded(
+    gate: Any, action: Any, context: Any, run: Callable[[], Awaitable[SandboxResult]]
+) -> SandboxResult:
+    """Authorize ``action`` with ``gate``, call ``run()``, record how it ended.
+
+    Raises ``SecurityError`` (nothing runs) when the gate denies the command.  An
+    exception or cancellation from ``run`` is recorded as an ``error`` outcome (shielded,
+    so the record is written even when cancelled) and re-raised.
+    """
+    await gate.authorize(action, context)
+    try:
+        result = await run()
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await gate.record_outcome(action, context, "error",
+                                      {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    exited = result.reason is TerminationReason.EXITED
+    outcome = ("success" if result.ok else "error") if exited else result.reason.value
+    await gate.record_outcome(action, context, outcome, {
+        "exit_code": result.exit_code, "reason": result.reason.value,
+        "wall_time_ms": round(result.wall_time_ms, 3)})
+    return result
 
 
 class GuardedBackend:
@@ -43,26 +79,9 @@ class GuardedBackend:
         timeout: float | None = None,
     ) -> SandboxResult:
         """Authorize, run in the wrapped backend, and record the outcome."""
-        from neuroflow.observability.context import current_trace_id
-        from neuroflow.security.model import Action, ActionContext
-
-        action = Action(kind="command", target=command, actor=self._actor,
-                        arguments=list(args))
-        context = ActionContext(component=self._component, trace_id=current_trace_id())
-        await self._gate.authorize(action, context)
-        try:
-            result = await self.backend.execute(command, args, stdin=stdin, env=env,
-                                                timeout=timeout)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await self._gate.record_outcome(action, context, "error",
-                                                {"error": f"{type(exc).__name__}: {exc}"})
-            raise
-        exited = result.reason is TerminationReason.EXITED
-        outcome = ("success" if result.ok else "error") if exited else result.reason.value
-        await self._gate.record_outcome(action, context, outcome, {
-            "exit_code": result.exit_code, "reason": result.reason.value})
-        return result
+        action, context = command_action(command, args, self._actor, self._component)
+        return await run_guarded(self._gate, action, context, lambda: self.backend.execute(
+            command, args, stdin=stdin, env=env, timeout=timeout))
 
     async def aclose(self) -> None:
         """Close the wrapped backend."""

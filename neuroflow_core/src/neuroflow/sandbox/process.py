@@ -279,12 +279,9 @@ class SandboxIsolator:
         if self._gate is None:
             self._check_allowed(command)
             return await self._run(command, args, stdin, env, timeout)
-        from neuroflow.observability.context import current_trace_id
-        from neuroflow.security.model import Action, ActionContext
+        from neuroflow.sandbox.guarded import command_action, run_guarded
 
-        action = Action(kind="command", target=command, actor=self._actor,
-                        arguments=list(args))
-        context = ActionContext(component="sandbox.process", trace_id=current_trace_id())
+        action, context = command_action(command, args, self._actor, "sandbox.process")
         try:
             self._check_allowed(command)
         except CommandNotAllowedError as exc:
@@ -292,22 +289,8 @@ class SandboxIsolator:
             await self._gate.record_outcome(action, context, "denied", {
                 "rule": "sandbox.allowed_commands", "reason": str(exc)})
             raise
-        await self._gate.authorize(action, context)
-        try:
-            result = await self._run(command, args, stdin, env, timeout)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await self._gate.record_outcome(action, context, "error",
-                                                {"error": f"{type(exc).__name__}: {exc}"})
-            raise
-        outcome = ("success" if result.ok else "error") if result.reason in (
-            TerminationReason.EXITED,
-        ) else result.reason.value
-        await self._gate.record_outcome(action, context, outcome, {
-            "exit_code": result.exit_code, "reason": result.reason.value,
-            "wall_time_ms": round(result.wall_time_ms, 3),
-        })
-        return result
+        return await run_guarded(self._gate, action, context,
+                                 lambda: self._run(command, args, stdin, env, timeout))
 
     def execute_sync(
         self,
