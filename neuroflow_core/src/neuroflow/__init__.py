@@ -7,8 +7,9 @@ packages live in ``neuroflow.sandbox``, ``neuroflow.memory``, ``neuroflow.securi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from neuroflow._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -34,17 +35,7 @@ if TYPE_CHECKING:
     from neuroflow.plugins import get_plugin_manager
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuroflow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -22,8 +22,9 @@ Names are imported lazily so the plugin module ``neuroflow.agent.builtin`` stays
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from neuroflow._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "AINativeAgent": "neuroflow.agent.runtime",
@@ -56,17 +57,7 @@ if TYPE_CHECKING:
     from neuroflow.agent.tools import Tool, describe_tool
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuroflow.agent' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -12,8 +12,9 @@ Names are imported on first use, so registering the built-in tracers stays cheap
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from neuroflow._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "current_span": "neuroflow.observability.context",
@@ -62,17 +63,7 @@ if TYPE_CHECKING:
     from neuroflow.observability.tracing import SpanScope, TracingService
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuroflow.observability' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -10,9 +10,9 @@ Names are imported lazily, so ``import neuroflow.sandbox`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from neuroflow._lazy import lazy_exports
 from neuroflow.sandbox.config import SandboxConfig
 from neuroflow.sandbox.protocol import IsolationBackend
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
@@ -36,13 +36,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuroflow.sandbox' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -11,8 +11,9 @@ Names are imported lazily so that importing this package stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from neuroflow._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "SandboxSecurityLevel": "neuroflow.security.levels",
@@ -67,17 +68,7 @@ if TYPE_CHECKING:
     from neuroflow.security.verify import VerifyReport, verify_audit_log
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuroflow.security' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

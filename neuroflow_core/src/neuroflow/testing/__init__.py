@@ -7,8 +7,7 @@ package (which pytest loads through the ``pytest11`` entry point) stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from neuroflow._lazy import lazy_exports
 
 _SUITES: dict[str, str] = {
     "IsolationBackendSuite": "neuroflow.testing.isolation",
@@ -16,11 +15,7 @@ _SUITES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _SUITES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuroflow.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _SUITES)
 
 
 __all__ = sorted(_SUITES)
