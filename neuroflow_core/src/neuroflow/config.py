@@ -349,20 +349,38 @@ class NeuroflowConfig:
             if sec.settings is not None:
                 body.update(_public(sec.settings, converter.unstructure(sec.settings)))
             for backend, opts in sec.options.items():
-                body[backend] = opts if isinstance(opts, dict) else _public(
+                body[backend] = _hide_named_secrets(opts) if isinstance(opts, dict) else _public(
                     opts, converter.unstructure(opts))
             out[name] = body
         return out
 
 
+def _secret_name(name: str) -> bool:
+    from neuroflow.security.config import DEFAULT_REDACT_KEYS
+
+    return any(word in name.lower() for word in DEFAULT_REDACT_KEYS)
+
+
+def _hide_named_secrets(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: "<hidden>" if isinstance(k, str) and v is not None and _secret_name(k)
+                else _hide_named_secrets(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_hide_named_secrets(v) for v in data]
+    return data
+
+
 def _public(obj: Any, data: Any) -> Any:
-    """Hide the values of fields declared ``repr=False`` (API keys, HMAC keys), recursively."""
-    if not attrs.has(type(obj)) or not isinstance(data, dict):
+    """Hide secrets: fields declared ``repr=False`` (API keys, HMAC keys) and, in free-form
+    tables (``env``, ``headers``), values under a secret-looking name; recursively."""
+    if not attrs.has(type(obj)):
+        return _hide_named_secrets(data)
+    if not isinstance(data, dict):
         return data
     for field in attrs.fields(type(obj)):
         if field.name not in data:
             continue
-        if not field.repr and data[field.name] is not None:
+        if data[field.name] is not None and (not field.repr or _secret_name(field.name)):
             data[field.name] = "<hidden>"
         else:
             data[field.name] = _public(getattr(obj, field.name), data[field.name])
@@ -403,23 +421,46 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
 
 
+def _trusted(path: Path) -> bool:
+    """Whether a configuration file may be read: owned by this user or by root.
+
+    Like git's ``safe.directory``: a file someone else planted (say in ``/tmp`` above the
+    project) must not switch guards off or point the LLM client at their server.
+    """
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return False
+    if owner in (os.geteuid(), 0):
+        return True
+    import warnings
+
+    warnings.warn(f"ignoring {path}: it belongs to another user (uid {owner}); "
+                  f"set NEUROFLOW_CONFIG={path} to use it anyway", stacklevel=3)
+    return False
+
+
 def find_config_files(start: Path | None = None) -> list[Path]:
     """Return ``[pyproject.toml?, neuroflow.toml?]`` from the nearest directory holding either.
 
-    ``NEUROFLOW_CONFIG`` names one file explicitly and disables the search.
+    The search goes from ``start`` (the working directory) up to the project root — the
+    first directory with a ``.git`` or a ``pyproject.toml`` — and no further; files owned
+    by another user are skipped with a warning.  ``NEUROFLOW_CONFIG`` names one file
+    explicitly and disables the search.
     """
     explicit = os.environ.get("NEUROFLOW_CONFIG")
     if explicit:
         return [Path(explicit)]
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        found = [folder / name for name in ("pyproject.toml", CONFIG_FILE_NAME)]
-        found = [p for p in found if p.is_file()]
         pyproject = folder / "pyproject.toml"
+        found = [p for p in (pyproject, folder / CONFIG_FILE_NAME) if p.is_file() and _trusted(p)]
         if pyproject in found and "neuroflow" not in _read_toml(pyproject).get("tool", {}):
             found.remove(pyproject)
         if found:
             return found
+        if (folder / ".git").exists() or pyproject.is_file():
+            break  # the project root: configuration above it belongs to someone else
     return []
 
 
