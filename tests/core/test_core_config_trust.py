@@ -13,7 +13,7 @@ from neuroflow.cli import build_cli
 from neuroflow.config import find_config_files, load_config
 
 
-def test_the_search_stops_at_the_project_root(tmp_path: Path) -> None:
+def test_the_search_stops_at_the_repository_root(tmp_path: Path) -> None:
     (tmp_path / "neuroflow.toml").write_text("[security]\nguards = []\n")  # above the project
     project = tmp_path / "project"
     (project / ".git").mkdir(parents=True)
@@ -21,14 +21,6 @@ def test_the_search_stops_at_the_project_root(tmp_path: Path) -> None:
     assert find_config_files(project / "src") == []
     (project / "neuroflow.toml").write_text("")
     assert find_config_files(project / "src") == [project / "neuroflow.toml"]
-
-
-def test_a_pyproject_without_neuroflow_settings_marks_the_root(tmp_path: Path) -> None:
-    (tmp_path / "neuroflow.toml").write_text("")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    assert find_config_files(project) == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")

@@ -443,9 +443,9 @@ def _trusted(path: Path) -> bool:
 def find_config_files(start: Path | None = None) -> list[Path]:
     """Return ``[pyproject.toml?, neuroflow.toml?]`` from the nearest directory holding either.
 
-    The search goes from ``start`` (the working directory) up to the project root — the
-    first directory with a ``.git`` or a ``pyproject.toml`` — and no further; files owned
-    by another user are skipped with a warning.  ``NEUROFLOW_CONFIG`` names one file
+    The search goes from ``start`` (the working directory) up to the repository root (the
+    first directory with a ``.git``) and no further; files owned by another user are
+    skipped with a warning.  ``NEUROFLOW_CONFIG`` names one file
     explicitly and disables the search.
     """
     explicit = os.environ.get("NEUROFLOW_CONFIG")
@@ -459,8 +459,8 @@ def find_config_files(start: Path | None = None) -> list[Path]:
             found.remove(pyproject)
         if found:
             return found
-        if (folder / ".git").exists() or pyproject.is_file():
-            break  # the project root: configuration above it belongs to someone else
+        if (folder / ".git").exists():
+            break  # the repository root: configuration above it belongs to someone else
     return []
 
 
