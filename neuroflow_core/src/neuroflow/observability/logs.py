@@ -109,8 +109,37 @@ def configure_logging(
     return handler
 
 
+class _FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """JSON lines to stderr for an application that has not configured logging.
+
+    Installed by the first :class:`StructuredLogger` when no handler would see its records
+    (so SPEC's ``logger.info(...)`` prints something); it steps aside as soon as the
+    application gives the root logger a handler, so lines are never written twice.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers:
+            return
+        super().emit(record)
+
+
+def _ensure_output(logger: logging.Logger) -> None:
+    if logger.hasHandlers():
+        return
+    top = logging.getLogger(logger.name.split(".")[0])
+    handler = _FallbackHandler()
+    handler.setFormatter(JsonFormatter())
+    top.addHandler(handler)
+    if top.level == logging.NOTSET:
+        top.setLevel(logging.INFO)
+
+
 class StructuredLogger:
     """A logger whose calls take keyword fields: ``logger.info("Request", request_id="1")``.
+
+    Records go through the stdlib ``logging`` module.  If the application has configured
+    no handler at all, JSON lines go to stderr at INFO and above (see
+    :func:`configure_logging` to choose the level and stream).
 
     Args:
         name: the ``logging`` logger name (``"neuroflow"``, ``"neuroflow.agent"``...).
@@ -125,6 +154,7 @@ class StructuredLogger:
         self.name = name
         self._logger = logging.getLogger(name)
         self._bound = fields
+        _ensure_output(self._logger)
 
     def bind(self, **fields: Any) -> StructuredLogger:
         """Return a logger with the same name that adds ``fields`` to every record."""
