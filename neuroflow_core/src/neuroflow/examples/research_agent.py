@@ -125,9 +125,11 @@ async def run_research_agent(
     scripted = llm.backend == "scripted" and not getattr(llm.options_for(), "script", None)
     llm_config = LLMConfig(provider="scripted", extra={"script": SCRIPT}) if scripted else None
     agent = AINativeAgent(name=AGENT, llm_config=llm_config, gate=gate, tracer=tracing)
-    await tracing.start()
 
-    async with open_sandbox(sandbox_config, gate=gate, actor=AGENT) as sandbox:
+    # Each of these is closed (spans flushed, sweeper stopped, HTTP client and sandbox
+    # released) however the run ends.
+    async with memory, tracing, agent, open_sandbox(sandbox_config, gate=gate,
+                                                    actor=AGENT) as sandbox:
 
         @agent.tool(name="research")
         async def research(topic: str) -> str:
@@ -163,17 +165,15 @@ async def run_research_agent(
             return result.stdout.decode(errors="replace")
 
         result = await agent.handle(message)
+        remembered = await memory.search_memories(agent_id=AGENT, tags=["research"], limit=5)
 
-    await tracing.stop()
-    _report(echo, message, result, memory_entries=await memory.search_memories(
-        agent_id=AGENT, tags=["research"], limit=5), tracing=tracing, workdir=workdir, gate=gate)
-    await memory.aclose()
+    _report(echo, message, result, memory_entries=remembered, tracing=tracing,
+            workdir=workdir)
     return result
 
 
 def _report(echo: Callable[[str], None], message: str, result: dict[str, Any], *,
-            memory_entries: list[Any], tracing: TracingService, workdir: Path,
-            gate: SecurityManager) -> None:
+            memory_entries: list[Any], tracing: TracingService, workdir: Path) -> None:
     echo(f"You asked: {message!r}")
     echo(f"Model: {result.get('model')}   steps: {result['steps']}   "
          f"trace id: {result['trace_id']}")
