@@ -289,6 +289,21 @@ def test_a_guard_that_raises_denies() -> None:
     assert not verdict.allowed and verdict.rule == "broken.error"
 
 
+def test_a_guard_that_returns_junk_denies_and_is_recorded(root: Path) -> None:
+    class Sloppy:
+        def check(self, action: Action, context: ActionContext) -> Verdict | None:
+            return True  # type: ignore[return-value]
+
+    write_config(root)
+    settings = SecurityManager.from_config()
+    gate = SecurityManager([("sloppy", Sloppy())], audit=settings.audit)
+    with pytest.raises(SecurityError, match=r"sloppy\.error"):
+        gate.authorize_sync(Action("command", "ls"))
+    [row] = audit_rows(root)
+    assert (row["decision"], row["rule"]) == ("deny", "sloppy.error")
+    assert "returned bool, expected a Verdict" in row["details"]["reason"]
+
+
 def test_every_decision_is_recorded_exactly_once(root: Path) -> None:
     write_config(root)
     gate = SecurityManager.from_config()

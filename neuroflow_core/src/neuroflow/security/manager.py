@@ -109,6 +109,9 @@ class SecurityManager:
                                     f"guard {name!r} failed: {type(exc).__name__}: {exc}")
             if verdict is None:
                 continue
+            if not isinstance(verdict, Verdict):  # a broken guard must fail closed too
+                return Verdict.deny(f"{name}.error", f"guard {name!r} returned "
+                                    f"{type(verdict).__name__}, expected a Verdict or None")
             if verdict.decision is Decision.DENY:
                 return verdict
             if allowed is None:
