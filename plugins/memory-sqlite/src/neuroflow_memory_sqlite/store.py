@@ -38,7 +38,7 @@ from sqlalchemy import event
 from neuroflow.errors import ConfigError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory.filters import matches_filter
 from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
-from neuroflow.memory.text import coverage
+from neuroflow.memory.text import coverage, tokenize
 
 T = TypeVar("T")
 
@@ -346,7 +346,7 @@ class SqlStore:
         else:
             statements.append(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.t_fts} USING fts5("
-                "words, tokenize = 'unicode61 remove_diacritics 0')")
+                "words, agent, tokenize = 'unicode61 remove_diacritics 0')")
         if self._pg:
             # DDL takes table locks even when the object exists, which can deadlock with
             # other processes' writes: skip it when the schema is complete (its last
@@ -613,8 +613,9 @@ class SqlStore:
                 "VALUES (:id, :a, :t)"),
                 [{"id": entry_id, "a": stored.agent_id, "t": t} for t in stored.tags])
         if not self._pg:
-            cur.execute(sql(f"INSERT INTO {self.t_fts} (rowid, words) VALUES (:id, :w)"),
-                        {"id": entry_id, "w": words})
+            cur.execute(sql(
+                f"INSERT INTO {self.t_fts} (rowid, words, agent) VALUES (:id, :w, :a)"),
+                {"id": entry_id, "w": words, "a": stored.agent_id})
         if keep:
             cur.execute(sql(
                 f"INSERT INTO {self.t_history} (agent_id, key, version, op, at, value, "
@@ -829,7 +830,13 @@ class SqlStore:
             sql = (f"SELECT id, words FROM {self.t_entries} WHERE {where} AND "
                    "tsv @@ to_tsquery('simple', :tsq)")
         else:
-            params["match"] = " OR ".join(f'"{w}"' for w in words)
+            params["match"] = "words : (" + " OR ".join(f'"{w}"' for w in words) + ")"
+            agent = query.agent_id or ""
+            # ASCII only: there FTS5's unicode61 tokenizer and ours split words identically.
+            agent_words = tokenize(agent) if agent.isascii() else []
+            if agent_words:
+                # Narrow the hits to the agent inside the index (the join re-checks the id).
+                params["match"] = f'agent : "{" ".join(agent_words)}" AND ' + params["match"]
             # CROSS JOIN makes SQLite walk the full-text hits first, then look rows up.
             f = self.t_fts
             sql = (f"SELECT e.id, e.words FROM {f} CROSS JOIN {self.t_entries} e "
