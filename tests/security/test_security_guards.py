@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,25 @@ def test_a_single_string_resource_is_one_name_not_its_characters(tmp_path: Path)
     network = NetworkGuard(NetworkConfig(allow_hosts=("ok.example",)))
     verdict = network.check(Action("command", "curl", resources={"hosts": "ok.example"}), CTX)
     assert verdict is not None and verdict.rule == "network.allow"
+
+
+def test_an_allowed_bare_name_does_not_allow_another_file_of_that_name(tmp_path: Path) -> None:
+    planted = tmp_path / "usr" / "bin" / "ls"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("#!/bin/sh\necho planted\n")
+    planted.chmod(0o755)
+    guard = AllowlistGuard(AllowlistConfig(allow=("ls",), deny=("rm",)))
+    real_ls = shutil.which("ls")
+    assert real_ls is not None
+    assert guard.check(Action("command", "ls"), ActionContext()).allowed
+    assert guard.check(Action("command", real_ls), ActionContext()).allowed
+    verdict = guard.check(Action("command", str(planted)), ActionContext())
+    assert (verdict.allowed, verdict.rule) == (False, "allowlist.unlisted")
+    verdict = guard.check(Action("command", "usr/bin/ls"), ActionContext())
+    assert not verdict.allowed
+    # deny stays broad: any file called rm is refused, wherever it lives
+    assert guard.check(Action("command", str(tmp_path / "rm")), ActionContext()).rule == (
+        "allowlist.deny")
+    # a path pattern allows paths explicitly
+    by_path = AllowlistGuard(AllowlistConfig(allow=(f"{planted.parent}/*",)))
+    assert by_path.check(Action("command", str(planted)), ActionContext()).allowed

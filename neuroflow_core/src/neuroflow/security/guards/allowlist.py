@@ -13,14 +13,20 @@
     commands = ["pip install", "pip3 install"]
     examples = [{target = "pip", arguments = ["install", "x"], expect = "deny"}]
 
-A pattern's first word is matched (shell-style glob) against the command's base name and
-against its full path; further words must match the first arguments, in order.
+A pattern's first word is matched (shell-style glob) against the command; further words
+must match the first arguments, in order.  A deny pattern matches the base name or the full
+path (``rm`` denies ``/tmp/x/rm`` too).  An allow pattern is stricter about paths: a bare
+name (``ls``) allows ``ls`` and the very program ``ls`` names on ``PATH`` (``/usr/bin/ls``),
+never some other file called ``ls``; to allow other paths, write them (``/opt/tools/*``).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import shutil
+from functools import lru_cache
 
 import attrs
 
@@ -76,13 +82,30 @@ class AllowlistConfig:
         AllowlistGuard(self)  # builds the matchers and runs every example
 
 
+@lru_cache(maxsize=256)
+def _program(name: str) -> str | None:
+    """The real file a bare command name runs (``PATH`` lookup, links resolved)."""
+    found = shutil.which(name)
+    return os.path.realpath(found) if found else None
+
+
+def _names_program(pattern: str, command: str) -> bool:
+    """Whether the bare name ``pattern`` runs the very program at path ``command``."""
+    if "/" in pattern or any(c in pattern for c in "*?["):
+        return False
+    wanted = _program(pattern)
+    return wanted is not None and wanted == os.path.realpath(command)
+
+
 class _Matcher:
     """One compiled group of command patterns; answers which pattern matched."""
 
-    __slots__ = ("label", "names", "simple", "with_args")
+    __slots__ = ("label", "names", "simple", "strict_paths", "with_args")
 
-    def __init__(self, label: str, patterns: tuple[str, ...]) -> None:
+    def __init__(self, label: str, patterns: tuple[str, ...], *,
+                 strict_paths: bool = False) -> None:
         self.label = label
+        self.strict_paths = strict_paths
         simple = [p for p in patterns if len(p.split()) == 1]
         self.names = simple
         # one regex, one named group per pattern: a single fullmatch says which matched
@@ -90,16 +113,28 @@ class _Matcher:
             f"(?P<p{i}>{fnmatch.translate(p)})" for i, p in enumerate(simple))) if simple else None
         self.with_args = [p.split() for p in patterns if len(p.split()) > 1]
 
+    def _head(self, pattern: str, command: str, base: str) -> bool:
+        if fnmatch.fnmatchcase(command, pattern):
+            return True
+        if command is base or not self.strict_paths:
+            return fnmatch.fnmatchcase(base, pattern)
+        return _names_program(pattern, command)
+
     def match(self, command: str, base: str, args: list[str]) -> str | None:
-        """The pattern that matches the command (base name or full path), or ``None``."""
+        """The pattern that matches the command, or ``None`` (see the module docstring)."""
         if self.simple is not None:
-            found = self.simple.match(base) or (
-                self.simple.match(command) if command is not base else None)
-            if found is not None and found.lastgroup is not None:
-                return self.names[int(found.lastgroup[1:])]
+            if command is base or not self.strict_paths:
+                found = self.simple.match(base) or (
+                    self.simple.match(command) if command is not base else None)
+                if found is not None and found.lastgroup is not None:
+                    return self.names[int(found.lastgroup[1:])]
+            else:
+                for name in self.names:
+                    if self._head(name, command, base):
+                        return name
         for words in self.with_args:
             head, rest = words[0], words[1:]
-            if (fnmatch.fnmatchcase(base, head) or fnmatch.fnmatchcase(command, head)) and (
+            if self._head(head, command, base) and (
                 len(args) >= len(rest)
                 and all(fnmatch.fnmatchcase(a, w) for a, w in zip(args, rest, strict=False))
             ):
@@ -120,10 +155,11 @@ class AllowlistGuard:
         for rule in config.rules:
             actors = None if rule.actors == ("*",) else compile_globs(rule.actors)
             entries.append((f"allowlist.{rule.name}", rule.effect,
-                            _Matcher(rule.name, rule.commands), actors))
+                            _Matcher(rule.name, rule.commands,
+                                     strict_paths=rule.effect is Effect.ALLOW), actors))
         if config.allow:
             entries.append(("allowlist.allow", Effect.ALLOW,
-                            _Matcher("allow", config.allow), None))
+                            _Matcher("allow", config.allow, strict_paths=True), None))
         self._deny = [e for e in entries if e[1] is Effect.DENY]
         self._allow = [e for e in entries if e[1] is Effect.ALLOW]
         self._closed = bool(config.allow) and config.closed
