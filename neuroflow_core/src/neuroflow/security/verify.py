@@ -10,12 +10,22 @@ The first problem found is reported with the record's position across all files
 * ``reordered``: the record expected here appears later;
 * ``inserted``: a valid record that was already seen earlier (a copied line), or one that
   does not chain to the record before it.
+
+A log that is being written (and rotated) while it is verified is read as one consistent
+snapshot: under a shared ``flock`` on ``<log>.head`` (writers hold it exclusively around
+"rotate, append, update the head") the head is read and every file is opened and its size
+taken; the lock is then released and the files are read through those descriptors, up to
+those sizes, so writers wait only for the few ``open`` calls, and a rotation or pruning
+that happens meanwhile changes nothing that is read.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hmac
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,11 +115,122 @@ def log_files(path: Path) -> list[Path]:
     return found
 
 
-def _lines(files: list[Path]) -> Iterator[tuple[Path, int, bytes]]:
-    for file in files:
-        with file.open("rb") as fh:
-            for number, line in enumerate(fh, 1):
-                yield file, number, line
+_CHUNK = 1 << 20
+
+
+@attrs.frozen
+class _Part:
+    """One file of a snapshot: a descriptor and the size it had (``fd`` -1: open by name)."""
+
+    file: Path
+    fd: int
+    size: int
+
+
+class _Snapshot:
+    """The head and the files of a log as they were at one instant (see the module docstring).
+
+    If the process runs out of descriptors while opening the files, the shared lock is kept
+    until :meth:`close` and the files are read by name, one at a time (writers then wait for
+    the whole verification).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.head: bytes | None = None
+        self.parts: list[_Part] = []
+        self._lock_fd = -1
+        try:
+            self._take(path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take(self, path: Path) -> None:
+        try:
+            self._lock_fd = os.open(head_path(path), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass  # no writer has run here; read the files as they are
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+            self.head = os.pread(self._lock_fd, max(os.fstat(self._lock_fd).st_size, 1), 0)
+        for file in log_files(path):
+            try:
+                fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # only possible without a head file (no lock to hold)
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE) or self._lock_fd < 0:
+                    raise
+                self._read_by_name(path)
+                return
+            self.parts.append(_Part(file, fd, os.fstat(fd).st_size))
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _read_by_name(self, path: Path) -> None:
+        """Out of descriptors: keep the shared lock and read every file by name, one at a time."""
+        for part in self.parts:
+            os.close(part.fd)
+        self.parts = [_Part(file, -1, -1) for file in log_files(path)]
+
+    def lines(self) -> Iterator[tuple[Path, int, bytes]]:
+        """Every line of every file, oldest first: (file, 1-based line number, bytes)."""
+        for part in self.parts:
+            for number, line in enumerate(_part_lines(part), 1):
+                yield part.file, number, line
+
+    def count_lines(self, part: _Part) -> int:
+        """How many lines ``part`` holds (a last line without a newline counts)."""
+        return sum(1 for _ in _part_lines(part))
+
+    def close(self) -> None:
+        """Close every descriptor (and so release the lock if it is still held)."""
+        for part in self.parts:
+            if part.fd >= 0:
+                os.close(part.fd)
+        self.parts = []
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def _part_lines(part: _Part) -> Iterator[bytes]:
+    """The lines of ``part`` (each with its newline, the last one perhaps without)."""
+    if part.fd >= 0:
+        yield from _fd_lines(part.fd, part.size)
+        return
+    try:
+        fd = os.open(part.file, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        yield from _fd_lines(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _fd_lines(fd: int, size: int) -> Iterator[bytes]:
+    """The lines in the first ``size`` bytes of ``fd`` (read with ``pread``: no shared offset)."""
+    pos = 0
+    pending: list[bytes] = []
+    while pos < size:
+        chunk = os.pread(fd, min(_CHUNK, size - pos), pos)
+        if not chunk:
+            break
+        pos += len(chunk)
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines:
+            if pending:
+                pending.append(lines[0])
+                lines[0] = b"".join(pending)
+                pending = []
+            for line in lines:
+                yield line + b"\n"
+        if tail:
+            pending.append(tail)
+    if pending:
+        yield b"".join(pending)
 
 
 def _parse(key: bytes, raw: bytes) -> tuple[int, str, str] | None:
@@ -149,9 +270,17 @@ def verify_audit_log(
     """
     path = Path(path)
     raw_key = resolve_key(path, key, key_file, key_env, create=False)
-    files = log_files(path)
-    names = tuple(str(f) for f in files)
-    if not any(f.exists() for f in files):
+    snapshot = _Snapshot(path)
+    try:
+        return _verify(path, raw_key, snapshot)
+    finally:
+        snapshot.close()
+
+
+def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot) -> VerifyReport:
+    parts = snapshot.parts
+    names = tuple(str(p.file) for p in parts) or (str(path),)
+    if not parts:
         from neuroflow.errors import ConfigError
 
         raise ConfigError(f"audit log {path} does not exist")
@@ -159,7 +288,7 @@ def verify_audit_log(
     head = None
     hfile = head_path(path)
     try:
-        head = decode_head(raw_key, hfile.read_bytes()) if hfile.exists() else None
+        head = decode_head(raw_key, snapshot.head) if snapshot.head is not None else None
         if head is None:
             warnings.append(f"{hfile} is missing: records removed from the end (or, after "
                             "pruning, from the start) cannot be detected")
@@ -169,7 +298,7 @@ def verify_audit_log(
     base_seq, base_prev = (head[2], head[3]) if head else (0, GENESIS)
     expect_seq, expect_prev = base_seq + 1, base_prev
     position = 0
-    lines = _lines(files)
+    lines = snapshot.lines()
     for file, number, raw in lines:
         position += 1
         parsed = _parse(raw_key, raw)
@@ -206,10 +335,10 @@ def verify_audit_log(
         return _fail(names, position - 1, base_seq, expect_seq, problem, warnings)
     last_seq = expect_seq - 1
     if head is not None and head[0] > last_seq:
-        last_file = files[-1]
+        last = parts[-1]
         return _fail(names, position, base_seq, expect_seq, Problem(
-            "removed", position + 1, str(last_file), _count_lines(last_file) + 1, expect_seq,
-            f"the log ends at seq {last_seq} but seq {head[0]} was written "
+            "removed", position + 1, str(last.file), snapshot.count_lines(last) + 1,
+            expect_seq, f"the log ends at seq {last_seq} but seq {head[0]} was written "
             f"({hfile}): records removed from the end"), warnings)
     return VerifyReport(True, position, names, base_seq + 1, last_seq, None, tuple(warnings))
 
@@ -227,11 +356,3 @@ def _find_later(key: bytes, lines: Iterator[tuple[Path, int, bytes]], seq: int,
         if parsed is not None and parsed[0] == seq:
             return position + offset
     return None
-
-
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as fh:
-            return sum(1 for _ in fh)
-    except FileNotFoundError:
-        return 0
