@@ -786,7 +786,7 @@ class SqlStore:
         vector_dim: int | None,
     ) -> Candidates:
         """Live matching entries, column-wise; keyword hits come from the full-text index."""
-        if self._reader is not None and not (query.tags or query.filter) and \
+        if self._reader is not None and vector_dim and not (query.tags or query.filter) and \
                 self._cache_fresh(query.agent_id):
             # Everything needed is in memory already: rank in place, no thread hop.
             await anyio.lowlevel.checkpoint()
@@ -846,7 +846,9 @@ class SqlStore:
     def _candidates_sync(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector_dim: int | None
     ) -> Candidates:
-        cache = self._columns(query.agent_id) if self._reader is not None else None
+        # The cache pays off for embeddings; plain filters are cheaper answered by SQL.
+        cache = self._columns(query.agent_id) if self._reader is not None and vector_dim \
+            else None
         if cache is not None:
             return self._from_cache(cache, query, now, words, vector_dim)
         columns = "id, agent_id, key, importance, updated_at, "
