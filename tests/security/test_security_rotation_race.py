@@ -192,3 +192,33 @@ def test_a_writer_whose_file_was_rotated_and_pruned_away_continues_the_chain(
     report = verify_audit_log(log_path, KEY)
     assert report.ok, report.summary()
     assert report.last_seq == 32
+
+
+def test_a_short_write_is_cut_off_and_the_next_append_continues_the_chain(
+        log_path: Path) -> None:
+    """A record only partly written (here: the file size limit) is removed, not left behind."""
+    script = (
+        "import os, resource, signal, sys\n"
+        "from neuroflow.errors import SecurityError\n"
+        "from neuroflow.security.audit import AuditLogger\n"
+        "from neuroflow.security.model import AuditEvent\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "logger = AuditLogger(sys.argv[1], key=sys.argv[2].encode())\n"
+        "logger.log_sync(AuditEvent('test', 'a', 'command', 'first'))\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(sys.argv[1]) + 50, hard))\n"
+        "try:\n"
+        "    logger.log_sync(AuditEvent('test', 'a', 'command', 'cut', details={'x': 'y' * 200}))\n"
+        "except SecurityError as exc:\n"
+        "    print('refused:', exc)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))\n"
+        "print('seq', logger.log_sync(AuditEvent('test', 'a', 'command', 'second')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(log_path), KEY.decode()],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "refused:" in out.stdout and "short write" in out.stdout, out.stdout
+    assert out.stdout.rstrip().endswith("seq 2"), out.stdout
+    report = verify_audit_log(log_path, KEY)
+    assert report.ok and report.records == 2, report.summary()
+    assert b"cut" not in log_path.read_bytes()

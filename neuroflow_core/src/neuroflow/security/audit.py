@@ -75,19 +75,21 @@ def _opt(value: str | None) -> str:
 class _Clock:
     """ISO-8601 UTC timestamps with microseconds; the seconds part is formatted once a second."""
 
-    __slots__ = ("prefix", "second")
+    __slots__ = ("cached",)
 
     def __init__(self) -> None:
-        self.second = -1
-        self.prefix = ""
+        self.cached = (-1, "")
 
     def now(self) -> str:
         t = time.time()
         second = int(t)
-        if second != self.second:
-            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self.second = second
-        return f"{self.prefix}.{int((t - second) * 1e6):06d}+00:00"
+        # One tuple, read and replaced at once: with two attributes, a thread could pair
+        # another thread's new seconds with its own fraction (a time a second off).
+        cached_second, prefix = self.cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.cached = (second, prefix)
+        return f"{prefix}.{int((t - second) * 1e6):06d}+00:00"
 
 
 def mac_of(key: bytes, body: bytes) -> str:
@@ -652,9 +654,16 @@ class AuditLogger:
             self._load_head(st.st_size)
         return st.st_size
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, size: int) -> None:
+        """Append ``data`` to the file, which is ``size`` bytes long (the lock is held)."""
         written = os.write(self._fd, data)
         if written != len(data):
+            # Cut the partial record off: a file ending in half a line would make every
+            # later append (by any writer) refuse, and the half line would break the chain.
+            try:
+                os.ftruncate(self._fd, size)
+            except OSError:
+                pass
             raise OSError(errno.EIO, f"short write ({written} of {len(data)} bytes)")
         if self.fsync:
             os.fsync(self._fd)
@@ -674,7 +683,7 @@ class AuditLogger:
             if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
                 self._rotate()
                 size = 0
-            self._write(line)
+            self._write(line, size)
             self._size = size + len(line)
             self._seq, self._mac = seq, mac
             self._write_head()
@@ -700,7 +709,7 @@ class AuditLogger:
                 if (self.max_bytes and size + pending_len > 0
                         and size + pending_len + len(line) > self.max_bytes):
                     if pending:
-                        self._write(b"".join(pending))
+                        self._write(b"".join(pending), size)
                         self._seq, self._mac = seq - 1, prev
                         self._write_head()
                         pending, pending_len = [], 0
@@ -711,7 +720,7 @@ class AuditLogger:
                 seqs.append(seq)
                 prev = mac
             if pending:
-                self._write(b"".join(pending))
+                self._write(b"".join(pending), size)
             self._size = size + pending_len
             self._seq, self._mac = seq, prev
             self._write_head()

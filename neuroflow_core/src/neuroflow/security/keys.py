@@ -50,6 +50,10 @@ def _create_key_file(path: Path) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32) + "\n")
+            fh.flush()
+            # On disk before the name appears: after a crash, an empty key file would
+            # leave the log neither writable nor verifiable.
+            os.fsync(fh.fileno())
         try:
             os.link(temp, path)  # fails if another process created the key first
         except FileExistsError:
