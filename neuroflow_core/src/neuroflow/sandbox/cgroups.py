@@ -28,10 +28,13 @@ import signal
 import threading
 import time
 
+import anyio
 import attrs
 
 _PREFIX = "neuroflow-"
 _POOL_SIZE = 8
+_KILL_PAUSE = 0.0005  # first wait for killed processes to go; doubles up to the max
+_KILL_PAUSE_MAX = 0.02
 #: A finished run leaves a little kernel memory charged (per-CPU charge batches, slab);
 #: a cgroup holding more than this (page cache of files it wrote) is not reused.
 _REUSE_MAX_CHARGE = 4 * 1024 * 1024
@@ -332,34 +335,60 @@ class RunCgroup:
         directory = self.dirs.get("pids") or next(iter(self.dirs.values()))
         return [int(p) for p in _read(directory + "/cgroup.procs").split()]
 
-    def kill_all(self, deadline: float = 5.0) -> bool:
-        """SIGKILL every process in the run cgroup until it is empty; True if it emptied."""
+    def signal_all(self) -> bool:
+        """SIGKILL every process in the run cgroup once, without waiting; True if empty.
+
+        After the first process is seen, no new ones can be made (``pids.max`` is 0), so
+        :meth:`kill_all` / :meth:`kill_all_async` only have to wait for these to go.
+        """
         pids = self.pids()
         if not pids:
             # Nothing is left that could fork or join: it stays empty.
             self.emptied = True
             return True
         if "pids" in self.dirs:
-            # No new processes from here on, so the loop below cannot be outrun.
+            # No new processes from here on, so the waiting loop cannot be outrun.
             self._set("pids", "pids.max", "0")
+            pids = self.pids()
         if self.version == 2:
             kill_file = self.dirs[next(iter(self.dirs))] + "/cgroup.kill"
             if os.path.exists(kill_file):
                 _write(kill_file, "1")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return False
+
+    def kill_all(self, deadline: float = 5.0) -> bool:
+        """SIGKILL every process in the run cgroup until it is empty; True if it emptied.
+
+        Blocks the calling thread while it waits: from async code use
+        :meth:`kill_all_async`.
+        """
+        if self.signal_all():
+            return True
         end = time.monotonic() + deadline
-        pause = 0.0005
-        while pids:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        pause = _KILL_PAUSE
+        while not self.signal_all():
             if time.monotonic() > end:
                 return False
             time.sleep(pause)
-            pause = min(pause * 2, 0.02)
-            pids = self.pids()
-        self.emptied = True
+            pause = min(pause * 2, _KILL_PAUSE_MAX)
+        return True
+
+    async def kill_all_async(self, deadline: float = 5.0) -> bool:
+        """:meth:`kill_all` that waits with ``anyio.sleep``: other tasks keep running."""
+        if self.signal_all():
+            return True
+        end = time.monotonic() + deadline
+        pause = _KILL_PAUSE
+        while not self.signal_all():
+            if time.monotonic() > end:
+                return False
+            await anyio.sleep(pause)
+            pause = min(pause * 2, _KILL_PAUSE_MAX)
         return True
 
     def stats(self, clean_exit: bool = False) -> tuple[int | None, bool, bool, bool]:

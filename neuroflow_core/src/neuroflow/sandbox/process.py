@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import anyio.lowlevel
 
 from neuroflow.errors import CommandNotAllowedError, SandboxError, UnsupportedLimitError
 from neuroflow.sandbox import cgroups
@@ -45,6 +46,9 @@ from neuroflow.sandbox.result import SandboxResult, TerminationReason
 from neuroflow.security.levels import SandboxSecurityLevel
 
 _READ_CHUNK = 65536
+# Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
+# a program that writes faster than we read must not hold the event loop.
+_PASS_BYTES = 4 * _READ_CHUNK
 _DRAIN_GRACE = 2.0  # seconds to drain pipes after the tree was killed
 _EXIT_SPIN = 0.001  # seconds to block for the exit right after a pipe closed
 
@@ -120,7 +124,6 @@ class SandboxIsolator:
         self._gate = resolve_gate(gate, "SandboxIsolator")
         self._actor = actor
         self._closed = False
-        self._null = -1
         self._tmp: str | None = None
         self._finalizer: weakref.finalize | None = None
         self._warnings: list[str] = []
@@ -204,12 +207,6 @@ class SandboxIsolator:
         if extra:
             env.update(extra)
         return env
-
-    def _devnull(self) -> int:
-        """A read-only ``/dev/null`` descriptor kept for the isolator's lifetime."""
-        if self._null < 0:
-            self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        return self._null
 
     def _work_dir(self) -> str:
         if self.config.work_dir is not None:
@@ -427,7 +424,7 @@ class SandboxIsolator:
         if stdin:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
         else:
-            in_r, in_w = self._devnull(), -1
+            in_r, in_w = _devnull(), -1
         open_fds = [out_r, out_w, err_r, err_w] + ([in_r, in_w] if in_w >= 0 else [])
         proc: subprocess.Popen[bytes] | None = None
         poller: select.epoll | None = None
@@ -461,6 +458,13 @@ class SandboxIsolator:
             spins = 0
             wall = 0.0
             while not exited or streams:
+                if time.monotonic() >= deadline:
+                    # Checked on every pass: a program that never stops writing never
+                    # lets the poll below come back empty.
+                    if exited:
+                        break  # something escaped the kill and holds a pipe open
+                    state.kill(TerminationReason.TIMED_OUT)
+                    deadline = math.inf  # wait for the kill to land
                 events = poller.poll(0)
                 if not events and saw_eof and spins < 2:
                     # A pipe just closed: the program is almost always exiting right now,
@@ -469,15 +473,8 @@ class SandboxIsolator:
                     events = poller.poll(_EXIT_SPIN)
                 saw_eof = False
                 if not events:
-                    remaining = deadline - time.monotonic()
-                    if remaining > 0:
-                        with anyio.move_on_after(remaining):
-                            await anyio.wait_readable(poller.fileno())
-                        continue
-                    if exited:
-                        break  # something escaped the kill and holds a pipe open
-                    state.kill(TerminationReason.TIMED_OUT)
-                    deadline = math.inf  # wait for the kill to land
+                    with anyio.move_on_after(deadline - time.monotonic()):
+                        await anyio.wait_readable(poller.fileno())
                     continue
                 for fd, _ in events:
                     if fd == pidfd:
@@ -497,6 +494,8 @@ class SandboxIsolator:
                             poller.unregister(fd)
                             del streams[fd]
                             saw_eof = True
+                await anyio.lowlevel.checkpoint()
+            await state.finish()
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             return self._result(proc.returncode, status, usage, wall, out, err, state, group)
@@ -507,13 +506,14 @@ class SandboxIsolator:
             for fd in open_fds:
                 os.close(fd)
             if proc is not None and proc.returncode is None:
-                _reap_after_kill(proc, group)
+                with anyio.CancelScope(shield=True):
+                    await _reap_after_kill(proc, group)
 
     @staticmethod
     def _read(stream: _Stream, state: _RunState) -> bool:
-        """Read what is available; return True at end of file."""
+        """Read what is available, up to ``_PASS_BYTES``; return True at end of file."""
         fd, buf, cap = stream.fd, stream.buf, stream.cap
-        while True:
+        for _ in range(_PASS_BYTES // _READ_CHUNK):
             try:
                 chunk = os.read(fd, _READ_CHUNK)
             except BlockingIOError:
@@ -528,6 +528,7 @@ class SandboxIsolator:
                 state.kill(TerminationReason.OUTPUT_LIMIT)
             else:
                 buf += chunk
+        return False
 
     @staticmethod
     def _feed(poller: select.epoll, fd: int, data: memoryview, open_fds: list[int]
@@ -601,9 +602,6 @@ class SandboxIsolator:
     async def aclose(self) -> None:
         """Remove the private work directory (if one was made); idempotent."""
         self._closed = True
-        if self._null >= 0:
-            os.close(self._null)
-            self._null = -1
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
@@ -624,6 +622,23 @@ class SandboxIsolator:
 
     def __repr__(self) -> str:
         return f"SandboxIsolator({self.config!r})"
+
+
+_null_fd = -1
+_null_lock = threading.Lock()
+
+
+def _devnull() -> int:
+    """One read-only ``/dev/null`` descriptor for every run of the process (never closed).
+
+    One per isolator would leak a descriptor for each isolator nobody closes.
+    """
+    global _null_fd
+    if _null_fd < 0:
+        with _null_lock:
+            if _null_fd < 0:
+                _null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _null_fd
 
 
 def _program_identity(path: str) -> str:
@@ -659,10 +674,12 @@ def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:
             return  # it already ended
 
 
-def _reap_after_kill(proc: subprocess.Popen[bytes], group: cgroups.RunCgroup | None) -> None:
+async def _reap_after_kill(
+    proc: subprocess.Popen[bytes], group: cgroups.RunCgroup | None
+) -> None:
     """Cancelled or failed mid-run: kill the tree and reap, so nothing is left behind."""
     if group is not None:
-        group.kill_all()
+        await group.kill_all_async()
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -693,12 +710,17 @@ class _RunState:
         self.kill_rest()
 
     def kill_rest(self) -> None:
-        """Kill every process of the run (the main one is already dead or a zombie)."""
+        """SIGKILL every process of the run, without waiting (see :meth:`finish`)."""
         if self.group is not None:
-            if not self.group.kill_all():
-                raise SandboxError("could not kill every process of the run within 5 s")
+            self.group.signal_all()
             return
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+    async def finish(self) -> None:
+        """Wait until every process of a run that was killed is gone (its cgroup empty)."""
+        group = self.group
+        if group is not None and not group.emptied and not await group.kill_all_async():
+            raise SandboxError("could not kill every process of the run within 5 s")
