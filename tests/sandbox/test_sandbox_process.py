@@ -358,3 +358,42 @@ async def test_allowing_one_name_of_a_multi_call_binary_does_not_allow_another(
             await isolator.execute(str(bin_dir / "rm"))
     assert allowed.stdout == b"listed\n"
     assert by_path.stdout == b"by path\n"
+
+
+@pytest.mark.anyio
+async def test_a_relative_path_is_checked_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``usr/bin/ls`` from ``/`` is the real ls, but the run resolves it in ``work_dir``."""
+    ls = echoed_path("ls")
+    work = tmp_path / "work"
+    planted = work / ls.lstrip("/")
+    planted.parent.mkdir(parents=True)
+    planted.write_text(f"#!/bin/sh\ntouch {tmp_path}/planted-ran\n")
+    planted.chmod(0o755)
+    monkeypatch.chdir("/")
+    config = SandboxConfig(allowed_commands=["ls"], work_dir=str(work))
+    async with SandboxIsolator(config) as isolator:
+        with pytest.raises(CommandNotAllowedError):
+            await isolator.execute(ls.lstrip("/"))
+        # The same relative path is fine where it does name the allowed program.
+        (work / "ls-link").symlink_to(ls)
+        real = await isolator.execute(ls)
+        with pytest.raises(CommandNotAllowedError):
+            await isolator.execute("./ls-link")  # another name of the same binary
+    assert not (tmp_path / "planted-ran").exists()
+    assert real.exit_code == 0
+
+
+@pytest.mark.anyio
+async def test_a_relative_path_to_an_allowed_program_runs(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "hello").write_text("#!/bin/sh\necho hello from bin\n")
+    (bin_dir / "hello").chmod(0o755)
+    config = SandboxConfig(allowed_commands=[str(bin_dir / "hello")], work_dir=str(tmp_path))
+    async with SandboxIsolator(config) as isolator:
+        result = await isolator.execute("bin/hello")
+        again = await isolator.execute("./bin/../bin/hello")
+    assert result.stdout == b"hello from bin\n"
+    assert again.stdout == b"hello from bin\n"

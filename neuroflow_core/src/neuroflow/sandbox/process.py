@@ -130,7 +130,8 @@ class SandboxIsolator:
         self._cgroups = self._plan()
         self._search_path = config.env.get("PATH") or os.environ.get("PATH", DEFAULT_PATH)
         self._base_env = self._build_env()
-        self._allowed: frozenset[str] | None = None
+        # (work dir, identities of the allowed programs resolved there)
+        self._allowed: tuple[str, frozenset[str]] | None = None
         self._rlimits = self._rlimit_values()
         self._strict = config.exact_rlimits or (
             config.security_level is SandboxSecurityLevel.STRICT
@@ -226,20 +227,27 @@ class SandboxIsolator:
 
     # --- the allow-list ------------------------------------------------------------------
 
-    def _check_allowed(self, command: str) -> None:
+    def _check_allowed(self, command: str, executable: str | None, cwd: str) -> None:
+        """Refuse ``command`` unless the program it resolved to is an allowed one.
+
+        ``executable`` is what will run (``command`` resolved once, relative paths
+        against ``cwd``), so the check and the run cannot disagree about the program.
+        """
         allowed = self.config.allowed_commands
-        if allowed is None or command in allowed:
+        if allowed is None:
             return
-        if self._allowed is None:
-            real = set()
-            for entry in allowed:
-                found = resolve_command(entry, self._search_path)
-                if found:
-                    real.add(_program_identity(found))
-            self._allowed = frozenset(real)
-        found = resolve_command(command, self._search_path)
-        if found is not None and _program_identity(found) in self._allowed:
-            return
+        if executable is not None:
+            if self._allowed is None or self._allowed[0] != cwd:
+                real = set()
+                for entry in allowed:
+                    found = resolve_command(entry, self._search_path, cwd)
+                    if found:
+                        real.add(_program_identity(found))
+                self._allowed = (cwd, frozenset(real))
+            if _program_identity(executable) in self._allowed[1]:
+                return
+        elif "/" not in command and command in allowed:
+            return  # listed but not installed: the run reports it as not found
         raise CommandNotAllowedError(
             f"command {command!r} is not in allowed_commands ({', '.join(allowed)})"
         )
@@ -273,21 +281,25 @@ class SandboxIsolator:
             raise SandboxError("this SandboxIsolator is closed")
         if isinstance(args, (str, bytes)):
             raise SandboxError(f"args: expected a list of strings, got {args!r}")
+        cwd = self._work_dir()
+        # Resolved once: the allow-list check and the run use this very path.
+        executable = resolve_command(command, self._search_path, cwd)
         if self._gate is None:
-            self._check_allowed(command)
-            return await self._run(command, args, stdin, env, timeout)
+            self._check_allowed(command, executable, cwd)
+            return await self._run(command, executable, cwd, args, stdin, env, timeout)
         from neuroflow.sandbox.guarded import command_action, run_guarded
 
         action, context = command_action(command, args, self._actor, "sandbox.process")
         try:
-            self._check_allowed(command)
+            self._check_allowed(command, executable, cwd)
         except CommandNotAllowedError as exc:
             # Refused by the sandbox's own list: nothing ran, but the refusal is audited.
             await self._gate.record_outcome(action, context, "denied", {
                 "rule": "sandbox.allowed_commands", "reason": str(exc)})
             raise
         return await run_guarded(self._gate, action, context,
-                                 lambda: self._run(command, args, stdin, env, timeout))
+                                 lambda: self._run(command, executable, cwd, args, stdin, env,
+                                                   timeout))
 
     def execute_sync(
         self,
@@ -379,14 +391,14 @@ class SandboxIsolator:
     async def _run(
         self,
         command: str,
+        executable: str | None,
+        cwd: str,
         args: Sequence[str],
         stdin: bytes | None,
         extra_env: Mapping[str, str] | None,
         timeout: float | None,
     ) -> SandboxResult:
         cfg = self.config
-        cwd = self._work_dir()
-        executable = resolve_command(command, self._search_path, cwd)
         if executable is None:
             raise SandboxError(
                 f"command {command!r} not found (PATH={self._search_path!r}) or not executable"
