@@ -275,12 +275,12 @@ class SandboxIsolator:
         Raises:
             CommandNotAllowedError: the command is not in ``allowed_commands``.
             SecurityError: the gate denied it.
-            SandboxError: the program cannot be found or started.
+            SandboxError: an argument of the wrong type or value (the message names
+                it), or the program cannot be found or started.
         """
         if self._closed:
             raise SandboxError("this SandboxIsolator is closed")
-        if isinstance(args, (str, bytes)):
-            raise SandboxError(f"args: expected a list of strings, got {args!r}")
+        args, stdin, env, timeout = check_call(command, args, stdin, env, timeout)
         cwd = self._work_dir()
         # Resolved once: the allow-list check and the run use this very path.
         executable = resolve_command(command, self._search_path, cwd)
@@ -634,6 +634,58 @@ class SandboxIsolator:
 
     def __repr__(self) -> str:
         return f"SandboxIsolator({self.config!r})"
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise SandboxError(f"{name}: expected a string, got {value!r}")
+    if "\0" in value:
+        raise SandboxError(f"{name}: expected a string without NUL bytes, got {value!r}")
+    return value
+
+
+def check_call(
+    command: object, args: object, stdin: object, env: object, timeout: object
+) -> tuple[list[str], bytes | None, dict[str, str] | None, float | None]:
+    """Check :meth:`SandboxIsolator.execute`'s arguments; return them normalized.
+
+    Raises:
+        SandboxError: naming the first bad argument and what was expected.
+    """
+    _text(command, "command")
+    if not command:
+        raise SandboxError("command: expected a non-empty string, got ''")
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise SandboxError(f"args: expected a list of strings, got {args!r}")
+    checked_args = [_text(arg, f"args[{i}]") for i, arg in enumerate(args)]
+    if stdin is not None:
+        if not isinstance(stdin, (bytes, bytearray, memoryview)):
+            raise SandboxError(
+                f"stdin: expected bytes or None, got {stdin!r} ({type(stdin).__name__})"
+                + ("; encode text first, e.g. text.encode()" if isinstance(stdin, str) else "")
+            )
+        stdin = bytes(stdin)
+    checked_env: dict[str, str] | None = None
+    if env is not None:
+        if not isinstance(env, Mapping):
+            raise SandboxError(f"env: expected a mapping of names to strings, got {env!r}")
+        checked_env = {}
+        for name, value in env.items():
+            if not isinstance(name, str):
+                raise SandboxError(f"env: expected string names, got {name!r}")
+            if not name or "=" in name or "\0" in name:
+                raise SandboxError(
+                    f"env: invalid variable name {name!r} (non-empty, no '=' or NUL)"
+                )
+            checked_env[name] = _text(value, f"env[{name!r}]")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+        or not timeout > 0 or not math.isfinite(timeout)
+    ):
+        raise SandboxError(
+            f"timeout: expected a positive number of seconds or None, got {timeout!r}"
+        )
+    return checked_args, stdin, checked_env, (None if timeout is None else float(timeout))
 
 
 _null_fd = -1
