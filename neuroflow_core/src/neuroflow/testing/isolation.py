@@ -9,13 +9,18 @@ through the plugin manager::
         backend_name = "firejail"
         backend_config = None          # or a config object; None = the backend's defaults
 
-or override the ``isolation_backend`` fixture to build it yourself::
+or override the ``make_isolation_backend`` fixture to build it yourself: it returns a
+factory ``make(**settings) -> backend`` (a new backend whose config has ``settings``
+changed, e.g. ``max_output_bytes=4096``; the tests close what they make)::
 
     class TestMine(IsolationBackendSuite):
         @pytest.fixture
-        async def isolation_backend(self):
-            async with MyBackend(MyConfig()) as backend:
-                yield backend
+        def make_isolation_backend(self):
+            return lambda **settings: MyBackend(MyConfig(**settings))
+
+The backend most tests use, the ``isolation_backend`` fixture, comes from that factory;
+you may override it too (it must yield an open backend).  Every test runs: a backend
+whose config cannot take a setting a test needs fails that test, saying which.
 
 The tests only run ``/bin/sh``, ``/bin/echo``, ``/bin/sleep`` and ``/bin/cat``, so any
 POSIX backend can pass.  Every test is ``@pytest.mark.anyio``: the project's
@@ -25,7 +30,7 @@ POSIX backend can pass.  Every test is ``@pytest.mark.anyio``: the project's
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -34,7 +39,7 @@ import pytest
 class IsolationBackendSuite:
     """Conformance tests for an isolation backend (see the module docstring)."""
 
-    #: The backend's registered name, used by the default ``isolation_backend`` fixture.
+    #: The backend's registered name, used by the default ``make_isolation_backend``.
     backend_name: ClassVar[str | None] = None
     #: The config object passed to the backend's factory (``None``: its defaults).
     backend_config: ClassVar[Any] = None
@@ -43,13 +48,36 @@ class IsolationBackendSuite:
     output_cap: ClassVar[int] = 4096
 
     @pytest.fixture
-    async def isolation_backend(self) -> AsyncIterator[Any]:
-        """The backend under test; override to build it yourself."""
-        backend = self._create(self.backend_config)
+    def make_isolation_backend(self) -> Callable[..., Any]:
+        """A factory ``make(**settings) -> backend``; override to build backends yourself.
+
+        The default builds the backend named ``backend_name`` through the plugin
+        manager, from ``backend_config`` (or its defaults) with ``settings`` changed.
+        """
+        return self._make
+
+    @pytest.fixture
+    async def isolation_backend(
+        self, make_isolation_backend: Callable[..., Any]
+    ) -> AsyncIterator[Any]:
+        """The backend under test, made by ``make_isolation_backend()``, closed after."""
+        backend = make_isolation_backend()
         try:
             yield backend
         finally:
             await backend.aclose()
+
+    def _make(self, **settings: Any) -> Any:
+        if not settings:
+            return self._create(self.backend_config)
+        config = self._config_with(**settings)
+        if config is None:
+            pytest.fail(
+                f"{type(self).__name__}: cannot give backend {self.backend_name!r} the "
+                f"settings {settings!r} (its config is not an attrs class with those "
+                "fields); override the make_isolation_backend fixture"
+            )
+        return self._create(config)
 
     def _create(self, config: Any) -> Any:
         from neuroflow.plugins import get_plugin_manager
@@ -57,7 +85,7 @@ class IsolationBackendSuite:
         if self.backend_name is None:
             pytest.fail(
                 f"{type(self).__name__}: set backend_name or override the "
-                "isolation_backend fixture"
+                "make_isolation_backend fixture"
             )
         return get_plugin_manager().create("isolation", self.backend_name, config)
 
@@ -170,14 +198,11 @@ class IsolationBackendSuite:
         assert isinstance(result.stderr_truncated, bool)
 
     @pytest.mark.anyio
-    async def test_output_is_capped(self) -> None:
+    async def test_output_is_capped(self, make_isolation_backend: Callable[..., Any]) -> None:
         """Output past ``max_output_bytes`` is cut and reported ``OUTPUT_LIMIT``."""
         from neuroflow.sandbox.result import TerminationReason
 
-        config = self._config_with(max_output_bytes=self.output_cap)
-        if config is None:
-            pytest.skip("this backend's config has no max_output_bytes")
-        backend = self._create(config)
+        backend = make_isolation_backend(max_output_bytes=self.output_cap)
         try:
             result = await backend.execute(
                 "/bin/sh", ["-c", "while :; do echo 0123456789abcdef; done"], timeout=30
@@ -197,9 +222,9 @@ class IsolationBackendSuite:
             assert result.exit_code == 0
 
     @pytest.mark.anyio
-    async def test_aclose_is_idempotent(self) -> None:
+    async def test_aclose_is_idempotent(self, isolation_backend: Any) -> None:
         """``aclose()`` may be called twice, and the backend is an async context manager."""
-        backend = self._create(self.backend_config)
+        backend = isolation_backend
         async with backend as entered:
             result = await entered.execute("/bin/echo", ["inside"])
             assert result.stdout == b"inside\n"
