@@ -102,16 +102,19 @@ class SandboxConfig:
         wall_timeout: wall-clock seconds before the whole process tree is killed.
         max_open_files: open file descriptors (``RLIMIT_NOFILE``).
         max_file_size: largest file the command may write (``RLIMIT_FSIZE``).
-        max_output_bytes: bytes kept from each of stdout and stderr; more ends the run
-            with ``OUTPUT_LIMIT``.
+        max_output_bytes: bytes kept from each of stdout and stderr (default 16 MiB);
+            more ends the run with ``OUTPUT_LIMIT``.  ``None`` is an explicit opt-out:
+            everything is kept until ``wall_timeout`` ends the run, so memory use grows
+            with the output; keep a finite cap for programs you do not control.
         max_processes: processes and threads in the sandbox at once (needs a pids cgroup).
         env: extra environment variables for the command.
         inherit_env: names of host environment variables passed through (nothing else
             from the host environment is visible).
         enable_network: whether the command may use the network.
         enable_seccomp: whether system calls are filtered.
-        allowed_commands: if set, only these commands may run (a bare name matches that
-            command looked up on ``PATH``; a path matches that exact file).
+        allowed_commands: if set, only these commands may run.  The command is resolved
+            once (a bare name on ``PATH``, a relative path against the working
+            directory) and runs only if that file is one an entry resolves to.
         security_level: how strict the sandbox is (see ``SandboxSecurityLevel``).
         allow_weaker_isolation: run even when a requested guarantee cannot be enforced
             on this machine (otherwise ``UnsupportedLimitError``).
