@@ -69,8 +69,8 @@ def test_entry_point_module_does_not_import_sqlalchemy() -> None:
 
 
 def test_bad_store_options_name_the_field(tmp_path: Path) -> None:
+    from neuroflow.config import load_section
     from neuroflow.errors import ConfigError
-    from neuroflow.memory.manager import load_section
 
     Path("neuroflow.toml").write_text(
         '[memory]\nbackend = "sqlite"\n[memory.sqlite]\nurl = 5\ntable_prefx = "x"\n')

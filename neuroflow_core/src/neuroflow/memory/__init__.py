@@ -15,8 +15,9 @@ imported lazily to keep ``import neuroflow.memory`` cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from neuroflow._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "MemoryManager": "neuroflow.memory.manager",
@@ -46,17 +47,7 @@ if TYPE_CHECKING:
     from neuroflow.memory.tiered import TieredStore
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neuroflow.memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

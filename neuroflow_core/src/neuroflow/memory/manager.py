@@ -11,6 +11,7 @@ import anyio
 import attrs
 
 from neuroflow.backends import BackendKind
+from neuroflow.config import load_section
 from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory import validate as check
 from neuroflow.memory.config import MemoryConfig
@@ -455,20 +456,6 @@ def _manager() -> Any:
     from neuroflow.plugins import get_plugin_manager
 
     return get_plugin_manager()
-
-
-def load_section(name: str) -> Any:
-    """Load one section of the effective configuration (files, environment).
-
-    Only that section is checked, so a problem in another capability's section (or a
-    plugin that failed to load) does not stop memory from working.
-    """
-    import os
-
-    from neuroflow.config import _build_section, _raw_config
-
-    raw, sources, _ = _raw_config(None, os.environ, {})
-    return _build_section(name, raw.get(name), sources, _manager())
 
 
 def _memory_section(config: Any) -> Any:

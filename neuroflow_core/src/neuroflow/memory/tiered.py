@@ -45,7 +45,7 @@ class TieredStore:
     def from_config(cls, config: TieredStoreConfig | None = None) -> TieredStore:
         """Build from configuration: the persistent backend with its configured options."""
         from neuroflow.backends import BackendKind
-        from neuroflow.memory.manager import load_section
+        from neuroflow.config import load_section
         from neuroflow.plugins import get_plugin_manager
 
         config = config or TieredStoreConfig()
