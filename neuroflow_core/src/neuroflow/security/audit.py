@@ -18,6 +18,9 @@ so threads, tasks and several processes never interleave or fork the chain.  Eac
 writer caches the chain head with the file's inode and size and re-reads the file's last
 line only when another writer (or a rotation) changed it.  ``<log>.head`` holds the last
 sequence number and MAC (keyed), so removing records from the end is detected too.
+Readers take the same lock shared (:func:`neuroflow.security.verify.verify_audit_log`
+opens every file under it), so a log verified while it is written and rotated is seen as
+one consistent chain.
 
 Rotation by size renames ``audit.log`` to ``audit.log.1`` (``.1`` to ``.2`` ...) like
 logrotate; the first record of the new file chains to the last of the old one.
@@ -647,6 +650,8 @@ class AuditLogger:
             st = os.stat(self.path)
         except FileNotFoundError:
             st = None
+        # The inode is a safe identity: self._fd keeps the cached one open, so even when
+        # rotation prunes that file, the kernel cannot give its number to a new audit.log.
         if st is None or st.st_ino != self._ino or self._fd < 0:
             self._reopen()
             st = os.fstat(self._fd)
