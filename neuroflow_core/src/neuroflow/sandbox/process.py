@@ -37,6 +37,7 @@ from typing import Any, Self
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 from neuroflow.errors import CommandNotAllowedError, SandboxError, UnsupportedLimitError
 from neuroflow.sandbox import cgroups
@@ -421,7 +422,12 @@ class SandboxIsolator:
             return await self._run_in(argv, executable, cwd, env, stdin, timeout, group)
         finally:
             if group is not None and self._cgroups is not None:
-                self._cgroups.release(group)
+                if group.emptied:
+                    self._cgroups.release(group)
+                else:
+                    # Removing a cgroup that may not be empty kills and waits: off the loop.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(self._cgroups.release, group)
 
     async def _run_in(
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
@@ -506,7 +512,8 @@ class SandboxIsolator:
                             poller.unregister(fd)
                             del streams[fd]
                             saw_eof = True
-                await anyio.lowlevel.checkpoint()
+                if not exited or streams:  # the last pass needs no trip through the loop
+                    await anyio.lowlevel.checkpoint()
             await state.finish()
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
