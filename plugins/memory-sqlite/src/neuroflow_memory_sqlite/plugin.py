@@ -1,5 +1,6 @@
 """Entry point ``memory-sqlite``: registers the ``sqlite``/``sql``/``postgres`` stores and the
-``wordllama`` embedder.  Cheap to import: SQLAlchemy and models load in the factories."""
+``wordllama`` and ``minilm`` embedders.  Cheap to import: SQLAlchemy and models load in the
+factories."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def neuroflow_memory_stores() -> list[BackendSpec]:
 
 @hookimpl
 def neuroflow_embedders() -> list[BackendSpec]:
-    """An offline static-embedding model (needs the ``wordllama`` extra)."""
+    """Offline models: static embeddings (``wordllama`` extra) and a sentence-transformers
+    model (``minilm`` extra, needs torch)."""
     return [
         BackendSpec(
             name="wordllama",
@@ -47,13 +49,20 @@ def neuroflow_embedders() -> list[BackendSpec]:
             factory="neuroflow_memory_sqlite.wordllama_embedder:WordLlamaEmbedder",
             config_class="neuroflow_memory_sqlite.wordllama_embedder:WordLlamaConfig",
             description="WordLlama static embeddings, weights in the wheel (no torch, offline)",
-        )
+        ),
+        BackendSpec(
+            name="minilm",
+            kind=BackendKind.EMBEDDER,
+            factory="neuroflow_memory_sqlite.minilm:MiniLMEmbedder",
+            config_class="neuroflow_memory_sqlite.minilm:MiniLMConfig",
+            description="sentence-transformers all-MiniLM-L6-v2 (torch; weights in a wheel)",
+        ),
     ]
 
 
 @hookimpl
 def neuroflow_doctor_checks() -> list:
-    """What the SQL stores and the wordllama embedder need from this machine."""
+    """What the SQL stores and the wordllama/minilm embedders need from this machine."""
     import importlib.util
     import sqlite3
 
@@ -72,4 +81,5 @@ def neuroflow_doctor_checks() -> list:
         Check("memory: SQLite FTS5 keyword index", fts5, detail),
         Check("memory: psycopg for the postgres store", *installed("psycopg", "postgres")),
         Check("memory: wordllama embedder", *installed("wordllama", "wordllama")),
+        Check("memory: minilm embedder", *installed("sentence_transformers", "minilm")),
     ]
