@@ -6,7 +6,8 @@ current environment, with every extra of each plugin and the test tools.
     python .ci/install_dists.py --example         core + examples/third-party-backend
     python .ci/install_dists.py                   core only
 
-Used by tox.ini; one pip call, so pip resolves everything together.
+Used by tox.ini; one pip call, so pip resolves everything together -- after one for what
+``FIRST`` names, when an extra being installed needs it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_TOOLS = ["pytest>=8", "hypothesis>=6", "trio>=0.25", "packaging>=23"]
+# Installed on their own before the distributions when an extra of that name is installed:
+# with torch==2.13.0 (the CPU build) already there, sentence-transformers' own torch range is
+# satisfied, so pip does not fetch a newer multi-GB CUDA build.
+FIRST = {"minilm": ["torch==2.13.0"]}
 
 
 def with_extras(folder: Path) -> str:
@@ -26,6 +31,28 @@ def with_extras(folder: Path) -> str:
     project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
     extras = sorted(project.get("optional-dependencies", {}))
     return f"{folder}[{','.join(extras)}]" if extras else str(folder)
+
+
+def first_requirements(folders: list[Path]) -> list[str]:
+    """What ``FIRST`` says to install before the extras these distributions declare."""
+    needed: list[str] = []
+    for folder in folders:
+        project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+        for extra in sorted(project.get("optional-dependencies", {})):
+            needed += [req for req in FIRST.get(extra, []) if req not in needed]
+    return needed
+
+
+def pip(*arguments: str) -> int:
+    """Run ``pip install -q`` quietly in this interpreter; return its exit status."""
+    command = [sys.executable, "-m", "pip", "install", "-q", "--no-warn-script-location",
+               *arguments]
+    print("install_dists: pip", " ".join(command[3:]), flush=True)
+    done = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
+    noise = "is ignored: it is neither a file nor a directory"  # unused local index mirrors
+    sys.stderr.write("".join(line for line in done.stderr.splitlines(keepends=True)
+                             if noise not in line))
+    return done.returncode
 
 
 def main() -> int:
@@ -52,14 +79,10 @@ def main() -> int:
         folders.append(ROOT / "examples" / "third-party-backend")
     # The core's own extras name sibling plugins by version; they come from their folders.
     targets = [str(folders[0]), *map(with_extras, folders[1:])]
-    command = [sys.executable, "-m", "pip", "install", "-q", "--no-warn-script-location",
-               *targets, *TEST_TOOLS]
-    print("install_dists: pip", " ".join(command[3:]), flush=True)
-    done = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
-    noise = "is ignored: it is neither a file nor a directory"  # unused local index mirrors
-    sys.stderr.write("".join(line for line in done.stderr.splitlines(keepends=True)
-                             if noise not in line))
-    return done.returncode
+    first = first_requirements(folders[1:])
+    if first and (status := pip(*first)):
+        return status
+    return pip(*targets, *TEST_TOOLS)
 
 
 if __name__ == "__main__":
