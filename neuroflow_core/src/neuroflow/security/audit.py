@@ -186,12 +186,68 @@ def decode_head(key: bytes, data: bytes) -> tuple[int, str, int, str] | None:
     return int(parts[0]), parts[1], int(parts[2]), parts[3]
 
 
+# Commands whose SHORT flag carries a password: command -> ((flag, value may be the next
+# argument), ...).  Only these are treated so: `-p` is a port for psql, ssh, curl...
+# mysql-family `-p value` (with a space) prompts and takes `value` as a database name, so
+# only the glued form `-pvalue` is a password there.
+SHORT_SECRET_FLAGS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "mysql": (("-p", False),),
+    "mysqldump": (("-p", False),),
+    "mysqladmin": (("-p", False),),
+    "mysqlimport": (("-p", False),),
+    "mariadb": (("-p", False),),
+    "mariadb-dump": (("-p", False),),
+    "sshpass": (("-p", True),),
+    "redis-cli": (("-a", True),),
+}
+
+_DIGEST_PREFIX = "hmac-sha256:"
+_NOT_DIGEST = r"(?!hmac-sha256:[0-9a-f]{32})"
+# A value: quoted, or a run of non-blanks that leaves a closing shell quote outside.
+_VALUE = rf"""{_NOT_DIGEST}("[^"]*"|'[^']*'|\S+?(?=['"]?[;&|)]*(?:\s|$)))"""
+_GLUED = rf"""{_NOT_DIGEST}("[^"]*"|'[^']*'|[^\s'"]\S*?(?=['"]?[;&|)]*(?:\s|$)))"""
+_SCHEME = r"(?:(?:Bearer|Basic|Token|Digest|Negotiate)\s+)?+"  # possessive: never a value
+_USERINFO = re.compile(
+    rf"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@'\"]*:){_NOT_DIGEST}([^\s/@'\"]+)(?=@)")
+_BARE_SCHEME = re.compile(rf"(\b(?:Bearer|Basic)\s+){_NOT_DIGEST}([A-Za-z0-9\-._~+/]{{8,}}=*)")
+_KNOWN_COMMAND = re.compile(
+    r"(?<![\w.-])(?:[\w.-]*/)*(" + "|".join(re.escape(c) for c in SHORT_SECRET_FLAGS)
+    + r")(?=\s)")
+
+
+def _short_flag_pattern(command: str) -> re.Pattern[str]:
+    alternatives = []
+    for flag, separate in SHORT_SECRET_FLAGS[command]:
+        alternatives.append(rf"(?<!\S)({re.escape(flag)})(){_GLUED}")
+        if separate:
+            alternatives.append(rf"(?<!\S)({re.escape(flag)})(\s+){_VALUE}")
+    return re.compile("|".join(alternatives))
+
+
+_SHORT_PATTERNS = {command: _short_flag_pattern(command) for command in SHORT_SECRET_FLAGS}
+
+
 class Redactor:
     """Replaces secrets in details by keyed digests (``"hmac-sha256:<32 hex>"``).
 
-    A mapping key containing any of ``keys`` (case-insensitive) has its value replaced;
-    in strings, ``name=value`` / ``name: value`` with a secret name has the value
-    replaced; in lists (argv), the item after a ``--secret-flag`` is replaced.
+    What is caught (``secret name`` = a name containing any of ``keys``, case-insensitive):
+
+    * a mapping key that is a secret name: its whole value;
+    * in strings: ``name=value`` / ``name: value`` (a ``Bearer``/``Basic``... scheme word
+      after the separator is kept, the token after it replaced); ``Bearer <token>`` /
+      ``Basic <token>`` anywhere (case-sensitive, token of 8+ characters); URL userinfo
+      ``scheme://user:pass@host`` (the password part); ``--secret-name value`` and
+      ``-secret-name value`` in whitespace-separated command lines;
+    * in lists (argv): the item after a ``--secret-name`` flag, and every string item as
+      above;
+    * for the commands in :data:`SHORT_SECRET_FLAGS` (first argv item, or the command word
+      in a string): ``-pVALUE`` (mysql family), ``-p VALUE`` (sshpass), ``-a VALUE``
+      (redis-cli).
+
+    Not caught: secrets with no secret-looking name or flag before them (a bare token in
+    a positional argument, ``https://token@host`` without a password part, a password
+    piped on stdin), short flags of commands not in the table, and values split across
+    list items in other ways.  Put secrets under a secret-named key when in doubt.
     """
 
     def __init__(self, key: bytes, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
@@ -200,20 +256,23 @@ class Redactor:
         alternatives = "|".join(re.escape(w) for w in words) or r"(?!x)x"
         self._name = re.compile(alternatives, re.IGNORECASE)
         self._inline = re.compile(
-            rf"([-\w.]*(?:{alternatives})[-\w.]*\"?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)",
+            rf"([-\w.]*(?:{alternatives})[-\w.]*\"?\s*[=:]\s*{_SCHEME}){_VALUE}",
             re.IGNORECASE,
         )
         self._flag = re.compile(rf"^-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*$", re.IGNORECASE)
+        self._flag_value = re.compile(
+            rf"(?<!\S)(-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*)(\s+){_VALUE}", re.IGNORECASE)
         self._secret_names: dict[str, bool] = {}
         self._sign = hmac_sha256_hex(key)
         self._digests: dict[str, str] = {}
+        self._texts: dict[str, str] = {}
 
     def digest(self, value: Any) -> str:
         """The keyed digest written instead of ``value`` (equal secrets, equal digests)."""
         raw = value if isinstance(value, str) else _encode(value)
         found = self._digests.get(raw)
         if found is None:
-            found = "hmac-sha256:" + self._sign(b"redact\x00" + raw.encode())[:32]
+            found = _DIGEST_PREFIX + self._sign(b"redact\x00" + raw.encode())[:32]
             if len(self._digests) >= 1024:
                 self._digests.clear()
             self._digests[raw] = found
@@ -228,13 +287,33 @@ class Redactor:
                 self._secret_names[name] = found
         return found
 
+    def clean_text(self, text: str) -> str:
+        """``text`` with every secret it visibly holds replaced (see the class docstring)."""
+        found = self._texts.get(text)
+        if found is not None:
+            return found
+        out = text
+        if "://" in out and "@" in out:
+            out = _USERINFO.sub(self._replace, out)
+        if "=" in out or ":" in out:
+            out = self._inline.sub(self._replace, out)
+        if "Bearer" in out or "Basic" in out:
+            out = _BARE_SCHEME.sub(self._replace, out)
+        if "-" in out and (" " in out or "\t" in out or "\n" in out):
+            out = self._flag_value.sub(self._replace_flag, out)
+            for match in _KNOWN_COMMAND.finditer(out):
+                out = _SHORT_PATTERNS[match.group(1)].sub(self._replace_short, out)
+        if len(text) <= 512:
+            if len(self._texts) >= 2048:
+                self._texts.clear()
+            self._texts[text] = out
+        return out
+
     def clean(self, value: Any, depth: int = 0) -> Any:
         """``value`` with every secret replaced; non-JSON values become strings."""
         kind = type(value)
         if kind is str:
-            if "=" in value or ":" in value:
-                return self._inline.sub(self._replace, value)
-            return value
+            return self.clean_text(value)
         if value is None or kind is bool or kind is int or kind is float:
             return value
         if depth > 20:
@@ -246,35 +325,67 @@ class Redactor:
                 name = k if type(k) is str else str(k)
                 if v is not None and secret(name):
                     out[name] = self.digest(v)
-                elif type(v) is str and "=" not in v and ":" not in v:
-                    out[name] = v
+                elif type(v) is str:
+                    out[name] = self.clean_text(v)
                 else:
                     out[name] = self.clean(v, depth + 1)
             return out
         if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
-            items: list[Any] = []
-            hide_next = False
-            for item in value:
-                if hide_next:
-                    items.append(self.digest(item))
-                    hide_next = False
-                    continue
-                if type(item) is str:
-                    if item.startswith("-") and "=" not in item:
-                        hide_next = self._flag.match(item) is not None
-                        items.append(item)
-                        continue
-                    if "=" not in item and ":" not in item:
-                        items.append(item)
-                        continue
-                items.append(self.clean(item, depth + 1))
-            return items
+            return self._clean_argv(value, depth)
         if isinstance(value, str):  # a str subclass (an enum value)
-            return self.clean(str(value), depth)
+            return self.clean_text(str(value))
         return self.clean(str(value), depth + 1)
 
+    def _clean_argv(self, value: Iterable[Any], depth: int) -> list[Any]:
+        items: list[Any] = []
+        hide_next = False
+        short: tuple[tuple[str, bool], ...] = ()
+        for item in value:
+            if hide_next:
+                items.append(self.digest(item))
+                hide_next = False
+                continue
+            if type(item) is not str:
+                items.append(self.clean(item, depth + 1))
+                continue
+            if not items:
+                short = SHORT_SECRET_FLAGS.get(item.rsplit("/", 1)[-1], ())
+            if item.startswith("-") and "=" not in item:
+                if self._flag.match(item) is not None:
+                    hide_next = True
+                    items.append(item)
+                    continue
+                for flag, separate in short:
+                    if item == flag:
+                        hide_next = separate
+                        break
+                    if item.startswith(flag) and not item.startswith(_DIGEST_PREFIX, 2):
+                        item = flag + self.digest(item[len(flag):])
+                        break
+                else:
+                    item = self.clean_text(item)
+                items.append(item)
+                continue
+            items.append(self.clean_text(item))
+        return items
+
     def _replace(self, match: re.Match[str]) -> str:
-        return match.group(1) + self.digest(match.group(2))
+        return match.group(1) + self.digest(_unquote(match.group(2)))
+
+    def _replace_flag(self, match: re.Match[str]) -> str:
+        return match.group(1) + match.group(2) + self.digest(_unquote(match.group(3)))
+
+    def _replace_short(self, match: re.Match[str]) -> str:
+        groups = [g for g in match.groups() if g is not None]
+        flag, gap, value = groups[0], groups[1], groups[2]
+        return flag + gap + self.digest(_unquote(value))
+
+
+def _unquote(value: str) -> str:
+    """A value without the shell/JSON quotes around it (so equal secrets digest equally)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
 
 
 _loggers: weakref.WeakSet[AuditLogger] = weakref.WeakSet()
@@ -566,8 +677,7 @@ class AuditLogger:
         try:
             redactor = self._redactor or self.redactor
             text = _encode(redactor.clean(details)) if details else "{}"
-            if "=" in resource or ":" in resource:
-                resource = redactor.clean(resource)
+            resource = redactor.clean_text(resource)
             return (
                 f'{{"time":"{self._clock.now()}","event":{_quote(event_type)},'
                 f'"actor":{_quote(actor)},"action":{_quote(action)},'
@@ -848,4 +958,4 @@ def _last_record(path: Path, size: int | None) -> tuple[int, str] | None:
                             f"run `neuroflow audit verify {path}`") from None
 
 
-__all__ = ["GENESIS", "AuditLogger", "Redactor"]
+__all__ = ["GENESIS", "SHORT_SECRET_FLAGS", "AuditLogger", "Redactor"]
