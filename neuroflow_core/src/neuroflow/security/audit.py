@@ -649,6 +649,61 @@ class AuditLogger:
 
         return await anyio.to_thread.run_sync(self._append, middle)
 
+    def reset_head(self, reason: str, actor: str | None = None) -> int:
+        """Re-anchor ``<log>.head`` at the log's last record, after a human decision.
+
+        For a head that is missing, empty, not valid, or ahead of the log (records cut
+        from the end, accepted as lost).  The records present must still chain intact
+        (from the first one found).  The reset is itself appended to the log as an
+        ``audit_head_reset`` record naming the previous head, the records found and
+        ``reason``; its sequence number is returned.
+
+        Raises:
+            SecurityError: the chain of the records present is broken, or the log
+                cannot be written.
+        """
+        from neuroflow.security.verify import verify_chain_unlocked
+
+        if not reason.strip():
+            raise SecurityError("reset_head: reason must say why the head is reset, got ''")
+        if actor is None:
+            import getpass
+
+            actor = getpass.getuser()
+        existed = head_path(self.path).exists()
+        self._lock()
+        try:
+            try:
+                data = os.pread(self._head_fd, _HEAD_LEN + 1, 0)
+                old = decode_head(self.key, data)
+                previous = ("missing" if not existed else "empty") if old is None else \
+                    f"seq {old[0]}"
+            except ValueError as exc:
+                previous = f"not valid ({exc})"
+            report, base = verify_chain_unlocked(self.path, self.key)
+            if not report.ok:
+                raise SecurityError(
+                    f"audit log {self.path}: the head is not reset because the chain itself "
+                    f"is broken: {report.summary()}")
+            last = (_last_record(self.path, None)
+                    or _last_record(rotated_path(self.path, 1), None) or base)
+            self._set_base(base)
+            self._seq, self._mac = last
+            os.ftruncate(self._head_fd, 0)
+            self._write_head()
+            self._size = -1  # re-read at the next append, from the head just written
+            details = {"previous_head": previous, "first_seq": report.first_seq,
+                       "last_seq": report.last_seq, "records": report.records,
+                       "reason": reason}
+            middle = self._encode("audit_head_reset", actor, "audit_head_reset",
+                                  str(head_path(self.path)), None, None, "success", details,
+                                  None)
+            return self._append_locked(middle)
+        except OSError as exc:
+            raise self._error("cannot reset the head", exc) from exc
+        finally:
+            self._unlock()
+
     def close(self) -> None:
         """Close the file descriptors (a later write reopens them)."""
         with self._tlock:
@@ -859,12 +914,27 @@ class AuditLogger:
         last = _last_record(self.path, size)
         if last is None:
             last = _last_record(rotated_path(self.path, 1), None)
+        if head is None and (last is not None or rotated_path(self.path, 1).exists()):
+            raise SecurityError(self._headless_message())
         if head is not None and (last is None or head[0] > last[0]):
             # The head file saw later records than the file holds: records were removed.
             # Continue after the head so the gap stays visible to `audit verify`.
             last = (head[0], head[1])
         self._seq, self._mac = last if last is not None else (0, GENESIS)
         self._size = size
+        if head is None:
+            # A new log: anchor the head at seq 0 before the first record, so that from
+            # now on the head is never empty (a crash right after the first record then
+            # leaves it one behind, which is fine, not empty, which is refused).
+            self._write_head()
+
+    def _headless_message(self) -> str:
+        return (f"audit log {self.path}: it holds records but {head_path(self.path)} is "
+                "missing or empty, so records cut from its end could not be detected; "
+                "nothing more is written until an operator decides (fail closed). Check the "
+                f"chain with `neuroflow audit verify {self.path} --no-head`; if the log is "
+                "complete, re-anchor the head with `neuroflow audit reset-head "
+                f"{self.path} --reason TEXT` (which records the reset in the log)")
 
     def _read_head_file(self) -> tuple[int, str, int, str] | None:
         data = os.pread(self._head_fd, _HEAD_LEN, 0)

@@ -1,7 +1,8 @@
-"""``neuroflow audit verify|tail``: check and read the audit log from the command line.
+"""``neuroflow audit verify|tail|reset-head``: check, read and re-anchor the audit log.
 
-Exit status of ``verify``: 0 the chain is intact, 1 tampering was found, 2 the log or
-its key could not be read.
+Exit status of ``verify``: 0 the chain is intact, 1 tampering was found (or the log holds
+records but its ``.head`` is missing or empty, unless ``--no-head``), 2 the log or its key
+could not be read.  ``reset-head`` exits 1 when it refuses (a broken chain).
 """
 
 from __future__ import annotations
@@ -47,12 +48,14 @@ def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | No
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help=_KEY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(file: Path, key_file: Path | None, as_json: bool) -> None:
+@click.option("--no-head", is_flag=True,
+              help="Accept a missing or empty FILE.head (check the chain alone, warn).")
+def verify(file: Path, key_file: Path | None, as_json: bool, no_head: bool) -> None:
     """Check FILE's keyed hash chain (rotated files included); report the first bad record."""
     from neuroflow.security.verify import verify_audit_log
 
     key_path, key = _key_file(file, key_file)
-    report = verify_audit_log(file, key, key_file=key_path)
+    report = verify_audit_log(file, key, key_file=key_path, require_head=not no_head)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -60,6 +63,38 @@ def verify(file: Path, key_file: Path | None, as_json: bool) -> None:
         for warning in report.warnings:
             click.echo(f"warning: {warning}", err=True)
     sys.exit(0 if report.ok else 1)
+
+
+@audit_group.command("reset-head")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--reason", required=True, help="Why the head is reset (written to the log).")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help=_KEY_HELP)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset_head(file: Path, reason: str, key_file: Path | None, yes: bool) -> None:
+    """Re-anchor FILE.head at FILE's last record after a human decision.
+
+    For a head that is missing, empty, not valid, or ahead of the log (the records cut
+    from the end are accepted as lost).  Refused if the records present do not chain.
+    The reset is appended to the log as an ``audit_head_reset`` record.
+    """
+    from neuroflow.errors import SecurityError
+    from neuroflow.security.audit import AuditLogger
+    from neuroflow.security.keys import resolve_key
+
+    key_path, key = _key_file(file, key_file)
+    raw_key = resolve_key(file, key, key_path, "NEUROFLOW_AUDIT_KEY", create=False)
+    if not yes:
+        click.confirm(f"Re-anchor {file}.head at the last record of {file}? Records cut "
+                      "from its end, if any, can then no longer be detected", abort=True)
+    logger = AuditLogger(file, key=raw_key, max_bytes=0)
+    try:
+        seq = logger.reset_head(reason)
+    except SecurityError as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        logger.close()
+    click.echo(f"head re-anchored; the reset is recorded as seq {seq}")
 
 
 @audit_group.command("tail")

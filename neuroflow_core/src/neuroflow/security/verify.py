@@ -9,7 +9,10 @@ The first problem found is reported with the record's position across all files
   (also: records missing at the end, seen through ``<log>.head``);
 * ``reordered``: the record expected here appears later;
 * ``inserted``: a valid record that was already seen earlier (a copied line), or one that
-  does not chain to the record before it.
+  does not chain to the record before it;
+* ``head-missing``: the log holds records but ``<log>.head`` is missing or empty, so
+  records cut from the end cannot be ruled out (``require_head=False`` /
+  ``neuroflow audit verify --no-head`` checks the chain alone and only warns).
 
 A log that is being written (and rotated) while it is verified is read as one consistent
 snapshot: under a shared ``flock`` on ``<log>.head`` (writers hold it exclusively around
@@ -48,7 +51,8 @@ class Problem:
     """The first thing wrong with a log.
 
     Attributes:
-        kind: ``"altered"``, ``"removed"``, ``"reordered"`` or ``"inserted"``.
+        kind: ``"altered"``, ``"removed"``, ``"reordered"``, ``"inserted"`` or
+            ``"head-missing"``.
         record: the 1-based position of the offending record across all files, oldest first.
         file: the file holding it.
         line: its line number in that file.
@@ -98,6 +102,8 @@ class VerifyReport:
                     f"chain intact ({files})")
         p = self.problem
         assert p is not None
+        if p.kind == "head-missing":
+            return f"UNVERIFIED END: {p.message}"
         return (f"TAMPERED: record {p.record} ({p.file}, line {p.line}) is {p.kind}: "
                 f"{p.message}")
 
@@ -135,10 +141,11 @@ class _Snapshot:
     the whole verification).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock: bool = True) -> None:
         self.head: bytes | None = None
         self.parts: list[_Part] = []
         self._lock_fd = -1
+        self._locking = lock
         try:
             self._take(path)
         except BaseException:
@@ -151,7 +158,8 @@ class _Snapshot:
         except FileNotFoundError:
             pass  # no writer has run here; read the files as they are
         if self._lock_fd >= 0:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+            if self._locking:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
             self.head = os.pread(self._lock_fd, max(os.fstat(self._lock_fd).st_size, 1), 0)
         for file in log_files(path):
             try:
@@ -164,7 +172,7 @@ class _Snapshot:
                 self._read_by_name(path)
                 return
             self.parts.append(_Part(file, fd, os.fstat(fd).st_size))
-        if self._lock_fd >= 0:
+        if self._lock_fd >= 0 and self._locking:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _read_by_name(self, path: Path) -> None:
@@ -256,6 +264,7 @@ def verify_audit_log(
     *,
     key_file: str | Path | None = None,
     key_env: str | None = "NEUROFLOW_AUDIT_KEY",
+    require_head: bool = True,
 ) -> VerifyReport:
     """Check the chain of the log at ``path`` and its rotated files.
 
@@ -264,6 +273,8 @@ def verify_audit_log(
         key: the HMAC key; default: ``key_file``, ``$NEUROFLOW_AUDIT_KEY``, ``<log>.key``.
         key_file: a file holding the key.
         key_env: the environment variable that may hold the key.
+        require_head: a log holding records without a (non-empty) ``<log>.head`` is a
+            ``head-missing`` problem; ``False`` only adds a warning.
 
     Returns:
         a :class:`VerifyReport`; ``report.problem`` names the first bad record.
@@ -272,12 +283,33 @@ def verify_audit_log(
     raw_key = resolve_key(path, key, key_file, key_env, create=False)
     snapshot = _Snapshot(path)
     try:
-        return _verify(path, raw_key, snapshot)
+        return _verify(path, raw_key, snapshot, require_head)
     finally:
         snapshot.close()
 
 
-def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot) -> VerifyReport:
+def verify_chain_unlocked(path: Path, key: bytes) -> tuple[VerifyReport, tuple[int, str]]:
+    """The chain of the records present, ignoring the head: (report, (base seq, base prev)).
+
+    The base is taken from the first record found (so a pruned log verifies).  For
+    :meth:`neuroflow.security.audit.AuditLogger.reset_head`, whose caller already holds
+    the head lock exclusively (so no lock is taken here).
+    """
+    snapshot = _Snapshot(path, lock=False)
+    try:
+        base = (0, GENESIS)
+        for _file, _number, raw in snapshot.lines():
+            parsed = _parse(key, raw)
+            if parsed is not None:
+                base = (parsed[0] - 1, parsed[1])
+            break
+        return _verify(path, key, snapshot, False, base), base
+    finally:
+        snapshot.close()
+
+
+def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool = True,
+            base: tuple[int, str] | None = None) -> VerifyReport:
     parts = snapshot.parts
     names = tuple(str(p.file) for p in parts) or (str(path),)
     if not parts:
@@ -287,15 +319,18 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot) -> VerifyReport:
     warnings: list[str] = []
     head = None
     hfile = head_path(path)
-    try:
-        head = decode_head(raw_key, snapshot.head) if snapshot.head is not None else None
-        if head is None:
-            warnings.append(f"{hfile} is missing: records removed from the end (or, after "
-                            "pruning, from the start) cannot be detected")
-    except ValueError as exc:
-        return VerifyReport(False, 0, names, 0, 0, Problem(
-            "altered", 0, str(hfile), 1, 0, f"the head file is not valid: {exc}"))
-    base_seq, base_prev = (head[2], head[3]) if head else (0, GENESIS)
+    if base is not None:
+        head = None
+    else:
+        try:
+            head = decode_head(raw_key, snapshot.head) if snapshot.head is not None else None
+        except ValueError as exc:
+            return VerifyReport(False, 0, names, 0, 0, Problem(
+                "altered", 0, str(hfile), 1, 0, f"the head file is not valid: {exc}"))
+        if head is None and not require_head:
+            warnings.append(f"{hfile} is missing or empty: records removed from the end (or, "
+                            "after pruning, from the start) cannot be detected")
+    base_seq, base_prev = base or ((head[2], head[3]) if head else (0, GENESIS))
     expect_seq, expect_prev = base_seq + 1, base_prev
     position = 0
     lines = snapshot.lines()
@@ -340,6 +375,15 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot) -> VerifyReport:
             "removed", position + 1, str(last.file), snapshot.count_lines(last) + 1,
             expect_seq, f"the log ends at seq {last_seq} but seq {head[0]} was written "
             f"({hfile}): records removed from the end"), warnings)
+    if head is None and base is None and require_head and position > 0:
+        state = "missing" if snapshot.head is None else "empty"
+        return _fail(names, position, base_seq, expect_seq, Problem(
+            "head-missing", position, str(hfile), 1, expect_seq,
+            f"{hfile} is {state} but the log holds {position} records (seq "
+            f"{base_seq + 1}..{last_seq}): records cut from the end cannot be ruled out. "
+            f"`neuroflow audit verify {path} --no-head` checks the chain alone; after "
+            f"deciding the log is complete, `neuroflow audit reset-head {path} --reason "
+            "TEXT` re-anchors the head (and records that it did)"), warnings)
     return VerifyReport(True, position, names, base_seq + 1, last_seq, None, tuple(warnings))
 
 
