@@ -163,3 +163,23 @@ def test_verify_of_an_empty_new_log_without_head_is_ok(log_path: Path) -> None:
     log_path.write_bytes(b"")
     assert verify_audit_log(log_path, KEY).ok
     assert not os.path.exists(head_path(log_path))
+
+
+def test_a_running_writer_notices_its_head_deleted(log_path: Path) -> None:
+    logger = write_records(log_path, 5)
+    logger.head_check_interval = 0.0  # check at every append (default: once a second)
+    head_path(log_path).unlink()
+    with pytest.raises(SecurityError, match="missing or empty"):
+        logger.log_sync(_event())
+    assert len(log_path.read_bytes().splitlines()) == 5
+    report = verify_audit_log(log_path, KEY)
+    assert report.problem is not None and report.problem.kind == "head-missing"
+
+
+@pytest.mark.anyio
+async def test_the_async_path_refuses_too(log_path: Path) -> None:
+    logger = write_records(log_path, 5)
+    head_path(log_path).write_bytes(b"")  # emptied in place, the writer's fd still valid
+    _cut_last(log_path, 2)
+    with pytest.raises(SecurityError, match="missing or empty"):
+        await logger.log_event("command_execution", "agent-1", {"command": "ls"})

@@ -474,6 +474,10 @@ class AuditLogger:
         self._clock = _Clock()
         self._pid = os.getpid()
         self._sign: Callable[[bytes], str] | None = None
+        self._head_checked = -1e9
+        #: Seconds between checks that the open ``<log>.head`` is still the file on disk
+        #: (a writer notices its head deleted within this time, and then fails closed).
+        self.head_check_interval = 1.0
         _loggers.add(self)
 
     # --- key and redaction -------------------------------------------------------------
@@ -771,7 +775,7 @@ class AuditLogger:
         try:
             if self._head_fd < 0:
                 self._open_head()
-            fcntl.flock(self._head_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._flock(fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             self._tlock.release()
@@ -785,10 +789,27 @@ class AuditLogger:
         try:
             if self._head_fd < 0:
                 self._open_head()
-            fcntl.flock(self._head_fd, fcntl.LOCK_EX)
+            self._flock(fcntl.LOCK_EX)
         except OSError as exc:
             self._tlock.release()
             raise self._error("cannot lock", exc) from exc
+
+    def _flock(self, flags: int) -> None:
+        fcntl.flock(self._head_fd, flags)
+        now = time.monotonic()
+        if now < self._head_checked + self.head_check_interval:
+            return  # an fstat costs about as much as the rest of the lock: not every time
+        self._head_checked = now
+        if os.fstat(self._head_fd).st_nlink == 0:
+            # <log>.head was deleted while this writer held it open: lock (and read) the
+            # file other writers and `audit verify` see instead, which then fails closed
+            # as a missing head rather than this writer carrying on unnoticed.
+            fcntl.flock(self._head_fd, fcntl.LOCK_UN)
+            os.close(self._head_fd)
+            self._head_fd = -1
+            self._size = -1
+            self._open_head()
+            fcntl.flock(self._head_fd, flags)
 
     def _unlock(self) -> None:
         try:
