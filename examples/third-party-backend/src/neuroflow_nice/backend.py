@@ -42,14 +42,19 @@ class NiceSandbox:
             "isolation", "process", SandboxConfig(**options), gate=False
         )
 
-    def _check_allowed(self, command: str) -> None:
-        if self._allowed is None:
-            return
-        wanted = shutil.which(command) or command
-        if not any(entry == command or shutil.which(entry) == wanted for entry in self._allowed):
+    def _resolve(self, command: str) -> str | None:
+        """The absolute program to run, checked against ``allowed_commands``."""
+        if "/" in command and not command.startswith("/"):
+            # Relative to what? The host's cwd and the sandbox's work_dir differ.
+            raise CommandNotAllowedError(f"command {command!r}: give a name or an absolute path")
+        found = shutil.which(command)
+        if self._allowed is not None and not any(
+            found is not None and shutil.which(entry) == found for entry in self._allowed
+        ):
             raise CommandNotAllowedError(
                 f"command {command!r} is not in allowed_commands ({', '.join(self._allowed)})"
             )
+        return found
 
     async def execute(
         self,
@@ -61,8 +66,7 @@ class NiceSandbox:
         timeout: float | None = None,
     ) -> SandboxResult:
         """Run ``command`` with ``args`` at the configured niceness."""
-        self._check_allowed(command)
-        found = shutil.which(command)
+        found = self._resolve(command)
         if found is None:  # let the process sandbox report a missing command its own way
             return await self._inner.execute(command, args, stdin=stdin, env=env, timeout=timeout)
         nice_args = ["-n", str(self._niceness), found, *args]
