@@ -17,7 +17,10 @@ Writers share the file safely: a ``threading.Lock`` and an ``fcntl.flock`` on
 so threads, tasks and several processes never interleave or fork the chain.  Each
 writer caches the chain head with the file's inode and size and re-reads the file's last
 line only when another writer (or a rotation) changed it.  ``<log>.head`` holds the last
-sequence number and MAC (keyed), so removing records from the end is detected too.
+sequence number and MAC (keyed), so removing records from the end is detected too.  A new
+log's head is written (at seq 0) before its first record; a head missing or empty while
+records exist makes writers refuse (:class:`SecurityError`) until an operator runs
+``neuroflow audit reset-head`` (:meth:`AuditLogger.reset_head`), which records the reset.
 Readers take the same lock shared (:func:`neuroflow.security.verify.verify_audit_log`
 opens every file under it), so a log verified while it is written and rotated is seen as
 one consistent chain.
