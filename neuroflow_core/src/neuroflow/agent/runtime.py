@@ -352,7 +352,7 @@ class AINativeAgent:
         def finish(status: str, **fields: Any) -> dict[str, Any]:
             record["status"] = status
             record.update(fields)
-            record["duration_ms"] = (time.perf_counter() - started) * 1000.0
+            record["duration_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
             return record
 
         with self._span("agent.tool", {"tool.name": call.name, "agent.name": self.name}) as span:
@@ -408,7 +408,7 @@ class AINativeAgent:
                 with anyio.move_on_after(5, shield=True):
                     await self.gate.record_outcome(
                         action, context, "cancelled",
-                        {"duration_ms": (time.perf_counter() - began) * 1000.0},
+                        {"duration_ms": round((time.perf_counter() - began) * 1000.0, 3)},
                     )
             raise
         except TimeoutError:
