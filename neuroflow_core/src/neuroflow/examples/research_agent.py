@@ -151,7 +151,7 @@ async def run_research_agent(
                     tags=["research", *found["keywords"][:2]], importance=0.7,
                 )
                 span.set_attribute("topic", topic)
-                span.set_attribute("sandbox.wall_ms", result.wall_time_ms)
+                span.set_attribute("sandbox.wall_ms", round(result.wall_time_ms, 3))
                 return "; ".join(found["findings"])
 
         @agent.tool(name="shell")
