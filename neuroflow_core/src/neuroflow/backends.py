@@ -43,6 +43,7 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.MEMORY, "sql"): ("neuroflow-memory-sqlite", "sqlite"),
     (BackendKind.MEMORY, "postgres"): ("neuroflow-memory-sqlite", "postgres"),
     (BackendKind.EMBEDDER, "wordllama"): ("neuroflow-memory-sqlite", "wordllama"),
+    (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
     (BackendKind.TRACER, "otel"): ("neuroflow-otel", "otel"),
     (BackendKind.TRANSPORT, "a2a-jsonrpc"): ("neuroflow-a2a", "a2a"),
     (BackendKind.TRANSPORT, "a2a-grpc"): ("neuroflow-a2a", "a2a"),
