@@ -258,8 +258,11 @@ class Redactor:
         words = sorted({k.lower() for k in keys if k}, key=len, reverse=True)
         alternatives = "|".join(re.escape(w) for w in words) or r"(?!x)x"
         self._name = re.compile(alternatives, re.IGNORECASE)
+        # The name is matched from the start of a word only, and possessively: a search
+        # trying every position of a long word would be quadratic in its length.
         self._inline = re.compile(
-            rf"([-\w.]*(?:{alternatives})[-\w.]*\"?\s*[=:]\s*{_SCHEME}){_VALUE}",
+            rf"((?<![-\w.])(?=[-\w.]*?(?:{alternatives}))[-\w.]*+\"?\s*[=:]\s*{_SCHEME})"
+            rf"{_VALUE}",
             re.IGNORECASE,
         )
         self._flag = re.compile(rf"^-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*$", re.IGNORECASE)
