@@ -355,7 +355,7 @@ class Redactor:
                 items.append(self.clean(item, depth + 1))
                 continue
             if not items:
-                short = SHORT_SECRET_FLAGS.get(item.rsplit("/", 1)[-1], ())
+                short = SHORT_SECRET_FLAGS.get(item[item.rfind("/") + 1:], ())
             if item.startswith("-") and "=" not in item:
                 if self._flag.match(item) is not None:
                     hide_next = True
