@@ -90,6 +90,34 @@ def test_verify_as_a_real_command(log_path: Path, key_file: Path) -> None:
     assert bad.returncode == 1 and "record 3" in bad.stdout
 
 
+def test_a_deleted_head_and_cut_tail_as_real_commands(log_path: Path, key_file: Path) -> None:
+    """The reviewed attack end to end: verify fails, the writer refuses, reset-head recovers."""
+    write_records(log_path, 40).close()
+    log_path.with_name("audit.log.head").unlink()
+    log_path.write_bytes(b"".join(log_path.read_bytes().splitlines(keepends=True)[:-3]))
+
+    def neuroflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "neuroflow", "audit", *args,
+                               str(log_path), "--key-file", str(key_file)],
+                              capture_output=True, text=True)
+
+    bad = neuroflow("verify")
+    assert bad.returncode == 1 and "missing" in bad.stdout and "37 records" in bad.stdout
+    writer = subprocess.run([sys.executable, "-c", (
+        "import asyncio, sys\n"
+        "from neuroflow.security.audit import AuditLogger\n"
+        f"logger = AuditLogger({str(log_path)!r}, key_file={str(key_file)!r})\n"
+        "asyncio.run(logger.log_event('command_execution', 'agent-1', {'command': 'ls'}))\n"
+    )], capture_output=True, text=True)
+    assert writer.returncode != 0 and "SecurityError" in writer.stderr
+    assert "reset-head" in writer.stderr
+    assert neuroflow("verify", "--no-head").returncode == 0
+    reset = neuroflow("reset-head", "--reason", "checked against the SIEM copy", "--yes")
+    assert reset.returncode == 0, reset.stderr
+    ok = neuroflow("verify")
+    assert ok.returncode == 0 and "ok: 38 records" in ok.stdout
+
+
 def test_every_level_maps_every_backend_to_settings() -> None:
     for level in SandboxSecurityLevel:
         settings = level_settings(level)
