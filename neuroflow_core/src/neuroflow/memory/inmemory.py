@@ -172,15 +172,26 @@ class InMemoryStore:
     async def evict(
         self, agent_id: str | None, max_entries: int, *, now: float, keep_history: bool
     ) -> int:
-        """Evict the lowest-value entries beyond ``max_entries``."""
+        """Evict the lowest-value live entries beyond ``max_entries``.
+
+        Expired entries in scope are removed first (as ``expire``) and do not count.
+        """
         if agent_id is None:
             pool = [row.entry for rows in self._agents.values() for row in rows.values()]
         else:
             pool = [row.entry for row in self._agents.get(agent_id, {}).values()]
-        excess = len(pool) - max_entries
+        if len(pool) <= max_entries:
+            return 0
+        live = []
+        for entry in pool:
+            if entry.is_expired(now):
+                self._remove(entry.agent_id, entry.key, "expire", now, keep_history)
+            else:
+                live.append(entry)
+        excess = len(live) - max_entries
         if excess <= 0:
             return 0
-        for entry in heapq.nsmallest(excess, pool, key=eviction_order):
+        for entry in heapq.nsmallest(excess, live, key=eviction_order):
             self._remove(entry.agent_id, entry.key, "evict", now, keep_history)
         return excess
 
@@ -193,9 +204,13 @@ class InMemoryStore:
             return None
         return row.entry
 
-    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
-        """Resolve ``(agent_id, key)`` references."""
-        return [self._agents[a][k].entry for a, k in refs]
+    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry | None]:
+        """Resolve ``(agent_id, key)`` references (``None`` for one deleted since)."""
+        out: list[MemoryEntry | None] = []
+        for a, k in refs:
+            row = self._agents.get(a, {}).get(k)
+            out.append(None if row is None else row.entry)
+        return out
 
     def _live(self, query: MemoryQuery, now: float) -> list[MemoryEntry]:
         if query.agent_id is not None:

@@ -40,9 +40,10 @@ class MemoryManager:
             ``config.embedder`` or the ``[embedder]`` section (default ``"lexical"``).
         clock: returns the current time in seconds since the epoch (tests pass their own).
 
-    Expired entries are swept every ``gc_interval_seconds``: by a background task while
-    the manager is started (``async with manager:`` or ``await manager.start()``), or else
-    lazily, by the first call after the interval has passed.
+    Expired entries are swept every ``gc_interval_seconds``: by a background task inside
+    ``async with manager:`` (the block owns the task), or else lazily, by the first call
+    after the interval has passed (after ``await manager.start()``, or with no start at
+    all).
     """
 
     def __init__(
@@ -97,17 +98,12 @@ class MemoryManager:
         return now
 
     async def start(self) -> None:
-        """Open the store and start the background sweeper (stop it with :meth:`aclose`).
+        """Open the store (close it with :meth:`aclose`); expired entries are swept lazily.
 
-        ``start`` and ``aclose`` must be called from the same task; ``async with`` does that.
+        No background task is started, so ``start`` and ``aclose`` may be called from any
+        task, under a timeout or not.  ``async with manager:`` also runs the sweeper.
         """
         await self._ready()
-        if self._task_group is not None:
-            return
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._task_group = group
-        group.start_soon(self._sweeper)
 
     async def _sweeper(self) -> None:
         while True:
@@ -118,21 +114,31 @@ class MemoryManager:
                 log.exception("memory: expiry sweep failed")
 
     async def aclose(self) -> None:
-        """Stop the sweeper and close the store."""
-        group, self._task_group = self._task_group, None
-        if group is not None:
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+        """Close the store (and stop the sweeper of an enclosing ``async with``)."""
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()  # safe from any task; __aexit__ joins
         if self._opened:
             self._opened = False
             await self.store.aclose()
 
     async def __aenter__(self) -> MemoryManager:
         await self.start()
+        if self._task_group is None:
+            # Entered and exited by this same task in __aenter__/__aexit__, as anyio needs.
+            group = anyio.create_task_group()
+            await group.__aenter__()
+            self._task_group = group
+            group.start_soon(self._sweeper)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        group, self._task_group = self._task_group, None
+        try:
+            if group is not None:
+                group.cancel_scope.cancel()
+                await group.__aexit__(None, None, None)
+        finally:
+            await self.aclose()
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -153,7 +159,14 @@ class MemoryManager:
         limit = self.config.max_entries
         if created and limit is not None:
             scope = entry.agent_id if self.config.eviction_scope == "agent" else None
-            await self.store.evict(scope, limit, now=now, keep_history=self.config.keep_history)
+            evicted = await self.store.evict(scope, limit, now=now,
+                                             keep_history=self.config.keep_history)
+            if evicted:
+                still = await self.store.get(entry.agent_id, entry.key, now=now)
+                if still is None or still.version != stored.version:
+                    log.warning("memory: %r of agent %r was evicted at once (max_entries=%d, "
+                                "lowest importance)", entry.key, entry.agent_id, limit)
+                    stored = attrs.evolve(stored, evicted=True)
         return stored
 
     async def store_memory(
@@ -169,6 +182,10 @@ class MemoryManager:
         expected_version: int | None = None,
     ) -> MemoryEntry:
         """Store (create or replace) a memory and return it with its new version.
+
+        With ``max_entries`` set, storing a new key may evict the lowest-value entries;
+        if that is the new entry itself, the returned entry has ``evicted=True`` (and
+        ``retrieve_memory`` returns ``None`` for it).
 
         Args:
             agent_id: whose memory.
@@ -274,10 +291,11 @@ class MemoryManager:
     ) -> int:
         """Delete every memory matching all the given conditions; return how many.
 
-        With no condition at all, ``everything=True`` is required (it empties the store).
+        With no condition at all, ``everything=True`` is required (it empties the store);
+        an empty ``filter`` (``{}``) or ``tags=[]`` is no condition.
         """
         query = self._query(agent_id, tags, tag_mode, min_importance, since, until, filter)
-        if query == MemoryQuery() and not everything:
+        if _unconditional(query) and not everything:
             raise InvalidMemoryError(
                 "delete_memories: give agent_id, tags, min_importance, since, until or "
                 "filter, or everything=True to delete every memory of every agent")
@@ -353,7 +371,7 @@ class MemoryManager:
             else check.unit("min_importance", min_importance),
             since=check.timestamp("since", since),
             until=check.timestamp("until", until),
-            filter=validate_filter(flt),
+            filter=validate_filter(flt) or None,
         )
 
     async def search_memories(
@@ -385,6 +403,8 @@ class MemoryManager:
         limit = check.limit(limit)
         if query is not None and not isinstance(query, str):
             raise InvalidMemoryError(f"query: expected a string or None, got {query!r}")
+        if query:
+            check.encodable("query", query)
         now = await self._ready()
         words = query_words(query) if query else None
         qvec = None
@@ -417,8 +437,7 @@ class MemoryManager:
                 semantic = np.zeros(len(cands), dtype=np.float64)
             relevance = cfg.semantic_share * semantic + (1 - cfg.semantic_share) * keyword
             score = score + w_rel * relevance / total
-        order = _top(score, np.asarray(cands.updated_at), cands.agent_ids, cands.keys, limit)
-        entries = await self.store.get_many([cands.refs[i] for i in order])
+        order, entries = await self._winners(score, cands, limit)
         out = []
         for i, entry in zip(order, entries, strict=True):
             detail = None
@@ -436,6 +455,40 @@ class MemoryManager:
                                   keyword=float(keyword[i]))
             out.append(attrs.evolve(entry, score=float(score[i]), explain=detail))
         return out
+
+    async def _winners(self, score: Any, cands: Any, limit: int
+                       ) -> tuple[list[int], list[MemoryEntry]]:
+        """The best ``limit`` candidates that still exist, with their entries.
+
+        Candidates are read before the winners are fetched; a winner deleted in between
+        by another writer is skipped and the next-ranked candidate taken instead.
+        """
+        import numpy as np
+
+        updated = np.asarray(cands.updated_at)
+        found: dict[int, MemoryEntry] = {}
+        gone: set[int] = set()
+        want = limit
+        while True:
+            order = _top(score, updated, cands.agent_ids, cands.keys, want)
+            todo = [i for i in order if i not in found and i not in gone]
+            if todo:
+                fetched = await self.store.get_many([cands.refs[i] for i in todo])
+                for i, entry in zip(todo, fetched, strict=True):
+                    if entry is None:
+                        gone.add(i)
+                    else:
+                        found[i] = entry
+            if len(order) - len(gone) >= limit or want >= len(score):
+                kept = [i for i in order if i in found][:limit]
+                return kept, [found[i] for i in kept]
+            want = min(len(score), want + max(limit, 2 * len(gone)))
+
+
+def _unconditional(query: MemoryQuery) -> bool:
+    """Whether a query has no condition at all, i.e. matches every live entry."""
+    return (query.agent_id is None and not query.tags and query.min_importance is None
+            and query.since is None and query.until is None and not query.filter)
 
 
 def _top(score: Any, updated: Any, agents: Any, keys: Any, limit: int) -> list[int]:

@@ -29,6 +29,9 @@ class MemoryEntry:
         version: 1 when created, +1 on every write; pass it as ``expected_version``.
         score: the search score (only on search results).
         explain: each term of the score (only with ``search_memories(explain=True)``).
+        evicted: only on what ``store_memory`` returns: ``True`` when the new entry was
+            itself evicted at once by ``max_entries`` (it had the lowest importance), so
+            it is not stored any more.
     """
 
     agent_id: str
@@ -42,6 +45,7 @@ class MemoryEntry:
     version: int = 1
     score: float | None = attrs.field(default=None, eq=False)
     explain: Mapping[str, float] | None = attrs.field(default=None, eq=False)
+    evicted: bool = attrs.field(default=False, eq=False)
 
     def is_expired(self, now: float) -> bool:
         """Whether the entry has expired at time ``now``."""
@@ -53,6 +57,8 @@ class MemoryEntry:
         out["tags"] = list(self.tags)
         if out["score"] is None:
             del out["score"]
+        if not out["evicted"]:
+            del out["evicted"]
         if out["explain"] is None:
             del out["explain"]
         else:

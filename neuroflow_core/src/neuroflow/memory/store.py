@@ -65,8 +65,12 @@ class MemoryStore(Protocol):
         """Return the live entry, or ``None``."""
         ...
 
-    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
-        """Return the entries for ``refs`` from :meth:`candidates`, in the same order."""
+    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry | None]:
+        """Return the entries for ``refs`` from :meth:`candidates`, in the same order.
+
+        ``None`` stands for an entry deleted since :meth:`candidates` read it (the manager
+        then takes the next-ranked candidate); it must not raise for that.
+        """
         ...
 
     async def delete(self, agent_id: str, key: str, *, now: float, keep_history: bool) -> bool:
@@ -110,7 +114,13 @@ class MemoryStore(Protocol):
     async def evict(
         self, agent_id: str | None, max_entries: int, *, now: float, keep_history: bool
     ) -> int:
-        """Keep at most ``max_entries`` (of ``agent_id``, or in total when ``None``)."""
+        """Keep at most ``max_entries`` live entries (of ``agent_id``, or in total).
+
+        Nothing happens while the scope holds at most ``max_entries`` entries, expired or
+        not.  Otherwise its expired entries are removed first (recorded as ``expire``),
+        then the lowest-value live entries beyond ``max_entries`` (``evict``); return how
+        many were evicted.
+        """
         ...
 
     async def stats(self, *, now: float) -> dict[str, Any]:

@@ -88,7 +88,7 @@ class TieredStore:
             self._remember(found)
         return found
 
-    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
+    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry | None]:
         """Resolve candidate references through the persistent store."""
         return await self.persistent.get_many(refs)
 

@@ -11,7 +11,21 @@ from typing import Any
 from neuroflow.errors import InvalidMemoryError
 
 MAX_ID_LENGTH = 512
+#: Every store indexes ids; PostgreSQL's index rows hold at most ~2.7 kB, so an agent id
+#: and a key together must stay well under it.
+MAX_ID_BYTES = 1024
 MAX_TAG_LENGTH = 128
+MAX_TAG_BYTES = 512
+
+
+def encodable(name: str, value: str) -> int:
+    """The UTF-8 size of ``value``; a lone surrogate (not storable anywhere) is an error."""
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidMemoryError(
+            f"{name}: expected valid Unicode text, got {value!r} ({exc.reason} at "
+            f"position {exc.start})") from None
 
 
 def identifier(name: str, value: Any) -> str:
@@ -22,6 +36,11 @@ def identifier(name: str, value: Any) -> str:
         raise InvalidMemoryError(f"{name}: expected a non-empty string, got {value!r}")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidMemoryError(f"{name}: at most {MAX_ID_LENGTH} characters, got {len(value)}")
+    size = encodable(name, value)
+    if size > MAX_ID_BYTES:
+        raise InvalidMemoryError(
+            f"{name}: at most {MAX_ID_BYTES} bytes in UTF-8, got {size} ({len(value)} "
+            "characters)")
     if any(ord(ch) < 32 for ch in value):
         raise InvalidMemoryError(f"{name}: control characters are not allowed, got {value!r}")
     return value
@@ -43,6 +62,8 @@ def tags(value: Any, name: str = "tags") -> tuple[str, ...]:
             raise InvalidMemoryError(
                 f"{name}: tag {tag!r} is too long (max {MAX_TAG_LENGTH}) or has control "
                 "characters")
+        if encodable(name, tag) > MAX_TAG_BYTES:
+            raise InvalidMemoryError(f"{name}: tag {tag!r} is over {MAX_TAG_BYTES} bytes in UTF-8")
         out[tag] = None
     return tuple(out)
 
@@ -59,9 +80,11 @@ def unit(name: str, value: Any) -> float:
 def json_value(value: Any, name: str = "value") -> Any:
     """A JSON value, returned as it will come back from any store (tuples become lists)."""
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidMemoryError(f"{name}: must be JSON-serialisable: {exc}") from None
+    encodable(name, text)
+    return json.loads(text)
 
 
 def timestamp(name: str, value: Any) -> float | None:

@@ -97,11 +97,19 @@ class ReferenceMemory:
         self.rows[(agent, key)] = entry
         self.log.setdefault((agent, key), []).append(
             ("update" if live else "create", entry.version))
-        if live is None and self.config.max_entries is not None:
-            mine = sorted((e for e in self.rows.values() if e.agent_id == agent),
-                          key=lambda e: (e.importance, e.updated_at, e.agent_id, e.key))
-            for victim in mine[: max(0, len(mine) - self.config.max_entries)]:
-                self._drop(victim, "evict")
+        limit = self.config.max_entries
+        if live is None and limit is not None:
+            mine = [e for e in self.rows.values() if e.agent_id == agent]
+            if len(mine) > limit:
+                # Expired entries do not count: they go first, as expired.
+                for e in [e for e in mine if e.is_expired(now)]:
+                    self._drop(e, "expire")
+                alive = sorted((e for e in mine if not e.is_expired(now)),
+                               key=lambda e: (e.importance, e.updated_at, e.agent_id, e.key))
+                for victim in alive[: max(0, len(alive) - limit)]:
+                    self._drop(victim, "evict")
+                if (agent, key) not in self.rows:
+                    entry = attrs.evolve(entry, evicted=True)
         return entry
 
     def update(self, agent: str, key: str, importance: float, expected: int | None
@@ -343,6 +351,25 @@ def _build_machine(store: Any, portal: Any) -> type:
     return MemoryMachine
 
 
+class _DeletesAfterCandidates:
+    """A real store whose ``candidates`` is followed by deleting ``victims`` (a race, made
+    deterministic: another writer deleting between the ranking read and the fetch)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.victims: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def candidates(self, query: MemoryQuery, **kwargs: Any) -> Any:
+        found = await self.store.candidates(query, **kwargs)
+        for agent, key in self.victims:
+            await self.store.delete(agent, key, now=kwargs["now"], keep_history=True)
+        self.victims = []
+        return found
+
+
 # --- the suite ---------------------------------------------------------------------------------
 
 
@@ -503,6 +530,143 @@ class MemoryStoreSuite:
         await manager.store_memory("c", "k", 1, importance=0.3)
         assert [(e.agent_id, e.key) for e in await manager.list_memories()] == \
             [("a", "k"), ("c", "k")]
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_expired_entries_do_not_count_for_eviction(
+        self, memory_store: Any, clock: Clock
+    ) -> None:
+        manager = make_manager(memory_store, clock, max_entries=2)
+        await manager.store_memory("a", "A", 1, importance=0.9, ttl=1)
+        await manager.store_memory("a", "B", 1, importance=0.5)
+        clock.advance(2)
+        stored = await manager.store_memory("a", "C", 1, importance=0.5)
+        assert not stored.evicted
+        assert [e.key for e in await manager.list_memories("a")] == ["B", "C"]
+        assert [r.op for r in await manager.history("a", "A")] == ["create", "expire"]
+        assert [r.op for r in await manager.history("a", "B")] == ["create"]
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_new_entry_evicted_at_once_says_so(
+        self, memory_store: Any, clock: Clock
+    ) -> None:
+        manager = make_manager(memory_store, clock, max_entries=2)
+        await manager.store_memory("a", "x", 1, importance=0.9)
+        await manager.store_memory("a", "y", 1, importance=0.8)
+        low = await manager.store_memory("a", "low", 1, importance=0.1)
+        assert low.evicted and low.to_dict()["evicted"] is True
+        assert await manager.retrieve_memory("a", "low") is None
+        kept = await manager.store_memory("a", "high", 1, importance=1.0)
+        assert not kept.evicted and "evicted" not in kept.to_dict()
+        assert [e.key for e in await manager.list_memories("a")] == ["high", "x"]
+        await manager.aclose()
+
+    # --- argument checks every store shares ---
+
+    @pytest.mark.anyio
+    async def test_unstorable_text_is_rejected_naming_the_argument(
+        self, manager: MemoryManager
+    ) -> None:
+        bad: list[tuple[dict[str, Any], str]] = [
+            ({"key": "k\ud800"}, "key"),
+            ({"agent_id": "\ud800"}, "agent_id"),
+            ({"tags": ["t\udfff"]}, "tags"),
+            ({"value": {"text": "x\ud800"}}, "value"),
+            ({"agent_id": "用" * 512}, "agent_id"),
+            ({"key": "键" * 400}, "key"),
+        ]
+        for override, name in bad:
+            args = {"agent_id": "a", "key": "k", "value": 1, **override}
+            with pytest.raises(InvalidMemoryError, match=name):
+                await manager.store_memory(**args)
+        with pytest.raises(InvalidMemoryError, match="query"):
+            await manager.search_memories("a", "\ud800")
+        with pytest.raises(InvalidMemoryError, match="key"):
+            await manager.retrieve_memory("a", "\ud800")
+        # The longest ids allowed are storable everywhere (1023 UTF-8 bytes each).
+        agent, key = "用" * 341, "键" * 341
+        await manager.store_memory(agent, key, 1, tags=["标" * 128])
+        assert (await manager.retrieve_memory(agent, key)).value == 1
+        assert await manager.delete_memories(agent) == 1
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_huge_value_of_distinct_words_is_stored_and_found(
+        self, manager: MemoryManager
+    ) -> None:
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        words = [a + b + c + d for a in letters for b in letters for c in letters
+                 for d in letters[:10]]
+        text = " ".join(words)
+        assert len(text) > 800_000
+        await manager.store_memory("a", "big", {"text": text})
+        await manager.store_memory("a", "small", {"text": "aaaa"})
+        found = await manager.search_memories("a", "aaaa", limit=5)
+        assert {e.key for e in found} == {"big", "small"}
+        await manager.aclose()
+
+    # --- bulk delete, list, history ---
+
+    @pytest.mark.anyio
+    async def test_empty_conditions_are_no_condition(self, manager: MemoryManager) -> None:
+        await manager.store_memory("a", "k", 1)
+        await manager.store_memory("b", "k", 1)
+        for kwargs in ({"filter": {}}, {"tags": []}, {"filter": {}, "tags": ()}):
+            with pytest.raises(InvalidMemoryError, match="everything"):
+                await manager.delete_memories(**kwargs)
+        assert len(await manager.list_memories()) == 2
+        assert await manager.delete_memories("a", filter={}) == 1
+        assert await manager.delete_memories(filter={}, everything=True) == 1
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_search_skips_winners_deleted_meanwhile(
+        self, memory_store: Any, clock: Clock
+    ) -> None:
+        deleting = _DeletesAfterCandidates(memory_store)
+        manager = make_manager(deleting, clock)
+        for i in range(6):
+            await manager.store_memory("a", f"k{i}", {"text": "dark theme"},
+                                       importance=i / 10)
+        deleting.victims = [("a", "k5"), ("a", "k4")]
+        found = await manager.search_memories("a", "dark", limit=2)
+        assert [e.key for e in found] == ["k3", "k2"]
+        deleting.victims = [("a", f"k{i}") for i in range(4)]
+        assert await manager.search_memories("a", "dark", limit=3) == []
+        await manager.aclose()
+
+    @pytest.mark.anyio
+    async def test_search_while_another_task_deletes_and_restores(
+        self, manager: MemoryManager
+    ) -> None:
+        import anyio
+
+        for i in range(40):
+            await manager.store_memory("a", f"k{i}", {"text": f"dark theme {i}"})
+        failures: list[BaseException] = []
+        done = anyio.Event()
+
+        async def churn() -> None:
+            i = 0
+            while not done.is_set():
+                key = f"k{i % 40}"
+                await manager.delete_memory("a", key)
+                await manager.store_memory("a", key, {"text": f"dark theme {i}"})
+                i += 1
+                await anyio.lowlevel.checkpoint()  # a store may never yield by itself
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(churn)
+            for _ in range(60):
+                try:
+                    found = await manager.search_memories("a", "dark theme", limit=10)
+                    assert 9 <= len(found) <= 10
+                except MemoryStoreError as exc:
+                    failures.append(exc)
+                await anyio.lowlevel.checkpoint()
+            done.set()
+        assert failures == []
         await manager.aclose()
 
     # --- bulk delete, list, history ---

@@ -46,6 +46,9 @@ _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _CHUNK = 500
 _IN_PLACE_ROWS = 20_000  # larger searches go to a worker thread, to keep the loop responsive
+# PostgreSQL: a tsvector holds at most 1 MB; only this many leading characters of an
+# entry's words are full-text indexed (keyword scores of the rest still count once found).
+_TSV_CHARS = 100_000
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _FULL = ("id, agent_id, key, value, tags, importance, created_at, updated_at, expires_at, "
          "version")
@@ -272,9 +275,13 @@ class SqlStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._engine is None:
             await self.open()
+        engine = self._engine
+        dbapi_error: Any = engine.dialect.loaded_dbapi.Error if engine is not None \
+            else sa.exc.SQLAlchemyError
         try:
             return await anyio.to_thread.run_sync(fn, *args)
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, dbapi_error, UnicodeError) as exc:
+            # Raw DB-API errors come from the cursor-level fast paths; never let them out.
             raise MemoryStoreError(
                 f"memory store {self.dialect} ({self.url.render_as_string(hide_password=True)})"
                 f": {type(exc).__name__}: {exc}") from exc
@@ -340,7 +347,7 @@ class SqlStore:
         if self._pg:
             statements += [
                 f"ALTER TABLE {e} ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS "
-                "(to_tsvector('simple', words)) STORED",
+                f"(to_tsvector('simple', left(words, {_TSV_CHARS}))) STORED",
                 f"CREATE INDEX IF NOT EXISTS {e}_tsv ON {e} USING GIN (tsv)",
             ]
         else:
@@ -679,6 +686,14 @@ class SqlStore:
                                  {"s": scope}).scalar() or 0
                 if n <= max_entries:
                     return 0
+                # Expired entries do not count: remove them before choosing victims.
+                mine = "agent_id = :a AND " if agent_id is not None else ""
+                expired = self._exec(conn,
+                    f"SELECT {_FULL} FROM {self.t_entries} WHERE {mine}expires_at <= :now"
+                    f"{self._lock_row}", {"a": agent_id, "now": now}).all()
+                n -= self._remove_rows(conn, expired, "expire", now, keep_history)
+                if n <= max_entries:
+                    return 0
                 where = "WHERE agent_id = :a " if agent_id is not None else ""
                 rows = self._exec(conn,
                     f"SELECT {_FULL} FROM {self.t_entries} {where}ORDER BY importance, "
@@ -701,8 +716,8 @@ class SqlStore:
             rows = await self._run(self._rows, sql, params)
         return _entry_row(rows[0]) if rows else None
 
-    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry]:
-        """Resolve row ids from :meth:`candidates`, in order."""
+    async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry | None]:
+        """Resolve row ids from :meth:`candidates`, in order (``None``: deleted since)."""
         ids = [int(r) for r in refs]
 
         def fetch(part: Sequence[int]) -> list[Any]:
@@ -710,16 +725,12 @@ class SqlStore:
             sql = f"SELECT {_FULL} FROM {self.t_entries} WHERE id IN ({names})"
             return self._rows(sql, {f"i{n}": i for n, i in enumerate(part)})
 
-        def run() -> list[MemoryEntry]:
+        def run() -> list[MemoryEntry | None]:
             found: dict[int, MemoryEntry] = {}
             for part in _chunks(ids):
                 for row in fetch(part):
                     found[row[0]] = _entry_row(row)
-            missing = [r for r in ids if r not in found]
-            if missing:
-                raise MemoryStoreError(
-                    f"{len(missing)} memories were deleted while the search ran; search again")
-            return [found[r] for r in ids]
+            return [found.get(r) for r in ids]
 
         if self._reader is not None and len(ids) <= _CHUNK:
             return run()
