@@ -67,6 +67,10 @@ def test_errors_are_one_clear_line(sqlite_config: Path) -> None:
     assert code == 2 and "unknown operator '$regex'" in out and "Traceback" not in out
     code, out = run("delete", "--yes")
     assert code == 2 and "everything=True" in out
+    code, out = run("delete", "--filter", "{}", "--yes")
+    assert code == 2 and "everything=True" in out
+    code, out = run("stats", "--json")
+    assert json.loads(out)["entries"] == 3
 
 
 def test_console_script_in_a_real_process(sqlite_config: Path) -> None:

@@ -77,6 +77,40 @@ async def test_background_sweeper_removes_expired_entries() -> None:
 
 
 @pytest.mark.anyio
+async def test_start_under_a_timeout_then_close() -> None:
+    manager = make_manager(InMemoryStore(), Clock())
+    with anyio.move_on_after(5):
+        await manager.start()
+    await manager.store_memory("a", "k", 1)
+    await manager.aclose()
+    await manager.aclose()
+
+
+@pytest.mark.anyio
+async def test_start_in_one_task_close_in_another() -> None:
+    clock = Clock()
+    manager = make_manager(InMemoryStore(), clock, gc_interval_seconds=10)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(manager.start)
+    await manager.store_memory("a", "k", 1, ttl=1)
+    clock.advance(11)
+    assert await manager.retrieve_memory("a", "other") is None  # started: sweeps lazily
+    assert [r.op for r in await manager.history("a", "k")] == ["create", "expire"]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(manager.aclose)
+    await manager.aclose()
+
+
+@pytest.mark.anyio
+async def test_aclose_inside_async_with_is_safe() -> None:
+    async with make_manager(InMemoryStore(), Clock(), gc_interval_seconds=0.01) as manager:
+        await manager.store_memory("a", "k", 1)
+        await manager.aclose()
+        await anyio.sleep(0.05)
+    assert manager._task_group is None
+
+
+@pytest.mark.anyio
 async def test_update_of_missing_memory_is_an_error() -> None:
     manager = make_manager(InMemoryStore(), Clock())
     with pytest.raises(InvalidMemoryError, match="key"):

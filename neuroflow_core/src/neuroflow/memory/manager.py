@@ -73,6 +73,7 @@ class MemoryManager:
         self._opened = False
         self._last_sweep = self._clock()
         self._task_group: Any = None
+        self._sweep_scope: anyio.CancelScope | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -105,18 +106,21 @@ class MemoryManager:
         """
         await self._ready()
 
-    async def _sweeper(self) -> None:
-        while True:
-            await anyio.sleep(self.config.gc_interval_seconds)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("memory: expiry sweep failed")
+    async def _sweeper(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            while True:
+                await anyio.sleep(self.config.gc_interval_seconds)
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("memory: expiry sweep failed")
 
     async def aclose(self) -> None:
         """Close the store (and stop the sweeper of an enclosing ``async with``)."""
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()  # safe from any task; __aexit__ joins
+        if self._sweep_scope is not None:
+            # Only the sweeper's own scope: cancelling is safe from any task, and the body
+            # of the enclosing ``async with`` goes on; __aexit__ joins the task.
+            self._sweep_scope.cancel()
         if self._opened:
             self._opened = False
             await self.store.aclose()
@@ -128,11 +132,13 @@ class MemoryManager:
             group = anyio.create_task_group()
             await group.__aenter__()
             self._task_group = group
-            group.start_soon(self._sweeper)
+            self._sweep_scope = anyio.CancelScope()
+            group.start_soon(self._sweeper, self._sweep_scope)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         group, self._task_group = self._task_group, None
+        self._sweep_scope = None
         try:
             if group is not None:
                 group.cancel_scope.cancel()
