@@ -31,6 +31,12 @@ class _Row:
     entry: MemoryEntry
     words: frozenset[str]
     vector: Any
+    model: str | None = None
+
+    def comparable(self, dim: int, model: str | None) -> bool:
+        """Whether the stored vector can be compared with a query vector."""
+        return self.vector is not None and len(self.vector) == dim and (
+            model is None or self.model is None or self.model == model)
 
 
 @attrs.define
@@ -44,18 +50,18 @@ class _AgentIndex:
     refs: Any
     agent_ids: Any
     key_array: Any
-    matrices: dict[int, Any] = attrs.Factory(dict)
+    matrices: dict[tuple[int, str | None], Any] = attrs.Factory(dict)
 
-    def matrix(self, dim: int) -> np.ndarray:
+    def matrix(self, dim: int, model: str | None) -> np.ndarray:
         import numpy as np
 
-        found = self.matrices.get(dim)
+        found = self.matrices.get((dim, model))
         if found is None:
             found = np.zeros((len(self.rows), dim), dtype=np.float32)
             for i, row in enumerate(self.rows):
-                if row.vector is not None and len(row.vector) == dim:
+                if row.comparable(dim, model):
                     found[i] = row.vector
-            self.matrices[dim] = found
+            self.matrices[(dim, model)] = found
         return found
 
 
@@ -119,6 +125,7 @@ class InMemoryStore:
         expected_version: int | None,
         now: float,
         keep_history: bool,
+        embedder: str | None = None,
     ) -> tuple[MemoryEntry, bool]:
         """Create or replace one entry (see :meth:`MemoryStore.put`)."""
         rows = self._agents.get(entry.agent_id, {})
@@ -136,7 +143,7 @@ class InMemoryStore:
             explain=None,
         )
         self._agents.setdefault(entry.agent_id, {})[entry.key] = _Row(
-            stored, frozenset(words.split()), vector)
+            stored, frozenset(words.split()), vector, embedder)
         self._index.pop(entry.agent_id, None)
         self._record(stored, "update" if live is not None else "create", now, keep_history)
         return stored, live is None
@@ -279,12 +286,13 @@ class InMemoryStore:
         now: float,
         words: Sequence[str] | None,
         vector_dim: int | None,
+        embedder: str | None = None,
     ) -> Candidates:
         """Live matching entries, column-wise (see :meth:`MemoryStore.candidates`)."""
         import numpy as np
 
         if query.agent_id is None:
-            return self._candidates_slow(query, now, words, vector_dim)
+            return self._candidates_slow(query, now, words, vector_dim, embedder)
         index = self._agent_index(query.agent_id)
         mask = index.expires_at > now
         if query.min_importance is not None:
@@ -318,11 +326,12 @@ class InMemoryStore:
             importance=pick(index.importance),
             updated_at=pick(index.updated_at),
             keyword=pick(keyword),
-            vectors=pick(index.matrix(vector_dim)) if vector_dim else None,
+            vectors=pick(index.matrix(vector_dim, embedder)) if vector_dim else None,
         )
 
     def _candidates_slow(
-        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector_dim: int | None
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None,
+        vector_dim: int | None, embedder: str | None,
     ) -> Candidates:
         import numpy as np
 
@@ -332,7 +341,7 @@ class InMemoryStore:
         if vector_dim:
             vectors = np.zeros((len(rows), vector_dim), dtype=np.float32)
             for i, row in enumerate(rows):
-                if row.vector is not None and len(row.vector) == vector_dim:
+                if row.comparable(vector_dim, embedder):
                     vectors[i] = row.vector
         return Candidates(
             refs=[(r.entry.agent_id, r.entry.key) for r in rows],

@@ -148,6 +148,10 @@ class MemoryManager:
 
     # --- writes -----------------------------------------------------------------------------
 
+    def _embedder_name(self) -> str | None:
+        name = getattr(self.embedder, "name", None)
+        return name if isinstance(name, str) else None
+
     def _vector(self, key: str, value: Any, tags: Iterable[str]) -> Any:
         return self.embedder.embed([entry_text(key, value, tags)])[0]
 
@@ -158,6 +162,7 @@ class MemoryManager:
             entry,
             words=search_words(entry.key, entry.value, entry.tags),
             vector=self._vector(entry.key, entry.value, entry.tags),
+            embedder=self._embedder_name(),
             expected_version=expected_version,
             now=now,
             keep_history=self.config.keep_history,
@@ -417,7 +422,8 @@ class MemoryManager:
         if query:
             qvec = self.embedder.embed([query])[0]
         cands = await self.store.candidates(
-            q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None)
+            q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None,
+            embedder=self._embedder_name())
         if len(cands) == 0:
             return []
         cfg = self.config

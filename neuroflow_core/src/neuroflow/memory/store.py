@@ -45,12 +45,14 @@ class MemoryStore(Protocol):
         expected_version: int | None,
         now: float,
         keep_history: bool,
+        embedder: str | None = None,
     ) -> tuple[MemoryEntry, bool]:
         """Create or replace ``(entry.agent_id, entry.key)`` atomically.
 
         The store sets ``version`` (1 for a new or expired entry, else current + 1),
         ``created_at`` (kept from a live entry, else ``now``) and ``updated_at = now``.
-        ``words`` is the space-joined keyword text to index; ``vector`` the embedding.
+        ``words`` is the space-joined keyword text to index; ``vector`` the embedding,
+        made by the embedder named ``embedder`` (kept with the vector).
 
         Returns:
             the stored entry and whether it is new (no live entry existed).
@@ -88,12 +90,14 @@ class MemoryStore(Protocol):
         now: float,
         words: Sequence[str] | None,
         vector_dim: int | None,
+        embedder: str | None = None,
     ) -> Candidates:
         """Every live entry matching ``query``, column-wise, for ranking.
 
         ``words``: fill ``Candidates.keyword`` with the fraction of these words each
         entry's indexed words contain.  ``vector_dim``: fill ``Candidates.vectors`` with
-        the stored embeddings of that size (zero rows for others).
+        the stored embeddings of that size made by ``embedder`` (zero rows for others: a
+        vector of another size, or of another named embedder, is not comparable).
         """
         ...
 

@@ -562,6 +562,24 @@ class MemoryStoreSuite:
         assert [e.key for e in await manager.list_memories("a")] == ["high", "x"]
         await manager.aclose()
 
+    @pytest.mark.anyio
+    async def test_vectors_of_another_embedder_are_not_compared(
+        self, memory_store: Any, clock: Clock
+    ) -> None:
+        first = make_manager(memory_store, clock)
+        await first.store_memory("a", "theme", {"text": "dark theme"})
+        other = LexicalEmbedder()
+        other.name = "another-model"  # the same size of vectors, another embedder
+        second = MemoryManager(MemoryConfig(gc_interval_seconds=1e9), store=memory_store,
+                               embedder=other, clock=clock)
+        await second.store_memory("a", "mode", {"text": "dark mode"})
+        for manager, same, alien in ((first, "theme", "mode"), (second, "mode", "theme")):
+            found = {e.key: e.explain for e in await manager.search_memories(
+                "a", "dark", explain=True)}
+            assert found[same]["semantic"] > 0 and found[alien]["semantic"] == 0
+            assert found[alien]["keyword"] == 1.0
+        await first.aclose()
+
     # --- argument checks every store shares ---
 
     @pytest.mark.anyio

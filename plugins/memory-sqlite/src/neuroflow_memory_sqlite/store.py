@@ -151,7 +151,8 @@ class _Columns:
     expires_at: Any
     dims: Any
     blobs: list[bytes | None]
-    matrices: dict[int, Any] = attrs.Factory(dict)
+    models: list[str | None]
+    matrices: dict[tuple[int, str | None], Any] = attrs.Factory(dict)
 
     @classmethod
     def build(cls, rows: list[Any], version: tuple[int, int]) -> _Columns:
@@ -167,20 +168,30 @@ class _Columns:
                                    dtype=np.float64, count=n),
             dims=np.fromiter((r[6] or 0 for r in rows), dtype=np.int64, count=n),
             blobs=[r[7] for r in rows],
+            models=[r[8] for r in rows],
         )
 
-    def matrix(self, dim: int) -> Any:
-        found = self.matrices.get(dim)
+    def matrix(self, dim: int, model: str | None) -> Any:
+        found = self.matrices.get((dim, model))
         if found is None:
             n = len(self.ids)
-            if n and bool((self.dims == dim).all()):
+            good = (self.dims == dim) & np.fromiter(
+                (model is None or m is None or m == model for m in self.models),
+                dtype=bool, count=n)
+            if n and bool(good.all()) and self.blobs:
                 found = np.frombuffer(b"".join(self.blobs), dtype=np.float32).reshape(n, dim)
-                self.blobs = []  # every row is in the matrix now; other sizes are all zero
+                self.blobs = []  # every row is in the matrix now; the rest would be zero
+            elif n and not self.blobs:
+                # Every row went into one full matrix before (all of one size).
+                full = next(iter(self.matrices.values()))
+                found = np.zeros((n, dim), dtype=np.float32)
+                if full.shape[1] == dim:
+                    found[good] = full[good]
             else:
                 found = np.zeros((n, dim), dtype=np.float32)
-                for i in np.flatnonzero(self.dims == dim):
+                for i in np.flatnonzero(good):
                     found[i] = np.frombuffer(self.blobs[i], dtype=np.float32)
-            self.matrices[dim] = found
+            self.matrices[(dim, model)] = found
         return found
 
 
@@ -328,7 +339,7 @@ class SqlStore:
                 id {pk}, agent_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                 tags TEXT NOT NULL, importance {real} NOT NULL, created_at {real} NOT NULL,
                 updated_at {real} NOT NULL, expires_at {real}, version INTEGER NOT NULL,
-                words TEXT NOT NULL, embedding {blob}, dim INTEGER,
+                words TEXT NOT NULL, embedding {blob}, dim INTEGER, model TEXT,
                 UNIQUE (agent_id, key))""",
             f"CREATE INDEX IF NOT EXISTS {e}_imp ON {e} (agent_id, importance)",
             f"CREATE INDEX IF NOT EXISTS {e}_upd ON {e} (agent_id, updated_at)",
@@ -349,6 +360,9 @@ class SqlStore:
                 f"ALTER TABLE {e} ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS "
                 f"(to_tsvector('simple', left(words, {_TSV_CHARS}))) STORED",
                 f"CREATE INDEX IF NOT EXISTS {e}_tsv ON {e} USING GIN (tsv)",
+                # Tables made before the embedder's name was kept with each vector.
+                f"ALTER TABLE {e} ADD COLUMN IF NOT EXISTS model TEXT",
+                f"CREATE INDEX IF NOT EXISTS {e}_model_v ON {e} (id) WHERE false",
             ]
         else:
             statements.append(
@@ -358,7 +372,7 @@ class SqlStore:
             # DDL takes table locks even when the object exists, which can deadlock with
             # other processes' writes: skip it when the schema is complete (its last
             # object exists), and serialise creation across processes.
-            done = f"SELECT to_regclass('{e}_tsv') IS NOT NULL"
+            done = f"SELECT to_regclass('{e}_model_v') IS NOT NULL"
             with engine.begin() as conn:
                 if conn.exec_driver_sql(done).scalar():
                     return
@@ -371,6 +385,9 @@ class SqlStore:
             with engine.execution_options(neuroflow_write=True).begin() as conn:
                 for sql in statements:
                     conn.exec_driver_sql(sql)
+                have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({e})")}
+                if "model" not in have:  # made before the embedder's name was kept
+                    conn.exec_driver_sql(f"ALTER TABLE {e} ADD COLUMN model TEXT")
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
@@ -483,13 +500,14 @@ class SqlStore:
         expected_version: int | None,
         now: float,
         keep_history: bool,
+        embedder: str | None = None,
     ) -> tuple[MemoryEntry, bool]:
         """Create or replace one entry in one transaction (see ``MemoryStore.put``)."""
         blob = dim = None
         if vector is not None:
             arr = np.ascontiguousarray(vector, dtype=np.float32)
             blob, dim = arr.tobytes(), int(arr.shape[0])
-        args = (entry, words, blob, dim, expected_version, now, keep_history)
+        args = (entry, words, blob, dim, expected_version, now, keep_history, embedder)
         if self._fast is not None:
             try:
                 done = self._put_in_place(*args)
@@ -514,12 +532,13 @@ class SqlStore:
         expected: int | None,
         now: float,
         keep: bool,
+        model: str | None = None,
     ) -> tuple[MemoryEntry, bool]:
         # Plain DB-API cursor calls inside SQLAlchemy's transaction (no statement compiling).
         with self._write() as conn:
             cur = conn.connection.cursor()
             try:
-                return self._put_on(cur, entry, words, blob, dim, expected, now, keep)
+                return self._put_on(cur, entry, words, blob, dim, expected, now, keep, model)
             finally:
                 cur.close()
 
@@ -565,6 +584,7 @@ class SqlStore:
         expected: int | None,
         now: float,
         keep: bool,
+        model: str | None = None,
     ) -> tuple[MemoryEntry, bool]:
         """The statements of one ``put``, on a DB-API cursor inside a write transaction."""
         e, sql = self.t_entries, self._driver
@@ -585,14 +605,14 @@ class SqlStore:
             "a": stored.agent_id, "k": stored.key, "value": value, "tags": tags,
             "imp": stored.importance, "created": stored.created_at, "updated": now,
             "exp": stored.expires_at, "version": stored.version, "words": words,
-            "emb": blob, "dim": dim,
+            "emb": blob, "dim": dim, "model": model,
         }
         if row is None:
             cur.execute(sql(
                 f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
-                "updated_at, expires_at, version, words, embedding, dim) VALUES (:a, "
+                "updated_at, expires_at, version, words, embedding, dim, model) VALUES (:a, "
                 ":k, :value, :tags, :imp, :created, :updated, :exp, :version, :words, "
-                ":emb, :dim) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
+                ":emb, :dim, :model) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
                 params)
             new = cur.fetchone()
             if new is None:
@@ -607,7 +627,8 @@ class SqlStore:
             cur.execute(sql(
                 f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
                 "created_at = :created, updated_at = :updated, expires_at = :exp, "
-                "version = :version, words = :words, embedding = :emb, dim = :dim "
+                "version = :version, words = :words, embedding = :emb, dim = :dim, "
+                "model = :model "
                 "WHERE id = :id"), {**params, "id": entry_id})
             cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
                         {"id": entry_id})
@@ -795,14 +816,15 @@ class SqlStore:
         now: float,
         words: Sequence[str] | None,
         vector_dim: int | None,
+        embedder: str | None = None,
     ) -> Candidates:
         """Live matching entries, column-wise; keyword hits come from the full-text index."""
         if self._reader is not None and vector_dim and not (query.tags or query.filter) and \
                 self._cache_fresh(query.agent_id):
             # Everything needed is in memory already: rank in place, no thread hop.
             await anyio.lowlevel.checkpoint()
-            return self._candidates_sync(query, now, words, vector_dim)
-        return await self._run(self._candidates_sync, query, now, words, vector_dim)
+            return self._candidates_sync(query, now, words, vector_dim, embedder)
+        return await self._run(self._candidates_sync, query, now, words, vector_dim, embedder)
 
     def _cache_fresh(self, agent_id: str | None) -> bool:
         found = self._cache.get(agent_id)
@@ -855,15 +877,16 @@ class SqlStore:
         return {row[0]: coverage(words, row[1]) for row in self._rows(sql, params)}
 
     def _candidates_sync(
-        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector_dim: int | None
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None,
+        vector_dim: int | None, model: str | None = None,
     ) -> Candidates:
         # The cache pays off for embeddings; plain filters are cheaper answered by SQL.
         cache = self._columns(query.agent_id) if self._reader is not None and vector_dim \
             else None
         if cache is not None:
-            return self._from_cache(cache, query, now, words, vector_dim)
+            return self._from_cache(cache, query, now, words, vector_dim, model)
         columns = "id, agent_id, key, importance, updated_at, "
-        columns += "embedding, dim" if vector_dim else "NULL, NULL"
+        columns += "embedding, dim, model" if vector_dim else "NULL, NULL, NULL"
         if query.filter:
             columns += ", value, tags, created_at, expires_at, version"
         sql, params = self._select(columns, query, now)
@@ -871,14 +894,15 @@ class SqlStore:
         hits = self._keyword_hits(query, now, words) if words and rows else {}
         if query.filter:
             rows = [r for r in rows if matches_filter(query.filter, MemoryEntry(
-                agent_id=r[1], key=r[2], value=json.loads(r[7]), tags=tuple(json.loads(r[8])),
-                importance=r[3], created_at=r[9], updated_at=r[4], expires_at=r[10],
-                version=r[11]))]
+                agent_id=r[1], key=r[2], value=json.loads(r[8]), tags=tuple(json.loads(r[9])),
+                importance=r[3], created_at=r[10], updated_at=r[4], expires_at=r[11],
+                version=r[12]))]
         n = len(rows)
         ids = [r[0] for r in rows]
         vectors = None
         if vector_dim:
-            good = [i for i, r in enumerate(rows) if r[6] == vector_dim]
+            good = [i for i, r in enumerate(rows) if r[6] == vector_dim and (
+                model is None or r[7] is None or r[7] == model)]
             if len(good) == n and n:
                 vectors = np.frombuffer(b"".join(r[5] for r in rows),
                                         dtype=np.float32).reshape(n, vector_dim)
@@ -932,7 +956,7 @@ class SqlStore:
         if count > limit:
             return None
         rows = self._reader_rows(
-            "SELECT id, agent_id, key, importance, updated_at, expires_at, dim, embedding "
+            "SELECT id, agent_id, key, importance, updated_at, expires_at, dim, embedding, model "
             f"FROM {self.t_entries} {where}ORDER BY id", params)
         built = _Columns.build(rows, (version, writes))
         with self._cache_lock:
@@ -943,7 +967,7 @@ class SqlStore:
 
     def _from_cache(
         self, c: _Columns, query: MemoryQuery, now: float, words: Sequence[str] | None,
-        vector_dim: int | None,
+        vector_dim: int | None, model: str | None = None,
     ) -> Candidates:
         mask = c.expires_at > now
         if query.min_importance is not None:
@@ -973,7 +997,7 @@ class SqlStore:
         def pick(column: Any) -> Any:
             return column if every else column[pos]
 
-        vectors = pick(c.matrix(vector_dim)) if vector_dim else None
+        vectors = pick(c.matrix(vector_dim, model)) if vector_dim else None
         return Candidates(refs=pick(c.ids), agent_ids=pick(c.agent_ids), keys=pick(c.keys),
                           importance=pick(c.importance), updated_at=pick(c.updated_at),
                           keyword=pick(keyword), vectors=vectors)
