@@ -6,9 +6,10 @@ One code path, plain SQL that both databases accept, with three dialect switches
   write survives the writer being killed; ``synchronous = "FULL"`` also survives power
   loss).  Every write transaction starts with ``BEGIN IMMEDIATE``, so concurrent writers
   from several processes queue instead of failing.  Keyword search uses an FTS5 table.
-  Point reads run in place (WAL readers never wait), and
-  so does a ``put`` that finds the write lock free; one that would have to wait for
-  another writer waits in a worker thread instead.
+  Point reads run in place (WAL readers never wait) when the reader connection is free,
+  and so does a ``put`` that finds the write lock free; otherwise (a worker thread holds
+  the reader, or another writer the lock) the call waits in a worker thread instead:
+  the event loop only ever tries the reader's lock.
 * PostgreSQL locks the row it changes (``SELECT ... FOR UPDATE``) and resolves concurrent
   creation of one key with ``ON CONFLICT DO NOTHING`` plus a retry.  Keyword search uses a
   GIN index on a stored ``tsvector`` column (``to_tsvector('simple', words)``).
@@ -220,7 +221,9 @@ class SqlStore:
         self._read_engine: sa.Engine | None = None  # PostgreSQL: autocommit reads
         self._fast: Any = None  # SQLite: a writer connection that never waits for the lock
         self._fast_lock = threading.Lock()
-        self._reader_lock = threading.Lock()
+        # Re-entrant: an in-place read holds it around several statements.  Code on the
+        # event loop only ever *tries* it (``_in_place``); threads may wait for it.
+        self._reader_lock = threading.RLock()
         self._cache: OrderedDict[str | None, _Columns] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._writes = 0
@@ -691,9 +694,10 @@ class SqlStore:
         """Evict the lowest-importance, then oldest, entries beyond ``max_entries``."""
         scope = agent_id if agent_id is not None else ""
         if self._reader is not None:
-            counted = self._reader_rows(f"SELECT n FROM {self.t_counts} WHERE scope = :s",
-                                        {"s": scope})
-            if not counted or counted[0][0] <= max_entries:
+            counted = self._in_place(self._reader_rows,
+                                     f"SELECT n FROM {self.t_counts} WHERE scope = :s",
+                                     {"s": scope})
+            if counted is not None and (not counted or counted[0][0] <= max_entries):
                 return 0
 
         def run() -> int:
@@ -730,10 +734,11 @@ class SqlStore:
         sql = (f"SELECT {_FULL} FROM {self.t_entries} WHERE agent_id = :a AND key = :k "
                "AND (expires_at IS NULL OR expires_at > :now)")
         params = {"a": agent_id, "k": key, "now": now}
-        if self._reader is not None:
-            # A WAL reader never waits for writers: a point read is done in place.
-            rows = self._reader_rows(sql, params)
-        else:
+        # A WAL reader never waits for writers: a point read is done in place, unless a
+        # worker thread is using the reader connection right now.
+        rows = self._in_place(self._reader_rows, sql, params) if self._reader is not None \
+            else None
+        if rows is None:
             rows = await self._run(self._rows, sql, params)
         return _entry_row(rows[0]) if rows else None
 
@@ -754,7 +759,9 @@ class SqlStore:
             return [found.get(r) for r in ids]
 
         if self._reader is not None and len(ids) <= _CHUNK:
-            return run()
+            done = self._in_place(run)
+            if done is not None:
+                return done
         return await self._run(run)
 
     async def list(
@@ -819,12 +826,36 @@ class SqlStore:
         embedder: str | None = None,
     ) -> Candidates:
         """Live matching entries, column-wise; keyword hits come from the full-text index."""
-        if self._reader is not None and vector_dim and not (query.tags or query.filter) and \
-                self._cache_fresh(query.agent_id):
-            # Everything needed is in memory already: rank in place, no thread hop.
-            await anyio.lowlevel.checkpoint()
-            return self._candidates_sync(query, now, words, vector_dim, embedder)
+        if self._reader is not None and vector_dim and not (query.tags or query.filter):
+            # Everything needed may be in memory already: rank in place, no thread hop.
+            found = self._in_place(self._cached_candidates, query, now, words, vector_dim,
+                                   embedder)
+            if found is not None:
+                await anyio.lowlevel.checkpoint()
+                return found
         return await self._run(self._candidates_sync, query, now, words, vector_dim, embedder)
+
+    def _in_place(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """Run ``fn`` holding the reader if it is free now, else return ``None`` at once.
+
+        For code on the event loop: it never waits for a worker thread that holds the
+        reader (building a column cache, say); the caller then goes to a thread itself.
+        """
+        if not self._reader_lock.acquire(blocking=False):
+            return None
+        try:
+            return fn(*args)
+        finally:
+            self._reader_lock.release()
+
+    def _cached_candidates(
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None,
+        vector_dim: int | None, model: str | None,
+    ) -> Candidates | None:
+        """Candidates from a fresh column cache, or ``None`` if it is not fresh."""
+        if not self._cache_fresh(query.agent_id):
+            return None
+        return self._candidates_sync(query, now, words, vector_dim, model)
 
     def _cache_fresh(self, agent_id: str | None) -> bool:
         found = self._cache.get(agent_id)
