@@ -12,8 +12,10 @@ fresh, unopened store::
 
 Every test drives the store through a :class:`~neuroflow.memory.MemoryManager` with a
 clock the test controls (no sleeping).  ``test_matches_reference_model`` is a hypothesis
-state machine: random sequences of store / update / delete / bulk delete / search / list /
-history / clock advance / sweep, each answer compared with :class:`ReferenceMemory`, a
+state machine: random sequences of store (single, batches) / update (value, tags,
+importance, ttl) / delete / bulk delete / search (limits below the match count, since/until,
+non-ASCII text) / list / history / clock advance / sweep, with expiry meeting eviction,
+each answer compared with :class:`ReferenceMemory`, a
 deliberately naive model of the documented semantics.  Async tests are marked
 ``anyio``; they run under every backend your ``anyio_backend`` fixture names.
 """
@@ -25,6 +27,7 @@ import itertools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import attrs
@@ -112,8 +115,8 @@ class ReferenceMemory:
                     entry = attrs.evolve(entry, evicted=True)
         return entry
 
-    def update(self, agent: str, key: str, importance: float, expected: int | None
-               ) -> MemoryEntry:
+    def update(self, agent: str, key: str, importance: float, expected: int | None,
+               **changes: Any) -> MemoryEntry:
         live = self._live(agent, key)
         if live is None:
             if expected:
@@ -121,8 +124,13 @@ class ReferenceMemory:
             raise MemoryStoreError("missing")
         if expected is not None and expected != live.version:
             raise MemoryConflictError(agent, key, expected, live.version)
+        if "ttl" in changes:
+            ttl = changes.pop("ttl")
+            changes["expires_at"] = None if ttl is None else self.clock.now + ttl
+        if "tags" in changes:
+            changes["tags"] = tuple(dict.fromkeys(changes["tags"]))
         entry = attrs.evolve(live, importance=importance, updated_at=self.clock.now,
-                             version=live.version + 1)
+                             version=live.version + 1, **changes)
         self.rows[(agent, key)] = entry
         self.log[(agent, key)].append(("update", entry.version))
         return entry
@@ -202,9 +210,10 @@ def _portal(backend: str) -> Iterator[Any]:
 
 def _build_machine(store: Any, portal: Any) -> type:
     from hypothesis import strategies as st
-    from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+    from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-    words = ["dark", "theme", "green", "tea", "jazz", "night", "mode", "light"]
+    words = ["dark", "theme", "green", "tea", "jazz", "night", "mode", "light",
+             "thé", "naïve", "深色", "主题", "Straße", "ёлка"]
     agents = st.sampled_from(["alice", "bob"])
     keys = st.sampled_from(["a", "b", "c", "d", "e", "f"])
     values = st.fixed_dictionaries({
@@ -214,7 +223,7 @@ def _build_machine(store: Any, portal: Any) -> type:
     })
     tag_lists = st.lists(st.sampled_from(["pref", "ui", "food", "music"]), max_size=3)
     importances = st.sampled_from([0.0, 0.2, 0.5, 0.5, 0.8, 1.0])
-    ttls = st.one_of(st.none(), st.sampled_from([5.0, 20.0]))
+    ttls = st.one_of(st.none(), st.sampled_from([1.0, 5.0, 20.0]))
     texts = st.one_of(st.none(), st.lists(st.sampled_from(words), min_size=1,
                                           max_size=3).map(" ".join))
     filters = st.one_of(
@@ -223,7 +232,14 @@ def _build_machine(store: Any, portal: Any) -> type:
         st.integers(0, 5).map(lambda n: {"value.stars": {"$gte": n}}),
         st.sampled_from(words).map(lambda w: {"value.text": {"$contains": w}}),
     )
-    config = MemoryConfig(max_entries=5, gc_interval_seconds=1e9)
+    def rarely(strategy: Any, otherwise: Any = None) -> Any:
+        """Mostly ``otherwise`` (no condition), so that combined conditions still match."""
+        return st.sampled_from([False, False, False, True]).flatmap(
+            lambda on: strategy if on else st.just(otherwise))
+
+    batches = st.lists(st.tuples(keys, values, tag_lists, importances, ttls),
+                       min_size=2, max_size=5)
+    config = MemoryConfig(max_entries=4, gc_interval_seconds=1e9)
     base = {"now": START}
 
     class MemoryMachine(RuleBasedStateMachine):
@@ -232,7 +248,7 @@ def _build_machine(store: Any, portal: Any) -> type:
             self.clock = Clock(base["now"])
             base["now"] += 1e7
             self.run = f"r{next(_runs)}-{id(self):x}-"
-            self.manager = make_manager(store, self.clock, max_entries=5)
+            self.manager = make_manager(store, self.clock, max_entries=config.max_entries)
             self.model = ReferenceMemory(config, self.clock)
 
         def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -267,17 +283,49 @@ def _build_machine(store: Any, portal: Any) -> type:
                                          expected))
             assert ours == theirs
 
+        @initialize(alice=batches, bob=batches)
+        def seed(self, alice: list[Any], bob: list[Any]) -> None:
+            self.store_many("alice", alice)
+            self.store_many("bob", bob)
+
+        @rule(agent=agents, batch=batches)
+        def store_many(self, agent: str, batch: list[Any]) -> None:
+            agent = self.run + agent
+            for key, value, tags, importance, ttl in batch:
+                ours, theirs = self.both(
+                    partial(self.call, self.manager.store_memory, agent, key, value, tags,
+                            importance, ttl=ttl),
+                    partial(self.model.store, agent, key, value, tuple(tags), importance, ttl,
+                            None))
+                assert ours == theirs
+                assert ours[1].evicted == theirs[1].evicted
+
         @rule(agent=agents, key=keys, importance=importances,
-              versioned=st.sampled_from([None, "current", "stale"]))
-        def update(self, agent: str, key: str, importance: float, versioned: str | None) -> None:
+              versioned=st.sampled_from([None, "current", "stale"]),
+              value=st.one_of(st.none(), values), tags=st.one_of(st.none(), tag_lists),
+              ttl=st.sampled_from(["keep", None, 1.0, 20.0]))
+        def update(self, agent: str, key: str, importance: float, versioned: str | None,
+                   value: Any, tags: list[str] | None, ttl: Any) -> None:
             agent = self.run + agent
             live = self.model.retrieve(agent, key)
             expected = None if versioned is None else (
                 (live.version if live else 0) + (0 if versioned == "current" else 1))
+            changes: dict[str, Any] = {}
+            if value is not None:
+                changes["value"] = value
+            if tags is not None:
+                changes["tags"] = tags
+            ours_changes = dict(changes)
+            if ttl != "keep":
+                changes["ttl"] = ttl
+                if ttl is None:
+                    ours_changes["expires_at"] = None
+                else:
+                    ours_changes["ttl"] = ttl
             ours, theirs = self.both(
                 lambda: self.call(self.manager.update_memory, agent, key, importance=importance,
-                                  expected_version=expected),
-                lambda: self.model.update(agent, key, importance, expected))
+                                  expected_version=expected, **ours_changes),
+                lambda: self.model.update(agent, key, importance, expected, **changes))
             assert ours == theirs
 
         @rule(agent=agents, key=keys)
@@ -306,21 +354,36 @@ def _build_machine(store: Any, portal: Any) -> type:
         def sweep(self) -> None:
             assert self.call(self.manager.sweep) == self.model.sweep()
 
-        @rule(agent=agents, text=texts, tags=tag_lists, mode=st.sampled_from(["any", "all"]),
-              min_importance=st.sampled_from([None, 0.3, 0.6]), flt=filters)
+        @rule(agent=agents, text=texts, tags=rarely(tag_lists, []),
+              mode=st.sampled_from(["any", "all"]),
+              min_importance=rarely(st.sampled_from([0.3, 0.6])),
+              flt=rarely(filters), limit=st.sampled_from([1, 2, 3, 50]),
+              since=rarely(st.sampled_from([3.0, 12.0])),
+              until=rarely(st.sampled_from([0.0, 6.0])))
         def search(self, agent: str, text: str | None, tags: list[str], mode: str,
-                   min_importance: float | None, flt: Any) -> None:
+                   min_importance: float | None, flt: Any, limit: int,
+                   since: float | None, until: float | None) -> None:
             agent = self.run + agent
+            window = {
+                "since": None if since is None else self.clock.now - since,
+                "until": None if until is None else self.clock.now - until,
+            }
             got = self.call(self.manager.search_memories, agent, text, tags=tags,
-                            tag_mode=mode, min_importance=min_importance, filter=flt, limit=50)
+                            tag_mode=mode, min_importance=min_importance, filter=flt,
+                            limit=limit, **window)
             want = self.model.search(
                 _query(agent, tags=tags, tag_mode=mode, min_importance=min_importance,
-                       filter=flt), text)
-            assert {e.key for e in got} == set(want)
+                       filter=flt, **window), text)
+            assert len(got) == min(limit, len(want))
+            assert len({e.key for e in got}) == len(got) and {e.key for e in got} <= set(want)
             for e in got:
                 assert math.isclose(e.score, want[e.key], rel_tol=1e-6, abs_tol=1e-6), e
             scores = [e.score for e in got]
             assert scores == sorted(scores, reverse=True)
+            # Truncation keeps the best: nothing left out scores clearly higher.
+            left_out = [v for k, v in want.items() if k not in {e.key for e in got}]
+            if got and left_out:
+                assert max(left_out) <= min(scores) + 1e-6
 
         @rule(agent=agents, tags=tag_lists)
         def list_(self, agent: str, tags: list[str]) -> None:
@@ -377,8 +440,8 @@ class MemoryStoreSuite:
     """Subclass and override :meth:`memory_store`; every test then runs against your store."""
 
     #: hypothesis budget for the state machine; raise it in a subclass for a soak run.
-    stateful_max_examples = 30
-    stateful_step_count = 20
+    stateful_max_examples = 20
+    stateful_step_count = 50
 
     @pytest.fixture(params=_BACKENDS)
     def anyio_backend(self, request: pytest.FixtureRequest) -> str:
