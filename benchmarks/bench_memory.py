@@ -220,8 +220,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k entries instead of 100k")
     parser.add_argument("--entries", type=int, default=None)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--pg-agent-only", action="store_true",
+                        help="only the PostgreSQL one-agent section (10k entries)")
     parser.add_argument("--langgraph-python", default=None, metavar="PYTHON")
     args = parser.parse_args()
+    if args.pg_agent_only:
+        postgres_one_agent(LexicalEmbedder(), args.entries or 10_000)
+        return
     n = args.entries or (10_000 if args.quick else 100_000)
     n_pg = max(n // 5, 2_000)
     data = make_data(n)
@@ -308,6 +313,7 @@ def main() -> None:
 
     if not args.no_postgres:
         postgres(data[:n_pg], embedder, keys, tag_runs, texts)
+        postgres_one_agent(embedder, 10_000)
 
 
 _LANGGRAPH = """
@@ -417,6 +423,79 @@ def postgres(data: list[dict[str, Any]], embedder: LexicalEmbedder,
         line(f"search_memories(query) agent 'big' ({big})", ours["semantic"])
     finally:
         for suffix in ("raw", "entries", "tags", "history", "counts"):
+            raw.execute(f"DROP TABLE IF EXISTS {prefix}{suffix}")
+        raw.close()
+
+
+def postgres_one_agent(embedder: LexicalEmbedder, n: int) -> None:
+    """PostgreSQL, ``n`` entries of one agent: semantic top-10, a word every entry has,
+    and searches interleaved with writes; anchored on reading every vector of the agent
+    with raw psycopg and ranking them with numpy."""
+    import psycopg
+
+    data = make_data(n, seed=5)
+    for i, d in enumerate(data):
+        d["agent_id"] = "solo"
+        d["value"]["text"] += " shared"  # the common word: every entry has it
+        d["key"] = f"s{i}"
+    texts = queries(data, 30)
+    prefix = f"bench{uuid.uuid4().hex[:8]}_"
+    print(f"\nPostgreSQL, one agent with {n} entries (lexical, {embedder.dimension} dims)")
+    try:
+        raw = psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True)
+    except psycopg.OperationalError as exc:
+        print(f"  skipped: cannot connect ({exc})")
+        return
+    from neuroflow_memory_sqlite.store import PostgresStoreConfig, SqlStore
+
+    qvecs = embedder.embed(texts)
+    dim = embedder.dimension
+
+    def anchor(i: int) -> None:
+        rows = raw.execute(f"SELECT id, embedding FROM {prefix}entries WHERE agent_id = %s",
+                           ("solo",)).fetchall()
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        scores = matrix.reshape(len(rows), dim) @ qvecs[i % len(qvecs)]
+        np.argpartition(scores, -10)[-10:]
+
+    async def run() -> dict[str, float]:
+        store = SqlStore(PostgresStoreConfig(url=PG_URL, table_prefix=prefix))
+        manager = MemoryManager(config(), store=store, embedder=embedder)
+        out: dict[str, float] = {}
+        async with manager:
+            out["fill"] = await fill(manager, data) / n
+            await manager.search_memories("solo", texts[0], limit=10)
+            out["semantic"] = p50(await timed_each(
+                lambda q: manager.search_memories("solo", q, limit=10), texts))
+            out["common"] = p50(await timed_each(
+                lambda q: manager.search_memories("solo", q, limit=10), ["shared"] * 20))
+            rnd = random.Random(9)
+            writes: list[float] = []
+            searches: list[float] = []
+            for q in texts * 2:
+                d = rnd.choice(data)
+                t0 = time.perf_counter()
+                await manager.store_memory("solo", d["key"], d["value"], d["tags"],
+                                           d["importance"])
+                t1 = time.perf_counter()
+                await manager.search_memories("solo", q, limit=10)
+                writes.append(t1 - t0)
+                searches.append(time.perf_counter() - t1)
+            out["mixed_write"], out["mixed_search"] = p50(writes), p50(searches)
+        return out
+
+    try:
+        ours = anyio.run(run)
+        raw_rank = p50(timed_each_sync(anchor, list(range(len(texts)))))
+        line("anchor: raw psycopg read of the agent's vectors + numpy top-10", raw_rank)
+        line("store_memory / entry (fill)", ours["fill"])
+        line("search_memories(query) top-10 p50", ours["semantic"], raw_rank)
+        line("search_memories('shared'), a word in every entry, p50", ours["common"],
+             raw_rank)
+        line("interleaved: store_memory p50", ours["mixed_write"])
+        line("interleaved: search_memories(query) p50", ours["mixed_search"], raw_rank)
+    finally:
+        for suffix in ("entries", "tags", "history", "counts"):
             raw.execute(f"DROP TABLE IF EXISTS {prefix}{suffix}")
         raw.close()
 
