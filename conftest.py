@@ -17,14 +17,14 @@ def _clean_neuroflow_environment(
         if name.startswith("NEUROFLOW_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    from neuroflow.config import reload_config
     from neuroflow.plugins import set_plugin_manager
-    from neuroflow.security.manager import set_default_gate
 
+    reload_config()  # the configuration snapshot and the default gate
     set_plugin_manager(None)
-    set_default_gate(None)
     yield
+    reload_config()
     set_plugin_manager(None)
-    set_default_gate(None)
 
 
 @pytest.fixture(params=["asyncio", "trio"])

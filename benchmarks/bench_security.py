@@ -34,6 +34,7 @@ from pathlib import Path
 import anyio
 import pluggy
 
+from neuroflow import create_backend
 from neuroflow.config import structure
 from neuroflow.plugins import get_plugin_manager
 from neuroflow.security import SecurityManager
@@ -85,7 +86,7 @@ def per_call_async(backend: str, gate: SecurityManager, action: Action, ctx: Act
 
 def build_gate(folder: Path) -> SecurityManager:
     manager = get_plugin_manager()
-    guards = [(name, manager.create("guard", name, OPTIONS[name])) for name in OPTIONS]
+    guards = [(name, create_backend("guard", name, OPTIONS[name])) for name in OPTIONS]
     audit = AuditLogger(folder / "audit.log", key=KEY, max_bytes=0)
     return SecurityManager(guards, level="standard", audit=audit,
                            checks=manager.hook_functions("neuroflow_guard_check"))

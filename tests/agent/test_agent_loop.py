@@ -282,7 +282,7 @@ async def test_bad_scripts_and_unknown_providers_are_config_errors() -> None:
         ScriptedProvider(ScriptedConfig(script="bad.json"))
     with pytest.raises(ConfigError, match=re.escape("script: cannot read 'missing.json'")):
         ScriptedProvider(ScriptedConfig(script="missing.json"))
-    with pytest.raises(BackendNotFoundError, match="unknown llm backend 'nope'"):
+    with pytest.raises(BackendNotFoundError, match="unknown LLM provider 'nope'"):
         await AINativeAgent("a", LLMConfig(provider="nope")).handle("x")
     with pytest.raises(ConfigError, match=re.escape("extra: 'temperature_x' is not an option")):
         await AINativeAgent("a", LLMConfig("scripted", extra={"temperature_x": 1})).handle("x")
@@ -473,7 +473,7 @@ class EchoPlugin:
     """Registers ``echo`` through the same hook the built-in providers use."""
 
     @neuroflow.hookimpl
-    def neuroflow_llm_providers(self) -> list[neuroflow.BackendSpec]:
+    def neuroflow_backends(self) -> list[neuroflow.BackendSpec]:
         return [neuroflow.BackendSpec(name="echo", kind="llm", factory=EchoProvider)]
 
 

@@ -13,8 +13,7 @@ import pytest
 #: config classes, so configuration tests do not depend on the built-in backends.
 DEFAULTS_PLUGIN = '''
 import attrs
-from neuroflow.backends import BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendSpec, hookimpl
 
 
 @attrs.frozen
@@ -40,37 +39,17 @@ def _spec(name, kind, config_class=None):
 
 
 @hookimpl
-def neuroflow_isolation_backends():
+def neuroflow_backends():
     return [
         _spec("process", "isolation", ProcessOptions),
         _spec("other", "isolation", OtherOptions),
         _spec("bare", "isolation"),
+        _spec("memory", "memory"),
+        _spec("lexical", "embedder"),
+        _spec("local", "tracer"),
+        _spec("scripted", "llm"),
+        *[_spec(n, "guard") for n in ("allowlist", "paths", "network", "tools")],
     ]
-
-
-@hookimpl
-def neuroflow_memory_stores():
-    return [_spec("memory", "memory")]
-
-
-@hookimpl
-def neuroflow_embedders():
-    return [_spec("lexical", "embedder")]
-
-
-@hookimpl
-def neuroflow_tracers():
-    return [_spec("local", "tracer")]
-
-
-@hookimpl
-def neuroflow_llm_providers():
-    return [_spec("scripted", "llm")]
-
-
-@hookimpl
-def neuroflow_guards():
-    return [_spec(n, "guard") for n in ("allowlist", "paths", "network", "tools")]
 '''
 
 

@@ -74,7 +74,7 @@ def run_neuroflow(*args: str, site: Path | None = None, cwd: Path | None = None)
 def test_plugins_json_lists_every_plugin_with_status(manager) -> None:
     class Broken:
         @hookimpl
-        def neuroflow_tracers(self) -> list:
+        def neuroflow_backends(self) -> list:
             raise ValueError("tracer exploded")
 
     manager.register(Broken(), name="broken-tracer")
@@ -85,7 +85,7 @@ def test_plugins_json_lists_every_plugin_with_status(manager) -> None:
     assert data["test.defaults"]["provides"]["isolation"] == ["process", "other", "bare"]
     assert data["test.defaults"]["builtin"] is True
     assert data["broken-tracer"]["status"] == "failed"
-    assert data["broken-tracer"]["error"] == "neuroflow_tracers: ValueError: tracer exploded"
+    assert data["broken-tracer"]["error"] == "neuroflow_backends: ValueError: tracer exploded"
     assert set(data["neuroflow.cli"]) == {
         "name", "distribution", "version", "status", "error", "builtin", "provides"
     }
@@ -225,8 +225,8 @@ def test_config_check_problems_exit_one_with_a_line_each(manager, tmp_path) -> N
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{bad}: sandbox.backend: unknown isolation backend 'wasm'")
-    assert "pip install 'neuroflow[wasm]'" in lines[0]
+    assert lines[0].startswith(f"{bad}: sandbox.backend: unknown sandbox backend 'wasm'")
+    assert "(installed: bare, other, process)" in lines[0]
     assert lines[1].startswith(
         f"{bad}: sandbox.process.cpu_time_limt: unknown key; did you mean 'cpu_time_limit'?"
     )
@@ -237,7 +237,7 @@ def test_config_check_reads_tool_neuroflow_from_a_pyproject(manager, tmp_path) -
     pyproject.write_text("[tool.neuroflow.sandbox]\nbackend = 'nope'\n")
     result = invoke(manager, "config", "check", str(pyproject))
     assert result.exit_code == 1
-    assert "sandbox.backend: unknown isolation backend 'nope'" in result.stderr
+    assert "sandbox.backend: unknown sandbox backend 'nope'" in result.stderr
 
 
 def test_config_check_invalid_toml_and_missing_file(manager, tmp_path) -> None:

@@ -11,8 +11,8 @@ from neuroflow.config import (
     NeuroflowConfig,
     PluginsConfig,
     find_config_files,
+    get_config,
     load_config,
-    load_plugins_config,
     structure,
 )
 from neuroflow.errors import ConfigError
@@ -179,15 +179,15 @@ def test_explicit_files_replace_the_search(tmp_path, manager) -> None:
 def test_plugins_section_reaches_the_plugin_manager(tmp_path, monkeypatch) -> None:
     write(Path("neuroflow.toml"), '[plugins]\nblock = ["x"]\nautoload = false\n')
     monkeypatch.setenv("NEUROFLOW_PLUGINS__REQUIRED", '["neuroflow>=0.1"]')
-    assert load_plugins_config() == PluginsConfig(
+    assert get_config().plugins == PluginsConfig(
         autoload=False, block=("x",), required=("neuroflow>=0.1",)
     )
 
 
 def test_options_for_a_known_backend_that_is_not_installed_are_kept(manager) -> None:
-    write(Path("neuroflow.toml"), "[sandbox.wasm]\nmax_fuel = 1000\n")
+    write(Path("neuroflow.toml"), '[memory.sqlite]\nurl = "sqlite:///m.db"\n')
     cfg = load_config(environ={}, manager=manager)
-    assert cfg.options("sandbox", "wasm") == {"max_fuel": 1000}
+    assert cfg.options("memory", "sqlite") == {"url": "sqlite:///m.db"}
 
 
 def test_as_dict_shows_the_effective_values(manager) -> None:
@@ -265,18 +265,18 @@ def test_unknown_backend_lists_installed_ones(manager) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(environ={}, manager=manager)
     assert problem(err) == (
-        "sandbox.backend: unknown isolation backend 'firejail' (installed: bare, other, "
+        "sandbox.backend: unknown sandbox backend 'firejail' (installed: bare, other, "
         "process) (in neuroflow.toml)"
     )
 
 
 def test_known_but_missing_backend_gives_the_pip_command(manager) -> None:
     with pytest.raises(ConfigError) as err:
-        load_config(environ={"NEUROFLOW_SANDBOX__BACKEND": "wasm"}, manager=manager)
+        load_config(environ={"NEUROFLOW_MEMORY__BACKEND": "sqlite"}, manager=manager)
     assert problem(err) == (
-        "sandbox.backend: unknown isolation backend 'wasm' (installed: bare, other, process); "
-        "it is provided by neuroflow-sandbox-wasm: pip install 'neuroflow[wasm]' "
-        "(in env NEUROFLOW_SANDBOX__BACKEND)"
+        "memory.backend: unknown memory store 'sqlite' (installed: memory); "
+        "it is provided by neuroflow-memory-sqlite: pip install 'neuroflow[sqlite]' "
+        "(in env NEUROFLOW_MEMORY__BACKEND)"
     )
 
 
@@ -334,7 +334,7 @@ def test_section_that_is_not_a_table(manager) -> None:
 def test_options_for_a_backend_without_a_config_class(manager) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(environ={}, manager=manager, sandbox={"bare": {"x": 1}})
-    assert problem(err) == "sandbox.bare: backend 'bare' takes no options"
+    assert problem(err) == "sandbox.bare: sandbox backend 'bare' takes no options"
 
 
 def test_every_problem_is_reported_at_once(manager) -> None:

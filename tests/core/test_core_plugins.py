@@ -6,15 +6,15 @@ import sys
 
 import pytest
 
+from neuroflow import create_backend
 from neuroflow.backends import BackendKind, BackendSpec
 from neuroflow.config import PluginsConfig
 from neuroflow.errors import BackendNotFoundError, MissingPluginError, PluginLoadError
 from neuroflow.hookspecs import hookimpl
-from neuroflow.plugins import BUILTIN_PLUGINS, PluginManager, get_plugin_manager
+from neuroflow.plugins import BUILTIN_PLUGINS, PluginManager, get_plugin_manager, set_plugin_manager
 
 ISOLATION_PLUGIN = """
-from neuroflow.backends import BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendSpec, hookimpl
 
 
 def make(config=None):
@@ -22,7 +22,7 @@ def make(config=None):
 
 
 @hookimpl
-def neuroflow_isolation_backends():
+def neuroflow_backends():
     return [BackendSpec(name="{name}", kind="isolation", factory=make,
                         description="{name} sandbox")]
 """
@@ -64,7 +64,7 @@ def test_a_builtin_can_be_blocked_from_the_environment(monkeypatch: pytest.Monke
     with pytest.raises(BackendNotFoundError) as err:
         manager.get_backend("isolation", "process", field="sandbox.backend")
     message = str(err.value)
-    assert message.startswith("sandbox.backend: unknown isolation backend 'process'")
+    assert message.startswith("sandbox.backend: unknown sandbox backend 'process'")
     assert "plugins not loaded: neuroflow.sandbox" in message
 
 
@@ -93,7 +93,7 @@ def test_entry_point_plugin_is_discovered_with_its_distribution(site) -> None:
     assert (spec.plugin, spec.distribution, spec.description) == (
         "acme", "acme-sandbox", "acme sandbox"
     )
-    assert manager.create("isolation", "acme") == ("acme", None)
+    assert spec.load_factory()() == ("acme", None)
 
 
 def test_allow_list_from_environment_loads_only_those(site, monkeypatch) -> None:
@@ -180,14 +180,14 @@ def test_plugin_whose_hook_raises_is_reported_and_others_work(site) -> None:
         from neuroflow.hookspecs import hookimpl
 
         @hookimpl
-        def neuroflow_isolation_backends():
+        def neuroflow_backends():
             raise RuntimeError("boom")
     """})
     manager = PluginManager(builtins={})
     assert manager.backends("isolation")["good"].plugin == "good"
     info = infos_by_name(manager)["raising"]
     assert (info.status, info.error) == (
-        "failed", "neuroflow_isolation_backends: RuntimeError: boom"
+        "failed", "neuroflow_backends: RuntimeError: boom"
     )
 
 
@@ -195,26 +195,25 @@ def test_plugin_whose_hook_raises_is_reported_and_others_work(site) -> None:
     ("returned", "error"),
     [
         ('["not a spec"]', "TypeError: expected BackendSpec, got str"),
-        ('[BackendSpec(name="m", kind="memory", factory=dict)]',
-         "TypeError: 'm' has kind memory, expected isolation"),
+        ('[BackendSpec(name="m", kind="transport", factory=dict)]',
+         "ValueError: 'transport' is not a valid BackendKind"),
         ("42", "TypeError: 'int' object is not iterable"),
     ],
 )
 def test_plugin_returning_junk_is_reported(site, returned: str, error: str) -> None:
     site.distribution("good-dist", "1", {"good": "nf_good"}, {"nf_good": isolation_plugin("good")})
     site.distribution("junk-dist", "1", {"junk": "nf_junk"}, {"nf_junk": f"""
-from neuroflow.backends import BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendSpec, hookimpl
 
 @hookimpl
-def neuroflow_isolation_backends():
+def neuroflow_backends():
     return {returned}
 """})
     manager = PluginManager(builtins={})
     assert manager.backends("isolation")["good"].plugin == "good"
     info = infos_by_name(manager)["junk"]
     assert info.status == "failed"
-    assert info.error == f"neuroflow_isolation_backends: {error}"
+    assert info.error == f"neuroflow_backends: {error}"
 
 
 def test_plugin_implementing_a_misspelled_hook_is_reported(site) -> None:
@@ -229,7 +228,7 @@ def test_plugin_implementing_a_misspelled_hook_is_reported(site) -> None:
     assert info.status == "failed"
     assert info.error == (
         "implements unknown hook 'neuroflow_isolation_backend'; "
-        "did you mean 'neuroflow_isolation_backends'?"
+        "did you mean 'neuroflow_backends'?"
     )
 
 
@@ -269,7 +268,7 @@ def test_entry_point_plugin_replaces_a_builtin_backend_of_the_same_name(site) ->
     manager = PluginManager()
     spec = manager.get_backend("isolation", "process")
     assert (spec.plugin, spec.distribution) == ("better", "better-process")
-    assert manager.create("isolation", "process") == ("process", None)
+    assert spec.load_factory()() == ("process", None)
 
 
 def test_replacement_also_works_between_fake_builtin_and_entry_point(site, defaults_plugin):
@@ -326,44 +325,50 @@ def test_factories_and_config_classes_are_imported_only_on_create(site) -> None:
             size: int = 3
 
         class Heavy:
+            name = "heavy"
+            dimension = 1
+
             def __init__(self, config):
                 self.config = config
+
+            def embed(self, texts):
+                return [[1.0] for _ in texts]
     """)
     site.distribution("lazy-dist", "1", {"lazy": "nf_lazy"}, {"nf_lazy": """
-        from neuroflow.backends import BackendSpec
-        from neuroflow.hookspecs import hookimpl
+        from neuroflow import BackendSpec, hookimpl
 
         @hookimpl
-        def neuroflow_memory_stores():
-            return [BackendSpec(name="heavy", kind="memory",
+        def neuroflow_backends():
+            return [BackendSpec(name="heavy", kind="embedder",
                                 factory="nf_heavy_backend:Heavy",
                                 config_class="nf_heavy_backend:HeavyConfig")]
     """})
     manager = PluginManager(builtins={})
+    set_plugin_manager(manager)
     manager.plugin_infos()
-    spec = manager.get_backend("memory", "heavy")
+    spec = manager.get_backend("embedder", "heavy")
     assert "nf_heavy_backend" not in sys.modules
-    backend = manager.create("memory", "heavy")
+    backend = create_backend("embedder", "heavy")
     assert "nf_heavy_backend" in sys.modules
     assert backend.config.size == 3
     assert spec.load_config_class()(size=5) == type(backend.config)(size=5)
-    assert manager.create("memory", "heavy", spec.load_config_class()(size=9)).config.size == 9
+    assert create_backend("embedder", "heavy", spec.load_config_class()(size=9)).config.size == 9
+    assert create_backend("embedder", "heavy", {"size": 7}).config.size == 7
 
 
 def test_a_factory_reference_that_does_not_import_names_the_backend(site) -> None:
     site.distribution("bad-ref", "1", {"badref": "nf_badref"}, {"nf_badref": """
-        from neuroflow.backends import BackendSpec
-        from neuroflow.hookspecs import hookimpl
+        from neuroflow import BackendSpec, hookimpl
 
         @hookimpl
-        def neuroflow_tracers():
+        def neuroflow_backends():
             return [BackendSpec(name="ghost", kind="tracer", factory="nf_ghost_mod:Ghost")]
     """})
-    manager = PluginManager(builtins={})
+    set_plugin_manager(PluginManager(builtins={}))
     with pytest.raises(PluginLoadError) as err:
-        manager.create("tracer", "ghost")
+        create_backend("tracer", "ghost")
     assert str(err.value) == (
-        "backend 'ghost': cannot load its factory 'nf_ghost_mod:Ghost': "
+        "tracer backend 'ghost': cannot load 'nf_ghost_mod:Ghost': "
         "ModuleNotFoundError: No module named 'nf_ghost_mod'"
     )
 
@@ -371,10 +376,10 @@ def test_a_factory_reference_that_does_not_import_names_the_backend(site) -> Non
 def test_unknown_backend_lists_installed_ones_and_the_pip_command(site, defaults_plugin):
     manager = PluginManager(builtins={"test.defaults": defaults_plugin}, entry_points=False)
     with pytest.raises(BackendNotFoundError) as err:
-        manager.get_backend("isolation", "wasm", field="sandbox.backend")
+        manager.get_backend("memory", "sqlite", field="memory.backend")
     assert str(err.value) == (
-        "sandbox.backend: unknown isolation backend 'wasm' (installed: bare, other, process); "
-        "it is provided by neuroflow-sandbox-wasm: pip install 'neuroflow[wasm]'"
+        "memory.backend: unknown memory store 'sqlite' (installed: memory); "
+        "it is provided by neuroflow-memory-sqlite: pip install 'neuroflow[sqlite]'"
     )
     with pytest.raises(BackendNotFoundError, match="did you mean 'process'"):
         manager.get_backend("isolation", "proces")
@@ -386,17 +391,17 @@ def test_register_at_run_time_and_provides_is_not_duplicated(defaults_plugin) ->
 
     class Extra:
         @hookimpl
-        def neuroflow_transports(self) -> list[BackendSpec]:
-            return [BackendSpec(name="pigeon", kind="transport", factory=dict)]
+        def neuroflow_backends(self) -> list[BackendSpec]:
+            return [BackendSpec(name="pigeon", kind="embedder", factory=dict)]
 
     manager.register(Extra(), name="extra")
     infos = infos_by_name(manager)
-    assert infos["extra"].provides == {"transport": ["pigeon"]}
+    assert infos["extra"].provides == {"embedder": ["pigeon"]}
     assert infos["test.defaults"].provides["isolation"] == ["process", "other", "bare"]
-    assert manager.create("transport", "pigeon") == {}
+    assert manager.get_backend("embedder", "pigeon").plugin == "extra"
 
 
-def test_hook_functions_are_plain_callables_in_pluggy_call_order() -> None:
+def test_hook_impls_are_called_in_pluggy_call_order() -> None:
     manager = PluginManager(builtins={})
     calls: list[str] = []
 
@@ -412,11 +417,11 @@ def test_hook_functions_are_plain_callables_in_pluggy_call_order() -> None:
 
     manager.register(First(), name="first")
     manager.register(Second(), name="second")
-    for function in manager.hook_functions("neuroflow_audit_event"):
-        function("e1")
+    for impl in manager.hook_impls("neuroflow_audit_event"):
+        impl(event="e1")
     assert calls == ["second e1", "first e1"]  # last registered first, as pluggy calls them
-    functions = manager.hook_functions("neuroflow_audit_event")
-    assert all(not hasattr(f, "get_hookimpls") for f in functions)
+    assert [impl.plugin for impl in manager.hook_impls("neuroflow_audit_event")] == [
+        "second", "first"]
 
 
 def test_get_plugin_manager_is_process_wide_and_reads_configuration(tmp_path, monkeypatch):
@@ -450,7 +455,7 @@ def test_registering_a_second_plugin_under_a_taken_name_is_refused(defaults_plug
 
     class Impostor:
         @hookimpl
-        def neuroflow_isolation_backends(self) -> list[BackendSpec]:
+        def neuroflow_backends(self) -> list[BackendSpec]:
             return []
 
     with pytest.raises(PluginError, match=r"'test\.defaults' is already registered"):

@@ -42,7 +42,7 @@ def test_manager_reads_memory_section_from_neuroflow_toml() -> None:
 
 
 def test_unknown_store_says_what_to_install() -> None:
-    with pytest.raises(ConfigError, match="unknown memory backend 'redis'"):
+    with pytest.raises(ConfigError, match="unknown memory store 'redis'"):
         MemoryManager(MemoryConfig(), store="redis")
 
 

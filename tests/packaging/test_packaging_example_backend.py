@@ -23,7 +23,7 @@ SELECTED_RUN = textwrap.dedent("""
 
     async def main():
         section = load_config().section("sandbox")
-        backend = get_plugin_manager().create("isolation", section.backend, section.options_for())
+        backend = create_backend("isolation", section.backend, section.options_for())
         async with backend:
             result = await backend.execute("nice")
         print(section.backend, type(backend).__name__, int(result.stdout) - os.nice(0))

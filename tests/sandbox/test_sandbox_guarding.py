@@ -81,10 +81,16 @@ class _EchoBackend:
     async def aclose(self) -> None:
         pass
 
+    async def __aenter__(self) -> _EchoBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
 
 class _EchoPlugin:
     @hookimpl
-    def neuroflow_isolation_backends(self) -> list[BackendSpec]:
+    def neuroflow_backends(self) -> list[BackendSpec]:
         return [BackendSpec(name="echo-test", kind="isolation", factory=_EchoBackend)]
 
 
@@ -92,7 +98,7 @@ class _EchoPlugin:
 async def test_open_sandbox_wraps_a_backend_that_takes_no_gate() -> None:
     Path("neuroflow.toml").write_text(DENY_SH)
     get_plugin_manager().register(_EchoPlugin(), "echo-test-plugin")
-    async with open_sandbox(object(), backend="echo-test", actor="bot") as sandbox:
+    async with open_sandbox(backend="echo-test", actor="bot") as sandbox:
         assert isinstance(sandbox, GuardedBackend)
         assert (await sandbox.execute("/bin/echo", ["x"])).stdout == b"x\n"
         with pytest.raises(SecurityError):

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from neuroflow.cli import build_cli
+from neuroflow.config import reload_config
 from neuroflow.errors import BackendNotFoundError, MissingPluginError
 from neuroflow.plugins import PluginManager, get_plugin_manager, set_plugin_manager
 from neuroflow.sandbox import SandboxConfig, SandboxIsolator, open_sandbox
@@ -58,11 +59,16 @@ def without_entry_points() -> None:
 )
 def test_facades_say_what_to_install(name: str, extra: str) -> None:
     import neuroflow.sandbox as sandbox
+    from neuroflow.backends import BackendKind, install_hint
 
     facade = getattr(sandbox, name)  # importing the name never fails
     with pytest.raises(MissingPluginError) as info:
         facade()
-    assert f"pip install 'neuroflow[{extra}]'" in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"{name} needs the {extra!r} sandbox backend, which is not installed")
+    # Only distributions that exist are named; the others say nothing provides the backend.
+    hint = install_hint(BackendKind.ISOLATION, extra) or "no installed plugin provides it"
+    assert hint in message
 
 
 def test_facade_resolves_to_an_installed_plugin() -> None:
@@ -72,10 +78,11 @@ def test_facade_resolves_to_an_installed_plugin() -> None:
 
     class FakeNamespacePlugin:
         @hookimpl
-        def neuroflow_isolation_backends(self) -> list[BackendSpec]:
+        def neuroflow_backends(self) -> list[BackendSpec]:
             return [BackendSpec(name="namespace", kind="isolation",
                                 factory="neuroflow.sandbox.process:SandboxIsolator",
-                                config_class="neuroflow.sandbox.config:SandboxConfig")]
+                                config_class="neuroflow.sandbox.config:SandboxConfig",
+                                enforces_gate=True)]
 
     manager = PluginManager(entry_points=False)
     manager.register(FakeNamespacePlugin(), name="fake-namespace")
@@ -176,6 +183,7 @@ def test_doctor_marks_cgroups_required_when_the_config_needs_them(
     monkeypatch.chdir(tmp_path)
     assert cgroup_check().required  # the default: process backend, no weaker mode
     (tmp_path / "neuroflow.toml").write_text("[sandbox.process]\nallow_weaker_isolation = true\n")
+    reload_config()
     assert not cgroup_check().required
 
 
@@ -217,7 +225,7 @@ def test_cli_bad_size_is_reported() -> None:
     result = CliRunner().invoke(build_cli(), ["sandbox", "run", "--memory", "lots", "--",
                                               "/bin/true"])
     assert result.exit_code == 2
-    assert "--memory: expected a size like" in result.stderr
+    assert "Invalid value for '--memory': expected a size like" in result.stderr
 
 
 def test_console_script_runs_a_command(tmp_path: Path) -> None:

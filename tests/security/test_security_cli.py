@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from security_helpers import KEY, write_records
 
 from neuroflow.cli import build_cli
+from neuroflow.config import reload_config
 from neuroflow.security.levels import LEVEL_SETTINGS, SandboxSecurityLevel, level_settings
 
 
@@ -150,6 +151,7 @@ def test_doctor_checks_that_the_audit_log_can_be_written(tmp_path: Path) -> None
     assert checks["audit log writable"]["required"] is True
     assert code == 1
     Path("neuroflow.toml").write_text('[security.audit]\nfile = "logs/audit.log"\n')
+    reload_config()
     code, out = run("doctor", "--json")
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert checks["audit log writable"]["ok"] is True

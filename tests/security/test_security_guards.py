@@ -218,7 +218,7 @@ def test_bad_effect_is_a_config_error_naming_the_field() -> None:
 
 
 def test_guard_objects_satisfy_the_guard_protocol() -> None:
-    from neuroflow.security.model import Guard
+    from neuroflow.security.protocol import Guard
 
     for guard in (AllowlistGuard(), PathsGuard(), NetworkGuard(), ToolsGuard()):
         assert isinstance(guard, Guard)

@@ -26,7 +26,8 @@ from neuroflow.security import (
 )
 from neuroflow.security.guards.allowlist import AllowlistConfig, AllowlistGuard
 from neuroflow.security.manager import guarded
-from neuroflow.security.model import Action, ActionContext, ActionGate, Verdict
+from neuroflow.security.model import Action, ActionContext, Verdict
+from neuroflow.security.protocol import ActionGate
 
 CONFIG = """
 [security]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from neuroflow.plugins import get_plugin_manager
+from neuroflow import create_backend
 from neuroflow.testing import IsolationBackendSuite
 
 
@@ -19,6 +19,6 @@ async def test_commands_run_at_the_configured_niceness() -> None:
     from neuroflow_nice.backend import NiceConfig
 
     config = NiceConfig(niceness=7)
-    async with get_plugin_manager().create("isolation", "nice", config) as sandbox:
+    async with create_backend("isolation", "nice", config) as sandbox:
         result = await sandbox.execute("nice")  # with no arguments, nice prints the niceness
     assert int(result.stdout) == min(19, os.nice(0) + 7)

@@ -18,9 +18,13 @@ _LAZY: dict[str, str] = {
     "hookspec": "neuroflow.hookspecs",
     "BackendSpec": "neuroflow.backends",
     "BackendKind": "neuroflow.backends",
+    "create_backend": "neuroflow.backends",
+    "Check": "neuroflow.doctor",
     "NeuroflowError": "neuroflow.errors",
     "ConfigError": "neuroflow.errors",
     "load_config": "neuroflow.config",
+    "get_config": "neuroflow.config",
+    "reload_config": "neuroflow.config",
     "get_plugin_manager": "neuroflow.plugins",
     "AINativeAgent": "neuroflow.agent",
     "LLMConfig": "neuroflow.agent",
@@ -28,8 +32,9 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:
     from neuroflow.agent import AINativeAgent, LLMConfig
-    from neuroflow.backends import BackendKind, BackendSpec
-    from neuroflow.config import load_config
+    from neuroflow.backends import BackendKind, BackendSpec, create_backend
+    from neuroflow.config import get_config, load_config, reload_config
+    from neuroflow.doctor import Check
     from neuroflow.errors import ConfigError, NeuroflowError
     from neuroflow.hookspecs import hookimpl, hookspec
     from neuroflow.plugins import get_plugin_manager
@@ -42,12 +47,16 @@ __all__ = [
     "AINativeAgent",
     "BackendKind",
     "BackendSpec",
+    "Check",
     "ConfigError",
     "LLMConfig",
     "NeuroflowError",
     "__version__",
+    "create_backend",
+    "get_config",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
     "load_config",
+    "reload_config",
 ]

@@ -54,10 +54,10 @@ def _config_group() -> click.Group:
     @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
     def show(as_json: bool) -> None:
         """Print the effective configuration and where each value came from."""
-        from neuroflow.config import load_config
+        from neuroflow.config import get_config
         from neuroflow.security.levels import level_settings
 
-        cfg = load_config()
+        cfg = get_config()
         data = cfg.as_dict()
         security = cfg.section("security").settings
         if security is not None:
@@ -138,7 +138,7 @@ def _doctor_command() -> click.Command:
         """Say what this machine can enforce and what the active configuration needs."""
         import attrs
 
-        from neuroflow.config import load_config
+        from neuroflow.config import get_config
         from neuroflow.errors import ConfigError
         from neuroflow.plugins import get_plugin_manager
 
@@ -146,7 +146,7 @@ def _doctor_command() -> click.Command:
         checks = manager.doctor_checks()
         failed_plugins = [i for i in manager.plugin_infos() if i.status == "failed"]
         try:
-            cfg = load_config()
+            cfg = get_config()
             selection = {name: list(sec.selected) for name, sec in cfg.sections.items()}
             config_problems: list[str] = []
         except ConfigError as exc:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import enum
 import os
+import threading
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,8 +31,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from neuroflow.backends import KNOWN_BACKENDS, BackendKind
+from neuroflow.backends import KNOWN_BACKENDS, BackendKind, load_reference
 from neuroflow.errors import BackendNotFoundError, ConfigError
+from neuroflow.units import ByteSize, parse_size
 
 if TYPE_CHECKING:
     import cattrs
@@ -79,6 +81,12 @@ def _strict_str(value: Any, type_: type) -> Any:
     return value
 
 
+def _structure_size(value: Any, _type: type) -> int:
+    if isinstance(value, str):
+        return parse_size(value)
+    return _strict_int(value, int)
+
+
 def _make_converter() -> cattrs.Converter:
     import cattrs
 
@@ -88,6 +96,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(Path, lambda v, _t: Path(_strict_str(v, str)))
+    conv.register_structure_hook(ByteSize, _structure_size)
     conv.register_unstructure_hook(Path, str)
     return conv
 
@@ -155,9 +164,9 @@ def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list
         with_notes, without = exc.group_exceptions()
         out = []
         for sub, note in with_notes:
-            out += _problems(sub, cls, [*path, str(note.name)])
+            out += _problems(sub, exc.cl, [*path, str(note.name)])
         for sub in without:
-            out += _problems(sub, cls, path)
+            out += _problems(sub, exc.cl, path)
         return out
     if isinstance(exc, IterableValidationError):
         with_notes, without = exc.group_exceptions()
@@ -172,6 +181,19 @@ def _problems(exc: BaseException, cls: type, path: list[str]) -> list[tuple[list
         for sub in exc.exceptions:
             out += _problems(sub, cls, path)
         return out
+    if isinstance(exc, ConfigError):
+        # A validator of ``cls`` names its field first ("cpu_time_limit: expected ...");
+        # put the field under the path, so every message has the one form.
+        fields = {a.name for a in attrs.fields(cls)} if attrs.has(cls) else set()
+        out = []
+        for line in exc.problems:
+            field, sep, rest = line.partition(": ")
+            head_name = field.split(".", 1)[0]
+            if sep and head_name in fields:
+                out.append(([*path, *field.split(".")], rest))
+            else:
+                out.append((path, line))
+        return out
     if isinstance(exc, KeyError):
         key = str(exc.args[0])
         # cattrs already put the missing field's name on the path (as the note)
@@ -185,18 +207,21 @@ def structure(
     *,
     path: str = "",
     sources: Mapping[str, str] | None = None,
+    folders: Mapping[str, Path] | None = None,
 ) -> T:
     """Turn ``data`` into ``cls`` with the one converter, or raise :class:`ConfigError`.
 
     Each problem becomes one line: ``sandbox.process.cpu_time_limit: expected an integer,
-    got 'lots' (in neuroflow.toml)``.
+    got 'lots' (in neuroflow.toml)``.  ``sources`` says where each dotted path's value came
+    from; ``folders`` gives, for values read from a file, that file's folder: relative
+    paths in fields marked with :func:`file_relative` are resolved against it.
     """
     if isinstance(data, cls):
         return data
     if attrs.has(cls) and not isinstance(data, Mapping):
         raise ConfigError(f"{path or cls.__name__}: expected a table, got {data!r}")
     try:
-        return get_converter().structure(data, cls)
+        built = get_converter().structure(data, cls)
     except Exception as exc:  # noqa: BLE001 - re-raised as ConfigError with paths
         base = path.split(".") if path else []
         lines = []
@@ -210,6 +235,9 @@ def structure(
             origin = _source_for(dotted, sources)
             lines.append(f"{dotted}: {message}{origin}")
         raise ConfigError(lines) from None
+    if folders:
+        built = _anchor(built, path, folders)
+    return built
 
 
 def _source_for(dotted: str, sources: Mapping[str, str] | None) -> str:
@@ -221,6 +249,59 @@ def _source_for(dotted: str, sources: Mapping[str, str] | None) -> str:
             return f" (in {sources[probe]})"
         probe = probe.rpartition(".")[0]
     return ""
+
+
+# --- paths relative to the file that set them -------------------------------------------
+
+#: attrs field metadata key: how to anchor the field's relative value to a folder.
+ANCHOR = "neuroflow.anchor"
+
+
+def _anchor_path(value: Any, folder: Path) -> Any:
+    if not isinstance(value, str) or not value or value.startswith("~"):
+        return value
+    return value if os.path.isabs(value) else str(folder / value)
+
+
+def _anchor_sqlite_url(value: Any, folder: Path) -> Any:
+    prefix = "sqlite:///"
+    if not isinstance(value, str) or not value.startswith(prefix):
+        return value
+    rest = value[len(prefix):]
+    database, sep, query = rest.partition("?")
+    if not database or database == ":memory:" or database.startswith("/"):
+        return value
+    return f"{prefix}{folder / database}{sep}{query}"
+
+
+def file_relative(kind: str = "path", **kwargs: Any) -> Any:
+    """An attrs field whose relative value, when read from a file, is taken relative to
+    that file's folder rather than the working directory.
+
+    ``kind`` is ``"path"`` (a file or folder path) or ``"sqlite-url"``
+    (``sqlite:///relative.db``).  Other ``attrs.field`` arguments pass through.
+    """
+    how = {"path": _anchor_path, "sqlite-url": _anchor_sqlite_url}[kind]
+    metadata = {**kwargs.pop("metadata", {}), ANCHOR: how}
+    return attrs.field(metadata=metadata, **kwargs)
+
+
+def _anchor(obj: Any, path: str, folders: Mapping[str, Path]) -> Any:
+    """Resolve ``obj``'s file-relative fields (recursively) against their files' folders."""
+    if not attrs.has(type(obj)):
+        return obj
+    changes: dict[str, Any] = {}
+    for field in attrs.fields(type(obj)):
+        dotted = f"{path}.{field.name}" if path else field.name
+        value = getattr(obj, field.name)
+        how = field.metadata.get(ANCHOR)
+        if how is not None and dotted in folders:
+            anchored = how(value, folders[dotted])
+        else:
+            anchored = _anchor(value, dotted, folders)
+        if anchored is not value:
+            changes[field.name] = anchored
+    return attrs.evolve(obj, **changes) if changes else obj
 
 
 # --- the model --------------------------------------------------------------------------
@@ -243,42 +324,8 @@ class PluginsConfig:
     required: tuple[str, ...] = ()
 
 
-@attrs.frozen
-class SectionSpec:
-    """How one configuration section selects backends.
-
-    Attributes:
-        kind: the backend kind the section selects.
-        default: the default backend name (or names, for a multi-backend section).
-        multi: the section enables several backends at once (``guards = [...]``).
-        selector: the key that names the backend(s).
-        settings: ``"module:Class"`` of the section's own common fields, or ``None``.
-    """
-
-    kind: BackendKind
-    default: str | tuple[str, ...]
-    multi: bool = False
-    selector: str = "backend"
-    settings: str | None = None
-
-
-#: The sections of ``neuroflow.toml``, by name.
-SECTIONS: dict[str, SectionSpec] = {
-    "sandbox": SectionSpec(BackendKind.ISOLATION, "process"),
-    "memory": SectionSpec(
-        BackendKind.MEMORY, "memory", settings="neuroflow.memory.config:MemoryConfig"
-    ),
-    "embedder": SectionSpec(BackendKind.EMBEDDER, "lexical"),
-    "tracer": SectionSpec(BackendKind.TRACER, "local"),
-    "llm": SectionSpec(BackendKind.LLM, "scripted"),
-    "security": SectionSpec(
-        BackendKind.GUARD,
-        ("allowlist", "paths", "network", "tools"),
-        multi=True,
-        selector="guards",
-        settings="neuroflow.security.config:SecurityConfig",
-    ),
-}
+#: The backend-selecting sections of ``neuroflow.toml``, by name (from the kinds table).
+SECTIONS: dict[str, BackendKind] = {kind.section: kind for kind in BackendKind}
 
 
 @attrs.frozen
@@ -311,41 +358,162 @@ class Section:
 
 
 @attrs.frozen
-class NeuroflowConfig:
-    """The effective configuration.
+class RawConfig:
+    """The merged sources before any checking.
 
     Attributes:
-        plugins: the ``[plugins]`` section.
-        sections: every backend-selecting section, by name.
+        data: every source merged, later ones winning.
         sources: where each dotted path's value came from (``"neuroflow.toml"``,
-            ``"env NEUROFLOW_SANDBOX__BACKEND"``, ``"keyword argument"``); absent means default.
+            ``"env NEUROFLOW_SANDBOX__BACKEND"``, ``"keyword argument"``).
+        folders: for values read from a file, that file's folder.
         files: the configuration files that were read.
     """
 
-    plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
-    sections: Mapping[str, Section] = attrs.field(factory=dict)
-    sources: Mapping[str, str] = attrs.field(factory=dict)
-    files: tuple[Path, ...] = ()
+    data: Mapping[str, Any]
+    sources: Mapping[str, str]
+    folders: Mapping[str, Path]
+    files: tuple[Path, ...]
+
+
+class NeuroflowConfig:
+    """The effective configuration: read once, each section built and checked when first used.
+
+    A problem in one section is reported when that section is used (or by :meth:`check`),
+    so it does not stop capabilities that do not need it.
+
+    Attributes:
+        plugins: the ``[plugins]`` section (its defaults, if it is invalid: :meth:`check`
+            reports the problem).
+        sources: where each dotted path's value came from; absent means default.
+        files: the configuration files that were read.
+    """
+
+    def __init__(self, raw: RawConfig, *, manager: Any = None) -> None:
+        self._raw = raw
+        self._manager = manager
+        self._built: dict[str, Section | ConfigError] = {}
+        self._plugins_problem: ConfigError | None = None
+        self.plugins = PluginsConfig()
+        if raw.data.get("plugins"):
+            try:
+                self.plugins = structure(raw.data["plugins"], PluginsConfig, path="plugins",
+                                         sources=raw.sources)
+            except ConfigError as exc:
+                self._plugins_problem = exc
+
+    @property
+    def sources(self) -> Mapping[str, str]:
+        """Where each dotted path's value came from (absent: the default)."""
+        return self._raw.sources
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The configuration files that were read."""
+        return self._raw.files
+
+    def _plugin_manager(self) -> Any:
+        if self._manager is None:
+            from neuroflow.plugins import get_plugin_manager
+
+            return get_plugin_manager()
+        return self._manager
 
     def section(self, name: str) -> Section:
-        """Return section ``name``; raise :class:`ConfigError` for an unknown one."""
-        try:
-            return self.sections[name]
-        except KeyError:
-            raise ConfigError(f"unknown configuration section {name!r}") from None
+        """Return section ``name``, built and checked on first use.
+
+        Raises:
+            ConfigError: the section is unknown or invalid (every problem, one per line).
+        """
+        built = self._built.get(name)
+        if built is None:
+            if name not in SECTIONS:
+                raise ConfigError(f"unknown configuration section {name!r} "
+                                  f"(known: {', '.join(SECTIONS)})")
+            try:
+                built = _build_section(SECTIONS[name], self._raw, self._plugin_manager())
+            except ConfigError as exc:
+                built = exc
+            self._built[name] = built
+        if isinstance(built, ConfigError):
+            raise ConfigError(built.problems)
+        return built
+
+    @property
+    def sections(self) -> dict[str, Section]:
+        """Every section, built (raises :class:`ConfigError` listing every problem)."""
+        self.check()
+        return {name: self.section(name) for name in SECTIONS}
 
     def options(self, section: str, backend: str | None = None) -> Any:
         """The config object of a section's selected (or named) backend."""
         return self.section(section).options_for(backend)
+
+    def selection(self, kind: BackendKind) -> tuple[str, ...]:
+        """The backend names ``[<section>] <selector>`` chooses (or the kind's default).
+
+        Checks only the selection itself, so a problem in a backend's options table does
+        not stop another backend of the section from being built.
+        """
+        table = self._raw.data.get(kind.section)
+        if table is not None and not isinstance(table, Mapping):
+            raise ConfigError(f"{kind.section}: expected a table, got {table!r}"
+                              f"{_source_for(kind.section, self._raw.sources)}")
+        problems: list[str] = []
+        chosen = _selection(kind, dict(table or {}), self._raw.sources, problems)
+        if problems:
+            raise ConfigError(problems)
+        return chosen
+
+    def backend_options(self, kind: BackendKind, name: str, config_class: type) -> Any:
+        """``[<section>.<name>]`` as a ``config_class`` object, or ``None`` if not set.
+
+        Checks only that table, so a backend chosen by name works even when another
+        part of its section is invalid.
+        """
+        table = self._raw.data.get(kind.section)
+        raw = table.get(name) if isinstance(table, Mapping) else None
+        if raw is None:
+            return None
+        return structure(raw, config_class, path=f"{kind.section}.{name}",
+                         sources=self._raw.sources, folders=self._raw.folders)
+
+    def check(self) -> None:
+        """Build every section; raise one :class:`ConfigError` listing every problem."""
+        raw = self._raw
+        problems: list[str] = []
+        if self._plugins_problem is not None:
+            problems += self._plugins_problem.problems
+        if self.plugins.required:
+            from neuroflow.errors import MissingPluginError
+
+            try:
+                self._plugin_manager().check_required(self.plugins.required)
+            except MissingPluginError as exc:
+                where = _source_for("plugins.required", raw.sources)
+                problems += [line + where for line in str(exc).splitlines()]
+        for name in SECTIONS:
+            try:
+                self.section(name)
+            except ConfigError as exc:
+                problems += exc.problems
+        for key in raw.data:
+            if key != "plugins" and key not in SECTIONS:
+                known = ["plugins", *SECTIONS]
+                close = did_you_mean(key, known)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(f"{key}: unknown section{hint} (known: {', '.join(known)})"
+                                f"{_source_for(key, raw.sources)}")
+        if problems:
+            raise ConfigError(problems)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data (what ``config show`` prints)."""
         converter = get_converter()
         out: dict[str, Any] = {"plugins": converter.unstructure(self.plugins)}
         for name, sec in self.sections.items():
-            spec = SECTIONS[name]
+            kind = SECTIONS[name]
             body: dict[str, Any] = {}
-            body[spec.selector] = list(sec.selected) if spec.multi else sec.backend
+            body[kind.selector] = list(sec.selected) if kind.multi else sec.backend
             if sec.settings is not None:
                 body.update(_public(sec.settings, converter.unstructure(sec.settings)))
             for backend, opts in sec.options.items():
@@ -353,6 +521,10 @@ class NeuroflowConfig:
                     opts, converter.unstructure(opts))
             out[name] = body
         return out
+
+    def __repr__(self) -> str:
+        files = ", ".join(str(f) for f in self.files) or "no files"
+        return f"NeuroflowConfig({files})"
 
 
 def _secret_name(name: str) -> bool:
@@ -390,28 +562,42 @@ def _public(obj: Any, data: Any) -> Any:
 # --- reading sources ----------------------------------------------------------------------
 
 
-def _merge(
-    dst: dict[str, Any], src: Mapping[str, Any], label: str, sources: dict[str, str], prefix: str
-) -> None:
+def _merge(dst: dict[str, Any], src: Mapping[str, Any], label: str, sources: dict[str, str],
+           folders: dict[str, Path], folder: Path | None, prefix: str) -> None:
     for key, value in src.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value, label, sources, dotted + ".")
-        else:
-            dst[key] = dict(value) if isinstance(value, Mapping) else value
-            sources[dotted] = label
-            if isinstance(value, Mapping):
-                _mark(value, label, sources, dotted + ".")
+            _merge(dst[key], value, label, sources, folders, folder, dotted + ".")
+            continue
+        dst[key] = _plain(value)
+        for path in _paths(dotted, value):
+            sources[path] = label
+            if folder is None:
+                folders.pop(path, None)
+            else:
+                folders[path] = folder
 
 
-def _mark(src: Mapping[str, Any], label: str, sources: dict[str, str], prefix: str) -> None:
-    for key, value in src.items():
-        sources[f"{prefix}{key}"] = label
-        if isinstance(value, Mapping):
-            _mark(value, label, sources, f"{prefix}{key}.")
+def _plain(value: Any) -> Any:
+    return {k: _plain(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+def _paths(dotted: str, value: Any) -> list[str]:
+    """``dotted`` and, for a table, every dotted path below it."""
+    out = [dotted]
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            out += _paths(f"{dotted}.{key}", sub)
+    return out
+
+
+#: How many times configuration files were read in this process (tests count reads).
+files_read = 0
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    global files_read
+    files_read += 1
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -440,23 +626,20 @@ def _trusted(path: Path) -> bool:
     return False
 
 
-def find_config_files(start: Path | None = None) -> list[Path]:
-    """Return ``[pyproject.toml?, neuroflow.toml?]`` from the nearest directory holding either.
-
-    The search goes from ``start`` (the working directory) up to the repository root (the
-    first directory with a ``.git``) and no further; files owned by another user are
-    skipped with a warning.  ``NEUROFLOW_CONFIG`` names one file
-    explicitly and disables the search.
-    """
+def _find_config_data(start: Path | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """The configuration files that apply, each read once, with their NeuroFlow tables."""
     explicit = os.environ.get("NEUROFLOW_CONFIG")
     if explicit:
-        return [Path(explicit)]
+        path = Path(explicit)
+        return [(path, _file_data(path, _read_toml(path)))]
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        pyproject = folder / "pyproject.toml"
-        found = [p for p in (pyproject, folder / CONFIG_FILE_NAME) if p.is_file() and _trusted(p)]
-        if pyproject in found and "neuroflow" not in _read_toml(pyproject).get("tool", {}):
-            found.remove(pyproject)
+        found = []
+        for path in (folder / "pyproject.toml", folder / CONFIG_FILE_NAME):
+            if path.is_file() and _trusted(path):
+                data = _read_toml(path)
+                if path.name == CONFIG_FILE_NAME or "neuroflow" in data.get("tool", {}):
+                    found.append((path, _file_data(path, data)))
         if found:
             return found
         if (folder / ".git").exists():
@@ -464,8 +647,18 @@ def find_config_files(start: Path | None = None) -> list[Path]:
     return []
 
 
-def _file_data(path: Path) -> dict[str, Any]:
-    data = _read_toml(path)
+def find_config_files(start: Path | None = None) -> list[Path]:
+    """Return ``[pyproject.toml?, neuroflow.toml?]`` from the nearest directory holding either.
+
+    The search goes from ``start`` (the working directory) up to the repository root (the
+    first directory with a ``.git``) and no further; files owned by another user are
+    skipped with a warning.  ``NEUROFLOW_CONFIG`` names one file explicitly and disables
+    the search.
+    """
+    return [path for path, _ in _find_config_data(start)]
+
+
+def _file_data(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     if path.name == "pyproject.toml":
         return data.get("tool", {}).get("neuroflow", {})
     return data
@@ -478,90 +671,82 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def _env_data(environ: Mapping[str, str], sources: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, raw in environ.items():
+def _env_data(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        node = out
+        node: dict[str, Any] = {}
+        top = node
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = _env_value(raw)
-        sources[".".join(parts)] = f"env {name}"
+        out.append((f"env {name}", top))
     return out
 
 
-def _raw_config(
-    files: list[Path] | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, str], list[Path]]:
+def read_raw_config(files: list[Path] | None = None, environ: Mapping[str, str] | None = None,
+                    overrides: Mapping[str, Any] | None = None) -> RawConfig:
+    """Read and merge every source once: files, environment, keyword overrides."""
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    paths = find_config_files() if files is None else list(files)
-    for path in paths:
-        _merge(merged, _file_data(path), str(path.name if path.parent == Path.cwd() else path),
-               sources, "")
-    env_sources: dict[str, str] = {}
-    env = _env_data(environ, env_sources)
-    _merge(merged, env, "env", sources, "")
-    sources.update(env_sources)
-    _merge(merged, overrides, "keyword argument", sources, "")
-    return merged, sources, paths
+    folders: dict[str, Path] = {}
+    if files is None:
+        found = _find_config_data()
+    else:
+        found = [(Path(p), _file_data(Path(p), _read_toml(Path(p)))) for p in files]
+    cwd = Path.cwd()
+    for path, data in found:
+        label = str(path.name if path.parent == cwd else path)
+        _merge(merged, data, label, sources, folders, path.resolve().parent, "")
+    for label, data in _env_data(os.environ if environ is None else environ):
+        _merge(merged, data, label, sources, folders, None, "")
+    _merge(merged, overrides or {}, "keyword argument", sources, folders, None, "")
+    return RawConfig(merged, sources, folders, tuple(path for path, _ in found))
 
 
-def _structure_plugins(raw: Mapping[str, Any], sources: Mapping[str, str]) -> PluginsConfig:
-    if not raw.get("plugins"):
-        return PluginsConfig()
-    return structure(raw.get("plugins", {}), PluginsConfig, path="plugins", sources=sources)
+def _settings_class(kind: BackendKind) -> type | None:
+    return load_reference(kind.settings, f"[{kind.section}] settings") if kind.settings else None
 
 
-def load_plugins_config(environ: Mapping[str, str] | None = None) -> PluginsConfig:
-    """Read only ``[plugins]`` (the plugin manager needs it before anything else)."""
-    raw, sources, _ = _raw_config(None, os.environ if environ is None else environ, {})
-    return _structure_plugins(raw, sources)
+def _selection(kind: BackendKind, raw: dict[str, Any], sources: Mapping[str, str],
+               problems: list[str]) -> tuple[str, ...]:
+    name, selector = kind.section, kind.selector
+    chosen = raw.pop(selector, kind.default)
+    where = _source_for(f"{name}.{selector}", sources)
+    if kind.multi:
+        if isinstance(chosen, str) or not isinstance(chosen, (list, tuple)) or not all(
+                isinstance(item, str) for item in chosen):
+            problems.append(f"{name}.{selector}: expected a list of names, got {chosen!r}{where}")
+            return ()
+        return tuple(chosen)
+    if not isinstance(chosen, str):
+        problems.append(f"{name}.{selector}: expected a backend name, got {chosen!r}{where}")
+        return ()
+    return (chosen,)
 
 
-def _load_ref(ref: str) -> type:
-    from neuroflow.backends import _resolve
-
-    return _resolve(ref, "settings class", ref)
-
-
-def _build_section(
-    name: str, raw: Any, sources: Mapping[str, str], manager: Any
-) -> Section:
-    spec = SECTIONS[name]
+def _build_section(kind: BackendKind, raw_config: RawConfig, manager: Any) -> Section:
+    name = kind.section
+    sources, folders = raw_config.sources, raw_config.folders
+    raw = raw_config.data.get(name)
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{name}: expected a table, got {raw!r}{_source_for(name, sources)}")
     raw = dict(raw)
     problems: list[str] = []
-    selected_raw = raw.pop(spec.selector, spec.default)
-    if spec.multi:
-        if isinstance(selected_raw, str) or not isinstance(selected_raw, (list, tuple)):
-            where = _source_for(f"{name}.{spec.selector}", sources)
-            problems.append(f"{name}.{spec.selector}: expected a list of names, "
-                            f"got {selected_raw!r}{where}")
-            selected: tuple[str, ...] = ()
-        else:
-            selected = tuple(selected_raw)
-    elif not isinstance(selected_raw, str):
-        problems.append(f"{name}.{spec.selector}: expected a backend name, got {selected_raw!r}"
-                        f"{_source_for(f'{name}.{spec.selector}', sources)}")
-        selected = ()
-    else:
-        selected = (selected_raw,)
-
-    installed = manager.backends(spec.kind)
+    selected = _selection(kind, raw, sources, problems)
+    installed = manager.backends(kind)
     for backend in selected:
         if backend not in installed:
             try:
-                manager.get_backend(spec.kind, backend, field=f"{name}.{spec.selector}")
+                manager.get_backend(kind, backend, field=f"{name}.{kind.selector}")
             except BackendNotFoundError as exc:
-                problems.append(str(exc) + _source_for(f"{name}.{spec.selector}", sources))
+                problems.append(str(exc) + _source_for(f"{name}.{kind.selector}", sources))
 
-    settings_cls = _load_ref(spec.settings) if spec.settings else None
+    settings_cls = _settings_class(kind)
     settings_fields = {a.name for a in attrs.fields(settings_cls)} if settings_cls else set()
     settings_raw = {k: raw.pop(k) for k in list(raw) if k in settings_fields}
 
@@ -571,16 +756,17 @@ def _build_section(
             config_cls = installed[key].load_config_class()
             if config_cls is None:
                 if value:
-                    problems.append(f"{name}.{key}: backend {key!r} takes no options")
+                    problems.append(f"{name}.{key}: {kind.word} {key!r} takes no options")
                 continue
             try:
-                options[key] = structure(value, config_cls, path=f"{name}.{key}", sources=sources)
+                options[key] = structure(value, config_cls, path=f"{name}.{key}",
+                                         sources=sources, folders=folders)
             except ConfigError as exc:
                 problems += exc.problems
-        elif (spec.kind, key) in KNOWN_BACKENDS and isinstance(value, Mapping):
+        elif (kind, key) in KNOWN_BACKENDS and isinstance(value, Mapping):
             options[key] = dict(value)  # options for a known backend that is not installed
         else:
-            known = sorted(settings_fields | set(installed) | {spec.selector})
+            known = sorted(settings_fields | set(installed) | {kind.selector})
             close = did_you_mean(key, known)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
@@ -596,7 +782,8 @@ def _build_section(
     settings = None
     if settings_cls is not None:
         try:
-            settings = structure(settings_raw, settings_cls, path=name, sources=sources)
+            settings = structure(settings_raw, settings_cls, path=name, sources=sources,
+                                 folders=folders)
         except ConfigError as exc:
             problems += exc.problems
     if problems:
@@ -606,29 +793,41 @@ def _build_section(
     return Section(name, selected, settings, options, own)
 
 
-def load_section(
-    name: str,
-    *,
-    files: list[Path] | None = None,
-    environ: Mapping[str, str] | None = None,
-    manager: Any = None,
-    **overrides: Any,
-) -> Section:
-    """Load and check only section ``name`` of the effective configuration.
+# --- the process-wide snapshot --------------------------------------------------------------
 
-    A capability that needs one section uses this, so a problem in another capability's
-    section (or a plugin that failed to load) does not stop it from working.  Arguments
-    are those of :func:`load_config`.
+_snapshot: NeuroflowConfig | None = None
+_snapshot_lock = threading.Lock()
+
+
+def get_config() -> NeuroflowConfig:
+    """The process-wide configuration: files and environment read once, on first use.
+
+    Sections are built (and checked) when first used.  Call :func:`reload_config` after
+    changing files or ``NEUROFLOW_*`` variables at run time.
     """
-    if name not in SECTIONS:
-        raise ConfigError(f"unknown configuration section {name!r} "
-                          f"(known: {', '.join(SECTIONS)})")
-    raw, sources, _ = _raw_config(files, os.environ if environ is None else environ, overrides)
-    if manager is None:
-        from neuroflow.plugins import get_plugin_manager
+    global _snapshot
+    snapshot = _snapshot
+    if snapshot is None:
+        with _snapshot_lock:
+            if _snapshot is None:
+                _snapshot = NeuroflowConfig(read_raw_config())
+            snapshot = _snapshot
+    return snapshot
 
-        manager = get_plugin_manager()
-    return _build_section(name, raw.get(name), sources, manager)
+
+def reload_config() -> None:
+    """Forget the process-wide configuration and the security gate built from it; the
+    next use reads files and environment again.
+
+    The plugin manager stays (plugins load once per process); to apply a changed
+    ``[plugins]`` section too, also call ``neuroflow.plugins.set_plugin_manager(None)``.
+    """
+    global _snapshot
+    with _snapshot_lock:
+        _snapshot = None
+    from neuroflow.security.manager import set_default_gate
+
+    set_default_gate(None)
 
 
 def load_config(
@@ -636,52 +835,24 @@ def load_config(
     files: list[Path] | None = None,
     environ: Mapping[str, str] | None = None,
     manager: Any = None,
+    check: bool = True,
     **overrides: Any,
 ) -> NeuroflowConfig:
-    """Load and check the effective configuration.
+    """Read a configuration of your own (the process-wide one is :func:`get_config`).
 
     Args:
         files: configuration files to read instead of searching (``[]`` reads none).
         environ: the environment to read ``NEUROFLOW_*`` from (default ``os.environ``).
         manager: the plugin manager that knows the installed backends (default: the
             process-wide one).
+        check: build and check every section now (default); ``False`` defers each
+            section's checks to its first use.
         **overrides: sections as keyword arguments, e.g. ``sandbox={"backend": "process"}``.
 
     Raises:
-        ConfigError: with one line per problem, each naming the path and the fix.
+        ConfigError: with one line per problem, each naming the path and the source.
     """
-    raw, sources, paths = _raw_config(files, os.environ if environ is None else environ, overrides)
-    problems: list[str] = []
-    try:
-        plugins = _structure_plugins(raw, sources)
-    except ConfigError as exc:
-        problems += exc.problems
-        plugins = PluginsConfig()
-    if manager is None:
-        from neuroflow.plugins import get_plugin_manager
-
-        manager = get_plugin_manager()
-    if plugins.required:
-        from neuroflow.errors import MissingPluginError
-
-        try:
-            manager.check_required(plugins.required)
-        except MissingPluginError as exc:
-            where = _source_for("plugins.required", sources)
-            problems += [line + where for line in str(exc).splitlines()]
-    sections: dict[str, Section] = {}
-    for name in SECTIONS:
-        try:
-            sections[name] = _build_section(name, raw.get(name), sources, manager)
-        except ConfigError as exc:
-            problems += exc.problems
-    for key in raw:
-        if key != "plugins" and key not in SECTIONS:
-            known = ["plugins", *SECTIONS]
-            close = did_you_mean(key, known)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(f"{key}: unknown section{hint} (known: {', '.join(known)})"
-                            f"{_source_for(key, sources)}")
-    if problems:
-        raise ConfigError(problems)
-    return NeuroflowConfig(plugins, sections, sources, tuple(paths))
+    config = NeuroflowConfig(read_raw_config(files, environ, overrides), manager=manager)
+    if check:
+        config.check()
+    return config

@@ -6,15 +6,19 @@ register through the very same hooks, so each of them can be blocked or replaced
 
 Hooks come in two groups:
 
-* **Registration hooks** (``neuroflow_*_backends``, ``neuroflow_memory_stores``, ...) are
-  called once, when the plugin manager first needs backends of that kind.  Each returns
-  a list of :class:`~neuroflow.backends.BackendSpec`.  They must be cheap: hand over
+* **The registration hook** (``neuroflow_backends``) is called once, when the plugin
+  manager first needs to know the installed backends.  It returns a list of
+  :class:`~neuroflow.backends.BackendSpec`.  They must be cheap: hand over
   names and ``"module:attr"`` references, and import heavy libraries inside the factory.
   All results are collected; a plugin whose hook raises is reported as failed and the
   others keep working.
 * **Runtime hooks** (``neuroflow_guard_check``, ``neuroflow_audit_event``, ...) are resolved
   once into plain callables by the component that uses them, because they sit on hot
   paths.
+
+Implementations are called the way pluggy calls them: an implementation may accept any
+subset of a hook's arguments, by name, and a failing one is reported under its
+plugin's name.
 """
 
 from __future__ import annotations
@@ -40,125 +44,36 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def neuroflow_isolation_backends() -> list[BackendSpec]:
-    """Return the sandbox (isolation) backends this plugin provides.
+def neuroflow_backends() -> list[BackendSpec]:
+    """Return every backend this plugin provides, of any kind.
 
-    Called once, when a sandbox backend is first looked up.  The factory receives the
-    backend's config object (an instance of ``config_class``) and returns an object that
-    satisfies :class:`neuroflow.sandbox.IsolationBackend`.  All results are collected.
-
-    Example::
-
-        @hookimpl
-        def neuroflow_isolation_backends():
-            return [BackendSpec(
-                name="firejail", kind="isolation",
-                factory="neuroflow_firejail.backend:FirejailBackend",
-                config_class="neuroflow.sandbox:SandboxConfig",
-                description="Run commands under firejail",
-            )]
-    """
-
-
-@hookspec
-def neuroflow_memory_stores() -> list[BackendSpec]:
-    """Return the memory stores this plugin provides.
-
-    The factory receives the store's config object and returns an object that satisfies
-    :class:`neuroflow.memory.MemoryStore`.  All results are collected.
+    Called once, when the plugin manager first needs to know the installed backends.
+    Each :class:`~neuroflow.BackendSpec` names its kind (``"isolation"``, ``"memory"``,
+    ``"embedder"``, ``"tracer"``, ``"guard"``, ``"llm"``: the members of
+    :class:`~neuroflow.BackendKind`).  Only :func:`neuroflow.create_backend` calls a
+    factory: it reads the backend's ``[<section>.<name>]`` options, checks them against
+    ``config_class``, builds the backend and, for kinds that run actions, puts it behind
+    the security gate (unless ``enforces_gate=True`` says the factory takes ``gate=`` and
+    ``actor=`` and enforces it itself).  The object built must satisfy the kind's
+    Protocol (:class:`neuroflow.sandbox.IsolationBackend`,
+    :class:`neuroflow.memory.MemoryStore`, ...).  All results are collected; a backend of
+    an entry-point plugin replaces a built-in one of the same kind and name.
 
     Example::
 
         @hookimpl
-        def neuroflow_memory_stores():
-            return [BackendSpec(
-                name="redis", kind="memory",
-                factory="neuroflow_redis.store:RedisStore",
-                config_class="neuroflow_redis.store:RedisStoreConfig",
-            )]
-    """
-
-
-@hookspec
-def neuroflow_embedders() -> list[BackendSpec]:
-    """Return the text embedders this plugin provides, for semantic memory search.
-
-    The factory receives the embedder's config object and returns an object that
-    satisfies :class:`neuroflow.memory.Embedder`.  All results are collected.
-
-    Example::
-
-        @hookimpl
-        def neuroflow_embedders():
-            return [BackendSpec(name="my-model", kind="embedder",
-                                factory="my_pkg.embed:MyEmbedder")]
-    """
-
-
-@hookspec
-def neuroflow_transports() -> list[BackendSpec]:
-    """Return the agent-to-agent transports this plugin provides.
-
-    A transport carries messages between agents (in-process, A2A JSON-RPC, A2A gRPC).
-    All results are collected.
-
-    Example::
-
-        @hookimpl
-        def neuroflow_transports():
-            return [BackendSpec(name="a2a-jsonrpc", kind="transport",
-                                factory="neuroflow_a2a.jsonrpc:JsonRpcTransport")]
-    """
-
-
-@hookspec
-def neuroflow_tracers() -> list[BackendSpec]:
-    """Return the tracers this plugin provides (where spans go).
-
-    The factory receives the tracer's config object and returns an object that
-    satisfies :class:`neuroflow.observability.Tracer`.  All results are collected.
-
-    Example::
-
-        @hookimpl
-        def neuroflow_tracers():
-            return [BackendSpec(name="otel", kind="tracer",
-                                factory="neuroflow_otel.tracer:OtelTracer",
-                                config_class="neuroflow_otel.tracer:OtelConfig")]
-    """
-
-
-@hookspec
-def neuroflow_guards() -> list[BackendSpec]:
-    """Return the guards this plugin provides.
-
-    A guard inspects an :class:`~neuroflow.security.model.Action` before it runs and
-    returns a verdict.  Guards are enabled by name in ``[security] guards = [...]`` and
-    their rules live under ``[security.<name>]``.  All results are collected.
-
-    Example::
-
-        @hookimpl
-        def neuroflow_guards():
-            return [BackendSpec(name="business-hours", kind="guard",
-                                factory="my_pkg.guards:BusinessHoursGuard")]
-    """
-
-
-@hookspec
-def neuroflow_llm_providers() -> list[BackendSpec]:
-    """Return the LLM providers this plugin provides.
-
-    The factory receives the provider's config object and returns an object that
-    satisfies :class:`neuroflow.agent.LLMProvider`.  All results are collected.
-
-    Example::
-
-        @hookimpl
-        def neuroflow_llm_providers():
-            return [BackendSpec(name="anthropic", kind="llm",
-                                factory="my_pkg.llm:AnthropicProvider",
-                                config_class="my_pkg.llm:AnthropicConfig")]
+        def neuroflow_backends():
+            return [
+                BackendSpec(
+                    name="firejail", kind="isolation",
+                    factory="neuroflow_firejail.backend:FirejailBackend",
+                    config_class="neuroflow.sandbox:SandboxConfig",
+                    description="Run commands under firejail",
+                ),
+                BackendSpec(name="redis", kind="memory",
+                            factory="neuroflow_redis.store:RedisStore",
+                            config_class="neuroflow_redis.store:RedisStoreConfig"),
+            ]
     """
 
 

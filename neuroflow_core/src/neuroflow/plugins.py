@@ -1,4 +1,4 @@
-"""The plugin manager: the one place that finds plugins and turns a backend name into an object.
+"""The plugin manager: finds plugins, knows their backends, calls their hooks.
 
 Plugins are found through the ``neuroflow`` entry-point group; the built-in backends are
 registered from :data:`BUILTIN_PLUGINS` through the very same hooks, so any of them can be
@@ -16,7 +16,10 @@ Selection comes from configuration (``[plugins]``) and from environment variable
     never load these plugins (built-ins included).
 
 The rest of the code never touches pluggy: it calls :meth:`PluginManager.backends`,
-:meth:`PluginManager.get_backend`, :meth:`PluginManager.create` and the forwarding methods.
+:meth:`PluginManager.get_backend` and the forwarding methods, and builds backends with
+:func:`neuroflow.create_backend`.  Hook implementations are called the way pluggy calls
+them (:class:`HookImpl`): each receives only the arguments it names, and a failure is
+reported under its plugin's name.
 """
 
 from __future__ import annotations
@@ -60,15 +63,37 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "neuroflow.cli": "neuroflow.cli_commands",
 }
 
-_KIND_HOOKS: dict[BackendKind, str] = {
-    BackendKind.ISOLATION: "neuroflow_isolation_backends",
-    BackendKind.MEMORY: "neuroflow_memory_stores",
-    BackendKind.EMBEDDER: "neuroflow_embedders",
-    BackendKind.TRANSPORT: "neuroflow_transports",
-    BackendKind.TRACER: "neuroflow_tracers",
-    BackendKind.GUARD: "neuroflow_guards",
-    BackendKind.LLM: "neuroflow_llm_providers",
-}
+
+
+@attrs.frozen
+class HookImpl:
+    """One plugin's implementation of a hook, callable with pluggy's semantics.
+
+    Attributes:
+        plugin: the name of the plugin that implements it (used in every error).
+        function: the implementation itself.
+        argnames: the hook arguments it accepts (any subset of the spec's, in its order).
+    """
+
+    plugin: str
+    function: Callable[..., Any]
+    argnames: tuple[str, ...]
+
+    def __call__(self, **kwargs: Any) -> Any:
+        """Call with the hook's arguments by name; only those it accepts are passed."""
+        return self.function(*[kwargs[name] for name in self.argnames])
+
+    def positional(self, spec_argnames: tuple[str, ...]) -> Callable[..., Any]:
+        """A plain callable taking the spec's arguments positionally, for hot paths.
+
+        When the implementation takes exactly the spec's arguments it is returned as it
+        is (no wrapper, no per-call cost); otherwise a small adapter passes the subset.
+        """
+        if self.argnames == spec_argnames:
+            return self.function
+        picks = [spec_argnames.index(name) for name in self.argnames]
+        function = self.function
+        return lambda *args: function(*[args[i] for i in picks])
 
 
 @attrs.define
@@ -212,7 +237,7 @@ class PluginManager:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self._infos: dict[str, PluginInfo] = {}
-        self._backends: dict[BackendKind, dict[str, BackendSpec]] = {}
+        self._backends: dict[BackendKind, dict[str, BackendSpec]] | None = None
         self._lock = threading.Lock()
         allow = config.allow if config is not None else None
         block = list(config.block) if config is not None else []
@@ -296,7 +321,7 @@ class PluginManager:
             raise PluginError(f"a plugin named {name!r} is already registered; pass another name")
         self._load_module(name, lambda: plugin, "(registered at run time)", "", builtin=False)
         with self._lock:
-            self._backends.clear()
+            self._backends = None
 
     def check_required(self, required: Iterable[str] | None = None) -> None:
         """Raise :class:`MissingPluginError` unless every requirement is loaded.
@@ -360,51 +385,53 @@ class PluginManager:
 
     def plugin_infos(self) -> list[PluginInfo]:
         """Every plugin seen, with status and (for loaded ones) what it provides."""
-        for kind in BackendKind:
-            self.backends(kind)
+        self._all_backends()
         return list(self._infos.values())
 
     def backends(self, kind: BackendKind | str) -> dict[str, BackendSpec]:
         """Return the installed backends of ``kind`` by name (collected once)."""
-        kind = BackendKind(kind)
-        found = self._backends.get(kind)
-        if found is not None:
-            return found
-        with self._lock:
-            found = self._backends.get(kind)
-            if found is None:
-                found = self._collect(kind)
-                self._backends[kind] = found
+        return self._all_backends()[BackendKind(kind)]
+
+    def _all_backends(self) -> dict[BackendKind, dict[str, BackendSpec]]:
+        found = self._backends
+        if found is None:
+            with self._lock:
+                found = self._backends
+                if found is None:
+                    found = self._backends = self._collect()
         return found
 
-    def _collect(self, kind: BackendKind) -> dict[str, BackendSpec]:
-        caller = getattr(self._pm.hook, _KIND_HOOKS[kind])
-        found: dict[str, BackendSpec] = {}
+    def _collect(self) -> dict[BackendKind, dict[str, BackendSpec]]:
+        found: dict[BackendKind, dict[str, BackendSpec]] = {kind: {} for kind in BackendKind}
         for known in self._infos.values():
-            known.provides.pop(kind.value, None)
-        # get_hookimpls() lists implementations in registration order (built-ins first);
-        # walking it that way lets an entry-point plugin replace a built-in of the same name.
-        for impl in caller.get_hookimpls():
-            info = self._infos.get(impl.plugin_name)
+            known.provides.clear()
+        # In registration order (built-ins first), so that an entry-point plugin's
+        # backend replaces a built-in one of the same kind and name.
+        for impl in self.hook_impls("neuroflow_backends")[::-1]:
+            info = self._infos.get(impl.plugin)
             try:
-                specs = impl.function() or []
+                specs = list(impl() or [])
                 for spec in specs:
                     if not isinstance(spec, BackendSpec):
                         raise TypeError(f"expected BackendSpec, got {type(spec).__name__}")
-                    if spec.kind is not kind:
-                        raise TypeError(f"{spec.name!r} has kind {spec.kind}, expected {kind}")
             except Exception as exc:  # noqa: BLE001 - reported, the rest keep working
-                if info is not None:
-                    info.status = "failed"
-                    info.error = f"{_KIND_HOOKS[kind]}: {type(exc).__name__}: {exc}"
+                self._mark_failed(impl.plugin, "neuroflow_backends", exc)
                 continue
             for spec in specs:
-                spec.plugin = impl.plugin_name
+                spec.plugin = impl.plugin
                 spec.distribution = info.distribution if info else ""
-                found[spec.name] = spec
+                found[spec.kind][spec.name] = spec
                 if info is not None:
-                    info.provides.setdefault(kind.value, []).append(spec.name)
+                    info.provides.setdefault(spec.kind.value, []).append(spec.name)
         return found
+
+    def _mark_failed(self, plugin: str, hook: str, exc: BaseException) -> PluginInfo | None:
+        """Report ``plugin`` as failed in ``hook``; return its info (if known)."""
+        info = self._infos.get(plugin)
+        if info is not None:
+            info.status = "failed"
+            info.error = f"{hook}: {type(exc).__name__}: {exc}"
+        return info
 
     def get_backend(self, kind: BackendKind | str, name: str, *, field: str = "") -> BackendSpec:
         """Return the spec of backend ``name``, or raise an error saying what to install.
@@ -418,7 +445,7 @@ class PluginManager:
             return spec
         where = f"{field}: " if field else ""
         installed = ", ".join(sorted(available)) or "none"
-        parts = [f"{where}unknown {kind} backend {name!r} (installed: {installed})"]
+        parts = [f"{where}unknown {kind.word} {name!r} (installed: {installed})"]
         close = difflib.get_close_matches(name, list(available), n=1)
         if close:
             parts.append(f"did you mean {close[0]!r}?")
@@ -430,32 +457,21 @@ class PluginManager:
             parts.append(f"plugins not loaded: {', '.join(blocked)} (see `neuroflow plugins`)")
         raise BackendNotFoundError("; ".join(parts))
 
-    def create(
-        self, kind: BackendKind | str, name: str, config: object | None = None, **kwargs: Any
-    ) -> Any:
-        """Build backend ``name`` of ``kind`` from its config object (or its defaults).
-
-        ``kwargs`` are passed on to the factory (e.g. ``gate=`` for a sandbox backend that
-        takes one).
-        """
-        spec = self.get_backend(kind, name)
-        factory = spec.load_factory()
-        if config is None:
-            config_class = spec.load_config_class()
-            if config_class is not None:
-                config = config_class()
-        return factory(config, **kwargs) if config is not None else factory(**kwargs)
-
     # --- forwarding for runtime hooks ---------------------------------------------------
 
-    def hook_functions(self, hook_name: str) -> list[Callable[..., Any]]:
-        """Return the implementations of a runtime hook as plain callables, in call order.
+    def hook_impls(self, hook_name: str) -> list[HookImpl]:
+        """The implementations of a hook, in pluggy's call order (latest registered first).
 
-        The order is pluggy's: the most recently registered plugin first.  Callers on hot
-        paths resolve these once and call them directly.
+        Each is a :class:`HookImpl`: call it with the hook's arguments by name (it gets
+        only those it accepts), or take :meth:`HookImpl.positional` once for a hot path.
         """
         caller = getattr(self._pm.hook, hook_name)
-        return [impl.function for impl in caller.get_hookimpls()][::-1]
+        return [HookImpl(impl.plugin_name, impl.function, tuple(impl.argnames))
+                for impl in caller.get_hookimpls()][::-1]
+
+    def hook_argnames(self, hook_name: str) -> tuple[str, ...]:
+        """The arguments of hook ``hook_name``, in the spec's order."""
+        return tuple(getattr(self._pm.hook, hook_name).spec.argnames)
 
     def add_cli_commands(self, cli: click.Group) -> list[PluginInfo]:
         """Let every plugin add its subcommands to ``cli``.
@@ -464,14 +480,12 @@ class PluginManager:
         the others' commands are still added.
         """
         failed: list[PluginInfo] = []
-        for impl in self._pm.hook.neuroflow_cli_commands.get_hookimpls():
+        for impl in self.hook_impls("neuroflow_cli_commands")[::-1]:
             try:
-                impl.function(cli=cli)
+                impl(cli=cli)
             except Exception as exc:  # noqa: BLE001
-                info = self._infos.get(impl.plugin_name)
+                info = self._mark_failed(impl.plugin, "neuroflow_cli_commands", exc)
                 if info is not None:
-                    info.status = "failed"
-                    info.error = f"neuroflow_cli_commands: {type(exc).__name__}: {exc}"
                     failed.append(info)
         return failed
 
@@ -480,13 +494,11 @@ class PluginManager:
         from neuroflow.doctor import Check
 
         checks: list[Check] = []
-        for impl in self._pm.hook.neuroflow_doctor_checks.get_hookimpls():
+        for impl in self.hook_impls("neuroflow_doctor_checks")[::-1]:
             try:
-                checks.extend(impl.function() or [])
+                checks.extend(impl() or [])
             except Exception as exc:  # noqa: BLE001
-                checks.append(
-                    Check(f"plugin {impl.plugin_name}", False, f"{type(exc).__name__}: {exc}")
-                )
+                checks.append(Check(f"plugin {impl.plugin}", False, f"{type(exc).__name__}: {exc}"))
         return checks
 
 
@@ -500,9 +512,9 @@ def get_plugin_manager() -> PluginManager:
     if _manager is None:
         with _manager_lock:
             if _manager is None:
-                from neuroflow.config import load_plugins_config
+                from neuroflow.config import get_config
 
-                _manager = PluginManager(load_plugins_config())
+                _manager = PluginManager(get_config().plugins)
     return _manager
 
 
@@ -513,20 +525,15 @@ def set_plugin_manager(manager: PluginManager | None) -> None:
         _manager = manager
 
 
-def require_backend(kind: BackendKind | str, name: str) -> BackendSpec:
-    """Shortcut for ``get_plugin_manager().get_backend(kind, name)``."""
-    return get_plugin_manager().get_backend(kind, name)
-
-
 __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
     "EntryPoint",
+    "HookImpl",
     "PluginInfo",
     "PluginLoadError",
     "PluginManager",
     "get_plugin_manager",
-    "require_backend",
     "scan_entry_points",
     "set_plugin_manager",
 ]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from neuroflow import create_backend
 from neuroflow.backends import BackendKind
 from neuroflow.errors import ConfigError, MissingPluginError
 from neuroflow.plugins import get_plugin_manager
@@ -44,14 +45,14 @@ def test_bad_options_name_the_field() -> None:
     from neuroflow_memory_sqlite.minilm import MiniLMConfig
 
     with pytest.raises(ConfigError, match=r"embedder\.minilm\.batch_size: expected an integer"):
-        get_plugin_manager().create(BackendKind.EMBEDDER, "minilm", MiniLMConfig(batch_size=0))
+        create_backend(BackendKind.EMBEDDER, "minilm", MiniLMConfig(batch_size=0))
 
 
 def test_missing_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     # A None entry in sys.modules is Python's own way to make a module unimportable.
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(MissingPluginError) as info:
-        get_plugin_manager().create(BackendKind.EMBEDDER, "minilm")
+        create_backend(BackendKind.EMBEDDER, "minilm")
     text = str(info.value)
     assert "sentence_transformers" in text
     assert "pip install 'neuroflow-memory-sqlite[minilm]'" in text and "torch==2.13.0" in text
@@ -62,7 +63,7 @@ def test_creating_the_embedder_does_not_import_torch() -> None:
     code = ("import sys\n"
             "from neuroflow.backends import BackendKind\n"
             "from neuroflow.plugins import get_plugin_manager\n"
-            "e = get_plugin_manager().create(BackendKind.EMBEDDER, 'minilm')\n"
+            "e = create_backend(BackendKind.EMBEDDER, 'minilm')\n"
             "assert e.dimension == 384, e.dimension\n"
             "heavy = {'torch', 'sentence_transformers', 'transformers'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neuroflow import create_backend
 from neuroflow.backends import BackendKind
 from neuroflow.plugins import get_plugin_manager
 
@@ -69,20 +70,20 @@ def test_entry_point_module_does_not_import_sqlalchemy() -> None:
 
 
 def test_bad_store_options_name_the_field(tmp_path: Path) -> None:
-    from neuroflow.config import load_section
+    from neuroflow.config import get_config
     from neuroflow.errors import ConfigError
 
     Path("neuroflow.toml").write_text(
         '[memory]\nbackend = "sqlite"\n[memory.sqlite]\nurl = 5\ntable_prefx = "x"\n')
     with pytest.raises(ConfigError) as info:
-        load_section("memory")
+        get_config().section("memory")
     text = str(info.value)
     assert "memory.sqlite.url" in text and "did you mean 'table_prefix'" in text
 
 
 def test_wordllama_embedder_offline_and_semantic() -> None:
     pytest.importorskip("wordllama", reason="the wordllama extra is not installed")
-    embedder = get_plugin_manager().create(BackendKind.EMBEDDER, "wordllama")
+    embedder = create_backend(BackendKind.EMBEDDER, "wordllama")
     vectors = embedder.embed(["the user prefers a dark colour scheme",
                               "night mode interface preference", "recipe for lemon cake"])
     assert vectors.shape == (3, 256) and vectors.dtype == np.float32

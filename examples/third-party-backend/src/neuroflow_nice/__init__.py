@@ -8,7 +8,7 @@ from neuroflow import BackendSpec, hookimpl
 
 
 @hookimpl
-def neuroflow_isolation_backends() -> list[BackendSpec]:
+def neuroflow_backends() -> list[BackendSpec]:
     """Offer the ``nice`` backend: ``[sandbox] backend = "nice"``."""
     return [
         BackendSpec(

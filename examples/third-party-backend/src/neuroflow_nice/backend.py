@@ -10,8 +10,8 @@ from typing import Self
 
 import attrs
 
+from neuroflow import create_backend
 from neuroflow.errors import CommandNotAllowedError, ConfigError
-from neuroflow.plugins import get_plugin_manager
 from neuroflow.sandbox import SandboxConfig, SandboxResult
 
 
@@ -38,9 +38,8 @@ class NiceSandbox:
         self._allowed = options.pop("allowed_commands")
         # gate=False: the guards judge the user's command once, where this sandbox was
         # opened (open_sandbox wraps backends like this one), not the `nice` underneath.
-        self._inner = get_plugin_manager().create(
-            "isolation", "process", SandboxConfig(**options), gate=False
-        )
+        self._inner = create_backend("isolation", "process", SandboxConfig(**options),
+                                     gate=False)
 
     def _resolve(self, command: str) -> str | None:
         """The absolute program to run, checked against ``allowed_commands``."""

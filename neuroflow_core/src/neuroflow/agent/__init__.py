@@ -29,7 +29,7 @@ from neuroflow._lazy import lazy_exports
 _LAZY: dict[str, str] = {
     "AINativeAgent": "neuroflow.agent.runtime",
     "LLMConfig": "neuroflow.agent.llm",
-    "LLMProvider": "neuroflow.agent.llm",
+    "LLMProvider": "neuroflow.agent.protocol",
     "Completion": "neuroflow.agent.llm",
     "ToolCall": "neuroflow.agent.llm",
     "create_provider": "neuroflow.agent.llm",
@@ -43,14 +43,9 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from neuroflow.agent.llm import (
-        Completion,
-        LLMConfig,
-        LLMProvider,
-        ToolCall,
-        create_provider,
-    )
+    from neuroflow.agent.llm import Completion, LLMConfig, ToolCall, create_provider
     from neuroflow.agent.openai import OpenAIConfig, OpenAIProvider
+    from neuroflow.agent.protocol import LLMProvider
     from neuroflow.agent.runtime import AINativeAgent
     from neuroflow.agent.scripted import ScriptedConfig, ScriptedProvider
     from neuroflow.agent.sessions import SessionStore

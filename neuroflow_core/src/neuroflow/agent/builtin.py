@@ -5,12 +5,11 @@ Cheap to import: the providers (and ``httpx``) load only when one is selected.
 
 from __future__ import annotations
 
-from neuroflow.backends import BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendSpec, hookimpl
 
 
 @hookimpl
-def neuroflow_llm_providers() -> list[BackendSpec]:
+def neuroflow_backends() -> list[BackendSpec]:
     """Register the OpenAI-compatible provider (also as ``openai-compatible``) and ``scripted``."""
     openai = {
         "kind": "llm",

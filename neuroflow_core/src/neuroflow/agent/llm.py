@@ -16,13 +16,12 @@ A provider for another API translates both at its edge.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
-from neuroflow.errors import AgentError, ConfigError
+from neuroflow.errors import ConfigError
 
 Message = Mapping[str, Any]
 ToolDescription = Mapping[str, Any]
@@ -98,38 +97,9 @@ class Completion:
     raw: Any = None
 
 
-@runtime_checkable
-class LLMProvider(Protocol):
-    """What an LLM provider backend must implement."""
-
-    async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolDescription]
-    ) -> Completion:
-        """Return the model's next reply to ``messages``, offering it ``tools``.
-
-        Raises:
-            AgentError: the provider failed (auth, unreachable server, malformed reply).
-        """
-        ...
-
-
-def _llm_section() -> tuple[str, Mapping[str, Any]]:
-    """The ``[llm]`` selection and the options of each configured provider.
-
-    Without a configuration file and without ``NEUROFLOW_LLM__*`` variables that is
-    simply the defaults, so reading the configuration is skipped.
-    """
-    from neuroflow.config import SECTIONS, find_config_files, load_config
-
-    if not find_config_files() and not any(k.startswith("NEUROFLOW_LLM__") for k in os.environ):
-        default = SECTIONS["llm"].default
-        return (default if isinstance(default, str) else default[0]), {}
-    section = load_config().section("llm")
-    return section.backend, section.options
-
-
-def _overrides(llm_config: LLMConfig, config_class: type) -> dict[str, Any]:
-    names = {a.name for a in attrs.fields(config_class)}
+def _overrides(llm_config: LLMConfig, config_class: type | None) -> dict[str, Any]:
+    """The provider options an :class:`LLMConfig` sets (fields it leaves ``None`` are not)."""
+    names = {a.name for a in attrs.fields(config_class)} if config_class is not None else set()
     wanted: dict[str, Any] = {}
     for field in ("model", "base_url", "api_key", "temperature", "max_tokens",
                   "timeout_seconds", "max_retries"):
@@ -140,13 +110,13 @@ def _overrides(llm_config: LLMConfig, config_class: type) -> dict[str, Any]:
         if key not in names:
             raise ConfigError(
                 f"LLMConfig.extra: {key!r} is not an option of the {llm_config.provider!r} "
-                f"provider (its options: {', '.join(sorted(names))})"
+                f"provider (its options: {', '.join(sorted(names)) or 'none'})"
             )
         wanted[key] = value
     return wanted
 
 
-def create_provider(llm_config: LLMConfig | None = None) -> LLMProvider:
+def create_provider(llm_config: LLMConfig | None = None) -> Any:
     """Build the provider an :class:`LLMConfig` names (or the configured one for ``None``).
 
     The provider's config object starts from its ``[llm.<provider>]`` section (or its
@@ -156,25 +126,12 @@ def create_provider(llm_config: LLMConfig | None = None) -> LLMProvider:
         BackendNotFoundError: no installed plugin provides that provider.
         ConfigError: an option has the wrong type or is unknown to the provider.
     """
-    from neuroflow.config import converter, structure
-    from neuroflow.plugins import get_plugin_manager
+    from neuroflow.backends import BackendKind, backend_config_class, create_backend
 
-    manager = get_plugin_manager()
-    selected, options = _llm_section()
-    name = llm_config.provider if llm_config is not None else selected
-    spec = manager.get_backend("llm", name, field="LLMConfig.provider" if llm_config else "llm")
-    config_class = spec.load_config_class()
-    config = options.get(name)
-    if llm_config is not None and config_class is not None:
-        overrides = _overrides(llm_config, config_class)
-        if overrides:
-            base = converter.unstructure(config) if config is not None else {}
-            base.update(overrides)
-            config = structure(base, config_class, path=f"llm.{name}")
-    provider = manager.create("llm", name, config)
-    if not callable(getattr(provider, "complete", None)):
-        raise AgentError(
-            f"LLM provider {name!r} ({spec.plugin}) built {type(provider).__name__}, "
-            "which has no async complete(messages, tools) method"
-        )
-    return provider
+    if llm_config is None:
+        return create_backend(BackendKind.LLM)
+    config_class = backend_config_class(BackendKind.LLM, llm_config.provider,
+                                        field="LLMConfig.provider")
+    return create_backend(BackendKind.LLM, llm_config.provider,
+                          overrides=_overrides(llm_config, config_class),
+                          field="LLMConfig.provider")

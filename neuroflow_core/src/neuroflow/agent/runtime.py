@@ -12,7 +12,8 @@ from typing import Any, TypeVar, overload
 
 import anyio
 
-from neuroflow.agent.llm import Completion, LLMConfig, LLMProvider, ToolCall, create_provider
+from neuroflow.agent.llm import Completion, LLMConfig, ToolCall, create_provider
+from neuroflow.agent.protocol import LLMProvider
 from neuroflow.agent.sessions import SessionStore
 from neuroflow.agent.tools import Tool, describe_tool
 from neuroflow.errors import AgentError, ConfigError, SecurityError
@@ -83,7 +84,7 @@ class AINativeAgent:
         max_steps: how many model calls one :meth:`handle` may make.
         tool_timeout_seconds: how long one tool call may run.
         deadline_seconds: how long one :meth:`handle` may take in total.
-        gate: an :class:`~neuroflow.security.model.ActionGate` every tool call passes
+        gate: an :class:`~neuroflow.security.ActionGate` every tool call passes
             through first (e.g. a ``SecurityManager``); ``None`` (the default) uses the
             gate built from ``[security]`` of the active configuration; ``False`` runs
             tools unguarded and unaudited.

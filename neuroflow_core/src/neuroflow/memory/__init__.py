@@ -26,8 +26,8 @@ _LAZY: dict[str, str] = {
     "HistoryRecord": "neuroflow.memory.model",
     "MemoryQuery": "neuroflow.memory.model",
     "Candidates": "neuroflow.memory.model",
-    "MemoryStore": "neuroflow.memory.store",
-    "Embedder": "neuroflow.memory.embedders",
+    "MemoryStore": "neuroflow.memory.protocol",
+    "Embedder": "neuroflow.memory.protocol",
     "LexicalEmbedder": "neuroflow.memory.embedders",
     "InMemoryStore": "neuroflow.memory.inmemory",
     "TieredStore": "neuroflow.memory.tiered",
@@ -39,11 +39,11 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:
     from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
     from neuroflow.memory.config import MemoryConfig
-    from neuroflow.memory.embedders import Embedder, LexicalEmbedder
+    from neuroflow.memory.embedders import LexicalEmbedder
     from neuroflow.memory.inmemory import InMemoryStore
     from neuroflow.memory.manager import MemoryManager
     from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
-    from neuroflow.memory.store import MemoryStore
+    from neuroflow.memory.protocol import Embedder, MemoryStore
     from neuroflow.memory.tiered import TieredStore
 
 

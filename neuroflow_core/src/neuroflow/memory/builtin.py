@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from neuroflow.backends import BackendKind, BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendKind, BackendSpec, hookimpl
 
 if TYPE_CHECKING:
     import click
 
 
 @hookimpl
-def neuroflow_memory_stores() -> list[BackendSpec]:
+def neuroflow_backends() -> list[BackendSpec]:
     """The in-memory store and the tiered store."""
     return [
+        *_embedders(),
         BackendSpec(
             name="memory",
             kind=BackendKind.MEMORY,
@@ -33,8 +33,7 @@ def neuroflow_memory_stores() -> list[BackendSpec]:
     ]
 
 
-@hookimpl
-def neuroflow_embedders() -> list[BackendSpec]:
+def _embedders() -> list[BackendSpec]:
     """The zero-dependency lexical embedder."""
     return [
         BackendSpec(

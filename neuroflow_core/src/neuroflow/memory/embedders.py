@@ -12,7 +12,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -20,23 +20,6 @@ from neuroflow.memory.text import tokenize
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into unit-length float32 vectors of a fixed size.
-
-    Attributes:
-        name: identifies the model; vectors of different names are not compared.
-        dimension: the vector size.
-    """
-
-    name: str
-    dimension: int
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Return a ``len(texts) x dimension`` float32 array of L2-normalised rows."""
-        ...
 
 
 @attrs.frozen

@@ -10,15 +10,14 @@ from typing import Any
 import anyio
 import attrs
 
-from neuroflow.backends import BackendKind
-from neuroflow.config import load_section
+from neuroflow.backends import BackendKind, create_backend
+from neuroflow.config import NeuroflowConfig, get_config
 from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory import validate as check
 from neuroflow.memory.config import MemoryConfig
-from neuroflow.memory.embedders import Embedder
 from neuroflow.memory.filters import validate_filter
 from neuroflow.memory.model import HistoryRecord, MemoryEntry, MemoryQuery
-from neuroflow.memory.store import MemoryStore
+from neuroflow.memory.protocol import Embedder, MemoryStore
 from neuroflow.memory.text import entry_text, query_words, search_words
 
 log = logging.getLogger("neuroflow.memory")
@@ -54,18 +53,15 @@ class MemoryManager:
         embedder: Embedder | str | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        section = None
+        loaded = None
         if config is None or not isinstance(config, MemoryConfig):
-            section = _memory_section(config)
-            config = section.settings or MemoryConfig()
+            loaded = _loaded_config(config)
+            config = loaded.section("memory").settings or MemoryConfig()
         self.config: MemoryConfig = config
+        self._loaded = loaded
         self._clock = clock or time.time
         if store is None or isinstance(store, str):
-            if section is None:
-                section = _memory_section(None)
-            name = store or section.backend
-            options = section.options_for(name)
-            store = _manager().create(BackendKind.MEMORY, name, options)
+            store = create_backend(BackendKind.MEMORY, store, config=loaded)
         self.store: MemoryStore = store
         self._embedder_choice = embedder
         self._embedder: Embedder | None = embedder if not isinstance(embedder, (str, type(None))) \
@@ -82,11 +78,7 @@ class MemoryManager:
         """The embedder used for semantic search (built on first use)."""
         if self._embedder is None:
             name = self._embedder_choice or self.config.embedder
-            options = None
-            if name is None:
-                sec = load_section("embedder")
-                name, options = sec.backend, sec.options_for()
-            self._embedder = _manager().create(BackendKind.EMBEDDER, name, options)
+            self._embedder = create_backend(BackendKind.EMBEDDER, name, config=self._loaded)
         return self._embedder
 
     async def _ready(self) -> float:
@@ -517,19 +509,14 @@ def _top(score: Any, updated: Any, agents: Any, keys: Any, limit: int) -> list[i
     return ranked[:limit]
 
 
-def _manager() -> Any:
-    from neuroflow.plugins import get_plugin_manager
-
-    return get_plugin_manager()
-
-
-def _memory_section(config: Any) -> Any:
+def _loaded_config(config: Any) -> Any:
+    """The configuration to read sections from: ``config`` or the process-wide one."""
     if config is None:
-        return load_section("memory")
-    if not hasattr(config, "section"):
+        return get_config()
+    if not isinstance(config, NeuroflowConfig):
         raise InvalidMemoryError(
             f"config: expected a MemoryConfig or a loaded NeuroflowConfig, got {config!r}")
-    return config.section("memory")
+    return config
 
 
 __all__ = ["MemoryManager"]

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
-from neuroflow.memory.store import MemoryStore
+from neuroflow.memory.protocol import MemoryStore
 
 
 @attrs.frozen
@@ -44,14 +44,16 @@ class TieredStore:
     @classmethod
     def from_config(cls, config: TieredStoreConfig | None = None) -> TieredStore:
         """Build from configuration: the persistent backend with its configured options."""
-        from neuroflow.backends import BackendKind
-        from neuroflow.config import load_section
-        from neuroflow.plugins import get_plugin_manager
+        from neuroflow.backends import BackendKind, create_backend
 
         config = config or TieredStoreConfig()
-        options = load_section("memory").options_for(config.persistent)
-        store = get_plugin_manager().create(BackendKind.MEMORY, config.persistent, options)
-        return cls(store, config.hot_entries)
+        if config.persistent == "tiered":
+            from neuroflow.errors import ConfigError
+
+            raise ConfigError("memory.tiered.persistent: expected a persistent store "
+                              "('sqlite', 'postgres', ...), got 'tiered'")
+        return cls(create_backend(BackendKind.MEMORY, config.persistent,
+                                  field="memory.tiered.persistent"), config.hot_entries)
 
     def _remember(self, entry: MemoryEntry) -> None:
         self._hot[(entry.agent_id, entry.key)] = entry

@@ -30,10 +30,10 @@ _LAZY: dict[str, str] = {
     "configure_logging": "neuroflow.observability.logs",
     "MetricsCollector": "neuroflow.observability.metrics",
     "AttributeValue": "neuroflow.observability.model",
-    "Span": "neuroflow.observability.model",
+    "Span": "neuroflow.observability.protocol",
     "SpanKind": "neuroflow.observability.model",
     "SpanStatus": "neuroflow.observability.model",
-    "Tracer": "neuroflow.observability.model",
+    "Tracer": "neuroflow.observability.protocol",
     "new_span_id": "neuroflow.observability.model",
     "new_trace_id": "neuroflow.observability.model",
     "SpanScope": "neuroflow.observability.tracing",
@@ -53,13 +53,12 @@ if TYPE_CHECKING:
     from neuroflow.observability.metrics import MetricsCollector
     from neuroflow.observability.model import (
         AttributeValue,
-        Span,
         SpanKind,
         SpanStatus,
-        Tracer,
         new_span_id,
         new_trace_id,
     )
+    from neuroflow.observability.protocol import Span, Tracer
     from neuroflow.observability.tracing import SpanScope, TracingService
 
 

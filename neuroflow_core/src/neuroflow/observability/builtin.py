@@ -5,12 +5,11 @@ Cheap to import: only names and ``"module:attr"`` references.
 
 from __future__ import annotations
 
-from neuroflow.backends import BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendSpec, hookimpl
 
 
 @hookimpl
-def neuroflow_tracers() -> list[BackendSpec]:
+def neuroflow_backends() -> list[BackendSpec]:
     """The built-in tracers."""
     return [
         BackendSpec(

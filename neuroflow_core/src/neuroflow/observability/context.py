@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from neuroflow.observability.model import Span
+    from neuroflow.observability.protocol import Span
 
 _current_span: ContextVar[Span | None] = ContextVar("neuroflow_current_span", default=None)
 

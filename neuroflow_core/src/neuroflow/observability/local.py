@@ -21,14 +21,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
 from neuroflow.errors import ConfigError
 from neuroflow.observability.model import (
     AttributeValue,
-    Span,
     SpanKind,
     SpanStatus,
     check_attribute,
@@ -36,6 +35,9 @@ from neuroflow.observability.model import (
     new_span_id,
     new_trace_id,
 )
+
+if TYPE_CHECKING:
+    from neuroflow.observability.protocol import Span
 
 
 def _positive(_instance: object, attribute: attrs.Attribute, value: int) -> None:

@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 import attrs
 
-from neuroflow.backends import BackendKind, install_hint
+from neuroflow.backends import BackendKind
 from neuroflow.errors import BackendNotFoundError, ConfigError, MissingPluginError
 from neuroflow.observability.context import _current_span
-from neuroflow.observability.model import AttributeValue, Span, SpanKind, SpanStatus, Tracer
+from neuroflow.observability.model import AttributeValue, SpanKind, SpanStatus
+from neuroflow.observability.protocol import Span, Tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,25 +100,6 @@ def _check_kind(kind: object) -> SpanKind:
         raise ConfigError(f"span kind: expected one of {names}, got {kind!r}") from None
 
 
-def _tracer_section(config: Any) -> tuple[Any, Mapping[str, str]]:
-    """Return the ``[tracer]`` section and the value sources, reading files if needed."""
-    from neuroflow.config import NeuroflowConfig
-
-    if isinstance(config, NeuroflowConfig):
-        return config.section("tracer"), config.sources
-    from neuroflow.config import load_section
-
-    # Only the tracer section is read, so a problem in an unrelated section (or a
-    # capability package that is not installed) does not stop tracing.
-    try:
-        section = load_section("tracer")
-    except ConfigError as exc:
-        if any("unknown tracer backend" in line for line in exc.problems):
-            raise BackendNotFoundError("\n".join(exc.problems)) from None
-        raise
-    return section, section.sources
-
-
 class TracingService:
     """Distributed tracing for one service.
 
@@ -169,45 +151,36 @@ class TracingService:
                     f"and stop (neuroflow.observability.Tracer), got {type(backend).__name__}"
                 )
             return getattr(backend, "name", type(backend).__name__), backend
-        from neuroflow.config import NeuroflowConfig, structure
-        from neuroflow.plugins import get_plugin_manager
+        from neuroflow.backends import backend_config_class, create_backend
+        from neuroflow.config import NeuroflowConfig, get_config
 
-        manager = get_plugin_manager()
-        section, sources = _tracer_section(config)
-        explicit = backend is not None or "tracer.backend" in sources
-        name = backend if backend is not None else section.backend
-        if self.exporter_endpoint is not None and not explicit:
-            name = "otel"
-        if name == "otel" and "otel" not in manager.backends(BackendKind.TRACER):
+        loaded = config if isinstance(config, NeuroflowConfig) else get_config()
+        options = None if isinstance(config, NeuroflowConfig) else config
+        explicit = backend is not None or "tracer.backend" in loaded.sources
+        name = backend if backend is not None else (
+            "otel" if self.exporter_endpoint is not None and not explicit
+            else loaded.selection(BackendKind.TRACER)[0])
+        try:
+            config_class = backend_config_class(BackendKind.TRACER, name, field="tracer.backend")
+        except BackendNotFoundError:
+            if name != "otel":
+                raise
             why = (
                 f"exporter_endpoint={self.exporter_endpoint!r} needs the OpenTelemetry tracer"
                 if self.exporter_endpoint is not None
                 else "the 'otel' tracer backend is selected"
             )
             raise MissingPluginError(
-                f"{why}, which is not installed; {install_hint(BackendKind.TRACER, 'otel')} "
-                "(or select backend='local' to keep spans in this process)"
-            )
-        spec = manager.get_backend(BackendKind.TRACER, name, field="tracer.backend")
-        config_class = spec.load_config_class()
-        if config is not None and not isinstance(config, NeuroflowConfig):
-            if config_class is None:
-                raise ConfigError(f"config: tracer backend {name!r} takes no options")
-            options = structure(config, config_class, path=f"tracer.{name}")
-        else:
-            options = section.options_for(name)
-            if options is None and config_class is not None:
-                options = config_class()
-        if options is not None and attrs.has(type(options)):
-            fields = attrs.fields_dict(type(options))
-            changes: dict[str, Any] = {}
-            if "service_name" in fields:
-                changes["service_name"] = self.service_name
-            if "endpoint" in fields and self.exporter_endpoint is not None:
-                changes["endpoint"] = self.exporter_endpoint
-            if changes:
-                options = attrs.evolve(options, **changes)
-        return name, manager.create(BackendKind.TRACER, name, options)
+                f"{why}, which is not installed (or select backend='local' to keep spans in "
+                "this process)") from None
+        fields = attrs.fields_dict(config_class) if config_class is not None else {}
+        overrides: dict[str, Any] = {}
+        if "service_name" in fields:
+            overrides["service_name"] = self.service_name
+        if "endpoint" in fields and self.exporter_endpoint is not None:
+            overrides["endpoint"] = self.exporter_endpoint
+        return name, create_backend(BackendKind.TRACER, name, options, config=loaded,
+                                    overrides=overrides, field="tracer.backend")
 
     @property
     def tracer(self) -> Tracer:

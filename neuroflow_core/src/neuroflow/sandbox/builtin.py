@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from neuroflow.backends import BackendKind, BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendKind, BackendSpec, hookimpl
 
 if TYPE_CHECKING:
     import click
 
-    from neuroflow.doctor import Check
+    from neuroflow import Check
 
 
 @hookimpl
-def neuroflow_isolation_backends() -> list[BackendSpec]:
+def neuroflow_backends() -> list[BackendSpec]:
     """Register the ``process`` backend (SPEC's ``SandboxIsolator``)."""
     return [
         BackendSpec(
@@ -26,6 +25,7 @@ def neuroflow_isolation_backends() -> list[BackendSpec]:
             factory="neuroflow.sandbox.process:SandboxIsolator",
             config_class="neuroflow.sandbox.config:SandboxConfig",
             description="local processes under rlimits and per-run cgroups",
+            enforces_gate=True,
         )
     ]
 

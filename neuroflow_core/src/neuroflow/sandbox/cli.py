@@ -14,15 +14,13 @@ class _Size(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
                 ) -> int:
-        from neuroflow.errors import ConfigError
-        from neuroflow.sandbox.config import parse_size
+        from neuroflow.units import parse_size
 
         if isinstance(value, int):
             return value
         try:
-            return parse_size(str(value), field=f"--{param.name.replace('_', '-')}"
-                              if param and param.name else "size")
-        except ConfigError as exc:
+            return parse_size(str(value))
+        except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
@@ -36,19 +34,18 @@ def _human(n: int | None) -> str:
     return str(n)
 
 
-def _apply(config: Any, overrides: dict[str, Any]) -> Any:
-    import attrs
+#: ``neuroflow sandbox run`` flags and the SandboxConfig fields they set.
+_FLAGS = {"timeout": "wall_timeout", "cpu": "cpu_time_limit", "memory": "memory_limit",
+          "max_processes": "max_processes", "max_output": "max_output_bytes",
+          "workdir": "work_dir", "allow": "allowed_commands",
+          "allow_weaker": "allow_weaker_isolation"}
 
-    from neuroflow.errors import ConfigError
 
-    if config is None or not attrs.has(type(config)):
-        return config
-    names = {a.name for a in attrs.fields(type(config))}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ConfigError(f"this backend's config ({type(config).__name__}) has no "
-                          f"{', '.join(unknown)} option")
-    return attrs.evolve(config, **overrides)
+def _flag_message(message: str, backend: str) -> str:
+    """Name the command-line flags, not the config fields they set."""
+    for flag, field in _FLAGS.items():
+        message = message.replace(f"sandbox.{backend}.{field}", f"--{flag.replace('_', '-')}")
+    return message
 
 
 @click.group("sandbox")
@@ -81,28 +78,20 @@ def run(backend: str | None, timeout: float | None, cpu: float | None, memory: i
     """
     import anyio
 
-    from neuroflow.config import load_config
-    from neuroflow.plugins import get_plugin_manager
+    from neuroflow.backends import create_backend
+    from neuroflow.config import get_config
+    from neuroflow.errors import ConfigError
 
-    section = load_config().section("sandbox")
-    name = backend or section.backend
-    config = section.options_for(name)
-    if config is None or isinstance(config, dict):
-        spec = get_plugin_manager().get_backend("isolation", name, field="--backend")
-        config_class = spec.load_config_class()
-        config = config_class() if config_class is not None else None
-    overrides: dict[str, Any] = {}
-    for key, value in (("wall_timeout", timeout), ("cpu_time_limit", cpu),
-                       ("memory_limit", memory), ("max_processes", max_processes),
-                       ("max_output_bytes", max_output), ("work_dir", workdir)):
-        if value is not None:
-            overrides[key] = value
-    if allow:
-        overrides["allowed_commands"] = allow
-    if allow_weaker:
-        overrides["allow_weaker_isolation"] = True
-    config = _apply(config, overrides)
-    sandbox = get_plugin_manager().create("isolation", name, config)
+    name = backend or get_config().section("sandbox").backend
+    given = {"timeout": timeout, "cpu": cpu, "memory": memory, "max_processes": max_processes,
+             "max_output": max_output, "workdir": workdir, "allow": allow or None,
+             "allow_weaker": allow_weaker or None}
+    overrides = {_FLAGS[flag]: value for flag, value in given.items() if value is not None}
+    try:
+        sandbox = create_backend("isolation", name, overrides=overrides, field="--backend",
+                                 actor="cli")
+    except ConfigError as exc:
+        raise ConfigError([_flag_message(line, name) for line in exc.problems]) from None
 
     async def go() -> Any:
         async with sandbox:

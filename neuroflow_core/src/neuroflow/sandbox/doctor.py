@@ -90,10 +90,10 @@ def _config_needs_cgroups() -> bool:
     """Whether the active configuration selects the process backend in a mode that
     refuses to run without cgroups."""
     try:
-        from neuroflow.config import load_config
+        from neuroflow.config import get_config
         from neuroflow.sandbox.config import SandboxConfig
 
-        section = load_config().section("sandbox")
+        section = get_config().section("sandbox")
         options = section.options_for()
     except Exception:  # noqa: BLE001 - `neuroflow doctor` reports config problems itself
         return False

@@ -1,62 +1,62 @@
-"""SPEC's backend names that live in plugins, and :func:`open_sandbox`.
+"""SPEC's sandbox names that live in plugins, and :func:`open_sandbox`.
 
 ``NamespaceIsolator``, ``WasmSandbox`` and ``WasmSandboxConfig`` resolve, when called,
 to whatever the installed ``namespace`` / ``wasm`` plugin registered; without the plugin
 they raise :class:`~neuroflow.errors.MissingPluginError` naming the pip command.
-Importing these names never imports or requires the plugin.
+Importing these names never imports or requires the plugin.  Every one of them builds
+through :func:`neuroflow.create_backend`, so each is configured and guarded the same way.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from neuroflow.backends import BackendKind, install_hint
+from neuroflow.backends import BackendKind, backend_config_class, create_backend, install_hint
 from neuroflow.errors import BackendNotFoundError, MissingPluginError
 
 
-def _spec(name: str, what: str) -> Any:
+def _build(name: str, what: str, config: Any, gate: Any, actor: str) -> Any:
+    try:
+        return create_backend(BackendKind.ISOLATION, name, config, gate=gate, actor=actor,
+                              field=what)
+    except BackendNotFoundError as exc:
+        raise _missing(name, what, exc) from None
+
+
+def _missing(name: str, what: str, exc: BackendNotFoundError) -> MissingPluginError:
     from neuroflow.plugins import get_plugin_manager
 
-    try:
-        return get_plugin_manager().get_backend(BackendKind.ISOLATION, name)
-    except BackendNotFoundError as exc:
-        hint = install_hint(BackendKind.ISOLATION, name) or str(exc)
-        raise MissingPluginError(
-            f"{what} needs the {name!r} isolation backend, which is not installed; {hint}"
-        ) from None
+    installed = ", ".join(sorted(get_plugin_manager().backends(BackendKind.ISOLATION)))
+    hint = install_hint(BackendKind.ISOLATION, name) or (
+        f"no installed plugin provides it (installed sandbox backends: {installed or 'none'})")
+    return MissingPluginError(
+        f"{what} needs the {name!r} sandbox backend, which is not installed; {hint}")
 
 
 class NamespaceIsolator:
     """Linux-namespace sandbox (plugin ``neuroflow-sandbox-namespace``).
 
     ``NamespaceIsolator(config)`` returns the ``namespace`` backend built from ``config``
-    (a :class:`~neuroflow.sandbox.SandboxConfig`).
+    (a :class:`~neuroflow.sandbox.SandboxConfig`, or ``None`` for ``[sandbox.namespace]``),
+    behind the configured security gate (``gate=False`` for none).
     """
 
-    def __new__(cls, config: Any = None, **kwargs: Any) -> Any:
+    def __new__(cls, config: Any = None, *, gate: Any = None, actor: str = "user") -> Any:
         """Build the installed ``namespace`` backend."""
-        spec = _spec("namespace", "NamespaceIsolator")
-        factory = spec.load_factory()
-        return factory(config, **kwargs) if (config is not None or kwargs) else (
-            factory(spec.load_config_class()()) if spec.load_config_class() else factory()
-        )
+        return _build("namespace", "NamespaceIsolator", config, gate, actor)
 
 
 class WasmSandbox:
     """WebAssembly sandbox (plugin ``neuroflow-sandbox-wasm``).
 
     ``WasmSandbox(config)`` returns the ``wasm`` backend built from a
-    :class:`WasmSandboxConfig`.
+    :class:`WasmSandboxConfig` (or ``None`` for ``[sandbox.wasm]``), behind the configured
+    security gate (``gate=False`` for none).
     """
 
-    def __new__(cls, config: Any = None, **kwargs: Any) -> Any:
+    def __new__(cls, config: Any = None, *, gate: Any = None, actor: str = "user") -> Any:
         """Build the installed ``wasm`` backend."""
-        spec = _spec("wasm", "WasmSandbox")
-        factory = spec.load_factory()
-        if config is None and not kwargs:
-            config_class = spec.load_config_class()
-            return factory(config_class()) if config_class is not None else factory()
-        return factory(config, **kwargs)
+        return _build("wasm", "WasmSandbox", config, gate, actor)
 
 
 class WasmSandboxConfig:
@@ -64,8 +64,10 @@ class WasmSandboxConfig:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         """Build the installed ``wasm`` backend's config object."""
-        spec = _spec("wasm", "WasmSandboxConfig")
-        config_class = spec.load_config_class()
+        try:
+            config_class = backend_config_class(BackendKind.ISOLATION, "wasm")
+        except BackendNotFoundError as exc:
+            raise _missing("wasm", "WasmSandboxConfig", exc) from None
         if config_class is None:
             raise MissingPluginError("the installed 'wasm' backend registered no config class")
         return config_class(*args, **kwargs)
@@ -77,13 +79,12 @@ def open_sandbox(
     """Build the configured sandbox backend; use it as ``async with open_sandbox() as sb``.
 
     Args:
-        config: the backend's config object; ``None`` takes ``[sandbox.<backend>]`` from
-            the effective configuration (``neuroflow.toml``, environment...).
+        config: the backend's config object (or a table of its options); ``None`` takes
+            ``[sandbox.<backend>]`` from the configuration.
         backend: the backend name; ``None`` takes ``[sandbox] backend`` (default
             ``"process"``).
         gate: the ``ActionGate`` every command passes first; ``None`` is the gate built
-            from ``[security]``, ``False`` none.  A backend whose factory takes no
-            ``gate`` is wrapped in :class:`~neuroflow.sandbox.guarded.GuardedBackend`.
+            from ``[security]``, ``False`` none.
         actor: who runs the commands, for the audit records.
 
     Raises:
@@ -91,33 +92,4 @@ def open_sandbox(
             install).
         ConfigError: the configuration is invalid.
     """
-    import inspect
-
-    from neuroflow.plugins import get_plugin_manager
-    from neuroflow.security.manager import resolve_gate
-
-    if backend is None or config is None:
-        from neuroflow.config import load_section
-
-        section = load_section("sandbox")
-        backend = backend or section.backend
-        if config is None:
-            config = section.options_for(backend)
-            if isinstance(config, dict):
-                config = None  # options of a backend that is not installed: create() says so
-    manager = get_plugin_manager()
-    resolved = resolve_gate(gate, "open_sandbox")
-    factory = manager.get_backend(BackendKind.ISOLATION, backend).load_factory()
-    try:
-        takes_gate = "gate" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        takes_gate = False
-    if takes_gate:
-        return manager.create(BackendKind.ISOLATION, backend, config,
-                              gate=False if resolved is None else resolved, actor=actor)
-    built = manager.create(BackendKind.ISOLATION, backend, config)
-    if resolved is None:
-        return built
-    from neuroflow.sandbox.guarded import GuardedBackend
-
-    return GuardedBackend(built, resolved, actor=actor, component=f"sandbox.{backend}")
+    return create_backend(BackendKind.ISOLATION, backend, config, gate=gate, actor=actor)

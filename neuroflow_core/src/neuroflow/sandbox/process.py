@@ -95,7 +95,7 @@ class SandboxIsolator:
     Args:
         config: the limits (a :class:`SandboxConfig`, a mapping of its fields, or
             ``None`` for the defaults).
-        gate: an :class:`~neuroflow.security.model.ActionGate` asked before each command
+        gate: an :class:`~neuroflow.security.ActionGate` asked before each command
             and told how it ended; ``None`` (the default) uses the gate built from
             ``[security]`` of the active configuration; ``False`` runs without one.
         actor: who runs the commands, for the gate's audit records.

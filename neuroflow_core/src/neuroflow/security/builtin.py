@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from neuroflow.backends import BackendKind, BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendKind, BackendSpec, hookimpl
 
 if TYPE_CHECKING:
     import click
 
-    from neuroflow.doctor import Check
+    from neuroflow import Check
 
 _GUARDS = "neuroflow.security.guards"
 
 
 @hookimpl
-def neuroflow_guards() -> list[BackendSpec]:
+def neuroflow_backends() -> list[BackendSpec]:
     """The built-in guards: allowlist, paths, network, tools."""
     return [
         BackendSpec("allowlist", BackendKind.GUARD, f"{_GUARDS}.allowlist:AllowlistGuard",

@@ -33,9 +33,9 @@ def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | No
     if os.environ.get("NEUROFLOW_AUDIT_KEY"):
         return None, None
     try:
-        from neuroflow.config import load_config
+        from neuroflow.config import get_config
 
-        settings = load_config().section("security").settings
+        settings = get_config().section("security").settings
     except Exception:  # noqa: BLE001 - the config is optional here; a bad one is not fatal
         return None, None
     if settings is not None and Path(settings.audit.file).resolve() == log.resolve():

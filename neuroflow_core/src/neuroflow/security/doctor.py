@@ -18,13 +18,13 @@ def _writable_dir(path: Path) -> tuple[bool, Path]:
 
 def audit_checks() -> list[Check]:
     """Checks for the active configuration's audit log (none if the config does not load)."""
-    from neuroflow.config import load_config
+    from neuroflow.config import get_config
     from neuroflow.errors import ConfigError
     from neuroflow.security.config import SecurityConfig
     from neuroflow.security.keys import default_key_file
 
     try:
-        settings = load_config().section("security").settings or SecurityConfig()
+        settings = get_config().section("security").settings or SecurityConfig()
     except ConfigError:
         return []  # `neuroflow doctor` reports configuration problems itself
     audit = settings.audit

@@ -1,4 +1,4 @@
-"""``SecurityManager``: the :class:`~neuroflow.security.model.ActionGate` built from config.
+"""``SecurityManager``: the :class:`~neuroflow.security.ActionGate` built from config.
 
 Every guarded action goes through :meth:`SecurityManager.authorize`:
 
@@ -24,15 +24,8 @@ from neuroflow.errors import SecurityError
 from neuroflow.security.audit import AuditLogger
 from neuroflow.security.config import SecurityConfig
 from neuroflow.security.levels import SandboxSecurityLevel
-from neuroflow.security.model import (
-    Action,
-    ActionContext,
-    ActionGate,
-    AuditEvent,
-    Decision,
-    Guard,
-    Verdict,
-)
+from neuroflow.security.model import Action, ActionContext, AuditEvent, Decision, Verdict
+from neuroflow.security.protocol import ActionGate, Guard
 
 GuardCheck = Callable[[Action, ActionContext], "Verdict | None"]
 
@@ -45,8 +38,10 @@ class SecurityManager:
         level: decides actions no guard has an opinion on.
         audit: the audit logger; ``None`` records nothing (only for tests and tools that
             must not write a log: the fail-closed guarantee needs a log).
-        checks: extra checks called like ``check(action=..., context=...)`` after the
-            guards (the resolved ``neuroflow_guard_check`` implementations).
+        checks: extra checks asked after the guards, each a callable
+            ``check(action, context)`` or a ``(name, check)`` pair; the name is what a
+            failure is reported under (the resolved ``neuroflow_guard_check``
+            implementations come named by their plugin).
     """
 
     def __init__(
@@ -55,14 +50,14 @@ class SecurityManager:
         *,
         level: SandboxSecurityLevel | str = SandboxSecurityLevel.STANDARD,
         audit: AuditLogger | None = None,
-        checks: Sequence[Callable[..., Verdict | None]] = (),
+        checks: Sequence[GuardCheck | tuple[str, GuardCheck]] = (),
     ) -> None:
         self.level = SandboxSecurityLevel(level)
         self.guards: list[tuple[str, Guard]] = list(guards)
         self.audit = audit
         self._checks: list[tuple[str, GuardCheck]] = [(n, g.check) for n, g in self.guards]
-        self._checks += [(getattr(c, "__module__", "hook") or "hook",
-                          _keyword_call(c)) for c in checks]
+        self._checks += [c if isinstance(c, tuple)
+                         else (getattr(c, "__name__", None) or "check", c) for c in checks]
         if self.level is SandboxSecurityLevel.STRICT:
             self._default = Verdict.deny("level.strict",
                                          "no rule covers this action and the level is strict")
@@ -72,26 +67,33 @@ class SecurityManager:
 
     @classmethod
     def from_config(cls, cfg: Any = None, *, manager: Any = None) -> SecurityManager:
-        """Build from ``[security]`` of ``cfg`` (default: :func:`neuroflow.config.load_config`).
+        """Build from ``[security]`` of ``cfg`` (default: the process-wide configuration).
 
-        Guards are created with ``PluginManager.create("guard", name, options)``; the
-        audit logger's listeners are the ``neuroflow_audit_event`` implementations.
+        Guards are built with :func:`neuroflow.create_backend`; the
+        ``neuroflow_guard_check`` implementations are asked after them, and the
+        ``neuroflow_audit_event`` implementations listen to the audit log, each called the
+        way pluggy calls it and named by its plugin.
         """
-        from neuroflow.config import load_config
+        from neuroflow.backends import BackendKind, create_backend
+        from neuroflow.config import get_config
         from neuroflow.plugins import get_plugin_manager
 
         manager = manager or get_plugin_manager()
-        if cfg is None:
-            cfg = load_config(manager=manager)
+        cfg = cfg if cfg is not None else get_config()
         section = cfg.section("security")
         settings: SecurityConfig = section.settings or SecurityConfig()
-        guards = [(name, manager.create("guard", name, section.options_for(name)))
+        guards = [(name, create_backend(BackendKind.GUARD, name, config=cfg))
                   for name in section.selected]
-        checks = manager.hook_functions("neuroflow_guard_check") if settings.plugin_checks else []
+        checks: list[tuple[str, GuardCheck]] = []
+        if settings.plugin_checks:
+            argnames = manager.hook_argnames("neuroflow_guard_check")
+            checks = [(impl.plugin, impl.positional(argnames))
+                      for impl in manager.hook_impls("neuroflow_guard_check")]
         audit = None
         if settings.audit.enabled:
-            listeners = [_keyword_listener(f)
-                         for f in manager.hook_functions("neuroflow_audit_event")]
+            argnames = manager.hook_argnames("neuroflow_audit_event")
+            listeners = [_named(impl.positional(argnames), impl.plugin)
+                         for impl in manager.hook_impls("neuroflow_audit_event")]
             audit = AuditLogger(settings.audit, listeners=listeners)
         return cls(guards, level=settings.level, audit=audit, checks=checks)
 
@@ -207,22 +209,19 @@ class SecurityManager:
                                                     outcome, details))
 
 
-def _keyword_call(function: Callable[..., Verdict | None]) -> GuardCheck:
-    # pluggy hook implementations are called with keyword arguments; a plain callable
-    # given directly may take them positionally too.
-    def call(action: Action, context: ActionContext) -> Verdict | None:
-        return function(action=action, context=context)
+class _named:
+    """A hook implementation that shows its plugin's name in ``repr`` (for log lines)."""
 
-    call.__name__ = getattr(function, "__name__", "check")
-    return call
+    __slots__ = ("function", "plugin")
 
+    def __init__(self, function: Callable[..., Any], plugin: str) -> None:
+        self.function, self.plugin = function, plugin
 
-def _keyword_listener(function: Callable[..., Any]) -> Callable[[AuditEvent], Any]:
-    def listen(event: AuditEvent) -> Any:
-        return function(event=event)
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args)
 
-    listen.__name__ = getattr(function, "__name__", "listener")
-    return listen
+    def __repr__(self) -> str:
+        return f"<plugin {self.plugin}>"
 
 
 @asynccontextmanager

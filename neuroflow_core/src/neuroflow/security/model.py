@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import attrs
 
@@ -128,28 +128,3 @@ class AuditEvent:
     trace_id: str | None = None
 
 
-@runtime_checkable
-class Guard(Protocol):
-    """A guard judges actions; ``None`` means the guard has no opinion."""
-
-    def check(self, action: Action, context: ActionContext) -> Verdict | None:
-        """Return a verdict for ``action``, or ``None`` to abstain."""
-        ...
-
-
-@runtime_checkable
-class ActionGate(Protocol):
-    """What sandboxes, agents and tool runners call around every guarded action."""
-
-    async def authorize(self, action: Action, context: ActionContext) -> Verdict:
-        """Check ``action``; record the decision; raise ``SecurityError`` on deny.
-
-        Must also raise ``SecurityError`` (fail closed) if the decision cannot be recorded.
-        """
-        ...
-
-    async def record_outcome(
-        self, action: Action, context: ActionContext, outcome: str, details: Mapping[str, Any]
-    ) -> None:
-        """Record how an authorized action ended (``"success"``, ``"error"``, ...)."""
-        ...

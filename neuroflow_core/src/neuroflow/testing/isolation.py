@@ -80,14 +80,14 @@ class IsolationBackendSuite:
         return self._create(config)
 
     def _create(self, config: Any) -> Any:
-        from neuroflow.plugins import get_plugin_manager
+        from neuroflow import create_backend
 
         if self.backend_name is None:
             pytest.fail(
                 f"{type(self).__name__}: set backend_name or override the "
                 "make_isolation_backend fixture"
             )
-        return get_plugin_manager().create("isolation", self.backend_name, config)
+        return create_backend("isolation", self.backend_name, config)
 
     def _config_with(self, **changes: Any) -> Any:
         """The suite's config with ``changes``, or ``None`` if the backend takes none."""
@@ -95,10 +95,9 @@ class IsolationBackendSuite:
 
         config = self.backend_config
         if config is None and self.backend_name is not None:
-            from neuroflow.plugins import get_plugin_manager
+            from neuroflow.backends import backend_config_class
 
-            spec = get_plugin_manager().get_backend("isolation", self.backend_name)
-            config_class = spec.load_config_class()
+            config_class = backend_config_class("isolation", self.backend_name)
             config = config_class() if config_class is not None else None
         if config is None or not attrs.has(type(config)):
             return None

@@ -15,9 +15,9 @@ from neuroflow.plugins import PluginManager, set_plugin_manager
 @pytest.fixture
 def neuroflow_plugin_manager() -> Iterator[PluginManager]:
     """A freshly loaded plugin manager, installed as the process-wide one for the test."""
-    from neuroflow.config import load_plugins_config
+    from neuroflow.config import get_config
 
-    manager = PluginManager(load_plugins_config())
+    manager = PluginManager(get_config().plugins)
     set_plugin_manager(manager)
     try:
         yield manager

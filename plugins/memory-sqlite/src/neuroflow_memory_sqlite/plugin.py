@@ -4,16 +4,16 @@ factories."""
 
 from __future__ import annotations
 
-from neuroflow.backends import BackendKind, BackendSpec
-from neuroflow.hookspecs import hookimpl
+from neuroflow import BackendKind, BackendSpec, hookimpl
 
 _STORE = "neuroflow_memory_sqlite.store"
 
 
 @hookimpl
-def neuroflow_memory_stores() -> list[BackendSpec]:
+def neuroflow_backends() -> list[BackendSpec]:
     """SQLite by default; the same code on PostgreSQL by URL."""
     return [
+        *_embedders(),
         BackendSpec(
             name="sqlite",
             kind=BackendKind.MEMORY,
@@ -38,8 +38,7 @@ def neuroflow_memory_stores() -> list[BackendSpec]:
     ]
 
 
-@hookimpl
-def neuroflow_embedders() -> list[BackendSpec]:
+def _embedders() -> list[BackendSpec]:
     """Offline models: static embeddings (``wordllama`` extra) and a sentence-transformers
     model (``minilm`` extra, needs torch)."""
     return [
@@ -66,7 +65,7 @@ def neuroflow_doctor_checks() -> list:
     import importlib.util
     import sqlite3
 
-    from neuroflow.doctor import Check
+    from neuroflow import Check
 
     try:
         sqlite3.connect(":memory:").execute("CREATE VIRTUAL TABLE t USING fts5(x)")

@@ -130,3 +130,20 @@ class MemoryStore(Protocol):
     async def stats(self, *, now: float) -> dict[str, Any]:
         """``{"entries": n, "expired": n, "agents": {agent_id: n}}`` (live entries)."""
         ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors of a fixed size.
+
+    Attributes:
+        name: identifies the model; vectors of different names are not compared.
+        dimension: the vector size.
+    """
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a ``len(texts) x dimension`` float32 array of L2-normalised rows."""
+        ...
