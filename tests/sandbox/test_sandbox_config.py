@@ -9,7 +9,7 @@ import pytest
 from neuroflow.config import load_config
 from neuroflow.errors import ConfigError
 from neuroflow.sandbox import SandboxConfig, SandboxSecurityLevel
-from neuroflow.sandbox.config import parse_size
+from neuroflow.units import parse_size
 
 
 def test_defaults_are_valid_and_frozen() -> None:
@@ -107,6 +107,36 @@ def test_parse_size(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "lots", "-1M", "0"])
 def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("where", ["file", "env", "python"])
+def test_size_strings_are_accepted_wherever_sizes_are_set(where: str) -> None:
+    from pathlib import Path
+
+    from neuroflow.sandbox import SandboxConfig
+
+    if where == "python":
+        config = SandboxConfig(memory_limit="256M", max_output_bytes="4K")
+    else:
+        if where == "file":
+            Path("neuroflow.toml").write_text(
+                '[sandbox.process]\nmemory_limit = "256M"\nmax_output_bytes = "4K"\n')
+            environ: dict[str, str] = {}
+        else:
+            environ = {"NEUROFLOW_SANDBOX__PROCESS__MEMORY_LIMIT": "256M",
+                       "NEUROFLOW_SANDBOX__PROCESS__MAX_OUTPUT_BYTES": "4K"}
+        config = load_config(environ=environ).section("sandbox").options_for()
+    assert (config.memory_limit, config.max_output_bytes) == (256 * 1024**2, 4096)
+
+
+def test_a_bad_size_string_names_the_path_and_the_file() -> None:
+    from pathlib import Path
+
+    Path("neuroflow.toml").write_text('[sandbox.process]\nmemory_limit = "lots"\n')
     with pytest.raises(ConfigError) as info:
-        parse_size(text, field="--memory")
-    assert "--memory" in str(info.value)
+        load_config()
+    assert info.value.problems == [
+        "sandbox.process.memory_limit: expected a size like 65536, 64K, 256M or 1G, "
+        "got 'lots' (in neuroflow.toml)"]

@@ -332,10 +332,29 @@ def _check_protocol(built: Any, spec: BackendSpec) -> None:
     protocol = load_reference(spec.kind.protocol, f"the {spec.kind.word} protocol")
     if isinstance(built, protocol):
         return
-    wanted = sorted(name for name in getattr(protocol, "__protocol_attrs__", ())
-                    if not hasattr(built, name))
+    wanted = sorted(name for name in _protocol_members(protocol) if not hasattr(built, name))
     missing = f" (missing: {', '.join(wanted)})" if wanted else ""
     raise PluginError(
         f"{spec.kind.word} {spec.name!r} (plugin {spec.plugin or '?'}) built a "
         f"{type(built).__name__}, which is not a {protocol.__name__}{missing}"
     )
+
+
+_NOT_MEMBERS = frozenset({
+    "__module__", "__doc__", "__dict__", "__weakref__", "__annotations__", "__parameters__",
+    "__abstractmethods__", "__init__", "__subclasshook__", "__protocol_attrs__",
+    "__non_callable_proto_members__", "__slots__", "__orig_bases__", "__qualname__",
+    "__class_getitem__", "__init_subclass__", "__type_params__", "__static_attributes__",
+    "__firstlineno__", "_is_protocol", "_is_runtime_protocol", "_abc_impl",
+})
+
+
+def _protocol_members(protocol: type) -> set[str]:
+    """The attributes and methods a Protocol asks for (``typing`` keeps this private)."""
+    members: set[str] = set()
+    for cls in protocol.__mro__:
+        if cls.__module__ in ("typing", "builtins", "abc"):
+            continue
+        members |= {name for name in (*vars(cls), *getattr(cls, "__annotations__", {}))
+                    if name not in _NOT_MEMBERS}
+    return members

@@ -258,6 +258,8 @@ ANCHOR = "neuroflow.anchor"
 
 
 def _anchor_path(value: Any, folder: Path) -> Any:
+    if isinstance(value, Path):
+        return value if value.is_absolute() or str(value).startswith("~") else folder / value
     if not isinstance(value, str) or not value or value.startswith("~"):
         return value
     return value if os.path.isabs(value) else str(folder / value)

@@ -34,16 +34,21 @@ _LAZY: dict[str, str] = {
     "MemoryStoreError": "neuroflow.errors",
     "MemoryConflictError": "neuroflow.errors",
     "InvalidMemoryError": "neuroflow.errors",
+    "matches_filter": "neuroflow.memory.filters",
+    "tokenize": "neuroflow.memory.text",
+    "coverage": "neuroflow.memory.text",
 }
 
 if TYPE_CHECKING:
     from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
     from neuroflow.memory.config import MemoryConfig
     from neuroflow.memory.embedders import LexicalEmbedder
+    from neuroflow.memory.filters import matches_filter
     from neuroflow.memory.inmemory import InMemoryStore
     from neuroflow.memory.manager import MemoryManager
     from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
     from neuroflow.memory.protocol import Embedder, MemoryStore
+    from neuroflow.memory.text import coverage, tokenize
     from neuroflow.memory.tiered import TieredStore
 
 
@@ -65,4 +70,7 @@ __all__ = [
     "MemoryStore",
     "MemoryStoreError",
     "TieredStore",
+    "coverage",
+    "matches_filter",
+    "tokenize",
 ]

@@ -22,28 +22,28 @@ def _to_float(value: object) -> float:
 
 def _non_negative(_inst: object, attribute: attrs.Attribute, value: float) -> None:
     if value < 0:
-        raise ConfigError(f"memory.{attribute.name}: expected a number >= 0, got {value!r}")
+        raise ConfigError(f"{attribute.name}: expected a number >= 0, got {value!r}")
 
 
 def _positive(_inst: object, attribute: attrs.Attribute, value: float) -> None:
     if value <= 0:
-        raise ConfigError(f"memory.{attribute.name}: expected a number > 0, got {value!r}")
+        raise ConfigError(f"{attribute.name}: expected a number > 0, got {value!r}")
 
 
 def _share(_inst: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"memory.{attribute.name}: expected a number in 0..1, got {value!r}")
+        raise ConfigError(f"{attribute.name}: expected a number in 0..1, got {value!r}")
 
 
 def _max_entries(_inst: object, attribute: attrs.Attribute, value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"memory.max_entries: expected an integer >= 1 or none, got {value!r}")
+        raise ConfigError(f"max_entries: expected an integer >= 1 or none, got {value!r}")
 
 
 def _scope(_inst: object, attribute: attrs.Attribute, value: str) -> None:
     if value not in EVICTION_SCOPES:
         raise ConfigError(
-            f"memory.eviction_scope: expected one of {', '.join(EVICTION_SCOPES)}, got {value!r}"
+            f"eviction_scope: expected one of {', '.join(EVICTION_SCOPES)}, got {value!r}"
         )
 
 

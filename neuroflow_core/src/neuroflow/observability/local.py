@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
+from neuroflow.config import file_relative
 from neuroflow.errors import ConfigError
 from neuroflow.observability.model import (
     AttributeValue,
@@ -58,7 +59,7 @@ class LocalTracerConfig:
     """
 
     max_spans: int = attrs.field(default=10_000, validator=_positive)
-    file: Path | None = None
+    file: Path | None = file_relative(default=None)
     service_name: str = ""
 
 

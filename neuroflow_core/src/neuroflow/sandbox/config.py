@@ -12,8 +12,10 @@ from typing import Any
 
 import attrs
 
+from neuroflow.config import file_relative
 from neuroflow.errors import ConfigError
 from neuroflow.security.levels import SandboxSecurityLevel
+from neuroflow.units import ByteSize, size_converter
 
 MiB = 1024 * 1024
 
@@ -125,16 +127,18 @@ class SandboxConfig:
             instruction either way.  ``security_level="strict"`` implies this.
     """
 
-    work_dir: str | None = attrs.field(
+    work_dir: str | None = file_relative(
         default=None, converter=_to_path_str, validator=_check_work_dir
     )
     cpu_time_limit: float | None = attrs.field(
         default=30.0, validator=_positive_or_none("a number of seconds")
     )
-    memory_limit: int | None = attrs.field(
+    memory_limit: ByteSize | None = attrs.field(
+        converter=size_converter('memory_limit'),
         default=512 * MiB, validator=_positive_or_none("an integer number of bytes")
     )
-    address_space_limit: int | None = attrs.field(
+    address_space_limit: ByteSize | None = attrs.field(
+        converter=size_converter('address_space_limit'),
         default=None, validator=_positive_or_none("an integer number of bytes")
     )
     wall_timeout: float | None = attrs.field(
@@ -143,10 +147,12 @@ class SandboxConfig:
     max_open_files: int | None = attrs.field(
         default=256, validator=_positive_or_none("an integer count")
     )
-    max_file_size: int | None = attrs.field(
+    max_file_size: ByteSize | None = attrs.field(
+        converter=size_converter('max_file_size'),
         default=256 * MiB, validator=_positive_or_none("an integer number of bytes")
     )
-    max_output_bytes: int | None = attrs.field(
+    max_output_bytes: ByteSize | None = attrs.field(
+        converter=size_converter('max_output_bytes'),
         default=16 * MiB, validator=_positive_or_none("an integer number of bytes")
     )
     max_processes: int | None = attrs.field(
@@ -178,22 +184,3 @@ class SandboxConfig:
         return self.allow_weaker_isolation or (
             self.security_level is SandboxSecurityLevel.PERMISSIVE
         )
-
-
-def parse_size(text: str, *, field: str = "size") -> int:
-    """Parse ``"64M"``, ``"1G"``, ``"512k"`` or ``"1048576"`` into bytes (binary units)."""
-    units = {"": 1, "K": 1024, "M": MiB, "G": 1024 * MiB, "T": 1024 * 1024 * MiB}
-    raw = text.strip().upper().removesuffix("B").removesuffix("I")
-    number, unit = raw, ""
-    if raw and raw[-1] in "KMGT":
-        number, unit = raw[:-1], raw[-1]
-    try:
-        value = float(number)
-    except ValueError:
-        raise ConfigError(
-            f"{field}: expected a size like 65536, 64K, 256M or 1G, got {text!r}"
-        ) from None
-    result = int(value * units[unit])
-    if result <= 0:
-        raise ConfigError(f"{field}: expected a size greater than 0, got {text!r}")
-    return result

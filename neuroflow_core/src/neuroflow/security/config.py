@@ -22,8 +22,10 @@ from pathlib import Path
 
 import attrs
 
+from neuroflow.config import file_relative
 from neuroflow.security.levels import SandboxSecurityLevel
 from neuroflow.security.rules import enum_converter
+from neuroflow.units import ByteSize, size_converter
 
 #: Keys whose values never reach the audit log in clear (matched case-insensitively as
 #: substrings of a key: ``db_password``, ``X-Api-Key`` and ``Authorization`` all match).
@@ -53,11 +55,12 @@ class AuditConfig:
     """
 
     enabled: bool = True
-    file: Path = Path(".neuroflow/audit.log")
+    file: Path = file_relative(default=Path(".neuroflow/audit.log"))
     key: str | None = None
-    key_file: Path | None = None
+    key_file: Path | None = file_relative(default=None)
     key_env: str = "NEUROFLOW_AUDIT_KEY"
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: ByteSize = attrs.field(default=10 * 1024 * 1024,
+                                      converter=size_converter("max_bytes"))
     backups: int = 0
     fsync: bool = False
     redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS

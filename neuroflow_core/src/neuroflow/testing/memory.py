@@ -33,9 +33,9 @@ from typing import Any
 import attrs
 import pytest
 
+from neuroflow.backends import create_backend
 from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory.config import MemoryConfig
-from neuroflow.memory.embedders import LexicalEmbedder
 from neuroflow.memory.manager import MemoryManager
 from neuroflow.memory.model import HistoryRecord, MemoryEntry, MemoryQuery
 from neuroflow.memory.text import coverage, entry_text, query_words, search_words
@@ -62,8 +62,8 @@ class Clock:
 def make_manager(store: Any, clock: Clock, **config: Any) -> MemoryManager:
     """A manager over ``store`` with the lexical embedder and a hand-moved clock."""
     settings = {"gc_interval_seconds": 1e9, **config}
-    return MemoryManager(MemoryConfig(**settings), store=store, embedder=LexicalEmbedder(),
-                         clock=clock)
+    return MemoryManager(MemoryConfig(**settings), store=store,
+                         embedder=create_backend("embedder", "lexical"), clock=clock)
 
 
 # --- the reference model --------------------------------------------------------------------
@@ -77,7 +77,7 @@ class ReferenceMemory:
         self.clock = clock
         self.rows: dict[tuple[str, str], MemoryEntry] = {}
         self.log: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        self.embedder = LexicalEmbedder()
+        self.embedder = create_backend("embedder", "lexical")
 
     def _live(self, agent: str, key: str) -> MemoryEntry | None:
         e = self.rows.get((agent, key))
@@ -631,7 +631,7 @@ class MemoryStoreSuite:
     ) -> None:
         first = make_manager(memory_store, clock)
         await first.store_memory("a", "theme", {"text": "dark theme"})
-        other = LexicalEmbedder()
+        other = create_backend("embedder", "lexical")
         other.name = "another-model"  # the same size of vectors, another embedder
         second = MemoryManager(MemoryConfig(gc_interval_seconds=1e9), store=memory_store,
                                embedder=other, clock=clock)

@@ -36,10 +36,17 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from neuroflow.config import file_relative
 from neuroflow.errors import ConfigError, MemoryConflictError, MemoryStoreError
-from neuroflow.memory.filters import matches_filter
-from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
-from neuroflow.memory.text import coverage, tokenize
+from neuroflow.memory import (
+    Candidates,
+    HistoryRecord,
+    MemoryEntry,
+    MemoryQuery,
+    coverage,
+    matches_filter,
+    tokenize,
+)
 
 T = TypeVar("T")
 
@@ -58,14 +65,14 @@ _FULL = ("id, agent_id, key, value, tags, importance, created_at, updated_at, ex
 def _check_prefix(_inst: object, _attr: attrs.Attribute, value: str) -> None:
     if not _PREFIX.match(value):
         raise ConfigError(
-            f"memory.sqlite.table_prefix: expected letters, digits and underscores "
+            f"table_prefix: expected letters, digits and underscores "
             f"(starting with a letter or _), got {value!r}")
 
 
 def _check_sync(_inst: object, _attr: attrs.Attribute, value: str) -> None:
     if value.upper() not in _SYNCHRONOUS:
         raise ConfigError(
-            f"memory.sqlite.synchronous: expected one of {', '.join(_SYNCHRONOUS)}, "
+            f"synchronous: expected one of {', '.join(_SYNCHRONOUS)}, "
             f"got {value!r}")
 
 
@@ -85,7 +92,7 @@ class SqliteStoreConfig:
         echo: log every SQL statement.
     """
 
-    url: str = "sqlite:///neuroflow-memory.db"
+    url: str = file_relative("sqlite-url", default="sqlite:///neuroflow-memory.db")
     table_prefix: str = attrs.field(default="nf_memory_", validator=_check_prefix)
     busy_timeout_ms: int = 30_000
     synchronous: str = attrs.field(default="NORMAL", validator=_check_sync)
