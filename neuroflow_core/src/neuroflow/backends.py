@@ -111,11 +111,6 @@ class BackendKind(str, enum.Enum):
         """Whether the section enables several backends at once (``guards = [...]``)."""
         return isinstance(self.default, tuple)
 
-    @property
-    def default_name(self) -> str:
-        """The default backend (the first, for a multi section)."""
-        return self.default[0] if isinstance(self.default, tuple) else self.default
-
     def __str__(self) -> str:
         return self.value
 

@@ -9,13 +9,22 @@ Sources, later wins:
    literals, so ``NEUROFLOW_SANDBOX__PROCESS__CPU_TIME_LIMIT=5`` is an int);
 5. keyword arguments to :func:`load_config`.
 
-Files are looked for in the working directory and its parents; the first directory that
-holds either file wins.
+Files are looked for in the working directory and its parents, up to the repository root;
+the first directory that holds either file wins.  A relative path in a file (fields
+declared with :func:`file_relative`) is taken from that file's folder; sizes (fields typed
+:data:`~neuroflow.units.ByteSize`) accept ``"256M"``.
+
+The process reads all of this once (:func:`get_config`; :func:`reload_config` reads it
+again), and builds each section the first time it is used, so a problem in one section
+does not stop capabilities that do not need it.  :func:`load_config` reads a
+configuration of your own and checks every section at once.
 
 Each section selects backends by name (``[sandbox] backend = "process"``) and keeps each
 backend's options in a table named after it (``[sandbox.process] cpu_time_limit = 5``),
-checked against the config class the backend's plugin registered.  Every error names
-the path, what was expected and the source of the value.
+checked against the config class the backend's plugin registered.  There is one validation
+layer: the converter checks types and keys, config classes' validators check values naming
+only their field, and every error reaches the user as one line ``path.to.key: what was
+expected, got what (in FILE or env VAR)``.
 """
 
 from __future__ import annotations

@@ -113,3 +113,15 @@ def test_doctor_reports_what_the_stores_need() -> None:
     checks = {c.name: c for c in get_plugin_manager().doctor_checks()}
     assert checks["memory: SQLite FTS5 keyword index"].ok
     assert checks["memory: psycopg for the postgres store"].ok
+
+
+def test_a_relative_sqlite_url_in_a_file_is_taken_from_the_file_s_folder(tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    from neuroflow.config import get_config
+
+    (tmp_path / "neuroflow.toml").write_text(
+        '[memory]\nbackend = "sqlite"\n[memory.sqlite]\nurl = "sqlite:///data/m.db?x=1"\n')
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    options = get_config().options("memory")
+    assert options.url == f"sqlite:///{tmp_path / 'data' / 'm.db'}?x=1"
