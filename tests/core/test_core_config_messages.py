@@ -1,4 +1,4 @@
-"""Every configuration problem reads ``path.to.key: what was expected, what was given (in FILE)``."""
+"""Every configuration problem reads ``path.to.key: what was expected, got what (in FILE)``."""
 
 from __future__ import annotations
 
