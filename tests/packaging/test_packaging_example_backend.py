@@ -18,15 +18,15 @@ EXAMPLE = ROOT / "examples" / "third-party-backend"
 CONFIG = '[sandbox]\nbackend = "nice"\n\n[sandbox.nice]\nniceness = 12\ncpu_time_limit = 5\n'
 SELECTED_RUN = textwrap.dedent("""
     import anyio, os
-    from neuroflow.config import load_config
-    from neuroflow.plugins import get_plugin_manager
+    from neuroflow import create_backend, get_config
 
     async def main():
-        section = load_config().section("sandbox")
-        backend = create_backend("isolation", section.backend, section.options_for())
+        name = get_config().section("sandbox").backend
+        backend = create_backend("isolation")   # the configured one, behind the guards
         async with backend:
             result = await backend.execute("nice")
-        print(section.backend, type(backend).__name__, int(result.stdout) - os.nice(0))
+        print(name, type(backend).__name__, type(backend.backend).__name__,
+              int(result.stdout) - os.nice(0))
 
     anyio.run(main)
 """)
@@ -60,7 +60,7 @@ def test_the_example_is_selected_by_neuroflow_toml(venv, run_command, tmp_path) 
     assert 'sandbox.backend = "nice"    # neuroflow.toml' in shown.splitlines()
     assert "sandbox.nice.niceness = 12    # neuroflow.toml" in shown.splitlines()
     ran = run_command(venv.python, "-c", SELECTED_RUN, cwd=tmp_path)
-    assert ran.split() == ["nice", "NiceSandbox", str(min(12, 19))]
+    assert ran.split() == ["nice", "GuardedBackend", "NiceSandbox", str(min(12, 19))]
 
 
 def test_the_example_passes_its_conformance_tests_in_the_venv(venv, run_command, tmp_path):

@@ -378,12 +378,15 @@ class RawConfig:
             ``"env NEUROFLOW_SANDBOX__BACKEND"``, ``"keyword argument"``).
         folders: for values read from a file, that file's folder.
         files: the configuration files that were read.
+        notices: how the layers lowered security, or tried to while it was locked
+            (see :mod:`neuroflow.security.policy`).
     """
 
     data: Mapping[str, Any]
     sources: Mapping[str, str]
     folders: Mapping[str, Path]
     files: tuple[Path, ...]
+    notices: tuple[str, ...] = ()
 
 
 class NeuroflowConfig:
@@ -421,6 +424,11 @@ class NeuroflowConfig:
     def files(self) -> tuple[Path, ...]:
         """The configuration files that were read."""
         return self._raw.files
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """How the configuration layers lowered security (one line each, naming the layer)."""
+        return self._raw.notices
 
     def _plugin_manager(self) -> Any:
         if self._manager is None:
@@ -699,22 +707,71 @@ def _env_data(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
 
 def read_raw_config(files: list[Path] | None = None, environ: Mapping[str, str] | None = None,
                     overrides: Mapping[str, Any] | None = None) -> RawConfig:
-    """Read and merge every source once: files, environment, keyword overrides."""
-    merged: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    folders: dict[str, Path] = {}
+    """Read and merge every source once: the system policy, files, environment, keywords.
+
+    Layers that lower security are noticed; once a file locks ``[security]``
+    (``lock = true``), later layers' values for it are ignored (and noticed).  The system
+    policy (:data:`neuroflow.security.policy.SYSTEM_POLICY`) is read for the process's
+    own configuration (``files=None``), before everything else.
+    """
+    from neuroflow.security import policy
+
+    environ = os.environ if environ is None else environ
+    layers: list[tuple[str, Mapping[str, Any], Path | None]] = []
+    notices: list[str] = []
     if files is None:
+        system = policy.SYSTEM_POLICY
+        if system.is_file() and policy.trusted_policy_file(system):
+            layers.append((str(system), _read_toml(system), system.parent))
         found = _find_config_data()
+        explicit = os.environ.get("NEUROFLOW_CONFIG")
+        if explicit:
+            hidden = [path for path, data in _searched_without(explicit)
+                      if isinstance(data.get("security"), Mapping)]
+            notices += policy.explicit_file_hides(explicit, hidden)
     else:
         found = [(Path(p), _file_data(Path(p), _read_toml(Path(p)))) for p in files]
     cwd = Path.cwd()
-    for path, data in found:
-        label = str(path.name if path.parent == cwd else path)
-        _merge(merged, data, label, sources, folders, path.resolve().parent, "")
-    for label, data in _env_data(os.environ if environ is None else environ):
-        _merge(merged, data, label, sources, folders, None, "")
-    _merge(merged, overrides or {}, "keyword argument", sources, folders, None, "")
-    return RawConfig(merged, sources, folders, tuple(path for path, _ in found))
+    layers += [(str(path.name if path.parent == cwd else path), data, path.resolve().parent)
+               for path, data in found]
+    file_layers = len(layers)
+    layers += [(label, data, None) for label, data in _env_data(environ)]
+    layers.append(("keyword argument", overrides or {}, None))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    folders: dict[str, Path] = {}
+    locked_by: str | None = None
+    for index, (label, data, folder) in enumerate(layers):
+        security = data.get("security")
+        if isinstance(security, Mapping):
+            if locked_by is not None:
+                notices += policy.locked_out(security, label, locked_by)
+                data = {key: value for key, value in data.items() if key != "security"}
+            else:
+                notices += policy.weakenings(merged.get("security") or {}, security, label)
+        _merge(merged, data, label, sources, folders, folder, "")
+        if locked_by is None and index < file_layers and (
+                (merged.get("security") or {}).get("lock") is True):
+            locked_by = label
+    if notices:
+        import logging
+
+        log = logging.getLogger("neuroflow.security")
+        for notice in notices:
+            log.warning("configuration lowers security: %s", notice)
+    return RawConfig(merged, sources, folders, tuple(path for path, _ in found), tuple(notices))
+
+
+def _searched_without(explicit: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The files the search would have found, had ``NEUROFLOW_CONFIG`` not been set."""
+    saved = os.environ.pop("NEUROFLOW_CONFIG", None)
+    try:
+        return [(path, data) for path, data in _find_config_data()
+                if path.resolve() != Path(explicit).resolve()]
+    finally:
+        if saved is not None:
+            os.environ["NEUROFLOW_CONFIG"] = saved
 
 
 def _settings_class(kind: BackendKind) -> type | None:

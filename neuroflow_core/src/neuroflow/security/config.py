@@ -75,6 +75,10 @@ class SecurityConfig:
             ``PERMISSIVE`` allow it (see :func:`neuroflow.security.levels.level_settings`).
         plugin_checks: also ask every ``neuroflow_guard_check`` hook implementation.
         audit: the audit log's settings (``[security.audit]``).
+        lock: freeze this section: configuration layers read after the file that sets it
+            (later files, ``NEUROFLOW_*`` variables, keyword arguments) cannot change it.
+            Set it in the system policy ``/etc/neuroflow/policy.toml`` (root-owned) so that
+            nothing a user or a sandboxed program controls can weaken it.
     """
 
     level: SandboxSecurityLevel = attrs.field(
@@ -82,6 +86,7 @@ class SecurityConfig:
         converter=enum_converter(SandboxSecurityLevel, "level"))
     plugin_checks: bool = True
     audit: AuditConfig = attrs.field(factory=AuditConfig)
+    lock: bool = False
 
 
 def _unstructure_audit(cfg: AuditConfig) -> dict[str, object]:

@@ -95,6 +95,12 @@ class SecurityManager:
             listeners = [_named(impl.positional(argnames), impl.plugin)
                          for impl in manager.hook_impls("neuroflow_audit_event")]
             audit = AuditLogger(settings.audit, listeners=listeners)
+            if cfg.notices:
+                audit.log_many_sync([
+                    AuditEvent(event_type="config_weakened", actor="configuration",
+                               action="config_weakened", resource=notice.split(":", 1)[0],
+                               details={"notice": notice})
+                    for notice in cfg.notices])
         return cls(guards, level=settings.level, audit=audit, checks=checks)
 
     # --- deciding ----------------------------------------------------------------------
