@@ -113,3 +113,15 @@ def test_a_policy_file_others_can_write_is_not_trusted(tmp_path: Path) -> None:
     assert not policy.trusted_policy_file(path)
     os.chmod(path, 0o644)
     assert policy.trusted_policy_file(path) is (os.geteuid() == 0)
+
+
+@pytest.mark.usefixtures("no_system_policy")
+def test_keyword_arguments_are_the_program_s_choice_but_a_lock_still_holds() -> None:
+    from neuroflow.config import load_config
+
+    settings = {"security": {"guards": ["tools"], "audit": {"enabled": False}}}
+    assert load_config(environ={}, **settings).notices == ()
+    Path("neuroflow.toml").write_text("[security]\nlock = true\n")
+    locked = load_config(environ={}, **settings)
+    assert locked.section("security").selected == ("allowlist", "paths", "network", "tools")
+    assert [n.split(":")[0] for n in locked.notices] == ["security.audit", "security.guards"]

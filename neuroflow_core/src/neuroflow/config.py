@@ -709,7 +709,8 @@ def read_raw_config(files: list[Path] | None = None, environ: Mapping[str, str] 
                     overrides: Mapping[str, Any] | None = None) -> RawConfig:
     """Read and merge every source once: the system policy, files, environment, keywords.
 
-    Layers that lower security are noticed; once a file locks ``[security]``
+    Files and variables that lower security are noticed (keyword arguments are the
+    program's own choice, not noticed); once a file locks ``[security]``
     (``lock = true``), later layers' values for it are ignored (and noticed).  The system
     policy (:data:`neuroflow.security.policy.SYSTEM_POLICY`) is read for the process's
     own configuration (``files=None``), before everything else.
@@ -748,7 +749,7 @@ def read_raw_config(files: list[Path] | None = None, environ: Mapping[str, str] 
             if locked_by is not None:
                 notices += policy.locked_out(security, label, locked_by)
                 data = {key: value for key, value in data.items() if key != "security"}
-            else:
+            elif label != "keyword argument":  # the program's own explicit choice
                 notices += policy.weakenings(merged.get("security") or {}, security, label)
         _merge(merged, data, label, sources, folders, folder, "")
         if locked_by is None and index < file_layers and (

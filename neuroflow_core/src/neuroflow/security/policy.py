@@ -5,7 +5,8 @@ variables, keyword arguments), each able to override the last.  Whoever controls
 layer -- an environment variable is enough -- could switch the audit log off or empty a
 deny list.  So:
 
-* every layer that **lowers** security is noticed (audit disabled, a guard or a deny rule
+* every file or variable that **lowers** security is noticed (keyword arguments to
+  ``load_config`` are the program's own explicit choice and are not) (audit disabled, a guard or a deny rule
   removed, a lower level, plugin checks off, ``NEUROFLOW_CONFIG`` hiding a file with a
   ``[security]`` table); the notices are logged as warnings when the configuration is
   read and written to the audit log when the security gate starts;
