@@ -125,3 +125,13 @@ def test_keyword_arguments_are_the_program_s_choice_but_a_lock_still_holds() -> 
     locked = load_config(environ={}, **settings)
     assert locked.section("security").selected == ("allowlist", "paths", "network", "tools")
     assert [n.split(":")[0] for n in locked.notices] == ["security.audit", "security.guards"]
+
+
+@pytest.mark.usefixtures("no_system_policy")
+def test_a_project_file_chooses_its_guards_but_a_second_file_lowering_it_is_noticed() -> None:
+    Path("neuroflow.toml").write_text("[security]\nguards = ['allowlist']\n")
+    assert get_config().notices == ()
+    Path("pyproject.toml").write_text("[tool.neuroflow.security]\nlevel = 'strict'\n")
+    Path("neuroflow.toml").write_text("[security]\nlevel = 'permissive'\n")
+    reload_config()
+    assert [n.split(":")[0] for n in get_config().notices] == ["security.level"]

@@ -709,9 +709,10 @@ def read_raw_config(files: list[Path] | None = None, environ: Mapping[str, str] 
                     overrides: Mapping[str, Any] | None = None) -> RawConfig:
     """Read and merge every source once: the system policy, files, environment, keywords.
 
-    Files and variables that lower security are noticed (keyword arguments are the
-    program's own choice, not noticed); once a file locks ``[security]``
-    (``lock = true``), later layers' values for it are ignored (and noticed).  The system
+    Variables that lower security, and files that lower what an earlier file set, are
+    noticed (keyword arguments are the program's own choice); once a file locks
+    ``[security]`` (``lock = true``), later layers' values for it are ignored (and
+    noticed).  The system
     policy (:data:`neuroflow.security.policy.SYSTEM_POLICY`) is read for the process's
     own configuration (``files=None``), before everything else.
     """
@@ -750,7 +751,8 @@ def read_raw_config(files: list[Path] | None = None, environ: Mapping[str, str] 
                 notices += policy.locked_out(security, label, locked_by)
                 data = {key: value for key, value in data.items() if key != "security"}
             elif label != "keyword argument":  # the program's own explicit choice
-                notices += policy.weakenings(merged.get("security") or {}, security, label)
+                notices += policy.weakenings(merged.get("security") or {}, security, label,
+                                             defaults=index >= file_layers)
         _merge(merged, data, label, sources, folders, folder, "")
         if locked_by is None and index < file_layers and (
                 (merged.get("security") or {}).get("lock") is True):

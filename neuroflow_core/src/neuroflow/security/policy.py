@@ -5,11 +5,12 @@ variables, keyword arguments), each able to override the last.  Whoever controls
 layer -- an environment variable is enough -- could switch the audit log off or empty a
 deny list.  So:
 
-* every file or variable that **lowers** security is noticed (keyword arguments to
-  ``load_config`` are the program's own explicit choice and are not) (audit disabled, a guard or a deny rule
-  removed, a lower level, plugin checks off, ``NEUROFLOW_CONFIG`` hiding a file with a
-  ``[security]`` table); the notices are logged as warnings when the configuration is
-  read and written to the audit log when the security gate starts;
+* every variable that **lowers** security, and every file that lowers what an earlier
+  file set, is noticed (audit disabled, a guard or a deny rule removed, a lower level,
+  plugin checks off, ``NEUROFLOW_CONFIG`` hiding a file with a ``[security]`` table);
+  keyword arguments to ``load_config`` are the program's own explicit choice and are
+  not.  The notices are logged as warnings when the configuration is read and written
+  to the audit log when the security gate starts;
 * ``[security] lock = true`` freezes the whole ``[security]`` section: later layers'
   values for it are ignored (and noticed).  Put it in the **system policy**,
   ``/etc/neuroflow/policy.toml``, which is always read first -- even when
@@ -47,33 +48,41 @@ def _level(value: Any) -> int | None:
     return _LEVELS.get(str(getattr(value, "value", value)).lower())
 
 
-def weakenings(before: Mapping[str, Any], layer: Mapping[str, Any], label: str) -> list[str]:
+def weakenings(before: Mapping[str, Any], layer: Mapping[str, Any], label: str, *,
+               defaults: bool = True) -> list[str]:
     """How ``layer``'s ``[security]`` table lowers the security ``before`` it stood for.
 
-    Both are the ``security`` tables as plain data (``before`` merged from the earlier
-    layers).  Each notice is one line naming the key, the change and the layer.
+    Both are ``security`` tables as plain data (``before`` merged from the earlier
+    layers).  With ``defaults``, what ``before`` leaves unset counts at its default (an
+    environment variable switching the audit log off is noticed even with no file);
+    without, only values an earlier layer set are compared (a project file may choose
+    its own guards; a second file lowering the first one's choice is noticed).  Each
+    notice is one line naming the key, the change and the layer.
     """
+    from neuroflow.backends import BackendKind
+
     notices: list[str] = []
+    base: dict[str, Any] = {"level": "standard", "plugin_checks": True,
+                            "guards": list(BackendKind.GUARD.default),
+                            "audit": {"enabled": True}} if defaults else {}
+    before = {**base, **before}
 
     def note(key: str, what: str) -> None:
         notices.append(f"security.{key}: {what} (by {label})")
 
-    audit = layer.get("audit")
-    if isinstance(audit, Mapping) and audit.get("enabled") is False and (
-            (before.get("audit") or {}).get("enabled", True) is not False):
+    audit, old_audit = layer.get("audit"), before.get("audit")
+    if (isinstance(audit, Mapping) and audit.get("enabled") is False
+            and isinstance(old_audit, Mapping) and old_audit.get("enabled", True) is True
+            and "enabled" in old_audit):
         note("audit.enabled", "the audit log is switched off")
-    if "level" in layer:
-        old, new = _level(before.get("level", "standard")), _level(layer["level"])
+    if "level" in layer and "level" in before:
+        old, new = _level(before["level"]), _level(layer["level"])
         if old is not None and new is not None and new < old:
-            note("level", f"lowered from {before.get('level', 'standard')!r} to "
-                          f"{layer['level']!r}")
-    if layer.get("plugin_checks") is False and before.get("plugin_checks", True) is not False:
+            note("level", f"lowered from {before['level']!r} to {layer['level']!r}")
+    if layer.get("plugin_checks") is False and before.get("plugin_checks") is True:
         note("plugin_checks", "plugins' guard checks are switched off")
-    if "guards" in layer and isinstance(layer["guards"], list):
-        from neuroflow.backends import BackendKind
-
-        old_guards = before.get("guards", list(BackendKind.GUARD.default))
-        removed = [g for g in old_guards if g not in layer["guards"]]
+    if isinstance(layer.get("guards"), list) and isinstance(before.get("guards"), list):
+        removed = [g for g in before["guards"] if g not in layer["guards"]]
         if removed:
             note("guards", f"guard(s) {', '.join(map(repr, removed))} removed")
     for name, table in layer.items():
