@@ -83,3 +83,16 @@ def test_a_plugin_has_the_one_shape_and_uses_only_the_public_api(folder: Path) -
                for path in packages[0].rglob("*.py") for line, module in _imports(path)
                if module not in PUBLIC]
     assert not private, "import from the public API instead:\n" + "\n".join(private)
+
+
+def test_install_hints_name_only_distributions_and_extras_that_exist() -> None:
+    from neuroflow.backends import KNOWN_BACKENDS
+
+    names = {tomllib.loads((p / "pyproject.toml").read_text())["project"]["name"]
+             for p in PLUGINS}
+    core = tomllib.loads((ROOT / "neuroflow_core" / "pyproject.toml").read_text())["project"]
+    extras = core["optional-dependencies"]
+    for (kind, backend), (distribution, extra) in KNOWN_BACKENDS.items():
+        assert distribution in names, f"{kind}/{backend}: no plugins/ folder is {distribution}"
+        assert any(distribution in req for req in extras.get(extra, [])), (
+            f"{kind}/{backend}: the extra neuroflow[{extra}] does not install {distribution}")
