@@ -19,6 +19,14 @@ from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, Memor
 from neuroflow.memory.protocol import MemoryStore
 
 
+def _not_tiered(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value == "tiered":
+        from neuroflow.errors import ConfigError
+
+        raise ConfigError(f"{attribute.name}: expected a persistent store ('sqlite', "
+                          "'postgres', ...), got 'tiered'")
+
+
 @attrs.frozen
 class TieredStoreConfig:
     """Options of the ``tiered`` store (``[memory.tiered]``).
@@ -29,7 +37,7 @@ class TieredStoreConfig:
         hot_entries: how many recently used entries to keep in memory.
     """
 
-    persistent: str = "sqlite"
+    persistent: str = attrs.field(default="sqlite", validator=_not_tiered)
     hot_entries: int = 1000
 
 
@@ -47,11 +55,6 @@ class TieredStore:
         from neuroflow.backends import BackendKind, create_backend
 
         config = config or TieredStoreConfig()
-        if config.persistent == "tiered":
-            from neuroflow.errors import ConfigError
-
-            raise ConfigError("memory.tiered.persistent: expected a persistent store "
-                              "('sqlite', 'postgres', ...), got 'tiered'")
         return cls(create_backend(BackendKind.MEMORY, config.persistent,
                                   field="memory.tiered.persistent"), config.hot_entries)
 
