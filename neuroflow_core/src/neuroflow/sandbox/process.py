@@ -46,7 +46,7 @@ import anyio.to_thread
 from neuroflow.errors import CommandNotAllowedError, SandboxError, UnsupportedLimitError
 from neuroflow.sandbox import cgroups, runas
 from neuroflow.sandbox.config import SandboxConfig, is_dangerous_env
-from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command
+from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command, runnable_by
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
 from neuroflow.security.levels import SandboxSecurityLevel
 
@@ -453,6 +453,15 @@ class SandboxIsolator:
                     f"work_dir: cannot hand {cwd!r} to uid {lease.identity.uid}: "
                     f"{exc.strerror}") from None
             self._leases[cwd] = lease
+            parent = os.path.dirname(cwd)
+            if parent != cwd and not runnable_by(parent, lease.identity.uid,
+                                                 lease.identity.gid, search_only=True):
+                note = (f"work_dir {cwd!r}: a directory above it is closed to the run's "
+                        f"uid, so programs there cannot open files by absolute path "
+                        "(`python3 script.py` among them); put work_dir where others may "
+                        "search, e.g. under /tmp or /srv")
+                if note not in self._warnings:
+                    self._warnings.append(note)
         lease.users += 1
         return lease
 
@@ -463,10 +472,11 @@ class SandboxIsolator:
         if lease.users:
             return
         del self._leases[cwd]
+        # First the work directory (it may itself be in /tmp), then the rest.
+        runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
         if self._runas.mode == "dedicated":
             # Its processes died with the run cgroup; without one, find them by uid.
             lease.clean(cwd, kill=self._cgroups is None)
-        runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
         lease.release()
 
     async def _run(

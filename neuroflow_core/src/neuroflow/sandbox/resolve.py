@@ -40,13 +40,14 @@ def trusted_path(path: str) -> bool:
         current = parent
 
 
-def runnable_by(path: str, uid: int, gid: int) -> bool:
+def runnable_by(path: str, uid: int, gid: int, *, search_only: bool = False) -> bool:
     """Whether a process with ``uid``/``gid`` (no other groups) may execute ``path``:
-    search permission on every directory up to it, read and execute on the file."""
+    search permission on every directory up to it, read and execute on the file.
+    ``search_only``: whether it may reach ``path`` (a directory) by its absolute path."""
     if uid == 0:
         return os.access(path, os.X_OK)
     current = os.path.realpath(path)
-    need = 0o5  # the file: read (scripts) and execute
+    need = 0o1 if search_only else 0o5  # the file: read (scripts) and execute
     while True:
         try:
             st = os.stat(current)
