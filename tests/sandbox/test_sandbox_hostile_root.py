@@ -636,3 +636,26 @@ def test_doctor_says_whether_privileges_can_be_dropped_and_which_python_runs() -
     caps = checks["work_dir size/file caps"]
     assert caps.ok is False and "namespace" in caps.detail
 
+
+
+@needs_root
+def test_a_work_dir_under_a_closed_directory_keeps_its_path_and_hides_its_neighbours(
+    tmp_path: Path,
+) -> None:
+    # tmp_path sits under pytest's 0700 directory: the run's uid may not search it.
+    work = tmp_path / "project" / "ws"
+    work.mkdir(parents=True)
+    (tmp_path / "project" / "secret.key").write_text("neighbour")
+    (work / "script.py").write_text(
+        "import os, sys\n"
+        "print(os.getcwd())\n"
+        "print(sorted(os.listdir(os.path.dirname(os.getcwd()))))\n"
+        "print(os.getuid())\n"
+    )
+    result = run(SandboxConfig(work_dir=str(work)), "python3", "script.py")
+    assert result.ok, result.stderr
+    cwd, neighbours, uid = result.stdout.decode().splitlines()
+    assert cwd == str(work)
+    assert neighbours == "['ws']"  # secret.key is out of sight
+    assert int(uid) != 0
+    assert (tmp_path / "project" / "secret.key").read_text() == "neighbour"

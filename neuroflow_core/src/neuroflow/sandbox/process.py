@@ -393,23 +393,29 @@ class SandboxIsolator:
             env=env, close_fds=True, start_new_session=True, restore_signals=True,
         )
         if self._setup_in_child:
-            return subprocess.Popen(argv, preexec_fn=self._preexec(group, identity),
+            lease = self._leases.get(cwd) if identity is not None else None
+            closed = lease.closed if lease is not None else None
+            return subprocess.Popen(argv, preexec_fn=self._preexec(group, identity, cwd, closed),
                                     **common)
         proc = subprocess.Popen(argv, **common)
         _prlimit_all(proc.pid, self._rlimits)
         return proc
 
     def _preexec(
-        self, group: cgroups.RunCgroup | None, identity: runas.Identity | None
+        self, group: cgroups.RunCgroup | None, identity: runas.Identity | None,
+        cwd: str = "", closed: str | None = None,
     ) -> Callable[[], None]:
         """The child's set-up between ``fork()`` and ``exec``, in this order: join the
         run cgroups (only the child ever enters them), rlimits (while still allowed to
-        raise them), drop to the run's uid and gid with no supplementary groups, then
-        ``no_new_privs`` (no set-uid program can give root back)."""
+        raise them), its own view of the work directory when a directory above it is
+        closed to the run's uid (``closed``), drop to the run's uid and gid with no
+        supplementary groups, then ``no_new_privs`` (no set-uid program can give root
+        back)."""
         limits = self._rlimits
         procs = group.procs_files() if group is not None else []
         prctl = self._prctl
         ids = (identity.uid, identity.gid) if identity is not None else None
+        view = _view_setup(cwd, closed) if closed is not None else None
 
         def setup() -> None:
             for path in procs:
@@ -418,6 +424,8 @@ class SandboxIsolator:
                 os.close(fd)
             for which, value in limits:
                 resource.setrlimit(which, value)
+            if view is not None:
+                view()
             if ids is not None:
                 uid, gid = ids
                 os.setgroups([])
@@ -453,13 +461,12 @@ class SandboxIsolator:
                     f"work_dir: cannot hand {cwd!r} to uid {lease.identity.uid}: "
                     f"{exc.strerror}") from None
             self._leases[cwd] = lease
-            parent = os.path.dirname(cwd)
-            if parent != cwd and not runnable_by(parent, lease.identity.uid,
-                                                 lease.identity.gid, search_only=True):
-                note = (f"work_dir {cwd!r}: a directory above it is closed to the run's "
-                        f"uid, so programs there cannot open files by absolute path "
-                        "(`python3 script.py` among them); put work_dir where others may "
-                        "search, e.g. under /tmp or /srv")
+            lease.closed = _closed_ancestor(cwd, lease.identity)
+            if lease.closed is not None and _mount_calls() is None:
+                note = (f"work_dir {cwd!r}: {lease.closed} is closed to the run's uid, so "
+                        "programs there cannot open files by absolute path (`python3 "
+                        "script.py` among them), and this host cannot give the run its own "
+                        "view (no CAP_SYS_ADMIN); put work_dir where others may search")
                 if note not in self._warnings:
                     self._warnings.append(note)
         lease.users += 1
@@ -848,6 +855,76 @@ def _running_event_loop() -> str | None:
 
 
 _PR_SET_NO_NEW_PRIVS = 38
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+_mounts_fns: tuple[Callable[..., int], Callable[..., int]] | bool | None = False
+
+
+def _mount_calls() -> tuple[Callable[..., int], Callable[..., int]] | None:
+    """libc's ``unshare`` and ``mount`` when this process may make mount namespaces
+    (``CAP_SYS_ADMIN``), else ``None``.  Loaded once, before any fork."""
+    global _mounts_fns
+    if _mounts_fns is False:
+        found: tuple[Callable[..., int], Callable[..., int]] | None = None
+        try:
+            with open("/proc/self/status") as fh:
+                caps = next(line for line in fh if line.startswith("CapEff:"))
+            if int(caps.split()[1], 16) & (1 << 21):  # CAP_SYS_ADMIN
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                unshare, mount = libc.unshare, libc.mount
+                unshare.argtypes = [ctypes.c_int]
+                mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                  ctypes.c_ulong, ctypes.c_char_p]
+                found = (unshare, mount)
+        except (OSError, StopIteration, ValueError, AttributeError):
+            found = None
+        _mounts_fns = found
+    return _mounts_fns  # type: ignore[return-value]
+
+
+def _closed_ancestor(cwd: str, identity: runas.Identity) -> str | None:
+    """The highest directory above ``cwd`` that ``identity`` may not search, if any."""
+    parts = cwd.strip("/").split("/")[:-1]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        if not runnable_by(current, identity.uid, identity.gid, search_only=True):
+            return current
+    return None
+
+
+def _view_setup(cwd: str, closed: str) -> Callable[[], None] | None:
+    """A pre-exec step that gives the child a private mount namespace in which the work
+    directory keeps its path but ``closed`` (a directory above it the run's uid may not
+    search) is an empty, searchable tmpfs holding only the way down to the work
+    directory (bound there): what else is in ``closed`` stays out of sight."""
+    calls = _mount_calls()
+    if calls is None:
+        return None
+    unshare, mount = calls
+    target = cwd.encode()
+    top = closed.encode()
+    steps = [closed + "/" + "/".join(cwd[len(closed) + 1:].split("/")[: i + 1])
+             for i in range(cwd[len(closed) + 1:].count("/") + 1)]
+
+    def view() -> None:
+        if unshare(_CLONE_NEWNS) != 0:
+            raise OSError("unshare(CLONE_NEWNS) failed")
+        if mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            raise OSError("making the mount namespace private failed")
+        # The child stands in the work directory: "." still names it once it is hidden.
+        if mount(b"tmpfs", top, b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=64k") != 0:
+            raise OSError(f"mounting a tmpfs on {closed} failed")
+        for step in steps:
+            os.mkdir(step, 0o755)
+        if mount(b".", target, None, _MS_BIND | _MS_REC, None) != 0:
+            raise OSError(f"binding the work directory at {cwd} failed")
+        os.chdir(cwd)
+
+    return view
+
 _prctl_fn: Callable[..., int] | None = None
 
 

@@ -141,6 +141,8 @@ class Lease:
         self.identity = identity
         self._fd = fd
         self.users = 0
+        #: the highest directory above the work directory the uid may not search
+        self.closed: str | None = None
 
     @classmethod
     def dedicated(cls, base: int, count: int) -> Lease:
