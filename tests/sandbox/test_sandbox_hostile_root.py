@@ -528,6 +528,24 @@ def test_files_a_run_leaves_in_tmp_and_dev_shm_are_removed() -> None:
 
 
 @needs_root
+def test_files_a_run_leaves_in_a_shared_directory_in_tmp_are_removed() -> None:
+    marker = new_marker()
+    shared = Path(f"/tmp/{marker}-shared")
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp/.X11-unix: anyone may create entries
+    (shared / "someone-elses").write_text("keep")
+    try:
+        code = "import sys\nopen(sys.argv[1] + '/left', 'w').write('x')\nprint('ok')\n"
+        result = attack(code, None, str(shared))
+        assert result.stdout == b"ok\n", result.stderr
+        assert sorted(p.name for p in shared.iterdir()) == ["someone-elses"]
+    finally:
+        import shutil
+
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+@needs_root
 def test_a_process_a_run_left_without_a_cgroup_is_gone_too() -> None:
     marker = new_marker()
     code = (

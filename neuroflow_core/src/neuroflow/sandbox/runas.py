@@ -141,6 +141,8 @@ class Lease:
         self.identity = identity
         self._fd = fd
         self.users = 0
+        #: modification times of the scratch directories when the uid was taken
+        self.scratch = scratch_snapshot()
         #: the highest directory above the work directory the uid may not search
         self.closed: str | None = None
 
@@ -165,20 +167,31 @@ class Lease:
             os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
             lease = cls(Identity(uid, uid), fd)
             if stale.strip():
-                lease.clean(None)  # its last holder died mid-run
+                lease.clean(None, everywhere=True)  # its last holder died mid-run
             return lease
         raise UnsupportedLimitError(
             f"run_as: no free uid in {base}..{base + count - 1} (dedicated_uid_base, "
             "dedicated_uid_count): raise dedicated_uid_count"
         )
 
-    def clean(self, cwd: str | None, *, kill: bool = True) -> None:
-        """Remove what the uid left: its processes (``kill``) and its scratch files."""
+    def clean(self, cwd: str | None, *, kill: bool = True, everywhere: bool = False) -> None:
+        """Remove what the uid left: its processes (``kill``) and its scratch files.
+
+        Only scratch directories whose modification time changed since the uid was
+        taken are searched (making or removing an entry changes it), unless
+        ``everywhere``.
+        """
         uid = self.identity.uid
         if kill:
             kill_uid(uid)
-        for directory in SCRATCH_DIRS:
-            remove_owned(directory, uid)
+        if everywhere:
+            for directory in SCRATCH_DIRS:
+                remove_owned(directory, uid)
+            return
+        for directory, mtime in scratch_snapshot().items():
+            if self.scratch.get(directory) != mtime:
+                # A changed top directory may hold a new shared directory: look inside.
+                remove_owned(directory, uid, deep=directory in SCRATCH_DIRS)
 
     def release(self) -> None:
         """Give the uid back (call :meth:`clean` first)."""
@@ -200,9 +213,49 @@ def kill_uid(uid: int) -> None:
             pass
 
 
-def remove_owned(directory: str, uid: int) -> None:
-    """Remove entries of ``directory`` owned by ``uid``; look one level into shared,
-    sticky directories (``/tmp/.X11-unix`` style) for more."""
+def _shared(mode: int) -> bool:
+    """A directory anyone may create entries in (``/tmp/.X11-unix`` style)."""
+    return stat.S_ISDIR(mode) and mode & 0o002 == 0o002
+
+
+_shared_dirs: dict[str, tuple[int, list[str]]] = {}
+
+
+def scratch_snapshot() -> dict[str, int]:
+    """Modification times of the scratch directories and of the shared directories
+    directly in them: everywhere a run's uid can create entries.  The list of shared
+    directories is cached while their parent's modification time stays the same."""
+    found: dict[str, int] = {}
+    for directory in SCRATCH_DIRS:
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+        except OSError:
+            continue
+        found[directory] = mtime
+        cached = _shared_dirs.get(directory)
+        if cached is None or cached[0] != mtime:
+            shared = []
+            try:
+                for entry in os.scandir(directory):
+                    try:
+                        if _shared(entry.stat(follow_symlinks=False).st_mode):
+                            shared.append(entry.path)
+                    except OSError:
+                        continue
+            except OSError:
+                continue
+            cached = _shared_dirs[directory] = (mtime, shared)
+        for path in cached[1]:
+            try:
+                found[path] = os.stat(path, follow_symlinks=False).st_mtime_ns
+            except OSError:
+                continue
+    return found
+
+
+def remove_owned(directory: str, uid: int, *, deep: bool = True) -> None:
+    """Remove entries of ``directory`` owned by ``uid``; with ``deep``, look one level
+    into shared directories (``/tmp/.X11-unix`` style) for more."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -214,8 +267,8 @@ def remove_owned(directory: str, uid: int) -> None:
             continue
         if st.st_uid == uid:
             _remove(entry.path, st)
-        elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o1002 == 0o1002:
-            remove_owned(entry.path, uid)
+        elif deep and _shared(st.st_mode):
+            remove_owned(entry.path, uid, deep=False)
 
 
 def _remove(path: str, st: os.stat_result) -> None:
