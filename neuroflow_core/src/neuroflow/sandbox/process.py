@@ -479,12 +479,14 @@ class SandboxIsolator:
         if lease.users:
             return
         del self._leases[cwd]
-        # First the work directory (it may itself be in /tmp), then the rest.
-        runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
-        if self._runas.mode == "dedicated":
-            # Its processes died with the run cgroup; without one, find them by uid.
-            lease.clean(cwd, kill=self._cgroups is None)
-        lease.release()
+        try:
+            # First the work directory (it may itself be in /tmp), then the rest.
+            runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
+            if self._runas.mode == "dedicated":
+                # Its processes died with the run cgroup; without one, find them by uid.
+                lease.clean(cwd, kill=self._cgroups is None)
+        finally:
+            lease.release()
 
     async def _run(
         self,

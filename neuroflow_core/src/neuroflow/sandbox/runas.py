@@ -296,7 +296,10 @@ def chown_tree(path: str, owner: int, uid: int, gid: int, *, hand_over: bool = F
     if not stat.S_ISDIR(top.st_mode):
         return
     if top.st_uid == owner:
-        os.chown(path, uid, gid, follow_symlinks=False)
+        try:
+            os.chown(path, uid, gid, follow_symlinks=False)
+        except FileNotFoundError:
+            return
     stack = [path]
     while stack:
         current = stack.pop()
