@@ -282,6 +282,29 @@ def test_the_sandbox_cannot_read_the_hosts_environment_or_memory_or_trace_it() -
 
 
 @needs_root
+def test_the_sandbox_cannot_signal_the_host_or_another_run() -> None:
+    import subprocess
+
+    other = subprocess.Popen(["sleep", "30"])  # stands in for another run's process
+    try:
+        code = (
+            "import os, sys\n"
+            "for label, pid in (('host', os.getppid()), ('other', int(sys.argv[1]))):\n"
+            "    try:\n"
+            # Signal 0: the kernel's permission check, without stopping anything.
+            "        os.kill(pid, 0); print(label, 'MAY SIGNAL')\n"
+            "    except OSError as exc:\n"
+            "        print(label, 'refused', exc.errno)\n"
+        )
+        result = attack(code, None, str(other.pid))
+        assert result.stdout == b"host refused 1\nother refused 1\n"
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+@needs_root
 def test_the_sandbox_cannot_reach_the_hosts_key_or_rewrite_its_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

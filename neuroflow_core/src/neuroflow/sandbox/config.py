@@ -149,10 +149,10 @@ class SandboxConfig:
         allow_weaker_isolation: run even when a requested guarantee cannot be enforced
             on this machine (otherwise ``UnsupportedLimitError``).
         exact_rlimits: apply rlimits in the child before it execs the program (a
-            ``fork()`` per run: slower start).  By default the process backend spawns
-            with ``vfork`` and applies them right after the exec, to the program and to
-            anything it forked in between; cgroup limits apply from the first
-            instruction either way.  ``security_level="strict"`` implies this.
+            ``fork()`` per run: slower start).  The process backend always does so when
+            it uses run cgroups or drops privileges (the child sets itself up before its
+            exec); only without either does it spawn with ``vfork`` and apply them right
+            after the exec.  ``security_level="strict"`` implies this.
         run_as: who the command runs as.  ``"auto"`` (default): when the host runs as
             root, a dedicated unprivileged uid per run (see ``dedicated_uid_base``),
             else the host's own uid.  ``"dedicated"``: always a dedicated uid (needs
