@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def new_marker() -> str:
@@ -39,3 +44,18 @@ def survivors(marker: str, settle: float = 0.2) -> list[int]:
         time.sleep(0.02)
         alive = processes_with(marker)
     return alive
+
+
+@contextmanager
+def reachable_directory() -> Iterator[Path]:
+    """A fresh directory in the system temporary directory, searchable by every uid.
+
+    pytest's ``tmp_path`` sits under a ``0700`` directory: a sandbox that drops root to
+    an unprivileged uid can work inside it, but not reach it by its absolute path.
+    """
+    path = Path(tempfile.mkdtemp(prefix="nf-sandbox-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

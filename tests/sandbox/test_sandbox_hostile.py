@@ -4,7 +4,6 @@ reason, and leaves no process behind (checked by scanning /proc for a marker).""
 from __future__ import annotations
 
 import signal
-import sys
 
 import pytest
 from sandbox_helpers import new_marker, survivors
@@ -31,8 +30,9 @@ def run(config: SandboxConfig, *argv: str, timeout: float | None = None):
 
 
 def python_code(code: str, marker: str) -> tuple[str, ...]:
-    """argv running ``code`` in the real interpreter, with ``marker`` in its command line."""
-    return (sys.executable, "-I", "-S", "-c", code, marker)
+    """argv running ``code`` in the sandbox's ``python3`` (as root, one the dropped uid may
+    execute), with ``marker`` in its command line."""
+    return ("python3", "-I", "-S", "-c", code, marker)
 
 
 def test_cpu_spin_is_stopped_by_the_cpu_limit() -> None:
@@ -201,8 +201,8 @@ def test_file_size_limit_signal_is_reported() -> None:
 
 
 def test_a_limit_too_small_to_start_in_ends_the_program_not_the_host() -> None:
-    # The spawning thread sits in the run cgroup while the child execs; the out-of-memory
-    # killer must pick the child, not this (far bigger) test process.
+    # Only the child enters the run cgroup: the out-of-memory killer must pick it, never
+    # this (far bigger) test process.
     for limit in (1 * MiB, 128 * 1024):
         result = run(SandboxConfig(memory_limit=limit), "/bin/sh", "-c", "echo started")
         assert result.peak_memory_bytes is not None

@@ -119,19 +119,22 @@ def test_open_sandbox_unknown_backend_names_the_fix() -> None:
 # --- interpreter resolution ------------------------------------------------------------------
 
 
-def test_pyenv_style_shim_resolves_to_the_real_interpreter(tmp_path: Path) -> None:
+def test_a_pyenv_style_shim_in_a_writable_place_is_taken_literally(tmp_path: Path) -> None:
+    # Resolving never runs anything: a shim whose directories someone other than root
+    # could write is not followed (see test_sandbox_hostile_root.py for a trusted one).
     root = tmp_path / "pyenv"
     (root / "shims").mkdir(parents=True)
     (root / "bin").mkdir()
-    real = Path(sys.executable).resolve()
+    marker = tmp_path / "pyenv-ran"
     shim = root / "shims" / "python3"
     shim.write_text('#!/usr/bin/env bash\nexec "/x/pyenv/libexec/pyenv" exec "$0" "$@"\n')
     shim.chmod(0o755)
     fake_pyenv = root / "bin" / "pyenv"
-    fake_pyenv.write_text(f"#!/bin/sh\n[ \"$1\" = which ] && echo {real}\n")
+    fake_pyenv.write_text(f"#!/bin/sh\ntouch {marker}\necho {sys.executable}\n")
     fake_pyenv.chmod(0o755)
-    assert real_program(str(shim)) == str(real)
-    assert resolve_command("python3", str(root / "shims")) == str(real)
+    assert real_program(str(shim)) == str(shim)
+    assert resolve_command("python3", str(root / "shims")) == str(shim)
+    assert not marker.exists()
 
 
 def test_host_python3_resolves_past_any_shim() -> None:

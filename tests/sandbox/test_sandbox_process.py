@@ -4,15 +4,14 @@ working directory, environment, refusals where this machine cannot enforce a lim
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 import attrs
 import pytest
-from sandbox_helpers import new_marker, survivors
+from sandbox_helpers import new_marker, reachable_directory, survivors
 
 from neuroflow.errors import (
     CommandNotAllowedError,
@@ -198,17 +197,19 @@ def test_cancelling_a_run_kills_its_tree() -> None:
     async def main() -> None:
         async with SandboxIsolator() as isolator:
             with anyio.move_on_after(0.5):
-                await isolator.execute(sys.executable, ["-c", "import time; time.sleep(100)",
-                                                        marker])
+                await isolator.execute("python3", ["-c", "import time; time.sleep(100)",
+                                                   marker])
 
     anyio.run(main)
     assert survivors(marker) == []
 
 
-def test_execute_sync_matches_the_spec_example(tmp_path: Path) -> None:
-    script = tmp_path / "script.py"
+def test_execute_sync_matches_the_spec_example(reachable_dir: Path) -> None:
+    # (A work directory the run's uid can reach by its absolute path: Python opens
+    # `script.py` by the absolute path it makes of it.)
+    script = reachable_dir / "script.py"
     script.write_text("print('from script')\n")
-    config = SandboxConfig(work_dir=str(tmp_path), cpu_time_limit=30,
+    config = SandboxConfig(work_dir=str(reachable_dir), cpu_time_limit=30,
                            memory_limit=256 * 1024 * 1024)
     result = SandboxIsolator(config).execute_sync("python3", ["script.py"])
     assert result.exit_code == 0
@@ -251,6 +252,13 @@ def test_strict_with_weaker_allowed_uses_the_race_free_launcher() -> None:
 
 
 @pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A directory a dropped uid can reach by its absolute path."""
+    with reachable_directory() as path:
+        yield path
+
+
+@pytest.fixture
 def no_cgroups(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend this machine has no usable cgroup (a non-root user, a container)."""
     monkeypatch.setattr(cgroups, "_support",
@@ -278,7 +286,7 @@ def test_without_cgroups_weaker_mode_uses_rlimits_and_process_group_kill() -> No
         "                  sys.argv[1]])\n"
         "time.sleep(100)\n"
     )
-    result = isolator.execute_sync(sys.executable, ["-c", code, marker], timeout=0.5)
+    result = isolator.execute_sync("python3", ["-c", code, marker], timeout=0.5)
     assert result.reason is TerminationReason.TIMED_OUT
     assert any("max_processes" in w for w in result.warnings)
     assert survivors(marker) == []  # same process group: killed with it
@@ -341,10 +349,11 @@ async def test_concurrent_runs_are_kept_apart() -> None:
 
 @pytest.mark.anyio
 async def test_allowing_one_name_of_a_multi_call_binary_does_not_allow_another(
-    tmp_path: Path,
+    reachable_dir: Path,
 ) -> None:
-    # Like busybox: `ls` and `rm` are links to the same program.
-    bin_dir = tmp_path / "bin"
+    # Like busybox: `ls` and `rm` are links to the same program.  (In a directory the
+    # run's uid may search: a name is looked up among the programs the run may execute.)
+    bin_dir = reachable_dir / "bin"
     bin_dir.mkdir()
     (bin_dir / "ls").symlink_to("/bin/echo")
     (bin_dir / "rm").symlink_to("/bin/echo")

@@ -5,13 +5,16 @@ from a small process-wide pool (creating a memory cgroup costs far more than a s
 configures its limits, puts the child in it *before* the child's first instruction, and
 kills everything left in it at the end.
 
-How the child gets in without a slow ``fork()``+``preexec_fn``:
+How the child gets in: only the child ever enters a run cgroup.  It writes its own pid
+to each run cgroup's ``cgroup.procs`` in its pre-exec step (after ``fork()``, before the
+``exec``, while it is still root and before it drops to the run's uid), so the program
+is limited from its first instruction and no thread of the host is ever in a run cgroup
+(an out-of-memory kill in a run cgroup can only pick the run's processes).
 
-* **cgroup v1** moves single threads: the spawning thread writes its own thread id to
-  each run cgroup's ``tasks`` file, spawns with ``vfork`` (the child inherits the
-  thread's cgroups), and moves itself back.
-* **cgroup v2** only moves whole processes, so the child writes itself into
-  ``cgroup.procs`` from ``preexec_fn`` (slower, but race-free).
+Every run writes every limit it asked for: a value cached from an earlier run would let a
+limit changed in between (by the host's other code, or by a run that could write its
+cgroup files) carry over.  The run cgroups belong to root and are not delegated: a run
+that dropped to an unprivileged uid cannot write them.
 
 Cgroups are created as children of this process's own cgroup in each hierarchy, so the
 host's limits still apply to the sandbox.  They are named ``neuroflow-<pid>-<n>``; ones
@@ -244,7 +247,6 @@ class RunCgroup:
 
     version: int
     dirs: dict[str, str]
-    _written: dict[str, str] = attrs.field(factory=dict)
     _oom_base: int = 0
     _pids_base: int = 0
     _max_processes: int | None = None
@@ -257,10 +259,7 @@ class RunCgroup:
     # --- configuration -------------------------------------------------------------
 
     def _set(self, controller: str, name: str, value: str) -> None:
-        path = self.dirs[controller] + "/" + name
-        if self._written.get(path) != value:
-            _write(path, value)
-            self._written[path] = value
+        _write(self.dirs[controller] + "/" + name, value)
 
     def configure(self, max_processes: int | None, memory_limit: int | None) -> None:
         """Set this run's limits (and, for a new cgroup, the event-counter baselines)."""
@@ -268,9 +267,8 @@ class RunCgroup:
         self.emptied = False
         fresh, self._fresh = self._fresh, False
         if "pids" in self.dirs:
-            # The spawning thread sits in the cgroup while it spawns: one extra slot.
             self._set("pids", "pids.max", "max" if max_processes is None
-                      else str(max_processes + (1 if self.version == 1 else 0)))
+                      else str(max_processes))
             if fresh:
                 self._pids_base = _counter(_read(self.dirs["pids"] + "/pids.events"), "max")
         if "memory" in self.dirs:
@@ -296,10 +294,8 @@ class RunCgroup:
             self._has_memsw = os.path.exists(memsw)
         has_memsw = self._has_memsw
         if has_memsw:
-            if self._written.get(memsw) != value:
-                # memsw must stay >= the memory limit while both change.
-                _write(memsw, "-1")
-                self._written[memsw] = "-1"
+            # memsw must stay >= the memory limit while both change.
+            _write(memsw, "-1")
         self._set("memory", "memory.limit_in_bytes", value)
         if has_memsw:
             self._set("memory", "memory.memsw.limit_in_bytes", value)
@@ -314,18 +310,8 @@ class RunCgroup:
 
     # --- joining ---------------------------------------------------------------------
 
-    def join_thread(self, tid: bytes) -> None:
-        """(v1) Move the calling thread, whose id is ``tid``, into this run's cgroups."""
-        for directory in self.dirs.values():
-            _write_bytes(directory + "/tasks", tid)
-
-    def after_spawn(self) -> None:
-        """(v1) Drop the spawning thread's extra slot from the process limit."""
-        if "pids" in self.dirs and self._max_processes is not None and self.version == 1:
-            self._set("pids", "pids.max", str(self._max_processes))
-
     def procs_files(self) -> list[str]:
-        """(v2) The ``cgroup.procs`` files a child writes itself into."""
+        """The ``cgroup.procs`` files the child writes itself into before its exec."""
         return sorted({d + "/cgroup.procs" for d in self.dirs.values()})
 
     # --- ending ------------------------------------------------------------------------
@@ -472,7 +458,6 @@ class CgroupPool:
         self._idle: list[RunCgroup] = []
         self._lock = threading.Lock()
         self._names = itertools.count()
-        self._home: dict[bytes, list[str]] = {}
         atexit.register(self.clear)
 
     def _create(self) -> RunCgroup:
@@ -534,33 +519,6 @@ class CgroupPool:
             idle, self._idle = self._idle, []
         for group in idle:
             group.remove()
-
-    def home_tasks(self) -> list[str]:
-        """(v1) The ``tasks`` files of the calling thread's own cgroups, to move back to.
-
-        Read at every spawn (a few microseconds): the host may have moved this process
-        since the last one, and moving the thread back to a stale cgroup would split it.
-        """
-        fd = os.open("/proc/thread-self/cgroup", os.O_RDONLY)
-        try:
-            raw = os.read(fd, 65536)
-        finally:
-            os.close(fd)
-        found = self._home.get(raw)
-        if found is None:
-            paths: dict[str, str] = {}
-            for line in raw.decode().splitlines():
-                _, controllers, path = line.split(":", 2)
-                for controller in controllers.split(","):
-                    paths[controller] = path
-            found = [
-                os.path.normpath(f"{mount}/{paths.get(controller, '/').lstrip('/')}") + "/tasks"
-                for controller, mount in self._info.mounts.items()
-            ]
-            if len(self._home) > 64:
-                self._home.clear()
-            self._home[raw] = found
-        return found
 
 
 _pool: CgroupPool | None = None

@@ -85,6 +85,36 @@ def _to_level(value: Any) -> SandboxSecurityLevel:
         raise ConfigError(f"security_level: expected one of {known}, got {value!r}") from None
 
 
+_RUN_AS_WORDS = ("auto", "dedicated", "root")
+
+
+def _to_run_as(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _check_run_as(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, str) or not value or "\0" in value or ":" in value:
+        raise ConfigError(
+            f"{attribute.name}: expected 'auto', 'dedicated', 'root', a user name or a "
+            f"uid, got {value!r}"
+        )
+    if value.isdigit() and int(value) > 2**32 - 2:
+        raise ConfigError(f"{attribute.name}: expected a uid below 2**32 - 1, got {value!r}")
+
+
+def _check_uid_range(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{attribute.name}: expected a positive integer, got {value!r}")
+    base, count = instance.dedicated_uid_base, instance.dedicated_uid_count
+    if isinstance(base, int) and isinstance(count, int) and base + count > 2**32 - 2:
+        raise ConfigError(
+            f"{attribute.name}: dedicated_uid_base + dedicated_uid_count must stay below "
+            f"2**32 - 1, got {base} + {count}"
+        )
+
+
 def _to_path_str(value: Any) -> Any:
     return str(value) if hasattr(value, "__fspath__") else value
 
@@ -121,10 +151,26 @@ class SandboxConfig:
         allow_weaker_isolation: run even when a requested guarantee cannot be enforced
             on this machine (otherwise ``UnsupportedLimitError``).
         exact_rlimits: apply rlimits in the child before it execs the program (a
-            ``fork()`` per run: slower start).  By default the process backend spawns
-            with ``vfork`` and applies them right after the exec, to the program and to
-            anything it forked in between; cgroup limits apply from the first
-            instruction either way.  ``security_level="strict"`` implies this.
+            ``fork()`` per run: slower start).  The process backend always does so when
+            it uses run cgroups or drops privileges (the child sets itself up before its
+            exec); only without either does it spawn with ``vfork`` and apply them right
+            after the exec.  ``security_level="strict"`` implies this.
+        run_as: who the command runs as.  ``"auto"`` (default): when the host runs as
+            root, a dedicated unprivileged uid per run (see ``dedicated_uid_base``),
+            else the host's own uid.  ``"dedicated"``: always a dedicated uid (needs
+            root).  ``"root"``: keep root (the command can then undo its own limits:
+            allowed only with weaker isolation, never under ``"strict"``).  A user name
+            or a uid: that user, its primary group, no supplementary groups.
+        dedicated_uid_base: first uid of the range dedicated uids are taken from (gid =
+            uid, no supplementary groups); pick a range no real user has.
+        dedicated_uid_count: how many uids the range holds (runs at once, machine-wide).
+        allowed_dangerous_env: names from :data:`DANGEROUS_ENV` that ``execute(env=...)``
+            may set under ``security_level="strict"`` (``LD_PRELOAD``, ``PYTHONPATH``...
+            are refused there otherwise).
+        work_dir_max_bytes: a cap on the total size of ``work_dir``.  The process backend
+            cannot enforce it (it needs a size-capped file system in a mount namespace):
+            asking for it is refused unless weaker isolation is allowed.
+        work_dir_max_files: a cap on the number of files in ``work_dir`` (same caveat).
     """
 
     work_dir: str | None = file_relative(
@@ -177,6 +223,19 @@ class SandboxConfig:
         default=False, validator=_check_bool
     )
     exact_rlimits: bool = attrs.field(default=False, validator=_check_bool)
+    run_as: str = attrs.field(default="auto", converter=_to_run_as, validator=_check_run_as)
+    dedicated_uid_base: int = attrs.field(default=600_000, validator=_check_uid_range)
+    dedicated_uid_count: int = attrs.field(default=10_000, validator=_check_uid_range)
+    allowed_dangerous_env: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple("allowed_dangerous_env"), validator=_check_strings
+    )
+    work_dir_max_bytes: ByteSize | None = attrs.field(
+        default=None, converter=size_converter("work_dir_max_bytes"),
+        validator=_positive_or_none("an integer number of bytes")
+    )
+    work_dir_max_files: int | None = attrs.field(
+        default=None, validator=_positive_or_none("an integer count")
+    )
 
     @property
     def weaker_allowed(self) -> bool:
@@ -184,3 +243,22 @@ class SandboxConfig:
         return self.allow_weaker_isolation or (
             self.security_level is SandboxSecurityLevel.PERMISSIVE
         )
+
+
+#: Environment variables that change what a program loads or runs before its own code
+#: (the dynamic loader, interpreters' start-up, shells).  ``DANGEROUS_ENV_PREFIXES``
+#: catches whole families.
+DANGEROUS_ENV = frozenset({
+    "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH", "GCONV_PATH",
+    "GLIBC_TUNABLES", "HOSTALIASES", "LOCPATH", "NLSPATH", "RESOLV_HOST_CONF",
+    "NODE_OPTIONS", "NODE_PATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+    "CLASSPATH", "LUA_PATH", "LUA_CPATH", "LUA_INIT", "TCLLIBPATH", "OPENSSL_CONF",
+    "OPENSSL_ENGINES", "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND",
+})
+DANGEROUS_ENV_PREFIXES = ("LD_", "DYLD_", "PYTHON", "PERL5", "PERLLIB", "RUBY", "GEM_",
+                          "BASH_FUNC_", "MALLOC_", "GIT_CONFIG_")
+
+
+def is_dangerous_env(name: str) -> bool:
+    """Whether setting ``name`` can make a program run other code than its own."""
+    return name in DANGEROUS_ENV or name.startswith(DANGEROUS_ENV_PREFIXES)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import resource
+from typing import TYPE_CHECKING
 
 from neuroflow.doctor import Check
+
+if TYPE_CHECKING:
+    from neuroflow.sandbox.runas import RunAsPlan
 
 
 def _read(path: str) -> str | None:
@@ -126,6 +130,62 @@ def python_interpreter() -> Check:
     return Check("python3 interpreter", True, f"runs {found}")
 
 
+def _default_plan() -> tuple[RunAsPlan | None, str]:
+    from neuroflow.sandbox import runas
+    from neuroflow.sandbox.config import SandboxConfig
+
+    config = SandboxConfig()
+    try:
+        return runas.plan(config.run_as, config.dedicated_uid_base,
+                          config.dedicated_uid_count), ""
+    except Exception as exc:  # noqa: BLE001 - reported as the check's detail
+        return None, str(exc)
+
+
+def privilege_drop() -> Check:
+    """Whether the process sandbox runs commands under another uid than the host's."""
+    from neuroflow.sandbox.config import SandboxConfig
+
+    plan, problem = _default_plan()
+    name = "process sandbox: privilege drop"
+    if plan is None:
+        return Check(name, False, problem)
+    if plan.drops:
+        config = SandboxConfig()
+        last = config.dedicated_uid_base + config.dedicated_uid_count - 1
+        return Check(name, True, f"the host is root: each run gets a dedicated uid from "
+                                 f"{config.dedicated_uid_base}..{last} (gid = uid, no "
+                                 "supplementary groups, no_new_privs)")
+    return Check(name, False, f"cannot drop privileges: {plan.reason}; sandboxed code "
+                 "can reach the host process, its environment and files; "
+                 "security_level='strict' refuses to run")
+
+
+def python_for_runs() -> Check:
+    """Which ``python3`` a sandboxed run gets (one its uid may execute)."""
+    from neuroflow.sandbox.resolve import resolve_command
+
+    plan, _ = _default_plan()
+    identity = plan.identity if plan is not None else None
+    who = (identity.uid, identity.gid) if identity is not None else None
+    found = resolve_command("python3", who=who)
+    label = "python3 for sandboxed runs"
+    if found is None:
+        return Check(label, False, "no python3 on PATH that the run's uid may execute"
+                     + (f" (uid {who[0]})" if who else ""))
+    whom = f"unprivileged runs (uid {who[0]}...)" if who else "runs (the host's uid)"
+    return Check(label, True, f"{whom} get {found}")
+
+
+def work_dir_caps() -> Check:
+    """Whether a total size / file-count cap on ``work_dir`` can be enforced."""
+    return Check("work_dir size/file caps", False,
+                 "not enforceable by the process backend (a size-capped tmpfs needs a mount "
+                 "namespace: use the 'namespace' backend); work_dir_max_bytes / "
+                 "work_dir_max_files are refused unless weaker isolation is allowed",
+                 required=False)
+
+
 def plugin_backends() -> list[Check]:
     """Whether the stronger backends (and the runtime they need) are installed.
 
@@ -153,5 +213,5 @@ def plugin_backends() -> list[Check]:
 
 def all_checks() -> list[Check]:
     """Every sandbox check, for the ``neuroflow_doctor_checks`` hook."""
-    return [user_namespaces(), seccomp(), *cgroup_checks(), rlimits(), python_interpreter(),
-            *plugin_backends()]
+    return [user_namespaces(), seccomp(), *cgroup_checks(), rlimits(), privilege_drop(),
+            python_interpreter(), python_for_runs(), work_dir_caps(), *plugin_backends()]

@@ -17,38 +17,66 @@ from neuroflow.sandbox.result import SandboxResult, TerminationReason
 
 
 def command_action(
-    command: str, args: Sequence[str], actor: str, component: str
+    command: str, args: Sequence[str], actor: str, component: str,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Any, Any]:
-    """The :class:`Action` and :class:`ActionContext` describing one sandbox command."""
+    """The :class:`Action` and :class:`ActionContext` describing one sandbox command.
+
+    The names of the variables in ``env`` (the call's extra environment) are the
+    action's ``resources["env"]``, so guards can judge them and the decision record
+    shows them.
+    """
     from neuroflow.observability.context import current_trace_id
     from neuroflow.security.model import Action, ActionContext
 
-    action = Action(kind="command", target=command, actor=actor, arguments=list(args))
+    resources = {"env": tuple(sorted(env))} if env else {}
+    action = Action(kind="command", target=command, actor=actor, arguments=list(args),
+                    resources=resources)
     return action, ActionContext(component=component, trace_id=current_trace_id())
 
 
+def redacted_env(gate: Any, env: Mapping[str, str] | None) -> dict[str, str]:
+    """``env`` with every value replaced by the audit log's keyed digest (equal values,
+    equal digests), or by ``"<redacted>"`` when the gate has no audit log."""
+    if not env:
+        return {}
+    from neuroflow.security.manager import DefaultGate, get_default_gate
+
+    if isinstance(gate, DefaultGate):
+        gate = get_default_gate()
+    redactor = getattr(getattr(gate, "audit", None), "redactor", None)
+    if redactor is not None and hasattr(redactor, "digest"):
+        return {name: redactor.digest(value) for name, value in env.items()}
+    return dict.fromkeys(env, "<redacted>")
+
+
 async def run_guarded(
-    gate: Any, action: Any, context: Any, run: Callable[[], Awaitable[SandboxResult]]
+    gate: Any, action: Any, context: Any, run: Callable[[], Awaitable[SandboxResult]],
+    env: Mapping[str, str] | None = None,
 ) -> SandboxResult:
     """Authorize ``action`` with ``gate``, call ``run()``, record how it ended.
+
+    ``env``: the call's extra environment; its names with redacted values are in the
+    outcome record's details (``"env"``).
 
     Raises ``SecurityError`` (nothing runs) when the gate denies the command.  An
     exception or cancellation from ``run`` is recorded as an ``error`` outcome (shielded,
     so the record is written even when cancelled) and re-raised.
     """
     await gate.authorize(action, context)
+    extra = {"env": redacted_env(gate, env)} if env else {}
     try:
         result = await run()
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             await gate.record_outcome(action, context, "error",
-                                      {"error": f"{type(exc).__name__}: {exc}"})
+                                      {"error": f"{type(exc).__name__}: {exc}", **extra})
         raise
     exited = result.reason is TerminationReason.EXITED
     outcome = ("success" if result.ok else "error") if exited else result.reason.value
     await gate.record_outcome(action, context, outcome, {
         "exit_code": result.exit_code, "reason": result.reason.value,
-        "wall_time_ms": round(result.wall_time_ms, 3)})
+        "wall_time_ms": round(result.wall_time_ms, 3), **extra})
     return result
 
 
@@ -79,9 +107,9 @@ class GuardedBackend:
         timeout: float | None = None,
     ) -> SandboxResult:
         """Authorize, run in the wrapped backend, and record the outcome."""
-        action, context = command_action(command, args, self._actor, self._component)
+        action, context = command_action(command, args, self._actor, self._component, env)
         return await run_guarded(self._gate, action, context, lambda: self.backend.execute(
-            command, args, stdin=stdin, env=env, timeout=timeout))
+            command, args, stdin=stdin, env=env, timeout=timeout), env)
 
     async def aclose(self) -> None:
         """Close the wrapped backend."""

@@ -2,23 +2,27 @@
 
 One run, in order:
 
-1. refuse a command outside ``allowed_commands`` (nothing has run yet), ask the gate;
-2. resolve the program (shims to real binaries), build a clean environment;
-3. take a run cgroup from the pool and set its limits;
-4. spawn with ``vfork`` (``subprocess.Popen`` without ``preexec_fn``) in a new session,
-   with the spawning thread inside the run cgroup so the child starts in it (cgroup v1);
-   then set the rlimits with ``prlimit`` on it and on anything it forked meanwhile
-   (the run cgroup lists them).  ``exact_rlimits`` / ``STRICT`` security (and cgroup
-   v2) use ``preexec_fn`` instead, so rlimits apply before the program's first
-   instruction, at the price of a ``fork()`` (measured: about 2.5x slower to start);
+1. resolve the program (shims to real binaries, by reading files: nothing is executed),
+   refuse a command outside ``allowed_commands`` or (strict) a dangerous ``env`` name,
+   ask the gate -- nothing has run yet;
+2. build a clean environment; when the host is root, take a dedicated uid for the run
+   and hand the work directory to it;
+3. take a run cgroup from the pool and write all its limits;
+4. spawn in a new session.  With run cgroups or a uid to drop to, the child (after
+   ``fork()``) writes itself into the run cgroups, sets its rlimits, drops to the run's
+   uid (no supplementary groups) and sets ``no_new_privs`` before it execs: only the
+   child ever enters a run cgroup, and the program starts limited.  Without either, it
+   spawns with ``vfork`` and the rlimits are set with ``prlimit`` right after;
 5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
    all through one private epoll set that a single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
-   reap, and report.
+   reap, remove what the run's uid left in ``/tmp``, ``/var/tmp`` and ``/dev/shm``,
+   give the work directory back, and report.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import resource
@@ -40,9 +44,9 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from neuroflow.errors import CommandNotAllowedError, SandboxError, UnsupportedLimitError
-from neuroflow.sandbox import cgroups
-from neuroflow.sandbox.config import SandboxConfig
-from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command
+from neuroflow.sandbox import cgroups, runas
+from neuroflow.sandbox.config import SandboxConfig, is_dangerous_env
+from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command, runnable_by
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
 from neuroflow.security.levels import SandboxSecurityLevel
 
@@ -129,6 +133,11 @@ class SandboxIsolator:
         self._finalizer: weakref.finalize | None = None
         self._warnings: list[str] = []
         self._cgroups = self._plan()
+        self._runas = self._plan_identity()
+        identity = self._runas.identity
+        # Who the program runs as, for finding programs that identity may execute.
+        self._who = (identity.uid, identity.gid) if identity is not None else None
+        self._leases: dict[str, runas.Lease] = {}
         self._search_path = config.env.get("PATH") or os.environ.get("PATH", DEFAULT_PATH)
         self._base_env = self._build_env()
         # (work dir, identities of the allowed programs resolved there)
@@ -139,6 +148,9 @@ class SandboxIsolator:
         ) or (
             self._cgroups is not None and cgroups.support().version == 2
         )
+        # The child sets itself up before its exec (cgroups, rlimits, uid, no_new_privs).
+        self._setup_in_child = self._strict or self._cgroups is not None or self._runas.drops
+        self._prctl = _prctl() if self._setup_in_child else None
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -167,7 +179,31 @@ class SandboxIsolator:
         elif cfg.max_processes is not None and not info.pids:
             _weaker(cfg, f"max_processes={cfg.max_processes}",
                     "needs a pids cgroup, which this process cannot create", warnings)
+        for name, value in (("work_dir_max_bytes", cfg.work_dir_max_bytes),
+                            ("work_dir_max_files", cfg.work_dir_max_files)):
+            if value is not None:
+                _weaker(cfg, f"{name}={value}",
+                        "the process backend cannot cap a directory's size or file count "
+                        "(it needs a size-capped tmpfs in a mount namespace, or disk "
+                        "quotas); use the 'namespace' backend", warnings)
         return pool
+
+    def _plan_identity(self) -> runas.RunAsPlan:
+        cfg = self.config
+        plan = runas.plan(cfg.run_as, cfg.dedicated_uid_base, cfg.dedicated_uid_count)
+        if plan.drops:
+            return plan
+        why = ("root inside the sandbox can write its own cgroup limits, trace the host "
+               "process and read its environment, keys and configuration")
+        if cfg.security_level is SandboxSecurityLevel.STRICT:
+            raise UnsupportedLimitError(
+                f"security_level='strict': commands would run with the host's own uid "
+                f"({plan.reason}); strict needs a host running as root, which drops each "
+                "run to a dedicated uid (run_as='auto'), or the 'namespace' backend"
+            )
+        if os.geteuid() == 0:
+            _weaker(cfg, f"run_as={cfg.run_as!r}", why, self._warnings)
+        return plan
 
     def _rlimit_values(self) -> list[tuple[int, tuple[int, int]]]:
         cfg = self.config
@@ -241,7 +277,7 @@ class SandboxIsolator:
             if self._allowed is None or self._allowed[0] != cwd:
                 real = set()
                 for entry in allowed:
-                    found = resolve_command(entry, self._search_path, cwd)
+                    found = resolve_command(entry, self._search_path, cwd, self._who)
                     if found:
                         real.add(_program_identity(found))
                 self._allowed = (cwd, frozenset(real))
@@ -252,6 +288,20 @@ class SandboxIsolator:
         raise CommandNotAllowedError(
             f"command {command!r} is not in allowed_commands ({', '.join(allowed)})"
         )
+
+    def _check_env(self, env: Mapping[str, str] | None) -> None:
+        """(strict) Refuse variables that make a program load other code than its own."""
+        cfg = self.config
+        if not env or cfg.security_level is not SandboxSecurityLevel.STRICT:
+            return
+        refused = sorted(name for name in env if is_dangerous_env(name)
+                         and name not in cfg.allowed_dangerous_env)
+        if refused:
+            raise CommandNotAllowedError(
+                f"env: {', '.join(refused)} may change what the program loads or runs; "
+                "security_level='strict' refuses them unless listed in "
+                "allowed_dangerous_env"
+            )
 
     # --- running ---------------------------------------------------------------------------
 
@@ -284,23 +334,30 @@ class SandboxIsolator:
         args, stdin, env, timeout = check_call(command, args, stdin, env, timeout)
         cwd = self._work_dir()
         # Resolved once: the allow-list check and the run use this very path.
-        executable = resolve_command(command, self._search_path, cwd)
+        # Nothing is executed to resolve it (shims are read, not run).
+        executable = resolve_command(command, self._search_path, cwd, self._who)
         if self._gate is None:
             self._check_allowed(command, executable, cwd)
+            self._check_env(env)
             return await self._run(command, executable, cwd, args, stdin, env, timeout)
-        from neuroflow.sandbox.guarded import command_action, run_guarded
+        from neuroflow.sandbox.guarded import command_action, redacted_env, run_guarded
 
-        action, context = command_action(command, args, self._actor, "sandbox.process")
+        action, context = command_action(command, args, self._actor, "sandbox.process", env)
+        rule = "sandbox.allowed_commands"
         try:
             self._check_allowed(command, executable, cwd)
+            rule = "sandbox.dangerous_env"
+            self._check_env(env)
         except CommandNotAllowedError as exc:
-            # Refused by the sandbox's own list: nothing ran, but the refusal is audited.
-            await self._gate.record_outcome(action, context, "denied", {
-                "rule": "sandbox.allowed_commands", "reason": str(exc)})
+            # Refused by the sandbox itself: nothing ran, but the refusal is audited.
+            details = {"rule": rule, "reason": str(exc)}
+            if env:
+                details["env"] = redacted_env(self._gate, env)
+            await self._gate.record_outcome(action, context, "denied", details)
             raise
         return await run_guarded(self._gate, action, context,
                                  lambda: self._run(command, executable, cwd, args, stdin, env,
-                                                   timeout))
+                                                   timeout), env)
 
     def execute_sync(
         self,
@@ -329,65 +386,107 @@ class SandboxIsolator:
     def _spawn(
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
         stdin_fd: int, out_w: int, err_w: int, group: cgroups.RunCgroup | None,
+        identity: runas.Identity | None,
     ) -> subprocess.Popen[bytes]:
         common: dict[str, Any] = dict(
             executable=executable, stdin=stdin_fd, stdout=out_w, stderr=err_w, cwd=cwd,
             env=env, close_fds=True, start_new_session=True, restore_signals=True,
         )
-        if self._strict:
-            return subprocess.Popen(argv, preexec_fn=self._preexec(group), **common)
-        if group is None:
-            proc = subprocess.Popen(argv, **common)
-        else:
-            assert self._cgroups is not None
-            tid = str(threading.get_native_id()).encode()
-            home = self._cgroups.home_tasks()
-            group.join_thread(tid)
-            try:
-                proc = subprocess.Popen(argv, **common)
-            finally:
-                for tasks in home:
-                    cgroups._write_bytes(tasks, tid)
-            group.after_spawn()
-        self._limit_processes(proc.pid, group)
+        if self._setup_in_child:
+            lease = self._leases.get(cwd) if identity is not None else None
+            closed = lease.closed if lease is not None else None
+            return subprocess.Popen(argv, preexec_fn=self._preexec(group, identity, cwd, closed),
+                                    **common)
+        proc = subprocess.Popen(argv, **common)
+        _prlimit_all(proc.pid, self._rlimits)
         return proc
 
-    def _limit_processes(self, pid: int, group: cgroups.RunCgroup | None) -> None:
-        """Apply the rlimits to the new process, and to any process it forked already.
-
-        The child may run before this (it was spawned with ``vfork`` and has exec'd); the
-        run cgroup lists every process it made, and one forked from a process after that
-        process got its limits inherits them, so the loop ends with all of them limited.
-        """
-        limits = self._rlimits
-        done = {pid}
-        _prlimit_all(pid, limits)
-        if group is None:
-            return
-        while True:
-            fresh = [p for p in group.pids() if p not in done]
-            if not fresh:
-                return
-            for other in fresh:
-                _prlimit_all(other, limits)
-                done.add(other)
-
-    def _preexec(self, group: cgroups.RunCgroup | None) -> Callable[[], None]:
+    def _preexec(
+        self, group: cgroups.RunCgroup | None, identity: runas.Identity | None,
+        cwd: str = "", closed: str | None = None,
+    ) -> Callable[[], None]:
+        """The child's set-up between ``fork()`` and ``exec``, in this order: join the
+        run cgroups (only the child ever enters them), rlimits (while still allowed to
+        raise them), its own view of the work directory when a directory above it is
+        closed to the run's uid (``closed``), drop to the run's uid and gid with no
+        supplementary groups, then ``no_new_privs`` (no set-uid program can give root
+        back)."""
         limits = self._rlimits
         procs = group.procs_files() if group is not None else []
-        tasks = [d + "/tasks" for d in group.dirs.values()] if group is not None else []
-        version = group.version if group is not None else 0
+        prctl = self._prctl
+        ids = (identity.uid, identity.gid) if identity is not None else None
+        view = _view_setup(cwd, closed) if closed is not None else None
 
         def setup() -> None:
-            targets = procs if version == 2 else tasks
-            for path in targets:
+            for path in procs:
                 fd = os.open(path, os.O_WRONLY)
                 os.write(fd, b"0")
                 os.close(fd)
             for which, value in limits:
                 resource.setrlimit(which, value)
+            if view is not None:
+                view()
+            if ids is not None:
+                uid, gid = ids
+                os.setgroups([])
+                os.setresgid(gid, gid, gid)
+                os.setresuid(uid, uid, uid)
+            if prctl is not None and prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+                raise OSError("prctl(PR_SET_NO_NEW_PRIVS) failed")
 
         return setup
+
+    # --- the run's identity ------------------------------------------------------------
+
+    def _take_lease(self, cwd: str) -> runas.Lease | None:
+        """The identity for a run in ``cwd``: runs overlapping in one work directory
+        share one (it owns the directory while they run); the directory is handed over."""
+        plan = self._runas
+        if not plan.drops:
+            return None
+        lease = self._leases.get(cwd)
+        if lease is None:
+            cfg = self.config
+            if plan.mode == "dedicated":
+                lease = runas.Lease.dedicated(cfg.dedicated_uid_base, cfg.dedicated_uid_count)
+            else:
+                assert plan.identity is not None
+                lease = runas.Lease(plan.identity, None)
+            try:
+                runas.chown_tree(cwd, os.geteuid(), lease.identity.uid, lease.identity.gid,
+                                 hand_over=True)
+            except OSError as exc:
+                lease.release()
+                raise SandboxError(
+                    f"work_dir: cannot hand {cwd!r} to uid {lease.identity.uid}: "
+                    f"{exc.strerror}") from None
+            self._leases[cwd] = lease
+            lease.closed = _closed_ancestor(cwd, lease.identity)
+            if lease.closed is not None and _mount_calls() is None:
+                note = (f"work_dir {cwd!r}: {lease.closed} is closed to the run's uid, so "
+                        "programs there cannot open files by absolute path (`python3 "
+                        "script.py` among them), and this host cannot give the run its own "
+                        "view (no CAP_SYS_ADMIN); put work_dir where others may search")
+                if note not in self._warnings:
+                    self._warnings.append(note)
+        lease.users += 1
+        return lease
+
+    def _return_lease(self, cwd: str, lease: runas.Lease) -> None:
+        """The last run in ``cwd`` ended: remove what a dedicated uid left behind, give
+        the work directory back to the host's uid, free the uid."""
+        lease.users -= 1
+        if lease.users:
+            return
+        del self._leases[cwd]
+        try:
+            # First the work directory (it may itself be in /tmp), then the rest.
+            runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
+            if self._runas.mode == "dedicated":
+                # Its processes died with the run cgroup; without one, find them by uid.
+                lease.clean(cwd, kill=self._cgroups is None)
+        finally:
+            lease.release()
 
     async def _run(
         self,
@@ -408,30 +507,42 @@ class SandboxIsolator:
         # argv[0] is the real path: interpreters find their prefix from it, and a name
         # looked up on the sandbox's PATH could find a different program than we ran.
         argv = [executable, *args]
+        if self._runas.drops and executable.startswith(cwd.rstrip("/") + "/"):
+            # A program in the work directory is run by a path relative to it: the child
+            # is already there, and the directories above may be closed to its uid.
+            executable = "./" + os.path.relpath(executable, cwd)
         timeout = cfg.wall_timeout if timeout is None else timeout
-        group = None
-        if self._cgroups is not None:
-            try:
-                group = self._cgroups.acquire(cfg.max_processes, cfg.memory_limit)
-            except OSError as exc:
-                raise SandboxError(
-                    f"cannot set up the run cgroup (max_processes={cfg.max_processes}, "
-                    f"memory_limit={cfg.memory_limit}): {exc.strerror or exc}"
-                ) from None
+        lease = self._take_lease(cwd)
         try:
-            return await self._run_in(argv, executable, cwd, env, stdin, timeout, group)
+            group = None
+            if self._cgroups is not None:
+                try:
+                    group = self._cgroups.acquire(cfg.max_processes, cfg.memory_limit)
+                except OSError as exc:
+                    raise SandboxError(
+                        f"cannot set up the run cgroup (max_processes={cfg.max_processes}, "
+                        f"memory_limit={cfg.memory_limit}): {exc.strerror or exc}"
+                    ) from None
+            try:
+                return await self._run_in(argv, executable, cwd, env, stdin, timeout, group,
+                                          lease.identity if lease is not None else None)
+            finally:
+                if group is not None and self._cgroups is not None:
+                    if group.emptied:
+                        self._cgroups.release(group)
+                    else:
+                        # Removing a cgroup that may not be empty kills and waits: off
+                        # the loop.
+                        with anyio.CancelScope(shield=True):
+                            await anyio.to_thread.run_sync(self._cgroups.release, group)
         finally:
-            if group is not None and self._cgroups is not None:
-                if group.emptied:
-                    self._cgroups.release(group)
-                else:
-                    # Removing a cgroup that may not be empty kills and waits: off the loop.
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(self._cgroups.release, group)
+            if lease is not None:
+                self._return_lease(cwd, lease)
 
     async def _run_in(
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
         stdin: bytes | None, timeout: float | None, group: cgroups.RunCgroup | None,
+        identity: runas.Identity | None = None,
     ) -> SandboxResult:
         cap = self.config.max_output_bytes
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -449,9 +560,17 @@ class SandboxIsolator:
         try:
             start = time.perf_counter()
             try:
-                proc = self._spawn(argv, executable, cwd, env, in_r, out_w, err_w, group)
+                proc = self._spawn(argv, executable, cwd, env, in_r, out_w, err_w, group,
+                                   identity)
             except (OSError, subprocess.SubprocessError) as exc:
                 why = getattr(exc, "strerror", None) or exc
+                if identity is not None and getattr(exc, "errno", None) in (
+                    errno.EACCES, errno.EPERM
+                ):
+                    why = (f"{why}: the run's uid {identity.uid} may not execute it (a "
+                           "directory above it may not be searchable by others, e.g. a "
+                           "0700 home directory); name a program outside it (a bare "
+                           "'python3' finds one the run may execute), or see run_as")
                 raise SandboxError(f"cannot start {argv[0]!r} ({executable}): {why}") from None
             for fd in (out_w, err_w, in_r) if in_w >= 0 else (out_w, err_w):
                 os.close(fd)
@@ -735,6 +854,96 @@ def _running_event_loop() -> str | None:
     if trio is not None and getattr(trio.lowlevel, "in_trio_run", lambda: False)():
         return "trio"
     return None
+
+
+_PR_SET_NO_NEW_PRIVS = 38
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+_mounts_fns: tuple[Callable[..., int], Callable[..., int]] | bool | None = False
+
+
+def _mount_calls() -> tuple[Callable[..., int], Callable[..., int]] | None:
+    """libc's ``unshare`` and ``mount`` when this process may make mount namespaces
+    (``CAP_SYS_ADMIN``), else ``None``.  Loaded once, before any fork."""
+    global _mounts_fns
+    if _mounts_fns is False:
+        found: tuple[Callable[..., int], Callable[..., int]] | None = None
+        try:
+            with open("/proc/self/status") as fh:
+                caps = next(line for line in fh if line.startswith("CapEff:"))
+            if int(caps.split()[1], 16) & (1 << 21):  # CAP_SYS_ADMIN
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                unshare, mount = libc.unshare, libc.mount
+                unshare.argtypes = [ctypes.c_int]
+                mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                  ctypes.c_ulong, ctypes.c_char_p]
+                found = (unshare, mount)
+        except (OSError, StopIteration, ValueError, AttributeError):
+            found = None
+        _mounts_fns = found
+    return _mounts_fns  # type: ignore[return-value]
+
+
+def _closed_ancestor(cwd: str, identity: runas.Identity) -> str | None:
+    """The highest directory above ``cwd`` that ``identity`` may not search, if any."""
+    parts = cwd.strip("/").split("/")[:-1]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        if not runnable_by(current, identity.uid, identity.gid, search_only=True):
+            return current
+    return None
+
+
+def _view_setup(cwd: str, closed: str) -> Callable[[], None] | None:
+    """A pre-exec step that gives the child a private mount namespace in which the work
+    directory keeps its path but ``closed`` (a directory above it the run's uid may not
+    search) is an empty, searchable tmpfs holding only the way down to the work
+    directory (bound there): what else is in ``closed`` stays out of sight."""
+    calls = _mount_calls()
+    if calls is None:
+        return None
+    unshare, mount = calls
+    target = cwd.encode()
+    top = closed.encode()
+    steps = [closed + "/" + "/".join(cwd[len(closed) + 1:].split("/")[: i + 1])
+             for i in range(cwd[len(closed) + 1:].count("/") + 1)]
+
+    def view() -> None:
+        if unshare(_CLONE_NEWNS) != 0:
+            raise OSError("unshare(CLONE_NEWNS) failed")
+        if mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            raise OSError("making the mount namespace private failed")
+        # The child stands in the work directory: "." still names it once it is hidden.
+        if mount(b"tmpfs", top, b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=64k") != 0:
+            raise OSError(f"mounting a tmpfs on {closed} failed")
+        for step in steps:
+            os.mkdir(step, 0o755)
+        if mount(b".", target, None, _MS_BIND | _MS_REC, None) != 0:
+            raise OSError(f"binding the work directory at {cwd} failed")
+        os.chdir(cwd)
+
+    return view
+
+_prctl_fn: Callable[..., int] | None = None
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (loaded once, before any fork), or ``None`` where it is missing."""
+    global _prctl_fn
+    if _prctl_fn is None:
+        import ctypes
+
+        try:
+            function = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            return None
+        function.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+        function.restype = ctypes.c_int
+        _prctl_fn = function
+    return _prctl_fn
 
 
 def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:

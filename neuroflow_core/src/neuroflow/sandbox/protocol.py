@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class IsolationBackend(Protocol):
-    """Runs commands in isolation.  Built by ``get_plugin_manager().create("isolation", ...)``.
+    """Runs commands in isolation.  Built by ``neuroflow.create_backend("isolation", ...)``.
 
     A backend is an async context manager; ``aclose()`` releases what it holds and may be
     called more than once.
