@@ -438,7 +438,7 @@ class IsolationBackendSuite:
         from neuroflow.sandbox.result import TerminationReason
 
         result = await run_bounded(
-            isolation_backend, "/bin/sh", ["-c", "sleep 5; echo survived"], timeout=0.5
+            isolation_backend, "/bin/sh", ["-c", "sleep 3; echo survived"], timeout=0.5
         )
         assert b"survived" not in result.stdout, "the command outlived its timeout"
         assert result.reason is TerminationReason.TIMED_OUT
@@ -452,7 +452,7 @@ class IsolationBackendSuite:
         from neuroflow.sandbox.result import TerminationReason
 
         async with self._backend(make_isolation_backend, wall_timeout=0.5) as backend:
-            result = await run_bounded(backend, "/bin/sh", ["-c", "sleep 5; echo survived"])
+            result = await run_bounded(backend, "/bin/sh", ["-c", "sleep 3; echo survived"])
         assert b"survived" not in result.stdout, "the command outlived wall_timeout=0.5"
         assert result.reason is TerminationReason.TIMED_OUT
 
@@ -510,11 +510,11 @@ class IsolationBackendSuite:
                                               (">&2", "stderr", "stderr_truncated")):
                 script = f"{{ {flood}; }} {target}; sleep 2; echo survived; echo survived >&2"
                 result = await run_bounded(backend, "/bin/sh", ["-c", script], timeout=30)
+                assert b"survived" not in result.stdout + result.stderr, (
+                    f"the program went on after its {stream} passed the cap")
                 assert result.reason is TerminationReason.OUTPUT_LIMIT, (stream, result)
                 assert getattr(result, truncated), stream
                 assert len(getattr(result, stream)) == cap, stream
-                assert b"survived" not in result.stdout + result.stderr, (
-                    f"the program went on after its {stream} passed the cap")
             exact = await run_bounded(
                 backend, "/bin/sh",
                 ["-c", f"i=0; while [ $i -lt {cap // 16} ]; do echo {line}; i=$((i+1)); done"],
@@ -543,10 +543,16 @@ class IsolationBackendSuite:
             allowed = await run_bounded(backend, "/bin/echo", ["allowed"])
             assert allowed.stdout == b"allowed\n"
             for command in ("/bin/sh", "sh"):
-                with pytest.raises(CommandNotAllowedError):
+                refused = None
+                try:
                     await run_bounded(backend, command, touch)
+                except CommandNotAllowedError as exc:
+                    refused = exc
                 assert not (work / "refused.txt").exists(), (
                     f"{command!r} is not in allowed_commands but ran")
+                assert refused is not None, (
+                    f"{command!r} is not in allowed_commands and was not refused with "
+                    "CommandNotAllowedError")
         async with self._backend(make_isolation_backend, allowed_commands=("echo", "/bin/sh"),
                                  work_dir=str(work)) as backend:
             ran = await run_bounded(backend, "/bin/sh", touch)
@@ -569,10 +575,10 @@ class IsolationBackendSuite:
             )
         out = result.stdout + result.stderr
         assert result.ok, result
-        for leaked in (b"NEUROFLOW_SUITE_BEFORE", b"host-secret-before"):
-            assert leaked not in out, "a host variable set before the backend was built leaked"
         for leaked in (b"NEUROFLOW_SUITE_AFTER", b"host-secret-after"):
             assert leaked not in out, "a host variable set after the backend was built leaked"
+        for leaked in (b"NEUROFLOW_SUITE_BEFORE", b"host-secret-before"):
+            assert leaked not in out, "a host variable set before the backend was built leaked"
         assert result.stdout.endswith(b"given=yes\n")
 
     @pytest.mark.anyio
@@ -585,11 +591,12 @@ class IsolationBackendSuite:
         (work / "input.txt").write_text("from the host\n")
         async with self._backend(make_isolation_backend, work_dir=str(work)) as backend:
             result = await run_bounded(
-                backend, "/bin/sh", ["-c", "cat input.txt && echo made > output.txt"]
+                backend, "/bin/sh", ["-c", "echo made > output.txt; cat input.txt"]
             )
+        assert (work / "output.txt").is_file(), "the command did not run in work_dir"
+        assert (work / "output.txt").read_text() == "made\n"
         assert result.ok, result
         assert result.stdout == b"from the host\n"
-        assert (work / "output.txt").read_text() == "made\n"
 
     # --- the whole process tree ----------------------------------------------------------
 
@@ -622,7 +629,7 @@ class IsolationBackendSuite:
         from neuroflow.sandbox.result import TerminationReason
 
         result, alive = await self._tree(make_isolation_backend, tmp_path / "work",
-                                         "sleep 5; echo survived", 2.0)
+                                         "sleep 4; echo survived", 2.0)
         assert b"survived" not in result.stdout, "the command outlived its timeout"
         assert result.reason is TerminationReason.TIMED_OUT
         assert alive == [], f"processes of the timed-out run outlived it: {alive}"
@@ -637,7 +644,7 @@ class IsolationBackendSuite:
         arguments) and its outcome recorded: success, failure and timeout alike."""
         gate = RecordingGate()
         runs = [("/bin/echo", ["hello", "gate"], None), ("/bin/sh", ["-c", "exit 3"], None),
-                ("/bin/sleep", ["5"], 0.5)]
+                ("/bin/sleep", ["3"], 0.5)]
         async with self._backend(make_isolation_backend, gate=gate) as backend:
             results = [await run_bounded(backend, command, args, timeout=timeout)
                        for command, args, timeout in runs]
@@ -663,10 +670,15 @@ class IsolationBackendSuite:
         denying = RecordingGate(deny=True)
         async with self._backend(make_isolation_backend, gate=denying,
                                  work_dir=str(work)) as backend:
-            with pytest.raises(SecurityError):
+            refused = None
+            try:
                 await run_bounded(backend, "/bin/sh", touch)
-        assert len(denying.authorized) == 1, "the gate was not asked"
+            except SecurityError as exc:
+                refused = exc
         assert not (work / "gated.txt").exists(), "the gate denied the command, but it ran"
+        assert len(denying.authorized) == 1, "the gate was not asked"
+        assert refused is not None, "the gate denied the command; execute did not raise " \
+            "SecurityError"
         allowing = RecordingGate()
         async with self._backend(make_isolation_backend, gate=allowing,
                                  work_dir=str(work)) as backend:
