@@ -78,9 +78,11 @@ MUST_FAIL: dict[str, dict[str, str]] = {
 MUST_PASS = ("test_exit_code_propagates", "test_stdout_and_stderr_are_captured_separately")
 
 MODULE_HEAD = '''
+import attrs
 import pytest
 
 import broken_backends
+from neuroflow.errors import UnsupportedLimitError
 from neuroflow.sandbox import SandboxConfig, SandboxIsolator
 from neuroflow.testing import IsolationBackendSuite
 
@@ -100,6 +102,26 @@ class TestReal(IsolationBackendSuite):
     @pytest.fixture
     def make_isolation_backend(self):
         return maker(SandboxIsolator)
+
+
+@attrs.frozen
+class TinyConfig:
+    work_dir: str | None = None
+
+
+class TestConfigLacksSettings(IsolationBackendSuite):
+    backend_name = "process"
+    backend_config = TinyConfig()
+
+
+class TestCannotEnforceMemoryHere(IsolationBackendSuite):
+    @pytest.fixture
+    def make_isolation_backend(self):
+        def make(gate=False, **settings):
+            if "memory_limit" in settings:
+                raise UnsupportedLimitError("memory_limit: no memory cgroup on this machine")
+            return SandboxIsolator(SandboxConfig(**settings), gate=gate)
+        return make
 '''
 
 MODULE_CLASS = '''
@@ -197,3 +219,20 @@ def test_the_suite_fails_each_broken_backend_where_it_is_broken(generated: Path)
                 problems.append(f"{name}: {test} {outcome} (the backend should work "
                                 f"but for its one defect):\n{text[-1500:]}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_missing_setting_fails_naming_it_and_an_unenforceable_limit_skips(
+    generated: Path,
+) -> None:
+    cpu = "test_cpu_time_limit_stops_a_spinning_command"
+    memory = "test_memory_limit_stops_a_growing_command"
+    outcomes = run_suite(generated, [
+        f"test_generated.py::TestConfigLacksSettings::{cpu}",
+        f"test_generated.py::TestCannotEnforceMemoryHere::{memory}",
+    ], "settings.xml")
+    outcome, text = outcomes[("TestConfigLacksSettings", cpu)]
+    assert outcome == "failed", (outcome, text)
+    assert "needs the setting(s) cpu_time_limit, which TinyConfig" in text, text
+    outcome, text = outcomes[("TestCannotEnforceMemoryHere", memory)]
+    assert outcome == "skipped", (outcome, text)
+    assert "no memory cgroup on this machine" in text, text

@@ -211,7 +211,8 @@ class IsolationBackendSuite:
 
         The default builds the backend named ``backend_name``, from ``backend_config``
         (or its defaults) with ``settings`` changed; a ``gate`` is passed to the backend's
-        factory as a keyword.
+        factory as a keyword, or, when the factory takes none, the backend is wrapped in
+        ``GuardedBackend`` as ``open_sandbox`` does.
         """
         return self._make
 
