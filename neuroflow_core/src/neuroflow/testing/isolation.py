@@ -44,7 +44,7 @@ is bounded, so a backend that ignores a limit fails instead of hanging.
 
 The programs are POSIX shell scripts run by ``/bin/sh`` with the usual tools on the
 sandbox's ``PATH`` (``sleep``, ``cat``, ``setsid`` when present); the CPU test reads
-``/proc/self/stat``.  Every test is ``@pytest.mark.anyio``: the ``anyio_backend`` fixture
+``/proc/$$/stat``.  Every test is ``@pytest.mark.anyio``: the ``anyio_backend`` fixture
 decides whether it runs under asyncio, trio or both.  Run it with
 ``pip install 'neuroflow[testing]'`` and ``pytest``.
 """
