@@ -12,7 +12,7 @@ from neuroflow.testing import IsolationBackendSuite
 
 
 class TestProcessBackendConformance(IsolationBackendSuite):
-    """Built through the plugin manager, exactly as a third-party backend would be."""
+    """Built by name, exactly as a third-party backend would be."""
 
     backend_name = "process"
 
@@ -22,8 +22,8 @@ class TestSuiteWithBackendBuiltByHand(IsolationBackendSuite):
 
     @pytest.fixture
     def make_isolation_backend(self) -> Callable[..., SandboxIsolator]:
-        def make(**settings: Any) -> SandboxIsolator:
-            return SandboxIsolator(SandboxConfig(**settings), gate=False)
+        def make(gate: Any = False, **settings: Any) -> SandboxIsolator:
+            return SandboxIsolator(SandboxConfig(**settings), gate=gate)
 
         return make
 

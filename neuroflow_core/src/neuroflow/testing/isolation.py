@@ -1,7 +1,7 @@
 """``IsolationBackendSuite``: the conformance tests every sandbox backend must pass.
 
 Subclass it in your plugin's tests.  Either name your backend and let the suite build it
-through the plugin manager::
+by name, as NeuroFlow does when a user selects it::
 
     from neuroflow.testing import IsolationBackendSuite
 
@@ -9,31 +9,188 @@ through the plugin manager::
         backend_name = "firejail"
         backend_config = None          # or a config object; None = the backend's defaults
 
-or override the ``make_isolation_backend`` fixture to build it yourself: it returns a
-factory ``make(**settings) -> backend`` (a new backend whose config has ``settings``
-changed, e.g. ``max_output_bytes=4096``; the tests close what they make)::
+or override the ``make_isolation_backend`` fixture to build it yourself.  It returns a
+factory ``make(gate=..., **settings) -> backend``: a new backend whose config has
+``settings`` changed (e.g. ``max_output_bytes=4096``), and, when the suite passes
+``gate``, that runs every command past that ``ActionGate`` (the tests close what they
+make)::
 
     class TestMine(IsolationBackendSuite):
         @pytest.fixture
         def make_isolation_backend(self):
-            return lambda **settings: MyBackend(MyConfig(**settings))
+            def make(gate=None, **settings):
+                return MyBackend(MyConfig(**settings), gate=gate)
+            return make
 
-The backend most tests use, the ``isolation_backend`` fixture, comes from that factory;
-you may override it too (it must yield an open backend).  Every test runs: a backend
-whose config cannot take a setting a test needs fails that test, saying which.
+The backend most tests use, the ``isolation_backend`` fixture, is ``make()``; you may
+override it too (it must yield an open backend).
 
-The tests only run ``/bin/sh``, ``/bin/echo``, ``/bin/sleep`` and ``/bin/cat``, so any
-POSIX backend can pass.  Every test is ``@pytest.mark.anyio``: the project's
-``anyio_backend`` fixture decides whether it runs under asyncio, trio or both.
+What the suite checks, each with a program that a backend ignoring the rule cannot get
+past: exit codes, signals, stdin/stdout/stderr; the wall-clock timeout (per call and
+``wall_timeout``), the CPU-time limit, the memory limit and the output cap each stop a
+program that would otherwise finish and say so; ``allowed_commands`` refuses a command
+before it runs (a file it would write never appears); the host's environment stays out
+(a variable set before the backend was built and one set after); the whole process tree
+is gone after a run and after a timeout (a child, and a grandchild that double-forks into
+its own session); commands run in ``work_dir``; and the gate is asked before every
+command, told how each ended, and stops a command it denies.
+
+The settings the tests use are ``SandboxConfig`` fields: ``wall_timeout``,
+``cpu_time_limit``, ``memory_limit``, ``max_output_bytes``, ``allowed_commands`` and
+``work_dir``.  A backend whose config cannot take one fails the test that needs it, saying
+which; a backend that refuses a setting with ``UnsupportedLimitError`` (it cannot enforce
+it on this machine, e.g. no cgroups) skips that test with its message.  Every execution
+is bounded, so a backend that ignores a limit fails instead of hanging.
+
+The programs are POSIX shell scripts run by ``/bin/sh`` with the usual tools on the
+sandbox's ``PATH`` (``sleep``, ``cat``, ``setsid`` when present); the CPU test reads
+``/proc/$$/stat``.  Every test is ``@pytest.mark.anyio``: the ``anyio_backend`` fixture
+decides whether it runs under asyncio, trio or both.  Run it with
+``pip install 'neuroflow[testing]'`` and ``pytest``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+
+MiB = 1024 * 1024
+
+#: Longest any single ``execute`` of the suite may take before the test fails.
+_RUN_BOUND = 60.0
+#: Seconds a killed process tree gets to disappear after ``execute`` returned.
+_SETTLE = 1.0
+
+# A CPU spinner that stops by itself, printing "survived", once it has used 2.5 CPU
+# seconds (it reads its own utime + stime from /proc): a 1 s CPU limit must end it first.
+_CPU_SPIN = r"""
+hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
+need=$((hz * 5 / 2))
+while :; do
+  read -r line < /proc/$$/stat || { echo no-proc; exit 3; }
+  set -- ${line##*) }
+  [ $(( ${12} + ${13} )) -ge "$need" ] && break
+done
+echo survived
+"""
+
+# Doubles a string until it holds 128 MiB (the shell needs about three times that), then
+# says so: a 32 MiB memory limit must end it first.
+_MEMORY_HOG = r"""
+a=0123456789abcdef; i=0
+while [ $i -lt 23 ]; do a="$a$a"; i=$((i+1)); done
+echo survived ${#a}
+"""
+
+# Starts a child (same process group) and a grandchild that double-forks into a session
+# of its own; each writes its pid to a file in the working directory and then waits
+# forever.  Both carry MARKER in their command line.  The script then runs TAIL.
+_TREE = r"""
+sh -c ': MARKER child; echo $$ > child.pid; while :; do sleep 1; done' &
+if command -v setsid >/dev/null 2>&1; then escape=setsid; else escape=; fi
+( $escape sh -c ': MARKER grandchild; echo $$ > grandchild.pid; while :; do sleep 1; done' \
+    </dev/null >/dev/null 2>&1 & )
+i=0
+while [ ! -s child.pid ] || [ ! -s grandchild.pid ]; do
+  i=$((i+1)); [ $i -gt 1000 ] && { echo 'children did not start' >&2; exit 3; }
+  sleep 0.01
+done
+echo started
+TAIL
+"""
+
+
+class RecordingGate:
+    """An ``ActionGate`` that remembers what it was asked and told; ``deny`` refuses all.
+
+    ``authorized`` holds ``(action, context)`` per ``authorize`` call and ``outcomes``
+    ``(action, outcome, details)`` per ``record_outcome`` call.
+    """
+
+    def __init__(self, *, deny: bool = False) -> None:
+        self.deny = deny
+        self.authorized: list[tuple[Any, Any]] = []
+        self.outcomes: list[tuple[Any, str, dict[str, Any]]] = []
+
+    async def authorize(self, action: Any, context: Any) -> Any:
+        """Record the question; allow, or raise ``SecurityError`` when ``deny``."""
+        from neuroflow.errors import SecurityError
+        from neuroflow.security.model import Verdict
+
+        self.authorized.append((action, context))
+        if self.deny:
+            raise SecurityError(f"denied by the conformance suite's gate: {action.target}")
+        return Verdict.allow("conformance-suite")
+
+    async def record_outcome(
+        self, action: Any, context: Any, outcome: str, details: Mapping[str, Any]
+    ) -> None:
+        """Record how an authorized action ended."""
+        self.outcomes.append((action, outcome, dict(details)))
+
+
+async def run_bounded(backend: Any, command: str, args: list[str] | tuple[str, ...] = (),
+                      **kwargs: Any) -> Any:
+    """``backend.execute(command, args, **kwargs)``; fail the test if it takes > 60 s."""
+    import anyio
+
+    with anyio.move_on_after(_RUN_BOUND):
+        return await backend.execute(command, list(args), **kwargs)
+    pytest.fail(
+        f"execute({command!r}, {list(args)!r}) did not return within {_RUN_BOUND:g} s "
+        "(a limit or timeout the test relies on was not enforced)"
+    )
+
+
+def _marked_processes(marker: bytes, pids: list[int]) -> list[int]:
+    """Live (not zombie) processes with ``marker`` in their command line.
+
+    ``pids`` are checked first (they are what the program wrote to its pid files), then
+    every process in ``/proc`` -- the pids a sandbox with its own pid namespace writes
+    are not host pids, and the marker finds its processes all the same.
+    """
+    candidates = list(pids) + [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    found: list[int] = []
+    for pid in dict.fromkeys(candidates):
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline and state not in (b"Z", b"X"):
+            found.append(pid)
+    return found
+
+
+def _survivors(marker: bytes, pids: list[int]) -> list[int]:
+    """Marked processes still alive ``_SETTLE`` s after the run; SIGKILLs them too."""
+    deadline = time.monotonic() + _SETTLE
+    alive = _marked_processes(marker, pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = _marked_processes(marker, pids)
+    for pid in alive:  # the test fails; do not leave them running
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+def _pid(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pytest.fail(f"the test program did not write a pid to {path.name} in work_dir")
 
 
 class IsolationBackendSuite:
@@ -43,16 +200,19 @@ class IsolationBackendSuite:
     backend_name: ClassVar[str | None] = None
     #: The config object passed to the backend's factory (``None``: its defaults).
     backend_config: ClassVar[Any] = None
-    #: Output cap the output test configures, when the backend's config has
-    #: ``max_output_bytes``.
+    #: Output cap the output test configures (``max_output_bytes``).
     output_cap: ClassVar[int] = 4096
+
+    # --- building backends -------------------------------------------------------------
 
     @pytest.fixture
     def make_isolation_backend(self) -> Callable[..., Any]:
-        """A factory ``make(**settings) -> backend``; override to build backends yourself.
+        """A factory ``make(gate=..., **settings) -> backend``; override to build your own.
 
-        The default builds the backend named ``backend_name`` through the plugin
-        manager, from ``backend_config`` (or its defaults) with ``settings`` changed.
+        The default builds the backend named ``backend_name``, from ``backend_config``
+        (or its defaults) with ``settings`` changed; a ``gate`` is passed to the backend's
+        factory as a keyword, or, when the factory takes none, the backend is wrapped in
+        ``GuardedBackend`` as ``open_sandbox`` does.
         """
         return self._make
 
@@ -67,19 +227,16 @@ class IsolationBackendSuite:
         finally:
             await backend.aclose()
 
-    def _make(self, **settings: Any) -> Any:
-        if not settings:
-            return self._create(self.backend_config)
-        config = self._config_with(**settings)
-        if config is None:
-            pytest.fail(
-                f"{type(self).__name__}: cannot give backend {self.backend_name!r} the "
-                f"settings {settings!r} (its config is not an attrs class with those "
-                "fields); override the make_isolation_backend fixture"
-            )
-        return self._create(config)
+    _NO_GATE: ClassVar[object] = object()
 
-    def _create(self, config: Any) -> Any:
+    def _make(self, gate: Any = _NO_GATE, **settings: Any) -> Any:
+        config = self._config_with(**settings) if settings else self.backend_config
+        return self._create(config, gate)
+
+    def _create(self, config: Any, gate: Any) -> Any:
+        """Build ``backend_name`` from ``config`` with :func:`neuroflow.create_backend`,
+        behind ``gate`` (the configured gate when the test gives none) -- exactly as users
+        get it, so a backend that leaves the gate to NeuroFlow is wrapped the same way."""
         from neuroflow import create_backend
 
         if self.backend_name is None:
@@ -87,10 +244,11 @@ class IsolationBackendSuite:
                 f"{type(self).__name__}: set backend_name or override the "
                 "make_isolation_backend fixture"
             )
-        return create_backend("isolation", self.backend_name, config)
+        return create_backend("isolation", self.backend_name, config,
+                              gate=None if gate is self._NO_GATE else gate)
 
     def _config_with(self, **changes: Any) -> Any:
-        """The suite's config with ``changes``, or ``None`` if the backend takes none."""
+        """The suite's config with ``changes``; fails the test naming what it lacks."""
         import attrs
 
         config = self.backend_config
@@ -100,31 +258,83 @@ class IsolationBackendSuite:
             config_class = backend_config_class("isolation", self.backend_name)
             config = config_class() if config_class is not None else None
         if config is None or not attrs.has(type(config)):
-            return None
+            pytest.fail(
+                f"{type(self).__name__}: this test needs the settings "
+                f"{', '.join(sorted(changes))}, but backend {self.backend_name!r} has no "
+                "attrs config class to set them on; override the make_isolation_backend "
+                "fixture"
+            )
         names = {a.name for a in attrs.fields(type(config))}
-        if not set(changes) <= names:
-            return None
+        missing = sorted(set(changes) - names)
+        if missing:
+            pytest.fail(
+                f"{type(self).__name__}: this test needs the setting(s) {', '.join(missing)}, "
+                f"which {type(config).__name__} (the config of backend "
+                f"{self.backend_name!r}) does not have"
+            )
         return attrs.evolve(config, **changes)
 
-    # --- the tests ---------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _backend(
+        self, make: Callable[..., Any], *, gate: Any = _NO_GATE, **settings: Any
+    ) -> AsyncIterator[Any]:
+        """A backend from ``make`` with ``settings`` (and ``gate``), closed after.
+
+        A backend that refuses a setting it cannot enforce here (``UnsupportedLimitError``)
+        skips the test with its reason; a factory that takes no ``gate`` fails it.
+        """
+        from neuroflow.errors import UnsupportedLimitError
+
+        kwargs = dict(settings) if gate is self._NO_GATE else {"gate": gate, **settings}
+        try:
+            backend = make(**kwargs)
+        except UnsupportedLimitError as exc:
+            pytest.skip(f"the backend cannot enforce {settings!r} on this machine: {exc}")
+        except TypeError as exc:
+            if "gate" in kwargs and "gate" in str(exc):
+                pytest.fail(f"make_isolation_backend must accept gate=: {exc}")
+            raise
+        try:
+            yield backend
+        finally:
+            await backend.aclose()
+
+    # --- results, streams, exit codes ----------------------------------------------------
 
     @pytest.mark.anyio
     async def test_exit_code_propagates(self, isolation_backend: Any) -> None:
         """A command's exit status is the result's ``exit_code``."""
-        result = await isolation_backend.execute("/bin/sh", ["-c", "exit 7"])
+        from neuroflow.sandbox.result import TerminationReason
+
+        result = await run_bounded(isolation_backend, "/bin/sh", ["-c", "exit 7"])
         assert result.exit_code == 7
+        assert result.reason is TerminationReason.EXITED
         assert not result.ok
-        ok = await isolation_backend.execute("/bin/sh", ["-c", "exit 0"])
+        ok = await run_bounded(isolation_backend, "/bin/sh", ["-c", "exit 0"])
         assert ok.exit_code == 0
         assert ok.ok
+
+    @pytest.mark.anyio
+    async def test_a_signal_is_reported(self, isolation_backend: Any) -> None:
+        """A program killed by a signal ends ``SIGNALLED``, ``signal=N``, ``exit_code=-N``."""
+        from neuroflow.sandbox.result import TerminationReason
+
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            result = await run_bounded(
+                isolation_backend, "/bin/sh", ["-c", f"kill -{sig.name[3:]} $$; sleep 5"]
+            )
+            assert result.reason is TerminationReason.SIGNALLED, (sig.name, result)
+            assert result.signal == sig
+            assert result.exit_code == -sig
+            assert not result.ok
 
     @pytest.mark.anyio
     async def test_stdout_and_stderr_are_captured_separately(
         self, isolation_backend: Any
     ) -> None:
         """stdout and stderr come back as bytes, each with only its own stream."""
-        result = await isolation_backend.execute(
-            "/bin/sh", ["-c", "echo out-line; echo err-line >&2"]
+        result = await run_bounded(
+            isolation_backend, "/bin/sh", ["-c", "echo out-line; echo err-line >&2"]
         )
         assert result.stdout == b"out-line\n"
         assert result.stderr == b"err-line\n"
@@ -133,54 +343,30 @@ class IsolationBackendSuite:
     @pytest.mark.anyio
     async def test_arguments_are_passed_verbatim(self, isolation_backend: Any) -> None:
         """Arguments reach the program unchanged: no shell splitting or globbing."""
-        result = await isolation_backend.execute("/bin/echo", ["a  b", "*", "$HOME"])
+        result = await run_bounded(isolation_backend, "/bin/echo", ["a  b", "*", "$HOME"])
         assert result.stdout == b"a  b * $HOME\n"
 
     @pytest.mark.anyio
     async def test_stdin_is_passed(self, isolation_backend: Any) -> None:
         """``stdin`` bytes are the program's standard input."""
         data = b"line one\nline two\n" * 1000
-        result = await isolation_backend.execute("/bin/cat", stdin=data)
+        result = await run_bounded(isolation_backend, "/bin/cat", stdin=data)
         assert result.exit_code == 0
         assert result.stdout == data
 
     @pytest.mark.anyio
     async def test_no_stdin_means_empty_input(self, isolation_backend: Any) -> None:
         """Without ``stdin`` the program reads end-of-file at once (it does not hang)."""
-        result = await isolation_backend.execute("/bin/cat", timeout=20)
+        result = await run_bounded(isolation_backend, "/bin/cat", timeout=20)
         assert result.exit_code == 0
         assert result.stdout == b""
-
-    @pytest.mark.anyio
-    async def test_environment_is_clean(
-        self, isolation_backend: Any, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A host variable is not visible inside; a variable passed with ``env`` is."""
-        monkeypatch.setenv("NEUROFLOW_SUITE_SECRET", "host-secret-value")
-        result = await isolation_backend.execute(
-            "/bin/sh",
-            ["-c", 'echo "secret=${NEUROFLOW_SUITE_SECRET:-unset} given=$GIVEN"'],
-            env={"GIVEN": "yes"},
-        )
-        assert result.stdout == b"secret=unset given=yes\n"
-        assert b"host-secret-value" not in result.stdout + result.stderr
-
-    @pytest.mark.anyio
-    async def test_timeout_ends_a_sleeping_command(self, isolation_backend: Any) -> None:
-        """A command past its wall-clock timeout is killed and reported ``TIMED_OUT``."""
-        from neuroflow.sandbox.result import TerminationReason
-
-        result = await isolation_backend.execute("/bin/sleep", ["30"], timeout=0.5)
-        assert result.reason is TerminationReason.TIMED_OUT
-        assert not result.ok
-        assert result.wall_time_ms < 30_000
 
     @pytest.mark.anyio
     async def test_result_types(self, isolation_backend: Any) -> None:
         """Every result field has the documented type."""
         from neuroflow.sandbox.result import SandboxResult, TerminationReason
 
-        result = await isolation_backend.execute("/bin/echo", ["typed"])
+        result = await run_bounded(isolation_backend, "/bin/echo", ["typed"])
         assert isinstance(result, SandboxResult)
         assert isinstance(result.exit_code, int)
         assert isinstance(result.stdout, bytes)
@@ -197,26 +383,10 @@ class IsolationBackendSuite:
         assert isinstance(result.stderr_truncated, bool)
 
     @pytest.mark.anyio
-    async def test_output_is_capped(self, make_isolation_backend: Callable[..., Any]) -> None:
-        """Output past ``max_output_bytes`` is cut and reported ``OUTPUT_LIMIT``."""
-        from neuroflow.sandbox.result import TerminationReason
-
-        backend = make_isolation_backend(max_output_bytes=self.output_cap)
-        try:
-            result = await backend.execute(
-                "/bin/sh", ["-c", "while :; do echo 0123456789abcdef; done"], timeout=30
-            )
-        finally:
-            await backend.aclose()
-        assert result.reason is TerminationReason.OUTPUT_LIMIT
-        assert result.stdout_truncated
-        assert len(result.stdout) == self.output_cap
-
-    @pytest.mark.anyio
     async def test_many_commands_in_a_row(self, isolation_backend: Any) -> None:
         """One backend runs many commands, each with its own result."""
         for i in range(25):
-            result = await isolation_backend.execute("/bin/echo", [str(i)])
+            result = await run_bounded(isolation_backend, "/bin/echo", [str(i)])
             assert result.stdout == f"{i}\n".encode()
             assert result.exit_code == 0
 
@@ -225,7 +395,7 @@ class IsolationBackendSuite:
         """``aclose()`` may be called twice, and the backend is an async context manager."""
         backend = isolation_backend
         async with backend as entered:
-            result = await entered.execute("/bin/echo", ["inside"])
+            result = await run_bounded(entered, "/bin/echo", ["inside"])
             assert result.stdout == b"inside\n"
         await backend.aclose()
         await backend.aclose()
@@ -237,8 +407,277 @@ class IsolationBackendSuite:
 
         missing = "/nonexistent/neuroflow-no-such-program-" + str(os.getpid())
         try:
-            result = await isolation_backend.execute(missing, timeout=20)
+            result = await run_bounded(isolation_backend, missing, timeout=20)
         except NeuroflowError as exc:
             assert "neuroflow-no-such-program" in str(exc)
         else:
             assert not result.ok
+
+    # --- limits ----------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_timeout_ends_a_sleeping_command(self, isolation_backend: Any) -> None:
+        """A command past the call's ``timeout`` is killed and reported ``TIMED_OUT``."""
+        from neuroflow.sandbox.result import TerminationReason
+
+        result = await run_bounded(
+            isolation_backend, "/bin/sh", ["-c", "sleep 3; echo survived"], timeout=0.5
+        )
+        assert b"survived" not in result.stdout, "the command outlived its timeout"
+        assert result.reason is TerminationReason.TIMED_OUT
+        assert not result.ok
+
+    @pytest.mark.anyio
+    async def test_wall_timeout_setting_ends_a_sleeping_command(
+        self, make_isolation_backend: Callable[..., Any]
+    ) -> None:
+        """Without a call ``timeout``, the config's ``wall_timeout`` applies."""
+        from neuroflow.sandbox.result import TerminationReason
+
+        async with self._backend(make_isolation_backend, wall_timeout=0.5) as backend:
+            result = await run_bounded(backend, "/bin/sh", ["-c", "sleep 3; echo survived"])
+        assert b"survived" not in result.stdout, "the command outlived wall_timeout=0.5"
+        assert result.reason is TerminationReason.TIMED_OUT
+
+    @pytest.mark.anyio
+    async def test_cpu_time_limit_stops_a_spinning_command(
+        self, make_isolation_backend: Callable[..., Any]
+    ) -> None:
+        """A program that would use 2.5 CPU seconds is stopped at ``cpu_time_limit=1``."""
+        from neuroflow.sandbox.result import TerminationReason
+
+        async with self._backend(make_isolation_backend, cpu_time_limit=1) as backend:
+            result = await run_bounded(backend, "/bin/sh", ["-c", _CPU_SPIN], timeout=50)
+        if b"no-proc" in result.stdout:
+            pytest.fail("the CPU test reads /proc/$$/stat to measure its own CPU time, "
+                        "and the sandbox has no /proc")
+        assert b"survived" not in result.stdout, "the program used 2.5 CPU s under a 1 s limit"
+        assert result.reason is TerminationReason.CPU_LIMIT, result
+        assert result.cpu_time_ms >= 500  # rusage lags the kernel's accounting a little
+
+    @pytest.mark.anyio
+    async def test_memory_limit_stops_a_growing_command(
+        self, make_isolation_backend: Callable[..., Any]
+    ) -> None:
+        """A program that would use ~384 MiB cannot under ``memory_limit`` = 32 MiB.
+
+        It ends ``MEMORY_LIMIT`` (killed at the limit), or fails or crashes by itself when
+        refused the memory (an address-space limit); either way it never finishes.
+        """
+        from neuroflow.sandbox.result import TerminationReason
+
+        limit = 32 * MiB
+        async with self._backend(make_isolation_backend, memory_limit=limit) as backend:
+            result = await run_bounded(backend, "/bin/sh", ["-c", _MEMORY_HOG], timeout=50)
+        assert b"survived" not in result.stdout, "the program used more than memory_limit"
+        assert not result.ok
+        assert result.reason in (TerminationReason.MEMORY_LIMIT, TerminationReason.EXITED,
+                                 TerminationReason.SIGNALLED), result
+        if result.peak_memory_bytes is not None:
+            assert result.peak_memory_bytes <= limit, result.peak_memory_bytes
+
+    @pytest.mark.anyio
+    async def test_output_is_capped(self, make_isolation_backend: Callable[..., Any]) -> None:
+        """Output past ``max_output_bytes`` is cut, reported and ends the program.
+
+        Each stream is capped on its own; output of exactly the cap is kept whole.
+        """
+        from neuroflow.sandbox.result import TerminationReason
+
+        cap = self.output_cap
+        line = "0123456789abcde"  # with its newline, 16 bytes
+        flood = f"i=0; while [ $i -lt {cap // 4} ]; do echo {line}; i=$((i+1)); done"
+        async with self._backend(make_isolation_backend, max_output_bytes=cap) as backend:
+            for target, stream, truncated in (("", "stdout", "stdout_truncated"),
+                                              (">&2", "stderr", "stderr_truncated")):
+                script = f"{{ {flood}; }} {target}; sleep 2; echo survived; echo survived >&2"
+                result = await run_bounded(backend, "/bin/sh", ["-c", script], timeout=30)
+                assert b"survived" not in result.stdout + result.stderr, (
+                    f"the program went on after its {stream} passed the cap")
+                assert result.reason is TerminationReason.OUTPUT_LIMIT, (stream, result)
+                assert getattr(result, truncated), stream
+                assert len(getattr(result, stream)) == cap, stream
+            exact = await run_bounded(
+                backend, "/bin/sh",
+                ["-c", f"i=0; while [ $i -lt {cap // 16} ]; do echo {line}; i=$((i+1)); done"],
+            )
+        assert exact.reason is TerminationReason.EXITED
+        assert exact.stdout == f"{line}\n".encode() * (cap // 16)
+        assert not exact.stdout_truncated
+
+    # --- what runs, where, with what -----------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_allowed_commands_refuses_before_running(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """A command outside ``allowed_commands`` raises ``CommandNotAllowedError``, unrun.
+
+        The refused command would write a file; the same command on a list that has it
+        writes that file, so its absence proves it never ran.
+        """
+        from neuroflow.errors import CommandNotAllowedError
+
+        work = tmp_path / "work"
+        touch = ["-c", "echo ran > refused.txt"]
+        async with self._backend(make_isolation_backend, allowed_commands=("/bin/echo",),
+                                 work_dir=str(work)) as backend:
+            allowed = await run_bounded(backend, "/bin/echo", ["allowed"])
+            assert allowed.stdout == b"allowed\n"
+            for command in ("/bin/sh", "sh"):
+                refused = None
+                try:
+                    await run_bounded(backend, command, touch)
+                except CommandNotAllowedError as exc:
+                    refused = exc
+                assert not (work / "refused.txt").exists(), (
+                    f"{command!r} is not in allowed_commands but ran")
+                assert refused is not None, (
+                    f"{command!r} is not in allowed_commands and was not refused with "
+                    "CommandNotAllowedError")
+        async with self._backend(make_isolation_backend, allowed_commands=("echo", "/bin/sh"),
+                                 work_dir=str(work)) as backend:
+            ran = await run_bounded(backend, "/bin/sh", touch)
+        assert ran.ok, ran
+        assert (work / "refused.txt").read_text() == "ran\n", (
+            "a command on allowed_commands did not write its file in work_dir")
+
+    @pytest.mark.anyio
+    async def test_environment_is_clean(
+        self, make_isolation_backend: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Host variables are not visible inside, whether set before the backend was built
+        or after; a variable passed with ``env`` is."""
+        monkeypatch.setenv("NEUROFLOW_SUITE_BEFORE", "host-secret-before")
+        async with self._backend(make_isolation_backend) as backend:
+            monkeypatch.setenv("NEUROFLOW_SUITE_AFTER", "host-secret-after")
+            result = await run_bounded(
+                backend, "/bin/sh", ["-c", 'export -p; echo "given=$GIVEN"'],
+                env={"GIVEN": "yes"},
+            )
+        out = result.stdout + result.stderr
+        assert result.ok, result
+        for leaked in (b"NEUROFLOW_SUITE_AFTER", b"host-secret-after"):
+            assert leaked not in out, "a host variable set after the backend was built leaked"
+        for leaked in (b"NEUROFLOW_SUITE_BEFORE", b"host-secret-before"):
+            assert leaked not in out, "a host variable set before the backend was built leaked"
+        assert result.stdout.endswith(b"given=yes\n")
+
+    @pytest.mark.anyio
+    async def test_commands_run_in_the_work_dir(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """Relative paths are relative to ``work_dir``: read a file there, write one."""
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / "input.txt").write_text("from the host\n")
+        async with self._backend(make_isolation_backend, work_dir=str(work)) as backend:
+            result = await run_bounded(
+                backend, "/bin/sh", ["-c", "echo made > output.txt; cat input.txt"]
+            )
+        assert (work / "output.txt").is_file(), "the command did not run in work_dir"
+        assert (work / "output.txt").read_text() == "made\n"
+        assert result.ok, result
+        assert result.stdout == b"from the host\n"
+
+    # --- the whole process tree ----------------------------------------------------------
+
+    async def _tree(self, make: Callable[..., Any], work: Path,
+                    attempts: tuple[tuple[float | None, str], ...]) -> tuple[Any, list[int]]:
+        """Run ``_TREE`` ending in ``tail``; the result and the processes that outlived it.
+
+        ``attempts`` are ``(timeout, tail)`` pairs.  With a timeout the children must have
+        started before it struck; on a machine too busy for that, the next (longer)
+        attempt is made.
+        """
+        files = [work / "child.pid", work / "grandchild.pid"]
+        for timeout, tail in attempts:
+            marker = f"nf-suite-{uuid.uuid4().hex}"
+            script = _TREE.replace("MARKER", marker).replace("TAIL", tail)
+            async with self._backend(make, work_dir=str(work)) as backend:
+                result = await run_bounded(backend, "/bin/sh", ["-c", script],
+                                           timeout=timeout)
+            started = b"started" in result.stdout
+            pids = [_pid(f) for f in files] if started else []
+            alive = _survivors(marker.encode(), pids)
+            if started or alive:
+                return result, alive
+            for file in files:
+                file.unlink(missing_ok=True)
+        pytest.fail(f"the test program did not start its children: {result!r}")
+
+    @pytest.mark.anyio
+    async def test_no_process_survives_the_run(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """When the command exits, its child and a double-forked, setsid'd grandchild die."""
+        result, alive = await self._tree(make_isolation_backend, tmp_path / "work",
+                                         ((None, "exit 0"),))
+        assert result.ok, result
+        assert alive == [], f"processes of the run outlived it: {alive}"
+
+    @pytest.mark.anyio
+    async def test_no_process_survives_a_timeout(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """A timed-out command's child and double-forked grandchild die with it."""
+        from neuroflow.sandbox.result import TerminationReason
+
+        result, alive = await self._tree(
+            make_isolation_backend, tmp_path / "work",
+            ((2.0, "sleep 4; echo survived"), (8.0, "sleep 16; echo survived")))
+        assert b"survived" not in result.stdout, "the command outlived its timeout"
+        assert result.reason is TerminationReason.TIMED_OUT
+        assert alive == [], f"processes of the timed-out run outlived it: {alive}"
+
+    # --- the gate ----------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_the_gate_sees_every_command(
+        self, make_isolation_backend: Callable[..., Any]
+    ) -> None:
+        """Each command is authorized first (as a ``command`` action naming it and its
+        arguments) and its outcome recorded: success, failure and timeout alike."""
+        gate = RecordingGate()
+        runs = [("/bin/echo", ["hello", "gate"], None), ("/bin/sh", ["-c", "exit 3"], None),
+                ("/bin/sleep", ["3"], 0.5)]
+        async with self._backend(make_isolation_backend, gate=gate) as backend:
+            results = [await run_bounded(backend, command, args, timeout=timeout)
+                       for command, args, timeout in runs]
+        asked = [(str(a.kind), a.target, list(a.arguments)) for a, _ in gate.authorized]
+        assert asked == [("command", c, list(args)) for c, args, _ in runs], (
+            "the gate was not asked about every command, in order, by name and arguments")
+        assert [a for a, _, _ in gate.outcomes] == [a for a, _ in gate.authorized], (
+            "the gate was not told how every command it authorized ended")
+        outcomes = [outcome for _, outcome, _ in gate.outcomes]
+        assert outcomes[0] == "success" and results[0].ok
+        assert outcomes[1] != "success" and outcomes[2] != "success", outcomes
+
+    @pytest.mark.anyio
+    async def test_a_denying_gate_stops_the_command(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """A command the gate denies raises ``SecurityError`` and never runs; the same
+        command under an allowing gate writes the file the denied one did not."""
+        from neuroflow.errors import SecurityError
+
+        work = tmp_path / "work"
+        touch = ["-c", "echo ran > gated.txt"]
+        denying = RecordingGate(deny=True)
+        async with self._backend(make_isolation_backend, gate=denying,
+                                 work_dir=str(work)) as backend:
+            refused = None
+            try:
+                await run_bounded(backend, "/bin/sh", touch)
+            except SecurityError as exc:
+                refused = exc
+        assert not (work / "gated.txt").exists(), "the gate denied the command, but it ran"
+        assert len(denying.authorized) == 1, "the gate was not asked"
+        assert refused is not None, "the gate denied the command; execute did not raise " \
+            "SecurityError"
+        allowing = RecordingGate()
+        async with self._backend(make_isolation_backend, gate=allowing,
+                                 work_dir=str(work)) as backend:
+            ran = await run_bounded(backend, "/bin/sh", touch)
+        assert ran.ok, ran
+        assert (work / "gated.txt").read_text() == "ran\n"
