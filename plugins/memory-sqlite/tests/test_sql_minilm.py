@@ -61,9 +61,8 @@ def test_missing_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> 
 @needs_minilm
 def test_creating_the_embedder_does_not_import_torch() -> None:
     code = ("import sys\n"
-            "from neuroflow.backends import BackendKind\n"
-            "from neuroflow.plugins import get_plugin_manager\n"
-            "e = create_backend(BackendKind.EMBEDDER, 'minilm')\n"
+            "from neuroflow import create_backend\n"
+            "e = create_backend('embedder', 'minilm')\n"
             "assert e.dimension == 384, e.dimension\n"
             "heavy = {'torch', 'sentence_transformers', 'transformers'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")

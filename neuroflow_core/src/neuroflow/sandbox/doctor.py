@@ -198,7 +198,8 @@ def plugin_backends() -> list[Check]:
 
     checks = []
     for name, runtime in (("namespace", None), ("wasm", "wasmtime")):
-        distribution = install_hint(BackendKind.ISOLATION, name) or ""
+        distribution = install_hint(BackendKind.ISOLATION, name) or (
+            "no NeuroFlow distribution provides it yet")
         try:
             metadata.distribution(f"neuroflow-sandbox-{name}")
             checks.append(Check(f"{name} sandbox backend", True, "installed"))
