@@ -37,11 +37,10 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from json.encoder import (  # type: ignore[attr-defined]
     c_make_encoder,
     encode_basestring_ascii,
@@ -53,6 +52,7 @@ from neuroflow.errors import ConfigError, SecurityError
 from neuroflow.security.config import DEFAULT_REDACT_KEYS, AuditConfig
 from neuroflow.security.keys import resolve_key
 from neuroflow.security.model import AuditEvent
+from neuroflow.security.redaction import SHORT_SECRET_FLAGS, Redactor
 
 GENESIS = "0" * 64
 MAC_SUFFIX_LEN = len(',"mac":"') + 64 + len('"}')
@@ -72,6 +72,49 @@ def _encode(value: Any) -> str:
 
 
 _quote = encode_basestring_ascii
+
+#: Details larger than this (characters of text, roughly) are cleaned and encoded in a
+#: worker thread, so a huge tool argument never blocks the event loop.
+OFF_LOOP_BYTES = 64 * 1024
+
+
+def is_large(value: Any, limit: int = OFF_LOOP_BYTES) -> bool:
+    """Whether ``value`` holds more than about ``limit`` characters (or very many items).
+
+    Looks at no more than a few thousand items: a value with more counts as large.
+    """
+    if not value:
+        return False
+    if type(value) is dict:  # the common case: a flat dict of short scalars
+        total = 0
+        for k, v in value.items():
+            kind = type(v)
+            if kind is str:
+                total += len(v) + len(k)
+            elif not (v is None or kind is int or kind is float or kind is bool):
+                return _walk_large(value, limit)
+        return total > limit
+    return _walk_large(value, limit)
+
+
+def _walk_large(value: Any, limit: int) -> bool:
+    budget = [limit, 4096]  # characters, items
+
+    def walk(v: Any, depth: int) -> bool:
+        budget[1] -= 1
+        if budget[1] < 0 or depth > 20:
+            return True
+        kind = type(v)
+        if kind is str or kind is bytes:
+            budget[0] -= len(v)
+            return budget[0] < 0
+        if isinstance(v, Mapping):
+            return any(walk(k, depth + 1) or walk(x, depth + 1) for k, x in v.items())
+        if isinstance(v, (list, tuple, set, frozenset)):
+            return any(walk(x, depth + 1) for x in v)
+        return False
+
+    return walk(value, 0)
 
 
 def _opt(value: str | None) -> str:
@@ -187,211 +230,6 @@ def decode_head(key: bytes, data: bytes) -> tuple[int, str, int, str] | None:
     if not hmac.compare_digest(head_signer(key)(text), parts[4]):
         raise ValueError("its MAC does not match (edited, or written with another key)")
     return int(parts[0]), parts[1], int(parts[2]), parts[3]
-
-
-# Commands whose SHORT flag carries a password: command -> ((flag, value may be the next
-# argument), ...).  Only these are treated so: `-p` is a port for psql, ssh, curl...
-# mysql-family `-p value` (with a space) prompts and takes `value` as a database name, so
-# only the glued form `-pvalue` is a password there.
-SHORT_SECRET_FLAGS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "mysql": (("-p", False),),
-    "mysqldump": (("-p", False),),
-    "mysqladmin": (("-p", False),),
-    "mysqlimport": (("-p", False),),
-    "mariadb": (("-p", False),),
-    "mariadb-dump": (("-p", False),),
-    "sshpass": (("-p", True),),
-    "redis-cli": (("-a", True),),
-}
-
-_DIGEST_PREFIX = "hmac-sha256:"
-_NOT_DIGEST = r"(?!hmac-sha256:[0-9a-f]{32})"
-# A value: quoted, or a run of non-blanks that leaves a closing shell quote outside.
-_VALUE = rf"""{_NOT_DIGEST}("[^"]*"|'[^']*'|\S+?(?=['"]?[;&|)]*(?:\s|$)))"""
-_GLUED = rf"""{_NOT_DIGEST}("[^"]*"|'[^']*'|[^\s'"]\S*?(?=['"]?[;&|)]*(?:\s|$)))"""
-_SCHEME = r"(?:(?:Bearer|Basic|Token|Digest|Negotiate)\s+)?+"  # possessive: never a value
-_USERINFO = re.compile(
-    rf"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@'\"]*:){_NOT_DIGEST}([^\s/@'\"]+)(?=@)")
-_BARE_SCHEME = re.compile(rf"(\b(?:Bearer|Basic)\s+){_NOT_DIGEST}([A-Za-z0-9\-._~+/]{{8,}}=*)")
-_KNOWN_COMMAND = re.compile(
-    r"(?<![\w.-])(?:[\w.-]*/)*(" + "|".join(re.escape(c) for c in SHORT_SECRET_FLAGS)
-    + r")(?=\s)")
-
-
-def _short_flag_pattern(command: str) -> re.Pattern[str]:
-    alternatives = []
-    for flag, separate in SHORT_SECRET_FLAGS[command]:
-        alternatives.append(rf"(?<!\S)({re.escape(flag)})(){_GLUED}")
-        if separate:
-            alternatives.append(rf"(?<!\S)({re.escape(flag)})(\s+){_VALUE}")
-    return re.compile("|".join(alternatives))
-
-
-_SHORT_PATTERNS = {command: _short_flag_pattern(command) for command in SHORT_SECRET_FLAGS}
-
-
-class Redactor:
-    """Replaces secrets in details by keyed digests (``"hmac-sha256:<32 hex>"``).
-
-    What is caught (``secret name`` = a name containing any of ``keys``, case-insensitive):
-
-    * a mapping key that is a secret name: its whole value;
-    * in strings: ``name=value`` / ``name: value`` (a ``Bearer``/``Basic``... scheme word
-      after the separator is kept, the token after it replaced); ``Bearer <token>`` /
-      ``Basic <token>`` anywhere (case-sensitive, token of 8+ characters); URL userinfo
-      ``scheme://user:pass@host`` (the password part); ``--secret-name value`` and
-      ``-secret-name value`` in whitespace-separated command lines;
-    * in lists (argv): the item after a ``--secret-name`` flag, and every string item as
-      above;
-    * for the commands in :data:`SHORT_SECRET_FLAGS` (first argv item, or the command word
-      in a string): ``-pVALUE`` (mysql family), ``-p VALUE`` (sshpass), ``-a VALUE``
-      (redis-cli).
-
-    Not caught: secrets with no secret-looking name or flag before them (a bare token in
-    a positional argument, ``https://token@host`` without a password part, a password
-    piped on stdin), short flags of commands not in the table, and values split across
-    list items in other ways.  Put secrets under a secret-named key when in doubt.
-    """
-
-    def __init__(self, key: bytes, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
-        self._key = key
-        words = sorted({k.lower() for k in keys if k}, key=len, reverse=True)
-        alternatives = "|".join(re.escape(w) for w in words) or r"(?!x)x"
-        self._name = re.compile(alternatives, re.IGNORECASE)
-        # The name is matched from the start of a word only, and possessively: a search
-        # trying every position of a long word would be quadratic in its length.
-        self._inline = re.compile(
-            rf"((?<![-\w.])(?=[-\w.]*?(?:{alternatives}))[-\w.]*+\"?\s*[=:]\s*{_SCHEME})"
-            rf"{_VALUE}",
-            re.IGNORECASE,
-        )
-        self._flag = re.compile(rf"^-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*$", re.IGNORECASE)
-        self._flag_value = re.compile(
-            rf"(?<!\S)(-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*)(\s+){_VALUE}", re.IGNORECASE)
-        self._secret_names: dict[str, bool] = {}
-        self._sign = hmac_sha256_hex(key)
-        self._digests: dict[str, str] = {}
-        self._texts: dict[str, str] = {}
-
-    def digest(self, value: Any) -> str:
-        """The keyed digest written instead of ``value`` (equal secrets, equal digests)."""
-        raw = value if isinstance(value, str) else _encode(value)
-        found = self._digests.get(raw)
-        if found is None:
-            found = _DIGEST_PREFIX + self._sign(b"redact\x00" + raw.encode())[:32]
-            if len(self._digests) >= 1024:
-                self._digests.clear()
-            self._digests[raw] = found
-        return found
-
-    def is_secret_name(self, name: str) -> bool:
-        """Whether a mapping key names a secret."""
-        found = self._secret_names.get(name)
-        if found is None:
-            found = self._name.search(name) is not None
-            if len(self._secret_names) < 4096:
-                self._secret_names[name] = found
-        return found
-
-    def clean_text(self, text: str) -> str:
-        """``text`` with every secret it visibly holds replaced (see the class docstring)."""
-        found = self._texts.get(text)
-        if found is not None:
-            return found
-        out = text
-        if "://" in out and "@" in out:
-            out = _USERINFO.sub(self._replace, out)
-        if "=" in out or ":" in out:
-            out = self._inline.sub(self._replace, out)
-        if "Bearer" in out or "Basic" in out:
-            out = _BARE_SCHEME.sub(self._replace, out)
-        if "-" in out and (" " in out or "\t" in out or "\n" in out):
-            out = self._flag_value.sub(self._replace_flag, out)
-            for match in _KNOWN_COMMAND.finditer(out):
-                out = _SHORT_PATTERNS[match.group(1)].sub(self._replace_short, out)
-        if len(text) <= 512:
-            if len(self._texts) >= 2048:
-                self._texts.clear()
-            self._texts[text] = out
-        return out
-
-    def clean(self, value: Any, depth: int = 0) -> Any:
-        """``value`` with every secret replaced; non-JSON values become strings."""
-        kind = type(value)
-        if kind is str:
-            return self.clean_text(value)
-        if value is None or kind is bool or kind is int or kind is float:
-            return value
-        if depth > 20:
-            return "<nested too deep>"
-        if kind is dict or isinstance(value, Mapping):
-            out: dict[str, Any] = {}
-            secret = self.is_secret_name
-            for k, v in value.items():
-                name = k if type(k) is str else str(k)
-                if v is not None and secret(name):
-                    out[name] = self.digest(v)
-                elif type(v) is str:
-                    out[name] = self.clean_text(v)
-                else:
-                    out[name] = self.clean(v, depth + 1)
-            return out
-        if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
-            return self._clean_argv(value, depth)
-        if isinstance(value, str):  # a str subclass (an enum value)
-            return self.clean_text(str(value))
-        return self.clean(str(value), depth + 1)
-
-    def _clean_argv(self, value: Iterable[Any], depth: int) -> list[Any]:
-        items: list[Any] = []
-        hide_next = False
-        short: tuple[tuple[str, bool], ...] = ()
-        for item in value:
-            if hide_next:
-                items.append(self.digest(item))
-                hide_next = False
-                continue
-            if type(item) is not str:
-                items.append(self.clean(item, depth + 1))
-                continue
-            if not items:
-                short = SHORT_SECRET_FLAGS.get(item[item.rfind("/") + 1:], ())
-            if item.startswith("-") and "=" not in item:
-                if self._flag.match(item) is not None:
-                    hide_next = True
-                    items.append(item)
-                    continue
-                for flag, separate in short:
-                    if item == flag:
-                        hide_next = separate
-                        break
-                    if item.startswith(flag) and not item.startswith(_DIGEST_PREFIX, 2):
-                        item = flag + self.digest(item[len(flag):])
-                        break
-                else:
-                    item = self.clean_text(item)
-                items.append(item)
-                continue
-            items.append(self.clean_text(item))
-        return items
-
-    def _replace(self, match: re.Match[str]) -> str:
-        return match.group(1) + self.digest(_unquote(match.group(2)))
-
-    def _replace_flag(self, match: re.Match[str]) -> str:
-        return match.group(1) + match.group(2) + self.digest(_unquote(match.group(3)))
-
-    def _replace_short(self, match: re.Match[str]) -> str:
-        groups = [g for g in match.groups() if g is not None]
-        flag, gap, value = groups[0], groups[1], groups[2]
-        return flag + gap + self.digest(_unquote(value))
-
-
-def _unquote(value: str) -> str:
-    """A value without the shell/JSON quotes around it (so equal secrets digest equally)."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
 
 
 _loggers: weakref.WeakSet[AuditLogger] = weakref.WeakSet()
@@ -559,12 +397,21 @@ class AuditLogger:
 
         The append is done inline when the file lock is free (a few microseconds) and
         in a worker thread when another writer holds it or ``fsync`` is on, so the
-        event loop is never blocked waiting.
+        event loop is never blocked waiting.  Details larger than
+        :data:`OFF_LOOP_BYTES` are cleaned and encoded in a worker thread too.
 
         Raises:
             SecurityError: the record could not be written (the caller must fail closed).
         """
-        seq = await self._append_async(self._encode_event(event))
+        if is_large(event.details) or len(event.resource) > OFF_LOOP_BYTES:
+            import anyio.to_thread
+
+            # Cancellable: a deadline ends the wait (nothing is recorded, so nothing runs).
+            middle = await anyio.to_thread.run_sync(self._encode_event, event,
+                                                    abandon_on_cancel=True)
+        else:
+            middle = self._encode_event(event)
+        seq = await self._append_async(middle)
         if self.listeners:
             self._notify(event)
         return seq
@@ -582,8 +429,16 @@ class AuditLogger:
         trace_id: str | None = None,
     ) -> int:
         """:meth:`log` from the fields of an :class:`AuditEvent` (built only for listeners)."""
-        seq = await self._append_async(self._encode(
-            event_type, actor, action, resource, decision, rule, outcome, details, trace_id))
+        fields = (event_type, actor, action, resource, decision, rule, outcome, details,
+                  trace_id)
+        if (details and is_large(details)) or len(resource) > OFF_LOOP_BYTES:
+            import anyio.to_thread
+
+            middle = await anyio.to_thread.run_sync(lambda: self._encode(*fields),
+                                                    abandon_on_cancel=True)
+        else:
+            middle = self._encode(*fields)
+        seq = await self._append_async(middle)
         if self.listeners:
             self._notify(AuditEvent(event_type, actor, action, resource, decision, rule,
                                     outcome, details or {}, trace_id))
