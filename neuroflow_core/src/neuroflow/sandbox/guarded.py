@@ -17,14 +17,23 @@ from neuroflow.sandbox.result import SandboxResult, TerminationReason
 
 
 def command_action(
-    command: str, args: Sequence[str], actor: str, component: str
+    command: str, args: Sequence[str], actor: str, component: str, *,
+    cwd: str | None = None, executable: str | None = None, search_path: str | None = None,
 ) -> tuple[Any, Any]:
-    """The :class:`Action` and :class:`ActionContext` describing one sandbox command."""
+    """The :class:`Action` and :class:`ActionContext` describing one sandbox command.
+
+    ``cwd`` (the sandbox's working directory), ``executable`` (the program it resolved
+    and will run) and ``search_path`` go to ``context.extra``, so guards judge the very
+    file the sandbox runs, not what the command means in the host's directory.
+    """
     from neuroflow.observability.context import current_trace_id
     from neuroflow.security.model import Action, ActionContext
 
+    extra = {name: value for name, value in (("cwd", cwd), ("executable", executable),
+                                             ("search_path", search_path)) if value}
     action = Action(kind="command", target=command, actor=actor, arguments=list(args))
-    return action, ActionContext(component=component, trace_id=current_trace_id())
+    return action, ActionContext(component=component, trace_id=current_trace_id(),
+                                 extra=extra)
 
 
 async def run_guarded(

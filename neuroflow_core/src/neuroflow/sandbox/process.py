@@ -290,7 +290,9 @@ class SandboxIsolator:
             return await self._run(command, executable, cwd, args, stdin, env, timeout)
         from neuroflow.sandbox.guarded import command_action, run_guarded
 
-        action, context = command_action(command, args, self._actor, "sandbox.process")
+        action, context = command_action(command, args, self._actor, "sandbox.process",
+                                         cwd=cwd, executable=executable,
+                                         search_path=self._search_path)
         try:
             self._check_allowed(command, executable, cwd)
         except CommandNotAllowedError as exc:
