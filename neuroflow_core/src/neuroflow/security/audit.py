@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import json
 import os
+import stat
 import threading
 import time
 import weakref
@@ -55,6 +56,9 @@ from neuroflow.security.model import AuditEvent
 from neuroflow.security.redaction import SHORT_SECRET_FLAGS, Redactor
 
 GENESIS = "0" * 64
+#: The longest record (one line) written or read: a longer one is refused when written
+#: and reported as not a record when verified, so reading a log needs bounded memory.
+MAX_RECORD_BYTES = 32 * 1024 * 1024
 MAC_SUFFIX_LEN = len(',"mac":"') + 64 + len('"}')
 _HEAD_LEN = 20 + 1 + 64 + 1 + 20 + 1 + 64 + 1 + 64 + 1
 
@@ -628,7 +632,7 @@ class AuditLogger:
     def _open_head(self) -> None:
         if self._head_fd < 0:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+            self._head_fd = _open_regular(head_path(self.path), os.O_RDWR | os.O_CREAT)
 
     def _try_lock(self) -> bool:
         if not self._tlock.acquire(blocking=False):
@@ -732,6 +736,7 @@ class AuditLogger:
             body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
             mac = sign(body)
             line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
+            _check_length(len(line))
             if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
                 self._rotate()
                 size = 0
@@ -758,6 +763,7 @@ class AuditLogger:
                 body = f'{{"seq":{seq},"prev":"{prev}",{middle[1:]}'.encode()
                 mac = sign(body)
                 line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
+                _check_length(len(line))
                 if (self.max_bytes and size + pending_len > 0
                         and size + pending_len + len(line) > self.max_bytes):
                     if pending:
@@ -785,7 +791,7 @@ class AuditLogger:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = _open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         self._ino = os.fstat(self._fd).st_ino
         self._size = -1
 
@@ -875,10 +881,36 @@ class AuditLogger:
             pass
 
 
+def _open_regular(path: Path, flags: int) -> int:
+    """Open a file of the log without blocking (a FIFO would hang); refuse non-regular files."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO without reader, a directory
+            raise OSError(errno.EINVAL, f"{path} is not a regular file") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file (mode "
+                          f"{stat.filemode(mode)})")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_length(length: int) -> None:
+    if length > MAX_RECORD_BYTES:
+        raise SecurityError(f"audit log: a record of {length} bytes is longer than "
+                            f"MAX_RECORD_BYTES ({MAX_RECORD_BYTES}); it is not written")
+
+
 def _last_record(path: Path, size: int | None) -> tuple[int, str] | None:
     """(seq, mac) of the last record of ``path``, or ``None`` if it has none."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = _open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
@@ -895,6 +927,10 @@ def _last_record(path: Path, size: int | None) -> tuple[int, str] | None:
             data = os.pread(fd, step, pos) + data
             if data.count(b"\n") >= 2 or pos == 0:
                 break
+            if len(data) > MAX_RECORD_BYTES + 1:
+                raise SecurityError(f"audit log {path}: its last line is longer than "
+                                    f"{MAX_RECORD_BYTES} bytes; run `neuroflow audit "
+                                    f"verify {path}`")
             chunk *= 2
     finally:
         os.close(fd)
