@@ -104,3 +104,51 @@ def test_a_writer_refuses_a_fifo_log_instead_of_hanging(log_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": src}, check=False)
     assert done.returncode != 0 and "not a regular file" in done.stderr
+
+
+# --- the default key ---------------------------------------------------------------------
+
+def test_the_default_key_lives_outside_the_work_dir(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuroflow.security.audit import AuditLogger
+    from neuroflow.security.keys import default_key_file
+    from neuroflow.security.verify import verify_audit_log
+
+    state = tmp_path / "state"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv("NEUROFLOW_AUDIT_KEY", raising=False)
+    monkeypatch.chdir(work)
+    logger = AuditLogger()  # the default: .neuroflow/audit.log in the working directory
+    from neuroflow.security.model import AuditEvent
+
+    logger.log_sync(AuditEvent("t", "a"))
+    logger.close()
+    log = work / ".neuroflow" / "audit.log"
+    assert log.exists()
+    assert not any(p.name.endswith(".key") for p in work.rglob("*")), list(work.rglob("*"))
+    key = default_key_file(log)
+    assert key.is_relative_to(state)
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.parent.stat().st_mode & 0o077 == 0
+    assert verify_audit_log(log).ok
+
+
+def test_a_log_with_its_key_next_to_it_keeps_verifying(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuroflow.security.audit import AuditLogger
+    from neuroflow.security.model import AuditEvent
+    from neuroflow.security.verify import verify_audit_log
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("NEUROFLOW_AUDIT_KEY", raising=False)
+    log = tmp_path / "old" / "audit.log"
+    write_records(log, 3).close()
+    (tmp_path / "old" / "audit.log.key").write_bytes(KEY + b"\n")  # the old default place
+    assert verify_audit_log(log).ok
+    logger = AuditLogger(log)
+    assert logger.log_sync(AuditEvent("t", "a")) == 4
+    logger.close()
+    assert verify_audit_log(log).ok
+    assert not (tmp_path / "state").exists()

@@ -21,7 +21,8 @@ def audit_group() -> None:
 
 
 _KEY_HELP = ("File holding the HMAC key (default: $NEUROFLOW_AUDIT_KEY, else "
-             "[security.audit] key_file, else <log>.key).")
+             "[security.audit] key_file, else <log>.key if it exists, else the default key "
+             "in ~/.local/state/neuroflow/audit-keys/).")
 
 
 def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | None]:
