@@ -152,3 +152,88 @@ def test_a_log_with_its_key_next_to_it_keeps_verifying(tmp_path: Path,
     logger.close()
     assert verify_audit_log(log).ok
     assert not (tmp_path / "state").exists()
+
+
+# --- the witness ---------------------------------------------------------------------------
+
+def _witnessed(log: Path, witness: Path, count: int) -> None:
+    from neuroflow.security.audit import AuditLogger
+    from neuroflow.security.model import AuditEvent
+
+    logger = AuditLogger(log, key=KEY, witness=witness)
+    for i in range(count):
+        logger.log_sync(AuditEvent("test", "agent", "command", f"r{i}"))
+    logger.close()
+
+
+def test_a_wiped_log_verifies_ok_without_a_witness_and_fails_with_it(
+        log_path: Path, key_file: Path, tmp_path: Path) -> None:
+    witness = tmp_path / "elsewhere" / "audit.witness"
+    _witnessed(log_path, witness, 10)
+    assert verify(log_path, key_file, "--witness", str(witness)).returncode == 0
+    os.truncate(log_path, 0)  # truncate -s0 audit.log; rm audit.log.head
+    log_path.with_name("audit.log.head").unlink()
+    plain = verify(log_path, key_file)
+    assert plain.returncode == 0 and "ok: 0 records" in plain.stdout  # the hole, without it
+    out = _one_clear_line(verify(log_path, key_file, "--witness", str(witness)),
+                          "wiped or rewound", "seq 10")
+    assert "TAMPERED" in out
+    log_path.unlink()
+    _one_clear_line(verify(log_path, key_file, "--witness", str(witness)), "wiped")
+
+
+def test_a_log_replaced_by_an_older_copy_is_rewound(log_path: Path, key_file: Path,
+                                                    tmp_path: Path) -> None:
+    witness = tmp_path / "w" / "audit.witness"
+    _witnessed(log_path, witness, 5)
+    old_log = log_path.read_bytes()
+    old_head = log_path.with_name("audit.log.head").read_bytes()
+    _witnessed(log_path, witness, 5)
+    log_path.write_bytes(old_log)
+    log_path.with_name("audit.log.head").write_bytes(old_head)
+    assert verify(log_path, key_file).returncode == 0  # consistent on its own
+    _one_clear_line(verify(log_path, key_file, "--witness", str(witness)), "seq 10")
+
+
+def test_a_writer_whose_log_vanished_records_the_reset(log_path: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from neuroflow.security.audit import AuditLogger
+    from neuroflow.security.model import AuditEvent
+    from neuroflow.security.verify import verify_audit_log
+
+    witness = tmp_path / "w" / "audit.witness"
+    _witnessed(log_path, witness, 7)
+    log_path.unlink()
+    log_path.with_name("audit.log.head").unlink()
+    logger = AuditLogger(log_path, key=KEY, witness=witness)  # a new process, say
+    with caplog.at_level("WARNING"):
+        seq = logger.log_sync(AuditEvent("test", "agent", "command", "after"))
+    logger.close()
+    assert seq == 2
+    assert "seq 7 was written before" in caplog.text
+    import json
+
+    first = json.loads(log_path.read_text().splitlines()[0])
+    assert first["event"] == "audit_log_reset" and first["details"]["previous_seq"] == 7
+    assert verify_audit_log(log_path, KEY, witness=witness).ok
+
+
+def test_a_running_writer_notices_its_log_vanished(log_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from neuroflow.security.audit import AuditLogger
+    from neuroflow.security.model import AuditEvent
+
+    logger = AuditLogger(log_path, key=KEY)
+    logger.head_check_interval = 0.0
+    for i in range(4):
+        logger.log_sync(AuditEvent("test", "agent", "command", f"r{i}"))
+    log_path.unlink()
+    log_path.with_name("audit.log.head").unlink()
+    with caplog.at_level("WARNING"):
+        seq = logger.log_sync(AuditEvent("test", "agent", "command", "after"))
+    logger.close()
+    import json
+
+    first = json.loads(log_path.read_text().splitlines()[0])
+    assert seq == 2 and first["event"] == "audit_log_reset"
+    assert "seq 4 was written before" in caplog.text

@@ -264,6 +264,10 @@ class AuditLogger:
         redact_keys: detail keys whose values are written as keyed digests.
         listeners: callables given each :class:`AuditEvent` after it is written; their
             errors are reported through :mod:`logging` and do not undo the record.
+        witness: a file that receives a copy of ``<log>.head`` after every record; kept
+            where the sandboxed code (and whoever may edit the log) cannot write, it lets
+            ``neuroflow audit verify --witness`` catch a wiped or rewound log, and tells a
+            writer starting on an empty log that records were there before.
 
     Example::
 
@@ -284,10 +288,12 @@ class AuditLogger:
         fsync: bool = False,
         redact_keys: Sequence[str] = DEFAULT_REDACT_KEYS,
         listeners: Sequence[Callable[[AuditEvent], Any]] = (),
+        witness: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(output_file, AuditConfig):
             cfg = output_file
             output_file = cfg.file
+            witness = witness if witness is not None else cfg.witness
             key = key if key is not None else cfg.key
             key_file = key_file if key_file is not None else cfg.key_file
             key_env, max_bytes, backups = cfg.key_env, cfg.max_bytes, cfg.backups
@@ -312,6 +318,10 @@ class AuditLogger:
         self._tlock = threading.Lock()
         self._fd = -1
         self._head_fd = -1
+        self._witness_fd = -1
+        #: the witness file: a copy of the head kept where the log's editors cannot write
+        self.witness = Path(os.path.abspath(os.fspath(witness))) if witness else None
+        self._reset_note: dict[str, Any] | None = None
         self._ino = -1
         self._size = -1
         self._seq = 0
@@ -725,35 +735,73 @@ class AuditLogger:
             os.fsync(self._fd)
 
     def _write_head(self) -> None:
-        os.pwrite(self._head_fd, encode_head(self._head_sign or self._make_head_sign(),
-                                             self._seq, self._mac, self._base_text), 0)
+        data = encode_head(self._head_sign or self._make_head_sign(), self._seq, self._mac,
+                           self._base_text)
+        os.pwrite(self._head_fd, data, 0)
+        if self.witness is not None:
+            if self._witness_fd < 0:
+                self.witness.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._witness_fd = _open_regular(self.witness, os.O_RDWR | os.O_CREAT)
+            os.pwrite(self._witness_fd, data, 0)
+
+    def _read_witness(self) -> tuple[int, str, int, str] | None:
+        """The head the witness last saw, or ``None`` (no witness, or an empty one)."""
+        if self.witness is None:
+            return None
+        try:
+            if self._witness_fd < 0:
+                self._witness_fd = _open_regular(self.witness, os.O_RDWR)
+            data = os.pread(self._witness_fd, _HEAD_LEN + 1, 0)
+        except FileNotFoundError:
+            return None
+        try:
+            return decode_head(self.key, data)
+        except ValueError as exc:
+            raise SecurityError(f"audit log {self.path}: the witness {self.witness} is not "
+                                f"valid: {exc}") from None
 
     def _append_locked(self, middle: str) -> int:
         try:
             sign = self._sign or self.sign
             size = self._current()
-            seq = self._seq + 1
-            body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
-            mac = sign(body)
-            line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
-            _check_length(len(line))
-            if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
-                self._rotate()
-                size = 0
-            self._write(line, size)
-            self._size = size + len(line)
-            self._seq, self._mac = seq, mac
-            self._write_head()
-            return seq
+            if self._reset_note is not None:
+                note, self._reset_note = self._reset_note, None
+                self._append_one(sign, self._encode(
+                    "audit_log_reset", "neuroflow", "audit_log_reset", str(self.path), None,
+                    None, "warning", note, None), size)
+                size = self._size
+            return self._append_one(sign, middle, size)
         except OSError as exc:
             self._size = -1
             raise self._error("cannot write", exc) from exc
+
+    def _append_one(self, sign: Callable[[bytes], str], middle: str, size: int) -> int:
+        """Chain, write and head one record (the lock is held, ``size`` is current)."""
+        seq = self._seq + 1
+        body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
+        mac = sign(body)
+        line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
+        _check_length(len(line))
+        if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
+            self._rotate()
+            size = 0
+        self._write(line, size)
+        self._size = size + len(line)
+        self._seq, self._mac = seq, mac
+        self._write_head()
+        return seq
 
     def _append_batch_locked(self, middles: Sequence[str]) -> list[int]:
         """Chain and write several records with as few ``write`` calls as rotation allows."""
         try:
             sign = self._sign or self.sign
             size = self._current()
+            if self._reset_note is not None:
+                note, self._reset_note = self._reset_note, None
+                self._append_one(sign, self._encode(
+                    "audit_log_reset", "neuroflow", "audit_log_reset", str(self.path), None,
+                    None, "warning", note, None), size)
+                size = self._size
             seqs: list[int] = []
             pending: list[bytes] = []
             pending_len = 0
@@ -808,6 +856,8 @@ class AuditLogger:
             # The head file saw later records than the file holds: records were removed.
             # Continue after the head so the gap stays visible to `audit verify`.
             last = (head[0], head[1])
+        if head is None and last is None:
+            self._note_reset()
         self._seq, self._mac = last if last is not None else (0, GENESIS)
         self._size = size
         if head is None:
@@ -815,6 +865,23 @@ class AuditLogger:
             # now on the head is never empty (a crash right after the first record then
             # leaves it one behind, which is fine, not empty, which is refused).
             self._write_head()
+
+    def _note_reset(self) -> None:
+        """A new, empty chain: if records existed before (this writer's, or the witness's),
+        warn and have the reset recorded as the first record of the new chain."""
+        witnessed = self._read_witness()
+        before = max(self._seq, witnessed[0] if witnessed else 0)
+        if before <= 0:
+            return
+        import logging
+
+        what = (f"audit log {self.path}: the log and its head are gone or empty, but seq "
+                f"{before} was written before ({'this writer' if self._seq else 'witness'}); "
+                "a new chain starts, and its first record says so")
+        logging.getLogger("neuroflow.security.audit").warning(what)
+        self._reset_note = {"previous_seq": before, "seen_by": (
+            "writer" if self._seq >= (witnessed[0] if witnessed else 0) else "witness"),
+            "witness": str(self.witness) if self.witness else None}
 
     def _headless_message(self) -> str:
         return (f"audit log {self.path}: it holds records but {head_path(self.path)} is "
@@ -853,10 +920,10 @@ class AuditLogger:
         self._reopen()
 
     def _close_fds(self) -> None:
-        for fd in (self._fd, self._head_fd):
+        for fd in (self._fd, self._head_fd, self._witness_fd):
             if fd >= 0:
                 os.close(fd)
-        self._fd = self._head_fd = -1
+        self._fd = self._head_fd = self._witness_fd = -1
         self._ino = self._size = -1
 
     def _forget_after_fork(self) -> None:
@@ -864,13 +931,13 @@ class AuditLogger:
         # belong to them, so a shared one would not exclude the parent.  Closing the
         # child's copies leaves the parent's descriptors (and any lock it holds) alone.
         self._tlock = threading.Lock()
-        for fd in (self._fd, self._head_fd):
+        for fd in (self._fd, self._head_fd, self._witness_fd):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self._fd = self._head_fd = -1
+        self._fd = self._head_fd = self._witness_fd = -1
         self._ino = self._size = -1
         self._pid = os.getpid()
 

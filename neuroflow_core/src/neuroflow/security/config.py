@@ -14,6 +14,7 @@ Guards are selected with ``[security] guards = [...]`` and each guard's rules li
     key_file = "/etc/neuroflow/audit.key"    # keep it away from whoever can edit the log
     max_bytes = 10485760
     backups = 10
+    witness = "/var/lib/neuroflow/audit.witness"   # a head copy the sandbox cannot reach
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class AuditConfig:
         backups: how many rotated files (``audit.log.1`` ...) are kept; 0 keeps all.
         fsync: ``fsync`` after every record (survives power loss; costs milliseconds).
         redact_keys: detail keys whose values are written as keyed digests.
+        witness: a file that gets a copy of the log's head after every record; put it
+            where sandboxed code cannot write (``/var/lib/neuroflow/audit.witness``) and
+            ``neuroflow audit verify --witness`` catches a wiped or rewound log.
     """
 
     enabled: bool = True
@@ -61,6 +65,7 @@ class AuditConfig:
     backups: int = 0
     fsync: bool = False
     redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS
+    witness: Path | None = None
 
 
 @attrs.frozen

@@ -334,6 +334,7 @@ def verify_audit_log(
     key_file: str | Path | None = None,
     key_env: str | None = "NEUROFLOW_AUDIT_KEY",
     require_head: bool = True,
+    witness: str | Path | None = None,
 ) -> VerifyReport:
     """Check the chain of the log at ``path`` and its rotated files.
 
@@ -344,17 +345,54 @@ def verify_audit_log(
         key_env: the environment variable that may hold the key.
         require_head: a log holding records without a (non-empty) ``<log>.head`` is a
             ``head-missing`` problem; ``False`` only adds a warning.
+        witness: the log's witness file (``[security.audit] witness``): a log that ends
+            before the record the witness saw, or holds another record there, is
+            ``rewound`` (wiped, truncated with its head, or replaced by an older copy).
 
     Returns:
         a :class:`VerifyReport`; ``report.problem`` names the first bad record.
     """
     path = Path(path)
     raw_key = resolve_key(path, key, key_file, key_env, create=False)
+    seen = _read_witness(Path(witness), raw_key) if witness is not None else None
+    if isinstance(seen, VerifyReport):
+        return seen
     snapshot = _Snapshot(path)
     try:
-        return _verify(path, raw_key, snapshot, require_head)
+        if seen is not None and not snapshot.parts and snapshot.bad is None and seen[0] > 0:
+            return VerifyReport(False, 0, (str(path),), 0, 0, Problem(
+                "rewound", 1, str(path), 1, 1, f"the log does not exist, but its witness "
+                f"{witness} saw seq {seen[0]}: the log was wiped"))
+        report = _verify(path, raw_key, snapshot, require_head, witnessed=seen)
     finally:
         snapshot.close()
+    return report
+
+
+def _read_witness(file: Path, key: bytes) -> tuple[int, str] | VerifyReport | None:
+    """(seq, mac) the witness saw; a failed report if it is not a valid witness."""
+    def bad(message: str) -> VerifyReport:
+        return VerifyReport(False, 0, (str(file),), 0, 0,
+                            Problem("bad-file", 0, str(file), 0, 0, message))
+
+    try:
+        fd = open_regular(file)
+    except FileNotFoundError:
+        return bad(f"the witness {file} does not exist")
+    except NotRegularFile as exc:
+        return bad(f"the witness: {exc}")
+    try:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, _HEAD_LEN + 1, 0)
+    finally:
+        os.close(fd)
+    try:
+        if size > _HEAD_LEN + 1:
+            raise ValueError(f"it is {size} bytes, a head is {_HEAD_LEN}")
+        head = decode_head(key, data)
+    except ValueError as exc:
+        return bad(f"the witness {file} is not valid: {exc}")
+    return None if head is None else (head[0], head[1])
 
 
 def verify_chain_unlocked(path: Path, key: bytes) -> tuple[VerifyReport, tuple[int, str]]:
@@ -378,7 +416,8 @@ def verify_chain_unlocked(path: Path, key: bytes) -> tuple[VerifyReport, tuple[i
 
 
 def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool = True,
-            base: tuple[int, str] | None = None) -> VerifyReport:
+            base: tuple[int, str] | None = None,
+            witnessed: tuple[int, str] | None = None) -> VerifyReport:
     parts = snapshot.parts
     names = tuple(str(p.file) for p in parts) or (str(path),)
     if snapshot.bad is not None:
@@ -423,6 +462,11 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool 
                          Problem("altered", position, *where, expect_seq, what), warnings)
         seq, prev, mac = parsed
         if seq == expect_seq and prev == expect_prev:
+            if witnessed is not None and seq == witnessed[0] and mac != witnessed[1]:
+                return _fail(names, position - 1, base_seq, expect_seq, Problem(
+                    "rewound", position, *where, expect_seq, f"record seq {seq} is not the "
+                    "one the witness saw: the log was replaced (by an older or forged "
+                    "copy)"), warnings)
             expect_seq, expect_prev = seq + 1, mac
             continue
         if seq < expect_seq:
@@ -446,6 +490,12 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool 
                               "(its prev is not that record's MAC)")
         return _fail(names, position - 1, base_seq, expect_seq, problem, warnings)
     last_seq = expect_seq - 1
+    if witnessed is not None and witnessed[0] > last_seq:
+        last = parts[-1]
+        return _fail(names, position, base_seq, expect_seq, Problem(
+            "rewound", position + 1, str(last.file), snapshot.count_lines(last) + 1,
+            expect_seq, f"the log ends at seq {last_seq} but its witness saw seq "
+            f"{witnessed[0]}: the log was wiped or rewound"), warnings)
     if head is not None and head[0] > last_seq:
         last = parts[-1]
         return _fail(names, position, base_seq, expect_seq, Problem(
