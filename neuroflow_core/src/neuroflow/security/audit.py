@@ -89,16 +89,27 @@ def is_large(value: Any, limit: int = OFF_LOOP_BYTES) -> bool:
     """
     if not value:
         return False
-    if type(value) is dict:  # the common case: a flat dict of short scalars
+    if type(value) is dict:  # the common case: a flat dict of short scalars and argv lists
         total = 0
         for k, v in value.items():
             kind = type(v)
             if kind is str:
                 total += len(v) + len(k)
-            elif not (v is None or kind is int or kind is float or kind is bool):
+            elif kind is list or kind is tuple:
+                if len(v) > 64:
+                    return _walk_large(value, limit)
+                for item in v:
+                    if type(item) is str:
+                        total += len(item)
+                    elif not (item is None or type(item) in _SCALARS):
+                        return _walk_large(value, limit)
+            elif not (v is None or kind in _SCALARS):
                 return _walk_large(value, limit)
         return total > limit
     return _walk_large(value, limit)
+
+
+_SCALARS = frozenset({int, float, bool})
 
 
 def _walk_large(value: Any, limit: int) -> bool:

@@ -126,6 +126,41 @@ def _identity(st: os.stat_result) -> Identity:
     return (st.st_dev, st.st_ino)
 
 
+# (name, search path) -> (valid until, full path, real path, identity): a bare name's
+# lookup on the search path, re-done at most every _REFRESH_SECONDS.
+_NAMES: dict[tuple[str, str | None], tuple[float, str | None, str | None, Identity | None]] = {}
+
+
+def _real_file(full: str | None) -> tuple[str | None, Identity | None]:
+    """The real path of ``full`` (links followed) and its identity, if it is a regular file."""
+    if not full:
+        return None, None
+    real = os.path.realpath(full)
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode):
+        return None, None
+    return real, _identity(st)
+
+
+def _lookup_name(name: str, search: str | None) -> tuple[str | None, str | None,
+                                                        Identity | None]:
+    key = (name, search)
+    now = time.monotonic()
+    found = _NAMES.get(key)
+    if found is not None and found[0] > now:
+        return found[1], found[2], found[3]
+    full = shutil.which(name, path=search)
+    full = os.path.normpath(full) if full else None
+    real, identity = _real_file(full)
+    if len(_NAMES) >= 1024:
+        _NAMES.clear()
+    _NAMES[key] = (now + _REFRESH_SECONDS, full, real, identity)
+    return full, real, identity
+
+
 class _Resolved:
     """The command as the sandbox will run it: typed text, full path, real path, identity."""
 
@@ -137,25 +172,17 @@ class _Resolved:
         search = extra.get("search_path")
         self.search: str | None = str(search) if search else None
         executable = extra.get("executable")
-        cwd = extra.get("cwd")
-        full: str | None
-        if executable:
-            full = str(executable)
-        elif "/" in command:
-            full = os.path.join(str(cwd) if cwd else os.getcwd(), command)
+        if executable or "/" in command:
+            if executable:
+                full = str(executable)
+            else:
+                cwd = extra.get("cwd")
+                full = os.path.join(str(cwd) if cwd else os.getcwd(), command)
+            self.full: str | None = os.path.normpath(full)
+            self.real, self.identity = _real_file(full)
         else:
-            full = shutil.which(command, path=self.search)
-        self.full = os.path.normpath(full) if full else None
-        self.real: str | None = None
-        self.identity: Identity | None = None
-        if full:
-            real = os.path.realpath(full)
-            try:
-                st = os.stat(real)
-            except OSError:
-                st = None
-            if st is not None and stat.S_ISREG(st.st_mode):
-                self.real, self.identity = real, _identity(st)
+            # a bare name: looked up on the search path, never in the working directory
+            self.full, self.real, self.identity = _lookup_name(command, self.search)
         self.real_base = self.real.rpartition("/")[2] if self.real else None
 
     @property
