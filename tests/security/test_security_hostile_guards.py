@@ -201,3 +201,35 @@ def test_a_rule_on_an_option_matches_option_clusters(args: list[str]) -> None:
         "closed": False}, AllowlistConfig))
     assert _cmd(guard, "python3", args) is Decision.DENY
     assert _cmd(guard, "python3", ["script.py"]) is None
+
+
+# --- the allow-list in front of the real process sandbox -----------------------------------
+
+@pytest.mark.anyio
+@pytest.mark.skipif(LS is None, reason="this machine has no ls on PATH")
+async def test_the_process_sandbox_has_its_work_dir_judged_not_the_hosts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted `root/usr/bin/ls` in work_dir is not `/usr/bin/ls` in the host's cwd."""
+    from neuroflow.errors import SecurityError
+    from neuroflow.sandbox import SandboxConfig, SandboxIsolator
+    from neuroflow.security import SecurityManager
+
+    work = tmp_path / "ws"
+    planted = work / "root" / "usr" / "bin"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "planted-ran"
+    (planted / "ls").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (planted / "ls").chmod(0o755)
+    host = tmp_path / "host"
+    (host / "root").mkdir(parents=True)
+    os.symlink("/usr", host / "root" / "usr")
+    monkeypatch.chdir(host)
+    real = os.path.realpath(LS)
+    gate = SecurityManager([("allowlist", AllowlistGuard(structure(
+        {"allow": [real, "ls"]}, AllowlistConfig)))], level="strict", audit=None)
+    sandbox = SandboxIsolator(SandboxConfig(work_dir=str(work)), gate=gate)
+    with pytest.raises(SecurityError, match=r"allowlist\.unlisted"):
+        await sandbox.execute("root/usr/bin/ls")
+    assert not marker.exists()
+    result = await sandbox.execute("ls")
+    assert result.exit_code == 0
