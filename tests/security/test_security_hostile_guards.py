@@ -233,3 +233,10 @@ async def test_the_process_sandbox_has_its_work_dir_judged_not_the_hosts(
     assert not marker.exists()
     result = await sandbox.execute("ls")
     assert result.exit_code == 0
+
+
+def test_bytes_hosts_are_judged_as_hosts() -> None:
+    guard = NetworkGuard(structure({"deny_hosts": ["127.0.0.0/8"]}, NetworkConfig))
+    for hosts in (b"127.0.0.1", [b"2130706433"]):
+        verdict = guard.check(Action("tool", "fetch", resources={"hosts": hosts}), CTX)
+        assert verdict is not None and verdict.decision is Decision.DENY, hosts

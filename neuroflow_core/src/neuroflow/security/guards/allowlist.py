@@ -204,8 +204,7 @@ class _Identities:
 
     def _folders(self) -> list[str]:
         if "/" in self.pattern:
-            return sorted({os.path.dirname(p) for p in glob.glob(os.path.dirname(self.pattern)
-                                                                 or "/")} or {"/"})
+            return sorted(glob.glob(os.path.dirname(self.pattern) or "/"))
         path = self.search if self.search is not None else os.environ.get("PATH", os.defpath)
         return [d for d in path.split(os.pathsep) if d]
 
@@ -390,9 +389,10 @@ class _Matcher:
                         or cmd.identity in self._ids(ids, head, cmd.search))
             # a bare name allows the program that very name runs from the search path
             if "/" in cmd.typed or not fnmatch.fnmatchcase(cmd.typed, head):
-                named = _Identities(cmd.base, cmd.search).get() if fnmatch.fnmatchcase(
-                    cmd.base, head) else frozenset()
-                return cmd.identity in named
+                if not fnmatch.fnmatchcase(cmd.base, head):
+                    return False
+                # a path: allowed if it is the file its base name runs from the search path
+                return cmd.identity == _lookup_name(cmd.base, cmd.search)[2]
             return True  # the typed name, looked up on the search path, is what runs
         if has_slash:
             for candidate in (cmd.full, cmd.real, cmd.typed):

@@ -114,6 +114,7 @@ _INET_ATON = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3
 _URL_CHARS = ("/", "?", "#", "@", "\\")
 
 
+@lru_cache(maxsize=4096)
 def canonical_address(host: str) -> Address | None:
     """``host`` as an IP address if it spells one (every inet_aton form), else ``None``.
 
@@ -259,6 +260,7 @@ def _addresses_of(host: str, port: int | None) -> tuple[Address, ...]:
     return tuple(found)
 
 
+@lru_cache(maxsize=4096)
 def _judged_forms(host: str) -> tuple[str, Address | None, tuple[Address, ...]]:
     """(name, its address if it is one, the extra addresses it reaches: 0.0.0.0 -> 127.0.0.1)."""
     address = canonical_address(host)
@@ -372,7 +374,10 @@ class NetworkGuard:
         targets: list[str] = [action.target] if action.kind is ActionKind.NETWORK else []
         if action.resources:
             hosts = action.resources.get("hosts") or ()
-            targets += [hosts] if isinstance(hosts, str) else [str(h) for h in hosts]
+            if isinstance(hosts, (str, bytes, bytearray)):
+                hosts = [hosts]  # one host, not its characters (or byte values)
+            targets += [h.decode("utf-8", "replace") if isinstance(h, (bytes, bytearray))
+                        else str(h) for h in hosts]
         if not targets:
             return None
         allowed: Verdict | None = None
