@@ -87,3 +87,31 @@ async def test_a_large_record_is_written_and_cleaned(tmp_path) -> None:
     assert seq == 1
     text = (tmp_path / "audit.log").read_text()
     assert "hunter2" not in text and len(text) > N
+
+
+@pytest.mark.anyio
+async def test_a_large_record_is_cleaned_off_the_event_loop(tmp_path) -> None:
+    import anyio
+
+    logger = AuditLogger(tmp_path / "audit.log", key=KEY)
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await anyio.sleep(0)
+
+    big = {"arguments": "token=x " + "- " * 200_000}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.sleep(0)
+        before = ticks
+        await logger.log_event("tool_call", "agent", big, "success")
+        during = ticks - before
+        done = True
+    assert during > 0  # the loop ran other tasks while the record was cleaned
+    small_before = ticks
+    await logger.log_event("tool_call", "agent", {"arguments": "x"}, "success")
+    assert ticks == small_before  # a small record is written inline, as before
