@@ -115,3 +115,11 @@ async def test_a_large_record_is_cleaned_off_the_event_loop(tmp_path) -> None:
     small_before = ticks
     await logger.log_event("tool_call", "agent", {"arguments": "x"}, "success")
     assert ticks == small_before  # a small record is written inline, as before
+
+
+def test_characters_that_lower_case_to_two_do_not_shift_the_secret() -> None:
+    r = Redactor(KEY)
+    text = "İ" * 40 + " password=hunter2 rest"
+    out = r.clean(text)
+    assert "hunter2" not in out and out.startswith("İ" * 40 + " password=hmac-sha256:")
+    assert out.endswith(" rest")

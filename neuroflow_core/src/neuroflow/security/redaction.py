@@ -239,6 +239,10 @@ class Redactor:
         so the cost is linear in the text, however its words and separators are laid out.
         """
         low = text.lower()
+        if len(low) != len(text):
+            # some characters lower-case to several ('İ'): keep positions aligned by
+            # lower-casing the ASCII letters only (the names looked for are ASCII)
+            low = text.encode("ascii", "replace").decode("ascii").lower()
         found = [w for w in self._words if w in low]
         if not found:
             return text
