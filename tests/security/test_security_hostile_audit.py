@@ -156,7 +156,7 @@ def test_a_log_with_its_key_next_to_it_keeps_verifying(tmp_path: Path,
 
 # --- the witness ---------------------------------------------------------------------------
 
-def _witnessed(log: Path, witness: Path, count: int) -> None:
+def _witnessed(log: Path, witness: Path | str, count: int) -> None:
     from neuroflow.security.audit import AuditLogger
     from neuroflow.security.model import AuditEvent
 
@@ -237,3 +237,39 @@ def test_a_running_writer_notices_its_log_vanished(log_path: Path,
     first = json.loads(log_path.read_text().splitlines()[0])
     assert seq == 2 and first["event"] == "audit_log_reset"
     assert "seq 4 was written before" in caplog.text
+
+
+PG_DSN = os.environ.get("NEUROFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001 - only to decide the skip
+        return False
+
+
+@pytest.mark.skipif(not _postgres_available(),
+                    reason="no PostgreSQL server (or psycopg) on this machine")
+def test_a_postgres_witness_catches_a_wiped_log(log_path: Path, key_file: Path) -> None:
+    import psycopg
+
+    from neuroflow.security.verify import verify_audit_log
+    from neuroflow.security.witness import TABLE
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (log text PRIMARY KEY, "
+                     "head bytea NOT NULL, updated timestamptz NOT NULL DEFAULT now())")
+        conn.execute(f"DELETE FROM {TABLE} WHERE log = %s", (str(log_path),))
+    _witnessed(log_path, PG_DSN, 6)  # close() ships the last head
+    assert verify_audit_log(log_path, KEY, witness=PG_DSN).ok
+    with psycopg.connect(PG_DSN) as conn:
+        (head,) = conn.execute(f"SELECT head FROM {TABLE} WHERE log = %s",
+                               (str(log_path),)).fetchone()
+    assert bytes(head).startswith(b"%020d" % 6)
+    os.truncate(log_path, 0)
+    log_path.with_name("audit.log.head").unlink()
+    _one_clear_line(verify(log_path, key_file, "--witness", PG_DSN), "seq 6", "wiped")

@@ -54,6 +54,7 @@ from neuroflow.security.config import DEFAULT_REDACT_KEYS, AuditConfig
 from neuroflow.security.keys import resolve_key
 from neuroflow.security.model import AuditEvent
 from neuroflow.security.redaction import SHORT_SECRET_FLAGS, Redactor
+from neuroflow.security.witness import Witness, open_witness
 
 GENESIS = "0" * 64
 #: The longest record (one line) written or read: a longer one is refused when written
@@ -275,8 +276,9 @@ class AuditLogger:
         redact_keys: detail keys whose values are written as keyed digests.
         listeners: callables given each :class:`AuditEvent` after it is written; their
             errors are reported through :mod:`logging` and do not undo the record.
-        witness: a file that receives a copy of ``<log>.head`` after every record; kept
-            where the sandboxed code (and whoever may edit the log) cannot write, it lets
+        witness: a file path or a PostgreSQL URL that receives a copy of ``<log>.head``
+            after every record (:mod:`neuroflow.security.witness`); kept where the
+            sandboxed code (and whoever may edit the log) cannot write, it lets
             ``neuroflow audit verify --witness`` catch a wiped or rewound log, and tells a
             writer starting on an empty log that records were there before.
 
@@ -329,9 +331,9 @@ class AuditLogger:
         self._tlock = threading.Lock()
         self._fd = -1
         self._head_fd = -1
-        self._witness_fd = -1
-        #: the witness file: a copy of the head kept where the log's editors cannot write
-        self.witness = Path(os.path.abspath(os.fspath(witness))) if witness else None
+        #: where the head is mirrored (a file or PostgreSQL), or ``None``
+        self.witness: Witness | None = (open_witness(witness, self.path) if witness
+                                        else None)
         self._reset_note: dict[str, Any] | None = None
         self._ino = -1
         self._size = -1
@@ -595,9 +597,11 @@ class AuditLogger:
             self._unlock()
 
     def close(self) -> None:
-        """Close the file descriptors (a later write reopens them)."""
+        """Close the file descriptors (a later write reopens them); flush the witness."""
         with self._tlock:
             self._close_fds()
+            if self.witness is not None:
+                self.witness.close()
 
     # --- encoding ----------------------------------------------------------------------
 
@@ -750,23 +754,19 @@ class AuditLogger:
                            self._base_text)
         os.pwrite(self._head_fd, data, 0)
         if self.witness is not None:
-            if self._witness_fd < 0:
-                self.witness.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._witness_fd = _open_regular(self.witness, os.O_RDWR | os.O_CREAT)
-            os.pwrite(self._witness_fd, data, 0)
+            self.witness.write(data)
 
     def _read_witness(self) -> tuple[int, str, int, str] | None:
         """The head the witness last saw, or ``None`` (no witness, or an empty one)."""
         if self.witness is None:
             return None
-        try:
-            if self._witness_fd < 0:
-                self._witness_fd = _open_regular(self.witness, os.O_RDWR)
-            data = os.pread(self._witness_fd, _HEAD_LEN + 1, 0)
-        except FileNotFoundError:
+        found = self.witness.read()
+        if found is None:
             return None
         try:
-            return decode_head(self.key, data)
+            if found[1] > _HEAD_LEN + 1:
+                raise ValueError(f"it is {found[1]} bytes, a head is {_HEAD_LEN}")
+            return decode_head(self.key, found[0])
         except ValueError as exc:
             raise SecurityError(f"audit log {self.path}: the witness {self.witness} is not "
                                 f"valid: {exc}") from None
@@ -931,10 +931,10 @@ class AuditLogger:
         self._reopen()
 
     def _close_fds(self) -> None:
-        for fd in (self._fd, self._head_fd, self._witness_fd):
+        for fd in (self._fd, self._head_fd):
             if fd >= 0:
                 os.close(fd)
-        self._fd = self._head_fd = self._witness_fd = -1
+        self._fd = self._head_fd = -1
         self._ino = self._size = -1
 
     def _forget_after_fork(self) -> None:
@@ -942,13 +942,13 @@ class AuditLogger:
         # belong to them, so a shared one would not exclude the parent.  Closing the
         # child's copies leaves the parent's descriptors (and any lock it holds) alone.
         self._tlock = threading.Lock()
-        for fd in (self._fd, self._head_fd, self._witness_fd):
+        for fd in (self._fd, self._head_fd):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self._fd = self._head_fd = self._witness_fd = -1
+        self._fd = self._head_fd = -1
         self._ino = self._size = -1
         self._pid = os.getpid()
 

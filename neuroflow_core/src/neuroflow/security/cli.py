@@ -51,11 +51,10 @@ def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | No
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-head", is_flag=True,
               help="Accept a missing or empty FILE.head (check the chain alone, warn).")
-@click.option("--witness", type=click.Path(path_type=Path),
-              help="The log's witness file ([security.audit] witness): catch a wiped or "
-                   "rewound log.")
+@click.option("--witness", help="The log's witness, a file or a postgresql:// URL "
+              "([security.audit] witness): catch a wiped or rewound log.")
 def verify(file: Path, key_file: Path | None, as_json: bool, no_head: bool,
-           witness: Path | None) -> None:
+           witness: str | None) -> None:
     """Check FILE's keyed hash chain (rotated files included); report the first bad record."""
     from neuroflow.security.verify import verify_audit_log
 

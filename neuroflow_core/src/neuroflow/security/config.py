@@ -51,9 +51,10 @@ class AuditConfig:
         backups: how many rotated files (``audit.log.1`` ...) are kept; 0 keeps all.
         fsync: ``fsync`` after every record (survives power loss; costs milliseconds).
         redact_keys: detail keys whose values are written as keyed digests.
-        witness: a file that gets a copy of the log's head after every record; put it
-            where sandboxed code cannot write (``/var/lib/neuroflow/audit.witness``) and
-            ``neuroflow audit verify --witness`` catches a wiped or rewound log.
+        witness: a file path, or a PostgreSQL URL, that gets a copy of the log's head
+            after every record; put it where sandboxed code cannot write
+            (``/var/lib/neuroflow/audit.witness``) and ``neuroflow audit verify
+            --witness`` catches a wiped or rewound log.
     """
 
     enabled: bool = True
@@ -65,7 +66,7 @@ class AuditConfig:
     backups: int = 0
     fsync: bool = False
     redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS
-    witness: Path | None = None
+    witness: str | None = None
 
 
 @attrs.frozen

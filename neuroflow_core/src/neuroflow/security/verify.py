@@ -345,7 +345,8 @@ def verify_audit_log(
         key_env: the environment variable that may hold the key.
         require_head: a log holding records without a (non-empty) ``<log>.head`` is a
             ``head-missing`` problem; ``False`` only adds a warning.
-        witness: the log's witness file (``[security.audit] witness``): a log that ends
+        witness: the log's witness, a file or a PostgreSQL URL
+            (``[security.audit] witness``): a log that ends
             before the record the witness saw, or holds another record there, is
             ``rewound`` (wiped, truncated with its head, or replaced by an older copy).
 
@@ -354,7 +355,8 @@ def verify_audit_log(
     """
     path = Path(path)
     raw_key = resolve_key(path, key, key_file, key_env, create=False)
-    seen = _read_witness(Path(witness), raw_key) if witness is not None else None
+    seen = (_read_witness(os.fspath(witness), path, raw_key) if witness is not None
+            else None)
     if isinstance(seen, VerifyReport):
         return seen
     snapshot = _Snapshot(path)
@@ -369,29 +371,35 @@ def verify_audit_log(
     return report
 
 
-def _read_witness(file: Path, key: bytes) -> tuple[int, str] | VerifyReport | None:
+def _read_witness(spec: str, log: Path, key: bytes) -> tuple[int, str] | VerifyReport | None:
     """(seq, mac) the witness saw; a failed report if it is not a valid witness."""
+    from neuroflow.security.witness import open_witness
+
+    witness = open_witness(spec, log)
+
     def bad(message: str) -> VerifyReport:
-        return VerifyReport(False, 0, (str(file),), 0, 0,
-                            Problem("bad-file", 0, str(file), 0, 0, message))
+        return VerifyReport(False, 0, (str(witness),), 0, 0,
+                            Problem("bad-file", 0, str(witness), 0, 0, message))
 
     try:
-        fd = open_regular(file)
-    except FileNotFoundError:
-        return bad(f"the witness {file} does not exist")
+        found = witness.read()
     except NotRegularFile as exc:
         return bad(f"the witness: {exc}")
-    try:
-        size = os.fstat(fd).st_size
-        data = os.pread(fd, _HEAD_LEN + 1, 0)
+    except OSError as exc:
+        if "not a regular file" in str(exc):
+            return bad(f"the witness {witness} is not a regular file")
+        raise
     finally:
-        os.close(fd)
+        witness.close()
+    if found is None:
+        return bad(f"the witness {witness} does not exist (or holds no head for this log)")
+    data, size = found
     try:
         if size > _HEAD_LEN + 1:
             raise ValueError(f"it is {size} bytes, a head is {_HEAD_LEN}")
-        head = decode_head(key, data)
+        head = decode_head(key, data[:_HEAD_LEN + 1])
     except ValueError as exc:
-        return bad(f"the witness {file} is not valid: {exc}")
+        return bad(f"the witness {witness} is not valid: {exc}")
     return None if head is None else (head[0], head[1])
 
 
