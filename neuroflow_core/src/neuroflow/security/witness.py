@@ -118,8 +118,11 @@ class PostgresWitness:
         import psycopg
 
         conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (log text PRIMARY KEY, "
-                     "head bytea NOT NULL, updated timestamptz NOT NULL DEFAULT now())")
+        try:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (log text PRIMARY KEY, "
+                         "head bytea NOT NULL, updated timestamptz NOT NULL DEFAULT now())")
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # a role limited to writing the table: it must exist already
         return conn
 
     def write(self, data: bytes) -> None:
