@@ -273,3 +273,12 @@ def test_a_postgres_witness_catches_a_wiped_log(log_path: Path, key_file: Path) 
     os.truncate(log_path, 0)
     log_path.with_name("audit.log.head").unlink()
     _one_clear_line(verify(log_path, key_file, "--witness", PG_DSN), "seq 6", "wiped")
+
+
+def test_config_show_hides_a_witness_password() -> None:
+    from neuroflow.config import converter
+    from neuroflow.security.config import AuditConfig
+
+    shown = converter.unstructure(AuditConfig(witness="postgresql://audit:s3cret@db/nf"))
+    assert shown["witness"] == "postgresql://audit:<hidden>@db/nf"
+    assert converter.unstructure(AuditConfig(witness="/var/lib/w"))["witness"] == "/var/lib/w"

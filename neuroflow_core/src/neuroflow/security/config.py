@@ -88,12 +88,20 @@ class SecurityConfig:
 
 
 def _unstructure_audit(cfg: AuditConfig) -> dict[str, object]:
-    """``config show`` must not print the audit key."""
+    """``config show`` must not print the audit key (nor a witness URL's password)."""
     from neuroflow.config import converter
 
     data = {f.name: converter.unstructure(getattr(cfg, f.name)) for f in attrs.fields(AuditConfig)}
     if data["key"] is not None:
         data["key"] = "<hidden>"
+    witness = data.get("witness")
+    if isinstance(witness, str) and "://" in witness and "@" in witness:
+        # a PostgreSQL URL may carry a password: postgresql://user:<hidden>@host/db
+        scheme, _, rest = witness.partition("://")
+        userinfo, _, host = rest.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":<hidden>"
+        data["witness"] = f"{scheme}://{userinfo}@{host}"
     return data
 
 
