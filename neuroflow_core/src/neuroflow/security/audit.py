@@ -880,7 +880,14 @@ class AuditLogger:
     def _note_reset(self) -> None:
         """A new, empty chain: if records existed before (this writer's, or the witness's),
         warn and have the reset recorded as the first record of the new chain."""
-        witnessed = self._read_witness()
+        try:
+            witnessed = self._read_witness()
+        except OSError as exc:  # e.g. the witness database is down: say so, go on
+            import logging
+
+            logging.getLogger("neuroflow.security.audit").warning(
+                "audit log %s: cannot read the witness %s: %s", self.path, self.witness, exc)
+            witnessed = None
         before = max(self._seq, witnessed[0] if witnessed else 0)
         if before <= 0:
             return
