@@ -240,3 +240,9 @@ def test_bytes_hosts_are_judged_as_hosts() -> None:
     for hosts in (b"127.0.0.1", [b"2130706433"]):
         verdict = guard.check(Action("tool", "fetch", resources={"hosts": hosts}), CTX)
         assert verdict is not None and verdict.decision is Decision.DENY, hosts
+
+
+def test_an_allowed_name_that_is_not_installed_is_left_to_the_sandbox() -> None:
+    guard = AllowlistGuard(structure({"allow": ["no-such-program-here"]}, AllowlistConfig))
+    assert _cmd(guard, "no-such-program-here") is Decision.ALLOW  # nothing runs: not found
+    assert _cmd(guard, "/tmp/no-such-program-here") is Decision.DENY

@@ -382,18 +382,20 @@ class _Matcher:
     def _head(self, head: str, ids: dict[str | None, _Identities], cmd: _Resolved) -> bool:
         has_slash = "/" in head
         if self.strict:
+            if not has_slash and "/" not in cmd.typed and fnmatch.fnmatchcase(cmd.typed, head):
+                # the typed name, looked up on the search path, is what runs (or, if it is
+                # not installed, nothing runs and the sandbox says it was not found)
+                return True
             if cmd.identity is None:
                 return False
             if has_slash:
                 return (fnmatch.fnmatchcase(cmd.real or "", head)
                         or cmd.identity in self._ids(ids, head, cmd.search))
-            # a bare name allows the program that very name runs from the search path
-            if "/" in cmd.typed or not fnmatch.fnmatchcase(cmd.typed, head):
-                if not fnmatch.fnmatchcase(cmd.base, head):
-                    return False
-                # a path: allowed if it is the file its base name runs from the search path
-                return cmd.identity == _lookup_name(cmd.base, cmd.search)[2]
-            return True  # the typed name, looked up on the search path, is what runs
+            # a bare name allows the program that very name runs from the search path: a
+            # path is allowed if it is that very file
+            if not fnmatch.fnmatchcase(cmd.base, head):
+                return False
+            return cmd.identity == _lookup_name(cmd.base, cmd.search)[2]
         if has_slash:
             for candidate in (cmd.full, cmd.real, cmd.typed):
                 if candidate and fnmatch.fnmatchcase(candidate, head):
