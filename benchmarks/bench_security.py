@@ -7,7 +7,10 @@ Figures, each per action, best and median of several rounds:
 * ``authorize_sync``: ``check`` + one chained, keyed audit record appended under the
   file lock (what a guarded action costs; target <= 20 us);
 * ``authorize`` (async, asyncio and trio): the same through the ``ActionGate`` API;
-* ``audit append`` alone, and per record in batches of 100 (``log_many``).
+* ``audit append`` alone, and per record in batches of 100 (``log_many``);
+* redaction of one 1 MB tool argument, in several shapes (plain text, the separator
+  runs that made the old patterns quadratic, and text dense with secrets), in ms, next
+  to ``str.lower()`` of the same text as the anchor (target: well under 50 ms).
 
 Anchors measured in the same run:
 
@@ -44,6 +47,7 @@ from neuroflow.security.guards.network import NetworkConfig
 from neuroflow.security.guards.paths import PathsConfig
 from neuroflow.security.guards.tools import ToolsConfig
 from neuroflow.security.model import Action, ActionContext, AuditEvent
+from neuroflow.security.redaction import Redactor
 
 KEY = b"bench-key-0123456789abcdef0123456789"
 OPTIONS = {
@@ -112,6 +116,53 @@ def pluggy_anchor() -> Callable[[], object]:
     return lambda: hook(action=1)
 
 
+MB = 1_000_000
+REDACTION_SHAPES: dict[str, str] = {
+    "plain words": "lorem ipsum dolor sit amet " * (MB // 27),
+    "';' run after a value": "password=a" + ";" * MB + " b",
+    "'- ' repeated + a name": "- " * (MB // 2) + "token",
+    "'x=1 ' repeated + a name": "x=1 " * (MB // 4) + "token",
+    "'a://b:' repeated + '@'": "a://b:" * (MB // 6) + "@",
+    "one 1 MB word + '='": "ab" * (MB // 2) + "_token=x",
+    "'token=v ' repeated": "token=v " * (MB // 8),
+    "'mysql -pX ' repeated": "mysql -pX " * (MB // 10),
+}
+
+
+def redaction_figures(rounds: int) -> dict[str, tuple[float, float]]:
+    """Milliseconds to clean each 1 MB shape (best, median), a fresh redactor each time."""
+    figures = {}
+    for name, text in REDACTION_SHAPES.items():
+        samples = []
+        for _ in range(rounds):
+            redactor = Redactor(KEY)
+            start = time.perf_counter()
+            redactor.clean({"arguments": text})
+            samples.append((time.perf_counter() - start) * 1e3)
+        figures[name] = (min(samples), statistics.median(samples))
+    return figures
+
+
+def print_redaction(rounds: int, load: float) -> None:
+    """Print the redaction figures; ``load``: this run's pluggy call / its 0.9 us anchor."""
+    text = REDACTION_SHAPES["plain words"]
+    lower = min(_timed(text.lower) for _ in range(rounds))
+    print(f"\nredaction of one 1 MB argument (ms; anchor str.lower() of 1 MB: {lower:.2f} ms)")
+    print(f"{'shape':28s} {'best ms':>8s} {'median':>8s} {'x lower':>8s}")
+    worst = 0.0
+    for name, (best, median) in redaction_figures(rounds).items():
+        worst = max(worst, best)
+        print(f"{name:28s} {best:8.2f} {median:8.2f} {best / lower:8.1f}")
+    print(f"worst shape: {worst:.1f} ms here, {worst / max(load, 1.0):.1f} ms scaled to a "
+          "0.9 us pluggy call (target: well under 50 ms)")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
@@ -176,6 +227,7 @@ def main() -> int:
           f"scaled to a 0.9 us pluggy call (target <= 20 us: "
           f"{'met' if min(target, normalised) <= 20 else 'NOT met'}); "
           f"{count} records written and verified")
+    print_redaction(3 if args.quick else 7, hook / 0.9)
     return 0
 
 

@@ -19,6 +19,13 @@ def _fresh_default_gate() -> Iterator[None]:
     set_default_gate(None)
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default audit keys go to a state directory of the test's own, never the user's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def key() -> bytes:
     """The HMAC key the tests write and verify with."""

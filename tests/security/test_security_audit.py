@@ -15,6 +15,7 @@ from security_helpers import KEY, write_records
 from neuroflow.errors import SecurityError
 from neuroflow.security.audit import AuditLogger, head_path
 from neuroflow.security.config import AuditConfig
+from neuroflow.security.keys import default_key_file
 from neuroflow.security.model import AuditEvent
 from neuroflow.security.verify import verify_audit_log
 
@@ -40,9 +41,10 @@ async def test_log_event_as_in_the_spec(log_path: Path, key: bytes) -> None:
 
 
 @pytest.mark.anyio
-async def test_default_key_file_is_created_0600_next_to_the_log(log_path: Path) -> None:
+async def test_default_key_file_is_created_0600_in_the_state_dir(log_path: Path) -> None:
     await AuditLogger(log_path).log_event("e", "a", {}, "success")
-    key_file = log_path.with_name("audit.log.key")
+    assert not log_path.with_name("audit.log.key").exists()  # not next to the log
+    key_file = default_key_file(log_path)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
     assert verify_audit_log(log_path).ok  # finds the same key file

@@ -155,4 +155,4 @@ def test_doctor_checks_that_the_audit_log_can_be_written(tmp_path: Path) -> None
     code, out = run("doctor", "--json")
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert checks["audit log writable"]["ok"] is True
-    assert "next to the log" in checks["audit key"]["detail"]
+    assert "state directory" in checks["audit key"]["detail"]

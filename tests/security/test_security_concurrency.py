@@ -14,6 +14,7 @@ import pytest
 from security_helpers import KEY
 
 from neuroflow.security.audit import AuditLogger
+from neuroflow.security.keys import default_key_file
 from neuroflow.security.model import AuditEvent
 from neuroflow.security.verify import log_files, verify_audit_log
 
@@ -84,7 +85,7 @@ def test_processes_rotating_while_they_write_keep_one_chain(log_path: Path) -> N
 def test_processes_racing_to_create_the_default_key_file_share_one_key(log_path: Path) -> None:
     log_path.parent.mkdir(parents=True)
     run_writers(log_path, processes=4, each=50, max_bytes=0, key=b"")
-    assert log_path.with_name("audit.log.key").exists()
+    assert default_key_file(log_path).exists()
     check_exact(log_path, [f"p{n}" for n in range(4)], 50, key=None)
 
 

@@ -17,22 +17,29 @@ from neuroflow.sandbox.result import SandboxResult, TerminationReason
 
 
 def command_action(
-    command: str, args: Sequence[str], actor: str, component: str,
-    env: Mapping[str, str] | None = None,
+    command: str, args: Sequence[str], actor: str, component: str, *,
+    env: Mapping[str, str] | None = None, cwd: str | None = None,
+    executable: str | None = None, search_path: str | None = None,
 ) -> tuple[Any, Any]:
     """The :class:`Action` and :class:`ActionContext` describing one sandbox command.
 
     The names of the variables in ``env`` (the call's extra environment) are the
     action's ``resources["env"]``, so guards can judge them and the decision record
-    shows them.
+    shows them.  ``cwd`` (the sandbox's working directory), ``executable`` (the program
+    it resolved and will run) and ``search_path`` go to ``context.extra``, so guards
+    judge the very file the sandbox runs, not what the command means in the host's
+    directory.
     """
     from neuroflow.observability.context import current_trace_id
     from neuroflow.security.model import Action, ActionContext
 
     resources = {"env": tuple(sorted(env))} if env else {}
+    extra = {name: value for name, value in (("cwd", cwd), ("executable", executable),
+                                             ("search_path", search_path)) if value}
     action = Action(kind="command", target=command, actor=actor, arguments=list(args),
                     resources=resources)
-    return action, ActionContext(component=component, trace_id=current_trace_id())
+    return action, ActionContext(component=component, trace_id=current_trace_id(),
+                                 extra=extra)
 
 
 def redacted_env(gate: Any, env: Mapping[str, str] | None) -> dict[str, str]:
@@ -107,7 +114,7 @@ class GuardedBackend:
         timeout: float | None = None,
     ) -> SandboxResult:
         """Authorize, run in the wrapped backend, and record the outcome."""
-        action, context = command_action(command, args, self._actor, self._component, env)
+        action, context = command_action(command, args, self._actor, self._component, env=env)
         return await run_guarded(self._gate, action, context, lambda: self.backend.execute(
             command, args, stdin=stdin, env=env, timeout=timeout), env)
 

@@ -342,7 +342,9 @@ class SandboxIsolator:
             return await self._run(command, executable, cwd, args, stdin, env, timeout)
         from neuroflow.sandbox.guarded import command_action, redacted_env, run_guarded
 
-        action, context = command_action(command, args, self._actor, "sandbox.process", env)
+        action, context = command_action(command, args, self._actor, "sandbox.process",
+                                         env=env, cwd=cwd, executable=executable,
+                                         search_path=self._search_path)
         rule = "sandbox.allowed_commands"
         try:
             self._check_allowed(command, executable, cwd)

@@ -37,11 +37,11 @@ import hashlib
 import hmac
 import json
 import os
-import re
+import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from json.encoder import (  # type: ignore[attr-defined]
     c_make_encoder,
     encode_basestring_ascii,
@@ -53,8 +53,13 @@ from neuroflow.errors import ConfigError, SecurityError
 from neuroflow.security.config import DEFAULT_REDACT_KEYS, AuditConfig
 from neuroflow.security.keys import resolve_key
 from neuroflow.security.model import AuditEvent
+from neuroflow.security.redaction import SHORT_SECRET_FLAGS, Redactor
+from neuroflow.security.witness import Witness, open_witness
 
 GENESIS = "0" * 64
+#: The longest record (one line) written or read: a longer one is refused when written
+#: and reported as not a record when verified, so reading a log needs bounded memory.
+MAX_RECORD_BYTES = 32 * 1024 * 1024
 MAC_SUFFIX_LEN = len(',"mac":"') + 64 + len('"}')
 _HEAD_LEN = 20 + 1 + 64 + 1 + 20 + 1 + 64 + 1 + 64 + 1
 
@@ -72,6 +77,60 @@ def _encode(value: Any) -> str:
 
 
 _quote = encode_basestring_ascii
+
+#: Details larger than this (characters of text, roughly) are cleaned and encoded in a
+#: worker thread, so a huge tool argument never blocks the event loop.
+OFF_LOOP_BYTES = 64 * 1024
+
+
+def is_large(value: Any, limit: int = OFF_LOOP_BYTES) -> bool:
+    """Whether ``value`` holds more than about ``limit`` characters (or very many items).
+
+    Looks at no more than a few thousand items: a value with more counts as large.
+    """
+    if not value:
+        return False
+    if type(value) is dict:  # the common case: a flat dict of short scalars and argv lists
+        total = 0
+        for k, v in value.items():
+            kind = type(v)
+            if kind is str:
+                total += len(v) + len(k)
+            elif kind is list or kind is tuple:
+                if len(v) > 64:
+                    return _walk_large(value, limit)
+                for item in v:
+                    if type(item) is str:
+                        total += len(item)
+                    elif not (item is None or type(item) in _SCALARS):
+                        return _walk_large(value, limit)
+            elif not (v is None or kind in _SCALARS):
+                return _walk_large(value, limit)
+        return total > limit
+    return _walk_large(value, limit)
+
+
+_SCALARS = frozenset({int, float, bool})
+
+
+def _walk_large(value: Any, limit: int) -> bool:
+    budget = [limit, 4096]  # characters, items
+
+    def walk(v: Any, depth: int) -> bool:
+        budget[1] -= 1
+        if budget[1] < 0 or depth > 20:
+            return True
+        kind = type(v)
+        if kind is str or kind is bytes:
+            budget[0] -= len(v)
+            return budget[0] < 0
+        if isinstance(v, Mapping):
+            return any(walk(k, depth + 1) or walk(x, depth + 1) for k, x in v.items())
+        if isinstance(v, (list, tuple, set, frozenset)):
+            return any(walk(x, depth + 1) for x in v)
+        return False
+
+    return walk(value, 0)
 
 
 def _opt(value: str | None) -> str:
@@ -189,211 +248,6 @@ def decode_head(key: bytes, data: bytes) -> tuple[int, str, int, str] | None:
     return int(parts[0]), parts[1], int(parts[2]), parts[3]
 
 
-# Commands whose SHORT flag carries a password: command -> ((flag, value may be the next
-# argument), ...).  Only these are treated so: `-p` is a port for psql, ssh, curl...
-# mysql-family `-p value` (with a space) prompts and takes `value` as a database name, so
-# only the glued form `-pvalue` is a password there.
-SHORT_SECRET_FLAGS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "mysql": (("-p", False),),
-    "mysqldump": (("-p", False),),
-    "mysqladmin": (("-p", False),),
-    "mysqlimport": (("-p", False),),
-    "mariadb": (("-p", False),),
-    "mariadb-dump": (("-p", False),),
-    "sshpass": (("-p", True),),
-    "redis-cli": (("-a", True),),
-}
-
-_DIGEST_PREFIX = "hmac-sha256:"
-_NOT_DIGEST = r"(?!hmac-sha256:[0-9a-f]{32})"
-# A value: quoted, or a run of non-blanks that leaves a closing shell quote outside.
-_VALUE = rf"""{_NOT_DIGEST}("[^"]*"|'[^']*'|\S+?(?=['"]?[;&|)]*(?:\s|$)))"""
-_GLUED = rf"""{_NOT_DIGEST}("[^"]*"|'[^']*'|[^\s'"]\S*?(?=['"]?[;&|)]*(?:\s|$)))"""
-_SCHEME = r"(?:(?:Bearer|Basic|Token|Digest|Negotiate)\s+)?+"  # possessive: never a value
-_USERINFO = re.compile(
-    rf"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@'\"]*:){_NOT_DIGEST}([^\s/@'\"]+)(?=@)")
-_BARE_SCHEME = re.compile(rf"(\b(?:Bearer|Basic)\s+){_NOT_DIGEST}([A-Za-z0-9\-._~+/]{{8,}}=*)")
-_KNOWN_COMMAND = re.compile(
-    r"(?<![\w.-])(?:[\w.-]*/)*(" + "|".join(re.escape(c) for c in SHORT_SECRET_FLAGS)
-    + r")(?=\s)")
-
-
-def _short_flag_pattern(command: str) -> re.Pattern[str]:
-    alternatives = []
-    for flag, separate in SHORT_SECRET_FLAGS[command]:
-        alternatives.append(rf"(?<!\S)({re.escape(flag)})(){_GLUED}")
-        if separate:
-            alternatives.append(rf"(?<!\S)({re.escape(flag)})(\s+){_VALUE}")
-    return re.compile("|".join(alternatives))
-
-
-_SHORT_PATTERNS = {command: _short_flag_pattern(command) for command in SHORT_SECRET_FLAGS}
-
-
-class Redactor:
-    """Replaces secrets in details by keyed digests (``"hmac-sha256:<32 hex>"``).
-
-    What is caught (``secret name`` = a name containing any of ``keys``, case-insensitive):
-
-    * a mapping key that is a secret name: its whole value;
-    * in strings: ``name=value`` / ``name: value`` (a ``Bearer``/``Basic``... scheme word
-      after the separator is kept, the token after it replaced); ``Bearer <token>`` /
-      ``Basic <token>`` anywhere (case-sensitive, token of 8+ characters); URL userinfo
-      ``scheme://user:pass@host`` (the password part); ``--secret-name value`` and
-      ``-secret-name value`` in whitespace-separated command lines;
-    * in lists (argv): the item after a ``--secret-name`` flag, and every string item as
-      above;
-    * for the commands in :data:`SHORT_SECRET_FLAGS` (first argv item, or the command word
-      in a string): ``-pVALUE`` (mysql family), ``-p VALUE`` (sshpass), ``-a VALUE``
-      (redis-cli).
-
-    Not caught: secrets with no secret-looking name or flag before them (a bare token in
-    a positional argument, ``https://token@host`` without a password part, a password
-    piped on stdin), short flags of commands not in the table, and values split across
-    list items in other ways.  Put secrets under a secret-named key when in doubt.
-    """
-
-    def __init__(self, key: bytes, keys: Iterable[str] = DEFAULT_REDACT_KEYS) -> None:
-        self._key = key
-        words = sorted({k.lower() for k in keys if k}, key=len, reverse=True)
-        alternatives = "|".join(re.escape(w) for w in words) or r"(?!x)x"
-        self._name = re.compile(alternatives, re.IGNORECASE)
-        # The name is matched from the start of a word only, and possessively: a search
-        # trying every position of a long word would be quadratic in its length.
-        self._inline = re.compile(
-            rf"((?<![-\w.])(?=[-\w.]*?(?:{alternatives}))[-\w.]*+\"?\s*[=:]\s*{_SCHEME})"
-            rf"{_VALUE}",
-            re.IGNORECASE,
-        )
-        self._flag = re.compile(rf"^-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*$", re.IGNORECASE)
-        self._flag_value = re.compile(
-            rf"(?<!\S)(-{{1,2}}[-\w.]*(?:{alternatives})[-\w.]*)(\s+){_VALUE}", re.IGNORECASE)
-        self._secret_names: dict[str, bool] = {}
-        self._sign = hmac_sha256_hex(key)
-        self._digests: dict[str, str] = {}
-        self._texts: dict[str, str] = {}
-
-    def digest(self, value: Any) -> str:
-        """The keyed digest written instead of ``value`` (equal secrets, equal digests)."""
-        raw = value if isinstance(value, str) else _encode(value)
-        found = self._digests.get(raw)
-        if found is None:
-            found = _DIGEST_PREFIX + self._sign(b"redact\x00" + raw.encode())[:32]
-            if len(self._digests) >= 1024:
-                self._digests.clear()
-            self._digests[raw] = found
-        return found
-
-    def is_secret_name(self, name: str) -> bool:
-        """Whether a mapping key names a secret."""
-        found = self._secret_names.get(name)
-        if found is None:
-            found = self._name.search(name) is not None
-            if len(self._secret_names) < 4096:
-                self._secret_names[name] = found
-        return found
-
-    def clean_text(self, text: str) -> str:
-        """``text`` with every secret it visibly holds replaced (see the class docstring)."""
-        found = self._texts.get(text)
-        if found is not None:
-            return found
-        out = text
-        if "://" in out and "@" in out:
-            out = _USERINFO.sub(self._replace, out)
-        if "=" in out or ":" in out:
-            out = self._inline.sub(self._replace, out)
-        if "Bearer" in out or "Basic" in out:
-            out = _BARE_SCHEME.sub(self._replace, out)
-        if "-" in out and (" " in out or "\t" in out or "\n" in out):
-            out = self._flag_value.sub(self._replace_flag, out)
-            for match in _KNOWN_COMMAND.finditer(out):
-                out = _SHORT_PATTERNS[match.group(1)].sub(self._replace_short, out)
-        if len(text) <= 512:
-            if len(self._texts) >= 2048:
-                self._texts.clear()
-            self._texts[text] = out
-        return out
-
-    def clean(self, value: Any, depth: int = 0) -> Any:
-        """``value`` with every secret replaced; non-JSON values become strings."""
-        kind = type(value)
-        if kind is str:
-            return self.clean_text(value)
-        if value is None or kind is bool or kind is int or kind is float:
-            return value
-        if depth > 20:
-            return "<nested too deep>"
-        if kind is dict or isinstance(value, Mapping):
-            out: dict[str, Any] = {}
-            secret = self.is_secret_name
-            for k, v in value.items():
-                name = k if type(k) is str else str(k)
-                if v is not None and secret(name):
-                    out[name] = self.digest(v)
-                elif type(v) is str:
-                    out[name] = self.clean_text(v)
-                else:
-                    out[name] = self.clean(v, depth + 1)
-            return out
-        if kind is list or kind is tuple or isinstance(value, (list, tuple, set, frozenset)):
-            return self._clean_argv(value, depth)
-        if isinstance(value, str):  # a str subclass (an enum value)
-            return self.clean_text(str(value))
-        return self.clean(str(value), depth + 1)
-
-    def _clean_argv(self, value: Iterable[Any], depth: int) -> list[Any]:
-        items: list[Any] = []
-        hide_next = False
-        short: tuple[tuple[str, bool], ...] = ()
-        for item in value:
-            if hide_next:
-                items.append(self.digest(item))
-                hide_next = False
-                continue
-            if type(item) is not str:
-                items.append(self.clean(item, depth + 1))
-                continue
-            if not items:
-                short = SHORT_SECRET_FLAGS.get(item[item.rfind("/") + 1:], ())
-            if item.startswith("-") and "=" not in item:
-                if self._flag.match(item) is not None:
-                    hide_next = True
-                    items.append(item)
-                    continue
-                for flag, separate in short:
-                    if item == flag:
-                        hide_next = separate
-                        break
-                    if item.startswith(flag) and not item.startswith(_DIGEST_PREFIX, 2):
-                        item = flag + self.digest(item[len(flag):])
-                        break
-                else:
-                    item = self.clean_text(item)
-                items.append(item)
-                continue
-            items.append(self.clean_text(item))
-        return items
-
-    def _replace(self, match: re.Match[str]) -> str:
-        return match.group(1) + self.digest(_unquote(match.group(2)))
-
-    def _replace_flag(self, match: re.Match[str]) -> str:
-        return match.group(1) + match.group(2) + self.digest(_unquote(match.group(3)))
-
-    def _replace_short(self, match: re.Match[str]) -> str:
-        groups = [g for g in match.groups() if g is not None]
-        flag, gap, value = groups[0], groups[1], groups[2]
-        return flag + gap + self.digest(_unquote(value))
-
-
-def _unquote(value: str) -> str:
-    """A value without the shell/JSON quotes around it (so equal secrets digest equally)."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
-
-
 _loggers: weakref.WeakSet[AuditLogger] = weakref.WeakSet()
 
 
@@ -422,6 +276,11 @@ class AuditLogger:
         redact_keys: detail keys whose values are written as keyed digests.
         listeners: callables given each :class:`AuditEvent` after it is written; their
             errors are reported through :mod:`logging` and do not undo the record.
+        witness: a file path or a PostgreSQL URL that receives a copy of ``<log>.head``
+            after every record (:mod:`neuroflow.security.witness`); kept where the
+            sandboxed code (and whoever may edit the log) cannot write, it lets
+            ``neuroflow audit verify --witness`` catch a wiped or rewound log, and tells a
+            writer starting on an empty log that records were there before.
 
     Example::
 
@@ -442,10 +301,12 @@ class AuditLogger:
         fsync: bool = False,
         redact_keys: Sequence[str] = DEFAULT_REDACT_KEYS,
         listeners: Sequence[Callable[[AuditEvent], Any]] = (),
+        witness: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(output_file, AuditConfig):
             cfg = output_file
             output_file = cfg.file
+            witness = witness if witness is not None else cfg.witness
             key = key if key is not None else cfg.key
             key_file = key_file if key_file is not None else cfg.key_file
             key_env, max_bytes, backups = cfg.key_env, cfg.max_bytes, cfg.backups
@@ -470,6 +331,10 @@ class AuditLogger:
         self._tlock = threading.Lock()
         self._fd = -1
         self._head_fd = -1
+        #: where the head is mirrored (a file or PostgreSQL), or ``None``
+        self.witness: Witness | None = (open_witness(witness, self.path) if witness
+                                        else None)
+        self._reset_note: dict[str, Any] | None = None
         self._ino = -1
         self._size = -1
         self._seq = 0
@@ -559,12 +424,21 @@ class AuditLogger:
 
         The append is done inline when the file lock is free (a few microseconds) and
         in a worker thread when another writer holds it or ``fsync`` is on, so the
-        event loop is never blocked waiting.
+        event loop is never blocked waiting.  Details larger than
+        :data:`OFF_LOOP_BYTES` are cleaned and encoded in a worker thread too.
 
         Raises:
             SecurityError: the record could not be written (the caller must fail closed).
         """
-        seq = await self._append_async(self._encode_event(event))
+        if is_large(event.details) or len(event.resource) > OFF_LOOP_BYTES:
+            import anyio.to_thread
+
+            # Cancellable: a deadline ends the wait (nothing is recorded, so nothing runs).
+            middle = await anyio.to_thread.run_sync(self._encode_event, event,
+                                                    abandon_on_cancel=True)
+        else:
+            middle = self._encode_event(event)
+        seq = await self._append_async(middle)
         if self.listeners:
             self._notify(event)
         return seq
@@ -582,8 +456,16 @@ class AuditLogger:
         trace_id: str | None = None,
     ) -> int:
         """:meth:`log` from the fields of an :class:`AuditEvent` (built only for listeners)."""
-        seq = await self._append_async(self._encode(
-            event_type, actor, action, resource, decision, rule, outcome, details, trace_id))
+        fields = (event_type, actor, action, resource, decision, rule, outcome, details,
+                  trace_id)
+        if (details and is_large(details)) or len(resource) > OFF_LOOP_BYTES:
+            import anyio.to_thread
+
+            middle = await anyio.to_thread.run_sync(lambda: self._encode(*fields),
+                                                    abandon_on_cancel=True)
+        else:
+            middle = self._encode(*fields)
+        seq = await self._append_async(middle)
         if self.listeners:
             self._notify(AuditEvent(event_type, actor, action, resource, decision, rule,
                                     outcome, details or {}, trace_id))
@@ -715,9 +597,11 @@ class AuditLogger:
             self._unlock()
 
     def close(self) -> None:
-        """Close the file descriptors (a later write reopens them)."""
+        """Close the file descriptors (a later write reopens them); flush the witness."""
         with self._tlock:
             self._close_fds()
+            if self.witness is not None:
+                self.witness.close()
 
     # --- encoding ----------------------------------------------------------------------
 
@@ -773,7 +657,7 @@ class AuditLogger:
     def _open_head(self) -> None:
         if self._head_fd < 0:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._head_fd = os.open(head_path(self.path), os.O_RDWR | os.O_CREAT, 0o600)
+            self._head_fd = _open_regular(head_path(self.path), os.O_RDWR | os.O_CREAT)
 
     def _try_lock(self) -> bool:
         if not self._tlock.acquire(blocking=False):
@@ -866,34 +750,69 @@ class AuditLogger:
             os.fsync(self._fd)
 
     def _write_head(self) -> None:
-        os.pwrite(self._head_fd, encode_head(self._head_sign or self._make_head_sign(),
-                                             self._seq, self._mac, self._base_text), 0)
+        data = encode_head(self._head_sign or self._make_head_sign(), self._seq, self._mac,
+                           self._base_text)
+        os.pwrite(self._head_fd, data, 0)
+        if self.witness is not None:
+            self.witness.write(data)
+
+    def _read_witness(self) -> tuple[int, str, int, str] | None:
+        """The head the witness last saw, or ``None`` (no witness, or an empty one)."""
+        if self.witness is None:
+            return None
+        found = self.witness.read()
+        if found is None:
+            return None
+        try:
+            if found[1] > _HEAD_LEN + 1:
+                raise ValueError(f"it is {found[1]} bytes, a head is {_HEAD_LEN}")
+            return decode_head(self.key, found[0])
+        except ValueError as exc:
+            raise SecurityError(f"audit log {self.path}: the witness {self.witness} is not "
+                                f"valid: {exc}") from None
 
     def _append_locked(self, middle: str) -> int:
         try:
             sign = self._sign or self.sign
             size = self._current()
-            seq = self._seq + 1
-            body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
-            mac = sign(body)
-            line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
-            if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
-                self._rotate()
-                size = 0
-            self._write(line, size)
-            self._size = size + len(line)
-            self._seq, self._mac = seq, mac
-            self._write_head()
-            return seq
+            if self._reset_note is not None:
+                note, self._reset_note = self._reset_note, None
+                self._append_one(sign, self._encode(
+                    "audit_log_reset", "neuroflow", "audit_log_reset", str(self.path), None,
+                    None, "warning", note, None), size)
+                size = self._size
+            return self._append_one(sign, middle, size)
         except OSError as exc:
             self._size = -1
             raise self._error("cannot write", exc) from exc
+
+    def _append_one(self, sign: Callable[[bytes], str], middle: str, size: int) -> int:
+        """Chain, write and head one record (the lock is held, ``size`` is current)."""
+        seq = self._seq + 1
+        body = f'{{"seq":{seq},"prev":"{self._mac}",{middle[1:]}'.encode()
+        mac = sign(body)
+        line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
+        _check_length(len(line))
+        if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
+            self._rotate()
+            size = 0
+        self._write(line, size)
+        self._size = size + len(line)
+        self._seq, self._mac = seq, mac
+        self._write_head()
+        return seq
 
     def _append_batch_locked(self, middles: Sequence[str]) -> list[int]:
         """Chain and write several records with as few ``write`` calls as rotation allows."""
         try:
             sign = self._sign or self.sign
             size = self._current()
+            if self._reset_note is not None:
+                note, self._reset_note = self._reset_note, None
+                self._append_one(sign, self._encode(
+                    "audit_log_reset", "neuroflow", "audit_log_reset", str(self.path), None,
+                    None, "warning", note, None), size)
+                size = self._size
             seqs: list[int] = []
             pending: list[bytes] = []
             pending_len = 0
@@ -903,6 +822,7 @@ class AuditLogger:
                 body = f'{{"seq":{seq},"prev":"{prev}",{middle[1:]}'.encode()
                 mac = sign(body)
                 line = body[:-1] + b',"mac":"' + mac.encode() + b'"}\n'
+                _check_length(len(line))
                 if (self.max_bytes and size + pending_len > 0
                         and size + pending_len + len(line) > self.max_bytes):
                     if pending:
@@ -930,7 +850,7 @@ class AuditLogger:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = _open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         self._ino = os.fstat(self._fd).st_ino
         self._size = -1
 
@@ -947,6 +867,8 @@ class AuditLogger:
             # The head file saw later records than the file holds: records were removed.
             # Continue after the head so the gap stays visible to `audit verify`.
             last = (head[0], head[1])
+        if head is None and last is None:
+            self._note_reset()
         self._seq, self._mac = last if last is not None else (0, GENESIS)
         self._size = size
         if head is None:
@@ -954,6 +876,30 @@ class AuditLogger:
             # now on the head is never empty (a crash right after the first record then
             # leaves it one behind, which is fine, not empty, which is refused).
             self._write_head()
+
+    def _note_reset(self) -> None:
+        """A new, empty chain: if records existed before (this writer's, or the witness's),
+        warn and have the reset recorded as the first record of the new chain."""
+        try:
+            witnessed = self._read_witness()
+        except OSError as exc:  # e.g. the witness database is down: say so, go on
+            import logging
+
+            logging.getLogger("neuroflow.security.audit").warning(
+                "audit log %s: cannot read the witness %s: %s", self.path, self.witness, exc)
+            witnessed = None
+        before = max(self._seq, witnessed[0] if witnessed else 0)
+        if before <= 0:
+            return
+        import logging
+
+        what = (f"audit log {self.path}: the log and its head are gone or empty, but seq "
+                f"{before} was written before ({'this writer' if self._seq else 'witness'}); "
+                "a new chain starts, and its first record says so")
+        logging.getLogger("neuroflow.security.audit").warning(what)
+        self._reset_note = {"previous_seq": before, "seen_by": (
+            "writer" if self._seq >= (witnessed[0] if witnessed else 0) else "witness"),
+            "witness": str(self.witness) if self.witness else None}
 
     def _headless_message(self) -> str:
         return (f"audit log {self.path}: it holds records but {head_path(self.path)} is "
@@ -1020,10 +966,36 @@ class AuditLogger:
             pass
 
 
+def _open_regular(path: Path, flags: int) -> int:
+    """Open a file of the log without blocking (a FIFO would hang); refuse non-regular files."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO without reader, a directory
+            raise OSError(errno.EINVAL, f"{path} is not a regular file") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file (mode "
+                          f"{stat.filemode(mode)})")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_length(length: int) -> None:
+    if length > MAX_RECORD_BYTES:
+        raise SecurityError(f"audit log: a record of {length} bytes is longer than "
+                            f"MAX_RECORD_BYTES ({MAX_RECORD_BYTES}); it is not written")
+
+
 def _last_record(path: Path, size: int | None) -> tuple[int, str] | None:
     """(seq, mac) of the last record of ``path``, or ``None`` if it has none."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = _open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
@@ -1040,6 +1012,10 @@ def _last_record(path: Path, size: int | None) -> tuple[int, str] | None:
             data = os.pread(fd, step, pos) + data
             if data.count(b"\n") >= 2 or pos == 0:
                 break
+            if len(data) > MAX_RECORD_BYTES + 1:
+                raise SecurityError(f"audit log {path}: its last line is longer than "
+                                    f"{MAX_RECORD_BYTES} bytes; run `neuroflow audit "
+                                    f"verify {path}`")
             chunk *= 2
     finally:
         os.close(fd)

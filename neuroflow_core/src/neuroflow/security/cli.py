@@ -21,7 +21,8 @@ def audit_group() -> None:
 
 
 _KEY_HELP = ("File holding the HMAC key (default: $NEUROFLOW_AUDIT_KEY, else "
-             "[security.audit] key_file, else <log>.key).")
+             "[security.audit] key_file, else <log>.key if it exists, else the default key "
+             "in ~/.local/state/neuroflow/audit-keys/).")
 
 
 def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | None]:
@@ -50,12 +51,16 @@ def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | No
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-head", is_flag=True,
               help="Accept a missing or empty FILE.head (check the chain alone, warn).")
-def verify(file: Path, key_file: Path | None, as_json: bool, no_head: bool) -> None:
+@click.option("--witness", help="The log's witness, a file or a postgresql:// URL "
+              "([security.audit] witness): catch a wiped or rewound log.")
+def verify(file: Path, key_file: Path | None, as_json: bool, no_head: bool,
+           witness: str | None) -> None:
     """Check FILE's keyed hash chain (rotated files included); report the first bad record."""
     from neuroflow.security.verify import verify_audit_log
 
     key_path, key = _key_file(file, key_file)
-    report = verify_audit_log(file, key, key_file=key_path, require_head=not no_head)
+    report = verify_audit_log(file, key, key_file=key_path, require_head=not no_head,
+                              witness=witness)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -14,6 +14,7 @@ Guards are selected with ``[security] guards = [...]`` and each guard's rules li
     key_file = "/etc/neuroflow/audit.key"    # keep it away from whoever can edit the log
     max_bytes = 10485760
     backups = 10
+    witness = "/var/lib/neuroflow/audit.witness"   # a head copy the sandbox cannot reach
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class AuditConfig:
         backups: how many rotated files (``audit.log.1`` ...) are kept; 0 keeps all.
         fsync: ``fsync`` after every record (survives power loss; costs milliseconds).
         redact_keys: detail keys whose values are written as keyed digests.
+        witness: a file path, or a PostgreSQL URL, that gets a copy of the log's head
+            after every record; put it where sandboxed code cannot write
+            (``/var/lib/neuroflow/audit.witness``) and ``neuroflow audit verify
+            --witness`` catches a wiped or rewound log.
     """
 
     enabled: bool = True
@@ -64,6 +69,7 @@ class AuditConfig:
     backups: int = 0
     fsync: bool = False
     redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS
+    witness: str | None = None
 
 
 @attrs.frozen
@@ -90,12 +96,20 @@ class SecurityConfig:
 
 
 def _unstructure_audit(cfg: AuditConfig) -> dict[str, object]:
-    """``config show`` must not print the audit key."""
+    """``config show`` must not print the audit key (nor a witness URL's password)."""
     from neuroflow.config import converter
 
     data = {f.name: converter.unstructure(getattr(cfg, f.name)) for f in attrs.fields(AuditConfig)}
     if data["key"] is not None:
         data["key"] = "<hidden>"
+    witness = data.get("witness")
+    if isinstance(witness, str) and "://" in witness and "@" in witness:
+        # a PostgreSQL URL may carry a password: postgresql://user:<hidden>@host/db
+        scheme, _, rest = witness.partition("://")
+        userinfo, _, host = rest.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":<hidden>"
+        data["witness"] = f"{scheme}://{userinfo}@{host}"
     return data
 
 

@@ -21,7 +21,7 @@ def audit_checks() -> list[Check]:
     from neuroflow.config import get_config
     from neuroflow.errors import ConfigError
     from neuroflow.security.config import SecurityConfig
-    from neuroflow.security.keys import default_key_file
+    from neuroflow.security.keys import default_key_file, legacy_key_file
 
     try:
         settings = get_config().section("security").settings or SecurityConfig()
@@ -41,8 +41,11 @@ def audit_checks() -> list[Check]:
         source = f"key file {audit.key_file}"
     elif audit.key_env and os.environ.get(audit.key_env):
         source = f"${audit.key_env}"
-    else:
-        source = (f"{default_key_file(path)} next to the log: move it where log editors "
+    elif legacy_key_file(path).exists():
+        source = (f"{legacy_key_file(path)} next to the log: move it where log editors "
                   "cannot read it ([security.audit] key_file)")
+    else:
+        source = (f"{default_key_file(path)} (the user's state directory, outside the "
+                  "working directory; [security.audit] key_file to choose)")
     checks.append(Check("audit key", True, source))
     return checks

@@ -1,16 +1,28 @@
 """Where the audit log's HMAC key comes from.
 
 In order: the ``key`` argument or setting, the ``key_file`` setting, the environment
-variable named by ``key_env`` (``NEUROFLOW_AUDIT_KEY``), and last a key file next to the
-log (``audit.log.key``), created with mode 0600 and a random key if it does not exist.
+variable named by ``key_env`` (``NEUROFLOW_AUDIT_KEY``), a key file next to the log
+(``audit.log.key``) if one exists (logs written before the default moved), and last the
+default key file in the user's state directory::
+
+    $XDG_STATE_HOME/neuroflow/audit-keys/<sha256 of the log's absolute path>.key
+    (~/.local/state/neuroflow/audit-keys/... when XDG_STATE_HOME is unset)
+
+created with mode 0600 (its folders 0700) and a random key if it does not exist.  The
+default log is ``.neuroflow/audit.log`` in the working directory, often a sandbox's
+``work_dir`` too: a key next to it would be readable by the sandboxed code, so the key
+lives elsewhere by default.  A log moved to another path or machine needs its key given
+(``--key-file``).
 
 The key must be kept away from whoever could edit the log: with it, a forged log
-verifies.  The file next to the log is a convenient default for one machine, not a
-protection against its administrator; use a key file elsewhere, or the environment.
+verifies.  The state directory protects against sandboxed code, not against the
+machine's administrator; in production use a key file only the writer can read, or the
+environment.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -20,9 +32,23 @@ from neuroflow.errors import ConfigError, SecurityError
 MIN_KEY_BYTES = 16
 
 
-def default_key_file(log_file: Path) -> Path:
-    """The key file used when no key is configured: ``<log>.key``."""
+def state_dir() -> Path:
+    """The user's state directory for neuroflow: ``$XDG_STATE_HOME/neuroflow``."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "neuroflow"
+
+
+def legacy_key_file(log_file: Path) -> Path:
+    """Where keys used to be by default: ``<log>.key`` next to the log (still read)."""
     return log_file.with_name(log_file.name + ".key")
+
+
+def default_key_file(log_file: Path) -> Path:
+    """The key file used when no key is configured (see the module docstring)."""
+    absolute = os.path.abspath(os.fspath(log_file))
+    name = hashlib.sha256(os.fsencode(absolute)).hexdigest()[:32]
+    return state_dir() / "audit-keys" / f"{name}.key"
 
 
 def read_key_file(path: Path, *, create: bool) -> bytes:
@@ -44,7 +70,11 @@ def read_key_file(path: Path, *, create: bool) -> bytes:
 
 def _create_key_file(path: Path) -> None:
     """Write a random key to ``path`` (0600) atomically: a racing process sees all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SecurityError(f"cannot create the folder of audit key file {path}: "
+                            f"{exc.strerror}") from None
     temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -93,4 +123,7 @@ def resolve_key(
         value = os.environ.get(key_env)
         if value:
             return as_key(value, f"environment variable {key_env}")
-    return read_key_file(default_key_file(log_file), create=create)
+    legacy = legacy_key_file(Path(log_file))
+    if legacy.exists():
+        return read_key_file(legacy, create=False)
+    return read_key_file(default_key_file(Path(log_file)), create=create)

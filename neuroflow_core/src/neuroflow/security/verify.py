@@ -12,7 +12,15 @@ The first problem found is reported with the record's position across all files
   does not chain to the record before it;
 * ``head-missing``: the log holds records but ``<log>.head`` is missing or empty, so
   records cut from the end cannot be ruled out (``require_head=False`` /
-  ``neuroflow audit verify --no-head`` checks the chain alone and only warns).
+  ``neuroflow audit verify --no-head`` checks the chain alone and only warns);
+* ``bad-file``: the head or a log file is not a regular file (a FIFO, a directory, a
+  device), or the head is far larger than a head can be;
+* ``rewound``: the log ends before the sequence number its witness saw (see
+  :mod:`neuroflow.security.witness`).
+
+Any file is survived with bounded memory: files are opened without blocking and must be
+regular files, the head is read up to its fixed size, and log lines are streamed, a
+line longer than :data:`MAX_RECORD_BYTES` being reported (``altered``) without reading on.
 
 A log that is being written (and rotated) while it is verified is read as one consistent
 snapshot: under a shared ``flock`` on ``<log>.head`` (writers hold it exclusively around
@@ -29,6 +37,7 @@ import fcntl
 import hmac
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +45,9 @@ from typing import Any
 import attrs
 
 from neuroflow.security.audit import (
+    _HEAD_LEN,
     GENESIS,
+    MAX_RECORD_BYTES,
     decode_head,
     head_path,
     mac_of,
@@ -44,6 +55,33 @@ from neuroflow.security.audit import (
     split_record,
 )
 from neuroflow.security.keys import resolve_key
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symlink"}
+
+
+class NotRegularFile(OSError):
+    """A file of the log that is not a regular file."""
+
+
+def open_regular(path: Path) -> int:
+    """Open ``path`` read-only without blocking (a FIFO would hang); refuse non-regular files.
+
+    Raises:
+        FileNotFoundError: it does not exist.
+        NotRegularFile: it is a FIFO, a directory, a device or a socket.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise NotRegularFile(f"{path} is {kind}, not a regular file")
+    return fd
 
 
 @attrs.frozen
@@ -104,6 +142,8 @@ class VerifyReport:
         assert p is not None
         if p.kind == "head-missing":
             return f"UNVERIFIED END: {p.message}"
+        if p.kind == "bad-file":
+            return f"TAMPERED: {p.message}"
         return (f"TAMPERED: record {p.record} ({p.file}, line {p.line}) is {p.kind}: "
                 f"{p.message}")
 
@@ -122,6 +162,10 @@ def log_files(path: Path) -> list[Path]:
 
 
 _CHUNK = 1 << 20
+
+
+class Oversized(bytes):
+    """The start of a line longer than :data:`MAX_RECORD_BYTES` (the rest is not read)."""
 
 
 @attrs.frozen
@@ -143,7 +187,10 @@ class _Snapshot:
 
     def __init__(self, path: Path, lock: bool = True) -> None:
         self.head: bytes | None = None
+        self.head_size = 0
         self.parts: list[_Part] = []
+        #: (file, message) when a file of the log is not a regular file
+        self.bad: tuple[str, str] | None = None
         self._lock_fd = -1
         self._locking = lock
         try:
@@ -154,18 +201,26 @@ class _Snapshot:
 
     def _take(self, path: Path) -> None:
         try:
-            self._lock_fd = os.open(head_path(path), os.O_RDONLY | os.O_CLOEXEC)
+            self._lock_fd = open_regular(head_path(path))
         except FileNotFoundError:
             pass  # no writer has run here; read the files as they are
+        except NotRegularFile as exc:
+            self.bad = (str(head_path(path)), str(exc))
+            return
         if self._lock_fd >= 0:
             if self._locking:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
-            self.head = os.pread(self._lock_fd, max(os.fstat(self._lock_fd).st_size, 1), 0)
+            self.head_size = os.fstat(self._lock_fd).st_size
+            # bounded: a head has a fixed size, a huge (or sparse) one is not read whole
+            self.head = os.pread(self._lock_fd, _HEAD_LEN + 1, 0)
         for file in log_files(path):
             try:
-                fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
+                fd = open_regular(file)
             except FileNotFoundError:
                 continue  # only possible without a head file (no lock to hold)
+            except NotRegularFile as exc:
+                self.bad = (str(file), str(exc))
+                break
             except OSError as exc:
                 if exc.errno not in (errno.EMFILE, errno.ENFILE) or self._lock_fd < 0:
                     raise
@@ -180,6 +235,7 @@ class _Snapshot:
         for part in self.parts:
             os.close(part.fd)
         self.parts = [_Part(file, -1, -1) for file in log_files(path)]
+
 
     def lines(self) -> Iterator[tuple[Path, int, bytes]]:
         """Every line of every file, oldest first: (file, 1-based line number, bytes)."""
@@ -208,8 +264,8 @@ def _part_lines(part: _Part) -> Iterator[bytes]:
         yield from _fd_lines(part.fd, part.size)
         return
     try:
-        fd = os.open(part.file, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        fd = open_regular(part.file)
+    except (FileNotFoundError, NotRegularFile):
         return
     try:
         yield from _fd_lines(fd, os.fstat(fd).st_size)
@@ -217,10 +273,16 @@ def _part_lines(part: _Part) -> Iterator[bytes]:
         os.close(fd)
 
 
-def _fd_lines(fd: int, size: int) -> Iterator[bytes]:
-    """The lines in the first ``size`` bytes of ``fd`` (read with ``pread``: no shared offset)."""
+def _fd_lines(fd: int, size: int, limit: int | None = None) -> Iterator[bytes]:
+    """The lines in the first ``size`` bytes of ``fd`` (read with ``pread``: no shared offset).
+
+    A line longer than ``limit`` (default :data:`MAX_RECORD_BYTES`) is given as an
+    :class:`Oversized` start and ends the reading of this file: memory stays bounded.
+    """
+    limit = MAX_RECORD_BYTES if limit is None else limit
     pos = 0
     pending: list[bytes] = []
+    pending_len = 0
     while pos < size:
         chunk = os.pread(fd, min(_CHUNK, size - pos), pos)
         if not chunk:
@@ -232,11 +294,18 @@ def _fd_lines(fd: int, size: int) -> Iterator[bytes]:
             if pending:
                 pending.append(lines[0])
                 lines[0] = b"".join(pending)
-                pending = []
+                pending, pending_len = [], 0
             for line in lines:
+                if len(line) > limit:
+                    yield Oversized(line[:200])
+                    return
                 yield line + b"\n"
         if tail:
             pending.append(tail)
+            pending_len += len(tail)
+            if pending_len > limit:
+                yield Oversized(b"".join(pending)[:200])
+                return
     if pending:
         yield b"".join(pending)
 
@@ -265,6 +334,7 @@ def verify_audit_log(
     key_file: str | Path | None = None,
     key_env: str | None = "NEUROFLOW_AUDIT_KEY",
     require_head: bool = True,
+    witness: str | Path | None = None,
 ) -> VerifyReport:
     """Check the chain of the log at ``path`` and its rotated files.
 
@@ -275,17 +345,62 @@ def verify_audit_log(
         key_env: the environment variable that may hold the key.
         require_head: a log holding records without a (non-empty) ``<log>.head`` is a
             ``head-missing`` problem; ``False`` only adds a warning.
+        witness: the log's witness, a file or a PostgreSQL URL
+            (``[security.audit] witness``): a log that ends
+            before the record the witness saw, or holds another record there, is
+            ``rewound`` (wiped, truncated with its head, or replaced by an older copy).
 
     Returns:
         a :class:`VerifyReport`; ``report.problem`` names the first bad record.
     """
     path = Path(path)
     raw_key = resolve_key(path, key, key_file, key_env, create=False)
+    seen = (_read_witness(os.fspath(witness), path, raw_key) if witness is not None
+            else None)
+    if isinstance(seen, VerifyReport):
+        return seen
     snapshot = _Snapshot(path)
     try:
-        return _verify(path, raw_key, snapshot, require_head)
+        if seen is not None and not snapshot.parts and snapshot.bad is None and seen[0] > 0:
+            return VerifyReport(False, 0, (str(path),), 0, 0, Problem(
+                "rewound", 1, str(path), 1, 1, f"the log does not exist, but its witness "
+                f"{witness} saw seq {seen[0]}: the log was wiped"))
+        report = _verify(path, raw_key, snapshot, require_head, witnessed=seen)
     finally:
         snapshot.close()
+    return report
+
+
+def _read_witness(spec: str, log: Path, key: bytes) -> tuple[int, str] | VerifyReport | None:
+    """(seq, mac) the witness saw; a failed report if it is not a valid witness."""
+    from neuroflow.security.witness import open_witness
+
+    witness = open_witness(spec, log)
+
+    def bad(message: str) -> VerifyReport:
+        return VerifyReport(False, 0, (str(witness),), 0, 0,
+                            Problem("bad-file", 0, str(witness), 0, 0, message))
+
+    try:
+        found = witness.read()
+    except NotRegularFile as exc:
+        return bad(f"the witness: {exc}")
+    except OSError as exc:
+        if "not a regular file" in str(exc):
+            return bad(f"the witness {witness} is not a regular file")
+        raise
+    finally:
+        witness.close()
+    if found is None:
+        return bad(f"the witness {witness} does not exist (or holds no head for this log)")
+    data, size = found
+    try:
+        if size > _HEAD_LEN + 1:
+            raise ValueError(f"it is {size} bytes, a head is {_HEAD_LEN}")
+        head = decode_head(key, data[:_HEAD_LEN + 1])
+    except ValueError as exc:
+        return bad(f"the witness {witness} is not valid: {exc}")
+    return None if head is None else (head[0], head[1])
 
 
 def verify_chain_unlocked(path: Path, key: bytes) -> tuple[VerifyReport, tuple[int, str]]:
@@ -309,9 +424,13 @@ def verify_chain_unlocked(path: Path, key: bytes) -> tuple[VerifyReport, tuple[i
 
 
 def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool = True,
-            base: tuple[int, str] | None = None) -> VerifyReport:
+            base: tuple[int, str] | None = None,
+            witnessed: tuple[int, str] | None = None) -> VerifyReport:
     parts = snapshot.parts
     names = tuple(str(p.file) for p in parts) or (str(path),)
+    if snapshot.bad is not None:
+        file, message = snapshot.bad
+        return VerifyReport(False, 0, names, 0, 0, Problem("bad-file", 0, file, 0, 0, message))
     if not parts:
         from neuroflow.errors import ConfigError
 
@@ -323,6 +442,8 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool 
         head = None
     else:
         try:
+            if snapshot.head_size > _HEAD_LEN + 1:
+                raise ValueError(f"it is {snapshot.head_size} bytes, a head is {_HEAD_LEN}")
             head = decode_head(raw_key, snapshot.head) if snapshot.head is not None else None
         except ValueError as exc:
             return VerifyReport(False, 0, names, 0, 0, Problem(
@@ -342,10 +463,18 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool 
             what = ("the line is incomplete (no newline at the end)" if not raw.endswith(b"\n")
                     else "the record does not match its MAC (edited, forged, or written "
                     "with another key)")
+            if isinstance(raw, Oversized):
+                what = (f"the line is longer than {MAX_RECORD_BYTES} bytes, the longest a "
+                        "record may be: not a record (the rest of the file is not read)")
             return _fail(names, position - 1, base_seq, expect_seq,
                          Problem("altered", position, *where, expect_seq, what), warnings)
         seq, prev, mac = parsed
         if seq == expect_seq and prev == expect_prev:
+            if witnessed is not None and seq == witnessed[0] and mac != witnessed[1]:
+                return _fail(names, position - 1, base_seq, expect_seq, Problem(
+                    "rewound", position, *where, expect_seq, f"record seq {seq} is not the "
+                    "one the witness saw: the log was replaced (by an older or forged "
+                    "copy)"), warnings)
             expect_seq, expect_prev = seq + 1, mac
             continue
         if seq < expect_seq:
@@ -369,6 +498,12 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool 
                               "(its prev is not that record's MAC)")
         return _fail(names, position - 1, base_seq, expect_seq, problem, warnings)
     last_seq = expect_seq - 1
+    if witnessed is not None and witnessed[0] > last_seq:
+        last = parts[-1]
+        return _fail(names, position, base_seq, expect_seq, Problem(
+            "rewound", position + 1, str(last.file), snapshot.count_lines(last) + 1,
+            expect_seq, f"the log ends at seq {last_seq} but its witness saw seq "
+            f"{witnessed[0]}: the log was wiped or rewound"), warnings)
     if head is not None and head[0] > last_seq:
         last = parts[-1]
         return _fail(names, position, base_seq, expect_seq, Problem(

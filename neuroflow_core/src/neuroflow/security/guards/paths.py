@@ -16,7 +16,9 @@
 Every path is resolved before it is judged: relative paths against the action's working
 directory (``context.extra["cwd"]``, else the process's), ``..`` collapsed and symlinks
 followed, so neither ``root/../etc`` nor a link out of a root escapes it.  A pattern
-without ``/`` matches the base name; ``**`` and ``*`` both match across ``/``.
+without ``/`` matches the base name; ``**`` and ``*`` both match across ``/``; a pattern
+ending in ``/**`` (``**/.ssh/**``) also matches the directory itself.  Paths may be
+given as ``str``, ``bytes`` (decoded with :func:`os.fsdecode`) or ``os.PathLike``.
 
 The guard judges ``file_read``/``file_write`` actions (target = the path) and, on any
 action, the paths listed in ``resources["read_paths"]``, ``resources["write_paths"]``
@@ -103,6 +105,18 @@ def _pattern(pattern: str) -> str:
     return pattern
 
 
+def _as_text(value: object, what: str) -> str:
+    """A path given as ``str``, ``bytes`` or ``os.PathLike``, as text (``os.fsdecode``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return os.fsdecode(bytes(value))
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(os.fspath(value))
+    raise TypeError(f"{what}: expected a path (str, bytes or os.PathLike), "
+                    f"got {type(value).__name__}")
+
+
 def _resolve_root(root: str) -> str:
     """A root as an absolute, symlink-free path."""
     return os.path.realpath(os.path.expanduser(root))
@@ -124,6 +138,10 @@ class _Rule:
             if not p.startswith(("/", "*")):
                 p = "*/" + p  # a relative pattern matches at any depth
             full += [p, p + "/*"]  # the path itself and everything under it
+            if p.endswith("/*") and len(p) > 2:
+                # `dir/**` covers `dir` itself: denying what is inside a directory while
+                # allowing the directory would let it be listed, renamed or replaced
+                full.append(p[:-2])
         self.full = compile_globs(full)
         self.base = compile_globs([p for p in pats if "/" not in p])
 
@@ -137,14 +155,19 @@ class _Rule:
         return self.base is not None and self.base.fullmatch(os.path.basename(path)) is not None
 
 
-def _names(value: object) -> tuple[str, ...]:
-    """A resource entry as names: one string is one name, not its characters."""
-    if not value:
+def _names(value: object, what: str = "resources") -> tuple[str, ...]:
+    """A resource entry as names: one string (or bytes) is one name, not its items."""
+    if value is None or (isinstance(value, (str, bytes, bytearray, tuple, list))
+                         and not value):
         return ()
-    if isinstance(value, (str, os.PathLike)):
-        return (os.fspath(value),)  # type: ignore[arg-type]
-    return tuple(os.fspath(v) if isinstance(v, os.PathLike) else str(v)
-                 for v in value)  # type: ignore[attr-defined]
+    if isinstance(value, (str, bytes, bytearray, os.PathLike)):
+        return (_as_text(value, what),)
+    try:
+        items = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"{what}: expected a path or a list of paths, "
+                        f"got {type(value).__name__}") from None
+    return tuple(_as_text(v, what) for v in items)
 
 
 def _inside(path: str, roots: tuple[str, ...]) -> str | None:
@@ -181,17 +204,20 @@ class PathsGuard:
         kind = action.kind
         resources = action.resources
         if kind is ActionKind.FILE_READ:
-            accesses = [(action.target, False)]
+            accesses = [(_as_text(action.target, "target"), False)]
         elif kind is ActionKind.FILE_WRITE:
-            accesses = [(action.target, True)]
+            accesses = [(_as_text(action.target, "target"), True)]
         elif not resources:
             return None
         else:
             accesses = []
         if resources:
-            accesses += [(p, False) for p in _names(resources.get("read_paths"))]
-            accesses += [(p, False) for p in _names(resources.get("paths"))]
-            accesses += [(p, True) for p in _names(resources.get("write_paths"))]
+            accesses += [(p, False) for p in _names(resources.get("read_paths"),
+                                                      'resources["read_paths"]')]
+            accesses += [(p, False) for p in _names(resources.get("paths"),
+                                                      'resources["paths"]')]
+            accesses += [(p, True) for p in _names(resources.get("write_paths"),
+                                                     'resources["write_paths"]')]
         if not accesses:
             return None
         cwd = context.extra.get("cwd") if context.extra else None
