@@ -280,12 +280,21 @@ def verify_audit_log(
         a :class:`VerifyReport`; ``report.problem`` names the first bad record.
     """
     path = Path(path)
-    raw_key = resolve_key(path, key, key_file, key_env, create=False)
     snapshot = _Snapshot(path)
     try:
+        _check_exists(path, snapshot)  # before the key: a missing log is the news
+        raw_key = resolve_key(path, key, key_file, key_env, create=False)
         return _verify(path, raw_key, snapshot, require_head)
     finally:
         snapshot.close()
+
+
+def _check_exists(path: Path, snapshot: _Snapshot) -> None:
+    """Raise ``ConfigError`` naming ``path`` when neither it nor a rotated file exists."""
+    if not snapshot.parts:
+        from neuroflow.errors import ConfigError
+
+        raise ConfigError(f"audit log {path} does not exist: nothing to verify")
 
 
 def verify_chain_unlocked(path: Path, key: bytes) -> tuple[VerifyReport, tuple[int, str]]:
@@ -312,10 +321,7 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool 
             base: tuple[int, str] | None = None) -> VerifyReport:
     parts = snapshot.parts
     names = tuple(str(p.file) for p in parts) or (str(path),)
-    if not parts:
-        from neuroflow.errors import ConfigError
-
-        raise ConfigError(f"audit log {path} does not exist")
+    _check_exists(path, snapshot)
     warnings: list[str] = []
     head = None
     hfile = head_path(path)
