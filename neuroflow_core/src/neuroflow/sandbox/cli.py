@@ -36,6 +36,15 @@ def _human(n: int | None) -> str:
     return str(n)
 
 
+#: The config fields ``run``'s options set, and the flags that set them (for messages).
+_FLAGS = {
+    "wall_timeout": "--timeout", "cpu_time_limit": "--cpu", "memory_limit": "--memory",
+    "max_processes": "--max-processes", "max_output_bytes": "--max-output",
+    "work_dir": "--workdir", "allowed_commands": "--allow",
+    "allow_weaker_isolation": "--allow-weaker",
+}
+
+
 def _apply(config: Any, overrides: dict[str, Any]) -> Any:
     import attrs
 
@@ -46,9 +55,17 @@ def _apply(config: Any, overrides: dict[str, Any]) -> Any:
     names = {a.name for a in attrs.fields(type(config))}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ConfigError(f"this backend's config ({type(config).__name__}) has no "
-                          f"{', '.join(unknown)} option")
-    return attrs.evolve(config, **overrides)
+        raise ConfigError(f"this backend's config ({type(config).__name__}) has no option for "
+                          f"{', '.join(_FLAGS.get(n, n) for n in unknown)}")
+    try:
+        return attrs.evolve(config, **overrides)
+    except ConfigError as exc:
+        # The config class names its field (maybe as a dotted path); say it with the flag.
+        field, _, what = str(exc).partition(": ")
+        flag = _FLAGS.get(field.rpartition(".")[2])
+        if flag is None or not what:
+            raise
+        raise click.BadParameter(what, param_hint=flag) from None
 
 
 @click.group("sandbox")
