@@ -123,3 +123,13 @@ def test_a_blocked_third_party_plugin_is_never_imported_to_find_its_commands(sit
     assert "nf_acme_blocked" not in sys.modules
     assert ("'acme' (acme-tools, not in the allow list; add 'acme' to [plugins] allow in the "
             "configuration (see `neuroflow config show`))") in result.stderr
+
+
+def test_an_unknown_option_is_not_blamed_on_an_unloaded_plugin(site) -> None:
+    site.distribution("acme-tools", "1.0", {"acme": "nf_acme_option"},
+                      {"nf_acme_option": "raise RuntimeError('broken')\n"})
+    manager = PluginManager(builtins={"neuroflow.cli": BUILTIN_PLUGINS["neuroflow.cli"]})
+    result = CliRunner().invoke(build_cli(manager), ["--bogus"])
+    assert result.exit_code == 2
+    assert "No such option" in result.stderr and "--bogus" in result.stderr
+    assert "not loaded" not in result.stderr

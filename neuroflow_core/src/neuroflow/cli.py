@@ -36,8 +36,8 @@ class _Group(click.Group):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as exc:
-            if self.plugin_manager is None or not args:
-                raise
+            if self.plugin_manager is None or not args or args[0].startswith("-"):
+                raise  # not an unknown command (an unknown option, say)
             better = _explain_missing(self.plugin_manager, args[0], exc.format_message())
             if better is None:
                 raise
