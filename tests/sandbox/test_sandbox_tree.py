@@ -11,9 +11,11 @@ However the run ends - the program exits, the wall timeout fires, or the caller 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,9 +92,10 @@ else:
 PROGRAM = "CODE = " + repr(TREE) + "\n" + TREE
 
 
-def argv(folder: Path, mode: str) -> list[str]:
-    """``execute()`` arguments running the tree program in ``folder``."""
-    return ["-I", "-S", "-c", PROGRAM, str(folder), "main", mode]
+def argv(mode: str) -> list[str]:
+    """Arguments of ``python3`` running the tree program, pid files going to its working
+    directory (the sandbox runs ``python3`` by name: it resolves one the run may execute)."""
+    return ["-I", "-S", "-c", PROGRAM, ".", "main", mode]
 
 
 def recorded(folder: Path) -> dict[str, tuple[int, str]]:
@@ -139,23 +142,33 @@ async def wait_for_tree(folder: Path) -> None:
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Iterator[Path]:
-    """Where the tree writes its pid files; any member still running at the end is killed
-    (so a failing test leaves nothing behind for the next one)."""
-    yield tmp_path
-    for pid, start in recorded(tmp_path).values():
-        if running(pid, start):
-            os.kill(pid, signal.SIGKILL)
+def folder() -> Iterator[Path]:
+    """The sandbox's work directory, where the tree writes its pid files: under the system
+    temporary directory, reachable by the unprivileged uid a sandbox on a root host may
+    run the tree as (pytest's ``tmp_path`` is closed to it); a work directory is kept
+    after the run, unlike what that uid leaves elsewhere in /tmp.  Any member still
+    running at the end is killed, so a failing test leaves nothing behind."""
+    path = Path(tempfile.mkdtemp(prefix="nf-sandbox-tree-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for pid, start in recorded(path).values():
+            if running(pid, start):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def isolator() -> SandboxIsolator:
-    """A process sandbox with default limits and no gate (the tree is what is tested)."""
-    return SandboxIsolator(SandboxConfig(wall_timeout=120), gate=False)
+def isolator(folder: Path) -> SandboxIsolator:
+    """A process sandbox working in ``folder``, default limits, no gate (the tree is what
+    is tested)."""
+    return SandboxIsolator(SandboxConfig(wall_timeout=120, work_dir=str(folder)), gate=False)
 
 
 def test_the_tree_program_leaves_processes_behind_without_a_sandbox(folder: Path) -> None:
     """The tree really escapes a plain process-group kill: the other tests mean something."""
-    proc = subprocess.Popen([sys.executable, *argv(folder, "exit")], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, *argv("exit")], cwd=folder,
+                            start_new_session=True)
     assert proc.wait(timeout=60) == 0
     members = recorded(folder)
     assert set(members) == set(MEMBERS)
@@ -166,8 +179,8 @@ def test_the_tree_program_leaves_processes_behind_without_a_sandbox(folder: Path
 
 @pytest.mark.anyio
 async def test_no_process_of_the_tree_survives_a_normal_exit(folder: Path) -> None:
-    async with isolator() as sandbox:
-        result = await sandbox.execute(sys.executable, argv(folder, "exit"))
+    async with isolator(folder) as sandbox:
+        result = await sandbox.execute("python3", argv("exit"))
     assert result.reason is TerminationReason.EXITED, result
     assert result.exit_code == 0
     assert result.stdout == b"tree complete\n"
@@ -178,21 +191,21 @@ async def test_no_process_of_the_tree_survives_a_normal_exit(folder: Path) -> No
 
 @pytest.mark.anyio
 async def test_no_process_of_the_tree_survives_the_wall_timeout(folder: Path) -> None:
-    async with isolator() as sandbox:
-        result = await sandbox.execute(sys.executable, argv(folder, "sleep"), timeout=5.0)
+    async with isolator(folder) as sandbox:
+        result = await sandbox.execute("python3", argv("sleep"), timeout=8.0)
     assert result.reason is TerminationReason.TIMED_OUT, result
     members = recorded(folder)
-    assert set(members) == set(MEMBERS), "the tree was not complete within the 5 s timeout"
+    assert set(members) == set(MEMBERS), "the tree was not complete within the 8 s timeout"
     assert still_running(members) == []
 
 
 async def _run_until_cancelled(folder: Path, cancel_by_deadline: bool) -> None:
     """Start the tree in ``execute()``, cancel that call from outside once it is complete."""
     outcome: list[object] = []
-    async with isolator() as sandbox:
+    async with isolator(folder) as sandbox:
 
         async def run() -> None:
-            outcome.append(await sandbox.execute(sys.executable, argv(folder, "sleep")))
+            outcome.append(await sandbox.execute("python3", argv("sleep")))
 
         with anyio.move_on_after(600) as scope:
             async with anyio.create_task_group() as tasks:
@@ -206,7 +219,7 @@ async def _run_until_cancelled(folder: Path, cancel_by_deadline: bool) -> None:
         assert scope.cancelled_caught
         assert outcome == []  # execute() did not return: it was cancelled
         # the isolator is usable after a cancelled run
-        again = await sandbox.execute(sys.executable, ["-I", "-S", "-c", "print(2)"])
+        again = await sandbox.execute("python3", ["-I", "-S", "-c", "print(2)"])
         assert again.stdout == b"2\n"
     members = recorded(folder)
     assert set(members) == set(MEMBERS)
