@@ -68,9 +68,13 @@ def test_a_builtin_can_be_blocked_from_the_environment(monkeypatch: pytest.Monke
     assert "plugins not loaded: neuroflow.sandbox" in message
 
 
-def test_a_builtin_can_be_blocked_from_configuration(site, defaults_plugin) -> None:
+def test_a_builtin_can_be_blocked_from_configuration(defaults_plugin) -> None:
+    # Entry points off: what else happens to be installed (the example backend) stays out.
+    builtins = {"test.defaults": defaults_plugin}
+    unblocked = PluginManager(PluginsConfig(autoload=False), builtins=builtins)
+    assert set(unblocked.backends("isolation")) == {"process", "other", "bare"}
     manager = PluginManager(
-        PluginsConfig(block=("test.defaults",)), builtins={"test.defaults": defaults_plugin}
+        PluginsConfig(autoload=False, block=("test.defaults",)), builtins=builtins
     )
     assert infos_by_name(manager)["test.defaults"].status == "blocked"
     assert manager.backends("isolation") == {}

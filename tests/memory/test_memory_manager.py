@@ -76,14 +76,43 @@ async def test_background_sweeper_removes_expired_entries() -> None:
     await manager.aclose()
 
 
+class _CountingStore(InMemoryStore):
+    """The in-memory store, counting how often it is opened and closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = self.closed = 0
+
+    async def open(self) -> None:
+        self.opened += 1
+        await super().open()
+
+    async def aclose(self) -> None:
+        self.closed += 1
+        await super().aclose()
+
+
 @pytest.mark.anyio
 async def test_start_under_a_timeout_then_close() -> None:
-    manager = make_manager(InMemoryStore(), Clock())
-    with anyio.move_on_after(5):
+    """``start()`` opens the store and returns, leaving no task in the caller's scope:
+    the timeout around it does not fire, and the manager works once the scope is gone."""
+    store, clock = _CountingStore(), Clock()
+    manager = make_manager(store, clock, gc_interval_seconds=10)
+    with anyio.move_on_after(5) as scope:
         await manager.start()
-    await manager.store_memory("a", "k", 1)
+    assert not scope.cancelled_caught
+    assert (store.opened, store.closed) == (1, 0)
+    await manager.store_memory("a", "k", 1, ttl=1)
+    entry = await manager.retrieve_memory("a", "k")
+    assert entry is not None and entry.value == 1
+    clock.advance(11)  # no sweeper task was started: the next call sweeps
+    assert await manager.retrieve_memory("a", "other") is None
+    assert [r.op for r in await manager.history("a", "k")] == ["create", "expire"]
+    assert store.opened == 1  # opened once by start(), not again by each call
     await manager.aclose()
-    await manager.aclose()
+    assert (store.opened, store.closed) == (1, 1)
+    await manager.aclose()  # a second close is a no-op
+    assert (store.opened, store.closed) == (1, 1)
 
 
 @pytest.mark.anyio

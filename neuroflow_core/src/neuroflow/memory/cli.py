@@ -7,6 +7,7 @@ The store is the one the effective configuration selects (``[memory] backend = "
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,9 +22,19 @@ _backend_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+#: The Python API's argument names, as this command line spells them.
+_CLI_NAMES = {
+    "agent_id": "AGENT_ID", "key": "KEY", "query": "QUERY", "tags": "--tag",
+    "filter": "--filter", "min_importance": "--min-importance", "limit": "--limit",
+    "offset": "--offset",
+}
+_ARGUMENT_ERROR = re.compile(r"(?P<name>[a-z_]+)(?:\[[^\]]*\])?: (?P<what>.*)", re.DOTALL)
+
+
 def _run(backend: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
     import anyio
 
+    from neuroflow.errors import InvalidMemoryError
     from neuroflow.memory.manager import MemoryManager
 
     async def main() -> T:
@@ -33,7 +44,15 @@ def _run(backend: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await manager.aclose()
 
-    return anyio.run(main)
+    try:
+        return anyio.run(main)
+    except InvalidMemoryError as exc:
+        # The API names its keyword arguments; say it with this command's flags.
+        found = _ARGUMENT_ERROR.fullmatch(str(exc))
+        if found is None or found["name"] not in _CLI_NAMES:
+            raise
+        raise click.BadParameter(found["what"],
+                                 param_hint=_CLI_NAMES[found["name"]]) from None
 
 
 def _filter(text: str | None) -> dict[str, Any] | None:
@@ -152,10 +171,15 @@ def memory_group() -> click.Group:
             if not found:
                 sys.exit(1)
             return
+        condition = _filter(flt)
+        if agent_id is None and not tags and not condition and not everything:
+            # delete_memories() refuses this too, in its own (keyword) words
+            raise click.UsageError("give AGENT_ID, --tag or --filter, or --everything to "
+                                   "delete every memory of every agent")
         if not yes:
             click.confirm("Delete every matching memory?", abort=True)
         n = _run(backend, lambda m: m.delete_memories(
-            agent_id, tags=tags or None, filter=_filter(flt), everything=everything))
+            agent_id, tags=tags or None, filter=condition, everything=everything))
         click.echo(f"deleted {n}")
 
     @memory.command("stats")

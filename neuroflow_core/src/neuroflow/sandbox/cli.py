@@ -42,9 +42,12 @@ _FLAGS = {"timeout": "wall_timeout", "cpu": "cpu_time_limit", "memory": "memory_
 
 
 def _flag_message(message: str, backend: str) -> str:
-    """Name the command-line flags, not the config fields they set."""
+    """Name the command-line flag, not the config field it sets: ``Invalid value for
+    --timeout: expected ...`` rather than ``sandbox.process.wall_timeout: expected ...``."""
     for flag, field in _FLAGS.items():
-        message = message.replace(f"sandbox.{backend}.{field}", f"--{flag.replace('_', '-')}")
+        prefix = f"sandbox.{backend}.{field}: "
+        if message.startswith(prefix):
+            return f"Invalid value for --{flag.replace('_', '-')}: {message[len(prefix):]}"
     return message
 
 

@@ -354,6 +354,14 @@ def verify_audit_log(
         a :class:`VerifyReport`; ``report.problem`` names the first bad record.
     """
     path = Path(path)
+    if witness is None:
+        # Before the key: a log that does not exist is the news, not a missing key.
+        probe = _Snapshot(path)
+        try:
+            if probe.bad is None:
+                _check_exists(path, probe)
+        finally:
+            probe.close()
     raw_key = resolve_key(path, key, key_file, key_env, create=False)
     seen = (_read_witness(os.fspath(witness), path, raw_key) if witness is not None
             else None)
@@ -403,6 +411,14 @@ def _read_witness(spec: str, log: Path, key: bytes) -> tuple[int, str] | VerifyR
     return None if head is None else (head[0], head[1])
 
 
+def _check_exists(path: Path, snapshot: _Snapshot) -> None:
+    """Raise ``ConfigError`` naming ``path`` when neither it nor a rotated file exists."""
+    if not snapshot.parts:
+        from neuroflow.errors import ConfigError
+
+        raise ConfigError(f"audit log {path} does not exist: nothing to verify")
+
+
 def verify_chain_unlocked(path: Path, key: bytes) -> tuple[VerifyReport, tuple[int, str]]:
     """The chain of the records present, ignoring the head: (report, (base seq, base prev)).
 
@@ -431,10 +447,7 @@ def _verify(path: Path, raw_key: bytes, snapshot: _Snapshot, require_head: bool 
     if snapshot.bad is not None:
         file, message = snapshot.bad
         return VerifyReport(False, 0, names, 0, 0, Problem("bad-file", 0, file, 0, 0, message))
-    if not parts:
-        from neuroflow.errors import ConfigError
-
-        raise ConfigError(f"audit log {path} does not exist")
+    _check_exists(path, snapshot)
     warnings: list[str] = []
     head = None
     hfile = head_path(path)

@@ -37,7 +37,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from neuroflow.config import file_relative
-from neuroflow.errors import ConfigError, MemoryConflictError, MemoryStoreError
+from neuroflow.errors import (
+    ConfigError,
+    MemoryConflictError,
+    MemoryStoreError,
+    MissingPluginError,
+)
 from neuroflow.memory import (
     Candidates,
     HistoryRecord,
@@ -241,8 +246,11 @@ class SqlStore:
         cfg = self.config
         if self._pg:
             options.setdefault("pool_pre_ping", True)
-            return sa.create_engine(self.url, echo=cfg.echo, pool_size=cfg.pool_size,
-                                    **options)
+            try:
+                return sa.create_engine(self.url, echo=cfg.echo, pool_size=cfg.pool_size,
+                                        **options)
+            except ImportError as exc:  # SQLAlchemy imports the driver here
+                raise self._driver_missing(exc) from None
         if self.url.database in (None, "", ":memory:"):
             raise ConfigError(
                 "memory.sqlite.url: an in-memory SQLite database is not persistent; use the "
@@ -338,6 +346,17 @@ class SqlStore:
                 self._fast = engine.raw_connection()
                 self._fast.cursor().execute("PRAGMA busy_timeout = 0")
             self._engine = engine
+
+    def _driver_missing(self, exc: ImportError) -> MissingPluginError:
+        """One line for a PostgreSQL URL whose driver module cannot be imported."""
+        section = ("memory.postgres" if isinstance(self.config, PostgresStoreConfig)
+                   else "memory.sqlite")
+        module = (exc.name or "psycopg").partition(".")[0]
+        hint = "pip install 'neuroflow[postgres]'"
+        if module != "psycopg":
+            hint += " (it brings psycopg: write the URL as postgresql+psycopg://...)"
+        return MissingPluginError(
+            f"{section}: the PostgreSQL driver {module!r} is not installed; {hint}")
 
     def _create_schema(self, engine: sa.Engine) -> None:
         e, t, h, c = self.t_entries, self.t_tags, self.t_history, self.t_counts
