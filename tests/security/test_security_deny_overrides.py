@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from security_helpers import KEY
 
-from neuroflow.config import load_config
+from neuroflow.config import load_config, reload_config
 from neuroflow.errors import SecurityError
 from neuroflow.security import SecurityManager, verify_audit_log
 from neuroflow.security.model import Action
@@ -74,6 +74,7 @@ def gate_from_file(tmp_path: Path, guards: tuple[str, ...],
     """A gate built from a neuroflow.toml in the working directory."""
     log = tmp_path / log_name
     (Path.cwd() / "neuroflow.toml").write_text(toml(security_section(log, guards)))
+    reload_config()  # the process reads its configuration once; this test writes it twice
     return SecurityManager.from_config(), log
 
 

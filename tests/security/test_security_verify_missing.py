@@ -43,7 +43,9 @@ def test_a_log_whose_key_is_missing_still_names_the_key(tmp_path: Path) -> None:
     write_records(log, 2)
     done = verify(str(log))
     assert done.returncode == 2
-    assert f"audit key file {log}.key does not exist" in done.stderr
+    from neuroflow.security.keys import default_key_file
+
+    assert f"audit key file {default_key_file(log)} does not exist" in done.stderr
 
 
 def test_a_rotated_log_whose_current_file_is_gone_is_still_verified(tmp_path: Path) -> None:
