@@ -18,7 +18,12 @@ import wasmtime
 from neuroflow_sandbox_wasm.config import Preopen, WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime
 from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason, WasmResult
-from neuroflow_sandbox_wasm.wasi_io import OutputSink, set_deadline, set_stdin_bytes
+from neuroflow_sandbox_wasm.wasi_io import (
+    OutputSink,
+    set_deadline,
+    set_stdin_bytes,
+    sleep_cut_short,
+)
 
 WASM_PAGE = 65536
 
@@ -150,6 +155,10 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
                 fuel_left = store.get_fuel()
             except wasmtime.WasmtimeError:
                 fuel_left = 0
+        if sleep_cut_short():
+            # The deadline passed while it slept: whatever it did next, time was up.
+            reason = WasmEndReason.TIMED_OUT
+            trap = trap or "the wall-clock timeout passed while it slept (poll_oneoff)"
     finally:
         ticker.exit()
         set_deadline(None)

@@ -114,6 +114,12 @@ _OVERSHOOT = 0.05
 def set_deadline(deadline: float | None) -> None:
     """Set the wall-clock deadline (``time.monotonic()``) of the execution on this thread."""
     _current.deadline = deadline
+    _current.cut_short = False
+
+
+def sleep_cut_short() -> bool:
+    """Whether a sleep of the execution on this thread was ended by its deadline."""
+    return bool(getattr(_current, "cut_short", False))
 
 
 def _now_ns(clock_id: int) -> int:
@@ -139,7 +145,7 @@ def _poll_oneoff(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
             sub = raw[i * _SUBSCRIPTION:(i + 1) * _SUBSCRIPTION]
             userdata, tag = struct.unpack_from("<QB", sub, 0)
             if tag == _EVENTTYPE_CLOCK:
-                clock_id, timeout, _precision, flags = struct.unpack_from("<IQQH", sub, 16)
+                clock_id, timeout, _precision, flags = struct.unpack_from("<I4xQQH", sub, 16)
                 if flags & _SUBCLOCKFLAG_ABSTIME:
                     timeout = max(0, timeout - _now_ns(clock_id))
                 if soonest is None or timeout < soonest[0]:
@@ -154,7 +160,10 @@ def _poll_oneoff(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
             wait = soonest[0] / 1e9
             deadline = getattr(_current, "deadline", None)
             if deadline is not None:
-                wait = min(wait, max(0.0, deadline - time.monotonic()) + _OVERSHOOT)
+                allowed = max(0.0, deadline - time.monotonic()) + _OVERSHOOT
+                if wait > allowed:
+                    wait = allowed
+                    _current.cut_short = True
             if wait > 0:
                 time.sleep(wait)
             events.append(struct.pack("<QHBxxxxxQHxxxxxx", soonest[1], 0, _EVENTTYPE_CLOCK,
