@@ -92,13 +92,23 @@ class EpochTicker:
         return max(1, int(seconds / self._tick + 0.999999)) + 1
 
     def _loop(self) -> None:
+        # Ticks follow the clock, not the number of sleeps: on a loaded machine a sleep
+        # lasts longer than asked, and the missed ticks are made up at once.
+        due = time.monotonic() + self._tick
         while True:
             with self._cond:
-                while self._active == 0:
-                    self._cond.wait()
-            time.sleep(self._tick)
-            self._engine.increment_epoch()
-            self.ticks += 1
+                if self._active == 0:
+                    while self._active == 0:
+                        self._cond.wait()
+                    due = time.monotonic() + self._tick
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            while due <= now:
+                self._engine.increment_epoch()
+                self.ticks += 1
+                due += self._tick
 
 
 @attrs.define(eq=False)

@@ -1,0 +1,88 @@
+"""The plugin as users meet it: the entry point, SPEC.md's WASM block through
+``neuroflow.sandbox``, and ``neuroflow sandbox run --backend wasm``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wat_modules as wat
+
+
+def test_the_entry_point_registers_the_wasm_backend() -> None:
+    from neuroflow.plugins import get_plugin_manager
+
+    spec = get_plugin_manager().get_backend("isolation", "wasm")
+    assert spec.distribution == "neuroflow-sandbox-wasm"
+    from neuroflow_sandbox_wasm.config import WasmSandboxConfig
+    from neuroflow_sandbox_wasm.sandbox import WasmSandbox
+
+    assert spec.load_factory() is WasmSandbox
+    assert spec.load_config_class() is WasmSandboxConfig
+
+
+def test_importing_the_entry_point_does_not_import_wasmtime() -> None:
+    code = ("import sys, neuroflow_sandbox_wasm.plugin as p; p.neuroflow_isolation_backends();"
+            "print('wasmtime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.anyio
+async def test_spec_block_runs_as_written(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEUROFLOW_WASM_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "module.wasm").write_bytes(wat.HELLO)
+    monkeypatch.chdir(tmp_path)
+    printed: list[str] = []
+    print = printed.append  # the SPEC block prints: keep what it prints
+
+    # --- SPEC.md section 1, option 3 ---
+    from neuroflow.sandbox import WasmSandbox, WasmSandboxConfig
+
+    config = WasmSandboxConfig(
+        max_memory_bytes=64 * 1024 * 1024,
+        timeout_seconds=30,
+        max_fuel=1_000_000,
+    )
+    async with WasmSandbox(config) as sandbox:
+        with open("module.wasm", "rb") as f:
+            result = await sandbox.execute(f.read())
+        print(f"execution time: {result.execution_time_ms}ms")
+    # --- end ---
+
+    assert printed[0].startswith("execution time: ") and printed[0].endswith("ms")
+    assert result.output.decode() == "hello from wasm\n"
+    assert 0 < result.fuel_consumed < 1_000_000
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NEUROFLOW_WASM_CACHE_DIR=str(cwd / "cache"))
+    return subprocess.run([sys.executable, "-m", "neuroflow", "sandbox", "run", *args],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+
+def test_cli_runs_a_module_file(tmp_path: Path) -> None:
+    (tmp_path / "hello.wasm").write_bytes(wat.HELLO)
+    (tmp_path / "exit3.wasm").write_bytes(wat.exit_with(3))
+    done = _cli("--backend", "wasm", "--", "hello.wasm", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "hello from wasm\n"
+    assert "reason:      exited" in done.stderr
+    failed = _cli("--backend", "wasm", "--json", "--", "exit3.wasm", cwd=tmp_path)
+    assert failed.returncode == 3
+    data = json.loads(failed.stdout)
+    assert (data["backend"], data["exit_code"], data["wasm_reason"]) == ("wasm", 3, "exited")
+
+
+def test_cli_output_cap(tmp_path: Path) -> None:
+    (tmp_path / "flood.wasm").write_bytes(wat.flood(stop_on_error=True))
+    done = _cli("--backend", "wasm", "--max-output", "1K", "--json", "--", "flood.wasm",
+                cwd=tmp_path)
+    data = json.loads(done.stdout)
+    assert data["reason"] == "output_limit" and len(data["stdout"]) == 1024
