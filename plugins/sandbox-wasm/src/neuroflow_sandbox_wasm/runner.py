@@ -99,7 +99,8 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
     try:
         wasi = wasmtime.WasiConfig()
         wasi.argv = list(plan.argv)
-        wasi.env = list(plan.env.items())
+        if plan.env:
+            wasi.env = list(plan.env.items())
         if plan.stdin:
             set_stdin_bytes(wasi, plan.stdin)
         stdout.attach(wasi, "stdout")
