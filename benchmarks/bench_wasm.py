@@ -139,7 +139,7 @@ def python_figures(rounds: int, backend: str) -> None:
         return times
 
     direct_run()  # loads the compiled runtime
-    runs = max(10, rounds // 100)
+    runs = max(20, rounds // 25)
     d_runs: list[float] = []
     o_runs: list[float] = []
     d_turns: list[float] = []
