@@ -70,7 +70,8 @@ def test_a_builtin_can_be_blocked_from_the_environment(monkeypatch: pytest.Monke
 
 def test_a_builtin_can_be_blocked_from_configuration(site, defaults_plugin) -> None:
     manager = PluginManager(
-        PluginsConfig(block=("test.defaults",)), builtins={"test.defaults": defaults_plugin}
+        PluginsConfig(block=("test.defaults",)), builtins={"test.defaults": defaults_plugin},
+        entry_points=False,  # an installed isolation plugin must not change the result
     )
     assert infos_by_name(manager)["test.defaults"].status == "blocked"
     assert manager.backends("isolation") == {}
