@@ -184,3 +184,19 @@ async def test_no_sockets(make_config: Callable[..., Any], host_tree: Path) -> N
     # No socket is ever handed to a module: accept fails on every descriptor it has.
     assert on_dir.exit_code != 0 and on_stdin.exit_code != 0
     assert on_dir.wasm_reason is WasmEndReason.EXITED
+
+
+async def test_a_cancelled_execution_stops_the_module(make_config: Callable[..., Any]) -> None:
+    import threading
+
+    before = threading.active_count()
+    async with WasmSandbox(make_config(timeout_seconds=3600), gate=False) as sandbox:
+        with anyio.move_on_after(0.3) as scope:
+            await sandbox.execute(wat.SPIN)
+        assert scope.cancelled_caught
+        # The spinning module was stopped, not left running: the worker comes back and
+        # serves the next execution (a leaked spinner would hold it for an hour).
+        with anyio.fail_after(HANG):
+            while threading.active_count() > before + 2:
+                await anyio.sleep(0.05)
+            assert (await sandbox.execute(wat.HELLO)).ok

@@ -85,12 +85,6 @@ class EpochTicker:
         with self._cond:
             self._active -= 1
 
-    def deadline_ticks(self, seconds: float | None) -> int:
-        """Epoch ticks after which an execution limited to ``seconds`` is interrupted."""
-        if seconds is None:
-            return 2**63
-        return max(1, int(seconds / self._tick + 0.999999)) + 1
-
     def _loop(self) -> None:
         # Ticks follow the clock, not the number of sleeps: on a loaded machine a sleep
         # lasts longer than asked, and the missed ticks are made up at once.

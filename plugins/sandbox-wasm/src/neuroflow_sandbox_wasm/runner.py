@@ -19,7 +19,10 @@ from neuroflow_sandbox_wasm.config import Preopen, WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime
 from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason, WasmResult
 from neuroflow_sandbox_wasm.wasi_io import (
+    CANCELLED_MESSAGE,
+    TIMED_OUT_MESSAGE,
     OutputSink,
+    RunControl,
     set_deadline,
     set_stdin_bytes,
     sleep_cut_short,
@@ -63,6 +66,10 @@ def _trap_reason(exc: BaseException) -> WasmEndReason:
     if code is wasmtime.TrapCode.INTERRUPT:
         return WasmEndReason.TIMED_OUT
     text = str(exc).lower()
+    if TIMED_OUT_MESSAGE.lower() in text:
+        return WasmEndReason.TIMED_OUT
+    if CANCELLED_MESSAGE.lower() in text:
+        return WasmEndReason.ERROR
     if "all fuel consumed" in text or "out of fuel" in text:
         return WasmEndReason.OUT_OF_FUEL
     if "epoch deadline" in text or "interrupt" in text:
@@ -82,8 +89,13 @@ def _message(exc: BaseException) -> str:
 
 
 def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxConfig,
-               plan: RunPlan, cache: str) -> WasmResult:
-    """Instantiate ``compiled`` in a fresh store, call the entry, return how it ended."""
+               plan: RunPlan, cache: str, control: RunControl | None = None) -> WasmResult:
+    """Instantiate ``compiled`` in a fresh store, call the entry, return how it ended.
+
+    ``control`` (made here when not given) lets another thread cancel the execution.
+    """
+    if control is None:
+        control = RunControl(runtime.ticker.tick_seconds)
     stdout = OutputSink(config.max_output_bytes)
     stderr = OutputSink(config.max_output_bytes)
     store = wasmtime.Store(runtime.engine)
@@ -120,8 +132,10 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
         )
         if runtime.consume_fuel:
             store.set_fuel(plan.fuel if plan.fuel is not None else 2**63 - 1)
-        store.set_epoch_deadline(ticker.deadline_ticks(plan.timeout))
-        set_deadline(None if plan.timeout is None else time.monotonic() + plan.timeout)
+        deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
+        control.deadline = deadline
+        control.attach(store)
+        set_deadline(deadline)
         try:
             instance = compiled.pre.instantiate(store)
         except wasmtime.ExitTrap as exc:

@@ -35,6 +35,7 @@ from neuroflow_sandbox_wasm.config import WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime, runtime_for, sha256_of
 from neuroflow_sandbox_wasm.result import WasmResult
 from neuroflow_sandbox_wasm.runner import RunPlan, argv_for, run_module
+from neuroflow_sandbox_wasm.wasi_io import RunControl
 
 ModuleInput = bytes | bytearray | memoryview | str | os.PathLike[str]
 
@@ -391,20 +392,28 @@ class WasmSandbox:
     async def _run(self, source: _Source, plan: RunPlan,
                    files: Mapping[str, bytes | str] | None) -> WasmResult:
         config, runtime = self.config, self._runtime
+        control = RunControl(runtime.ticker.tick_seconds)
 
         def work() -> WasmResult:
             compiled, cache = self._compile(source)
             if files is None:
-                return run_module(runtime, compiled, config, plan, cache)
+                return run_module(runtime, compiled, config, plan, cache, control)
             folder = tempfile.mkdtemp(prefix="neuroflow-wasm-")
             try:
                 _write_files(folder, files)
                 return run_module(runtime, compiled, config,
-                                  attrs.evolve(plan, files_dir=folder), cache)
+                                  attrs.evolve(plan, files_dir=folder), cache, control)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
 
-        return await anyio.to_thread.run_sync(work, limiter=self._get_limiter())
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=self._get_limiter(),
+                                                  abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            # The caller gave up: the module traps at its next epoch check (within
+            # CHECK_TICKS ticks); its worker thread then ends by itself.
+            control.cancel()
+            raise
 
 
 def _check_args(args: Any) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import wasmtime
+from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 
 _OUTPUT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p,
@@ -92,6 +93,76 @@ def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
     ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data),
                           ctypes.cast(buffer, ctypes.POINTER(ctypes.c_ubyte)))
     ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))  # takes ownership
+
+
+# --- wall-clock deadline and cancellation ---------------------------------------------------
+
+#: Trap messages of an execution this module ended.
+TIMED_OUT_MESSAGE = "neuroflow: the wall-clock timeout passed"
+CANCELLED_MESSAGE = "neuroflow: the execution was cancelled"
+#: Epoch ticks between two looks at a run's control (cancellation is seen this often).
+CHECK_TICKS = 5
+
+_EPOCH_CALLBACK = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[1]
+_EPOCH_FINALIZER = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[3]
+_CONTROLS: dict[int, RunControl] = {}
+
+
+class RunControl:
+    """The wall-clock deadline of one execution, and a flag that cancels it.
+
+    wasmtime calls back each time the store's epoch deadline comes (every few ticks of the
+    engine's ticker): past ``deadline`` or once ``cancel()`` was called, the callback
+    returns an error and the module traps at once; otherwise it runs on.
+    """
+
+    __slots__ = ("cancelled", "deadline", "tick")
+
+    def __init__(self, tick: float) -> None:
+        self.deadline: float | None = None
+        self.cancelled = False
+        self.tick = tick
+
+    def cancel(self) -> None:
+        """End the execution at its next epoch check (thread-safe)."""
+        self.cancelled = True
+
+    def attach(self, store: wasmtime.Store) -> None:
+        """Make this control the judge of ``store``'s epoch deadlines."""
+        key = next(_KEYS)
+        _CONTROLS[key] = self
+        ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _epoch_callback, key,
+                                                   _epoch_finalizer)
+        store.set_epoch_deadline(1)
+
+
+def _error(message: str) -> int:
+    return ctypes.cast(ffi.wasmtime_error_new(message.encode()), ctypes.c_void_p).value or 0
+
+
+@_EPOCH_CALLBACK
+def _epoch_callback(context: Any, key: int | None, delta: Any, kind: Any) -> int:
+    try:
+        control = _CONTROLS.get(key or 0)
+        ticks = CHECK_TICKS
+        if control is not None:
+            if control.cancelled:
+                return _error(CANCELLED_MESSAGE)
+            if control.deadline is not None:
+                left = control.deadline - time.monotonic()
+                if left <= 0:
+                    return _error(TIMED_OUT_MESSAGE)
+                ticks = max(1, min(CHECK_TICKS, int(left / control.tick)))
+        delta[0] = ticks
+        kind[0] = 0  # continue
+        return 0
+    except BaseException:  # noqa: BLE001 - nothing may unwind into wasmtime
+        return _error("neuroflow: the epoch deadline check failed")
+
+
+@_EPOCH_FINALIZER
+def _epoch_finalizer(key: int | None) -> None:
+    _CONTROLS.pop(key or 0, None)
 
 
 # --- poll_oneoff ---------------------------------------------------------------------------
