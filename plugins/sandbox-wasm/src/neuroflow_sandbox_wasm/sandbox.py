@@ -222,16 +222,24 @@ class WasmSandbox:
         timeout = self._check_timeout(timeout)
         fuel = self._check_fuel(fuel)
         config = self.config
-        return await self._guarded_python(argv, lambda: run_python(
+        return await self._guarded_python(argv, lambda cancel: run_python(
             config, argv, stdin=stdin, env=env, files=files, timeout=timeout, fuel=fuel,
-            write_files=_write_files), component="sandbox.wasm")
+            write_files=_write_files, cancel=cancel), component="sandbox.wasm")
 
     async def _guarded_python(self, argv: list[str], work: Any, *,
                               component: str) -> WasmResult:
-        """Run blocking ``work()`` in a worker thread, behind the gate as ``python argv``."""
+        """Run blocking ``work(cancel_event)`` in a worker thread, behind the gate as
+        ``python argv``; cancelling the caller sets the event (the guest stops)."""
+        import threading
+
         async def run() -> WasmResult:
-            result: WasmResult = await anyio.to_thread.run_sync(
-                work, limiter=self._get_limiter())
+            cancel = threading.Event()
+            try:
+                result: WasmResult = await anyio.to_thread.run_sync(
+                    work, cancel, limiter=self._get_limiter(), abandon_on_cancel=True)
+            except anyio.get_cancelled_exc_class():
+                cancel.set()
+                raise
             return result
 
         if self._gate is None:
