@@ -152,3 +152,11 @@ async def test_spec_7_research_agent_with_the_wasm_sandbox(
     stored = await memory.retrieve_memory(agent_id="researcher", key="research:AI trends")
     assert stored.value == {"result": "AI agents everywhere\n"}
     await sandbox.aclose()
+
+
+def test_doctor_does_not_load_wasmtime() -> None:
+    code = ("import sys; from neuroflow.plugins import get_plugin_manager;"
+            "get_plugin_manager().doctor_checks(); print('wasmtime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
