@@ -110,6 +110,7 @@ async def test_open_sandbox_uses_the_configuration(tmp_path: Path,
     await explicit.aclose()
 
 
+@pytest.mark.usefixtures("without_entry_points")  # the wasm plugin may be installed
 def test_open_sandbox_unknown_backend_names_the_fix() -> None:
     with pytest.raises(BackendNotFoundError) as info:
         open_sandbox(SandboxConfig(), backend="wasm")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         WasmSandboxConfig,
         open_sandbox,
     )
+    from neuroflow.sandbox.guarded import GuardedBackend, command_action, run_guarded
     from neuroflow.sandbox.process import SandboxIsolator
 
 _LAZY: dict[str, str] = {
@@ -33,6 +34,9 @@ _LAZY: dict[str, str] = {
     "WasmSandbox": "neuroflow.sandbox.facade",
     "WasmSandboxConfig": "neuroflow.sandbox.facade",
     "open_sandbox": "neuroflow.sandbox.facade",
+    "command_action": "neuroflow.sandbox.guarded",
+    "run_guarded": "neuroflow.sandbox.guarded",
+    "GuardedBackend": "neuroflow.sandbox.guarded",
 }
 
 
@@ -40,6 +44,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
+    "GuardedBackend",
     "IsolationBackend",
     "NamespaceIsolator",
     "SandboxConfig",
@@ -49,5 +54,7 @@ __all__ = [
     "TerminationReason",
     "WasmSandbox",
     "WasmSandboxConfig",
+    "command_action",
     "open_sandbox",
+    "run_guarded",
 ]

@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "SecurityManager": "neuroflow.security.manager",
     "get_default_gate": "neuroflow.security.manager",
     "set_default_gate": "neuroflow.security.manager",
+    "resolve_gate": "neuroflow.security.manager",
     "guarded": "neuroflow.security.manager",
     "verify_audit_log": "neuroflow.security.verify",
     "VerifyReport": "neuroflow.security.verify",
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
         SecurityManager,
         get_default_gate,
         guarded,
+        resolve_gate,
         set_default_gate,
     )
     from neuroflow.security.model import (
@@ -93,6 +95,7 @@ __all__ = [
     "get_default_gate",
     "guarded",
     "level_settings",
+    "resolve_gate",
     "set_default_gate",
     "verify_audit_log",
 ]

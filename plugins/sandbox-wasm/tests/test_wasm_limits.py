@@ -1,0 +1,202 @@
+"""Hostile modules end within their limit, with the right reason, and the host keeps
+serving other executions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import wat_modules as wat
+
+from neuroflow.sandbox import TerminationReason
+from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason
+from neuroflow_sandbox_wasm.sandbox import WasmSandbox
+
+pytestmark = pytest.mark.anyio
+MiB = 1024 * 1024
+#: No run here may take this long: a hang fails the test instead of blocking the suite.
+HANG = 60
+
+
+async def test_infinite_loop_ends_by_fuel(make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(max_fuel=2_000_000, timeout_seconds=None),
+                           gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            result = await sandbox.execute(wat.SPIN)
+        smaller = await sandbox.execute(wat.SPIN, fuel=1000)
+        assert (await sandbox.execute(wat.HELLO)).ok
+    assert result.wasm_reason is WasmEndReason.OUT_OF_FUEL
+    assert result.reason is TerminationReason.CPU_LIMIT
+    assert result.fuel_consumed == 2_000_000
+    assert result.limits_hit == ("fuel",)
+    assert result.exit_code == TRAP_EXIT_CODE and not result.ok
+    assert "fuel" in (result.trap or "")
+    assert smaller.wasm_reason is WasmEndReason.OUT_OF_FUEL and smaller.fuel_consumed == 1000
+
+
+async def test_infinite_loop_ends_by_timeout_without_fuel(
+        make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(max_fuel=None, timeout_seconds=0.3),
+                           gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            result = await sandbox.execute(wat.SPIN)
+            shorter = await sandbox.execute(wat.SPIN, timeout=0.05)
+        assert (await sandbox.execute(wat.HELLO)).ok
+    for run in (result, shorter):
+        assert run.wasm_reason is WasmEndReason.TIMED_OUT
+        assert run.reason is TerminationReason.TIMED_OUT
+        assert run.limits_hit == ("timeout",)
+        assert run.fuel_consumed is None
+    assert result.wall_time_ms >= 300  # it did run until the limit
+
+
+async def test_sleeping_past_the_timeout_is_cut_short(make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(timeout_seconds=0.3), gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            result = await sandbox.execute(wat.sleep_then_exit(3600))
+        short = await sandbox.execute(wat.sleep_then_exit(0.01, code=4))
+    assert result.wasm_reason is WasmEndReason.TIMED_OUT
+    assert "timeout" in result.limits_hit
+    assert short.wasm_reason is WasmEndReason.EXITED and short.exit_code == 4
+
+
+async def test_the_loop_is_not_frozen_by_a_long_run(make_config: Callable[..., Any]) -> None:
+    ticks = 0
+
+    async def count() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with WasmSandbox(make_config(timeout_seconds=0.5), gate=False) as sandbox:
+        async with anyio.create_task_group() as group:
+            group.start_soon(count)
+            result = await sandbox.execute(wat.SPIN)
+            group.cancel_scope.cancel()
+    assert result.wasm_reason is WasmEndReason.TIMED_OUT
+    assert ticks >= 5  # the loop kept running while the module spun
+
+
+async def test_memory_growth_past_the_limit(make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(max_memory_bytes=2 * MiB), gate=False) as sandbox:
+        result = await sandbox.execute(wat.GROW_UNTIL_REFUSED)
+    assert result.wasm_reason is WasmEndReason.MEMORY_LIMIT
+    assert result.reason is TerminationReason.MEMORY_LIMIT
+    assert "memory" in result.limits_hit
+    assert result.peak_memory_bytes == 2 * MiB  # grew to the limit, never past it
+
+
+async def test_initial_memory_over_the_limit_does_not_start(
+        make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(max_memory_bytes=1 * MiB), gate=False) as sandbox:
+        result = await sandbox.execute(wat.big_initial_memory(64))  # 4 MiB
+        fits = await sandbox.execute(wat.big_initial_memory(16))  # 1 MiB
+    assert result.wasm_reason is WasmEndReason.MEMORY_LIMIT
+    assert "instantiation failed" in (result.trap or "")
+    assert fits.ok
+
+
+async def test_deep_recursion_traps(make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(), gate=False) as sandbox:
+        result = await sandbox.execute(wat.RECURSE)
+        assert (await sandbox.execute(wat.HELLO)).ok
+    assert result.wasm_reason is WasmEndReason.TRAPPED
+    assert result.reason is TerminationReason.SIGNALLED
+    assert "call stack exhausted" in (result.trap or "")
+
+
+async def test_unreachable_traps(make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(), gate=False) as sandbox:
+        result = await sandbox.execute(wat.UNREACHABLE)
+    assert result.wasm_reason is WasmEndReason.TRAPPED
+    assert "unreachable" in (result.trap or "")
+
+
+async def test_output_flood_is_capped(make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(max_output_bytes=10_000, max_fuel=5_000_000),
+                           gate=False) as sandbox:
+        polite = await sandbox.execute(wat.flood(stop_on_error=True))
+        with anyio.fail_after(HANG):
+            hostile = await sandbox.execute(wat.flood(stop_on_error=False))
+    assert polite.stdout == b"A" * 10_000 and polite.stdout_truncated
+    assert polite.wasm_reason is WasmEndReason.OUTPUT_LIMIT
+    assert polite.reason is TerminationReason.OUTPUT_LIMIT
+    assert polite.exit_code == TRAP_EXIT_CODE
+    # It ignores the failed writes: it keeps only what the cap allows and ends by fuel.
+    assert len(hostile.stdout) == 10_000 and hostile.stdout_truncated
+    assert set(hostile.limits_hit) == {"output", "fuel"}
+
+
+@pytest.fixture
+def host_tree(tmp_path: Path) -> Path:
+    """``tmp_path/granted/inside.txt`` and, outside the grant, ``tmp_path/secret.txt``."""
+    (tmp_path / "granted").mkdir()
+    (tmp_path / "granted" / "inside.txt").write_text("inside")
+    (tmp_path / "secret.txt").write_text("host secret")
+    return tmp_path
+
+
+async def test_host_paths_outside_the_grant_cannot_be_read(
+        make_config: Callable[..., Any], host_tree: Path) -> None:
+    config = make_config(preopens=[(host_tree / "granted", "/data")])
+    async with WasmSandbox(config, gate=False) as sandbox:
+        inside = await sandbox.execute(wat.open_file("inside.txt"))
+        attempts = [await sandbox.execute(wat.open_file(path)) for path in (
+            "../secret.txt", str(host_tree / "secret.txt"), "/etc/passwd")]
+    assert inside.stdout == b"inside" and inside.ok
+    for result in attempts:
+        assert result.wasm_reason is WasmEndReason.EXITED
+        assert result.exit_code == wat.WASI_ERRNO["perm"], result
+        assert b"secret" not in result.stdout and b"root:" not in result.stdout
+
+
+async def test_nothing_is_reachable_without_a_grant(make_config: Callable[..., Any]) -> None:
+    async with WasmSandbox(make_config(), gate=False) as sandbox:
+        result = await sandbox.execute(wat.open_file("etc/passwd"))
+    assert result.exit_code == wat.WASI_ERRNO["badf"]  # there is no fd 3 at all
+
+
+async def test_read_only_grant_refuses_writes(make_config: Callable[..., Any],
+                                              host_tree: Path) -> None:
+    granted = host_tree / "granted"
+    async with WasmSandbox(make_config(preopens=[(granted, "/data")]), gate=False) as sandbox:
+        refused = await sandbox.execute(wat.open_file("new.txt", write=True))
+        overwrite = await sandbox.execute(wat.open_file("inside.txt", write=True))
+    assert refused.exit_code == wat.WASI_ERRNO["perm"]
+    assert overwrite.exit_code == wat.WASI_ERRNO["perm"]
+    assert not (granted / "new.txt").exists()
+    assert (granted / "inside.txt").read_text() == "inside"
+    writable = make_config(preopens=[(granted, "/data", False)])
+    async with WasmSandbox(writable, gate=False) as sandbox:
+        allowed = await sandbox.execute(wat.open_file("new.txt", write=True))
+    assert allowed.ok and (granted / "new.txt").read_text() == "written"
+
+
+async def test_no_sockets(make_config: Callable[..., Any], host_tree: Path) -> None:
+    async with WasmSandbox(make_config(preopens=[(host_tree / "granted", "/data")]),
+                           gate=False) as sandbox:
+        on_dir = await sandbox.execute(wat.accept_socket(3))
+        on_stdin = await sandbox.execute(wat.accept_socket(0))
+    # No socket is ever handed to a module: accept fails on every descriptor it has.
+    assert on_dir.exit_code != 0 and on_stdin.exit_code != 0
+    assert on_dir.wasm_reason is WasmEndReason.EXITED
+
+
+async def test_a_cancelled_execution_stops_the_module(make_config: Callable[..., Any]) -> None:
+    import threading
+
+    before = threading.active_count()
+    async with WasmSandbox(make_config(timeout_seconds=3600), gate=False) as sandbox:
+        with anyio.move_on_after(0.3) as scope:
+            await sandbox.execute(wat.SPIN)
+        assert scope.cancelled_caught
+        # The spinning module was stopped, not left running: the worker comes back and
+        # serves the next execution (a leaked spinner would hold it for an hour).
+        with anyio.fail_after(HANG):
+            while threading.active_count() > before + 2:
+                await anyio.sleep(0.05)
+            assert (await sandbox.execute(wat.HELLO)).ok
