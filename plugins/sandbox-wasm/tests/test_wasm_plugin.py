@@ -26,7 +26,7 @@ def test_the_entry_point_registers_the_wasm_backend() -> None:
 
 
 def test_importing_the_entry_point_does_not_import_wasmtime() -> None:
-    code = ("import sys, neuroflow_sandbox_wasm.plugin as p; p.neuroflow_isolation_backends();"
+    code = ("import sys, neuroflow_sandbox_wasm.plugin as p; p.neuroflow_backends();"
             "print('wasmtime' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
