@@ -185,7 +185,8 @@ class MCPConfig:
     """
 
     default_timeout_seconds: float = attrs.field(default=30.0, validator=_positive)
-    name_collision: NameCollision = NameCollision.PREFIX
+    name_collision: NameCollision = attrs.field(default=NameCollision.PREFIX,
+                                                converter=NameCollision)
     stop_grace_seconds: float = attrs.field(default=2.0, validator=_positive)
 
 
