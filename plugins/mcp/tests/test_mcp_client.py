@@ -29,9 +29,9 @@ async def test_spec_names_build_the_plugin_s_client_and_call_tools() -> None:
     status = await executor.start_server(name="tiny", server_type="test",
                                          command=sys.executable, args=[TINY])
     try:
-        assert status.connected and status.tool_count == 6 and status.pid
+        assert status.connected and status.tool_count == 7 and status.pid
         names = [t["name"] for t in await executor.list_tools()]
-        assert names == ["echo", "add", "slow", "fail", "garbage", "grow"]
+        assert names == ["echo", "add", "slow", "fail", "garbage", "grow", "auth_header"]
         echoed = await executor.execute_tool("tiny", "echo", {"text": "hello"})
         assert set(echoed) >= KEYS and echoed["result"] == "hello"
         assert echoed["is_error"] is False and echoed["content"][0]["text"] == "hello"
@@ -79,8 +79,8 @@ async def test_concurrent_calls_share_one_stdio_session(shared) -> None:
 
 
 async def test_every_tool_is_listed(shared) -> None:
-    assert len(await shared.list_tools("b")) == 156
-    assert shared.get_all_statuses()["b"].tool_count == 156
+    assert len(await shared.list_tools("b")) == 157
+    assert shared.get_all_statuses()["b"].tool_count == 157
 
 
 @pytest.mark.parametrize(("policy", "echoes"), [
@@ -89,7 +89,7 @@ async def test_name_collisions_follow_the_policy(shared, policy: str, echoes: se
     shared.config = attrs.evolve(shared.config, name_collision=policy)
     tools = await shared.list_tools()
     assert {t["name"] for t in tools if t["tool"] == "echo"} == echoes
-    assert len({t["name"] for t in tools}) == len(tools) == 6 + 156
+    assert len({t["name"] for t in tools}) == len(tools) == 7 + 157
     assert {t["name"] for t in tools if t["tool"] == "extra_1"} == {"extra_1"}
 
 
@@ -97,7 +97,7 @@ async def test_name_collisions_can_be_an_error(shared) -> None:
     shared.config = attrs.evolve(shared.config, name_collision="error")
     with pytest.raises(MCPServerError, match="'echo' is offered by several servers"):
         await shared.list_tools()
-    assert len(await shared.list_tools("a")) == 6
+    assert len(await shared.list_tools("a")) == 7
     shared.config = attrs.evolve(shared.config, name_collision="prefix")
 
 
@@ -148,7 +148,7 @@ async def test_tool_list_changes_are_picked_up() -> None:
     async with client() as mcp:
         await mcp.start_server(**tiny())
         await mcp.execute_tool("tiny", "grow")
-        await eventually(lambda: mcp.get_all_statuses()["tiny"].tool_count == 7,
+        await eventually(lambda: mcp.get_all_statuses()["tiny"].tool_count == 8,
                          what="the refreshed tool list")
         assert "extra" in [t["name"] for t in await mcp.list_tools("tiny")]
         assert (await mcp.execute_tool("tiny", "extra"))["result"] == "extra!"

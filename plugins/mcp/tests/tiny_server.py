@@ -2,7 +2,9 @@
 
 Tools: ``echo``, ``add`` (structured), ``slow`` (sleeps; writes a marker file only if it
 ran to the end), ``fail`` (raises: the server reports ``isError``), ``garbage`` (writes a
-non-JSON line to stdout, then answers), ``grow`` (adds a tool and notifies the client).
+non-JSON line to stdout, then answers), ``grow`` (adds a tool and notifies the client),
+``auth_header`` (what an HTTP client sent).  ``TINY_HTTP_PORT`` / ``TINY_SSE_PORT`` serve
+streamable HTTP / SSE on loopback.
 With ``TINY_GRANDCHILD=<file>`` it starts a ``sleep`` grandchild first and writes its pid
 there, the way ``npx`` leaves a node process below itself.
 """
@@ -63,6 +65,14 @@ async def grow(ctx: Context) -> str:
     return "grown"
 
 
+@server.tool()
+def auth_header(ctx: Context) -> str:
+    """The Authorization header of the HTTP request that carried this call."""
+    request = getattr(ctx.request_context, "request", None)
+    headers = getattr(request, "headers", None) or {}
+    return headers.get("authorization", "none")
+
+
 for index in range(int(os.environ.get("TINY_EXTRA_TOOLS", "0"))):
     server.add_tool(lambda index=index: str(index), name=f"extra_{index}")
 
@@ -73,4 +83,9 @@ if __name__ == "__main__":
         child = subprocess.Popen(["sleep", "600"])
         with open(pidfile, "w") as fh:
             fh.write(str(child.pid))
-    server.run()
+    if os.environ.get("TINY_HTTP_PORT"):
+        server.run("streamable-http", host="127.0.0.1", port=int(os.environ["TINY_HTTP_PORT"]))
+    elif os.environ.get("TINY_SSE_PORT"):
+        server.run("sse", host="127.0.0.1", port=int(os.environ["TINY_SSE_PORT"]))
+    else:
+        server.run()
