@@ -4,6 +4,7 @@ list changes, name collisions, start failures and process hygiene."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import anyio
 import attrs
@@ -208,3 +209,18 @@ async def test_an_environment_allow_list_keeps_host_secrets_out(monkeypatch, tmp
             await mcp.start_server(name="env", command=sys.executable, args=["-c", probe],
                                    env={"OUT": str(out)}, env_allow=["SHARED_SETTING"])
     assert out.read_text() == "None visible"
+
+
+async def test_garbage_on_the_wire_is_reported_and_every_page_is_listed() -> None:
+    raw = str(Path(TINY).with_name("raw_server.py"))
+    async with client() as mcp:
+        status = await mcp.start_server(name="raw", command=sys.executable, args=[raw])
+        assert status.connected and status.tool_count == 5  # three pages
+        assert [t["name"] for t in await mcp.list_tools()] == [f"tool_{i}" for i in range(5)]
+        result = await mcp.execute_tool("raw", "tool_3")
+        assert result["result"] == "ran tool_3" and not result["is_error"]
+        await eventually(lambda: mcp.get_all_statuses()["raw"].last_error is not None,
+                         what="the garbage to be reported")
+        assert "not a JSON-RPC message" in mcp.get_all_statuses()["raw"].last_error
+        assert "garbage: this line" in mcp.get_all_statuses()["raw"].last_error
+        assert await mcp.ping("raw") > 0

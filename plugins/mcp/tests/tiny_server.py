@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -52,8 +51,7 @@ def fail(message: str) -> str:
 @server.tool()
 def garbage() -> str:
     """Write a line that is not JSON-RPC to stdout, then answer normally."""
-    sys.stdout.write("this is not json\n")
-    sys.stdout.flush()
+    os.write(1, b"this is not json\n")  # fd 1 itself: the SDK guards sys.stdout
     return "still here"
 
 
