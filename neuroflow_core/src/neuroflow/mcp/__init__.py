@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from neuroflow._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroflow.mcp.agent import MCPToolError, use_mcp
     from neuroflow.mcp.config import (
         MCPConfig,
         MCPConfigParser,
@@ -41,6 +42,8 @@ _LAZY: dict[str, str] = {
     "RealMCPExecutor": "neuroflow.mcp.facade",
     "open_mcp_client": "neuroflow.mcp.facade",
     "GuardedMCPClient": "neuroflow.mcp.guarded",
+    "MCPToolError": "neuroflow.mcp.agent",
+    "use_mcp": "neuroflow.mcp.agent",
     "MCPHealthMonitor": "neuroflow.mcp.health",
     "MCPServerError": "neuroflow.mcp.model",
     "MCPServerStatus": "neuroflow.mcp.model",
@@ -60,9 +63,11 @@ __all__ = [
     "MCPServerManager",
     "MCPServerStatus",
     "MCPSettings",
+    "MCPToolError",
     "NameCollision",
     "RealMCPExecutor",
     "Transport",
     "open_mcp_client",
     "tool_result",
+    "use_mcp",
 ]
