@@ -142,3 +142,31 @@ async def test_a_killed_parent_leaves_no_server_behind() -> None:
     finally:
         parent.kill()
         await anyio.sleep(0)
+
+
+EXITING = """
+import sys, anyio
+sys.path.insert(0, {tests!r})
+from conftest import tiny
+from neuroflow import create_backend
+
+async def main():
+    mcp = create_backend("mcp", gate=False)
+    status = await mcp.start_server(**tiny(env={{"TINY_GRANDCHILD": {pidfile!r}}}))
+    print(status.pid, flush=True)
+    # returns without stopping anything
+
+anyio.run(main)
+"""
+
+
+async def test_an_interpreter_exiting_without_stop_all_leaves_nothing(tmp_path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING.format(tests=str(Path(TINY).parent),
+                                             pidfile=str(pidfile))],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    server_pid, grandchild = int(done.stdout), int(pidfile.read_text())
+    await eventually(lambda: not alive(server_pid) and not alive(grandchild), timeout=10,
+                     what="the server and its grandchild to be gone")
