@@ -105,6 +105,10 @@ class BackendKind(str, enum.Enum):
         ("allowlist", "paths", "network", "tools"), "guards",
         "neuroflow.security.config:SecurityConfig",
     )
+    MCP = (
+        "mcp", "mcp", "neuroflow.mcp.protocol:MCPClient", "MCP client", "mcp", "backend",
+        "neuroflow.mcp.config:MCPSettings", "neuroflow.mcp.guarded:GuardedMCPClient",
+    )
 
     @property
     def multi(self) -> bool:
@@ -126,6 +130,7 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.MEMORY, "postgres"): ("neuroflow-memory-sqlite", "postgres"),
     (BackendKind.EMBEDDER, "wordllama"): ("neuroflow-memory-sqlite", "wordllama"),
     (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
+    (BackendKind.MCP, "mcp"): ("neuroflow-mcp", "mcp"),
 }
 
 

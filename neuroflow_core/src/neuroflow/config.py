@@ -810,8 +810,10 @@ def _build_section(kind: BackendKind, raw_config: RawConfig, manager: Any) -> Se
     problems: list[str] = []
     selected = _selection(kind, raw, sources, problems)
     installed = manager.backends(kind)
+    explicit = f"{name}.{kind.selector}" in sources
     for backend in selected:
-        if backend not in installed:
+        # A default that no plugin provides (no MCP client installed) fails only when used.
+        if backend not in installed and (explicit or backend != kind.default):
             try:
                 manager.get_backend(kind, backend, field=f"{name}.{kind.selector}")
             except BackendNotFoundError as exc:

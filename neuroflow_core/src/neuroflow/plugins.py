@@ -60,6 +60,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "neuroflow.security": "neuroflow.security.builtin",
     "neuroflow.agent": "neuroflow.agent.builtin",
     "neuroflow.observability": "neuroflow.observability.builtin",
+    "neuroflow.mcp": "neuroflow.mcp.builtin",
     "neuroflow.cli": "neuroflow.cli_commands",
 }
 

@@ -1,0 +1,45 @@
+"""An MCP server written by hand on raw JSON-RPC lines, for what SDK servers never do:
+it writes a line of garbage to stdout before every answer, and it pages ``tools/list``
+(two tools per page, with ``nextCursor``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+TOOLS = [{"name": f"tool_{i}", "description": f"tool number {i}",
+          "inputSchema": {"type": "object", "properties": {}}} for i in range(5)]
+
+
+def answer(request: dict, result: dict) -> None:
+    sys.stdout.write("garbage: this line is not JSON-RPC\n")
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    for line in sys.stdin:
+        request = json.loads(line)
+        method = request.get("method")
+        if "id" not in request:
+            continue  # a notification
+        params = request.get("params") or {}
+        if method == "initialize":
+            answer(request, {"protocolVersion": params["protocolVersion"],
+                             "capabilities": {"tools": {"listChanged": False}},
+                             "serverInfo": {"name": "raw", "version": "1"}})
+        elif method == "tools/list":
+            start = int(params.get("cursor") or 0)
+            page = {"tools": TOOLS[start:start + 2]}
+            if start + 2 < len(TOOLS):
+                page["nextCursor"] = str(start + 2)
+            answer(request, page)
+        elif method == "tools/call":
+            answer(request, {"content": [{"type": "text", "text": f"ran {params['name']}"}]})
+        else:
+            answer(request, {})
+
+
+if __name__ == "__main__":
+    main()
