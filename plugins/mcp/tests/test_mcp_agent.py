@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from mcp_helpers import tiny
 
-from conftest import tiny
 from neuroflow import AINativeAgent, LLMConfig
 from neuroflow.config import reload_config
 from neuroflow.mcp import MCPServerManager, use_mcp

@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import attrs
 import pytest
+from mcp_helpers import TINY, alive, eventually, group_members, kill_group, tiny
 
-from conftest import TINY, alive, eventually, group_members, kill_group, tiny
 from neuroflow import create_backend
 from neuroflow.errors import ConfigError
 from neuroflow.mcp import MCPServerError, MCPServerManager, RealMCPExecutor

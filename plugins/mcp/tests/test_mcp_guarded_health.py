@@ -8,8 +8,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp_helpers import eventually, kill_group, tiny
 
-from conftest import eventually, kill_group, tiny
 from neuroflow import create_backend
 from neuroflow.config import reload_config
 from neuroflow.errors import SecurityError

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp_helpers import TINY, alive, eventually
 
-from conftest import TINY, alive, eventually
 from neuroflow import create_backend
 
 pytestmark = pytest.mark.anyio
@@ -115,7 +115,7 @@ def test_the_mcp_commands_against_the_configured_servers() -> None:
 PARENT = """
 import sys, anyio
 sys.path.insert(0, {tests!r})
-from conftest import tiny
+from mcp_helpers import tiny
 from neuroflow import create_backend
 
 async def main():
@@ -147,7 +147,7 @@ async def test_a_killed_parent_leaves_no_server_behind() -> None:
 EXITING = """
 import sys, anyio
 sys.path.insert(0, {tests!r})
-from conftest import tiny
+from mcp_helpers import tiny
 from neuroflow import create_backend
 
 async def main():

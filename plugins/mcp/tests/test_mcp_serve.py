@@ -13,8 +13,7 @@ import httpx
 import pytest
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
-
-from conftest import eventually
+from mcp_helpers import eventually
 
 pytestmark = pytest.mark.anyio
 

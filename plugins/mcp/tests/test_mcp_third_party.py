@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from mcp_helpers import group_members
 
-from conftest import group_members
 from neuroflow import create_backend
 
 pytestmark = pytest.mark.anyio

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from mcp_helpers import eventually, group_members, tiny
 
-from conftest import eventually, group_members, tiny
 from neuroflow import create_backend
 from neuroflow.mcp import MCPHealthMonitor, MCPServerError
 
