@@ -17,12 +17,14 @@ def neuroflow_backends() -> list[BackendSpec]:
             kind="tracer",
             factory="neuroflow.observability.local:LocalTracer",
             config_class="neuroflow.observability.local:LocalTracerConfig",
-            description="Spans kept in memory, optionally appended to a JSON-lines file",
+            description=("OpenTelemetry spans kept in memory, optionally appended to a "
+                         "JSON-lines file"),
         ),
         BackendSpec(
             name="noop",
             kind="tracer",
             factory="neuroflow.observability.local:NoopTracer",
-            description="Spans get ids for log correlation and are then dropped",
+            description=("Configures nothing: spans go where the application's "
+                         "OpenTelemetry setup sends them"),
         ),
     ]
