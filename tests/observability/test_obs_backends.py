@@ -109,6 +109,7 @@ def test_exporter_endpoint_without_otel_says_what_to_install() -> None:
     message = str(caught.value)
     assert "exporter_endpoint='http://localhost:4317'" in message
     assert "needs the OpenTelemetry tracer, which is not installed" in message
+    assert "pip install 'neuroflow[otel]'" in message
 
 
 def test_selecting_otel_by_config_without_the_plugin_says_what_to_install() -> None:

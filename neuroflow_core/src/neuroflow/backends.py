@@ -124,6 +124,7 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.MEMORY, "postgres"): ("neuroflow-memory-sqlite", "postgres"),
     (BackendKind.EMBEDDER, "wordllama"): ("neuroflow-memory-sqlite", "wordllama"),
     (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
+    (BackendKind.TRACER, "otel"): ("neuroflow-otel", "otel"),
 }
 
 

@@ -21,7 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from neuroflow.backends import BackendKind
+from neuroflow.backends import BackendKind, install_hint
 from neuroflow.errors import BackendNotFoundError, ConfigError, MissingPluginError
 from neuroflow.observability.model import AttributeValue, SpanKind
 from neuroflow.observability.protocol import Tracer
@@ -172,8 +172,8 @@ class TracingService:
                 else "the 'otel' tracer backend is selected"
             )
             raise MissingPluginError(
-                f"{why}, which is not installed (or select backend='local' to keep spans in "
-                "this process)") from None
+                f"{why}, which is not installed: {install_hint(BackendKind.TRACER, 'otel')} "
+                "(or select backend='local' to keep spans in this process)") from None
         fields = attrs.fields_dict(config_class) if config_class is not None else {}
         overrides: dict[str, Any] = {}
         if "service_name" in fields:
