@@ -1,11 +1,17 @@
-"""Built-in plugin ``neuroflow.observability``: registers the ``local`` and ``noop`` tracers.
+"""Built-in plugin ``neuroflow.observability``: registers the ``local`` and ``noop`` tracers
+and the ``neuroflow trace`` commands.
 
 Cheap to import: only names and ``"module:attr"`` references.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from neuroflow import BackendSpec, hookimpl
+
+if TYPE_CHECKING:
+    import click
 
 
 @hookimpl
@@ -28,3 +34,11 @@ def neuroflow_backends() -> list[BackendSpec]:
                          "OpenTelemetry setup sends them"),
         ),
     ]
+
+
+@hookimpl
+def neuroflow_cli_commands(cli: click.Group) -> None:
+    """Add ``neuroflow trace``."""
+    from neuroflow.observability.cli import trace_group
+
+    cli.add_command(trace_group())
