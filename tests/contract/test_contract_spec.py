@@ -94,6 +94,9 @@ async def test_spec_5_observability(capsys: pytest.CaptureFixture[str]) -> None:
         span.set_attribute("result.success", True)
     await tracing.stop()
     assert result == "ok" and len(span.trace_id) == 32
+    [recorded] = tracing.tracer.finished_spans(span.trace_id)
+    assert (recorded.name, dict(recorded.attributes)) == (
+        "tool_execution", {"tool_name": "search", "result.success": True})
 
     metrics = MetricsCollector()
     metrics.increment("tool_invocations", tags={"tool": "search"})
@@ -116,8 +119,10 @@ def test_spec_5_exporter_endpoint_needs_the_otel_plugin() -> None:
     try:
         import neuroflow_otel  # noqa: F401
     except ImportError:
-        with pytest.raises(MissingPluginError, match="OpenTelemetry tracer, which is not"):
+        with pytest.raises(MissingPluginError, match="OpenTelemetry tracer, which is not") as err:
             TracingService(service_name="my-agent", exporter_endpoint="http://localhost:4317")
+        assert "pip install 'neuroflow[otel]'" in str(err.value)
+    # With the plugin, SPEC §5 runs against a real OTLP receiver: plugins/otel/tests.
 
 
 @pytest.mark.anyio
