@@ -36,6 +36,11 @@ _LAZY: dict[str, str] = {
     "StructuredLogger": "neuroflow.observability.logs",
     "configure_logging": "neuroflow.observability.logs",
     "MetricsCollector": "neuroflow.observability.metrics",
+    "attach_context": "neuroflow.observability.propagation",
+    "extract": "neuroflow.observability.propagation",
+    "from_env": "neuroflow.observability.propagation",
+    "inject": "neuroflow.observability.propagation",
+    "traceparent_env": "neuroflow.observability.propagation",
     "AttributeValue": "neuroflow.observability.model",
     "Span": "neuroflow.observability.span",
     "SpanKind": "neuroflow.observability.model",
@@ -62,6 +67,13 @@ if TYPE_CHECKING:
         AttributeValue,
         SpanKind,
         SpanStatus,
+    )
+    from neuroflow.observability.propagation import (
+        attach_context,
+        extract,
+        from_env,
+        inject,
+        traceparent_env,
     )
     from neuroflow.observability.protocol import Tracer
     from neuroflow.observability.sdk import (
@@ -92,13 +104,18 @@ __all__ = [
     "Tracer",
     "TracingService",
     "add_span_processor",
+    "attach_context",
     "configure_logging",
     "current_span",
     "current_span_id",
     "current_trace_id",
+    "extract",
     "format_spans",
+    "from_env",
+    "inject",
     "read_spans",
     "remove_span_processor",
     "sdk_provider",
     "span_to_dict",
+    "traceparent_env",
 ]
