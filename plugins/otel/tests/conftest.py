@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -18,10 +22,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 class Receiver:
-    """An OTLP/HTTP trace receiver: decodes each POST to ``/v1/traces``."""
+    """An OTLP/HTTP receiver: decodes each POST to ``/v1/traces`` and ``/v1/logs``."""
 
     def __init__(self) -> None:
         self.requests: list[ExportTraceServiceRequest] = []
+        self.log_requests: list[ExportLogsServiceRequest] = []
         self.paths: list[str] = []
         self.event = threading.Event()
         receiver = self
@@ -29,12 +34,18 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
                 receiver.paths.append(self.path)
-                receiver.requests.append(request)
+                if self.path == "/v1/logs":
+                    logs = ExportLogsServiceRequest()
+                    logs.ParseFromString(body)
+                    receiver.log_requests.append(logs)
+                    reply = ExportLogsServiceResponse().SerializeToString()
+                else:
+                    request = ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    receiver.requests.append(request)
+                    reply = ExportTraceServiceResponse().SerializeToString()
                 receiver.event.set()
-                reply = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(reply)))
@@ -72,6 +83,16 @@ class Receiver:
                         })
         return found
 
+    def logs(self) -> list[dict[str, Any]]:
+        """Every received log record: body, severity, trace and span ids (hex), attributes."""
+        return [
+            {"body": record.body.string_value, "severity": record.severity_text,
+             "trace_id": record.trace_id.hex(), "span_id": record.span_id.hex(),
+             "attributes": {a.key: _value(a.value) for a in record.attributes}}
+            for request in self.log_requests for resource_logs in request.resource_logs
+            for scope_logs in resource_logs.scope_logs for record in scope_logs.log_records
+        ]
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -81,6 +102,8 @@ def _value(value: Any) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
         return [_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
     return getattr(value, kind) if kind else None
 
 

@@ -139,3 +139,27 @@ def test_bad_options_are_named(otel_plugin) -> None:
         TracingService("svc", backend="otel", config={"exporters": ["jaeger"]})
     with pytest.raises(ConfigError, match=r"tracer\.otel\.file: the \"file\" exporter needs"):
         TracingService("svc", backend="otel", config={"exporters": ["file"]})
+
+
+def test_logs_bridge_exports_records_with_the_span_s_ids(receiver, installed_path: str) -> None:
+    code = f"""
+import anyio
+from neuroflow.observability import StructuredLogger, TracingService
+
+async def main():
+    tracing = TracingService("svc", {receiver.url!r}, config={{"logs": True}})
+    await tracing.start()
+    logger = StructuredLogger("neuroflow.test")
+    with tracing.span("handling") as span:
+        logger.warning("Request failed", request_id="123")
+    print(span.trace_id, span.span_id)
+    await tracing.stop()
+
+anyio.run(main)
+"""
+    trace_id, span_id = _run(code, installed_path).stdout.split()
+    [record] = receiver.logs()
+    assert (record["body"], record["severity"]) == ("Request failed", "WARN")
+    assert (record["trace_id"], record["span_id"]) == (trace_id, span_id)
+    assert record["attributes"]["neuroflow_fields"] == {"request_id": "123"}
+    assert "/v1/logs" in receiver.paths

@@ -12,6 +12,7 @@
     sampling_ratio = 1.0
     service_version = "1.2.3"
     prometheus_port = 9464               # serve metrics for Prometheus to scrape
+    logs = true                          # export `logging` records over OTLP too
 
 If the application already configured an SDK ``TracerProvider``, the exporters are added to
 it (its resource and sampler stay); otherwise one is installed with ``service.name``,
@@ -89,6 +90,9 @@ class OtelTracerConfig:
         prometheus_port: serve the process's metrics for Prometheus on this port
             (0: any free port); ``None``: no endpoint.
         prometheus_host: the address the Prometheus endpoint listens on.
+        logs: export ``logging`` records of ``logs_logger`` over OTLP too (the
+            OpenTelemetry logs bridge), stamped with the current trace and span ids.
+        logs_logger: the ``logging`` logger whose records are exported (``""``: all).
     """
 
     endpoint: str | None = None
@@ -104,6 +108,8 @@ class OtelTracerConfig:
     batch: bool = True
     prometheus_port: int | None = attrs.field(default=None, validator=_port)
     prometheus_host: str = "127.0.0.1"
+    logs: bool = False
+    logs_logger: str = "neuroflow"
 
     def resolved_protocol(self) -> str:
         """``grpc`` or ``http/protobuf``: what ``"auto"`` means for this endpoint."""
@@ -153,6 +159,8 @@ def _flush_at_exit(ref: weakref.ref[OtelTracer]) -> None:
     tracer = ref()
     if tracer is not None and tracer.processor is not None:
         tracer.processor.force_flush()
+    if tracer is not None and tracer.logs is not None:
+        tracer.logs.flush()
 
 
 class OtelTracer:
@@ -169,6 +177,7 @@ class OtelTracer:
         self.provider: TracerProvider | None = None
         self.processor: SpanProcessor | None = None
         self.prometheus: Any = None
+        self.logs: Any = None
         self._attach()
         atexit.register(_flush_at_exit, weakref.ref(self))
 
@@ -194,8 +203,17 @@ class OtelTracer:
                                            sampler=sampler)
 
     async def start(self) -> None:
-        """Receive spans (again, after a stop) and serve Prometheus metrics if configured."""
+        """Receive spans (again, after a stop); serve Prometheus metrics and export logs if
+        configured."""
         self._attach()
+        if self.config.logs and self.logs is None:
+            from neuroflow_otel.logs import LogsBridge
+
+            self.logs = LogsBridge(endpoint=self.config.endpoint,
+                                   protocol=self.config.resolved_protocol(),
+                                   headers=dict(self.config.headers),
+                                   timeout=self.config.timeout_seconds,
+                                   resource=self.resource, logger=self.config.logs_logger)
         if self.config.prometheus_port is not None and self.prometheus is None:
             from neuroflow_otel.prometheus import PrometheusEndpoint
 
@@ -213,6 +231,9 @@ class OtelTracer:
         if self.prometheus is not None:
             self.prometheus.close()
             self.prometheus = None
+        if self.logs is not None:
+            self.logs.close()
+            self.logs = None
 
     def force_flush(self) -> bool:
         """Export every span finished so far now."""
