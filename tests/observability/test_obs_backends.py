@@ -103,7 +103,13 @@ def test_unwritable_trace_file_is_reported(tmp_path: Path) -> None:
         anyio.run(tracing.start)
 
 
-def test_exporter_endpoint_without_otel_says_what_to_install() -> None:
+@pytest.fixture
+def without_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No installed plugin is loaded (as if ``neuroflow-otel`` were not installed)."""
+    monkeypatch.setenv("NEUROFLOW_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+def test_exporter_endpoint_without_otel_says_what_to_install(without_plugins: None) -> None:
     with pytest.raises(MissingPluginError) as caught:
         TracingService(service_name="my-agent", exporter_endpoint="http://localhost:4317")
     message = str(caught.value)
@@ -112,7 +118,9 @@ def test_exporter_endpoint_without_otel_says_what_to_install() -> None:
     assert "pip install 'neuroflow[otel]'" in message
 
 
-def test_selecting_otel_by_config_without_the_plugin_says_what_to_install() -> None:
+def test_selecting_otel_by_config_without_the_plugin_says_what_to_install(
+    without_plugins: None,
+) -> None:
     with pytest.raises(MissingPluginError, match="is selected, which is not installed"):
         TracingService("svc", backend="otel")
     Path("neuroflow.toml").write_text('[tracer]\nbackend = "otel"\n')
