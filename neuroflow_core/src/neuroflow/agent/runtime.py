@@ -1,4 +1,4 @@
-"""``AINativeAgent``: tools, the tool loop, sessions, guards and trace ids."""
+"""``AINativeAgent``: tools, the tool loop, sessions, guards, and OpenTelemetry GenAI spans."""
 
 from __future__ import annotations
 
@@ -346,8 +346,7 @@ class AINativeAgent:
             "agent": self.name,
         }
         attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.name,
-                      "gen_ai.conversation.id": session,
-                      "agent.name": self.name, "session.id": session}
+                      "gen_ai.conversation.id": session}
         with self._span(f"invoke_agent {self.name}", attributes) as span:
             # the span's trace (a stand-in id when no SDK records spans), else a new one
             result["trace_id"] = _trace_id_of(span) or secrets.token_hex(16)
@@ -389,8 +388,7 @@ class AINativeAgent:
         tools = [tool.to_openai() for tool in self._tools.values()]
         usage: dict[str, int] = result["usage"]
         model = self._request_model(provider)
-        chat = {"gen_ai.operation.name": "chat", "gen_ai.agent.name": self.name,
-                "agent.name": self.name}
+        chat = {"gen_ai.operation.name": "chat", "gen_ai.agent.name": self.name}
         system = getattr(self.llm_config, "provider", None) or getattr(provider, "name", None)
         if isinstance(system, str):
             chat["gen_ai.provider.name"] = system
@@ -446,8 +444,7 @@ class AINativeAgent:
             return record
 
         attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
-                      "gen_ai.tool.call.id": call.id, "gen_ai.agent.name": self.name,
-                      "tool.name": call.name, "agent.name": self.name}
+                      "gen_ai.tool.call.id": call.id, "tool.name": call.name}
         with self._span(f"execute_tool {call.name}", attributes) as span:
             record = await self._call_tool(call, session, trace_id, finish)
             if span is not None:
