@@ -281,3 +281,29 @@ async def test_context_follows_into_worker_threads_started_by_anyio() -> None:
         trace_in_thread = await anyio.to_thread.run_sync(blocking_work)
     assert trace_in_thread == parent.trace_id
     assert parent_of(finished(tracing)["in thread"]) == parent.span_id
+
+
+def test_a_dropped_backend_stops_receiving_spans() -> None:
+    import gc
+    import weakref
+
+    tracing = TracingService("svc")
+    exporter = tracing.tracer.exporter
+    backend = weakref.ref(tracing.tracer)
+    del tracing
+    gc.collect()
+    assert backend() is None
+    with trace.get_tracer("test").start_as_current_span("after"):
+        pass
+    assert exporter.finished_spans() == []
+
+
+def test_a_stopped_backend_receives_nothing_until_started_again() -> None:
+    tracing = TracingService("svc")
+    anyio.run(tracing.stop)
+    with tracing.span("while stopped"):
+        pass
+    anyio.run(tracing.start)
+    with tracing.span("started again"):
+        pass
+    assert [s.name for s in tracing.tracer.finished_spans()] == ["started again"]
