@@ -13,6 +13,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -27,6 +31,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[ExportTraceServiceRequest] = []
         self.log_requests: list[ExportLogsServiceRequest] = []
+        self.metric_requests: list[ExportMetricsServiceRequest] = []
         self.paths: list[str] = []
         self.event = threading.Event()
         receiver = self
@@ -35,7 +40,12 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.paths.append(self.path)
-                if self.path == "/v1/logs":
+                if self.path == "/v1/metrics":
+                    sent = ExportMetricsServiceRequest()
+                    sent.ParseFromString(body)
+                    receiver.metric_requests.append(sent)
+                    reply = ExportMetricsServiceResponse().SerializeToString()
+                elif self.path == "/v1/logs":
                     logs = ExportLogsServiceRequest()
                     logs.ParseFromString(body)
                     receiver.log_requests.append(logs)
@@ -92,6 +102,21 @@ class Receiver:
             for request in self.log_requests for resource_logs in request.resource_logs
             for scope_logs in resource_logs.scope_logs for record in scope_logs.log_records
         ]
+
+    def metrics(self) -> dict[str, Any]:
+        """Every received metric's last data points: name -> [(attributes, value)]."""
+        found: dict[str, Any] = {}
+        for request in self.metric_requests:
+            for resource_metrics in request.resource_metrics:
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        data = getattr(metric, metric.WhichOneof("data"))
+                        found[metric.name] = [
+                            ({a.key: _value(a.value) for a in point.attributes},
+                             getattr(point, "sum", None) if metric.WhichOneof("data")
+                             == "histogram" else (point.as_double or point.as_int))
+                            for point in data.data_points]
+        return found
 
     def close(self) -> None:
         self.server.shutdown()

@@ -163,3 +163,25 @@ anyio.run(main)
     assert (record["trace_id"], record["span_id"]) == (trace_id, span_id)
     assert record["attributes"]["neuroflow_fields"] == {"request_id": "123"}
     assert "/v1/logs" in receiver.paths
+
+
+def test_metrics_are_exported_over_otlp(receiver, installed_path: str) -> None:
+    code = f"""
+import anyio
+from neuroflow.observability import MetricsCollector, TracingService
+
+async def main():
+    tracing = TracingService("svc", {receiver.url!r}, config={{"metrics": True}})
+    await tracing.start()
+    metrics = MetricsCollector()
+    metrics.increment("tool_invocations", 2, tags={{"tool": "search"}})
+    metrics.histogram("request_latency", 12.5, tags={{"endpoint": "/api"}})
+    await tracing.stop()
+
+anyio.run(main)
+"""
+    _run(code, installed_path)
+    found = receiver.metrics()
+    assert found["tool_invocations"] == [({"tool": "search"}, 2)]
+    assert found["request_latency"] == [({"endpoint": "/api"}, 12.5)]
+    assert "/v1/metrics" in receiver.paths

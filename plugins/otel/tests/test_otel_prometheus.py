@@ -21,7 +21,7 @@ async def main():
     metrics.increment("tool_invocations", 2, tags={"tool": "search"})
     metrics.gauge("active_connections", 42)
     metrics.histogram("request_latency", 123.45, tags={"endpoint": "/api"})
-    url = tracing.tracer.prometheus.url
+    url = tracing.tracer.metrics.url
     text = urllib.request.urlopen(url, timeout=30).read().decode()
     await tracing.stop()
     print(json.dumps({"text": text, "summary": metrics.get_summary()["counters"]}))

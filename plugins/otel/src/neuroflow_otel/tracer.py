@@ -13,6 +13,7 @@
     service_version = "1.2.3"
     prometheus_port = 9464               # serve metrics for Prometheus to scrape
     logs = true                          # export `logging` records over OTLP too
+    metrics = true                       # export MetricsCollector's series over OTLP too
 
 If the application already configured an SDK ``TracerProvider``, the exporters are added to
 it (its resource and sampler stay); otherwise one is installed with ``service.name``,
@@ -93,6 +94,9 @@ class OtelTracerConfig:
         logs: export ``logging`` records of ``logs_logger`` over OTLP too (the
             OpenTelemetry logs bridge), stamped with the current trace and span ids.
         logs_logger: the ``logging`` logger whose records are exported (``""``: all).
+        metrics: export the process's OpenTelemetry metrics (``MetricsCollector``'s
+            included) over OTLP every ``metrics_interval_seconds`` and on stop.
+        metrics_interval_seconds: how often metrics are exported over OTLP.
     """
 
     endpoint: str | None = None
@@ -110,6 +114,8 @@ class OtelTracerConfig:
     prometheus_host: str = "127.0.0.1"
     logs: bool = False
     logs_logger: str = "neuroflow"
+    metrics: bool = False
+    metrics_interval_seconds: float = 60.0
 
     def resolved_protocol(self) -> str:
         """``grpc`` or ``http/protobuf``: what ``"auto"`` means for this endpoint."""
@@ -161,6 +167,8 @@ def _flush_at_exit(ref: weakref.ref[OtelTracer]) -> None:
         tracer.processor.force_flush()
     if tracer is not None and tracer.logs is not None:
         tracer.logs.flush()
+    if tracer is not None and tracer.metrics is not None:
+        tracer.metrics.flush()
 
 
 class OtelTracer:
@@ -176,7 +184,7 @@ class OtelTracer:
         self.config = config if config is not None else OtelTracerConfig()
         self.provider: TracerProvider | None = None
         self.processor: SpanProcessor | None = None
-        self.prometheus: Any = None
+        self.metrics: Any = None
         self.logs: Any = None
         self._attach()
         atexit.register(_flush_at_exit, weakref.ref(self))
@@ -214,23 +222,29 @@ class OtelTracer:
                                    headers=dict(self.config.headers),
                                    timeout=self.config.timeout_seconds,
                                    resource=self.resource, logger=self.config.logs_logger)
-        if self.config.prometheus_port is not None and self.prometheus is None:
-            from neuroflow_otel.prometheus import PrometheusEndpoint
+        config = self.config
+        if (config.prometheus_port is not None or config.metrics) and self.metrics is None:
+            from neuroflow_otel.metrics import MetricsSetup
 
-            self.prometheus = PrometheusEndpoint(self.config.prometheus_host,
-                                                 self.config.prometheus_port, self.resource)
+            self.metrics = MetricsSetup(
+                self.resource,
+                prometheus=None if config.prometheus_port is None
+                else (config.prometheus_host, config.prometheus_port),
+                otlp=(config.endpoint, config.resolved_protocol(), dict(config.headers),
+                      config.timeout_seconds) if config.metrics else None,
+                interval_seconds=config.metrics_interval_seconds)
 
     async def stop(self) -> None:
-        """Export every span finished so far, stop receiving spans, close the exporters
-        and the Prometheus endpoint."""
+        """Export every span (and log record and metric) so far, stop receiving spans,
+        close the exporters and the Prometheus endpoint."""
         remove_span_processor(self)
         processor, self.processor = self.processor, None
         if processor is not None:
             processor.force_flush()
             processor.shutdown()
-        if self.prometheus is not None:
-            self.prometheus.close()
-            self.prometheus = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if self.logs is not None:
             self.logs.close()
             self.logs = None
