@@ -432,7 +432,7 @@ async def test_a_duck_typed_tracer_gets_spans_and_gives_the_trace_id() -> None:
     result = await agent.handle("x")
     assert result["trace_id"] == "ab" * 16
     names = [s["name"] for s in tracer.spans]
-    assert names == ["agent.handle", "agent.llm", "agent.tool", "agent.llm"]
+    assert names == ["invoke_agent a", "chat script", "execute_tool t", "chat script"]
     tool_span = tracer.spans[2]
     assert tool_span["tool.name"] == "t" and tool_span["tool.status"] == "ok"
     assert tracer.spans[0]["agent.finish_reason"] == "stop"

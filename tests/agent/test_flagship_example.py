@@ -43,16 +43,64 @@ async def test_scripted_run_researches_in_the_sandbox_and_is_refused_the_shell(
         ("shell", "tools.researcher-no-shell", AGENT)]
     commands = [r for r in records if r.get("resource") == "python3"]
     assert {r.get("decision") or r.get("outcome") for r in commands} == {"allow", "success"}
-    assert all(r["trace_id"] == result["trace_id"] for r in records)
+    actions = [r for r in records if r.get("decision") or r.get("outcome")]
+    assert len(actions) == 5 and all(r["trace_id"] == result["trace_id"] for r in actions)
 
     spans = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
-    names = {s["name"] for s in spans if s["trace_id"] == result["trace_id"]}
-    assert {"agent.handle", "agent.tool", "research_tool"} <= names
+    _assert_one_agent_trace(spans, result["trace_id"])
 
     text = "\n".join(lines)
     assert "denied by tools.researcher-no-shell" in text
     assert "chain intact" in text
     assert "research:Research WebAssembly sandboxes" in text  # what memory holds
+    assert f"    invoke_agent {AGENT}  " in text  # the span tree, printed
+
+
+def _assert_one_agent_trace(spans: list[dict], trace_id: str) -> None:
+    """One trace: invoke_agent at the root; chat and execute_tool under it; the research
+    tool's own span under its execute_tool span; guard decisions and token use recorded."""
+    assert {s["trace_id"] for s in spans} == {trace_id}
+    by_id = {s["span_id"]: s for s in spans}
+    [root] = [s for s in spans if s["parent_span_id"] is None]
+    assert root["name"] == f"invoke_agent {AGENT}"
+    assert root["attributes"]["gen_ai.operation.name"] == "invoke_agent"
+
+    def parent(span: dict) -> str:
+        return by_id[span["parent_span_id"]]["name"]
+
+    chats = [s for s in spans if s["name"].startswith("chat")]
+    assert len(chats) == 3 and {parent(s) for s in chats} == {root["name"]}
+    assert all(s["kind"] == "client" for s in chats)
+    assert chats[0]["attributes"]["gen_ai.response.model"] == "scripted (not a real model)"
+    assert "gen_ai.input.messages" not in chats[0]["attributes"]  # content is not captured
+    tools = {s["attributes"]["gen_ai.tool.name"]: s for s in spans
+             if s["name"].startswith("execute_tool ")}
+    assert set(tools) == {"shell", "research"}
+    assert {parent(s) for s in tools.values()} == {root["name"]}
+    assert tools["shell"]["attributes"]["neuroflow.guard.decision"] == "deny"
+    assert tools["research"]["attributes"]["neuroflow.guard.decision"] == "allow"
+    [research] = [s for s in spans if s["name"] == "research_tool"]
+    assert research["parent_span_id"] == tools["research"]["span_id"]
+    assert research["attributes"]["topic"] == "Research WebAssembly sandboxes"
+    assert len(spans) == 7
+
+
+@pytest.mark.anyio
+async def test_any_opentelemetry_exporter_sees_the_same_trace(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from neuroflow.observability import add_span_processor, remove_span_processor, span_to_dict
+
+    exporter = InMemorySpanExporter()
+    assert add_span_processor(exporter, SimpleSpanProcessor(exporter)) is not None
+    try:
+        result = await run_research_agent("Research WebAssembly sandboxes", workdir=tmp_path,
+                                          echo=lambda line: None)
+    finally:
+        remove_span_processor(exporter)
+    spans = [span_to_dict(s) for s in exporter.get_finished_spans()]
+    _assert_one_agent_trace(spans, result["trace_id"])
 
 
 @pytest.mark.anyio

@@ -131,6 +131,9 @@ async def test_spec_5_observability(caplog: pytest.LogCaptureFixture) -> None:
         span.set_attribute("result.success", True)
     await tracing.stop()
     assert result == "ok" and len(span.trace_id) == 32
+    [recorded] = tracing.tracer.finished_spans(span.trace_id)
+    assert (recorded.name, dict(recorded.attributes)) == (
+        "tool_execution", {"tool_name": "search", "result.success": True})
 
     metrics = MetricsCollector()
     metrics.increment("tool_invocations", tags={"tool": "search"})
@@ -162,8 +165,9 @@ async def test_spec_5_exporter_endpoint_needs_the_otel_plugin() -> None:
     from neuroflow.observability import SpanKind, TracingService
 
     if not installed("neuroflow_otel"):
-        with pytest.raises(MissingPluginError, match="needs the OpenTelemetry tracer"):
+        with pytest.raises(MissingPluginError, match="needs the OpenTelemetry tracer") as err:
             TracingService(service_name="my-agent", exporter_endpoint="http://localhost:4317")
+        assert "pip install 'neuroflow[otel]'" in str(err.value)
         return
     # No collector listens there: exporting must not break the traced code.
     tracing = TracingService(service_name="my-agent", exporter_endpoint="http://localhost:4317")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from neuroflow.backends import BackendKind, BackendSpec
 from neuroflow.config import load_config, reload_config
@@ -20,9 +23,10 @@ from neuroflow.observability import (
     SpanKind,
     Tracer,
     TracingService,
+    add_span_processor,
     current_trace_id,
+    remove_span_processor,
 )
-from neuroflow.observability.local import NoopSpan
 from neuroflow.plugins import get_plugin_manager
 
 
@@ -99,15 +103,24 @@ def test_unwritable_trace_file_is_reported(tmp_path: Path) -> None:
         anyio.run(tracing.start)
 
 
-def test_exporter_endpoint_without_otel_says_what_to_install() -> None:
+@pytest.fixture
+def without_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No installed plugin is loaded (as if ``neuroflow-otel`` were not installed)."""
+    monkeypatch.setenv("NEUROFLOW_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+def test_exporter_endpoint_without_otel_says_what_to_install(without_plugins: None) -> None:
     with pytest.raises(MissingPluginError) as caught:
         TracingService(service_name="my-agent", exporter_endpoint="http://localhost:4317")
     message = str(caught.value)
     assert "exporter_endpoint='http://localhost:4317'" in message
     assert "needs the OpenTelemetry tracer, which is not installed" in message
+    assert "pip install 'neuroflow[otel]'" in message
 
 
-def test_selecting_otel_by_config_without_the_plugin_says_what_to_install() -> None:
+def test_selecting_otel_by_config_without_the_plugin_says_what_to_install(
+    without_plugins: None,
+) -> None:
     with pytest.raises(MissingPluginError, match="is selected, which is not installed"):
         TracingService("svc", backend="otel")
     Path("neuroflow.toml").write_text('[tracer]\nbackend = "otel"\n')
@@ -152,67 +165,25 @@ class RecordingConfig:
     endpoint: str | None = None
 
 
-@attrs.define
-class RecordingSpan:
-    """A minimal span implementation, as a third party would write it."""
-
-    name: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    kind: SpanKind
-    attributes: dict = attrs.Factory(dict)
-    events: list = attrs.Factory(list)
-    status: object = None
-    ended: bool = False
-
-    def set_attribute(self, key: str, value: object) -> None:
-        self.attributes[key] = value
-
-    def set_attributes(self, attributes: Mapping[str, object]) -> None:
-        self.attributes.update(attributes)
-
-    def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
-        self.events.append(name)
-
-    def set_status(self, status: object, description: str | None = None) -> None:
-        self.status = status
-
-    def record_exception(self, exception: BaseException, attributes: object = None) -> None:
-        self.events.append(f"exception {type(exception).__name__}")
-
-    def end(self) -> None:
-        self.ended = True
-
-
 class RecordingTracer:
-    """Hands out spans with sequential ids and logs its lifecycle."""
+    """A third party's tracer backend: the SDK's in-memory exporter on the provider."""
 
     def __init__(self, config: RecordingConfig) -> None:
         self.config = config
-        self.spans: list[RecordingSpan] = []
+        self.exporter = InMemorySpanExporter()
         self.calls: list[str] = []
-        self.parents: list[object] = []
-
-    def start_span(self, name, kind, attributes, parent):  # type: ignore[no-untyped-def]
-        self.parents.append(parent)
-        number = len(self.spans) + 1
-        span = RecordingSpan(
-            name,
-            parent.trace_id if parent else f"{number:032x}",
-            f"{number:016x}",
-            parent.span_id if parent else None,
-            kind,
-            dict(attributes or {}),
-        )
-        self.spans.append(span)
-        return span
+        self.provider = None
 
     async def start(self) -> None:
         self.calls.append("start")
+        self.provider = add_span_processor(self, SimpleSpanProcessor(self.exporter))
 
     async def stop(self) -> None:
         self.calls.append("stop")
+        remove_span_processor(self)
+
+    def by_name(self) -> dict[str, Any]:
+        return {s.name: s for s in self.exporter.get_finished_spans()}
 
 
 class RecordingPlugin:
@@ -255,19 +226,25 @@ async def test_third_party_tracer_selected_by_config(recording_plugin: None) -> 
     assert tracer.config == RecordingConfig("from-file", "third-party", "http://collector:4317")
 
     await tracing.start()
+    assert tracer.provider is trace.get_tracer_provider()
     with tracing.span("outer", kind=SpanKind.CONSUMER, attributes={"a": 1}) as outer:
         assert isinstance(outer, Span)
         assert current_trace_id() == outer.trace_id
         with pytest.raises(LookupError), tracing.span("inner") as inner:
             raise LookupError("missing")
     await tracing.stop()
+    with tracing.span("after stop"):
+        pass
 
     assert tracer.calls == ["start", "stop"]
-    assert tracer.parents == [None, outer]
+    spans = tracer.by_name()
+    assert set(spans) == {"outer", "inner"}
     assert inner.parent_span_id == outer.span_id and inner.trace_id == outer.trace_id
-    assert outer.attributes == {"a": 1} and outer.kind is SpanKind.CONSUMER
-    assert inner.events == ["exception LookupError"] and inner.ended and outer.ended
-    assert str(inner.status) == "error"
+    assert spans["inner"].parent.span_id == spans["outer"].context.span_id
+    assert dict(spans["outer"].attributes) == {"a": 1}
+    assert spans["outer"].kind is trace.SpanKind.CONSUMER
+    assert [e.name for e in spans["inner"].events] == ["exception"]
+    assert spans["inner"].status.description == "LookupError: missing"
 
 
 def test_third_party_tracer_options_are_checked(recording_plugin: None) -> None:
@@ -278,13 +255,20 @@ def test_third_party_tracer_options_are_checked(recording_plugin: None) -> None:
     assert tracing.tracer.config.endpoint is None
 
 
-def test_a_child_of_a_foreign_span_joins_its_trace(recording_plugin: None) -> None:
-    """Spans from different backends nest through the shared context variable."""
-    outer_service = TracingService("a", backend="recording")
-    inner_service = TracingService("b", backend="noop")
-    with outer_service.span("outer") as outer, inner_service.span("inner") as inner:
-        assert isinstance(inner, NoopSpan)
-    assert inner.trace_id == outer.trace_id and inner.parent_span_id == outer.span_id
+def test_spans_nest_with_other_opentelemetry_code_both_ways() -> None:
+    """Third-party code instrumented with OpenTelemetry and NeuroFlow share one trace."""
+    tracing = TracingService("svc")
+    other = trace.get_tracer("some.library")
+    with other.start_as_current_span("library request") as library:
+        with tracing.span("neuroflow step") as step:
+            with other.start_as_current_span("library call"):
+                pass
+    spans = {s.name: s for s in tracing.tracer.finished_spans()}
+    assert set(spans) == {"library request", "neuroflow step", "library call"}
+    assert step.trace_id == f"{library.get_span_context().trace_id:032x}"
+    assert step.parent_span_id == f"{library.get_span_context().span_id:016x}"
+    assert spans["library call"].parent.span_id == int(step.span_id, 16)
+    assert spans["neuroflow step"].instrumentation_scope.name == "neuroflow"
 
 
 def test_registering_the_builtin_tracers_imports_no_tracer_code() -> None:

@@ -131,6 +131,7 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.EMBEDDER, "wordllama"): ("neuroflow-memory-sqlite", "wordllama"),
     (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
     (BackendKind.MCP, "mcp"): ("neuroflow-mcp", "mcp"),
+    (BackendKind.TRACER, "otel"): ("neuroflow-otel", "otel"),
 }
 
 

@@ -1,39 +1,97 @@
-"""``AINativeAgent``: tools, the tool loop, sessions, guards and trace ids."""
+"""``AINativeAgent``: tools, the tool loop, sessions, guards, and OpenTelemetry GenAI spans."""
 
 from __future__ import annotations
 
 import functools
 import json
 import logging
+import os
+import secrets
 import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar, overload
 
 import anyio
+from opentelemetry import trace
 
 from neuroflow.agent.llm import Completion, LLMConfig, ToolCall, create_provider
 from neuroflow.agent.protocol import LLMProvider
 from neuroflow.agent.sessions import SessionStore
 from neuroflow.agent.tools import Tool, describe_tool
 from neuroflow.errors import AgentError, ConfigError, SecurityError
-from neuroflow.observability.context import current_trace_id
-from neuroflow.observability.model import new_trace_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("neuroflow.agent")
 
-_NO_SPAN: AbstractContextManager[None] = nullcontext()
+#: Spans follow the OpenTelemetry GenAI semantic conventions; opened through the API only,
+#: so they cost next to nothing when no SDK is configured.
+_TRACER = trace.get_tracer("neuroflow")
+_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_USAGE = {"gen_ai.usage.input_tokens": ("input_tokens", "prompt_tokens"),
+          "gen_ai.usage.output_tokens": ("output_tokens", "completion_tokens")}
+
+
+def _capture_content() -> bool:
+    """Whether message content goes on spans (off unless the standard variable says so)."""
+    return os.environ.get(_CAPTURE_CONTENT, "").strip().lower() in ("1", "true", "yes")
 
 
 def _trace_id_of(span: Any) -> str | None:
+    context = getattr(span, "get_span_context", None)
+    if context is not None:
+        ctx = context()
+        return f"{ctx.trace_id:032x}" if ctx.is_valid else None
     value = getattr(span, "trace_id", None)
     if isinstance(value, int) and value:
         return f"{value:032x}"
     if isinstance(value, str) and value:
         return value
     return None
+
+
+@contextmanager
+def _otel_span(name: str, kind: trace.SpanKind,
+               attributes: dict[str, Any]) -> Iterator[trace.Span]:
+    with _TRACER.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+        if span.get_span_context().is_valid:
+            yield span
+            return
+        # No SDK records spans: carry a fresh trace id anyway, so the guard's audit records
+        # and logs inside this run still share one id.
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        ids = RandomIdGenerator()
+        stand_in = trace.NonRecordingSpan(trace.SpanContext(
+            ids.generate_trace_id(), ids.generate_span_id(), is_remote=False))
+        with trace.use_span(stand_in):
+            yield stand_in
+
+
+def _is_tracing_service(tracer: Any) -> bool:
+    from neuroflow.observability.tracing import TracingService
+
+    return isinstance(tracer, TracingService)
+
+
+def _chat_attributes(span: trace.Span, completion: Completion,
+                     messages: list[dict[str, Any]] | None) -> None:
+    """The GenAI attributes of a ``chat`` span once the model answered."""
+    if completion.model:
+        span.set_attribute("gen_ai.response.model", completion.model)
+    for key, names in _USAGE.items():
+        value = next((completion.usage[n] for n in names if n in completion.usage), None)
+        if isinstance(value, int):
+            span.set_attribute(key, value)
+    span.set_attribute("gen_ai.response.finish_reasons",
+                       ["tool_calls" if completion.tool_calls else "stop"])
+    if messages is not None:
+        span.set_attribute("gen_ai.input.messages",
+                           json.dumps(messages, default=str, ensure_ascii=False))
+        span.set_attribute("gen_ai.output.messages", json.dumps(
+            [{"role": "assistant", "content": completion.text,
+              "tool_calls": [c.name for c in completion.tool_calls]}], ensure_ascii=False))
 
 
 def _denial(exc: SecurityError) -> str:
@@ -88,9 +146,13 @@ class AINativeAgent:
             through first (e.g. a ``SecurityManager``); ``None`` (the default) uses the
             gate built from ``[security]`` of the active configuration; ``False`` runs
             tools unguarded and unaudited.
-        tracer: any object with ``span(name, attributes=...)`` returning a context manager
-            whose value has ``set_attribute(key, value)`` and optionally ``trace_id``
-            (``neuroflow.observability.TracingService`` fits); ``None`` for no spans.
+        tracer: ``None`` or a ``neuroflow.observability.TracingService``: spans are
+            OpenTelemetry spans (GenAI conventions: ``invoke_agent``, ``chat``,
+            ``execute_tool``) sent wherever the configured tracer backend sends them.  Any
+            other object with ``span(name, attributes=...)`` returning a context manager
+            (whose value has ``set_attribute`` and optionally ``trace_id``) receives the
+            spans instead.  Message content goes on spans only when
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
         provider: an LLM provider object to use instead of building one from
             ``llm_config``.
         sessions: where conversations are kept (default: in memory, bounded).
@@ -152,6 +214,7 @@ class AINativeAgent:
         self.deadline_seconds = float(deadline_seconds)
         self.gate = gate
         self.tracer = tracer
+        self._duck_tracer = tracer is not None and not _is_tracing_service(tracer)
         self.sessions = sessions if sessions is not None else SessionStore()
         self._provider = provider
         self._tools: dict[str, Tool] = {}
@@ -234,10 +297,16 @@ class AINativeAgent:
 
     # --- tracing ------------------------------------------------------------------------
 
-    def _span(self, name: str, attributes: dict[str, Any]) -> AbstractContextManager[Any]:
-        if self.tracer is None:
-            return _NO_SPAN
-        return self.tracer.span(name, attributes=attributes)
+    def _span(self, name: str, attributes: dict[str, Any],
+              kind: trace.SpanKind = trace.SpanKind.INTERNAL) -> AbstractContextManager[Any]:
+        if self._duck_tracer:
+            return self.tracer.span(name, attributes=attributes)
+        return _otel_span(name, kind, attributes)
+
+    def _request_model(self, provider: LLMProvider) -> str:
+        model = getattr(self.llm_config, "model", None) or getattr(
+            getattr(provider, "config", None), "model", None)
+        return model if isinstance(model, str) else ""
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -263,7 +332,7 @@ class AINativeAgent:
             raise AgentError(f"handle: message must be a string, got {type(message).__name__}")
         if session_id is not None and (not isinstance(session_id, str) or not session_id):
             raise AgentError(f"handle: session_id must be a non-empty string, got {session_id!r}")
-        session = session_id if session_id is not None else new_trace_id()[:16]
+        session = session_id if session_id is not None else secrets.token_hex(8)
         provider = self.provider
         result: dict[str, Any] = {
             "response": "",
@@ -276,10 +345,11 @@ class AINativeAgent:
             "usage": {},
             "agent": self.name,
         }
-        attributes = {"agent.name": self.name, "session.id": session}
-        with self._span("agent.handle", attributes) as span:
-            # the tracer's trace, else the caller's current span's trace, else a new one
-            result["trace_id"] = _trace_id_of(span) or current_trace_id() or new_trace_id()
+        attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.name,
+                      "gen_ai.conversation.id": session}
+        with self._span(f"invoke_agent {self.name}", attributes) as span:
+            # the span's trace (a stand-in id when no SDK records spans), else a new one
+            result["trace_id"] = _trace_id_of(span) or secrets.token_hex(16)
             turn: list[dict[str, Any]] = [{"role": "user", "content": message}]
             with anyio.move_on_after(self.deadline_seconds) as scope:
                 await self._loop(provider, session, turn, result)
@@ -299,6 +369,11 @@ class AINativeAgent:
                 span.set_attribute("agent.steps", result["steps"])
                 span.set_attribute("agent.tool_calls", len(result["tool_calls"]))
                 span.set_attribute("agent.finish_reason", result["finish_reason"])
+                for key, names in _USAGE.items():
+                    value = next((usage[n] for n in names if n in (usage := result["usage"])),
+                                 None)
+                    if value is not None:
+                        span.set_attribute(key, value)
         return result
 
     async def _loop(
@@ -312,9 +387,21 @@ class AINativeAgent:
         history = self.sessions.history(session)
         tools = [tool.to_openai() for tool in self._tools.values()]
         usage: dict[str, int] = result["usage"]
+        model = self._request_model(provider)
+        chat = {"gen_ai.operation.name": "chat", "gen_ai.agent.name": self.name}
+        system = getattr(self.llm_config, "provider", None) or getattr(provider, "name", None)
+        if isinstance(system, str):
+            chat["gen_ai.provider.name"] = system
+        if model:
+            chat["gen_ai.request.model"] = model
+        capture = _capture_content()
         for _ in range(self.max_steps):
-            with self._span("agent.llm", {"agent.name": self.name}):
-                completion = await provider.complete([*prefix, *history, *turn], tools)
+            with self._span(f"chat {model}" if model else "chat", chat,
+                            trace.SpanKind.CLIENT) as span:
+                messages = [*prefix, *history, *turn]
+                completion = await provider.complete(messages, tools)
+                if span is not None and not self._duck_tracer:
+                    _chat_attributes(span, completion, messages if capture else None)
             result["steps"] += 1
             result["model"] = completion.model or result["model"]
             for key, value in completion.usage.items():
@@ -356,11 +443,17 @@ class AINativeAgent:
             record["duration_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
             return record
 
-        with self._span("agent.tool", {"tool.name": call.name, "agent.name": self.name}) as span:
+        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
+                      "gen_ai.tool.call.id": call.id, "tool.name": call.name}
+        with self._span(f"execute_tool {call.name}", attributes) as span:
             record = await self._call_tool(call, session, trace_id, finish)
             if span is not None:
                 span.set_attribute("tool.status", record["status"])
                 span.set_attribute("tool.duration_ms", record["duration_ms"])
+                if record["status"] == "denied":
+                    span.set_attribute("neuroflow.guard.decision", "deny")
+                if record["status"] in ("error", "timeout") and not self._duck_tracer:
+                    span.set_attribute("error.type", record["status"])
         return record
 
     async def _call_tool(
@@ -393,6 +486,8 @@ class AINativeAgent:
                 await self.gate.authorize(action, context)
             except SecurityError as exc:
                 return finish("denied", error=_denial(exc))
+            if not self._duck_tracer:
+                trace.get_current_span().set_attribute("neuroflow.guard.decision", "allow")
 
         began = time.perf_counter()
         try:

@@ -1,11 +1,13 @@
 """Observability: distributed tracing, metrics and structured JSON logs.
 
-``TracingService`` opens spans on a tracer backend chosen by configuration
-(``[tracer] backend = "local"`` by default; ``noop``; ``otel`` from the
-``neuroflow-otel`` plugin; or a third party's, registered through ``neuroflow_tracers``).
-``MetricsCollector`` keeps counters, gauges and histograms in process;
-``StructuredLogger`` writes JSON lines through ``logging`` stamped with the current
-trace id.
+Spans are OpenTelemetry spans: ``TracingService`` (and the agent runtime) open them through
+``opentelemetry-api``, and the tracer backend chosen by configuration decides where they go
+(``[tracer] backend = "local"`` by default: in memory and a JSON-lines file; ``noop``;
+``otel`` from the ``neuroflow-otel`` plugin: OTLP, console, file; or a third party's,
+registered through ``neuroflow_backends``).  ``MetricsCollector`` keeps counters, gauges
+and histograms in process and records them on OpenTelemetry metrics too;
+``StructuredLogger`` writes JSON lines through ``logging`` stamped with the current trace
+and span ids.
 
 Names are imported on first use, so registering the built-in tracers stays cheap.
 """
@@ -20,22 +22,30 @@ _LAZY: dict[str, str] = {
     "current_span": "neuroflow.observability.context",
     "current_span_id": "neuroflow.observability.context",
     "current_trace_id": "neuroflow.observability.context",
-    "LocalSpan": "neuroflow.observability.local",
+    "LocalSpanExporter": "neuroflow.observability.local",
     "LocalTracer": "neuroflow.observability.local",
     "LocalTracerConfig": "neuroflow.observability.local",
     "NoopTracer": "neuroflow.observability.local",
     "format_spans": "neuroflow.observability.local",
+    "read_spans": "neuroflow.observability.local",
+    "span_to_dict": "neuroflow.observability.local",
+    "add_span_processor": "neuroflow.observability.sdk",
+    "remove_span_processor": "neuroflow.observability.sdk",
+    "sdk_provider": "neuroflow.observability.sdk",
     "JsonFormatter": "neuroflow.observability.logs",
     "StructuredLogger": "neuroflow.observability.logs",
     "configure_logging": "neuroflow.observability.logs",
     "MetricsCollector": "neuroflow.observability.metrics",
+    "attach_context": "neuroflow.observability.propagation",
+    "extract": "neuroflow.observability.propagation",
+    "from_env": "neuroflow.observability.propagation",
+    "inject": "neuroflow.observability.propagation",
+    "traceparent_env": "neuroflow.observability.propagation",
     "AttributeValue": "neuroflow.observability.model",
-    "Span": "neuroflow.observability.protocol",
+    "Span": "neuroflow.observability.span",
     "SpanKind": "neuroflow.observability.model",
     "SpanStatus": "neuroflow.observability.model",
     "Tracer": "neuroflow.observability.protocol",
-    "new_span_id": "neuroflow.observability.model",
-    "new_trace_id": "neuroflow.observability.model",
     "SpanScope": "neuroflow.observability.tracing",
     "TracingService": "neuroflow.observability.tracing",
 }
@@ -43,11 +53,13 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:
     from neuroflow.observability.context import current_span, current_span_id, current_trace_id
     from neuroflow.observability.local import (
-        LocalSpan,
+        LocalSpanExporter,
         LocalTracer,
         LocalTracerConfig,
         NoopTracer,
         format_spans,
+        read_spans,
+        span_to_dict,
     )
     from neuroflow.observability.logs import JsonFormatter, StructuredLogger, configure_logging
     from neuroflow.observability.metrics import MetricsCollector
@@ -55,10 +67,21 @@ if TYPE_CHECKING:
         AttributeValue,
         SpanKind,
         SpanStatus,
-        new_span_id,
-        new_trace_id,
     )
-    from neuroflow.observability.protocol import Span, Tracer
+    from neuroflow.observability.propagation import (
+        attach_context,
+        extract,
+        from_env,
+        inject,
+        traceparent_env,
+    )
+    from neuroflow.observability.protocol import Tracer
+    from neuroflow.observability.sdk import (
+        add_span_processor,
+        remove_span_processor,
+        sdk_provider,
+    )
+    from neuroflow.observability.span import Span
     from neuroflow.observability.tracing import SpanScope, TracingService
 
 
@@ -68,7 +91,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "AttributeValue",
     "JsonFormatter",
-    "LocalSpan",
+    "LocalSpanExporter",
     "LocalTracer",
     "LocalTracerConfig",
     "MetricsCollector",
@@ -80,11 +103,19 @@ __all__ = [
     "StructuredLogger",
     "Tracer",
     "TracingService",
+    "add_span_processor",
+    "attach_context",
     "configure_logging",
     "current_span",
     "current_span_id",
     "current_trace_id",
+    "extract",
     "format_spans",
-    "new_span_id",
-    "new_trace_id",
+    "from_env",
+    "inject",
+    "read_spans",
+    "remove_span_processor",
+    "sdk_provider",
+    "span_to_dict",
+    "traceparent_env",
 ]

@@ -1,33 +1,29 @@
-"""The current span, kept in a context variable.
+"""The current span, read from OpenTelemetry's context.
 
-A context variable follows ``await`` and is copied into tasks started from inside a span
-(asyncio tasks, trio and anyio task-group children), so a child task's spans nest under
-the span that started it.  Logging reads it too, to stamp records with the trace id.
+OpenTelemetry keeps the current span in a context variable, which follows ``await`` and
+is copied into tasks (asyncio, trio, anyio task groups) and into ``anyio.to_thread``
+workers, so spans opened there nest under the span that started them -- NeuroFlow's and
+any other OpenTelemetry-instrumented library's alike.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from opentelemetry import trace
 
-if TYPE_CHECKING:
-    from neuroflow.observability.protocol import Span
-
-_current_span: ContextVar[Span | None] = ContextVar("neuroflow_current_span", default=None)
+from neuroflow.observability.span import Span, hex_span_id, hex_trace_id
 
 
 def current_span() -> Span | None:
-    """Return the span the caller is inside, or ``None``."""
-    return _current_span.get()
+    """Return the span the caller is inside (wrapped), or ``None``."""
+    span = trace.get_current_span()
+    return Span(span) if span.get_span_context().is_valid else None
 
 
 def current_trace_id() -> str | None:
     """Return the trace id (32 hex digits) of the span the caller is inside, or ``None``."""
-    span = _current_span.get()
-    return None if span is None else span.trace_id
+    return hex_trace_id(trace.get_current_span())
 
 
 def current_span_id() -> str | None:
     """Return the span id (16 hex digits) of the span the caller is inside, or ``None``."""
-    span = _current_span.get()
-    return None if span is None else span.span_id
+    return hex_span_id(trace.get_current_span())

@@ -7,7 +7,8 @@ Each record becomes one JSON object on one line::
      "trace_id": "4bf9...", "span_id": "00f0...",
      "exception": {"type": "ValueError", "message": "bad", "traceback": "Traceback ..."}}
 
-``trace_id``/``span_id`` are those of the span the call was made in (absent outside one).
+``trace_id``/``span_id`` are those of the OpenTelemetry span the call was made in (absent
+outside one, and when no OpenTelemetry SDK records spans).
 Call :func:`configure_logging` once to send every logger's records, as JSON, to a stream.
 """
 
@@ -20,12 +21,21 @@ import traceback
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from opentelemetry import trace
+
 from neuroflow.errors import ConfigError
-from neuroflow.observability.context import _current_span
 
 _FIELDS = "neuroflow_fields"
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL}
+
+
+def _ids() -> tuple[str | None, str | None]:
+    """The current OpenTelemetry span's trace and span ids as hex, or ``(None, None)``."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None, None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,9 +60,7 @@ class JsonFormatter(logging.Formatter):
         if hasattr(record, "trace_id"):
             trace_id, span_id = record.trace_id, record.span_id
         else:
-            span = _current_span.get()
-            trace_id, span_id = (span.trace_id, span.span_id) if span is not None else (None,
-                                                                                         None)
+            trace_id, span_id = _ids()
         if trace_id is not None:
             data["trace_id"] = trace_id
             data["span_id"] = span_id
@@ -164,11 +172,11 @@ class StructuredLogger:
         logger = self._logger
         if not logger.isEnabledFor(level):
             return
-        span = _current_span.get()
+        trace_id, span_id = _ids()
         extra = {
             _FIELDS: {**self._bound, **fields} if self._bound else fields,
-            "trace_id": None if span is None else span.trace_id,
-            "span_id": None if span is None else span.span_id,
+            "trace_id": trace_id,
+            "span_id": span_id,
         }
         logger.log(level, msg, exc_info=exc_info, extra=extra, stacklevel=3)
 

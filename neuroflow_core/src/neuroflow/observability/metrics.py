@@ -1,4 +1,10 @@
-"""``MetricsCollector``: counters, gauges and histograms in process, with tags.
+"""``MetricsCollector``: counters, gauges and histograms in process, with tags, also recorded
+on OpenTelemetry metrics.
+
+Each call is kept in process (for :meth:`MetricsCollector.get_summary`) and recorded on the
+OpenTelemetry instrument of the same name (meter ``"neuroflow"``, tags as attributes):
+a no-op until an SDK ``MeterProvider`` is configured -- by the application, or by the
+``otel`` plugin's Prometheus endpoint (``[tracer.otel] prometheus_port``).
 
 Every series is identified by a metric name and its tags.  :meth:`MetricsCollector.get_summary`
 totals each metric across its tag sets (``stats["counters"]["tool_invocations"]``) and also
@@ -14,6 +20,8 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+
+from opentelemetry import metrics as otel_metrics
 
 from neuroflow.errors import ConfigError
 
@@ -53,6 +61,24 @@ def _check_name(name: object, what: str) -> str:
     if type(name) is not str or not name:
         raise ConfigError(f"{what}: metric name must be a non-empty string, got {name!r}")
     return name  # type: ignore[return-value]
+
+
+_METER = otel_metrics.get_meter("neuroflow")
+_instruments: dict[tuple[str, str], Any] = {}
+_instruments_lock = threading.Lock()
+
+
+def _instrument(kind: str, name: str) -> Any:
+    """The OpenTelemetry instrument ``kind`` (counter, gauge, histogram) named ``name``."""
+    found = _instruments.get((kind, name))
+    if found is None:
+        with _instruments_lock:
+            found = _instruments.get((kind, name))
+            if found is None:
+                create = {"counter": _METER.create_counter, "gauge": _METER.create_gauge,
+                          "histogram": _METER.create_histogram}[kind]
+                found = _instruments[(kind, name)] = create(name)
+    return found
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -139,6 +165,7 @@ class MetricsCollector:
             )
         with self._lock:
             self._counters[key] = self._counters.get(key, 0) + value
+        _instrument("counter", name).add(value, dict(key[1]))
 
     def gauge(self, name: str, value: float | int, tags: Mapping[str, str] | None = None) -> None:
         """Set gauge ``name`` for these tags to ``value`` (the last value wins)."""
@@ -146,6 +173,7 @@ class MetricsCollector:
         value = _number(value, "gauge", name)
         with self._lock:
             self._gauges[key] = value
+        _instrument("gauge", name).set(value, dict(key[1]))
 
     def histogram(
         self, name: str, value: float | int, tags: Mapping[str, str] | None = None
@@ -158,6 +186,7 @@ class MetricsCollector:
             if series is None:
                 series = self._histograms[key] = _Histogram(self.max_samples)
             series.add(value)
+        _instrument("histogram", name).record(value, dict(key[1]))
 
     @contextmanager
     def timer(self, name: str, tags: Mapping[str, str] | None = None) -> Iterator[None]:

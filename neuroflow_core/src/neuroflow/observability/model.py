@@ -1,18 +1,18 @@
-"""What a span and a tracer backend are: :class:`Span`, :class:`Tracer` and their enums.
+"""The span vocabulary NeuroFlow's API speaks, mapped onto OpenTelemetry's.
 
-A tracer backend (``local``, ``noop``, the ``otel`` plugin, a third party's) is any object
-satisfying :class:`Tracer`.  :class:`~neuroflow.observability.TracingService` owns the
-current-span context; it hands the backend the parent span explicitly, so a backend never
-has to manage context itself (the OpenTelemetry plugin turns ``parent`` into an OTel
-context and keeps its own ``trace_id``/``span_id``).
+:class:`SpanKind` and :class:`SpanStatus` are string enums (``SpanKind.CLIENT == "client"``)
+whose ``.otel`` property is OpenTelemetry's own value; spans themselves, their ids and the
+current-span context are OpenTelemetry's (``opentelemetry-api``).
 """
 
 from __future__ import annotations
 
 import enum
-import random
 from collections.abc import Sequence
 from typing import Union
+
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 from neuroflow.errors import ConfigError
 
@@ -35,6 +35,11 @@ class SpanKind(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def otel(self) -> trace.SpanKind:
+        """The OpenTelemetry ``SpanKind`` of the same name."""
+        return _OTEL_KINDS[self]
+
 
 class SpanStatus(str, enum.Enum):
     """The outcome of a span: unset until someone says ``ok`` or ``error``."""
@@ -45,6 +50,15 @@ class SpanStatus(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def otel(self) -> StatusCode:
+        """The OpenTelemetry ``StatusCode`` of the same name."""
+        return _OTEL_STATUS[self]
+
+
+_OTEL_KINDS = {kind: getattr(trace.SpanKind, kind.name) for kind in SpanKind}
+_OTEL_STATUS = {status: getattr(StatusCode, status.name) for status in SpanStatus}
 
 
 def check_attribute(key: object, value: object) -> AttributeValue | None:
@@ -70,31 +84,11 @@ def check_status(status: object) -> SpanStatus:
     """Turn ``"ok"``/``"error"``/a :class:`SpanStatus` into a :class:`SpanStatus`."""
     if isinstance(status, SpanStatus):
         return status
+    if isinstance(status, StatusCode):
+        return SpanStatus(status.name.lower())
     try:
         return SpanStatus(str(status).lower())
     except ValueError:
         raise ConfigError(
             f"span status: expected one of unset, ok, error, got {status!r}"
         ) from None
-
-
-_random = random.Random()
-_bits = _random.getrandbits
-
-
-def new_trace_id() -> str:
-    """Return a random, non-zero W3C trace id: 32 lowercase hex digits."""
-    value = _bits(128)
-    while not value:
-        value = _bits(128)
-    return f"{value:032x}"
-
-
-def new_span_id() -> str:
-    """Return a random, non-zero W3C span id: 16 lowercase hex digits."""
-    value = _bits(64)
-    while not value:
-        value = _bits(64)
-    return f"{value:016x}"
-
-

@@ -1,9 +1,11 @@
-"""``TracingService``: the facade that opens spans and keeps the current one in context.
+"""``TracingService``: the facade that opens OpenTelemetry spans.
 
-The backend that records spans is chosen by configuration (``[tracer] backend = "local"``)
-and built by the plugin manager, so the ``otel`` plugin or a third party's tracer slots in
-by name.  The facade owns the current-span context variable, so parent/child nesting and
-:func:`~neuroflow.observability.current_trace_id` behave the same for every backend.
+Spans are opened through ``opentelemetry-api`` (the tracer ``"neuroflow"``), so they nest
+with any other OpenTelemetry-instrumented code in the process, both ways, and cost next to
+nothing when no SDK is configured.  Where they go is chosen by configuration
+(``[tracer] backend = "local"``): the backend, built by :func:`neuroflow.create_backend`,
+configures the OpenTelemetry SDK (the ``otel`` plugin's exports over OTLP, a third party's
+wherever it likes).
 """
 
 from __future__ import annotations
@@ -15,44 +17,48 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import attrs
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
-from neuroflow.backends import BackendKind
+from neuroflow.backends import BackendKind, install_hint
 from neuroflow.errors import BackendNotFoundError, ConfigError, MissingPluginError
-from neuroflow.observability.context import _current_span
-from neuroflow.observability.model import AttributeValue, SpanKind, SpanStatus
-from neuroflow.observability.protocol import Span, Tracer
+from neuroflow.observability.model import AttributeValue, SpanKind
+from neuroflow.observability.protocol import Tracer
+from neuroflow.observability.span import Span, checked_attributes
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: NeuroFlow's OpenTelemetry tracer (a proxy until an SDK provider is installed).
+TRACER = trace.get_tracer("neuroflow")
 
 
 class SpanScope:
     """What :meth:`TracingService.span` returns: enter it (``with`` or ``async with``).
 
-    On entry the span starts as a child of the current span and becomes the current
-    span; on exit the previous span is current again, an escaping exception is recorded
-    with status ``error``, and the span ends.
+    On entry an OpenTelemetry span starts as a child of the current span and becomes the
+    current span; on exit the previous span is current again, an escaping exception is
+    recorded with status ``error``, and the span ends.
     """
 
-    __slots__ = ("_attributes", "_kind", "_name", "_span", "_token", "_tracer")
+    __slots__ = ("_attributes", "_kind", "_name", "_span", "_token")
 
     def __init__(
         self,
-        tracer: Tracer,
         name: str,
         kind: SpanKind,
         attributes: Mapping[str, AttributeValue] | None,
     ) -> None:
-        self._tracer = tracer
         self._name = name
         self._kind = kind
-        self._attributes = attributes
+        self._attributes = checked_attributes(attributes)
 
     def __enter__(self) -> Span:
-        span = self._tracer.start_span(self._name, self._kind, self._attributes,
-                                       _current_span.get())
-        self._token = _current_span.set(span)
+        span = TRACER.start_span(self._name, kind=self._kind.otel,
+                                 attributes=self._attributes)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
         self._span = span
-        return span
+        return Span(span)
 
     def __exit__(
         self,
@@ -61,15 +67,10 @@ class SpanScope:
         tb: TracebackType | None,
     ) -> None:
         span = self._span
-        try:
-            _current_span.reset(self._token)
-        except ValueError:
-            # Exited in another context than it was entered in (a generator resumed
-            # elsewhere): that context's own value is left alone.
-            pass
+        otel_context.detach(self._token)
         if exc is not None:
             span.record_exception(exc)
-            span.set_status(SpanStatus.ERROR, f"{type(exc).__name__}: {exc}")
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         span.end()
 
     async def __aenter__(self) -> Span:
@@ -147,7 +148,7 @@ class TracingService:
         if backend is not None and not isinstance(backend, str):
             if not isinstance(backend, Tracer):
                 raise ConfigError(
-                    "backend: expected a backend name or an object with start_span, start "
+                    "backend: expected a backend name or an object with provider, start "
                     f"and stop (neuroflow.observability.Tracer), got {type(backend).__name__}"
                 )
             return getattr(backend, "name", type(backend).__name__), backend
@@ -171,8 +172,8 @@ class TracingService:
                 else "the 'otel' tracer backend is selected"
             )
             raise MissingPluginError(
-                f"{why}, which is not installed (or select backend='local' to keep spans in "
-                "this process)") from None
+                f"{why}, which is not installed: {install_hint(BackendKind.TRACER, 'otel')} "
+                "(or select backend='local' to keep spans in this process)") from None
         fields = attrs.fields_dict(config_class) if config_class is not None else {}
         overrides: dict[str, Any] = {}
         if "service_name" in fields:
@@ -194,7 +195,8 @@ class TracingService:
             self._started = True
 
     async def stop(self) -> None:
-        """Flush finished spans and release the backend's resources."""
+        """Flush finished spans (exported before this returns) and release the backend's
+        resources."""
         await self._tracer.stop()
         self._started = False
 
@@ -213,14 +215,15 @@ class TracingService:
     ) -> SpanScope:
         """Open a span: ``with tracing.span("tool_execution", kind=SpanKind.CLIENT) as span:``.
 
-        It nests under the current span (also across ``await`` and into tasks started
-        inside it); an exception leaving the block is recorded and sets status ``error``.
+        It nests under the current OpenTelemetry span (also across ``await`` and into
+        tasks and worker threads started inside it); an exception leaving the block is
+        recorded and sets status ``error``.  Attribute values are checked here.
         """
         if type(name) is not str or not name:
             _check_name(name)
         if kind.__class__ is not SpanKind:
             kind = _check_kind(kind)
-        return SpanScope(self._tracer, name, kind, attributes)  # type: ignore[arg-type]
+        return SpanScope(name, kind, attributes)  # type: ignore[arg-type]
 
     def traced(
         self,
@@ -240,14 +243,14 @@ class TracingService:
 
                 @functools.wraps(func)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    with SpanScope(self._tracer, span_name, kind, attributes):
+                    with SpanScope(span_name, kind, attributes):
                         return await func(*args, **kwargs)
 
                 return async_wrapper  # type: ignore[return-value]
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                with SpanScope(self._tracer, span_name, kind, attributes):
+                with SpanScope(span_name, kind, attributes):
                     return func(*args, **kwargs)
 
             return wrapper  # type: ignore[return-value]
