@@ -146,7 +146,9 @@ def otel_plugin() -> None:
     import neuroflow_otel.plugin
     from neuroflow.plugins import get_plugin_manager
 
-    get_plugin_manager().register(neuroflow_otel.plugin, "otel")
+    manager = get_plugin_manager()
+    if "otel" not in manager.backends("tracer"):  # not installed: the source tree's plugin
+        manager.register(neuroflow_otel.plugin, "otel-from-source")
 
 
 @pytest.fixture
