@@ -38,7 +38,13 @@ from neuroflow.memory.embedders import LexicalEmbedder
 from neuroflow.memory.manager import MemoryManager
 from neuroflow.memory.model import HistoryRecord, MemoryQuery
 from neuroflow.testing.memory_examples import FilterExamples
-from neuroflow.testing.memory_model import ReferenceMemory, RefQuery, VocabularyEmbedder
+from neuroflow.testing.memory_model import (
+    ABSENT,
+    ReferenceMemory,
+    RefQuery,
+    VocabularyEmbedder,
+    field,
+)
 
 START = 1_700_000_000.0
 _BACKENDS = ["asyncio", *(["trio"] if importlib.util.find_spec("trio") else [])]
@@ -319,6 +325,31 @@ def _build_machine(store: Any, portal: Any) -> type:
                 got = self.call(self.manager.list_memories, agent, filter=flt, limit=None)
                 assert [e.key for e in got] == \
                     [e.key for e in self.model.list(_query(agent, filter=flt))], flt
+
+        @rule(agent=agents, data=st.data())
+        def boundary_filters(self, agent: str, data: Any) -> None:
+            """Every operator (and its ``$not``) with an operand equal to a stored field."""
+            agent = self.run + agent
+            live = self.model.list(_query(agent))
+            if not live:
+                return
+            entry = data.draw(st.sampled_from(live))
+            path = data.draw(st.sampled_from(["value.stars", "value.lang", "value.opt",
+                                              "importance", "key", "version", "updated_at",
+                                              "created_at", "value.opt.in"]))
+            have = field(entry, path)
+            if have is ABSENT:
+                have = 0
+            ops: list[dict[str, Any]] = [
+                {"$eq": have}, {"$ne": have}, {"$in": [have]}, {"$contains": have},
+                {"$exists": True}, {"$exists": False}]
+            if isinstance(have, (int, float, str)) and not isinstance(have, bool):
+                ops += [{op: have} for op in _ORDERED]
+            for cond in ops:
+                for flt in ({path: cond}, {"$not": {path: cond}}):
+                    got = self.call(self.manager.list_memories, agent, filter=flt, limit=None)
+                    assert [e.key for e in got] == \
+                        [e.key for e in self.model.list(_query(agent, filter=flt))], flt
 
         @rule(agent=agents, tags=tag_lists)
         def list_(self, agent: str, tags: list[str]) -> None:

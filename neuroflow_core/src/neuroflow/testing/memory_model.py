@@ -26,7 +26,8 @@ from neuroflow.memory.model import MemoryEntry
 #: on an entry without expiry).
 TOP_FIELDS = ("key", "importance", "created_at", "updated_at", "expires_at", "version", "tags")
 
-_ABSENT = object()
+#: What :func:`field` returns for a path the entry does not have.
+ABSENT = object()
 
 
 # --- the filter language -----------------------------------------------------------------
@@ -51,7 +52,7 @@ def json_equal(a: Any, b: Any) -> bool:
 
 
 def field(entry: MemoryEntry, path: str) -> Any:
-    """The value at ``path`` in ``entry``, or ``_ABSENT``."""
+    """The value at ``path`` in ``entry``, or ``ABSENT``."""
     if path in TOP_FIELDS:
         got = getattr(entry, path)
         return list(got) if path == "tags" else got
@@ -63,14 +64,14 @@ def field(entry: MemoryEntry, path: str) -> Any:
         elif type(here) is list and re.fullmatch(r"[0-9]+", step) and int(step) < len(here):
             here = here[int(step)]
         else:
-            return _ABSENT
+            return ABSENT
     return here
 
 
 def _operator(op: str, have: Any, want: Any) -> bool:
     if op == "$exists":
-        return want if have is not _ABSENT else not want
-    if have is _ABSENT:
+        return want if have is not ABSENT else not want
+    if have is ABSENT:
         # A missing field matches only $ne (and $exists: false, above).
         return op == "$ne"
     if op == "$eq":
