@@ -38,6 +38,7 @@ from neuroflow.memory.embedders import LexicalEmbedder
 from neuroflow.memory.manager import MemoryManager
 from neuroflow.memory.model import HistoryRecord, MemoryQuery
 from neuroflow.testing.memory_examples import FilterExamples
+from neuroflow.testing.memory_limits import LimitExamples
 from neuroflow.testing.memory_model import (
     ABSENT,
     ReferenceMemory,
@@ -402,7 +403,7 @@ class _DeletesAfterCandidates:
 # --- the suite ---------------------------------------------------------------------------------
 
 
-class MemoryStoreSuite(FilterExamples):
+class MemoryStoreSuite(FilterExamples, LimitExamples):
     """Subclass and override :meth:`memory_store`; every test then runs against your store."""
 
     #: hypothesis budget for the state machine; raise it in a subclass for a soak run.

@@ -40,6 +40,7 @@ from neuroflow.errors import ConfigError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory.filters import matches_filter
 from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
 from neuroflow.memory.text import coverage, tokenize
+from neuroflow.memory.validate import OFF_LOOP_BYTES, is_large
 
 T = TypeVar("T")
 
@@ -511,7 +512,8 @@ class SqlStore:
             arr = np.ascontiguousarray(vector, dtype=np.float32)
             blob, dim = arr.tobytes(), int(arr.shape[0])
         args = (entry, words, blob, dim, expected_version, now, keep_history, embedder)
-        if self._fast is not None:
+        if self._fast is not None and len(words) <= OFF_LOOP_BYTES and not is_large(entry.value):
+            # A large value's write (JSON, full-text index) goes to a worker thread.
             try:
                 done = self._put_in_place(*args)
             except _Retry:
