@@ -233,11 +233,14 @@ class MemoryManager:
             InvalidMemoryError: an argument is invalid (nothing is stored).
             MemoryConflictError: ``expected_version`` did not match.
         """
+        agent_id = check.identifier("agent_id", agent_id)
+        key = check.identifier("key", key)
+        checked = await self._value(value)  # may take a while (off the loop) for a large one
         now = await self._ready()
         entry = MemoryEntry(
-            agent_id=check.identifier("agent_id", agent_id),
-            key=check.identifier("key", key),
-            value=await self._value(value),
+            agent_id=agent_id,
+            key=key,
+            value=checked,
             tags=check.tags(tags),
             importance=self.config.default_importance if importance is None
             else check.unit("importance", importance),
