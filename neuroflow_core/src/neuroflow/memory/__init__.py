@@ -37,6 +37,8 @@ _LAZY: dict[str, str] = {
     "matches_filter": "neuroflow.memory.filters",
     "tokenize": "neuroflow.memory.text",
     "coverage": "neuroflow.memory.text",
+    "is_large": "neuroflow.memory.validate",
+    "OFF_LOOP_BYTES": "neuroflow.memory.validate",
 }
 
 if TYPE_CHECKING:
@@ -50,12 +52,14 @@ if TYPE_CHECKING:
     from neuroflow.memory.protocol import Embedder, MemoryStore
     from neuroflow.memory.text import coverage, tokenize
     from neuroflow.memory.tiered import TieredStore
+    from neuroflow.memory.validate import OFF_LOOP_BYTES, is_large
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
+    "OFF_LOOP_BYTES",
     "Candidates",
     "Embedder",
     "HistoryRecord",
@@ -71,6 +75,7 @@ __all__ = [
     "MemoryStoreError",
     "TieredStore",
     "coverage",
+    "is_large",
     "matches_filter",
     "tokenize",
 ]

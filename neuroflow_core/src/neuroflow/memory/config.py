@@ -10,6 +10,12 @@ from __future__ import annotations
 import attrs
 
 from neuroflow.errors import ConfigError
+from neuroflow.memory.validate import (
+    DEFAULT_MAX_FILTER_DEPTH,
+    DEFAULT_MAX_VALUE_BYTES,
+    DEFAULT_MAX_VALUE_DEPTH,
+    MAX_DEPTH_LIMIT,
+)
 
 EVICTION_SCOPES = ("agent", "global")
 
@@ -40,6 +46,18 @@ def _max_entries(_inst: object, attribute: attrs.Attribute, value: int | None) -
         raise ConfigError(f"max_entries: expected an integer >= 1 or none, got {value!r}")
 
 
+def _depth(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DEPTH_LIMIT:
+        raise ConfigError(f"memory.{attribute.name}: expected an integer from 1 to "
+                          f"{MAX_DEPTH_LIMIT}, got {value!r}")
+
+
+def _bytes(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"memory.{attribute.name}: expected a number of bytes >= 1, "
+                          f"got {value!r}")
+
+
 def _scope(_inst: object, attribute: attrs.Attribute, value: str) -> None:
     if value not in EVICTION_SCOPES:
         raise ConfigError(
@@ -67,6 +85,11 @@ class MemoryConfig:
             section (default ``"lexical"``).
         default_importance: importance of an entry stored without one.
         keep_history: record every change in the append-only history.
+        max_value_depth: most lists and objects nested in a value (default 100, at most
+            500); a deeper value is refused with ``InvalidMemoryError``.
+        max_value_bytes: most bytes of a value's UTF-8 JSON text (default 16 MiB).
+        max_filter_depth: most levels of nesting in a ``filter`` (every object and list,
+            operands included; default 64, at most 500).
     """
 
     max_entries: int | None = attrs.field(default=10_000, validator=_max_entries)
@@ -85,3 +108,6 @@ class MemoryConfig:
     embedder: str | None = None
     default_importance: float = attrs.field(default=0.5, converter=_to_float, validator=_share)
     keep_history: bool = True
+    max_value_depth: int = attrs.field(default=DEFAULT_MAX_VALUE_DEPTH, validator=_depth)
+    max_value_bytes: int = attrs.field(default=DEFAULT_MAX_VALUE_BYTES, validator=_bytes)
+    max_filter_depth: int = attrs.field(default=DEFAULT_MAX_FILTER_DEPTH, validator=_depth)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from neuroflow.memory.text import tokenize
+from neuroflow.memory.text import token_pieces
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,15 +64,17 @@ class LexicalEmbedder:
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            idx: list[int] = []
-            val: list[float] = []
-            for word in tokenize(text):
-                i, v = self._features(word)
-                idx += i
-                val += v
-            if not idx:
-                continue
-            vec = np.bincount(idx, weights=val, minlength=self.dimension)
+            vec = np.zeros(self.dimension, dtype=np.float64)
+            # A piece at a time: a long text never holds the interpreter in one call.
+            for words in token_pieces(text):
+                idx: list[int] = []
+                val: list[float] = []
+                for word in words:
+                    i, v = self._features(word)
+                    idx += i
+                    val += v
+                if idx:
+                    vec += np.bincount(idx, weights=val, minlength=self.dimension)
             norm = float(np.sqrt(vec @ vec))
             if norm > 0:
                 out[row] = vec / norm

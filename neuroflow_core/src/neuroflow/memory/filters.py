@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from neuroflow.errors import InvalidMemoryError
+from neuroflow.memory.validate import DEFAULT_MAX_FILTER_DEPTH, nesting_depth
 
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$contains", "$exists")
 _LOGICAL = ("$and", "$or", "$not")
@@ -42,9 +43,17 @@ def _is_number(v: Any) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
+    """JSON equality: numbers by value, everything else by type and content, at any depth
+    (``true`` is not ``1`` inside lists and objects either)."""
     if _is_number(a) and _is_number(b):
         return a == b
-    return type(a) is type(b) and a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 def _check(cond: Any, where: str) -> None:
@@ -71,14 +80,32 @@ def _check(cond: Any, where: str) -> None:
             )
 
 
-def validate_filter(flt: Any, name: str = "filter") -> dict[str, Any] | None:
+def validate_filter(
+    flt: Any, name: str = "filter", max_depth: int = DEFAULT_MAX_FILTER_DEPTH
+) -> dict[str, Any] | None:
     """Check a filter and return it as a plain dict (``None`` stays ``None``).
 
+    Args:
+        flt: the filter.
+        name: how errors name it.
+        max_depth: most levels of nesting (every ``{}`` and ``[]``, operands included);
+            ``MemoryConfig.max_filter_depth``.
+
     Raises:
-        InvalidMemoryError: naming the path and the unknown operator or bad operand.
+        InvalidMemoryError: naming the path and the unknown operator or bad operand, or
+            the depth limit when the filter is nested deeper.
     """
     if flt is None:
         return None
+    depth = nesting_depth(flt, max_depth)
+    if depth > max_depth:
+        raise InvalidMemoryError(
+            f"{name}: nested more than {max_depth} levels deep (the limit is "
+            f"memory.max_filter_depth = {max_depth})")
+    return _validate(flt, name)
+
+
+def _validate(flt: Any, name: str) -> dict[str, Any]:
     if not isinstance(flt, Mapping):
         raise InvalidMemoryError(f"{name}: expected a dict of field path -> condition, "
                                  f"got {flt!r}")
@@ -89,9 +116,9 @@ def validate_filter(flt: Any, name: str = "filter") -> dict[str, Any] | None:
             if not isinstance(cond, (list, tuple)) or not cond:
                 raise InvalidMemoryError(f"{name}[{path!r}]: expected a non-empty list of filters")
             for i, sub in enumerate(cond):
-                validate_filter(sub, f"{name}[{path!r}][{i}]")
+                _validate(sub, f"{name}[{path!r}][{i}]")
         elif path == "$not":
-            validate_filter(cond, f"{name}['$not']")
+            _validate(cond, f"{name}['$not']")
         elif path.startswith("$"):
             raise InvalidMemoryError(
                 f"{name}: unknown operator {path!r} at the top level (known: "
@@ -115,7 +142,8 @@ def _resolve(entry: Any, path: str) -> Any:
     for part in path.split(".")[1:]:
         if isinstance(target, dict):
             target = target.get(part, _MISSING)
-        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+        elif (isinstance(target, list) and part.isascii() and part.isdigit()
+              and int(part) < len(target)):
             target = target[int(part)]
         else:
             return _MISSING
@@ -166,3 +194,122 @@ def matches_filter(flt: Mapping[str, Any], entry: Any) -> bool:
             elif not _holds("$eq", have, cond):
                 return False
     return True
+
+
+# --- filters that are no condition ------------------------------------------------------------
+
+#: Paths every entry has (``value`` may be ``null``, ``expires_at`` may be ``None``).
+_ALWAYS_PRESENT = ("value", *_TOP_FIELDS)
+
+_Literal = tuple[Any, ...]
+
+
+def matches_everything(flt: Mapping[str, Any] | None) -> bool:
+    """Whether a (validated) filter holds for every entry by its form alone.
+
+    Such a filter is no condition: ``{}``, ``{"$and": [{}]}``, ``{"$or": [{}, ...]}``,
+    ``{"$not": {"$not": {}}}``, ``{"key": {"$exists": true}}``, an ``$or`` of a condition
+    and its opposite (``$exists`` true/false, ``$eq``/``$ne`` of one operand, ``X`` and
+    ``{"$not": X}``), or the ``$not`` of a group that can never hold.  It is a check of
+    the filter's shape, not a proof: a filter that matches every entry only because of
+    the data stored is still a condition.
+    """
+    return flt is None or _verdict(flt) is True
+
+
+def _and(verdicts: list[bool | None]) -> bool | None:
+    if any(v is False for v in verdicts):
+        return False
+    return True if all(v is True for v in verdicts) else None
+
+
+def _or(verdicts: list[bool | None]) -> bool | None:
+    if any(v is True for v in verdicts):
+        return True
+    return False if verdicts and all(v is False for v in verdicts) else None
+
+
+def _ops(cond: Any) -> list[tuple[str, Any]]:
+    if isinstance(cond, Mapping) and any(str(k).startswith("$") for k in cond):
+        return list(cond.items())
+    return [("$eq", cond)]
+
+
+def _canon(operand: Any) -> str:
+    return json.dumps(operand, sort_keys=True)
+
+
+def _single(flt: Any) -> _Literal | None:
+    """The one condition a filter consists of, as a comparable literal, or ``None``."""
+    if not isinstance(flt, Mapping) or len(flt) != 1:
+        return None
+    ((path, cond),) = flt.items()
+    if path == "$not":
+        inner = _single(cond)
+        return None if inner is None else ("$not", inner)
+    if path in ("$and", "$or"):
+        return _single(cond[0]) if len(cond) == 1 else None
+    ops = _ops(cond)
+    if len(ops) != 1:
+        return None
+    op, operand = ops[0]
+    return (path, op, _canon(operand))
+
+
+def _required(flt: Mapping[str, Any]) -> list[_Literal]:
+    """Literals every entry matching ``flt`` must satisfy."""
+    out: list[_Literal] = []
+    for path, cond in flt.items():
+        if path == "$and":
+            for sub in cond:
+                out.extend(_required(sub))
+        elif path == "$or":
+            if len(cond) == 1:
+                out.extend(_required(cond[0]))
+        elif path == "$not":
+            inner = _single(cond)
+            if inner is not None:
+                out.append(("$not", inner))
+        else:
+            out.extend((path, op, _canon(operand)) for op, operand in _ops(cond))
+    return out
+
+
+def _opposite(a: _Literal, b: _Literal) -> bool:
+    """Whether exactly one of two literals holds for any entry."""
+    if a == ("$not", b) or b == ("$not", a):
+        return True
+    if a[0] == "$not" or b[0] == "$not" or a[0] != b[0]:
+        return False
+    if a[1] == b[1] == "$exists":
+        return a[2] != b[2]
+    return a[2] == b[2] and {a[1], b[1]} == {"$eq", "$ne"}
+
+
+def _has_opposites(literals: list[_Literal | None]) -> bool:
+    known = [lit for lit in literals if lit is not None]
+    return any(_opposite(a, b) for i, a in enumerate(known) for b in known[i + 1:])
+
+
+def _verdict(flt: Mapping[str, Any]) -> bool | None:
+    """``True``: holds for every entry; ``False``: for none; ``None``: it depends."""
+    parts: list[bool | None] = []
+    for path, cond in flt.items():
+        if path == "$and":
+            parts.append(_and([_verdict(sub) for sub in cond]))
+        elif path == "$or":
+            verdict = _or([_verdict(sub) for sub in cond])
+            if verdict is None and _has_opposites([_single(sub) for sub in cond]):
+                verdict = True
+            parts.append(verdict)
+        elif path == "$not":
+            inner = _verdict(cond)
+            parts.append(None if inner is None else not inner)
+        else:
+            parts.append(_and([
+                bool(operand) if op == "$exists" and path in _ALWAYS_PRESENT else None
+                for op, operand in _ops(cond)]))
+    verdict = _and(parts)
+    if verdict is None and _has_opposites(list(_required(flt))):
+        return False
+    return verdict

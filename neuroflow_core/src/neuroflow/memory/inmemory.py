@@ -11,11 +11,13 @@ import heapq
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 
 from neuroflow.errors import MemoryConflictError
 from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
-from neuroflow.memory.text import coverage
+from neuroflow.memory.text import PIECE, coverage
+from neuroflow.memory.validate import OFF_LOOP_BYTES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,6 +76,18 @@ def _objects(items: list[Any]) -> Any:
     return out
 
 
+def _word_set(words: str) -> frozenset[str]:
+    """The set of space-separated words, built a piece at a time (for a worker thread)."""
+    out: set[str] = set()
+    start = 0
+    while start < len(words):
+        end = words.find(" ", start + PIECE)
+        end = len(words) if end < 0 else end
+        out.update(words[start:end].split())
+        start = end
+    return frozenset(out)
+
+
 def history_of(entry: MemoryEntry, op: str, at: float) -> HistoryRecord:
     """The history record of writing or removing ``entry``."""
     return HistoryRecord(entry.agent_id, entry.key, entry.version, op, at, entry.value,
@@ -128,6 +142,12 @@ class InMemoryStore:
         embedder: str | None = None,
     ) -> tuple[MemoryEntry, bool]:
         """Create or replace one entry (see :meth:`MemoryStore.put`)."""
+        if len(words) > OFF_LOOP_BYTES:
+            # Splitting a large value's words is done off the event loop, before any state
+            # is read, so the write below stays one step.
+            bag = await anyio.to_thread.run_sync(_word_set, words)
+        else:
+            bag = frozenset(words.split())
         rows = self._agents.get(entry.agent_id, {})
         old = rows.get(entry.key)
         live = old.entry if old is not None and not old.entry.is_expired(now) else None
@@ -143,7 +163,7 @@ class InMemoryStore:
             explain=None,
         )
         self._agents.setdefault(entry.agent_id, {})[entry.key] = _Row(
-            stored, frozenset(words.split()), vector, embedder)
+            stored, bag, vector, embedder)
         self._index.pop(entry.agent_id, None)
         self._record(stored, "update" if live is not None else "create", now, keep_history)
         return stored, live is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import anyio
@@ -15,7 +16,7 @@ from neuroflow.config import NeuroflowConfig, get_config
 from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory import validate as check
 from neuroflow.memory.config import MemoryConfig
-from neuroflow.memory.filters import validate_filter
+from neuroflow.memory.filters import matches_everything, validate_filter
 from neuroflow.memory.model import HistoryRecord, MemoryEntry, MemoryQuery
 from neuroflow.memory.protocol import Embedder, MemoryStore
 from neuroflow.memory.text import entry_text, query_words, search_words
@@ -147,13 +148,32 @@ class MemoryManager:
     def _vector(self, key: str, value: Any, tags: Iterable[str]) -> Any:
         return self.embedder.embed([entry_text(key, value, tags)])[0]
 
+    def _index(self, entry: MemoryEntry) -> tuple[str, Any]:
+        return (search_words(entry.key, entry.value, entry.tags),
+                self._vector(entry.key, entry.value, entry.tags))
+
+    async def _value(self, value: Any) -> Any:
+        """The checked JSON value; a large one is encoded in a worker thread."""
+        cfg = self.config
+        checked = partial(check.json_value, value, max_depth=cfg.max_value_depth,
+                          max_bytes=cfg.max_value_bytes)
+        if check.is_large(value):
+            return await anyio.to_thread.run_sync(checked)
+        return checked()
+
     async def _put(
         self, entry: MemoryEntry, expected_version: int | None, now: float
     ) -> MemoryEntry:
+        if check.is_large(entry.value):
+            # Words and embedding of a large value are computed off the event loop.
+            self.embedder  # noqa: B018 - built here, not in the worker thread
+            words, vector = await anyio.to_thread.run_sync(self._index, entry)
+        else:
+            words, vector = self._index(entry)
         stored, created = await self.store.put(
             entry,
-            words=search_words(entry.key, entry.value, entry.tags),
-            vector=self._vector(entry.key, entry.value, entry.tags),
+            words=words,
+            vector=vector,
             embedder=self._embedder_name(),
             expected_version=expected_version,
             now=now,
@@ -205,11 +225,14 @@ class MemoryManager:
             InvalidMemoryError: an argument is invalid (nothing is stored).
             MemoryConflictError: ``expected_version`` did not match.
         """
+        agent_id = check.identifier("agent_id", agent_id)
+        key = check.identifier("key", key)
+        checked = await self._value(value)  # may take a while (off the loop) for a large one
         now = await self._ready()
         entry = MemoryEntry(
-            agent_id=check.identifier("agent_id", agent_id),
-            key=check.identifier("key", key),
-            value=check.json_value(value),
+            agent_id=agent_id,
+            key=key,
+            value=checked,
             tags=check.tags(tags),
             importance=self.config.default_importance if importance is None
             else check.unit("importance", importance),
@@ -244,7 +267,7 @@ class MemoryManager:
         expected = check.version(expected_version)
         changes: dict[str, Any] = {}
         if value is not _UNSET:
-            changes["value"] = check.json_value(value)
+            changes["value"] = await self._value(value)
         if tags is not _UNSET:
             changes["tags"] = check.tags(tags)
         if importance is not _UNSET:
@@ -294,8 +317,10 @@ class MemoryManager:
     ) -> int:
         """Delete every memory matching all the given conditions; return how many.
 
-        With no condition at all, ``everything=True`` is required (it empties the store);
-        an empty ``filter`` (``{}``) or ``tags=[]`` is no condition.
+        With no condition at all, ``everything=True`` is required (it empties the store).
+        ``tags=[]``, ``min_importance=0`` and a filter that matches every entry by its
+        form (``{}``, ``{"$and": [{}]}``, ``{"$or": [{}]}``, a condition or its opposite,
+        see :func:`~neuroflow.memory.filters.matches_everything`) are no condition.
         """
         query = self._query(agent_id, tags, tag_mode, min_importance, since, until, filter)
         if _unconditional(query) and not everything:
@@ -374,7 +399,7 @@ class MemoryManager:
             else check.unit("min_importance", min_importance),
             since=check.timestamp("since", since),
             until=check.timestamp("until", until),
-            filter=validate_filter(flt) or None,
+            filter=validate_filter(flt, max_depth=self.config.max_filter_depth) or None,
         )
 
     async def search_memories(
@@ -490,9 +515,10 @@ class MemoryManager:
 
 
 def _unconditional(query: MemoryQuery) -> bool:
-    """Whether a query has no condition at all, i.e. matches every live entry."""
-    return (query.agent_id is None and not query.tags and query.min_importance is None
-            and query.since is None and query.until is None and not query.filter)
+    """Whether a query has no condition at all, i.e. matches every live entry by its form."""
+    return (query.agent_id is None and not query.tags and not query.min_importance
+            and query.since is None and query.until is None
+            and matches_everything(query.filter))
 
 
 def _top(score: Any, updated: Any, agents: Any, keys: Any, limit: int) -> list[int]:

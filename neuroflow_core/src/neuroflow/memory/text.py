@@ -8,7 +8,7 @@ relevance is identical whichever store answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 _WORD = re.compile(r"[^\W_]+")
@@ -17,6 +17,26 @@ _WORD = re.compile(r"[^\W_]+")
 def tokenize(text: str) -> list[str]:
     """Split ``text`` into lower-case words (letters and digits; everything else separates)."""
     return _WORD.findall(text.lower())
+
+
+#: Long texts are tokenized in pieces of about this many characters, cut at spaces, so
+#: that no single call holds the interpreter for long (other threads, and the event loop
+#: waiting for a worker thread, keep running).
+PIECE = 65536
+
+
+def token_pieces(text: str) -> Iterator[list[str]]:
+    """The words of ``text`` (as :func:`tokenize`), a piece of the text at a time.
+
+    Pieces are cut before a space, which separates words and never changes how the
+    letters around it are lower-cased, so the words are exactly those of the whole text.
+    """
+    start = 0
+    while start < len(text):
+        end = text.find(" ", start + PIECE)
+        end = len(text) if end < 0 else end
+        yield tokenize(text[start:end])
+        start = end
 
 
 def _walk(value: Any, out: list[str]) -> None:
@@ -45,7 +65,9 @@ def entry_text(key: str, value: Any, tags: Iterable[str]) -> str:
 
 def search_words(key: str, value: Any, tags: Iterable[str]) -> str:
     """The entry's distinct words, space-separated (what full-text indexes store)."""
-    seen: dict[str, None] = dict.fromkeys(tokenize(entry_text(key, value, tags)))
+    seen: dict[str, None] = {}
+    for words in token_pieces(entry_text(key, value, tags)):
+        seen.update(dict.fromkeys(words))
     return " ".join(seen)
 
 

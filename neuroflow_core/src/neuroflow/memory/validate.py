@@ -16,6 +16,17 @@ MAX_ID_LENGTH = 512
 MAX_ID_BYTES = 1024
 MAX_TAG_LENGTH = 128
 MAX_TAG_BYTES = 512
+#: Defaults of ``MemoryConfig.max_value_depth``, ``max_value_bytes`` and ``max_filter_depth``.
+DEFAULT_MAX_VALUE_DEPTH = 100
+DEFAULT_MAX_VALUE_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_FILTER_DEPTH = 64
+#: The highest depth limit a configuration may set: deeper values would overflow the
+#: recursion of the JSON encoder and of the filter evaluator.
+MAX_DEPTH_LIMIT = 500
+#: Values estimated larger than this are encoded, checked and indexed in a worker thread,
+#: so that the event loop never waits for them.
+OFF_LOOP_BYTES = 256 * 1024
+_OFF_LOOP_NODES = 20_000
 
 
 def encodable(name: str, value: str) -> int:
@@ -77,13 +88,99 @@ def unit(name: str, value: Any) -> float:
     return float(value)
 
 
-def json_value(value: Any, name: str = "value") -> Any:
-    """A JSON value, returned as it will come back from any store (tuples become lists)."""
+def nesting_depth(value: Any, stop_above: int) -> int:
+    """How many lists and dicts are nested in ``value`` (``1`` is 0, ``[1]`` is 1).
+
+    Walks without recursion and stops as soon as the depth passes ``stop_above`` (then
+    returns ``stop_above + 1``), so a value nested 100 000 deep, or one that contains
+    itself, costs no more than the limit.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > stop_above:
+            return stop_above + 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children
+                     if isinstance(child, (dict, list, tuple)))
+    return deepest
+
+
+def is_large(value: Any, threshold: int = OFF_LOOP_BYTES) -> bool:
+    """Whether ``value`` is (about) ``threshold`` bytes or more as JSON, or too many items
+    to tell quickly: such values are encoded and indexed off the event loop.
+
+    Cheap whatever the value: the walk stops at the threshold or after a fixed number
+    of items.
+    """
+    total = 0
+    seen = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > _OFF_LOOP_NODES:
+            return True
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, (dict, list, tuple)):
+            if len(item) > _OFF_LOOP_NODES:
+                return True
+            if isinstance(item, dict):
+                total += 2 + sum(len(str(k)) + 4 for k in item)
+                stack.extend(item.values())
+            else:
+                total += 2 + len(item)
+                stack.extend(item)
+        else:
+            total += 8
+        if total >= threshold:
+            return True
+    return False
+
+
+def json_value(
+    value: Any,
+    name: str = "value",
+    *,
+    max_depth: int = DEFAULT_MAX_VALUE_DEPTH,
+    max_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+) -> Any:
+    """A JSON value, returned as it will come back from any store (tuples become lists).
+
+    Args:
+        value: the value.
+        name: how errors name it.
+        max_depth: most lists and dicts nested in it (``MemoryConfig.max_value_depth``).
+        max_bytes: most bytes of its UTF-8 JSON text (``MemoryConfig.max_value_bytes``).
+
+    Raises:
+        InvalidMemoryError: not JSON, not valid Unicode, or over a limit (named).
+    """
+    if nesting_depth(value, max_depth) > max_depth:
+        raise InvalidMemoryError(
+            f"{name}: nested more than {max_depth} levels deep (the limit is "
+            f"memory.max_value_depth = {max_depth})")
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidMemoryError(f"{name}: must be JSON-serialisable: {exc}") from None
-    encodable(name, text)
+    except RecursionError:
+        raise InvalidMemoryError(
+            f"{name}: nested too deeply to encode (memory.max_value_depth = "
+            f"{max_depth} is above what this Python can encode)") from None
+    size = encodable(name, text)
+    if size > max_bytes:
+        raise InvalidMemoryError(
+            f"{name}: {size} bytes as JSON, more than memory.max_value_bytes = {max_bytes}")
     return json.loads(text)
 
 

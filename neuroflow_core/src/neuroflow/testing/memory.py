@@ -30,15 +30,22 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-import attrs
 import pytest
 
 from neuroflow.backends import create_backend
 from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory.config import MemoryConfig
 from neuroflow.memory.manager import MemoryManager
-from neuroflow.memory.model import HistoryRecord, MemoryEntry, MemoryQuery
-from neuroflow.memory.text import coverage, entry_text, query_words, search_words
+from neuroflow.memory.model import HistoryRecord, MemoryQuery
+from neuroflow.testing.memory_examples import FilterExamples
+from neuroflow.testing.memory_limits import LimitExamples
+from neuroflow.testing.memory_model import (
+    ABSENT,
+    ReferenceMemory,
+    RefQuery,
+    VocabularyEmbedder,
+    field,
+)
 
 START = 1_700_000_000.0
 _BACKENDS = ["asyncio", *(["trio"] if importlib.util.find_spec("trio") else [])]
@@ -59,145 +66,22 @@ class Clock:
         self.now += seconds
 
 
-def make_manager(store: Any, clock: Clock, **config: Any) -> MemoryManager:
-    """A manager over ``store`` with the lexical embedder and a hand-moved clock."""
+def make_manager(store: Any, clock: Clock, *, embedder: Any = None,
+                 **config: Any) -> MemoryManager:
+    """A manager over ``store`` with a hand-moved clock (and the lexical embedder, unless
+    another is given)."""
     settings = {"gc_interval_seconds": 1e9, **config}
     return MemoryManager(MemoryConfig(**settings), store=store,
-                         embedder=create_backend("embedder", "lexical"), clock=clock)
-
-
-# --- the reference model --------------------------------------------------------------------
-
-
-class ReferenceMemory:
-    """The documented semantics of a memory store plus manager, as plainly as possible."""
-
-    def __init__(self, config: MemoryConfig, clock: Clock) -> None:
-        self.config = config
-        self.clock = clock
-        self.rows: dict[tuple[str, str], MemoryEntry] = {}
-        self.log: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        self.embedder = create_backend("embedder", "lexical")
-
-    def _live(self, agent: str, key: str) -> MemoryEntry | None:
-        e = self.rows.get((agent, key))
-        return e if e is not None and not e.is_expired(self.clock.now) else None
-
-    def _drop(self, e: MemoryEntry, op: str) -> None:
-        del self.rows[(e.agent_id, e.key)]
-        self.log.setdefault((e.agent_id, e.key), []).append((op, e.version))
-
-    def store(self, agent: str, key: str, value: Any, tags: tuple[str, ...], importance: float,
-              ttl: float | None, expected: int | None) -> MemoryEntry:
-        now = self.clock.now
-        live = self._live(agent, key)
-        current = live.version if live else 0
-        if expected is not None and expected != current:
-            raise MemoryConflictError(agent, key, expected, current)
-        entry = MemoryEntry(agent, key, value, tuple(dict.fromkeys(tags)), importance,
-                            live.created_at if live else now, now,
-                            None if ttl is None else now + ttl, current + 1)
-        self.rows[(agent, key)] = entry
-        self.log.setdefault((agent, key), []).append(
-            ("update" if live else "create", entry.version))
-        limit = self.config.max_entries
-        if live is None and limit is not None:
-            mine = [e for e in self.rows.values() if e.agent_id == agent]
-            if len(mine) > limit:
-                # Expired entries do not count: they go first, as expired.
-                for e in [e for e in mine if e.is_expired(now)]:
-                    self._drop(e, "expire")
-                alive = sorted((e for e in mine if not e.is_expired(now)),
-                               key=lambda e: (e.importance, e.updated_at, e.agent_id, e.key))
-                for victim in alive[: max(0, len(alive) - limit)]:
-                    self._drop(victim, "evict")
-                if (agent, key) not in self.rows:
-                    entry = attrs.evolve(entry, evicted=True)
-        return entry
-
-    def update(self, agent: str, key: str, importance: float, expected: int | None,
-               **changes: Any) -> MemoryEntry:
-        live = self._live(agent, key)
-        if live is None:
-            if expected:
-                raise MemoryConflictError(agent, key, expected, 0)
-            raise MemoryStoreError("missing")
-        if expected is not None and expected != live.version:
-            raise MemoryConflictError(agent, key, expected, live.version)
-        if "ttl" in changes:
-            ttl = changes.pop("ttl")
-            changes["expires_at"] = None if ttl is None else self.clock.now + ttl
-        if "tags" in changes:
-            changes["tags"] = tuple(dict.fromkeys(changes["tags"]))
-        entry = attrs.evolve(live, importance=importance, updated_at=self.clock.now,
-                             version=live.version + 1, **changes)
-        self.rows[(agent, key)] = entry
-        self.log[(agent, key)].append(("update", entry.version))
-        return entry
-
-    def retrieve(self, agent: str, key: str) -> MemoryEntry | None:
-        return self._live(agent, key)
-
-    def delete(self, agent: str, key: str) -> bool:
-        e = self.rows.get((agent, key))
-        if e is None:
-            return False
-        live = not e.is_expired(self.clock.now)
-        self._drop(e, "delete" if live else "expire")
-        return live
-
-    def matching(self, query: MemoryQuery) -> list[MemoryEntry]:
-        return [e for e in self.rows.values() if query.matches(e, self.clock.now)]
-
-    def delete_where(self, query: MemoryQuery) -> int:
-        doomed = self.matching(query)
-        for e in doomed:
-            self._drop(e, "delete")
-        return len(doomed)
-
-    def sweep(self) -> int:
-        doomed = [e for e in self.rows.values() if e.is_expired(self.clock.now)]
-        for e in doomed:
-            self._drop(e, "expire")
-        return len(doomed)
-
-    def list(self, query: MemoryQuery) -> list[MemoryEntry]:
-        return sorted(self.matching(query), key=lambda e: (e.agent_id, e.key))
-
-    def history(self, agent: str, key: str) -> list[tuple[str, int]]:
-        return list(self.log.get((agent, key), ()))
-
-    def search(self, query: MemoryQuery, text: str | None) -> dict[str, float]:
-        cfg, now = self.config, self.clock.now
-        w_rel = cfg.relevance_weight if text else 0.0
-        total = w_rel + cfg.importance_weight + cfg.recency_weight
-        out = {}
-        words = query_words(text) if text else []
-        qvec = self.embedder.embed([text])[0] if text else None
-        for e in self.matching(query):
-            recency = 2.0 ** (-max(now - e.updated_at, 0.0) / cfg.recency_half_life_seconds)
-            score = cfg.importance_weight * e.importance + cfg.recency_weight * recency
-            if text:
-                vec = self.embedder.embed([entry_text(e.key, e.value, e.tags)])[0]
-                semantic = min(max(float(sum(float(a) * float(b) for a, b in zip(vec, qvec,
-                                                                               strict=True))),
-                                   0.0), 1.0)
-                kw = coverage(words, search_words(e.key, e.value, e.tags))
-                score += w_rel * (cfg.semantic_share * semantic + (1 - cfg.semantic_share) * kw)
-            out[e.key] = score / total
-        return out
+                         embedder=embedder or create_backend("embedder", "lexical"), clock=clock)
 
 
 def _history_ops(records: list[HistoryRecord]) -> list[tuple[str, int]]:
     return [(r.op, r.version) for r in records]
 
 
-def _query(agent: str, **kw: Any) -> MemoryQuery:
-    from neuroflow.memory.filters import validate_filter
-
+def _query(agent: str, **kw: Any) -> RefQuery:
     kw["tags"] = tuple(kw.get("tags") or ())
-    kw["filter"] = validate_filter(kw.get("filter"))
-    return MemoryQuery(agent_id=agent, **kw)
+    return RefQuery(agent_id=agent, **kw)
 
 
 @contextmanager
@@ -206,6 +90,60 @@ def _portal(backend: str) -> Iterator[Any]:
 
     with start_blocking_portal(backend) as portal:
         yield portal
+
+
+#: Random filters: each path with operands that often equal what entries hold, plus
+#: operands of every other JSON type, so that boundaries and type mismatches are common.
+_SOME = [0, 2.5, "2", "zh", "e", True, False, None, [1, "x"], {"in": 2}]
+_PATH_OPERANDS: dict[str, list[Any]] = {
+    "value.stars": [0, 1, 2, 3, 4, 5, 2.0, 2.5, "3"],
+    "value.lang": ["zh", "en", "fr", "f", "z", "e"],
+    "value.opt": [1, 2.5, "2", True, None, 1.0, 2, [1, "x"], {"in": 2}],
+    "value.opt.in": [2, 2.0, 1, "2"],
+    "value.opt.1": ["x", "w", "y", 1],
+    "value.text": ["dark", "tea", "thé", "深色", "d", "z"],
+    "importance": [0.0, 0.2, 0.5, 0.8, 1.0, 1],
+    "key": ["a", "c", "d", "f", "b"],
+    "tags": ["pref", "ui", "food", ["ui"]],
+    "version": [1, 2, 3],
+    "value.missing": [0, "a", None],
+    "value.stars.deeper": [0, None],
+    "value": [None, {"lang": "zh"}],
+    "expires_at": [None, 0, 1e12],
+}
+_ORDERED = ("$gt", "$gte", "$lt", "$lte")
+
+
+def _filter_strategy(words: list[str]) -> Any:
+    """Random filters of every operator over present, missing and nested fields."""
+    from hypothesis import strategies as st
+
+    def leaf_for(path: str) -> Any:
+        operand = st.sampled_from(_PATH_OPERANDS[path] + _SOME).filter(
+            lambda o: not isinstance(o, dict) or path != "value")
+        orderable = operand.filter(lambda o: isinstance(o, (int, float, str))
+                                   and not isinstance(o, bool))
+        one_op = st.one_of(
+            st.tuples(st.sampled_from(("$eq", "$ne", "$contains")), operand),
+            st.tuples(st.sampled_from(_ORDERED), orderable),
+            st.tuples(st.just("$in"), st.lists(operand, min_size=1, max_size=3)),
+            st.tuples(st.just("$exists"), st.booleans()),
+        )
+        condition = st.one_of(
+            st.lists(one_op, min_size=1, max_size=2).map(dict),
+            operand.filter(lambda o: not isinstance(o, dict)),  # a bare value means $eq
+        )
+        return condition.map(lambda c: {path: c})
+
+    paths = ["value.stars", "value.stars", "value.lang", "value.opt", "value.opt",
+             "importance", *_PATH_OPERANDS]
+    leaf = st.sampled_from(paths).flatmap(leaf_for)
+    return st.recursive(leaf, lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda fs: {"$and": fs}),
+        st.lists(inner, min_size=1, max_size=3).map(lambda fs: {"$or": fs}),
+        inner.map(lambda f: {"$not": f}),
+        st.tuples(leaf, inner).map(lambda p: {**p[0], "$not": p[1]}),
+    ), max_leaves=4)
 
 
 def _build_machine(store: Any, portal: Any) -> type:
@@ -220,18 +158,13 @@ def _build_machine(store: Any, portal: Any) -> type:
         "lang": st.sampled_from(["zh", "en", "fr"]),
         "stars": st.integers(0, 5),
         "text": st.lists(st.sampled_from(words), min_size=1, max_size=4).map(" ".join),
-    })
+    }, optional={"opt": st.sampled_from([1, 2.5, "2", True, None, [1, "x"], {"in": 2}])})
     tag_lists = st.lists(st.sampled_from(["pref", "ui", "food", "music"]), max_size=3)
     importances = st.sampled_from([0.0, 0.2, 0.5, 0.5, 0.8, 1.0])
     ttls = st.one_of(st.none(), st.sampled_from([1.0, 5.0, 20.0]))
     texts = st.one_of(st.none(), st.lists(st.sampled_from(words), min_size=1,
                                           max_size=3).map(" ".join))
-    filters = st.one_of(
-        st.none(),
-        st.sampled_from(["zh", "en"]).map(lambda v: {"value.lang": {"$eq": v}}),
-        st.integers(0, 5).map(lambda n: {"value.stars": {"$gte": n}}),
-        st.sampled_from(words).map(lambda w: {"value.text": {"$contains": w}}),
-    )
+    filters = st.one_of(st.none(), _filter_strategy(words))
     def rarely(strategy: Any, otherwise: Any = None) -> Any:
         """Mostly ``otherwise`` (no condition), so that combined conditions still match."""
         return st.sampled_from([False, False, False, True]).flatmap(
@@ -248,7 +181,8 @@ def _build_machine(store: Any, portal: Any) -> type:
             self.clock = Clock(base["now"])
             base["now"] += 1e7
             self.run = f"r{next(_runs)}-{id(self):x}-"
-            self.manager = make_manager(store, self.clock, max_entries=config.max_entries)
+            self.manager = make_manager(store, self.clock, max_entries=config.max_entries,
+                                        embedder=VocabularyEmbedder(words))
             self.model = ReferenceMemory(config, self.clock)
 
         def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -385,6 +319,39 @@ def _build_machine(store: Any, portal: Any) -> type:
             if got and left_out:
                 assert max(left_out) <= min(scores) + 1e-6
 
+        @rule(agent=agents, flts=st.lists(_filter_strategy(words), min_size=4, max_size=8))
+        def filtered_lists(self, agent: str, flts: list[Any]) -> None:
+            agent = self.run + agent
+            for flt in flts:
+                got = self.call(self.manager.list_memories, agent, filter=flt, limit=None)
+                assert [e.key for e in got] == \
+                    [e.key for e in self.model.list(_query(agent, filter=flt))], flt
+
+        @rule(agent=agents, data=st.data())
+        def boundary_filters(self, agent: str, data: Any) -> None:
+            """Every operator (and its ``$not``) with an operand equal to a stored field."""
+            agent = self.run + agent
+            live = self.model.list(_query(agent))
+            if not live:
+                return
+            entry = data.draw(st.sampled_from(live))
+            path = data.draw(st.sampled_from(["value.stars", "value.lang", "value.opt",
+                                              "importance", "key", "version", "updated_at",
+                                              "created_at", "value.opt.in"]))
+            have = field(entry, path)
+            if have is ABSENT:
+                have = 0
+            ops: list[dict[str, Any]] = [
+                {"$eq": have}, {"$ne": have}, {"$in": [have]}, {"$contains": have},
+                {"$exists": True}, {"$exists": False}]
+            if isinstance(have, (int, float, str)) and not isinstance(have, bool):
+                ops += [{op: have} for op in _ORDERED]
+            for cond in ops:
+                for flt in ({path: cond}, {"$not": {path: cond}}):
+                    got = self.call(self.manager.list_memories, agent, filter=flt, limit=None)
+                    assert [e.key for e in got] == \
+                        [e.key for e in self.model.list(_query(agent, filter=flt))], flt
+
         @rule(agent=agents, tags=tag_lists)
         def list_(self, agent: str, tags: list[str]) -> None:
             agent = self.run + agent
@@ -436,7 +403,7 @@ class _DeletesAfterCandidates:
 # --- the suite ---------------------------------------------------------------------------------
 
 
-class MemoryStoreSuite:
+class MemoryStoreSuite(FilterExamples, LimitExamples):
     """Subclass and override :meth:`memory_store`; every test then runs against your store."""
 
     #: hypothesis budget for the state machine; raise it in a subclass for a soak run.

@@ -44,11 +44,13 @@ from neuroflow.errors import (
     MissingPluginError,
 )
 from neuroflow.memory import (
+    OFF_LOOP_BYTES,
     Candidates,
     HistoryRecord,
     MemoryEntry,
     MemoryQuery,
     coverage,
+    is_large,
     matches_filter,
     tokenize,
 )
@@ -537,7 +539,8 @@ class SqlStore:
             arr = np.ascontiguousarray(vector, dtype=np.float32)
             blob, dim = arr.tobytes(), int(arr.shape[0])
         args = (entry, words, blob, dim, expected_version, now, keep_history, embedder)
-        if self._fast is not None:
+        if self._fast is not None and len(words) <= OFF_LOOP_BYTES and not is_large(entry.value):
+            # A large value's write (JSON, full-text index) goes to a worker thread.
             try:
                 done = self._put_in_place(*args)
             except _Retry:
