@@ -417,3 +417,56 @@ def _check_view(closed: str) -> None:
     assert (code, out, err) == (0, b"hia\n", b"")
     # The host's mount namespace is unchanged.
     assert sorted(os.listdir(closed)) == ["a", "secret"]
+
+
+def _own_memory_cgroup() -> str | None:
+    """This process's own memory cgroup directory (v1), if there is one we may write."""
+    mount = None
+    with open("/proc/self/mounts") as fh:
+        for line in fh:
+            _, where, kind, options = line.split()[:4]
+            if kind == "cgroup" and "memory" in options.split(","):
+                mount = where
+    if mount is None:
+        return None
+    with open("/proc/self/cgroup") as fh:
+        for line in fh:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if "memory" in names.split(","):
+                where = mount + path.rstrip("/")
+                return where if os.access(where, os.W_OK) else None
+    return None
+
+
+@root_only
+def test_an_exec_without_memory_to_start_in_is_enomem_or_a_kill() -> None:
+    parent = _own_memory_cgroup()
+    if parent is None:
+        pytest.skip("this machine has no writable v1 memory cgroup for this process")
+    group = os.path.join(parent, f"neuroflow-native-test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(group)
+    try:
+        with open(group + "/memory.limit_in_bytes", "w") as fh:
+            fh.write(str(128 * 1024))
+        seen = set()
+        for nomem_kill in (False, True) * 5:
+            try:
+                pid = spawn(SH, [SH, "-c", "echo started"], ENV, fd_map=[-1, -1, -1],
+                            cgroup_procs=[group + "/cgroup.procs"], nomem_kill=nomem_kill)
+            except OSError as exc:
+                # Never the kernel's misleading E2BIG for arguments this small.
+                assert exc.errno == errno.ENOMEM, exc
+                assert exc.strerror.startswith("exec: ")
+                seen.add("enomem")
+                continue
+            # Or the exec got through and the program was killed for its memory.
+            assert wait(pid) in (0, -signal.SIGKILL)
+            seen.add("ran")
+        assert seen
+    finally:
+        for _ in range(100):
+            try:
+                os.rmdir(group)
+                break
+            except OSError:
+                time.sleep(0.02)

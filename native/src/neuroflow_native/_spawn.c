@@ -105,6 +105,8 @@ struct plan {
     int nview_steps;
     int no_new_privs;
     int new_session;
+    int nomem_kill; /* end the child with SIGKILL when its exec lacks memory */
+    int args_fit;   /* argv and envp are within the kernel's limits: E2BIG means memory */
     long uid; /* -1: unchanged */
     long gid;
     int set_groups;
@@ -256,6 +258,18 @@ static int child_main(void *arg)
     if (sigprocmask(SIG_SETMASK, &p->child_mask, NULL) != 0)
         child_fail(p, STEP_SIGMASK, 0);
     execve(p->path, p->argv, p->envp);
+    if (errno == E2BIG && p->args_fit)
+        errno = ENOMEM; /* the argument pages could not be charged to the memory cgroup */
+    if (errno == ENOMEM && p->nomem_kill) {
+        /* The kernel's OOM killer skips a child that shares its parent's memory: report,
+         * then end the way the OOM killer would have ended a forked one. */
+        struct report r = {ENOMEM, STEP_EXEC, 0};
+        ssize_t n;
+        do {
+            n = write(p->errfd, &r, sizeof r);
+        } while (n < 0 && errno == EINTR);
+        syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
+    }
     child_fail(p, STEP_EXEC, 0);
 }
 
@@ -429,7 +443,8 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 
 PyDoc_STRVAR(spawn_doc,
 "spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
-"      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None) -> int\n"
+"      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
+"      nomem_kill=False) -> int\n"
 "--\n\n"
 "Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
 "strings) in a child that shares this process's memory until its exec (``clone`` with\n"
@@ -443,6 +458,11 @@ PyDoc_STRVAR(spawn_doc,
 "``PR_SET_NO_NEW_PRIVS`` when ``no_new_privs``; ``setgroups(groups)`` (unless ``None``),\n"
 "``setresgid(gid)`` and ``setresuid(uid)`` (unless ``-1``) as raw system calls; then\n"
 "``execve`` (no PATH search: ``executable`` is a path).\n\n"
+"An exec that fails for lack of memory is reported as ENOMEM, also where the kernel says\n"
+"E2BIG for arguments well within its limits (the child's memory cgroup could not hold\n"
+"them).  ``nomem_kill``: the child then ends by SIGKILL instead of exit status 127, as\n"
+"the OOM killer ends a forked child (it skips one that still shares its parent's\n"
+"memory).\n\n"
 "Raises OSError(errno, \"<step>: <reason>\", filename) when a step fails (the child is\n"
 "reaped); TypeError/ValueError naming the argument for a bad argument.");
 
@@ -450,11 +470,11 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
                                "cgroup_procs", "uid", "gid", "groups", "rlimits",
-                               "no_new_privs", "new_session", "view", NULL};
+                               "no_new_privs", "new_session", "view", "nomem_kill", NULL};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
     PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
     PyObject *rl_obj = NULL, *view_obj = Py_None;
-    int no_new_privs = 0, new_session = 0;
+    int no_new_privs = 0, new_session = 0, nomem_kill = 0;
     PyObject *keep = NULL, *fast = NULL, *result = NULL;
     struct plan plan;
     char **argv = NULL, **envp = NULL, **procs = NULL, **view_steps = NULL;
@@ -465,15 +485,16 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     int pipefd[2] = {-1, -1};
     Py_ssize_t n, i;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$O:spawn", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Op:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
-                                     &no_new_privs, &new_session, &view_obj))
+                                     &no_new_privs, &new_session, &view_obj, &nomem_kill))
         return NULL;
     memset(&plan, 0, sizeof plan);
     plan.uid = plan.gid = -1;
     plan.no_new_privs = no_new_privs;
     plan.new_session = new_session;
+    plan.nomem_kill = nomem_kill;
     keep = PyList_New(0);
     if (keep == NULL)
         return NULL;
@@ -505,6 +526,22 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     plan.argv = argv;
     plan.envp = envp;
+    {
+        /* Whether the kernel could refuse these arguments for their size (execve's E2BIG):
+         * each string within MAX_ARG_STRLEN (32 pages), all of them within a quarter of
+         * the stack limit (at least ARG_MAX), with room to spare. */
+        size_t total = 0, longest = 0;
+        long page = sysconf(_SC_PAGESIZE), arg_max = sysconf(_SC_ARG_MAX);
+        for (char **list = argv; list != NULL; list = list == argv ? envp : NULL)
+            for (char **item = list; *item != NULL; item++) {
+                size_t len = strlen(*item) + 1;
+                total += len + sizeof(char *);
+                if (len > longest)
+                    longest = len;
+            }
+        plan.args_fit = page > 0 && arg_max > 0 && longest < (size_t)page * 32 &&
+                        total < (size_t)arg_max / 2;
+    }
     if (cwd_obj != Py_None && (plan.cwd = to_path(cwd_obj, keep, "cwd")) == NULL)
         goto done;
 

@@ -18,4 +18,5 @@ def spawn(
     new_session: bool = False,
     *,
     view: tuple[_Path, Sequence[_Path]] | None = None,
+    nomem_kill: bool = False,
 ) -> int: ...

@@ -102,6 +102,14 @@ class _Child:
 _Proc = subprocess.Popen[bytes] | _Child
 
 
+def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> bool:
+    """Whether the native spawn's child could not exec for its memory cgroup's limit."""
+    return (
+        group is not None and "memory" in group.dirs and isinstance(exc, OSError)
+        and exc.errno == errno.ENOMEM and (exc.strerror or "").startswith("exec:")
+    )
+
+
 def spawn_path() -> str:
     """How this process backend starts programs: ``"native"`` (the C spawn of
     ``neuroflow-native``) or ``"fork"`` (``subprocess`` with a Python pre-exec step)."""
@@ -429,6 +437,9 @@ class SandboxIsolator:
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,
+                # Too little memory to exec in: the child ends by SIGKILL, as the OOM
+                # killer ends a forked child (it skips one that shares our memory).
+                nomem_kill=group is not None and "memory" in group.dirs,
             )
             return _Child(pid)
         common: dict[str, Any] = dict(
@@ -604,6 +615,9 @@ class SandboxIsolator:
                 proc = self._spawn(argv, executable, cwd, env, in_r, out_w, err_w, group,
                                    identity)
             except (OSError, subprocess.SubprocessError) as exc:
+                if _no_memory_to_start(exc, group):
+                    assert group is not None
+                    return self._no_memory_result(group, (time.perf_counter() - start) * 1e3)
                 why = getattr(exc, "strerror", None) or exc
                 if identity is not None and getattr(exc, "errno", None) in (
                     errno.EACCES, errno.EPERM
@@ -687,6 +701,16 @@ class SandboxIsolator:
             if proc is not None and proc.returncode is None:
                 with anyio.CancelScope(shield=True):
                     await _reap_after_kill(proc, group)
+
+    def _no_memory_result(self, group: cgroups.RunCgroup, wall: float) -> SandboxResult:
+        """The run's memory cgroup could not hold the program's exec: the native spawn's
+        child ended by SIGKILL (as the OOM killer ends a forked child), and was reaped."""
+        peak = group.stats()[0]
+        return SandboxResult(
+            exit_code=-signal.SIGKILL, stdout=b"", stderr=b"", wall_time_ms=wall,
+            cpu_time_ms=0.0, peak_memory_bytes=peak, reason=TerminationReason.MEMORY_LIMIT,
+            signal=signal.SIGKILL, limits_hit=("memory",), warnings=tuple(self._warnings),
+        )
 
     @staticmethod
     def _read(stream: _Stream, state: _RunState) -> bool:
