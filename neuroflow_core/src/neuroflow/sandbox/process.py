@@ -102,6 +102,20 @@ class _Child:
 _Proc = subprocess.Popen[bytes] | _Child
 
 
+def _join_files(group: cgroups.RunCgroup) -> list[str]:
+    """The files the native spawn's child writes ``0`` to, to join the run cgroups.
+
+    On cgroup v1 that is ``tasks`` (the child is a single thread until its exec): a
+    write of one thread skips the threadgroup lock whose taking can wait for an RCU grace
+    period (milliseconds); ``cgroup.procs`` elsewhere.
+    """
+    files = []
+    for procs in group.procs_files():
+        tasks = procs[: -len("cgroup.procs")] + "tasks"
+        files.append(tasks if group.version == 1 and os.path.exists(tasks) else procs)
+    return files
+
+
 def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> bool:
     """Whether the native spawn's child could not exec for its memory cgroup's limit."""
     return (
@@ -433,7 +447,7 @@ class SandboxIsolator:
             pid = _native_spawn(
                 executable, argv, [f"{name}={value}" for name, value in env.items()],
                 cwd, [stdin_fd, out_w, err_w],
-                group.procs_files() if group is not None else [],
+                _join_files(group) if group is not None else [],
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,
