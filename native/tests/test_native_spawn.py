@@ -439,7 +439,7 @@ def _own_memory_cgroup() -> str | None:
 
 
 @root_only
-def test_an_exec_without_memory_to_start_in_is_enomem_or_a_kill() -> None:
+def test_no_memory_to_start_in_is_enomem_or_a_kill() -> None:
     parent = _own_memory_cgroup()
     if parent is None:
         pytest.skip("this machine has no writable v1 memory cgroup for this process")
@@ -454,9 +454,10 @@ def test_an_exec_without_memory_to_start_in_is_enomem_or_a_kill() -> None:
                 pid = spawn(SH, [SH, "-c", "echo started"], ENV, fd_map=[-1, -1, -1],
                             cgroup_procs=[group + "/cgroup.procs"], nomem_kill=nomem_kill)
             except OSError as exc:
-                # Never the kernel's misleading E2BIG for arguments this small.
+                # Never the kernel's misleading E2BIG for arguments this small; the
+                # report arrives even when the full cgroup refuses the pipe a page.
                 assert exc.errno == errno.ENOMEM, exc
-                assert exc.strerror.startswith("exec: ")
+                assert exc.strerror.startswith(("exec: ", "cgroup: ")), exc
                 seen.add("enomem")
                 continue
             # Or the exec got through: the program ran, was killed for its memory, or

@@ -113,6 +113,10 @@ struct plan {
     const gid_t *groups;
     int ngroups;
     sigset_t child_mask;
+    /* The child's report, also written here: the pipe write can fail when the child's
+     * memory cgroup is full (a pipe buffer page is charged to it), and the parent reads
+     * this only once the child has exec'd or exited. */
+    struct report *shared;
 };
 
 /* ---- the child: no allocation, no locks, no Python ------------------------------------ */
@@ -124,10 +128,29 @@ static void __attribute__((noreturn)) child_fail(const struct plan *p, int step,
     r.err = errno;
     r.step = step;
     r.index = index;
+    *p->shared = r;
     do {
         n = write(p->errfd, &r, sizeof r);
     } while (n < 0 && errno == EINTR);
     _exit(127);
+}
+
+/* A step that failed for lack of memory: with nomem_kill, report it and end by SIGKILL,
+ * the way the kernel's OOM killer ends a forked child (it skips one that still shares
+ * its parent's memory). */
+static void __attribute__((noreturn)) child_fail_nomem(const struct plan *p, int step,
+                                                        int index)
+{
+    if (errno == ENOMEM && p->nomem_kill) {
+        struct report r = {ENOMEM, step, index};
+        ssize_t n;
+        *p->shared = r;
+        do {
+            n = write(p->errfd, &r, sizeof r);
+        } while (n < 0 && errno == EINTR);
+        syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
+    }
+    child_fail(p, step, index);
 }
 
 static int close_from(const struct plan *p, unsigned int first, unsigned int last)
@@ -211,7 +234,7 @@ static int child_main(void *arg)
         if (n != 1) {
             if (n >= 0)
                 errno = EIO;
-            child_fail(p, STEP_CGROUP, i);
+            child_fail_nomem(p, STEP_CGROUP, i); /* a memory cgroup too full to join */
         }
         if (close(fd) != 0 && errno != EINTR)
             child_fail(p, STEP_CGROUP, i);
@@ -260,17 +283,7 @@ static int child_main(void *arg)
     execve(p->path, p->argv, p->envp);
     if (errno == E2BIG && p->args_fit)
         errno = ENOMEM; /* the argument pages could not be charged to the memory cgroup */
-    if (errno == ENOMEM && p->nomem_kill) {
-        /* The kernel's OOM killer skips a child that shares its parent's memory: report,
-         * then end the way the OOM killer would have ended a forked one. */
-        struct report r = {ENOMEM, STEP_EXEC, 0};
-        ssize_t n;
-        do {
-            n = write(p->errfd, &r, sizeof r);
-        } while (n < 0 && errno == EINTR);
-        syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
-    }
-    child_fail(p, STEP_EXEC, 0);
+    child_fail_nomem(p, STEP_EXEC, 0);
 }
 
 /* ---- the parent: turn Python arguments into C buffers ---------------------------------- */
@@ -460,9 +473,9 @@ PyDoc_STRVAR(spawn_doc,
 "``execve`` (no PATH search: ``executable`` is a path).\n\n"
 "An exec that fails for lack of memory is reported as ENOMEM, also where the kernel says\n"
 "E2BIG for arguments well within its limits (the child's memory cgroup could not hold\n"
-"them).  ``nomem_kill``: the child then ends by SIGKILL instead of exit status 127, as\n"
-"the OOM killer ends a forked child (it skips one that still shares its parent's\n"
-"memory).\n\n"
+"them).  ``nomem_kill``: when the exec or joining a cgroup fails with ENOMEM, the child\n"
+"ends by SIGKILL instead of exit status 127 (the OSError is raised all the same), as the\n"
+"OOM killer ends a forked child (it skips one that still shares its parent's memory).\n\n"
 "Raises OSError(errno, \"<step>: <reason>\", filename) when a step fails (the child is\n"
 "reaped); TypeError/ValueError naming the argument for a bad argument.");
 
@@ -726,7 +739,7 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
 
     {
         sigset_t all, old;
-        struct report report;
+        struct report report, shared = {0, -1, 0};
         ssize_t got = 0;
         pid_t pid;
         int clone_errno = 0, status;
@@ -750,6 +763,7 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
                 pid = -1;
             } else {
                 /* Nothing may run a handler of ours in the child before its exec. */
+                plan.shared = &shared;
                 sigfillset(&all);
                 pthread_sigmask(SIG_SETMASK, &all, &old);
                 pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
@@ -762,6 +776,10 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
                     do {
                         got = read(pipefd[0], &report, sizeof report);
                     } while (got < 0 && errno == EINTR);
+                    if (got == 0 && shared.step >= 0) {
+                        report = shared; /* its pipe write failed */
+                        got = (ssize_t)sizeof report;
+                    }
                     if (got != 0) {
                         /* The child failed (it has already exited): reap it. */
                         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

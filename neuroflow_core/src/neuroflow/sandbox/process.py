@@ -117,10 +117,12 @@ def _join_files(group: cgroups.RunCgroup) -> list[str]:
 
 
 def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> bool:
-    """Whether the native spawn's child could not exec for its memory cgroup's limit."""
+    """Whether the native spawn's child could not join its memory cgroup or exec in it
+    for the cgroup's limit."""
     return (
         group is not None and "memory" in group.dirs and isinstance(exc, OSError)
-        and exc.errno == errno.ENOMEM and (exc.strerror or "").startswith("exec:")
+        and exc.errno == errno.ENOMEM
+        and (exc.strerror or "").startswith(("exec:", "cgroup:"))
     )
 
 
@@ -451,8 +453,8 @@ class SandboxIsolator:
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,
-                # Too little memory to exec in: the child ends by SIGKILL, as the OOM
-                # killer ends a forked child (it skips one that shares our memory).
+                # Too little memory to join or exec in: the child ends by SIGKILL, as
+                # the OOM killer ends a forked child (it skips one sharing our memory).
                 nomem_kill=group is not None and "memory" in group.dirs,
             )
             return _Child(pid)
@@ -717,8 +719,9 @@ class SandboxIsolator:
                     await _reap_after_kill(proc, group)
 
     def _no_memory_result(self, group: cgroups.RunCgroup, wall: float) -> SandboxResult:
-        """The run's memory cgroup could not hold the program's exec: the native spawn's
-        child ended by SIGKILL (as the OOM killer ends a forked child), and was reaped."""
+        """The run's memory cgroup was too full for the program to join or exec in: the
+        native spawn's child ended by SIGKILL (as the OOM killer ends a forked child), and
+        was reaped."""
         peak = group.stats()[0]
         return SandboxResult(
             exit_code=-signal.SIGKILL, stdout=b"", stderr=b"", wall_time_ms=wall,
