@@ -472,3 +472,59 @@ def test_no_memory_to_start_in_is_enomem_or_a_kill() -> None:
                 break
             except OSError:
                 time.sleep(0.02)
+
+
+UNPRIVILEGED_CHECK = r"""
+import errno, json, os, resource, sys
+sys.path.insert(0, sys.argv[1])
+from neuroflow_native import spawn
+out = {"uid": os.getuid()}
+pid = spawn("/bin/true", ["true"], ["PATH=/usr/bin:/bin"], fd_map=[-1, -1, -1])
+out["true"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+for name, kwargs in (("setresuid", {"uid": 0}), ("setgroups", {"groups": [0]}),
+                     ("setrlimit", {"rlimits": [(resource.RLIMIT_NOFILE, 1, 1 << 20)]})):
+    try:
+        spawn("/bin/true", ["true"], [], **kwargs)
+        out[name] = "ran"
+    except OSError as exc:
+        out[name] = [errno.errorcode[exc.errno], exc.strerror.split(":")[0]]
+print(json.dumps(out))
+"""
+
+
+@root_only
+def test_an_unprivileged_caller_gets_each_refused_step_named(tmp_path: os.PathLike[str]
+                                                              ) -> None:
+    import json
+    import sysconfig
+
+    import neuroflow_native
+
+    system = "/usr/bin/python3"
+    if not os.access(system, os.X_OK):
+        pytest.skip("no system /usr/bin/python3 to run the extension as another user")
+    probe = run([system, "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"])
+    if probe[1].decode().strip() != sysconfig.get_config_var("EXT_SUFFIX"):
+        pytest.skip("the system python3 cannot load this build of the extension (ABI)")
+    # A copy of the installed package that the unprivileged user may read.
+    where = tempfile.mkdtemp(prefix="neuroflow-native-copy-", dir="/tmp")
+    try:
+        os.chmod(where, 0o755)
+        shutil.copytree(os.path.dirname(neuroflow_native.__file__),
+                        os.path.join(where, "neuroflow_native"))
+        for root, dirs, files in os.walk(where):
+            for name in dirs + files:
+                os.chmod(os.path.join(root, name), 0o755)
+        code, out, err = run([system, "-I", "-S", "-c", UNPRIVILEGED_CHECK, where],
+                             cwd=where, uid=UNUSED_UID, gid=UNUSED_UID, groups=[],
+                             no_new_privs=True)
+    finally:
+        shutil.rmtree(where)
+    assert code == 0, err
+    seen = json.loads(out)
+    assert seen["uid"] == UNUSED_UID
+    assert seen["true"] == 0
+    assert seen["setresuid"] == ["EPERM", "setresuid"]
+    assert seen["setgroups"] == ["EPERM", "setgroups"]
+    assert seen["setrlimit"][1].startswith("setrlimit(resource")
+    assert seen["setrlimit"][0] == "EPERM"
