@@ -73,11 +73,25 @@ enum step {
 };
 
 static const char *const step_names[STEP_COUNT] = {
-    "signals",       "fd_map",       "close_fds",    "setsid",
-    "chdir",         "cgroup",       "setrlimit",    "view: unshare(CLONE_NEWNS)",
-    "view: mount private", "view: mount tmpfs", "view: mkdir", "view: bind work dir",
-    "view: chdir",   "no_new_privs", "setgroups",    "setresgid",
-    "setresuid",     "sigmask",      "exec",
+    [STEP_SIGNALS] = "signals",
+    [STEP_FD_MAP] = "fd_map",
+    [STEP_CLOSE_FDS] = "close_fds",
+    [STEP_SETSID] = "setsid",
+    [STEP_CHDIR] = "chdir",
+    [STEP_CGROUP] = "cgroup",
+    [STEP_SETRLIMIT] = "setrlimit",
+    [STEP_VIEW_UNSHARE] = "view: unshare(CLONE_NEWNS)",
+    [STEP_VIEW_PRIVATE] = "view: mount private",
+    [STEP_VIEW_TMPFS] = "view: mount tmpfs",
+    [STEP_VIEW_MKDIR] = "view: mkdir",
+    [STEP_VIEW_BIND] = "view: bind work dir",
+    [STEP_VIEW_CHDIR] = "view: chdir",
+    [STEP_NO_NEW_PRIVS] = "no_new_privs",
+    [STEP_SETGROUPS] = "setgroups",
+    [STEP_SETRESGID] = "setresgid",
+    [STEP_SETRESUID] = "setresuid",
+    [STEP_SIGMASK] = "sigmask",
+    [STEP_EXEC] = "exec",
 };
 
 struct report {
