@@ -512,6 +512,7 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     int pipefd[2] = {-1, -1};
     Py_ssize_t n, i;
 
+    (void)module;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Op:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
