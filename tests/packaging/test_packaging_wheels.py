@@ -30,6 +30,10 @@ LOCAL: dict[str, Path] = {
 
 #: other distributions of the repository a plugin may depend on (the native launcher)
 SUPPORT: list[Path] = [p.parent for p in ROOT.glob("native/pyproject.toml")]
+#: the same by canonical name: an extra may name one too (``native``)
+SUPPORT_BY_NAME: dict[str, Path] = {
+    canonicalize_name(_project(folder)["name"]): folder for folder in SUPPORT
+}
 
 
 #: extras that pull torch (through sentence-transformers): a fresh venv would download a
@@ -45,7 +49,8 @@ def extras_whose_plugins_exist() -> list[str]:
     return sorted(
         extra for extra, reqs in EXTRAS.items()
         if reqs and extra not in TORCH_EXTRAS
-        and all(canonicalize_name(Requirement(r).name) in LOCAL for r in reqs)
+        and all(canonicalize_name(Requirement(r).name) in LOCAL | SUPPORT_BY_NAME
+                for r in reqs)
     )
 
 
@@ -57,7 +62,8 @@ def test_every_extra_names_sibling_plugins_at_the_core_version() -> None:
             continue
         for text in reqs:
             req = Requirement(text)
-            local = LOCAL.get(canonicalize_name(req.name))
+            name = canonicalize_name(req.name)
+            local = LOCAL.get(name) or SUPPORT_BY_NAME.get(name)
             if local is None:
                 problems.append(f"[{extra}] {text}: no plugins/*/ distribution is named "
                                 f"{req.name} (have: {', '.join(sorted(LOCAL)) or 'none'})")

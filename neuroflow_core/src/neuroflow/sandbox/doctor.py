@@ -120,6 +120,32 @@ def rlimits() -> Check:
     return Check("rlimits", True, "CPU, address space, open files, file size (prlimit)")
 
 
+def spawn_path() -> Check:
+    """Which way the process sandbox starts programs: the native spawn or fork + Python."""
+    from importlib import metadata
+
+    from neuroflow.sandbox import process
+
+    name = "process sandbox: spawn"
+    if process.spawn_path() == "native":
+        try:
+            version = f" {metadata.version('neuroflow-native')}"
+        except metadata.PackageNotFoundError:
+            version = ""
+        return Check(name, True, f"native (neuroflow-native{version}): a vfork-style clone; "
+                     "the child joins its cgroups, sets its rlimits and no_new_privs and "
+                     "drops privileges in C before its exec")
+    why = "not installed"
+    try:
+        import neuroflow_native  # noqa: F401
+    except ImportError as exc:
+        if getattr(exc, "name", None) != "neuroflow_native":
+            why = f"installed but not importable ({exc})"
+    return Check(name, False, f"fork: subprocess with a Python pre-exec step, slower to "
+                 f"start (neuroflow-native {why}: pip install 'neuroflow[native]')",
+                 required=False)
+
+
 def python_interpreter() -> Check:
     """Which real interpreter ``python3`` resolves to (shims followed)."""
     from neuroflow.sandbox.resolve import resolve_command
@@ -215,4 +241,5 @@ def plugin_backends() -> list[Check]:
 def all_checks() -> list[Check]:
     """Every sandbox check, for the ``neuroflow_doctor_checks`` hook."""
     return [user_namespaces(), seccomp(), *cgroup_checks(), rlimits(), privilege_drop(),
+            spawn_path(),
             python_interpreter(), python_for_runs(), work_dir_caps(), *plugin_backends()]

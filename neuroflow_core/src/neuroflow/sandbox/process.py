@@ -8,11 +8,14 @@ One run, in order:
 2. build a clean environment; when the host is root, take a dedicated uid for the run
    and hand the work directory to it;
 3. take a run cgroup from the pool and write all its limits;
-4. spawn in a new session.  With run cgroups or a uid to drop to, the child (after
-   ``fork()``) writes itself into the run cgroups, sets its rlimits, drops to the run's
-   uid (no supplementary groups) and sets ``no_new_privs`` before it execs: only the
-   child ever enters a run cgroup, and the program starts limited.  Without either, it
-   spawns with ``vfork`` and the rlimits are set with ``prlimit`` right after;
+4. spawn in a new session.  With ``neuroflow-native`` installed, its C ``spawn`` starts
+   the child the way ``posix_spawn`` does (sharing our memory until its exec) and the
+   child writes itself into the run cgroups, sets its rlimits, sets ``no_new_privs`` and
+   drops to the run's uid (no supplementary groups, raw system calls) before it execs.
+   Without it, the same set-up runs in Python after ``fork()`` when there are run
+   cgroups or a uid to drop to; otherwise it spawns with ``vfork`` and sets the rlimits
+   with ``prlimit`` right after.  Either way only the child ever enters a run cgroup, and
+   the program starts limited;
 5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
    all through one private epoll set that a single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
@@ -50,6 +53,11 @@ from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command, runnable_by
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
 from neuroflow.security.levels import SandboxSecurityLevel
 
+try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), when installed
+    from neuroflow_native import spawn as _native_spawn
+except ImportError:
+    _native_spawn = None
+
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
 # a program that writes faster than we read must not hold the event loop.
@@ -79,6 +87,49 @@ def _weaker(config: SandboxConfig, what: str, why: str, warnings: list[str]) -> 
             "to run without it, or see `neuroflow doctor`"
         )
     warnings.append(f"{what}: not enforced ({why})")
+
+
+class _Child:
+    """A child started by the native spawn: its pid and, once reaped, its exit code."""
+
+    __slots__ = ("pid", "returncode")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+
+_Proc = subprocess.Popen[bytes] | _Child
+
+
+def _join_files(group: cgroups.RunCgroup) -> list[str]:
+    """The files the native spawn's child writes ``0`` to, to join the run cgroups.
+
+    On cgroup v1 that is ``tasks`` (the child is a single thread until its exec): a
+    write of one thread skips the threadgroup lock whose taking can wait for an RCU grace
+    period (milliseconds); ``cgroup.procs`` elsewhere.
+    """
+    files = []
+    for procs in group.procs_files():
+        tasks = procs[: -len("cgroup.procs")] + "tasks"
+        files.append(tasks if group.version == 1 and os.path.exists(tasks) else procs)
+    return files
+
+
+def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> bool:
+    """Whether the native spawn's child could not join its memory cgroup or exec in it
+    for the cgroup's limit."""
+    return (
+        group is not None and "memory" in group.dirs and isinstance(exc, OSError)
+        and exc.errno == errno.ENOMEM
+        and (exc.strerror or "").startswith(("exec:", "cgroup:"))
+    )
+
+
+def spawn_path() -> str:
+    """How this process backend starts programs: ``"native"`` (the C spawn of
+    ``neuroflow-native``) or ``"fork"`` (``subprocess`` with a Python pre-exec step)."""
+    return "native" if _native_spawn is not None else "fork"
 
 
 class _Stream:
@@ -389,14 +440,31 @@ class SandboxIsolator:
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
         stdin_fd: int, out_w: int, err_w: int, group: cgroups.RunCgroup | None,
         identity: runas.Identity | None,
-    ) -> subprocess.Popen[bytes]:
+    ) -> _Proc:
+        lease = self._leases.get(cwd) if identity is not None else None
+        closed = lease.closed if lease is not None else None
+        if _native_spawn is not None:
+            view = None
+            if closed is not None and _mount_calls() is not None:
+                view = (closed, _view_steps(cwd, closed))
+            ids = (identity.uid, identity.gid, []) if identity is not None else (-1, -1, None)
+            pid = _native_spawn(
+                executable, argv, [f"{name}={value}" for name, value in env.items()],
+                cwd, [stdin_fd, out_w, err_w],
+                _join_files(group) if group is not None else [],
+                *ids,
+                [(which, soft, hard) for which, (soft, hard) in self._rlimits],
+                self._setup_in_child, True, view=view,
+                # Too little memory to join or exec in: the child ends by SIGKILL, as
+                # the OOM killer ends a forked child (it skips one sharing our memory).
+                nomem_kill=group is not None and "memory" in group.dirs,
+            )
+            return _Child(pid)
         common: dict[str, Any] = dict(
             executable=executable, stdin=stdin_fd, stdout=out_w, stderr=err_w, cwd=cwd,
             env=env, close_fds=True, start_new_session=True, restore_signals=True,
         )
         if self._setup_in_child:
-            lease = self._leases.get(cwd) if identity is not None else None
-            closed = lease.closed if lease is not None else None
             return subprocess.Popen(argv, preexec_fn=self._preexec(group, identity, cwd, closed),
                                     **common)
         proc = subprocess.Popen(argv, **common)
@@ -557,7 +625,7 @@ class SandboxIsolator:
         else:
             in_r, in_w = _devnull(), -1
         open_fds = [out_r, out_w, err_r, err_w] + ([in_r, in_w] if in_w >= 0 else [])
-        proc: subprocess.Popen[bytes] | None = None
+        proc: _Proc | None = None
         poller: select.epoll | None = None
         try:
             start = time.perf_counter()
@@ -565,6 +633,9 @@ class SandboxIsolator:
                 proc = self._spawn(argv, executable, cwd, env, in_r, out_w, err_w, group,
                                    identity)
             except (OSError, subprocess.SubprocessError) as exc:
+                if _no_memory_to_start(exc, group):
+                    assert group is not None
+                    return self._no_memory_result(group, (time.perf_counter() - start) * 1e3)
                 why = getattr(exc, "strerror", None) or exc
                 if identity is not None and getattr(exc, "errno", None) in (
                     errno.EACCES, errno.EPERM
@@ -648,6 +719,17 @@ class SandboxIsolator:
             if proc is not None and proc.returncode is None:
                 with anyio.CancelScope(shield=True):
                     await _reap_after_kill(proc, group)
+
+    def _no_memory_result(self, group: cgroups.RunCgroup, wall: float) -> SandboxResult:
+        """The run's memory cgroup was too full for the program to join or exec in: the
+        native spawn's child ended by SIGKILL (as the OOM killer ends a forked child), and
+        was reaped."""
+        peak = group.stats()[0]
+        return SandboxResult(
+            exit_code=-signal.SIGKILL, stdout=b"", stderr=b"", wall_time_ms=wall,
+            cpu_time_ms=0.0, peak_memory_bytes=peak, reason=TerminationReason.MEMORY_LIMIT,
+            signal=signal.SIGKILL, limits_hit=("memory",), warnings=tuple(self._warnings),
+        )
 
     @staticmethod
     def _read(stream: _Stream, state: _RunState) -> bool:
@@ -899,6 +981,13 @@ def _closed_ancestor(cwd: str, identity: runas.Identity) -> str | None:
     return None
 
 
+def _view_steps(cwd: str, closed: str) -> list[str]:
+    """The directories from just below ``closed`` down to ``cwd``, to make in the view."""
+    rest = cwd[len(closed) + 1:]
+    return [closed + "/" + "/".join(rest.split("/")[: i + 1])
+            for i in range(rest.count("/") + 1)]
+
+
 def _view_setup(cwd: str, closed: str) -> Callable[[], None] | None:
     """A pre-exec step that gives the child a private mount namespace in which the work
     directory keeps its path but ``closed`` (a directory above it the run's uid may not
@@ -910,8 +999,7 @@ def _view_setup(cwd: str, closed: str) -> Callable[[], None] | None:
     unshare, mount = calls
     target = cwd.encode()
     top = closed.encode()
-    steps = [closed + "/" + "/".join(cwd[len(closed) + 1:].split("/")[: i + 1])
-             for i in range(cwd[len(closed) + 1:].count("/") + 1)]
+    steps = _view_steps(cwd, closed)
 
     def view() -> None:
         if unshare(_CLONE_NEWNS) != 0:
@@ -957,7 +1045,7 @@ def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:
 
 
 async def _reap_after_kill(
-    proc: subprocess.Popen[bytes], group: cgroups.RunCgroup | None
+    proc: _Proc, group: cgroups.RunCgroup | None
 ) -> None:
     """Cancelled or failed mid-run: kill the tree and reap, so nothing is left behind."""
     if group is not None:

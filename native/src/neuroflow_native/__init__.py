@@ -1,0 +1,14 @@
+"""NeuroFlow's native launchers (Linux).
+
+:func:`spawn` starts a program the way ``posix_spawn`` does (the child shares this
+process's memory until its exec, so starting it costs about as much as a bare spawn), but
+lets the child set itself up first: the fd map, a new session, its work directory, the
+run's cgroups, rlimits, a private view of the work directory, ``no_new_privs`` and a
+privilege drop done with raw system calls (which change the child's credentials only,
+never the parent's threads').  The process sandbox uses it when it is installed.
+"""
+
+from neuroflow_native._spawn import spawn
+
+__all__ = ["spawn"]
+__version__ = "0.1.0"

@@ -1,0 +1,859 @@
+/* neuroflow_native._spawn: start a program the way glibc's posix_spawn does (a clone that
+ * shares the parent's memory and suspends the calling thread until the child execs or
+ * exits), with the set-up a sandbox needs done in the child, in order, every call checked:
+ *
+ *   signal handlers back to their defaults, the fd map, the rest of the fds closed,
+ *   setsid, chdir, join the run's cgroups, rlimits, an optional private view of the work
+ *   directory (mount namespace), no_new_privs, drop privileges, execve.
+ *
+ * The child shares the parent's memory, so it only reads what the parent prepared before
+ * the clone (argument arrays, paths, numbers) and it never allocates, takes a lock or
+ * touches a Python object.  Privileges are dropped with raw system calls: glibc's
+ * setuid()/setgid()/setgroups() broadcast the change to every thread of the process,
+ * and in a child that shares the parent's memory that "process" is the parent's.
+ *
+ * A failing step is reported through a close-on-exec pipe as (errno, step, index) before
+ * _exit(127); end of file on the pipe means the exec succeeded.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef PR_SET_NO_NEW_PRIVS
+#define PR_SET_NO_NEW_PRIVS 38
+#endif
+
+#if defined(SYS_setgroups32)
+#define NF_SYS_SETGROUPS SYS_setgroups32
+#define NF_SYS_SETRESGID SYS_setresgid32
+#define NF_SYS_SETRESUID SYS_setresuid32
+#else
+#define NF_SYS_SETGROUPS SYS_setgroups
+#define NF_SYS_SETRESGID SYS_setresgid
+#define NF_SYS_SETRESUID SYS_setresuid
+#endif
+
+#define CHILD_STACK_SIZE (256 * 1024)
+
+enum step {
+    STEP_SIGNALS,
+    STEP_FD_MAP,
+    STEP_CLOSE_FDS,
+    STEP_SETSID,
+    STEP_CHDIR,
+    STEP_CGROUP,
+    STEP_SETRLIMIT,
+    STEP_VIEW_UNSHARE,
+    STEP_VIEW_PRIVATE,
+    STEP_VIEW_TMPFS,
+    STEP_VIEW_MKDIR,
+    STEP_VIEW_BIND,
+    STEP_VIEW_CHDIR,
+    STEP_NO_NEW_PRIVS,
+    STEP_SETGROUPS,
+    STEP_SETRESGID,
+    STEP_SETRESUID,
+    STEP_SIGMASK,
+    STEP_EXEC,
+    STEP_COUNT
+};
+
+static const char *const step_names[STEP_COUNT] = {
+    [STEP_SIGNALS] = "signals",
+    [STEP_FD_MAP] = "fd_map",
+    [STEP_CLOSE_FDS] = "close_fds",
+    [STEP_SETSID] = "setsid",
+    [STEP_CHDIR] = "chdir",
+    [STEP_CGROUP] = "cgroup",
+    [STEP_SETRLIMIT] = "setrlimit",
+    [STEP_VIEW_UNSHARE] = "view: unshare(CLONE_NEWNS)",
+    [STEP_VIEW_PRIVATE] = "view: mount private",
+    [STEP_VIEW_TMPFS] = "view: mount tmpfs",
+    [STEP_VIEW_MKDIR] = "view: mkdir",
+    [STEP_VIEW_BIND] = "view: bind work dir",
+    [STEP_VIEW_CHDIR] = "view: chdir",
+    [STEP_NO_NEW_PRIVS] = "no_new_privs",
+    [STEP_SETGROUPS] = "setgroups",
+    [STEP_SETRESGID] = "setresgid",
+    [STEP_SETRESUID] = "setresuid",
+    [STEP_SIGMASK] = "sigmask",
+    [STEP_EXEC] = "exec",
+};
+
+struct report {
+    int err;
+    int step;
+    int index;
+};
+
+struct plan {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int *fds;
+    int nfds;
+    int errfd;
+    int max_fd; /* for closing without close_range */
+    const char *const *procs;
+    int nprocs;
+    const int *rl_resource;
+    const struct rlimit *rl_value;
+    int nrl;
+    const char *view_top; /* NULL: no view */
+    const char *const *view_steps;
+    int nview_steps;
+    int no_new_privs;
+    int new_session;
+    int nomem_kill; /* end the child with SIGKILL when its exec lacks memory */
+    int args_fit;   /* argv and envp are within the kernel's limits: E2BIG means memory */
+    long uid; /* -1: unchanged */
+    long gid;
+    int set_groups;
+    const gid_t *groups;
+    int ngroups;
+    sigset_t child_mask;
+    /* The child's report, also written here: the pipe write can fail when the child's
+     * memory cgroup is full (a pipe buffer page is charged to it), and the parent reads
+     * this only once the child has exec'd or exited. */
+    struct report *shared;
+};
+
+/* ---- the child: no allocation, no locks, no Python ------------------------------------ */
+
+static void __attribute__((noreturn)) child_fail(const struct plan *p, int step, int index)
+{
+    struct report r;
+    ssize_t n;
+    r.err = errno;
+    r.step = step;
+    r.index = index;
+    *p->shared = r;
+    do {
+        n = write(p->errfd, &r, sizeof r);
+    } while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+/* A step that failed for lack of memory: with nomem_kill, report it and end by SIGKILL,
+ * the way the kernel's OOM killer ends a forked child (it skips one that still shares
+ * its parent's memory). */
+static void __attribute__((noreturn)) child_fail_nomem(const struct plan *p, int step,
+                                                        int index)
+{
+    if (errno == ENOMEM && p->nomem_kill) {
+        struct report r = {ENOMEM, step, index};
+        ssize_t n;
+        *p->shared = r;
+        do {
+            n = write(p->errfd, &r, sizeof r);
+        } while (n < 0 && errno == EINTR);
+        syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
+    }
+    child_fail(p, step, index);
+}
+
+static int close_from(const struct plan *p, unsigned int first, unsigned int last)
+{
+    if (first > last)
+        return 0;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, first, last, 0) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return -1;
+#endif
+    for (unsigned int fd = first; fd <= last && (int)fd <= p->max_fd; fd++)
+        close((int)fd); /* EBADF for the fds that are not open */
+    return 0;
+}
+
+static int child_main(void *arg)
+{
+    const struct plan *p = (const struct plan *)arg;
+    struct sigaction dfl;
+    int i;
+
+    /* Handlers the parent installed must not run here (they would touch the parent's
+     * memory); ignored SIGPIPE and SIGXFSZ go back to the default, as subprocess does. */
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        struct sigaction old;
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (sigaction(sig, NULL, &old) != 0)
+            continue; /* the C library's internal signals */
+        if (old.sa_handler == SIG_DFL)
+            continue;
+        if (old.sa_handler == SIG_IGN && sig != SIGPIPE && sig != SIGXFSZ)
+            continue;
+        if (sigaction(sig, &dfl, NULL) != 0)
+            child_fail(p, STEP_SIGNALS, sig);
+    }
+
+    /* The fd map: first move sources that sit in the target range out of the way. */
+    for (i = 0; i < p->nfds; i++) {
+        int fd = p->fds[i];
+        if (fd >= 0 && fd < p->nfds && fd != i) {
+            int moved = fcntl(fd, F_DUPFD_CLOEXEC, p->nfds);
+            if (moved < 0)
+                child_fail(p, STEP_FD_MAP, i);
+            p->fds[i] = moved;
+        }
+    }
+    for (i = 0; i < p->nfds; i++) {
+        int fd = p->fds[i];
+        if (fd < 0) {
+            close(i);
+        } else if (fd == i) {
+            int flags = fcntl(i, F_GETFD);
+            if (flags < 0 || fcntl(i, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+                child_fail(p, STEP_FD_MAP, i);
+        } else if (dup2(fd, i) < 0) {
+            child_fail(p, STEP_FD_MAP, i);
+        }
+    }
+    if (close_from(p, (unsigned int)p->nfds, (unsigned int)p->errfd - 1) != 0 ||
+        close_from(p, (unsigned int)p->errfd + 1, ~0U) != 0)
+        child_fail(p, STEP_CLOSE_FDS, 0);
+
+    if (p->new_session && setsid() < 0)
+        child_fail(p, STEP_SETSID, 0);
+    if (p->cwd != NULL && chdir(p->cwd) != 0)
+        child_fail(p, STEP_CHDIR, 0);
+
+    for (i = 0; i < p->nprocs; i++) {
+        int fd = open(p->procs[i], O_WRONLY | O_CLOEXEC);
+        ssize_t n;
+        if (fd < 0)
+            child_fail(p, STEP_CGROUP, i);
+        do {
+            n = write(fd, "0", 1); /* "0": the writing process itself */
+        } while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            if (n >= 0)
+                errno = EIO;
+            child_fail_nomem(p, STEP_CGROUP, i); /* a memory cgroup too full to join */
+        }
+        if (close(fd) != 0 && errno != EINTR)
+            child_fail(p, STEP_CGROUP, i);
+    }
+
+    for (i = 0; i < p->nrl; i++) {
+        if (setrlimit(p->rl_resource[i], &p->rl_value[i]) != 0)
+            child_fail(p, STEP_SETRLIMIT, i);
+    }
+
+    if (p->view_top != NULL) {
+        /* The work directory keeps its path, but view_top (a directory above it the
+         * run's uid may not search) becomes an empty tmpfs holding only the way down. */
+        if (unshare(CLONE_NEWNS) != 0)
+            child_fail(p, STEP_VIEW_UNSHARE, 0);
+        if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+            child_fail(p, STEP_VIEW_PRIVATE, 0);
+        if (mount("tmpfs", p->view_top, "tmpfs", MS_NOSUID | MS_NODEV,
+                  "mode=0755,size=64k") != 0)
+            child_fail(p, STEP_VIEW_TMPFS, 0);
+        for (i = 0; i < p->nview_steps; i++) {
+            if (mkdir(p->view_steps[i], 0755) != 0)
+                child_fail(p, STEP_VIEW_MKDIR, i);
+        }
+        if (mount(".", p->cwd, NULL, MS_BIND | MS_REC, NULL) != 0)
+            child_fail(p, STEP_VIEW_BIND, 0);
+        if (chdir(p->cwd) != 0)
+            child_fail(p, STEP_VIEW_CHDIR, 0);
+    }
+
+    if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        child_fail(p, STEP_NO_NEW_PRIVS, 0);
+
+    /* Raw system calls: they change this task's credentials only. */
+    if (p->set_groups && syscall(NF_SYS_SETGROUPS, (size_t)p->ngroups, p->groups) != 0)
+        child_fail(p, STEP_SETGROUPS, 0);
+    if (p->gid >= 0 &&
+        syscall(NF_SYS_SETRESGID, (gid_t)p->gid, (gid_t)p->gid, (gid_t)p->gid) != 0)
+        child_fail(p, STEP_SETRESGID, 0);
+    if (p->uid >= 0 &&
+        syscall(NF_SYS_SETRESUID, (uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) != 0)
+        child_fail(p, STEP_SETRESUID, 0);
+
+    if (sigprocmask(SIG_SETMASK, &p->child_mask, NULL) != 0)
+        child_fail(p, STEP_SIGMASK, 0);
+    execve(p->path, p->argv, p->envp);
+    if (errno == E2BIG && p->args_fit)
+        errno = ENOMEM; /* the argument pages could not be charged to the memory cgroup */
+    child_fail_nomem(p, STEP_EXEC, 0);
+}
+
+/* ---- the parent: turn Python arguments into C buffers ---------------------------------- */
+
+/* A NULL-terminated array of the encoded items of ``seq``; the bytes objects go to
+ * ``keep`` (which owns them until the spawn is over). */
+static char **to_strings(PyObject *seq, PyObject *keep, const char *what, Py_ssize_t *count)
+{
+    PyObject *fast = PySequence_Fast(seq, what);
+    Py_ssize_t n, i;
+    char **out;
+
+    if (fast == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(fast);
+    out = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+    if (out == NULL) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *bytes = NULL;
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(fast, i), &bytes)) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_Format(PyExc_TypeError, "%s[%zd]: expected a str, bytes or path without "
+                         "NUL bytes (%S)", what, i, value ? value : Py_None);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            goto fail;
+        }
+        if (PyList_Append(keep, bytes) != 0) {
+            Py_DECREF(bytes);
+            goto fail;
+        }
+        out[i] = PyBytes_AS_STRING(bytes);
+        Py_DECREF(bytes);
+    }
+    Py_DECREF(fast);
+    if (count != NULL)
+        *count = n;
+    return out;
+fail:
+    Py_DECREF(fast);
+    PyMem_Free(out);
+    return NULL;
+}
+
+static const char *to_path(PyObject *obj, PyObject *keep, const char *what)
+{
+    PyObject *bytes = NULL;
+    if (!PyUnicode_FSConverter(obj, &bytes)) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_Format(PyExc_TypeError, "%s: expected a str, bytes or path without NUL bytes "
+                     "(%S)", what, value ? value : Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return NULL;
+    }
+    if (PyList_Append(keep, bytes) != 0) {
+        Py_DECREF(bytes);
+        return NULL;
+    }
+    Py_DECREF(bytes);
+    return PyBytes_AS_STRING(bytes);
+}
+
+static int to_id(PyObject *obj, const char *what, long *out)
+{
+    long long value = PyLong_AsLongLong(obj);
+    if (value == -1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "%s: expected an int, got %R", what, obj);
+        return -1;
+    }
+    if (value < -1 || value > (long long)UINT32_MAX - 1) {
+        PyErr_Format(PyExc_ValueError, "%s: expected -1 (unchanged) or 0..%u, got %lld", what,
+                     (unsigned int)(UINT32_MAX - 1), value);
+        return -1;
+    }
+    *out = (long)value;
+    return 0;
+}
+
+static int to_rlim(PyObject *obj, Py_ssize_t i, const char *which, rlim_t *out)
+{
+    long long value = PyLong_AsLongLong(obj);
+    if (value == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        unsigned long long big = PyLong_AsUnsignedLongLong(obj);
+        if (big == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "rlimits[%zd]: %s limit: expected an int "
+                         "(RLIM_INFINITY for none), got %R", i, which, obj);
+            return -1;
+        }
+        *out = (rlim_t)big;
+        return 0;
+    }
+    if (value < -1) {
+        PyErr_Format(PyExc_ValueError, "rlimits[%zd]: %s limit: expected >= 0 or "
+                     "RLIM_INFINITY, got %lld", i, which, value);
+        return -1;
+    }
+    *out = value == -1 ? RLIM_INFINITY : (rlim_t)value;
+    return 0;
+}
+
+static PyObject *step_error(const struct report *r, const struct plan *p)
+{
+    const char *name = (r->step >= 0 && r->step < STEP_COUNT) ? step_names[r->step] : "?";
+    const char *file = NULL;
+    PyObject *message, *filename, *exc;
+
+    switch (r->step) {
+    case STEP_CHDIR:
+        file = p->cwd;
+        break;
+    case STEP_CGROUP:
+        if (r->index >= 0 && r->index < p->nprocs)
+            file = p->procs[r->index];
+        break;
+    case STEP_VIEW_TMPFS:
+        file = p->view_top;
+        break;
+    case STEP_VIEW_MKDIR:
+        if (r->index >= 0 && r->index < p->nview_steps)
+            file = p->view_steps[r->index];
+        break;
+    case STEP_VIEW_BIND:
+    case STEP_VIEW_CHDIR:
+        file = p->cwd;
+        break;
+    case STEP_EXEC:
+        file = p->path;
+        break;
+    default:
+        break;
+    }
+    if (r->step == STEP_SETRLIMIT && r->index >= 0 && r->index < p->nrl)
+        message = PyUnicode_FromFormat("setrlimit(resource %d): %s", p->rl_resource[r->index],
+                                       strerror(r->err));
+    else if (r->step == STEP_FD_MAP || r->step == STEP_SIGNALS)
+        message = PyUnicode_FromFormat("%s (%d): %s", name, r->index, strerror(r->err));
+    else
+        message = PyUnicode_FromFormat("%s: %s", name, strerror(r->err));
+    if (message == NULL)
+        return NULL;
+    if (file != NULL) {
+        filename = PyUnicode_DecodeFSDefault(file);
+        if (filename == NULL) {
+            Py_DECREF(message);
+            return NULL;
+        }
+    } else {
+        filename = Py_NewRef(Py_None);
+    }
+    exc = PyObject_CallFunction(PyExc_OSError, "iOO", r->err, message, filename);
+    Py_DECREF(message);
+    Py_DECREF(filename);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+PyDoc_STRVAR(spawn_doc,
+"spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
+"      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
+"      nomem_kill=False) -> int\n"
+"--\n\n"
+"Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
+"strings) in a child that shares this process's memory until its exec (``clone`` with\n"
+"``CLONE_VM | CLONE_VFORK``, as posix_spawn), and return its pid.\n\n"
+"In the child, in this order: signal handlers back to their defaults; ``fd_map[i]``\n"
+"becomes fd ``i`` (``-1``: closed) and every other fd is closed; ``setsid()`` when\n"
+"``new_session``; ``chdir(cwd)``; ``\"0\"`` written to each ``cgroup_procs`` file (the\n"
+"child joins those cgroups itself); ``setrlimit`` for each ``(resource, soft, hard)`` of\n"
+"``rlimits``; with ``view=(top, dirs)``: a private mount namespace in which ``top`` is an\n"
+"empty tmpfs, ``dirs`` are made in it and ``cwd`` is bound back at its own path;\n"
+"``PR_SET_NO_NEW_PRIVS`` when ``no_new_privs``; ``setgroups(groups)`` (unless ``None``),\n"
+"``setresgid(gid)`` and ``setresuid(uid)`` (unless ``-1``) as raw system calls; then\n"
+"``execve`` (no PATH search: ``executable`` is a path).\n\n"
+"An exec that fails for lack of memory is reported as ENOMEM, also where the kernel says\n"
+"E2BIG for arguments well within its limits (the child's memory cgroup could not hold\n"
+"them).  ``nomem_kill``: when the exec or joining a cgroup fails with ENOMEM, the child\n"
+"ends by SIGKILL instead of exit status 127 (the OSError is raised all the same), as the\n"
+"OOM killer ends a forked child (it skips one that still shares its parent's memory).\n\n"
+"Raises OSError(errno, \"<step>: <reason>\", filename) when a step fails (the child is\n"
+"reaped); TypeError/ValueError naming the argument for a bad argument.");
+
+static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
+                               "cgroup_procs", "uid", "gid", "groups", "rlimits",
+                               "no_new_privs", "new_session", "view", "nomem_kill", NULL};
+    PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
+    PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
+    PyObject *rl_obj = NULL, *view_obj = Py_None;
+    int no_new_privs = 0, new_session = 0, nomem_kill = 0;
+    PyObject *keep = NULL, *fast = NULL, *result = NULL;
+    struct plan plan;
+    char **argv = NULL, **envp = NULL, **procs = NULL, **view_steps = NULL;
+    int *fds = NULL, *rl_resource = NULL;
+    struct rlimit *rl_value = NULL;
+    gid_t *groups = NULL;
+    void *stack = MAP_FAILED;
+    int pipefd[2] = {-1, -1};
+    Py_ssize_t n, i;
+
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Op:spawn", keywords,
+                                     &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
+                                     &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
+                                     &no_new_privs, &new_session, &view_obj, &nomem_kill))
+        return NULL;
+    memset(&plan, 0, sizeof plan);
+    plan.uid = plan.gid = -1;
+    plan.no_new_privs = no_new_privs;
+    plan.new_session = new_session;
+    plan.nomem_kill = nomem_kill;
+    keep = PyList_New(0);
+    if (keep == NULL)
+        return NULL;
+
+    if ((plan.path = to_path(executable, keep, "executable")) == NULL)
+        goto done;
+    if (PyUnicode_Check(argv_obj) || PyBytes_Check(argv_obj)) {
+        PyErr_SetString(PyExc_TypeError, "argv: expected a sequence of strings, got a string");
+        goto done;
+    }
+    if ((argv = to_strings(argv_obj, keep, "argv", &n)) == NULL)
+        goto done;
+    if (n < 1) {
+        PyErr_SetString(PyExc_ValueError, "argv: expected at least one item (argv[0])");
+        goto done;
+    }
+    if (PyUnicode_Check(envp_obj) || PyBytes_Check(envp_obj)) {
+        PyErr_SetString(PyExc_TypeError, "envp: expected a sequence of 'NAME=value' strings");
+        goto done;
+    }
+    if ((envp = to_strings(envp_obj, keep, "envp", &n)) == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        if (strchr(envp[i], '=') == NULL || envp[i][0] == '=') {
+            PyErr_Format(PyExc_ValueError, "envp[%zd]: expected 'NAME=value', got %s", i,
+                         envp[i]);
+            goto done;
+        }
+    }
+    plan.argv = argv;
+    plan.envp = envp;
+    {
+        /* Whether the kernel could refuse these arguments for their size (execve's E2BIG):
+         * each string within MAX_ARG_STRLEN (32 pages), all of them within a quarter of
+         * the stack limit (at least ARG_MAX), with room to spare. */
+        size_t total = 0, longest = 0;
+        long page = sysconf(_SC_PAGESIZE), arg_max = sysconf(_SC_ARG_MAX);
+        for (char **list = argv; list != NULL; list = list == argv ? envp : NULL)
+            for (char **item = list; *item != NULL; item++) {
+                size_t len = strlen(*item) + 1;
+                total += len + sizeof(char *);
+                if (len > longest)
+                    longest = len;
+            }
+        plan.args_fit = page > 0 && arg_max > 0 && longest < (size_t)page * 32 &&
+                        total < (size_t)arg_max / 2;
+    }
+    if (cwd_obj != Py_None && (plan.cwd = to_path(cwd_obj, keep, "cwd")) == NULL)
+        goto done;
+
+    /* fd_map */
+    if (fd_obj == NULL) {
+        plan.nfds = 3;
+        fds = PyMem_Malloc(3 * sizeof(int));
+        if (fds == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        fds[0] = 0, fds[1] = 1, fds[2] = 2;
+    } else {
+        if ((fast = PySequence_Fast(fd_obj, "fd_map: expected a sequence of ints")) == NULL)
+            goto done;
+        n = PySequence_Fast_GET_SIZE(fast);
+        if (n > 1024) {
+            PyErr_SetString(PyExc_ValueError, "fd_map: expected at most 1024 entries");
+            goto done;
+        }
+        fds = PyMem_Malloc(((size_t)n + 1) * sizeof(int));
+        if (fds == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+            if (fd == -1 && PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError, "fd_map[%zd]: expected an int (an open fd, "
+                             "or -1 to close)", i);
+                goto done;
+            }
+            if (fd < -1 || fd > INT_MAX) {
+                PyErr_Format(PyExc_ValueError, "fd_map[%zd]: expected an open fd or -1, "
+                             "got %ld", i, fd);
+                goto done;
+            }
+            if (fd >= 0 && fcntl((int)fd, F_GETFD) < 0) {
+                PyErr_Format(PyExc_ValueError, "fd_map[%zd]: fd %ld is not open", i, fd);
+                goto done;
+            }
+            fds[i] = (int)fd;
+        }
+        plan.nfds = (int)n;
+        Py_CLEAR(fast);
+    }
+    plan.fds = fds;
+
+    /* cgroup_procs */
+    if (procs_obj != NULL) {
+        if (PyUnicode_Check(procs_obj) || PyBytes_Check(procs_obj)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "cgroup_procs: expected a list of paths, got a string");
+            goto done;
+        }
+        if ((procs = to_strings(procs_obj, keep, "cgroup_procs", &n)) == NULL)
+            goto done;
+        plan.procs = (const char *const *)procs;
+        plan.nprocs = (int)n;
+    }
+
+    if (uid_obj != NULL && to_id(uid_obj, "uid", &plan.uid) != 0)
+        goto done;
+    if (gid_obj != NULL && to_id(gid_obj, "gid", &plan.gid) != 0)
+        goto done;
+    if (groups_obj != Py_None) {
+        if ((fast = PySequence_Fast(groups_obj, "groups: expected None or a list of gids"))
+            == NULL)
+            goto done;
+        n = PySequence_Fast_GET_SIZE(fast);
+        if (n > 65536) {
+            PyErr_SetString(PyExc_ValueError, "groups: expected at most 65536 gids");
+            goto done;
+        }
+        groups = PyMem_Malloc(((size_t)n + 1) * sizeof(gid_t));
+        if (groups == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            long value;
+            char what[32];
+            PyOS_snprintf(what, sizeof what, "groups[%zd]", i);
+            if (to_id(PySequence_Fast_GET_ITEM(fast, i), what, &value) != 0)
+                goto done;
+            if (value < 0) {
+                PyErr_Format(PyExc_ValueError, "groups[%zd]: expected a gid >= 0", i);
+                goto done;
+            }
+            groups[i] = (gid_t)value;
+        }
+        plan.set_groups = 1;
+        plan.groups = groups;
+        plan.ngroups = (int)n;
+        Py_CLEAR(fast);
+    }
+
+    /* rlimits */
+    if (rl_obj != NULL) {
+        if ((fast = PySequence_Fast(rl_obj, "rlimits: expected a list of "
+                                    "(resource, soft, hard)")) == NULL)
+            goto done;
+        n = PySequence_Fast_GET_SIZE(fast);
+        rl_resource = PyMem_Malloc(((size_t)n + 1) * sizeof(int));
+        rl_value = PyMem_Malloc(((size_t)n + 1) * sizeof(struct rlimit));
+        if (rl_resource == NULL || rl_value == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+            long which;
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+                PyErr_Format(PyExc_TypeError, "rlimits[%zd]: expected a (resource, soft, "
+                             "hard) tuple, got %R", i, item);
+                goto done;
+            }
+            which = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+            if (which == -1 && PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError, "rlimits[%zd]: resource: expected an int "
+                             "(resource.RLIMIT_*)", i);
+                goto done;
+            }
+            if (which < 0 || which >= RLIM_NLIMITS) {
+                PyErr_Format(PyExc_ValueError, "rlimits[%zd]: resource: expected 0..%d, "
+                             "got %ld", i, RLIM_NLIMITS - 1, which);
+                goto done;
+            }
+            rl_resource[i] = (int)which;
+            if (to_rlim(PyTuple_GET_ITEM(item, 1), i, "soft", &rl_value[i].rlim_cur) != 0 ||
+                to_rlim(PyTuple_GET_ITEM(item, 2), i, "hard", &rl_value[i].rlim_max) != 0)
+                goto done;
+            if (rl_value[i].rlim_cur > rl_value[i].rlim_max) {
+                PyErr_Format(PyExc_ValueError, "rlimits[%zd]: soft limit above the hard "
+                             "limit", i);
+                goto done;
+            }
+        }
+        plan.rl_resource = rl_resource;
+        plan.rl_value = rl_value;
+        plan.nrl = (int)n;
+        Py_CLEAR(fast);
+    }
+
+    /* view */
+    if (view_obj != Py_None) {
+        if (!PyTuple_Check(view_obj) || PyTuple_GET_SIZE(view_obj) != 2) {
+            PyErr_SetString(PyExc_TypeError, "view: expected None or a (top, dirs) tuple");
+            goto done;
+        }
+        if (plan.cwd == NULL) {
+            PyErr_SetString(PyExc_ValueError, "view: needs cwd (the directory to bind)");
+            goto done;
+        }
+        if ((plan.view_top = to_path(PyTuple_GET_ITEM(view_obj, 0), keep, "view[0]")) == NULL)
+            goto done;
+        if ((view_steps = to_strings(PyTuple_GET_ITEM(view_obj, 1), keep, "view[1]", &n))
+            == NULL)
+            goto done;
+        plan.view_steps = (const char *const *)view_steps;
+        plan.nview_steps = (int)n;
+    }
+
+    if (PySys_Audit("neuroflow_native.spawn", "OO", executable, argv_obj) < 0)
+        goto done;
+
+    {
+        struct rlimit nofile;
+        plan.max_fd = 65535;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+            nofile.rlim_cur < (rlim_t)INT_MAX)
+            plan.max_fd = (int)nofile.rlim_cur;
+    }
+    sigemptyset(&plan.child_mask);
+
+    stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+
+    {
+        sigset_t all, old;
+        struct report report, shared = {0, -1, 0};
+        ssize_t got = 0;
+        pid_t pid;
+        int clone_errno = 0, status;
+
+        Py_BEGIN_ALLOW_THREADS
+        if (pipe2(pipefd, O_CLOEXEC) != 0) {
+            clone_errno = errno;
+            pid = -1;
+        } else {
+            if (pipefd[1] < plan.nfds) {
+                /* The pipe must not sit where the fd map puts the child's fds. */
+                int moved = fcntl(pipefd[1], F_DUPFD_CLOEXEC, plan.nfds);
+                if (moved >= 0) {
+                    close(pipefd[1]);
+                    pipefd[1] = moved;
+                }
+            }
+            plan.errfd = pipefd[1];
+            if (plan.errfd < plan.nfds) {
+                clone_errno = EMFILE;
+                pid = -1;
+            } else {
+                /* Nothing may run a handler of ours in the child before its exec. */
+                plan.shared = &shared;
+                sigfillset(&all);
+                pthread_sigmask(SIG_SETMASK, &all, &old);
+                pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
+                            CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+                clone_errno = errno;
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                close(pipefd[1]);
+                pipefd[1] = -1;
+                if (pid > 0) {
+                    do {
+                        got = read(pipefd[0], &report, sizeof report);
+                    } while (got < 0 && errno == EINTR);
+                    if (got == 0 && shared.step >= 0) {
+                        report = shared; /* its pipe write failed */
+                        got = (ssize_t)sizeof report;
+                    }
+                    if (got != 0) {
+                        /* The child failed (it has already exited): reap it. */
+                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                            ;
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+
+        if (pid < 0) {
+            errno = clone_errno;
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+        if (got == (ssize_t)sizeof report) {
+            step_error(&report, &plan);
+            goto done;
+        }
+        if (got != 0) {
+            PyErr_Format(PyExc_OSError, "spawn: the child failed before its exec and sent "
+                         "an incomplete report (%zd bytes)", got);
+            goto done;
+        }
+        result = PyLong_FromLong((long)pid);
+    }
+
+done:
+    if (pipefd[0] >= 0)
+        close(pipefd[0]);
+    if (pipefd[1] >= 0)
+        close(pipefd[1]);
+    if (stack != MAP_FAILED)
+        munmap(stack, CHILD_STACK_SIZE);
+    Py_XDECREF(fast);
+    PyMem_Free(argv);
+    PyMem_Free(envp);
+    PyMem_Free(procs);
+    PyMem_Free(view_steps);
+    PyMem_Free(fds);
+    PyMem_Free(groups);
+    PyMem_Free(rl_resource);
+    PyMem_Free(rl_value);
+    Py_DECREF(keep);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"spawn", (PyCFunction)(void (*)(void))spawn, METH_VARARGS | METH_KEYWORDS, spawn_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "neuroflow_native._spawn",
+    "A vfork-style spawn that sets the child up (cgroups, rlimits, privileges) before "
+    "its exec.", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__spawn(void)
+{
+    return PyModule_Create(&module);
+}
