@@ -1064,19 +1064,17 @@ async def _reap_after_kill(
 class _RunState:
     """What the readers and the waiter share during one run."""
 
-    __slots__ = ("ended_by_us", "group", "pid", "reason")
+    __slots__ = ("group", "pid", "reason")
 
     def __init__(self, pid: int, group: cgroups.RunCgroup | None) -> None:
         self.pid = pid
         self.group = group
         self.reason: TerminationReason | None = None
-        self.ended_by_us = False
 
     def kill(self, reason: TerminationReason) -> None:
         """End the whole tree now, for ``reason`` (the first reason wins)."""
         if self.reason is None:
             self.reason = reason
-        self.ended_by_us = True
         self.kill_rest()
 
     def kill_rest(self) -> None:

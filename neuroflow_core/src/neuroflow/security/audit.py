@@ -339,7 +339,6 @@ class AuditLogger:
         self._size = -1
         self._seq = 0
         self._mac = GENESIS
-        self._base: tuple[int, str] = (0, GENESIS)
         self._base_text = encode_base(0, GENESIS)
         self._head_sign: Callable[[bytes], str] | None = None
         self._clock = _Clock()
@@ -372,7 +371,6 @@ class AuditLogger:
         return self._head_sign
 
     def _set_base(self, base: tuple[int, str]) -> None:
-        self._base = base
         self._base_text = encode_base(*base)
 
     @property

@@ -99,7 +99,3 @@ def level_settings(level: SandboxSecurityLevel | str) -> dict[str, dict[str, obj
         raise ValueError(f"security level: expected one of {known}, got {level!r}") from None
     return {backend: dict(values) for backend, values in LEVEL_SETTINGS[level].items()}
 
-
-def unmatched_allowed(level: SandboxSecurityLevel | str) -> bool:
-    """Whether an action no guard rule covers is allowed at ``level``."""
-    return LEVEL_SETTINGS[SandboxSecurityLevel(level)]["guards"]["unmatched_action"] == "allow"

@@ -98,15 +98,6 @@ def compile_globs(patterns: Iterable[str], *, case: bool = True) -> re.Pattern[s
     return re.compile("|".join(f"(?:{p})" for p in parts), 0 if case else re.IGNORECASE)
 
 
-def first_match(patterns: Iterable[str], value: str, *, case: bool = True) -> str | None:
-    """The first of ``patterns`` that matches ``value`` (used to name the entry that decided)."""
-    for pattern in patterns:
-        if (fnmatch.fnmatchcase(value, pattern) if case
-                else fnmatch.fnmatchcase(value.lower(), pattern.lower())):
-            return pattern
-    return None
-
-
 def check_examples(
     guard_name: str,
     guard: Callable[[Action, ActionContext], Verdict | None],
