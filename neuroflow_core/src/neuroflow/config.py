@@ -33,7 +33,6 @@ import difflib
 import enum
 import os
 import threading
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -615,6 +614,8 @@ files_read = 0
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
     global files_read
     files_read += 1
     try:
@@ -684,6 +685,8 @@ def _file_data(path: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _env_value(raw: str) -> Any:
+    import tomllib
+
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

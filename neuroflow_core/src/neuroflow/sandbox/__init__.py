@@ -13,12 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from neuroflow._lazy import lazy_exports
-from neuroflow.sandbox.config import SandboxConfig
-from neuroflow.sandbox.protocol import IsolationBackend
-from neuroflow.sandbox.result import SandboxResult, TerminationReason
-from neuroflow.security.levels import SandboxSecurityLevel
 
 if TYPE_CHECKING:
+    from neuroflow.sandbox.config import SandboxConfig
     from neuroflow.sandbox.facade import (
         NamespaceIsolator,
         WasmSandbox,
@@ -27,8 +24,16 @@ if TYPE_CHECKING:
     )
     from neuroflow.sandbox.guarded import GuardedBackend, command_action, run_guarded
     from neuroflow.sandbox.process import SandboxIsolator
+    from neuroflow.sandbox.protocol import IsolationBackend
+    from neuroflow.sandbox.result import SandboxResult, TerminationReason
+    from neuroflow.security.levels import SandboxSecurityLevel
 
 _LAZY: dict[str, str] = {
+    "SandboxConfig": "neuroflow.sandbox.config",
+    "IsolationBackend": "neuroflow.sandbox.protocol",
+    "SandboxResult": "neuroflow.sandbox.result",
+    "TerminationReason": "neuroflow.sandbox.result",
+    "SandboxSecurityLevel": "neuroflow.security.levels",
     "SandboxIsolator": "neuroflow.sandbox.process",
     "NamespaceIsolator": "neuroflow.sandbox.facade",
     "WasmSandbox": "neuroflow.sandbox.facade",
