@@ -282,3 +282,17 @@ def test_config_show_hides_a_witness_password() -> None:
     shown = converter.unstructure(AuditConfig(witness="postgresql://audit:s3cret@db/nf"))
     assert shown["witness"] == "postgresql://audit:<hidden>@db/nf"
     assert converter.unstructure(AuditConfig(witness="/var/lib/w"))["witness"] == "/var/lib/w"
+
+
+def test_verify_uses_the_configured_witness_of_the_configured_log(
+        log_path: Path, key_file: Path, tmp_path: Path) -> None:
+    witness = tmp_path / "elsewhere" / "audit.witness"
+    Path("neuroflow.toml").write_text(
+        f'[security.audit]\nfile = "{log_path}"\nwitness = "{witness}"\n')
+    _witnessed(log_path, witness, 4)
+    os.truncate(log_path, 0)
+    log_path.with_name("audit.log.head").unlink()
+    _one_clear_line(verify(log_path, key_file), "wiped or rewound", "seq 4")
+    other = tmp_path / "other" / "audit.log"  # not the configured log: no witness applies
+    _witnessed(other, tmp_path / "other.witness", 2)
+    assert verify(other, key_file).returncode == 0

@@ -11,6 +11,7 @@ import json
 import sys
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,6 +26,19 @@ _KEY_HELP = ("File holding the HMAC key (default: $NEUROFLOW_AUDIT_KEY, else "
              "in ~/.local/state/neuroflow/audit-keys/).")
 
 
+def _configured_audit(log: Path) -> Any:
+    """``[security.audit]`` when ``log`` is the configured audit log, else ``None``."""
+    try:
+        from neuroflow.config import get_config
+
+        settings = get_config().section("security").settings
+    except Exception:  # noqa: BLE001 - the config is optional here; a bad one is not fatal
+        return None
+    if settings is not None and Path(settings.audit.file).resolve() == log.resolve():
+        return settings.audit
+    return None
+
+
 def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | None]:
     """The key file to use: the option, else the configured one if the log is the configured log."""
     if key_file is not None:
@@ -33,15 +47,9 @@ def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | No
 
     if os.environ.get("NEUROFLOW_AUDIT_KEY"):
         return None, None
-    try:
-        from neuroflow.config import get_config
-
-        settings = get_config().section("security").settings
-    except Exception:  # noqa: BLE001 - the config is optional here; a bad one is not fatal
-        return None, None
-    if settings is not None and Path(settings.audit.file).resolve() == log.resolve():
-        key = settings.audit.key.encode() if settings.audit.key else None
-        return settings.audit.key_file, key
+    audit = _configured_audit(log)
+    if audit is not None:
+        return audit.key_file, audit.key.encode() if audit.key else None
     return None, None
 
 
@@ -51,14 +59,18 @@ def _key_file(log: Path, key_file: Path | None) -> tuple[Path | None, bytes | No
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-head", is_flag=True,
               help="Accept a missing or empty FILE.head (check the chain alone, warn).")
-@click.option("--witness", help="The log's witness, a file or a postgresql:// URL "
-              "([security.audit] witness): catch a wiped or rewound log.")
+@click.option("--witness", help="The log's witness, a file or a postgresql:// URL, to catch "
+              "a wiped or rewound log (default: [security.audit] witness when FILE is the "
+              "configured log).")
 def verify(file: Path, key_file: Path | None, as_json: bool, no_head: bool,
            witness: str | None) -> None:
     """Check FILE's keyed hash chain (rotated files included); report the first bad record."""
     from neuroflow.security.verify import verify_audit_log
 
     key_path, key = _key_file(file, key_file)
+    if witness is None:
+        audit = _configured_audit(file)
+        witness = getattr(audit, "witness", None)
     report = verify_audit_log(file, key, key_file=key_path, require_head=not no_head,
                               witness=witness)
     if as_json:
