@@ -268,3 +268,22 @@ def test_a_raising_guard_hook_is_named_by_its_plugin() -> None:
     verdict = SecurityManager.from_config().check(Action("command", "ls", "a"), ActionContext())
     assert (verdict.decision.value, verdict.rule) == ("deny", "acme-guards.error")
     assert "RuntimeError: kaput" in verdict.reason
+
+
+def test_a_bad_section_does_not_stop_a_capability_that_does_not_need_it() -> None:
+    import anyio
+
+    from neuroflow.errors import ConfigError
+    from neuroflow.memory import MemoryManager
+    from neuroflow.sandbox import open_sandbox
+
+    Path("neuroflow.toml").write_text('[memory]\nmax_entries = "lots"\n[sandbox.process]\n'
+                                      'cpu_time_limit = 5\n')
+
+    async def run() -> bytes:
+        async with open_sandbox(gate=False) as sandbox:
+            return (await sandbox.execute("echo", ["fine"])).stdout
+
+    assert anyio.run(run) == b"fine\n"
+    with pytest.raises(ConfigError, match=r"memory\.max_entries: expected an integer"):
+        MemoryManager()
