@@ -10,13 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import anyio
-import attrs
-import cattrs
-import pluggy
 import pytest
 
-import neuroflow
 from neuroflow.sandbox.resolve import resolve_command
 
 UID = 59_999  # no such user: a fresh unprivileged identity
@@ -47,12 +42,40 @@ print(json.dumps(out))
 """
 
 
-def _search_path() -> str:
-    """Where this test's imports come from, for the unprivileged child."""
-    dirs = [str(Path(neuroflow.__file__).parents[1])]
-    for module in (anyio, attrs, cattrs, pluggy):
-        dirs.append(str(Path(module.__file__).parents[1]))
-    return os.pathsep.join(dict.fromkeys(dirs))
+#: Run after CHECKS (as root, with this test's path): the top-level modules they loaded
+#: from outside the standard library.
+MODULES = r"""
+import sys, sysconfig
+stdlib = sysconfig.get_paths()["stdlib"] + "/"
+files = {getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if "." not in n}
+print(json.dumps(sorted(f for f in files if f and not (f.startswith(stdlib)
+                                                       and "-packages" not in f))))
+"""
+
+
+def _readable_copy() -> str:
+    """A folder the unprivileged child may read, holding every package the checks import
+    from outside the standard library (this test's own environment, say ``.tox/``, is
+    often private to root); returned for ``PYTHONPATH``."""
+    import shutil
+    import tempfile
+
+    probe = subprocess.run([sys.executable, "-c", CHECKS + MODULES], capture_output=True,
+                           text=True, timeout=120, cwd="/tmp", check=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    files = json.loads(probe.stdout.splitlines()[-1])
+    target = tempfile.mkdtemp(prefix="nf-unprivileged-", dir="/tmp")
+    os.chmod(target, 0o755)
+    for file in files:
+        source = Path(file).parent if file.endswith("__init__.py") else Path(file)
+        destination = Path(target) / source.name
+        if source.is_dir():
+            shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination)
+    for path in Path(target).rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return target
 
 
 def _run_checks() -> dict:
@@ -73,11 +96,17 @@ def _run_checks() -> dict:
     if version != str(sys.version_info[:2]):
         pytest.skip(f"{python} is Python {version}, not this test's "
                     f"{sys.version_info[:2]} (its packages would not import)")
-    done = subprocess.run(
-        [python, "-c", CHECKS], capture_output=True, text=True, timeout=120, cwd="/tmp",
-        env={"PYTHONPATH": _search_path(), "HOME": "/tmp", "PATH": "/usr/bin:/bin"},
-        user=UID, group=UID, extra_groups=[],
-    )
+    import shutil
+
+    site = _readable_copy()
+    try:
+        done = subprocess.run(
+            [python, "-c", CHECKS], capture_output=True, text=True, timeout=120, cwd="/tmp",
+            env={"PYTHONPATH": site, "HOME": "/tmp", "PATH": "/usr/bin:/bin"},
+            user=UID, group=UID, extra_groups=[],
+        )
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
