@@ -82,7 +82,9 @@ def _assert_one_agent_trace(spans: list[dict], trace_id: str) -> None:
     [research] = [s for s in spans if s["name"] == "research_tool"]
     assert research["parent_span_id"] == tools["research"]["span_id"]
     assert research["attributes"]["topic"] == "Research WebAssembly sandboxes"
-    assert len(spans) == 7
+    sandboxed = [s for s in spans if s["name"].startswith("execute_sandbox ")]
+    assert sandboxed and {parent(s) for s in sandboxed} == {"research_tool"}
+    assert len(spans) == 7 + len(sandboxed)
 
 
 @pytest.mark.anyio

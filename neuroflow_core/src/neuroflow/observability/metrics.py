@@ -250,3 +250,9 @@ class MetricsCollector:
             summary["histograms"][name] = _stats(count, total, low, high, samples)
         summary["series"] = series
         return summary
+
+
+def record_operation(component: str, operation: str, duration_ms: float,
+                     error: str | None = None) -> None:
+    """Record one operation of a component in the built-in metrics (a no-op until an SDK
+    ``MeterProvider`` is configured)."""
