@@ -68,3 +68,53 @@ async def test_a_tool_call_is_a_span_and_its_traceparent_reaches_the_server(
     assert bad.status.status_code is StatusCode.ERROR and bad.parent is None
     assert bad.attributes["error.type"] == "error"
 
+
+
+METRICS = """
+import anyio, json, sys
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from neuroflow import create_backend
+
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+async def main():
+    client = create_backend("mcp")
+    try:
+        await client.start_from_config({"servers": {"t": {
+            "command": sys.executable, "args": [sys.argv[1]]}}})
+        await client.execute_tool("t", "echo", {"text": "hi"})
+        await client.execute_tool("t", "fail", {"message": "boom"})
+    finally:
+        await client.aclose()
+    out = []
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for point in metric.data.data_points:
+                    out.append([metric.name, dict(point.attributes),
+                                getattr(point, "value", None), getattr(point, "count", None)])
+    print(json.dumps(out))
+
+anyio.run(main)
+"""
+
+
+def test_mcp_tool_calls_count_in_the_builtin_metrics(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from mcp_helpers import TINY
+
+    proc = subprocess.run([sys.executable, "-c", METRICS, TINY], capture_output=True,
+                          text=True, timeout=180, cwd=tmp_path, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    points = json.loads(proc.stdout.splitlines()[-1])
+    mcp = {"neuroflow.component": "mcp", "neuroflow.operation": "execute_tool"}
+    assert ["neuroflow.operations", mcp, 2, None] in points
+    assert ["neuroflow.operation.errors", {**mcp, "error.type": "error"}, 1, None] in points
+    [latency] = [p for p in points if p[0] == "neuroflow.operation.duration" and p[1] == mcp]
+    assert latency[3] == 2

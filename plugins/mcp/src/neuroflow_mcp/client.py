@@ -37,7 +37,7 @@ from neuroflow.mcp import (
     Transport,
     tool_result,
 )
-from neuroflow.observability.propagation import inject
+from neuroflow.observability import inject
 from neuroflow_mcp.stdio import ServerProcess, stdio_transport
 
 _LIVE: weakref.WeakSet[OfficialMCPClient] = weakref.WeakSet()

@@ -120,7 +120,7 @@ def serve(host: str, port: int, *, service_name: str = "neuroflow",
 
     from opentelemetry.sdk.resources import Resource
 
-    from neuroflow.observability.metrics import builtin_instruments
+    from neuroflow.observability import builtin_instruments
 
     stop = stop or threading.Event()
     try:
