@@ -146,7 +146,8 @@ async def test_environment_is_only_defaults_config_and_call(
     assert env["NF_PASS_ME"] == "passed"
     assert env["FROM_CONFIG"] == "c" and env["FROM_CALL"] == "x"
     assert set(env) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "NF_PASS_ME",
-                        "FROM_CONFIG", "FROM_CALL", "PWD", "_"}
+                        "FROM_CONFIG", "FROM_CALL", "PWD", "_",
+                        "TRACEPARENT", "TRACESTATE"}  # the run's span, when spans are on
 
 
 @pytest.mark.anyio

@@ -3,7 +3,8 @@
 Tools: ``echo``, ``add`` (structured), ``slow`` (sleeps; writes a marker file only if it
 ran to the end), ``fail`` (raises: the server reports ``isError``), ``garbage`` (writes a
 non-JSON line to stdout, then answers), ``grow`` (adds a tool and notifies the client),
-``auth_header`` (what an HTTP client sent).  ``TINY_HTTP_PORT`` / ``TINY_SSE_PORT`` serve
+``auth_header`` (what an HTTP client sent); with ``TINY_ECHO_META=1`` also ``echo_meta``
+(the request's ``_meta``, as JSON).  ``TINY_HTTP_PORT`` / ``TINY_SSE_PORT`` serve
 streamable HTTP / SSE on loopback.
 With ``TINY_GRANDCHILD=<file>`` it starts a ``sleep`` grandchild first and writes its pid
 there, the way ``npx`` leaves a node process below itself.
@@ -11,6 +12,7 @@ there, the way ``npx`` leaves a node process below itself.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -69,6 +71,13 @@ def auth_header(ctx: Context) -> str:
     request = getattr(ctx.request_context, "request", None)
     headers = getattr(request, "headers", None) or {}
     return headers.get("authorization", "none")
+
+
+if os.environ.get("TINY_ECHO_META"):
+    @server.tool()
+    def echo_meta(ctx: Context) -> str:
+        """The ``_meta`` of the request that carried this call, as JSON."""
+        return json.dumps(dict(ctx.request_context.meta or {}), sort_keys=True)
 
 
 for index in range(int(os.environ.get("TINY_EXTRA_TOOLS", "0"))):

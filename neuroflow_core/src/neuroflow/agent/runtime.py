@@ -20,6 +20,7 @@ from neuroflow.agent.protocol import LLMProvider
 from neuroflow.agent.sessions import SessionStore
 from neuroflow.agent.tools import Tool, describe_tool
 from neuroflow.errors import AgentError, ConfigError, SecurityError
+from neuroflow.observability.metrics import metered
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -347,7 +348,8 @@ class AINativeAgent:
         }
         attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.name,
                       "gen_ai.conversation.id": session}
-        with self._span(f"invoke_agent {self.name}", attributes) as span:
+        with self._span(f"invoke_agent {self.name}", attributes) as span, \
+                metered("agent", "invoke_agent"):
             # the span's trace (a stand-in id when no SDK records spans), else a new one
             result["trace_id"] = _trace_id_of(span) or secrets.token_hex(16)
             turn: list[dict[str, Any]] = [{"role": "user", "content": message}]
@@ -445,8 +447,11 @@ class AINativeAgent:
 
         attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
                       "gen_ai.tool.call.id": call.id, "tool.name": call.name}
-        with self._span(f"execute_tool {call.name}", attributes) as span:
+        with self._span(f"execute_tool {call.name}", attributes) as span, \
+                metered("tool", "execute_tool") as meter:
             record = await self._call_tool(call, session, trace_id, finish)
+            if record["status"] != "ok":
+                meter.error = record["status"]
             if span is not None:
                 span.set_attribute("tool.status", record["status"])
                 span.set_attribute("tool.duration_ms", record["duration_ms"])

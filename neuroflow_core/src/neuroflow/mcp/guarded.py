@@ -47,23 +47,45 @@ class GuardedMCPClient:
     async def execute_tool(self, server_name: str, tool_name: str,
                            arguments: Mapping[str, Any] | None = None, *,
                            timeout: float | None = None) -> dict[str, Any]:
-        """Authorize the call, make it through the wrapped client, record the outcome."""
+        """Authorize the call, make it through the wrapped client, record the outcome.
+
+        All of it runs in an ``execute_tool {server}/{tool}`` span (OpenTelemetry GenAI
+        conventions: ``gen_ai.tool.name``, plus ``mcp.server`` and the guard decision),
+        current while the request is sent, so the client can put its ``traceparent`` in
+        the request's ``_meta``; it also counts in the built-in ``mcp`` metrics.
+        """
+        from neuroflow.observability.operations import operation
+
         action, context = tool_action(server_name, tool_name, arguments, self._actor,
                                       self._component)
-        await self._gate.authorize(action, context)
-        try:
-            result = await self.client.execute_tool(server_name, tool_name, arguments,
-                                                     timeout=timeout)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                await self._gate.record_outcome(action, context, "error",
-                                                {"error": f"{type(exc).__name__}: {exc}"})
-            raise
-        outcome = "success"
-        if result.get("is_error"):
-            outcome = "timeout" if result.get("timed_out") else "error"
-        await self._gate.record_outcome(action, context, outcome,
-                                        {"is_error": bool(result.get("is_error"))})
+        with operation(f"execute_tool {server_name}/{tool_name}", "mcp", "execute_tool", {
+            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool_name,
+            "gen_ai.tool.type": "extension", "mcp.server": server_name,
+        }) as op:
+            try:
+                await self._gate.authorize(action, context)
+            except BaseException as exc:
+                if op.recording and getattr(exc, "verdict", None) is not None:
+                    op.set("neuroflow.guard.decision", "deny")
+                raise
+            if op.recording:
+                op.set("neuroflow.guard.decision", "allow")
+            try:
+                result = await self.client.execute_tool(server_name, tool_name, arguments,
+                                                         timeout=timeout)
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True):
+                    await self._gate.record_outcome(action, context, "error",
+                                                    {"error": f"{type(exc).__name__}: {exc}"})
+                raise
+            outcome = "success"
+            if result.get("is_error"):
+                outcome = "timeout" if result.get("timed_out") else "error"
+                op.fail(outcome, str(result.get("result") or outcome)[:200])
+            if op.recording:
+                op.set("tool.status", "ok" if outcome == "success" else outcome)
+            await self._gate.record_outcome(action, context, outcome,
+                                            {"is_error": bool(result.get("is_error"))})
         return result
 
     async def start_from_config(self, config: Any = None) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from functools import partial
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial, wraps
+from typing import Any, TypeVar
 
 import anyio
 import attrs
@@ -25,6 +25,54 @@ log = logging.getLogger("neuroflow.memory")
 
 _UNSET: Any = object()
 _UPDATE_RETRIES = 8
+
+
+_Op = TypeVar("_Op", bound=Callable[..., Awaitable[Any]])
+_OPERATION: Any = None
+
+
+def _operation() -> Any:
+    """``neuroflow.observability.operations.operation``, imported on first use."""
+    global _OPERATION
+    if _OPERATION is None:
+        from neuroflow.observability.operations import operation
+
+        _OPERATION = operation
+    return _OPERATION
+
+
+def _traced(name: str, keyed: bool = False) -> Callable[[_Op], _Op]:
+    """Run each call of a manager operation in an OpenTelemetry span ``name`` (API only:
+    a no-op span without an SDK) with the agent id, key or result count and the store's
+    backend as attributes, and count it in the built-in ``memory`` metrics."""
+
+    def decorate(method: _Op) -> _Op:
+        @wraps(method)
+        async def run(self: MemoryManager, *args: Any, **kwargs: Any) -> Any:
+            with _operation()(name, "memory", name) as op:
+                result = await method(self, *args, **kwargs)
+                if op.recording:
+                    agent = args[0] if args else kwargs.get("agent_id")
+                    op.set("neuroflow.memory.agent_id", agent if isinstance(agent, str)
+                           else None)
+                    op.set("neuroflow.memory.store", getattr(self.store, "name", None)
+                           or type(self.store).__name__)
+                    if keyed:
+                        key = args[1] if len(args) > 1 else kwargs.get("key")
+                        op.set("neuroflow.memory.key", key if isinstance(key, str) else None)
+                    if isinstance(result, list):
+                        op.set("neuroflow.memory.count", len(result))
+                    elif isinstance(result, bool):
+                        op.set("neuroflow.memory.found", result)
+                    elif isinstance(result, int):
+                        op.set("neuroflow.memory.count", result)
+                    elif name == "retrieve_memory":
+                        op.set("neuroflow.memory.found", result is not None)
+                return result
+
+        return run  # type: ignore[return-value]
+
+    return decorate
 
 
 class MemoryManager:
@@ -192,6 +240,7 @@ class MemoryManager:
                     stored = attrs.evolve(stored, evicted=True)
         return stored
 
+    @_traced("store_memory", keyed=True)
     async def store_memory(
         self,
         agent_id: str,
@@ -296,6 +345,7 @@ class MemoryManager:
             f"update_memory: memory {key!r} of agent {agent_id!r} kept changing under "
             f"{_UPDATE_RETRIES} attempts; retry later or pass expected_version")
 
+    @_traced("delete_memory", keyed=True)
     async def delete_memory(self, agent_id: str, key: str) -> bool:
         """Delete one memory; return whether it existed."""
         now = await self._ready()
@@ -303,6 +353,7 @@ class MemoryManager:
             check.identifier("agent_id", agent_id), check.identifier("key", key),
             now=now, keep_history=self.config.keep_history)
 
+    @_traced("delete_memories")
     async def delete_memories(
         self,
         agent_id: str | None = None,
@@ -342,6 +393,7 @@ class MemoryManager:
 
     # --- reads ---------------------------------------------------------------------------
 
+    @_traced("retrieve_memory", keyed=True)
     async def retrieve_memory(self, agent_id: str, key: str) -> MemoryEntry | None:
         """Return a memory, or ``None`` if it does not exist or has expired."""
         now = await self._ready()
@@ -402,6 +454,7 @@ class MemoryManager:
             filter=validate_filter(flt, max_depth=self.config.max_filter_depth) or None,
         )
 
+    @_traced("search_memories")
     async def search_memories(
         self,
         agent_id: str | None,

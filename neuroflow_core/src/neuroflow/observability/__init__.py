@@ -36,6 +36,11 @@ _LAZY: dict[str, str] = {
     "StructuredLogger": "neuroflow.observability.logs",
     "configure_logging": "neuroflow.observability.logs",
     "MetricsCollector": "neuroflow.observability.metrics",
+    "builtin_instruments": "neuroflow.observability.metrics",
+    "metered": "neuroflow.observability.metrics",
+    "record_operation": "neuroflow.observability.metrics",
+    "Operation": "neuroflow.observability.operations",
+    "operation": "neuroflow.observability.operations",
     "attach_context": "neuroflow.observability.propagation",
     "extract": "neuroflow.observability.propagation",
     "from_env": "neuroflow.observability.propagation",
@@ -62,12 +67,18 @@ if TYPE_CHECKING:
         span_to_dict,
     )
     from neuroflow.observability.logs import JsonFormatter, StructuredLogger, configure_logging
-    from neuroflow.observability.metrics import MetricsCollector
+    from neuroflow.observability.metrics import (
+        MetricsCollector,
+        builtin_instruments,
+        metered,
+        record_operation,
+    )
     from neuroflow.observability.model import (
         AttributeValue,
         SpanKind,
         SpanStatus,
     )
+    from neuroflow.observability.operations import Operation, operation
     from neuroflow.observability.propagation import (
         attach_context,
         extract,
@@ -96,6 +107,7 @@ __all__ = [
     "LocalTracerConfig",
     "MetricsCollector",
     "NoopTracer",
+    "Operation",
     "Span",
     "SpanKind",
     "SpanScope",
@@ -105,6 +117,7 @@ __all__ = [
     "TracingService",
     "add_span_processor",
     "attach_context",
+    "builtin_instruments",
     "configure_logging",
     "current_span",
     "current_span_id",
@@ -113,7 +126,10 @@ __all__ = [
     "format_spans",
     "from_env",
     "inject",
+    "metered",
+    "operation",
     "read_spans",
+    "record_operation",
     "remove_span_processor",
     "sdk_provider",
     "span_to_dict",

@@ -250,3 +250,79 @@ class MetricsCollector:
             summary["histograms"][name] = _stats(count, total, low, high, samples)
         summary["series"] = series
         return summary
+
+
+#: The built-in metrics (meter ``"neuroflow"``), attributes ``neuroflow.component``
+#: (``agent``, ``tool``, ``sandbox``, ``memory``, ``mcp``) and ``neuroflow.operation``;
+#: errors also carry ``error.type``.  Prometheus shows them as ``neuroflow_operations_total``,
+#: ``neuroflow_operation_duration_milliseconds`` and ``neuroflow_operation_errors_total``.
+OPERATIONS = "neuroflow.operations"
+OPERATION_DURATION = "neuroflow.operation.duration"
+OPERATION_ERRORS = "neuroflow.operation.errors"
+
+_builtin: tuple[Any, Any, Any] | None = None
+
+
+def builtin_instruments() -> tuple[Any, Any, Any]:
+    """The OpenTelemetry instruments of the built-in metrics: the operation counter, the
+    latency histogram (milliseconds) and the error counter."""
+    global _builtin
+    if _builtin is None:
+        with _instruments_lock:
+            if _builtin is None:
+                _builtin = (
+                    _METER.create_counter(OPERATIONS, unit="{operation}",
+                                          description="Operations started, by component"),
+                    _METER.create_histogram(OPERATION_DURATION, unit="ms",
+                                            description="How long operations took"),
+                    _METER.create_counter(OPERATION_ERRORS, unit="{error}",
+                                          description="Operations that failed"),
+                )
+    return _builtin
+
+
+def _meter_provider_set() -> bool:
+    # The API's global, read directly: the check is the whole cost of a metric recorded
+    # before any MeterProvider is installed.
+    from opentelemetry.metrics import _internal
+
+    return getattr(_internal, "_METER_PROVIDER", True) is not None
+
+
+def record_operation(component: str, operation: str, duration_ms: float,
+                     error: str | None = None) -> None:
+    """Record one operation of ``component`` in the built-in metrics: one more request,
+    its latency (milliseconds) and, when ``error`` (the error type) is given, one more
+    error.  Nothing is done until an SDK ``MeterProvider`` is installed (by the
+    application, or the ``otel`` plugin's Prometheus endpoint or OTLP metrics)."""
+    if not _meter_provider_set():
+        return
+    requests, latency, errors = builtin_instruments()
+    attributes = {"neuroflow.component": component, "neuroflow.operation": operation}
+    requests.add(1, attributes)
+    latency.record(duration_ms, attributes)
+    if error is not None:
+        errors.add(1, {**attributes, "error.type": error})
+
+
+class metered:
+    """Record the block as one operation in the built-in metrics (:func:`record_operation`):
+    its latency, and an error if an exception leaves it or ``error`` is set inside."""
+
+    __slots__ = ("_start", "component", "error", "operation")
+
+    def __init__(self, component: str, operation: str) -> None:
+        self.component = component
+        self.operation = operation
+        self.error: str | None = None
+
+    def __enter__(self) -> metered:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> None:
+        if exc is not None and self.error is None:
+            self.error = type(exc).__name__
+        record_operation(self.component, self.operation,
+                         (time.perf_counter() - self._start) * 1000.0, self.error)

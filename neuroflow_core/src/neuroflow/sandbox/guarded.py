@@ -16,6 +16,14 @@ import anyio
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
 
 
+def traceparent_env() -> dict[str, str]:
+    """``TRACEPARENT`` (and ``TRACESTATE``) of the current span, for a sandboxed program's
+    environment; empty outside a span with ids."""
+    from neuroflow.observability.propagation import traceparent_env as current
+
+    return current()
+
+
 def command_action(
     command: str, args: Sequence[str], actor: str, component: str, *,
     env: Mapping[str, str] | None = None, cwd: str | None = None,
@@ -66,24 +74,51 @@ async def run_guarded(
     ``env``: the call's extra environment; its names with redacted values are in the
     outcome record's details (``"env"``).
 
+    The whole of it is one OpenTelemetry span, ``execute_sandbox {command}`` (kind
+    internal; the backend, command, guard decision, exit code, termination reason and
+    wall time as attributes), current while ``run()`` runs: a backend puts its
+    ``TRACEPARENT`` into the program's environment (:func:`traceparent_env`).  It also
+    counts in the built-in ``sandbox`` metrics.
+
     Raises ``SecurityError`` (nothing runs) when the gate denies the command.  An
     exception or cancellation from ``run`` is recorded as an ``error`` outcome (shielded,
     so the record is written even when cancelled) and re-raised.
     """
-    await gate.authorize(action, context)
-    extra = {"env": redacted_env(gate, env)} if env else {}
-    try:
-        result = await run()
-    except BaseException as exc:
-        with anyio.CancelScope(shield=True):
-            await gate.record_outcome(action, context, "error",
-                                      {"error": f"{type(exc).__name__}: {exc}", **extra})
-        raise
-    exited = result.reason is TerminationReason.EXITED
-    outcome = ("success" if result.ok else "error") if exited else result.reason.value
-    await gate.record_outcome(action, context, outcome, {
-        "exit_code": result.exit_code, "reason": result.reason.value,
-        "wall_time_ms": round(result.wall_time_ms, 3), **extra})
+    from neuroflow.observability.operations import operation
+
+    command = action.target
+    backend = str(getattr(context, "component", "") or "").removeprefix("sandbox.")
+    with operation(f"execute_sandbox {command}", "sandbox", "execute", {
+        "neuroflow.sandbox.backend": backend, "neuroflow.sandbox.command": command,
+    }) as op:
+        try:
+            await gate.authorize(action, context)
+        except BaseException as exc:
+            if op.recording and getattr(exc, "verdict", None) is not None:
+                op.set("neuroflow.guard.decision", "deny")
+            raise
+        if op.recording:
+            op.set("neuroflow.guard.decision", "allow")
+        extra = {"env": redacted_env(gate, env)} if env else {}
+        try:
+            result = await run()
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await gate.record_outcome(action, context, "error",
+                                          {"error": f"{type(exc).__name__}: {exc}", **extra})
+            raise
+        exited = result.reason is TerminationReason.EXITED
+        outcome = ("success" if result.ok else "error") if exited else result.reason.value
+        if op.recording:
+            op.set("process.exit.code", result.exit_code)
+            op.set("neuroflow.sandbox.reason", result.reason.value)
+            op.set("neuroflow.sandbox.wall_time_ms", round(result.wall_time_ms, 3))
+        if not result.ok:
+            op.fail(result.reason.value if not exited else "exit_code",
+                    f"{result.reason.value}, exit code {result.exit_code}")
+        await gate.record_outcome(action, context, outcome, {
+            "exit_code": result.exit_code, "reason": result.reason.value,
+            "wall_time_ms": round(result.wall_time_ms, 3), **extra})
     return result
 
 
@@ -113,10 +148,19 @@ class GuardedBackend:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> SandboxResult:
-        """Authorize, run in the wrapped backend, and record the outcome."""
+        """Authorize, run in the wrapped backend (with the run's ``TRACEPARENT`` added to
+        ``env``), and record the outcome."""
         action, context = command_action(command, args, self._actor, self._component, env=env)
-        return await run_guarded(self._gate, action, context, lambda: self.backend.execute(
-            command, args, stdin=stdin, env=env, timeout=timeout), env)
+
+        def run() -> Awaitable[SandboxResult]:
+            # Inside run_guarded's span: the program sees that span's TRACEPARENT, unless
+            # the caller set one.
+            traced = traceparent_env()
+            run_env = {**traced, **env} if traced and env else (traced or env)
+            return self.backend.execute(command, args, stdin=stdin, env=run_env,
+                                        timeout=timeout)
+
+        return await run_guarded(self._gate, action, context, run, env)
 
     async def aclose(self) -> None:
         """Close the wrapped backend."""

@@ -282,7 +282,10 @@ class SandboxIsolator:
         return env
 
     def _run_env(self, cwd: str, extra: Mapping[str, str] | None) -> dict[str, str]:
-        """Defaults, then inherited host variables (read now), config ``env``, the call's."""
+        """Defaults, then inherited host variables (read now), config ``env``, the
+        current span's ``TRACEPARENT``, the call's."""
+        from neuroflow.sandbox.guarded import traceparent_env
+
         cfg = self.config
         env = dict(self._base_env)
         if cfg.inherit_env:
@@ -293,6 +296,9 @@ class SandboxIsolator:
             env.update(cfg.env)
         env.setdefault("HOME", cwd)
         env.setdefault("TMPDIR", cwd)
+        # The span running this command (run_guarded's): the program can continue the
+        # trace.  A TRACEPARENT the call passes wins.
+        env.update(traceparent_env())
         if extra:
             env.update(extra)
         return env

@@ -37,6 +37,7 @@ from neuroflow.mcp import (
     Transport,
     tool_result,
 )
+from neuroflow.observability import inject
 from neuroflow_mcp.stdio import ServerProcess, stdio_transport
 
 _LIVE: weakref.WeakSet[OfficialMCPClient] = weakref.WeakSet()
@@ -402,8 +403,12 @@ class OfficialMCPClient:
         limit = self._timeout(server, timeout)
         try:
             session = self._session(server)
+            # The current span's W3C trace context goes in the request's _meta
+            # (``traceparent``), so a traced server continues the caller's trace.
+            meta = inject()
             result = await session.call_tool(tool_name, dict(arguments or {}),
-                                             read_timeout_seconds=limit)
+                                             read_timeout_seconds=limit,
+                                             meta=meta or None)  # type: ignore[arg-type]
         except MCPError as exc:
             server.errors += 1
             out = tool_result(server_name, tool_name, error=exc.message)

@@ -101,3 +101,45 @@ class MetricsSetup:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def serve(host: str, port: int, *, service_name: str = "neuroflow",
+          echo: Any = print, stop: threading.Event | None = None) -> None:
+    """Serve this process's metrics for Prometheus on ``host:port`` (port 0: a free one)
+    until interrupted (Ctrl-C, SIGTERM) or ``stop`` is set: ``neuroflow metrics serve``.
+
+    Installs a ``MeterProvider`` with a ``PrometheusMetricReader``, so the built-in
+    metrics (:data:`neuroflow.observability.metrics.OPERATIONS` and the rest) and every
+    ``MetricsCollector`` series recorded in this process appear there, with the Python
+    process's own metrics.
+
+    Raises:
+        OSError: the port cannot be bound (the message names it).
+    """
+    import signal
+
+    from opentelemetry.sdk.resources import Resource
+
+    from neuroflow.observability import builtin_instruments
+
+    stop = stop or threading.Event()
+    try:
+        setup = MetricsSetup(Resource.create({"service.name": service_name}),
+                             prometheus=(host, port), otlp=None, interval_seconds=60.0)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot serve metrics on {host}:{port}: "
+                                 f"{exc.strerror or exc}") from None
+    builtin_instruments()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    echo(f"serving NeuroFlow metrics for Prometheus on {setup.url}")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        setup.close()
