@@ -305,3 +305,35 @@ async def test_a_cancelled_run_stops_the_interpreter(py_config: Callable[..., An
             while threading.active_count() > before:
                 await anyio.sleep(0.05)
             assert (await sandbox.run_code("print('next')")).stdout == b"next\n"
+
+
+async def test_the_guest_sees_the_traceparent_of_the_span_that_ran_it(
+        py_config: Callable[..., Any]) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from neuroflow.observability import (
+        TracingService,
+        add_span_processor,
+        remove_span_processor,
+    )
+
+    class Owner:  # the processor stays attached while its owner lives
+        pass
+
+    memory = InMemorySpanExporter()
+    owner = Owner()
+    add_span_processor(owner, SimpleSpanProcessor(memory))
+    try:
+        tracing = TracingService("wasm-test", backend="noop")
+        async with WasmSandbox(py_config()) as sandbox:  # the configured gate: a span
+            with tracing.span("agent step") as outer:
+                result = await sandbox.run_code(
+                    "import os; print(os.environ['TRACEPARENT'])", language="python")
+    finally:
+        remove_span_processor(owner)
+    assert result.ok, result.stderr
+    [span] = [s for s in memory.get_finished_spans() if s.name.startswith("execute_sandbox")]
+    _version, trace_id, span_id, _flags = result.stdout.decode().strip().split("-")
+    assert trace_id == outer.trace_id == f"{span.context.trace_id:032x}"
+    assert span_id == f"{span.context.span_id:016x}"

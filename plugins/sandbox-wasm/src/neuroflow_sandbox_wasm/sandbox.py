@@ -31,6 +31,7 @@ import anyio.to_thread
 import attrs
 
 from neuroflow.errors import ConfigError, SandboxError
+from neuroflow.observability import traceparent_env
 from neuroflow_sandbox_wasm.config import WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime, runtime_for, sha256_of
 from neuroflow_sandbox_wasm.result import WasmResult
@@ -154,7 +155,7 @@ class WasmSandbox:
         if grants:
             action = attrs.evolve(action, resources={"paths": grants})
         return await run_guarded(self._gate, action, context,
-                                 lambda: self._run(source, plan, files))
+                                 lambda: self._run(source, _traced(plan), files))
 
     async def run_code(
         self,
@@ -222,9 +223,12 @@ class WasmSandbox:
         timeout = self._check_timeout(timeout)
         fuel = self._check_fuel(fuel)
         config = self.config
+        # The worker thread carries the caller's context: the guest sees the TRACEPARENT
+        # of the span that runs it (unless the call sets its own).
         return await self._guarded_python(argv, lambda cancel: run_python(
-            config, argv, stdin=stdin, env=env, files=files, timeout=timeout, fuel=fuel,
-            write_files=_write_files, cancel=cancel), component="sandbox.wasm")
+            config, argv, stdin=stdin, env={**traceparent_env(), **(env or {})}, files=files,
+            timeout=timeout, fuel=fuel, write_files=_write_files, cancel=cancel),
+            component="sandbox.wasm")
 
     async def _guarded_python(self, argv: list[str], work: Any, *,
                               component: str) -> WasmResult:
@@ -485,3 +489,10 @@ class WasmPythonSandbox(WasmSandbox):
                                f"{command!r}")
         return await self._run_python(list(_check_args(args)), stdin=stdin, env=env,
                                       files=files, timeout=timeout, fuel=fuel)
+
+
+def _traced(plan: RunPlan) -> RunPlan:
+    """``plan`` with the current span's ``TRACEPARENT`` in the guest's environment (called
+    inside the execution's span; a variable the config or the call sets wins)."""
+    traced = traceparent_env()
+    return attrs.evolve(plan, env={**traced, **plan.env}) if traced else plan
