@@ -124,3 +124,18 @@ async def test_a_wrapped_backend_gets_the_traceparent_in_env(
         f"{first.context.trace_id:032x}", f"{first.context.span_id:016x}"]
     assert inner.envs[1]["TRACEPARENT"].startswith("00-" + "1" * 32)  # the caller's wins
     assert first.attributes["neuroflow.sandbox.backend"] == "echo"
+
+
+@pytest.mark.anyio
+async def test_the_span_names_the_audit_record_of_the_guard_decision(
+    exporter: InMemorySpanExporter,
+) -> None:
+    import json
+
+    async with SandboxIsolator(SandboxConfig(allow_weaker_isolation=True)) as sandbox:
+        assert (await sandbox.execute("/bin/echo", ["x"])).ok
+    [span] = _sandbox_spans(exporter)
+    records = [json.loads(line) for line in
+               Path(".neuroflow/audit.log").read_text().splitlines()]
+    [decision] = [r for r in records if r.get("decision") == "allow"]
+    assert span.attributes["neuroflow.audit.seq"] == decision["seq"]

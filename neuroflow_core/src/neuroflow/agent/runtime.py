@@ -488,11 +488,18 @@ class AINativeAgent:
                             arguments=dict(call.arguments or {}))
             context = ActionContext(session_id=session, trace_id=trace_id, component="agent")
             try:
-                await self.gate.authorize(action, context)
+                verdict = await self.gate.authorize(action, context)
             except SecurityError as exc:
+                seq = getattr(getattr(exc, "verdict", None), "audit_seq", None)
+                if seq is not None and not self._duck_tracer:
+                    trace.get_current_span().set_attribute("neuroflow.audit.seq", seq)
                 return finish("denied", error=_denial(exc))
             if not self._duck_tracer:
-                trace.get_current_span().set_attribute("neuroflow.guard.decision", "allow")
+                span = trace.get_current_span()
+                span.set_attribute("neuroflow.guard.decision", "allow")
+                seq = getattr(verdict, "audit_seq", None)
+                if seq is not None:
+                    span.set_attribute("neuroflow.audit.seq", seq)
 
         began = time.perf_counter()
         try:

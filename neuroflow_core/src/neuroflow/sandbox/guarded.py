@@ -92,13 +92,14 @@ async def run_guarded(
         "neuroflow.sandbox.backend": backend, "neuroflow.sandbox.command": command,
     }) as op:
         try:
-            await gate.authorize(action, context)
+            verdict = await gate.authorize(action, context)
         except BaseException as exc:
             if op.recording and getattr(exc, "verdict", None) is not None:
                 op.set("neuroflow.guard.decision", "deny")
             raise
         if op.recording:
             op.set("neuroflow.guard.decision", "allow")
+            _audit_attribute(op, verdict)
         extra = {"env": redacted_env(gate, env)} if env else {}
         try:
             result = await run()
@@ -172,3 +173,10 @@ class GuardedBackend:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
+
+
+def _audit_attribute(op: Any, verdict: Any) -> None:
+    """The audit record of the guard's decision, on the span (when the gate wrote one)."""
+    seq = getattr(verdict, "audit_seq", None)
+    if seq is not None:
+        op.set("neuroflow.audit.seq", seq)

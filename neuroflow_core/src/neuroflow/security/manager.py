@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
+
 from neuroflow.errors import SecurityError
 from neuroflow.security.audit import AuditLogger
 from neuroflow.security.config import SecurityConfig
@@ -162,10 +164,11 @@ class SecurityManager:
         context = context or ActionContext()
         verdict = self.check(action, context)
         if self.audit is not None:
-            await self.audit.record(
+            seq = await self.audit.record(
                 "guard_decision", action.actor, action.kind.value, action.target,
                 verdict.decision.value, verdict.rule, None,
                 self._decision_details(action, context, verdict), context.trace_id)
+            verdict = attrs.evolve(verdict, audit_seq=seq)
         if verdict.decision is Decision.DENY:
             raise self._refuse(action, verdict)
         return verdict
@@ -175,10 +178,11 @@ class SecurityManager:
         context = context or ActionContext()
         verdict = self.check(action, context)
         if self.audit is not None:
-            self.audit.record_sync(
+            seq = self.audit.record_sync(
                 "guard_decision", action.actor, action.kind.value, action.target,
                 verdict.decision.value, verdict.rule, None,
                 self._decision_details(action, context, verdict), context.trace_id)
+            verdict = attrs.evolve(verdict, audit_seq=seq)
         if verdict.decision is Decision.DENY:
             raise self._refuse(action, verdict)
         return verdict

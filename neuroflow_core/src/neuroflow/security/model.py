@@ -84,6 +84,8 @@ class Verdict:
     decision: Decision = attrs.field(converter=Decision)
     rule: str
     reason: str = ""
+    #: The sequence number of the audit record of this decision, once it is written.
+    audit_seq: int | None = None
 
     @classmethod
     def allow(cls, rule: str, reason: str = "") -> Verdict:
