@@ -47,9 +47,17 @@ print(json.dumps(out))
 MODULES = r"""
 import sys, sysconfig
 stdlib = sysconfig.get_paths()["stdlib"] + "/"
-files = {getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if "." not in n}
-print(json.dumps(sorted(f for f in files if f and not (f.startswith(stdlib)
-                                                       and "-packages" not in f))))
+files = set()
+for name, module in list(sys.modules.items()):
+    if "." in name:
+        continue
+    file = getattr(module, "__file__", None)
+    if file is None and getattr(module, "__path__", None):  # a namespace package
+        files.update(path + "/__init__.py" for path in module.__path__)
+    elif file:
+        files.add(file)
+print(json.dumps(sorted(f for f in files if not (f.startswith(stdlib)
+                                                 and "-packages" not in f))))
 """
 
 
@@ -69,7 +77,10 @@ def _readable_copy() -> str:
     for file in files:
         source = Path(file).parent if file.endswith("__init__.py") else Path(file)
         destination = Path(target) / source.name
-        if source.is_dir():
+        if source.is_dir() and destination.exists():  # a namespace package's second half
+            shutil.copytree(source, destination, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_dir():
             shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, destination)
