@@ -139,3 +139,21 @@ async def test_the_span_names_the_audit_record_of_the_guard_decision(
                Path(".neuroflow/audit.log").read_text().splitlines()]
     [decision] = [r for r in records if r.get("decision") == "allow"]
     assert span.attributes["neuroflow.audit.seq"] == decision["seq"]
+
+
+@pytest.mark.anyio
+async def test_a_denied_command_s_span_names_the_audit_record_of_the_denial(
+    exporter: InMemorySpanExporter,
+) -> None:
+    import json
+
+    Path("neuroflow.toml").write_text("[security.allowlist]\ndeny = ['echo']\n")
+    async with SandboxIsolator(SandboxConfig(allow_weaker_isolation=True)) as sandbox:
+        with pytest.raises(SecurityError):
+            await sandbox.execute("/bin/echo", ["x"])
+    [span] = _sandbox_spans(exporter)
+    records = [json.loads(line) for line in
+               Path(".neuroflow/audit.log").read_text().splitlines()]
+    [decision] = [r for r in records if r.get("decision") == "deny"]
+    assert span.attributes["neuroflow.guard.decision"] == "deny"
+    assert span.attributes["neuroflow.audit.seq"] == decision["seq"]

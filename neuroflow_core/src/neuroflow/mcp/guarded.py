@@ -66,11 +66,10 @@ class GuardedMCPClient:
                 verdict = await self._gate.authorize(action, context)
             except BaseException as exc:
                 if op.recording and getattr(exc, "verdict", None) is not None:
-                    op.set("neuroflow.guard.decision", "deny")
+                    op.record_verdict("deny", exc.verdict)
                 raise
             if op.recording:
-                op.set("neuroflow.guard.decision", "allow")
-                _audit_attribute(op, verdict)
+                op.record_verdict("allow", verdict)
             try:
                 result = await self.client.execute_tool(server_name, tool_name, arguments,
                                                          timeout=timeout)
@@ -137,10 +136,3 @@ class GuardedMCPClient:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
-
-
-def _audit_attribute(op: Any, verdict: Any) -> None:
-    """The audit record of the guard's decision, on the span (when the gate wrote one)."""
-    seq = getattr(verdict, "audit_seq", None)
-    if seq is not None:
-        op.set("neuroflow.audit.seq", seq)

@@ -81,6 +81,12 @@ class Operation:
         if value is not None:
             self.span.set_attribute(key, value)
 
+    def record_verdict(self, decision: str, verdict: Any) -> None:
+        """The guard's ``decision`` (``"allow"``/``"deny"``) and, when the gate wrote one,
+        the sequence number of its audit record (``verdict.audit_seq``), on the span."""
+        self.set("neuroflow.guard.decision", decision)
+        self.set("neuroflow.audit.seq", getattr(verdict, "audit_seq", None))
+
     def fail(self, error_type: str, description: str | None = None) -> None:
         """Count the operation as failed without raising: status ``error``,
         ``error.type`` set, and an error in the built-in metrics."""

@@ -95,11 +95,10 @@ async def run_guarded(
             verdict = await gate.authorize(action, context)
         except BaseException as exc:
             if op.recording and getattr(exc, "verdict", None) is not None:
-                op.set("neuroflow.guard.decision", "deny")
+                op.record_verdict("deny", exc.verdict)
             raise
         if op.recording:
-            op.set("neuroflow.guard.decision", "allow")
-            _audit_attribute(op, verdict)
+            op.record_verdict("allow", verdict)
         extra = {"env": redacted_env(gate, env)} if env else {}
         try:
             result = await run()
@@ -173,10 +172,3 @@ class GuardedBackend:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
-
-
-def _audit_attribute(op: Any, verdict: Any) -> None:
-    """The audit record of the guard's decision, on the span (when the gate wrote one)."""
-    seq = getattr(verdict, "audit_seq", None)
-    if seq is not None:
-        op.set("neuroflow.audit.seq", seq)
