@@ -138,7 +138,8 @@ enum kind {
 
 struct mnt {
     int kind;
-    const char *src;  /* host path, already prefixed with /oldroot (binds) or link target */
+    int src_fd;       /* binds: an O_PATH fd of src, opened before the ids change */
+    const char *src;  /* host path (binds) or link target */
     const char *dst;  /* path in the new root */
     const char *data; /* tmpfs options */
 };
@@ -382,14 +383,19 @@ static int make_dirs(const char *path, int last_too)
     return 0;
 }
 
-static int mount_point(const char *src, const char *dst)
+static int is_bind(int kind)
+{
+    return kind == M_RO_BIND || kind == M_RW_BIND || kind == M_DEV_BIND;
+}
+
+static int mount_point(int src_fd, const char *dst)
 {
     struct stat st;
     int fd;
 
     if (make_dirs(dst, 0) < 0)
         return -1;
-    if (src != NULL && stat(src, &st) == 0 && !S_ISDIR(st.st_mode)) {
+    if (fstat(src_fd, &st) == 0 && !S_ISDIR(st.st_mode)) {
         fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0 && errno != EEXIST)
             return -1;
@@ -422,10 +428,23 @@ static int do_mount(const struct mnt *m)
     case M_RO_BIND:
     case M_RW_BIND:
     case M_DEV_BIND:
-        if (mount_point(m->src, m->dst) < 0)
+        if (mount_point(m->src_fd, m->dst) < 0)
             return -2;
-        if (mount(m->src, m->dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-            return -1;
+        {
+            /* The source, by the fd opened while our ids could still reach it (a 0700
+             * directory of the host's root above a work directory, say). */
+            char link[64] = "/oldroot/proc/self/fd/", digits[16];
+            int fd = m->src_fd, nd = 0, at = (int)strlen(link);
+            do {
+                digits[nd++] = (char)('0' + fd % 10);
+                fd /= 10;
+            } while (fd > 0);
+            while (nd > 0)
+                link[at++] = digits[--nd];
+            link[at] = '\0';
+            if (mount(link, m->dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return -1;
+        }
         if (m->kind == M_RO_BIND)
             return remount_ro(m->dst, MS_NOSUID | MS_NODEV);
         {
@@ -595,6 +614,16 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         fail(p, STEP_SIGNALS, 0);
     if (setsid() < 0)
         fail(p, STEP_SETSID, 0);
+    /* The bind sources, looked up while we still have the caller's ids (the host's root
+     * can search its 0700 directories; the run's uid cannot). */
+    for (i = 0; i < p->nmounts; i++) {
+        struct mnt *m = &p->mounts[i];
+        if (!is_bind(m->kind))
+            continue;
+        m->src_fd = open(m->src, O_PATH | O_CLOEXEC);
+        if (m->src_fd < 0)
+            fail(p, STEP_MOUNT, (int)i);
+    }
     /* Our ids now, before anything is created: files can only be made by a mapped id
      * (the caller's root is not mapped).  The capabilities of the namespace stay until
      * the command drops them. */
@@ -870,36 +899,15 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
                 goto done;
             }
             mounts[i].kind = kind;
-            if (src != Py_None && (kind == M_RO_BIND || kind == M_RW_BIND ||
-                                   kind == M_DEV_BIND)) {
-                const char *host = to_path(src, keep, "mounts");
-                PyObject *seen;
-                if (host == NULL || host[0] != '/') {
-                    if (host != NULL)
-                        PyErr_Format(PyExc_ValueError,
-                                     "mounts[%zd]: expected an absolute source", i);
-                    Py_DECREF(fast);
-                    goto done;
-                }
-                /* The host's root is at /oldroot while the mounts are made. */
-                seen = PyBytes_FromFormat("/oldroot%s", host);
-                if (seen == NULL || PyList_Append(keep, seen) < 0) {
-                    Py_XDECREF(seen);
-                    Py_DECREF(fast);
-                    goto done;
-                }
-                Py_DECREF(seen);
-                src = Py_None;
-                mounts[i].src = PyBytes_AS_STRING(seen);
-            }
             if ((src != Py_None && (mounts[i].src = to_path(src, keep, "mounts")) == NULL) ||
                 (mounts[i].dst = to_path(dst, keep, "mounts")) == NULL ||
                 (data != Py_None && (mounts[i].data = to_path(data, keep, "mounts")) == NULL)) {
                 Py_DECREF(fast);
                 goto done;
             }
-            if (mounts[i].dst[0] != '/') {
-                PyErr_Format(PyExc_ValueError, "mounts[%zd]: expected an absolute target", i);
+            if (mounts[i].dst[0] != '/' ||
+                (is_bind(kind) && (mounts[i].src == NULL || mounts[i].src[0] != '/'))) {
+                PyErr_Format(PyExc_ValueError, "mounts[%zd]: expected absolute paths", i);
                 Py_DECREF(fast);
                 goto done;
             }
