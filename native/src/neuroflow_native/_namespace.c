@@ -327,7 +327,7 @@ static void build_filter(void)
     PUT(BPF_JMP | BPF_JEQ | BPF_K, AF_ALG, 2, 0);
     PUT(BPF_JMP | BPF_JEQ | BPF_K, AF_VSOCK, 1, 0);
     PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EAFNOSUPPORT));
+    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
     PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     filter_len = n;
 }
