@@ -11,7 +11,6 @@ import platform
 import pytest
 from ns_helpers import py
 
-
 # The probe: ``r`` is the raw result, ``e`` errno; printed as "r e".  ``S(nr, *args)``
 # calls syscall(2) through ctypes with integer or bytes arguments.
 PRELUDE = r"""
