@@ -85,7 +85,8 @@ def test_filling_tmp_or_shm_stops_at_its_size(marker: str, where: str, setting: 
 
 
 def test_fd_exhaustion_stops_at_max_open_files(marker: str) -> None:
-    code = ("import os\nfds = []\ntry:\n    while True:\n        fds.append(os.open('/dev/null', 0))\n"
+    code = ("import os\nfds = []\ntry:\n    while True:\n"
+            "        fds.append(os.open('/dev/null', 0))\n"
             "except OSError as e:\n    print(e.errno, len(fds))\n")
     result = run(py(code, marker), max_open_files=64)
     assert result.ok, result
