@@ -2,11 +2,12 @@
  *
  * launch() clones the calling process straight into new user, pid, mount, ipc, uts and
  * (optionally) network namespaces -- no helper binary is executed -- and the clone becomes
- * PID 1 of the new pid namespace.  The parent maps the run's uid/gid, writes the clone into
- * the run's cgroups, then lets it go on.  PID 1, every call checked, in this order:
+ * PID 1 of the new pid namespace.  The parent opens the run's cgroup files, maps the run's
+ * uid/gid, then lets the clone go on.  PID 1, every call checked, in this order:
  *
- *   parent-death signal, wait for the parent, signals back to their defaults, setsid, a new
- *   cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
+ *   parent-death signal, close every other fd, join the run's cgroups (before anything
+ *   else runs), wait for the parent, signals back to their defaults, setsid, the bind sources
+ *   opened, the run's ids, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
  *   mounts of the plan (read-only binds, tmpfs, proc, device binds, symlinks), the old root
  *   detached, the new root read-only, chdir, loopback up, not dumpable; then it forks the
  *   command and waits, reaping every zombie, until the command ends, writes the command's
@@ -101,7 +102,7 @@
                   CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 enum step {
-    STEP_PDEATHSIG, STEP_SYNC, STEP_SIGNALS, STEP_CLOSE_FDS, STEP_SETSID, STEP_CGROUPNS,
+    STEP_PDEATHSIG, STEP_SYNC, STEP_CGROUP, STEP_SIGNALS, STEP_CLOSE_FDS, STEP_SETSID, STEP_CGROUPNS,
     STEP_HOSTNAME, STEP_PRIVATE, STEP_ROOT_TMPFS, STEP_PIVOT, STEP_MOUNT, STEP_MKDIR,
     STEP_DETACH_OLDROOT, STEP_ROOT_READONLY, STEP_CHDIR, STEP_LOOPBACK, STEP_DUMPABLE,
     STEP_FORK, STEP_FD_MAP, STEP_SETGROUPS, STEP_SETRESGID, STEP_SETRESUID, STEP_CAPS,
@@ -110,6 +111,7 @@ enum step {
 
 static const char *const step_names[STEP_COUNT] = {
     [STEP_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)", [STEP_SYNC] = "waiting for the parent",
+    [STEP_CGROUP] = "cgroup",
     [STEP_SIGNALS] = "signals", [STEP_CLOSE_FDS] = "close_fds", [STEP_SETSID] = "setsid",
     [STEP_CGROUPNS] = "unshare(CLONE_NEWCGROUP)", [STEP_HOSTNAME] = "sethostname",
     [STEP_PRIVATE] = "making mounts private", [STEP_ROOT_TMPFS] = "mounting the root tmpfs",
@@ -170,6 +172,8 @@ struct plan {
     int sync_fd;   /* read end: the parent's go */
     int report_fd; /* write end, close-on-exec */
     int status_fd; /* write end: the command's wait status */
+    int *cg_fds;   /* the run's cgroup.procs / tasks files, opened by the caller */
+    int ncg;
 };
 
 /* --- the seccomp filter --------------------------------------------------------------- */
@@ -585,10 +589,25 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         fail(p, STEP_PDEATHSIG, 0);
     (void)parent;
     {
-        int keep[6] = {p->fds[0], p->fds[1], p->fds[2], p->sync_fd, p->report_fd,
-                       p->status_fd};
-        if (close_others(keep, 6) < 0)
+        int keep[6 + 8], nkeep = 6, j;
+        keep[0] = p->fds[0];
+        keep[1] = p->fds[1];
+        keep[2] = p->fds[2];
+        keep[3] = p->sync_fd;
+        keep[4] = p->report_fd;
+        keep[5] = p->status_fd;
+        for (j = 0; j < p->ncg; j++)
+            keep[nkeep++] = p->cg_fds[j];
+        if (close_others(keep, nkeep) < 0)
             fail(p, STEP_CLOSE_FDS, 0);
+        /* Join the run's cgroups: "0" is ourselves, which skips the global lock a write
+         * of another pid takes (it can wait for an RCU grace period: milliseconds).  The
+         * files were opened by the caller, whose credentials the kernel checks. */
+        for (j = 0; j < p->ncg; j++) {
+            if (write(p->cg_fds[j], "0", 1) != 1)
+                fail(p, STEP_CGROUP, j);
+            close(p->cg_fds[j]);
+        }
     }
     /* The parent writes our id maps and cgroups, then one byte; end of file without it
      * means the parent gave up (or died before the death signal was armed). */
@@ -807,7 +826,8 @@ PyDoc_STRVAR(launch_doc,
 "``(inside_uid, outside_uid, inside_gid, outside_gid, drop_groups)``; the caller writes\n"
 "the one-line uid/gid maps (``drop_groups``: the caller may map any id, so the command\n"
 "calls ``setgroups([])``; otherwise ``setgroups`` is denied in the namespace).\n"
-"``cgroup_files``: files the caller writes PID 1's pid into before it goes on.\n"
+"``cgroup_files``: the run's ``cgroup.procs`` (or v1 ``tasks``) files: opened here, and\n"
+"PID 1 writes itself (\"0\") into each before anything else.\n"
 "``rlimits``: ``(resource, soft, hard)`` for the command (-1: infinity).\n\n"
 "Blocks until the command was exec'd.  Raises OSError(errno, '<step>: <reason>') when a\n"
 "step fails (PID 1 is reaped).");
@@ -827,6 +847,7 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
     int *rl_resource = NULL;
     struct rlimit *rl_value = NULL;
     int sync_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+    int *cg_fds = NULL;
     Py_ssize_t n, i, ncg = 0;
     long long in_uid, out_uid, in_gid, out_gid;
     int drop_groups;
@@ -948,6 +969,32 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
         plan.rl_value = rl_value;
     }
 
+    if (ncg > 8) {
+        PyErr_SetString(PyExc_ValueError, "cgroup_files: at most 8");
+        goto done;
+    }
+    cg_fds = PyMem_Calloc((size_t)ncg + 1, sizeof *cg_fds);
+    if (cg_fds == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < ncg; i++)
+        cg_fds[i] = -1;
+    for (i = 0; i < ncg; i++) {
+        cg_fds[i] = open(cg[i], O_WRONLY | O_CLOEXEC);
+        if (cg_fds[i] < 0) {
+            PyObject *exc = PyObject_CallFunction(
+                PyExc_OSError, "iN", errno, PyUnicode_FromFormat(
+                    "cgroup: opening %s: %s", cg[i], strerror(errno)));
+            if (exc != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                Py_DECREF(exc);
+            }
+            goto done;
+        }
+    }
+    plan.cg_fds = cg_fds;
+    plan.ncg = (int)ncg;
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0 ||
         pipe2(status_pipe, O_CLOEXEC) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
@@ -1018,15 +1065,6 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
                 err = errno;
             }
         }
-        snprintf(text, sizeof text, "%d", (int)pid);
-        i = 0;
-        for (Py_ssize_t j = 0; failed == NULL && j < ncg; j++) {
-            if (write_file(cg[j], text) < 0) {
-                failed = cg[j];
-                err = errno;
-                i = 1;
-            }
-        }
         if (failed != NULL) {
             kill(pid, SIGKILL);
             while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
@@ -1035,8 +1073,7 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
             {
                 PyObject *exc = PyObject_CallFunction(
                     PyExc_OSError, "iN", err, PyUnicode_FromFormat(
-                        "%s %s: %s", i > 0 ? "cgroup: joining" : "id map: writing", failed,
-                        strerror(err)));
+                        "id map: writing %s: %s", failed, strerror(err)));
                 if (exc != NULL) {
                     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
                     Py_DECREF(exc);
@@ -1100,6 +1137,11 @@ done:
     }
     PyMem_Free(argv);
     PyMem_Free(envp);
+    if (cg_fds != NULL)
+        for (i = 0; i < ncg; i++)
+            if (cg_fds[i] >= 0)
+                close(cg_fds[i]);
+    PyMem_Free(cg_fds);
     PyMem_Free(cg);
     PyMem_Free(mounts);
     PyMem_Free(rl_resource);
