@@ -75,10 +75,11 @@ def _to_bind(item: Any) -> Bind:
             raise ConfigError(f"binds: writable: expected true or false, got {writable!r}")
     else:
         raise ConfigError(f"binds: expected a path string or a table, got {item!r}")
+    source = _clean(source, "binds: source")
     target = _clean(target, "binds: target")
     if target in _RESERVED or target.startswith(("/proc/", "/dev/")):
         raise ConfigError(f"binds: target: {target!r} belongs to the sandbox itself")
-    return Bind(_clean(source, "binds: source"), target, writable)
+    return Bind(source, target, writable)
 
 
 def _to_binds(value: Any) -> tuple[Bind, ...]:
