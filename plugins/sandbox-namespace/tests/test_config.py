@@ -113,3 +113,15 @@ def test_doctor_reports_the_namespace_backend() -> None:
     assert checks["namespace sandbox: launcher"].ok
     assert "namespace sandbox: cgroup limits" in checks
     assert checks["namespace sandbox backend"].ok  # the core's check sees it installed
+
+
+def test_the_gate_sees_commands_as_the_namespace_sandbox_s() -> None:
+    from neuroflow.testing.isolation import RecordingGate
+
+    gate = RecordingGate()
+    sandbox = NamespaceSandbox(NamespaceConfig(), gate=gate)
+    result = sandbox.execute_sync("/bin/true")
+    assert result.ok
+    (action, context), = gate.authorized
+    assert context.component == "sandbox.namespace"
+    assert [outcome for _, outcome, _ in gate.outcomes] == ["success"]

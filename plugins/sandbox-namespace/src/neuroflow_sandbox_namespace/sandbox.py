@@ -100,6 +100,8 @@ class NamespaceSandbox(SandboxIsolator):
         SandboxError: the launcher (``neuroflow-native``) is missing.
     """
 
+    component = "sandbox.namespace"
+
     def __init__(self, config: Any = None, *, gate: Any = None, actor: str = "user") -> None:
         if _launcher is None:
             raise SandboxError(
