@@ -122,6 +122,7 @@ def test_the_gate_sees_commands_as_the_namespace_sandbox_s() -> None:
     sandbox = NamespaceSandbox(NamespaceConfig(), gate=gate)
     result = sandbox.execute_sync("/bin/true")
     assert result.ok
-    (action, context), = gate.authorized
+    ((action, context),) = gate.authorized
+    assert action.target == "/bin/true"
     assert context.component == "sandbox.namespace"
     assert [outcome for _, outcome, _ in gate.outcomes] == ["success"]
