@@ -652,6 +652,16 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         fail(p, STEP_SETRESGID, 0);
     if (syscall(NF_SYS_SETRESUID, p->uid, p->uid, p->uid) < 0)
         fail(p, STEP_SETRESUID, 0);
+    /* Changing ids cleared the parent-death signal: arm it again, then make sure the
+     * parent did not die in between (it holds the report pipe's read end until the
+     * command is exec'd: a pipe without readers polls POLLERR). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        fail(p, STEP_PDEATHSIG, 1);
+    {
+        struct pollfd alive = {p->report_fd, POLLOUT, 0};
+        if (poll(&alive, 1, 0) < 0 || (alive.revents & (POLLERR | POLLHUP)))
+            _exit(127);
+    }
     if (unshare(CLONE_NEWCGROUP) < 0)
         fail(p, STEP_CGROUPNS, 0);
     if (sethostname(p->hostname, strlen(p->hostname)) < 0)
