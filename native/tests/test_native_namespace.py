@@ -88,7 +88,7 @@ def test_exit_codes_pass_through(work: str) -> None:
 
 
 def test_a_missing_program_is_an_error_naming_it(work: str) -> None:
-    with pytest.raises(FileNotFoundError, match="exec: .*nf-no-such-program"):
+    with pytest.raises(FileNotFoundError, match=r"exec: .*nf-no-such-program"):
         launch(work, ["/usr/bin/nf-no-such-program"])
 
 
