@@ -609,8 +609,8 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
             close(p->cg_fds[j]);
         }
     }
-    /* The parent writes our id maps and cgroups, then one byte; end of file without it
-     * means the parent gave up (or died before the death signal was armed). */
+    /* The parent writes our id maps, then one byte; end of file without it means the
+     * parent gave up (or died before the death signal was armed). */
     for (;;) {
         ssize_t got = read(p->sync_fd, &go, 1);
         if (got == 1)
@@ -689,6 +689,9 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         if (rc < 0)
             fail(p, STEP_MOUNT, (int)i);
     }
+    for (i = 0; i < p->nmounts; i++)
+        if (is_bind(p->mounts[i].kind))
+            close(p->mounts[i].src_fd);
     if (umount2("/oldroot", MNT_DETACH) < 0)
         fail(p, STEP_DETACH_OLDROOT, 0);
     if (rmdir("/oldroot") < 0)
