@@ -238,8 +238,8 @@ class SandboxIsolator:
             if value is not None:
                 _weaker(cfg, f"{name}={value}",
                         "the process backend cannot cap a directory's size or file count "
-                        "(it needs a size-capped tmpfs in a mount namespace, or disk "
-                        "quotas); use the 'namespace' backend", warnings)
+                        "(it needs disk quotas); the 'namespace' backend caps its "
+                        "private /tmp and /dev/shm instead (tmp_size, shm_size)", warnings)
         return pool
 
     def _plan_identity(self) -> runas.RunAsPlan:
