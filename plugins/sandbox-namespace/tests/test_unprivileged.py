@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,32 @@ r = box.execute_sync("python3", ["-I", "-S", "-c", "import ctypes; l = ctypes.CD
 out["unshare"] = r.stdout.decode().strip()
 r = box.execute_sync("/bin/sh", ["-c", f"sleep 100 & sleep 100; : {marker}"], timeout=1)
 out["timeout"] = r.reason.value
+port, victim = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (1, 1)
+attacks = f'''
+import os, socket
+out = []
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect(("127.0.0.1", {port})); out.append("connected")
+except OSError as exc:
+    out.append("refused")
+try:
+    os.kill({victim}, 9); out.append("killed")
+except OSError as exc:
+    out.append("kill " + str(exc.errno))
+for path in ("/usr/nf-unpriv", "/nf-unpriv", "/etc/nf-unpriv"):
+    try:
+        open(path, "w"); out.append("wrote " + path)
+    except OSError:
+        out.append("ro")
+try:
+    open("/proc/1/environ", "rb").read(); out.append("environ read")
+except OSError as exc:
+    out.append("environ " + str(exc.errno))
+print(" ".join(out))
+'''
+r = box.execute_sync("python3", ["-I", "-S", "-c", attacks])
+out["attacks"] = r.stdout.decode().strip()
 print(json.dumps(out))
 """
 
@@ -119,10 +146,21 @@ def test_an_unprivileged_host_runs_sandboxes(site: str) -> None:
         pytest.skip("this test makes a fresh uid, which needs root")
     python = system_python()
     marker = new_marker()
-    done = subprocess.run(
-        [python, "-c", CHECKS, marker], capture_output=True, text=True, timeout=120,
-        cwd="/tmp", env={"PYTHONPATH": site, "HOME": "/tmp", "PATH": "/usr/bin:/bin"},
-        user=UID, group=UID, extra_groups=[])
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    victim = subprocess.Popen(["sleep", "60"], user=UID, group=UID, extra_groups=[])
+    try:
+        done = subprocess.run(
+            [python, "-c", CHECKS, marker, str(server.getsockname()[1]), str(victim.pid)],
+            capture_output=True, text=True, timeout=120, cwd="/tmp",
+            env={"PYTHONPATH": site, "HOME": "/tmp", "PATH": "/usr/bin:/bin"},
+            user=UID, group=UID, extra_groups=[])
+        assert victim.poll() is None, "the sandbox killed a process of its own uid outside"
+    finally:
+        server.close()
+        victim.kill()
+        victim.wait()
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["uid"] == UID
@@ -142,6 +180,9 @@ def test_an_unprivileged_host_runs_sandboxes(site: str) -> None:
     assert out["unshare"] == "-1 1"
     assert out["timeout"] == "timed_out"
     assert survivors(marker) == []
+    # Network off, a host process of the same uid out of reach, the root read-only, PID 1
+    # unreadable (EACCES).
+    assert out["attacks"] == "refused kill 3 ro ro ro environ 13", out["attacks"]
 
 
 def test_a_kernel_refusing_user_namespaces_gets_a_clear_error(site: str) -> None:
