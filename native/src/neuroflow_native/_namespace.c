@@ -127,7 +127,7 @@ static const char *const step_names[STEP_COUNT] = {
 
 /* What a mount of the plan is. */
 enum kind {
-    M_RO_BIND = 0,  /* bind src read-only, nosuid, nodev */
+    M_RO_BIND = 0,  /* bind src (not its submounts) read-only, nosuid, nodev */
     M_RW_BIND = 1,  /* bind src read-write, nosuid, nodev */
     M_TMPFS = 2,    /* a tmpfs, nosuid, nodev; data = its options ("size=...,mode=...") */
     M_PROC = 3,     /* a fresh proc for the new pid namespace */
@@ -446,7 +446,11 @@ static int do_mount(const struct mnt *m)
             while (nd > 0)
                 link[at++] = digits[--nd];
             link[at] = '\0';
-            if (mount(link, m->dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+            /* Read-only binds are not recursive: a mount below the source (with flags
+             * of its own, maybe writable) stays out of sight instead of coming along
+             * read-write. */
+            if (mount(link, m->dst, NULL,
+                      MS_BIND | (m->kind == M_RO_BIND ? 0 : MS_REC), NULL) < 0)
                 return -1;
         }
         if (m->kind == M_RO_BIND)
