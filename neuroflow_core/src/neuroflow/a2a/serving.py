@@ -117,13 +117,14 @@ class ServedAgent:
                 if callable(getattr(self.target, "execute_with_collaboration", None)):
                     result = await self.target.execute_with_collaboration(text)
                     reply = AgentReply(result.response, metadata={RESULT_KEY: {
-                        "agent": self.id,
+                        "agent": self.id, "trace_id": result.trace_id,
                         "collaborating_agents": list(result.collaborating_agents),
                         "trace": [dict(t) for t in result.trace]}})
                 else:
                     answer = await self.target.handle(text)
                     reply = AgentReply(str(answer.get("response", "")), metadata={
-                        RESULT_KEY: {"agent": self.id, "collaborating_agents": [],
+                        RESULT_KEY: {"agent": self.id, "trace_id": answer.get("trace_id", ""),
+                                     "collaborating_agents": [],
                                      "trace": []}})
         finally:
             reset_current_collaboration(token)
