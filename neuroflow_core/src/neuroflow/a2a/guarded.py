@@ -39,6 +39,7 @@ class GuardedTransport:
                    timeout: float | None = None, agent_id: str = "") -> Any:
         """Authorize the delegation, make it, record the outcome."""
         from neuroflow.a2a.context import METADATA_KEY
+        from neuroflow.a2a.model import AgentTimeoutError
         from neuroflow.observability.context import current_trace_id
         from neuroflow.security.model import Action, ActionContext
 
@@ -54,7 +55,7 @@ class GuardedTransport:
             reply = await self.transport.send(endpoint, text, metadata=metadata,
                                               timeout=timeout, agent_id=agent_id)
         except BaseException as exc:
-            outcome = "timeout" if isinstance(exc, TimeoutError) else "error"
+            outcome = "timeout" if isinstance(exc, (AgentTimeoutError, TimeoutError)) else "error"
             with anyio.CancelScope(shield=True):
                 await self._gate.record_outcome(action, context, outcome,
                                                 {"error": f"{type(exc).__name__}: {exc}"})

@@ -22,8 +22,11 @@ class AgentUnavailableError(A2AError):
     """The peer could not be reached, timed out, or answered something that is not A2A."""
 
 
-class AgentTimeoutError(AgentUnavailableError, TimeoutError):
-    """The peer did not answer within the time left; its task was asked to cancel."""
+class AgentTimeoutError(AgentUnavailableError):
+    """The peer did not answer within the time left; its task was asked to cancel.
+
+    (Not a ``TimeoutError``: an agent's tool loop reports those as its own tool timeout.)
+    """
 
 
 class CollaborationRefused(A2AError):
@@ -91,7 +94,7 @@ class AgentRegistration:
         name: a human name.
         description: what it does (the model reads it to decide whom to ask).
         endpoint: where it answers: ``http(s)://`` (JSON-RPC or HTTP+JSON), ``grpc://`` or
-            ``local://`` (an agent served in this process).
+            ``local://`` (an agent served in this process; the default, ``local://<id>``).
         capabilities: words other agents discover it by (``"web_search"``).
         skills: the ids of its skills (from its agent card, or its tools).
         tags: further words it is found by.
@@ -108,7 +111,9 @@ class AgentRegistration:
     id: str = attrs.field(validator=_check_id)
     name: str = attrs.field(default="", validator=_check_text)
     description: str = attrs.field(default="", validator=_check_text)
-    endpoint: str = attrs.field(default="local://", validator=_check_endpoint)
+    endpoint: str = attrs.field(
+        default=attrs.Factory(lambda self: f"local://{self.id}", takes_self=True),
+        validator=_check_endpoint)
     capabilities: tuple[str, ...] = attrs.field(default=(), converter=_words)
     skills: tuple[str, ...] = attrs.field(default=(), converter=_words)
     tags: tuple[str, ...] = attrs.field(default=(), converter=_words)
@@ -184,8 +189,8 @@ class CollaborationResult:
         collaborating_agents: the ids of every agent that answered part of the task,
             directly or further down the chain, in the order they were first asked.
         trace: who asked whom: one dict per delegation (``caller``, ``callee``,
-            ``depth``, ``status``, ``duration_ms``, ``error``, and ``delegations`` the
-            callee made in turn).
+            ``depth``, ``status``, ``duration_ms``, ``error``, the callee's ``trace_id``,
+            and ``delegations`` the callee made in turn).
         trace_id: the OpenTelemetry trace the whole collaboration ran in.
         session_id: the orchestrating agent's session.
         tool_calls: the orchestrating agent's tool calls (delegations included).

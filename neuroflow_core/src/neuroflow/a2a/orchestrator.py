@@ -148,9 +148,10 @@ class CollaborativeOrchestratorV2:
         runner = AINativeAgent(
             base.name, base.llm_config, system_prompt=base.system_prompt,
             max_steps=base.max_steps,
-            # the delegation's own timeout (the budget) fires first, and cancels remotely
+            # the delegation's own timeout (the budget) fires first, and cancels remotely;
+            # the model then has a second to answer with what it has
             tool_timeout_seconds=max(base.tool_timeout_seconds, remaining + 1.0),
-            deadline_seconds=remaining,
+            deadline_seconds=remaining + 1.0,
             gate=base.gate if base.gate is not None else False, tracer=base.tracer,
             provider=base.provider, sessions=base.sessions)
         for tool in base.tools.values():
@@ -206,6 +207,7 @@ class CollaborativeOrchestratorV2:
                 collaborators.append(agent.id)
             nested = (reply.metadata or {}).get(RESULT_KEY) or {}
             if isinstance(nested, dict):
+                entry["trace_id"] = str(nested.get("trace_id") or "")
                 entry["delegations"] = list(nested.get("trace") or [])
                 for other in nested.get("collaborating_agents") or []:
                     if isinstance(other, str) and other not in collaborators:

@@ -65,7 +65,7 @@ def _executor_class() -> type:
             except AgentTimeoutError as exc:
                 await updater.failed(say(str(exc)))
                 return
-            except Exception as exc:  # noqa: BLE001 - reported to the caller as a failed task
+            except Exception as exc:
                 log.warning("agent %s failed a task", self.served.id, exc_info=True)
                 await updater.failed(say(f"{self.served.id} failed: {type(exc).__name__}: "
                                          f"{exc}"))
@@ -202,7 +202,19 @@ class A2AServer:
         return card
 
     async def start(self) -> None:
-        """Bind the ports, build the card and the handlers, and start serving."""
+        """Bind the ports, build the card and the handlers, and start serving.
+
+        Raises:
+            A2AError: not running under asyncio (uvicorn and a2a-sdk's server need it).
+        """
+        import sniffio
+
+        if sniffio.current_async_library() != "asyncio":
+            from neuroflow.a2a import A2AError
+
+            raise A2AError("serving A2A needs asyncio (uvicorn, a2a-sdk's server); run "
+                           "the server under asyncio, or in its own process "
+                           "(neuroflow a2a serve)")
         import uvicorn
         from a2a.server.request_handlers import DefaultRequestHandler
         from a2a.server.routes import (
