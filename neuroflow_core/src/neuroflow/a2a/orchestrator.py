@@ -206,7 +206,7 @@ class CollaborativeOrchestratorV2:
             if agent.id not in collaborators:
                 collaborators.append(agent.id)
             nested = (reply.metadata or {}).get(RESULT_KEY) or {}
-            if isinstance(nested, dict):
+            if isinstance(nested, dict) and nested:
                 entry["trace_id"] = str(nested.get("trace_id") or "")
                 entry["delegations"] = list(nested.get("trace") or [])
                 for other in nested.get("collaborating_agents") or []:
