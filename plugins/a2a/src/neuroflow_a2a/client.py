@@ -139,9 +139,13 @@ class SdkTransport:
         client = self._client(endpoint)
         attempts = self.config.connect_retries + 1
         for attempt in range(attempts):
-            left = deadline - anyio.current_time()
+            left = max(deadline - anyio.current_time(), 0.001)
+            context.timeout = left
             try:
-                with anyio.fail_after(max(left, 0.0)):
+                # The SDK's own deadline (httpx timeout, gRPC deadline) fires first; this
+                # scope is the backstop (cancelling grpc.aio mid-call can leak its
+                # CancelledError, so it should not be the usual way out).
+                with anyio.fail_after(left + 0.25):
                     last = None
                     async for event in client.send_message(request, context=context):
                         last = event
