@@ -3,7 +3,8 @@
     python farm.py '<json spec>'
 
 The spec: ``{"registry": "<sql url>", "agents": [{"id", "kind", ...}]}``.  Kinds:
-``echo`` (answers ``<id> heard: <message>``), ``relay`` (an orchestrator that passes the
+``echo`` (answers ``<id> heard: <message>``), ``bare`` (an object with ``handle``
+that echoes, no model: the server's own cost), ``relay`` (an orchestrator that passes the
 message on to ``to`` and answers ``<id>(<answer>)``), ``slow`` (a tool that sleeps
 ``seconds``, writing ``started``/``cancelled`` lines to ``events``).  Every agent is served
 on its own port (JSON-RPC + HTTP+JSON, gRPC with ``"grpc": true``), registered in the SQL
@@ -31,6 +32,14 @@ def build(spec: dict[str, Any], registry: AgentRegistryService) -> Any:
     kind, agent_id = spec["kind"], spec["id"]
     if kind == "echo":
         return scripted(agent_id, f"{agent_id} heard: {{last_user_message}}")
+    if kind == "bare":
+        class Bare:
+            name = agent_id
+
+            async def handle(self, text: str) -> dict[str, str]:
+                return {"response": f"{agent_id} heard: {text}"}
+
+        return Bare()
     if kind == "relay":
         model = scripted(agent_id, {"tool": f"ask_{spec['to']}", "arguments": {
             "message": "{last_user_message}"}}, f"{agent_id}({{last_tool_result}})")

@@ -161,8 +161,11 @@ class SQLRegistry:
 
     @staticmethod
     def _load(data: str, last_seen: float) -> AgentRegistration:
-        registration = AgentRegistration.from_dict(json.loads(data))
-        return attrs.evolve(registration, last_seen=last_seen)
+        fields = json.loads(data)
+        fields["last_seen"] = last_seen
+        # checked when it was stored; the validators need not run on every read
+        with attrs.validators.disabled():
+            return AgentRegistration.from_dict(fields)
 
     async def get(self, agent_id: str) -> AgentRegistration | None:
         """The registration ``agent_id``, or ``None``."""
