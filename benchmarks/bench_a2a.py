@@ -1,14 +1,14 @@
 """Agent-to-agent: one A2A hop through NeuroFlow against raw a2a-sdk, and discovery among
 10,000 registered agents, in the same run.
 
-One hop (JSON-RPC, blocking ``SendMessage`` on loopback, servers in their own processes):
+One hop (JSON-RPC, blocking ``SendMessage`` on loopback; the servers share one other
+process, ``a2a_servers.py``):
 
 * anchor: a raw a2a-sdk client calling a plain a2a-sdk agent
   (``plugins/a2a/tests/plain_server.py``: one task, one artifact);
 * ours, transport: NeuroFlow's ``jsonrpc`` transport calling that same plain agent;
-* ours, one hop: NeuroFlow's transport calling NeuroFlow's server
-  (``plugins/a2a/tests/farm.py``) whose handler echoes, like the anchor's (the budget
-  checked, the reply carrying its trace) -- the like-for-like figure;
+* ours, one hop: NeuroFlow's transport calling NeuroFlow's server whose handler echoes,
+  like the anchor's (the budget checked, the reply carrying its trace) -- like for like;
 * ours, with an agent: the same, the server running an ``AINativeAgent`` (scripted model,
   spans, session), and that through the guarded transport (gate and audit, default
   configuration);
@@ -40,7 +40,8 @@ from typing import Any
 
 import anyio
 
-TESTS = Path(__file__).resolve().parents[1] / "plugins" / "a2a" / "tests"
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent / "plugins" / "a2a" / "tests"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -83,46 +84,39 @@ async def _raw_call(client: Any) -> None:
 async def one_hop(rounds: int, block: int) -> None:
     from neuroflow import create_backend
 
-    with tempfile.TemporaryDirectory() as folder:
-        plain, plain_info = start("plain_server.py")
-        farm, farm_info = start("farm.py", json.dumps({
-            "registry": f"sqlite:///{folder}/agents.db",
-            "agents": [{"id": "echo", "kind": "echo"}, {"id": "bare", "kind": "bare"}]}))
-        try:
-            plain_url, ours_url = plain_info["url"], farm_info["ready"]["echo"]
-            bare_url = farm_info["ready"]["bare"]
-            raw = await _raw_client(plain_url)
-            transport = create_backend("transport", "jsonrpc", gate=False)
-            guarded = create_backend("transport", "jsonrpc")  # default gate: judged, audited
-            sides: dict[str, Any] = {
-                "raw a2a-sdk -> plain agent (anchor)": lambda: _raw_call(raw),
-                "NeuroFlow transport -> plain agent": lambda: transport.send(
-                    plain_url + "/", "x", timeout=30),
-                "NeuroFlow -> NeuroFlow server, echo": lambda: transport.send(
-                    bare_url, "x", timeout=30),
-                "NeuroFlow -> NeuroFlow AINativeAgent": lambda: transport.send(
-                    ours_url, "x", timeout=30),
-                "NeuroFlow guarded -> AINativeAgent": lambda: guarded.send(
-                    ours_url, "x", timeout=30, agent_id="echo"),
-            }
-            times: dict[str, list[float]] = {name: [] for name in sides}
-            for call in sides.values():  # warm up every path
-                for _ in range(20):
+    servers, urls = start(str(HERE / "a2a_servers.py"))
+    try:
+        raw = await _raw_client(urls["plain"])
+        transport = create_backend("transport", "jsonrpc", gate=False)
+        guarded = create_backend("transport", "jsonrpc")  # default gate: judged, audited
+        sides: dict[str, Any] = {
+            "raw a2a-sdk -> plain agent (anchor)": lambda: _raw_call(raw),
+            "NeuroFlow transport -> plain agent": lambda: transport.send(
+                urls["plain"] + "/", "x", timeout=30),
+            "NeuroFlow -> NeuroFlow server, echo": lambda: transport.send(
+                urls["bare"], "x", timeout=30),
+            "NeuroFlow -> NeuroFlow AINativeAgent": lambda: transport.send(
+                urls["agent"], "x", timeout=30),
+            "NeuroFlow guarded -> AINativeAgent": lambda: guarded.send(
+                urls["agent"], "x", timeout=30, agent_id="agent"),
+        }
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        for call in sides.values():  # warm up every path
+            for _ in range(20):
+                await call()
+        done = 0
+        while done < rounds:
+            for name, call in sides.items():
+                for _ in range(block):
+                    started = time.perf_counter()
                     await call()
-            done = 0
-            while done < rounds:
-                for name, call in sides.items():
-                    for _ in range(block):
-                        started = time.perf_counter()
-                        await call()
-                        times[name].append(time.perf_counter() - started)
-                done += block
-            await transport.aclose()
-            await guarded.aclose()
-            await raw.close()
-        finally:
-            stop(plain)
-            stop(farm)
+                    times[name].append(time.perf_counter() - started)
+            done += block
+        await transport.aclose()
+        await guarded.aclose()
+        await raw.close()
+    finally:
+        stop(servers)
     anchor = statistics.median(times["raw a2a-sdk -> plain agent (anchor)"])
     print(f"one A2A hop, JSON-RPC blocking SendMessage, loopback, {rounds} calls each "
           f"(interleaved in blocks of {block}):")

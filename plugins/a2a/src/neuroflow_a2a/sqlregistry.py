@@ -6,6 +6,7 @@ indexed join, whatever the number of agents."""
 from __future__ import annotations
 
 import builtins
+import copy
 import json
 from typing import Any
 
@@ -16,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from neuroflow.a2a import AgentRegistration
 from neuroflow.config import file_relative
 from neuroflow.errors import ConfigError
+
+#: How many parsed registrations a backend keeps (keyed by their stored JSON).
+_PARSED_MAX = 50_000
 
 
 def tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
@@ -96,6 +100,7 @@ class SQLRegistry:
         self.config = config or SQLRegistryConfig()
         self._metadata, self.agents, self.terms = tables(self.config.table_prefix)
         self._engine: AsyncEngine | None = None
+        self._parsed: dict[str, AgentRegistration] = {}
 
     async def _db(self) -> AsyncEngine:
         if self._engine is None:
@@ -159,13 +164,19 @@ class SQLRegistry:
             result = await connection.execute(agents.delete().where(agents.c.id == agent_id))
         return bool(result.rowcount)
 
-    @staticmethod
-    def _load(data: str, last_seen: float) -> AgentRegistration:
-        fields = json.loads(data)
-        fields["last_seen"] = last_seen
-        # checked when it was stored; the validators need not run on every read
-        with attrs.validators.disabled():
-            return AgentRegistration.from_dict(fields)
+    def _load(self, data: str, last_seen: float) -> AgentRegistration:
+        """The registration stored as ``data``; parsed once per distinct ``data``."""
+        cached = self._parsed.get(data)
+        if cached is None:
+            cached = AgentRegistration.from_dict(json.loads(data))
+            if len(self._parsed) >= _PARSED_MAX:
+                self._parsed.clear()
+            self._parsed[data] = cached
+        if cached.last_seen == last_seen:
+            return cached
+        beat = copy.copy(cached)  # the same checked fields, a later heartbeat
+        object.__setattr__(beat, "last_seen", last_seen)
+        return beat
 
     async def get(self, agent_id: str) -> AgentRegistration | None:
         """The registration ``agent_id``, or ``None``."""
