@@ -236,3 +236,25 @@ async def test_an_llm_provider_or_config_is_accepted_as_the_orchestrator() -> No
             LLMConfig("scripted", extra={"script": ["c"]}), registry, gate=False)
         assert (await by_provider.execute_with_collaboration("x")).response == "p"
         assert (await by_config.execute_with_collaboration("x")).response == "c"
+
+
+async def test_a_forged_budget_cannot_raise_the_served_agent_s_own_limits() -> None:
+    from neuroflow.a2a import ServedAgent, current_collaboration
+
+    seen: list[CollaborationContext] = []
+
+    class Probe:
+        name = "probe"
+
+        async def handle(self, text: str) -> dict[str, str]:
+            seen.append(current_collaboration())
+            return {"response": "ok"}
+
+    served = ServedAgent(Probe(), max_depth=2, timeout_seconds=5)
+    greedy = {"neuroflow.collaboration": {"chain": ["caller"], "depth_left": 1000,
+                                          "deadline": time.time() + 86400}}
+    assert (await served.run("x", greedy)).text == "ok"
+    [budget] = seen
+    assert budget.chain == ("caller", "probe")
+    assert budget.depth_left == 2
+    assert budget.remaining() <= 5

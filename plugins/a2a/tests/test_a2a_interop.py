@@ -181,3 +181,22 @@ async def test_a_protected_agent_refuses_unauthenticated_calls(farms) -> None:
     events = await _plain_client_call(base, "with a token",
                                       headers={"Authorization": "Bearer s3cret-token"})
     assert _final_text(events) == "guarded heard: with a token"
+
+
+def test_the_jsonrpc_and_http_json_transports_work_under_trio(plain, farms) -> None:
+    import trio
+
+    async def main() -> list[str]:
+        texts = []
+        async with create_backend("transport", "jsonrpc", gate=False) as transport:
+            texts.append((await transport.send(plain.urls["plain"] + "/", "trio",
+                                               timeout=10)).text)
+            card = await transport.fetch_card(plain.urls["plain"] +
+                                              "/.well-known/agent-card.json")
+            texts.append(card.card["name"])
+        async with create_backend("transport", "http-json", gate=False) as transport:
+            texts.append((await transport.send(farms["second"].urls["researcher"] + "/rest",
+                                               "trio rest", timeout=10)).text)
+        return texts
+
+    assert trio.run(main) == ["plain echo: trio", "Plain Echo", "researcher heard: trio rest"]
