@@ -200,3 +200,39 @@ def test_the_jsonrpc_and_http_json_transports_work_under_trio(plain, farms) -> N
         return texts
 
     assert trio.run(main) == ["plain echo: trio", "Plain Echo", "researcher heard: trio rest"]
+
+
+async def test_a_plain_client_cancels_a_running_task(farms, events_file) -> None:
+    import anyio
+    from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+    from a2a.types import (
+        CancelTaskRequest,
+        GetTaskRequest,
+        Message,
+        Part,
+        Role,
+        SendMessageConfiguration,
+        SendMessageRequest,
+        TaskState,
+    )
+
+    async with httpx.AsyncClient() as http:
+        card = await A2ACardResolver(http, farms["first"].urls["slow"]).get_agent_card()
+        client = ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create(card)
+        message = Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex,
+                          parts=[Part(text="think")])
+        before = events_file.read_text().count("cancelled") if events_file.exists() else 0
+        [event] = [e async for e in client.send_message(SendMessageRequest(
+            message=message, configuration=SendMessageConfiguration(return_immediately=True)))]
+        task_id = event.task.id
+        with anyio.fail_after(10):
+            while (await client.get_task(GetTaskRequest(id=task_id))).status.state != (
+                    TaskState.TASK_STATE_WORKING):
+                await anyio.sleep(0.05)
+        canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
+        assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+        assert (await client.get_task(GetTaskRequest(id=task_id))).status.state == (
+            TaskState.TASK_STATE_CANCELED)
+    with anyio.fail_after(5):
+        while events_file.read_text().count("cancelled") == before:
+            await anyio.sleep(0.05)
