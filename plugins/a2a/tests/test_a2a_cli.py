@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,43 @@ def test_serve_card_and_call_from_the_shell(agent_file: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_served_agent_registers_beats_and_drops_out_when_it_dies(
+        agent_file: Path, tmp_path: Path) -> None:
+    import signal
+
+    import anyio
+
+    from neuroflow.a2a import AgentRegistryService
+
+    database = tmp_path / "agents.db"
+    (agent_file.parent / "neuroflow.toml").write_text(
+        f'[registry]\nbackend = "sql"\n\n[registry.sql]\nurl = "sqlite:///{database}"\n')
+    server = subprocess.Popen(
+        neuroflow("a2a", "serve", f"{agent_file}:agent", "--port", "0", "--open",
+                  "--register", "--ttl", "1.5", "--capability", "shouting"),
+        stderr=subprocess.PIPE, text=True, cwd=agent_file.parent)
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        while line and "registered" not in line:
+            line = server.stderr.readline()
+        assert "registered as shell-agent" in line, line
+
+        async def found() -> list[str]:
+            async with AgentRegistryService(
+                    backend="sql", options={"url": f"sqlite:///{database}"}) as registry:
+                return [a.id for a in await registry.discover_by_capability("shouting")]
+
+        assert anyio.run(found) == ["shell-agent"]
+        time.sleep(2.0)  # longer than the ttl: only heartbeats keep it there
+        assert anyio.run(found) == ["shell-agent"]
+        server.send_signal(signal.SIGKILL)  # dies without unregistering
+        server.wait(10)
+        time.sleep(2.0)
+        assert anyio.run(found) == []
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)

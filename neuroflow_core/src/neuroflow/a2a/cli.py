@@ -54,11 +54,21 @@ def a2a_group() -> None:
 @click.option("--token-env", default="NEUROFLOW_A2A_TOKEN", show_default=True,
               help="Variable holding the bearer token (or API key) callers must send.")
 @click.option("--open", "open_", is_flag=True, help="Serve without authentication.")
+@click.option("--register", is_flag=True,
+              help="Register in the configured [registry] and send heartbeats.")
+@click.option("--ttl", type=float, default=30.0, show_default=True,
+              help="With --register: seconds without a heartbeat before it drops out.")
 def serve(agent: str, transport: str | None, host: str, port: int, grpc_port: int | None,
           agent_id: str | None, capabilities: tuple[str, ...], token_env: str,
-          open_: bool) -> None:
+          open_: bool, register: bool, ttl: float) -> None:
     """Publish AGENT (module:attr or file.py:attr: an AINativeAgent, an orchestrator, or
-    a function returning one) as an A2A server until interrupted."""
+    a function returning one) as an A2A server until interrupted.
+
+    With --register it is registered (by its card) in the configured registry -- a shared
+    ``sql`` one, for other processes to find it -- with a heartbeat every third of --ttl,
+    so it drops out of discovery soon after it dies."""
+    if ttl <= 0:
+        raise ConfigError(f"--ttl: expected a number of seconds > 0, got {ttl!r}")
     import anyio
 
     from neuroflow.a2a.facade import serve_agent
@@ -77,8 +87,24 @@ def serve(agent: str, transport: str | None, host: str, port: int, grpc_port: in
         handle = await serve_agent(target, transport=transport, host=host, port=port,
                                    agent_id=agent_id, capabilities=capabilities, **options)
         async with handle:
-            click.echo(f"serving {handle.url} (card: {handle.card_url})", err=True)
-            await anyio.sleep_forever()
+            if not register:
+                click.echo(f"serving {handle.url} (card: {handle.card_url})", err=True)
+                await anyio.sleep_forever()
+            from neuroflow.a2a.registry import AgentRegistryService
+
+            async with AgentRegistryService() as registry:
+                entry = await registry.register_card(handle.url, agent_id=agent_id,
+                                                     capabilities=capabilities,
+                                                     ttl_seconds=ttl)
+                click.echo(f"serving {handle.url} (card: {handle.card_url}), registered "
+                           f"as {entry.id}", err=True)
+                try:
+                    while True:
+                        await anyio.sleep(ttl / 3)
+                        await registry.heartbeat(entry.id)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await registry.unregister(entry.id)
 
     try:
         anyio.run(run)
