@@ -258,3 +258,24 @@ async def test_a_forged_budget_cannot_raise_the_served_agent_s_own_limits() -> N
     assert budget.chain == ("caller", "probe")
     assert budget.depth_left == 2
     assert budget.remaining() <= 5
+
+
+async def test_the_model_is_offered_at_most_max_agents(caplog: pytest.LogCaptureFixture
+                                                      ) -> None:
+    from neuroflow.agent import ScriptedProvider
+
+    offered: list[list[str]] = []
+
+    class Recording(ScriptedProvider):
+        async def complete(self, messages, tools):  # type: ignore[no-untyped-def]
+            offered.append([t["function"]["name"] for t in tools])
+            return await super().complete(messages, tools)
+
+    async with AgentRegistryService(backend="memory") as registry:
+        for i in range(5):
+            await registry.register(AgentRegistration(id=f"a{i}", capabilities=["c"]))
+        orchestrator = CollaborativeOrchestratorV2(Recording(steps=["done"]), registry,
+                                                   gate=False, max_agents=3)
+        assert (await orchestrator.execute_with_collaboration("x")).response == "done"
+    assert offered == [["ask_a0", "ask_a1", "ask_a2"]]
+    assert "5 agents are registered; offering the model the first 3" in caplog.text

@@ -11,6 +11,7 @@ delegated in turn comes back in its reply and is folded into :attr:`Collaboratio
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -27,6 +28,7 @@ from neuroflow.a2a.serving import RESULT_KEY
 from neuroflow.a2a.transports import TransportPool
 from neuroflow.errors import AgentError, ConfigError, SecurityError
 
+log = logging.getLogger("neuroflow.a2a")
 _TOOL_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -68,18 +70,22 @@ class CollaborativeOrchestratorV2:
         gate: what every delegation passes (``None``: the configured gate; ``False``:
             none).
         capability: only offer agents discovered by this capability (default: all).
+        max_agents: the most agents offered to the model as tools (by id; a warning says
+            when some were left out: narrow them with ``capability``).
     """
 
     def __init__(self, llm_orchestrator: Any, agent_registry_service: Any,
                  max_depth: int = 5, timeout_ms: int = 30000, *,
                  agent_id: str | None = None, transport: str | None = None,
-                 gate: Any = None, capability: str | None = None) -> None:
+                 gate: Any = None, capability: str | None = None,
+                 max_agents: int = 64) -> None:
         self.agent = _as_agent(llm_orchestrator)
         self.registry = agent_registry_service
         self.max_depth = _check_positive_int("max_depth", max_depth, 0)
         self.timeout_ms = _check_positive_int("timeout_ms", timeout_ms, 1)
         self.agent_id = agent_id or self.agent.name
         self.capability = capability
+        self.max_agents = _check_positive_int("max_agents", max_agents, 1)
         self._transports = TransportPool(gate=gate, actor=self.agent_id, default=transport)
 
     async def aclose(self) -> None:
@@ -122,8 +128,13 @@ class CollaborativeOrchestratorV2:
             agents = await self.registry.list_agents()
         trace: list[dict[str, Any]] = []
         collaborators: list[str] = []
-        runner = self._runner([a for a in agents if a.id != self.agent_id], budget, trace,
-                              collaborators)
+        agents = [a for a in agents if a.id != self.agent_id]
+        if len(agents) > self.max_agents:
+            log.warning("%s: %d agents are registered; offering the model the first %d "
+                        "(max_agents); pass capability= to choose", self.agent_id,
+                        len(agents), self.max_agents)
+            agents = agents[: self.max_agents]
+        runner = self._runner(agents, budget, trace, collaborators)
         try:
             answer = await runner.handle(user_message, session_id)
         except AgentError as exc:
