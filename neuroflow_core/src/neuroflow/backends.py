@@ -109,6 +109,14 @@ class BackendKind(str, enum.Enum):
         "mcp", "mcp", "neuroflow.mcp.protocol:MCPClient", "MCP client", "mcp", "backend",
         "neuroflow.mcp.config:MCPSettings", "neuroflow.mcp.guarded:GuardedMCPClient",
     )
+    TRANSPORT = (
+        "transport", "a2a", "neuroflow.a2a.protocol:AgentTransport", "A2A transport",
+        "jsonrpc", "backend", None, "neuroflow.a2a.guarded:GuardedTransport",
+    )
+    REGISTRY = (
+        "registry", "registry", "neuroflow.a2a.protocol:AgentRegistryBackend",
+        "agent registry backend", "memory",
+    )
 
     @property
     def multi(self) -> bool:
@@ -133,6 +141,10 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
     (BackendKind.MCP, "mcp"): ("neuroflow-mcp", "mcp"),
     (BackendKind.TRACER, "otel"): ("neuroflow-otel", "otel"),
+    (BackendKind.TRANSPORT, "jsonrpc"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.TRANSPORT, "http-json"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.TRANSPORT, "grpc"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.REGISTRY, "sql"): ("neuroflow-a2a", "a2a"),
 }
 
 
