@@ -45,7 +45,19 @@ _LAZY: dict[str, str] = {
 }
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+_lazy_getattr, __dir__ = lazy_exports(__name__, _LAZY)
+
+
+def __getattr__(name: str) -> object:
+    """The lazily imported names, and the :mod:`~neuroflow.sandbox.validators` module
+    config classes of sandbox backends share."""
+    if name == "validators":
+        import importlib
+
+        module = importlib.import_module("neuroflow.sandbox.validators")
+        globals()[name] = module
+        return module
+    return _lazy_getattr(name)
 
 
 __all__ = [
@@ -62,4 +74,5 @@ __all__ = [
     "command_action",
     "open_sandbox",
     "run_guarded",
+    "validators",
 ]
