@@ -126,9 +126,32 @@ async def test_output_flood_is_capped(make_config: Callable[..., Any]) -> None:
     assert polite.wasm_reason is WasmEndReason.OUTPUT_LIMIT
     assert polite.reason is TerminationReason.OUTPUT_LIMIT
     assert polite.exit_code == TRAP_EXIT_CODE
-    # It ignores the failed writes: it keeps only what the cap allows and ends by fuel.
+    # It ignores the failed writes: passing the cap ends it all the same (at its next epoch
+    # check), long before its fuel runs out, with only what the cap allows.
     assert len(hostile.stdout) == 10_000 and hostile.stdout_truncated
-    assert set(hostile.limits_hit) == {"output", "fuel"}
+    assert hostile.wasm_reason is WasmEndReason.OUTPUT_LIMIT, hostile
+    assert hostile.limits_hit == ("output",)
+    assert hostile.fuel_consumed is not None and hostile.fuel_consumed < 5_000_000
+
+
+async def test_passing_the_cap_on_one_stream_ends_the_run(
+        make_config: Callable[..., Any]) -> None:
+    """A module that floods stderr, then writes to stdout or sleeps, gets no further: the
+    run ends at the cap and nothing either stream gets afterwards is kept."""
+    from suite_programs import _Wat
+
+    after_flood = _Wat().repeat_write(2, "E" * 99 + "\n", 50).write(1, "survived\n").compile()
+    sleeps = _Wat().repeat_write(2, "E" * 99 + "\n", 50).sleep(3600).write(1, "woke\n")
+    async with WasmSandbox(make_config(max_output_bytes=1000, timeout_seconds=3600),
+                           gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            written = await sandbox.execute(after_flood)
+            slept = await sandbox.execute(sleeps.compile())
+    for result in (written, slept):
+        assert result.stderr == (b"E" * 99 + b"\n") * 10 and result.stderr_truncated
+        assert result.stdout == b"", result
+        assert result.wasm_reason is WasmEndReason.OUTPUT_LIMIT
+    assert slept.wall_time_ms < 60_000  # the sleep was cut short at the cap
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime
 from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason, WasmResult
 from neuroflow_sandbox_wasm.wasi_io import (
     CANCELLED_MESSAGE,
+    OUTPUT_MESSAGE,
     TIMED_OUT_MESSAGE,
     OutputSink,
     RunControl,
@@ -68,6 +69,8 @@ def _trap_reason(exc: BaseException) -> WasmEndReason:
     text = str(exc).lower()
     if TIMED_OUT_MESSAGE.lower() in text:
         return WasmEndReason.TIMED_OUT
+    if OUTPUT_MESSAGE.lower() in text:
+        return WasmEndReason.OUTPUT_LIMIT
     if CANCELLED_MESSAGE.lower() in text:
         return WasmEndReason.ERROR
     if "all fuel consumed" in text or "out of fuel" in text:
@@ -96,8 +99,8 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
     """
     if control is None:
         control = RunControl(runtime.ticker.tick_seconds)
-    stdout = OutputSink(config.max_output_bytes)
-    stderr = OutputSink(config.max_output_bytes)
+    stdout = OutputSink(config.max_output_bytes, control)
+    stderr = OutputSink(config.max_output_bytes, control)
     store = wasmtime.Store(runtime.engine)
     instance: wasmtime.Instance | None = None
     exit_code = 0
@@ -135,7 +138,7 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
         deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
         control.deadline = deadline
         control.attach(store)
-        set_deadline(deadline)
+        set_deadline(deadline, control)
         try:
             instance = compiled.pre.instantiate(store)
         except wasmtime.ExitTrap as exc:
