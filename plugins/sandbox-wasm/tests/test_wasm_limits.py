@@ -90,6 +90,48 @@ async def test_memory_growth_past_the_limit(make_config: Callable[..., Any]) -> 
     assert result.peak_memory_bytes == 2 * MiB  # grew to the limit, never past it
 
 
+def _grow_once(pages: int, after: str) -> bytes:
+    """One ``memory.grow(pages)``; when refused, ``after`` (WAT) runs; else exit 0."""
+    return wat._module(f"""
+      (func (export "_start")
+        (if (i32.eq (memory.grow (i32.const {pages})) (i32.const -1))
+          (then {after}))
+        (call $proc_exit (i32.const 0)))""")
+
+
+@pytest.mark.parametrize("after", [
+    "(call $proc_exit (i32.const 1))",  # gives up with an error
+    "(call $proc_exit (i32.const 0))",  # claims success
+    "unreachable",  # aborts
+    "(loop $forever (br $forever))",  # ignores the refusal and computes on
+])
+async def test_an_oversized_memory_grow_ends_the_run_as_memory_limit(
+        make_config: Callable[..., Any], after: str) -> None:
+    """A single memory.grow far past max_memory_bytes (64 MiB asked, 2 MiB allowed) is
+    refused, recorded and ends the run ``memory_limit``, whatever the module does next."""
+    async with WasmSandbox(make_config(max_memory_bytes=2 * MiB, timeout_seconds=30),
+                           gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            result = await sandbox.execute(_grow_once(1024, after))
+        fits = await sandbox.execute(_grow_once(16, after))  # 1 MiB more: allowed
+    assert result.wasm_reason is WasmEndReason.MEMORY_LIMIT, result
+    assert result.reason is TerminationReason.MEMORY_LIMIT
+    assert result.limits_hit == ("memory",)
+    assert result.exit_code == TRAP_EXIT_CODE and not result.ok
+    assert result.peak_memory_bytes == 64 * 1024  # it never got the memory
+    assert result.wall_time_ms < 20_000  # ended at its next check, not by the timeout
+    assert fits.ok and fits.peak_memory_bytes == 17 * 64 * 1024
+
+
+async def test_the_memory_limit_counts_the_whole_store(make_config: Callable[..., Any]) -> None:
+    """Growing within the limit, then past it in many small steps: refused at the limit."""
+    async with WasmSandbox(make_config(max_memory_bytes=4 * MiB), gate=False) as sandbox:
+        result = await sandbox.execute(_grow_once(63, "(call $proc_exit (i32.const 1))"))
+        over = await sandbox.execute(_grow_once(64, "(call $proc_exit (i32.const 1))"))
+    assert result.ok and result.peak_memory_bytes == 4 * MiB  # exactly the limit
+    assert over.wasm_reason is WasmEndReason.MEMORY_LIMIT
+
+
 async def test_initial_memory_over_the_limit_does_not_start(
         make_config: Callable[..., Any]) -> None:
     async with WasmSandbox(make_config(max_memory_bytes=1 * MiB), gate=False) as sandbox:

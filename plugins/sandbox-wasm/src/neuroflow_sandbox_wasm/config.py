@@ -112,7 +112,8 @@ class WasmSandboxConfig:
     Attributes:
         max_memory_bytes: linear memory of the whole store (all memories together).  A
             module whose initial memory is larger fails to start (``memory_limit``);
-            ``memory.grow`` past it returns -1 to the module.
+            ``memory.grow`` past it returns -1 to the module, and the run ends as
+            ``memory_limit`` at its next epoch check or sleep.
         timeout_seconds: wall-clock limit of one execution, enforced by epoch
             interruption (also while the module sleeps in ``poll_oneoff``).
         max_fuel: instructions budget (wasmtime fuel) of one execution; ``None`` turns

@@ -29,6 +29,7 @@ import attrs
 import wasmtime
 
 from neuroflow.errors import SandboxError
+from neuroflow_sandbox_wasm.memory import install as install_memory_creator
 from neuroflow_sandbox_wasm.wasi_io import define_poll_oneoff
 
 #: Seconds between two epoch ticks: the resolution of ``timeout_seconds``.
@@ -275,6 +276,7 @@ class Runtime:
         config.epoch_interruption = True
         if options.get("max_wasm_stack") is not None:
             config.max_wasm_stack = int(options["max_wasm_stack"])
+        install_memory_creator(config)
         self.engine = wasmtime.Engine(config)
         self.consume_fuel = bool(options["consume_fuel"])
         self.linker = wasmtime.Linker(self.engine)

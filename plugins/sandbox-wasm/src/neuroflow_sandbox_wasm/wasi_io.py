@@ -32,6 +32,8 @@ import wasmtime
 from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 
+from neuroflow_sandbox_wasm.memory import MEMORY_MESSAGE, MemoryBudget
+
 _OUTPUT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p,
                                     ctypes.POINTER(ctypes.c_ubyte), ctypes.c_size_t)
 _FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -132,13 +134,14 @@ class RunControl:
     returns an error and the module traps at once; otherwise it runs on.
     """
 
-    __slots__ = ("cancelled", "deadline", "output_capped", "tick")
+    __slots__ = ("budget", "cancelled", "deadline", "output_capped", "tick")
 
     def __init__(self, tick: float) -> None:
         self.deadline: float | None = None
         self.cancelled = False
         self.output_capped = False
         self.tick = tick
+        self.budget: MemoryBudget | None = None
 
     def stop_message(self) -> str | None:
         """Why the execution must stop now (a trap message), or ``None``."""
@@ -146,6 +149,8 @@ class RunControl:
             return CANCELLED_MESSAGE
         if self.output_capped:
             return OUTPUT_MESSAGE
+        if self.budget is not None and self.budget.refused is not None:
+            return MEMORY_MESSAGE
         if self.deadline is not None and self.deadline <= time.monotonic():
             return TIMED_OUT_MESSAGE
         return None
@@ -285,7 +290,7 @@ def _sleep(seconds: float) -> None:
         left = end - time.monotonic()
         if left <= 0:
             return
-        if control is not None and (control.cancelled or control.output_capped):
+        if control is not None and control.stop_message() is not None:
             return
         time.sleep(min(left, _SLEEP_SLICE))
 
