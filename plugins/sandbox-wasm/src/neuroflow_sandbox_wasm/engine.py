@@ -142,12 +142,14 @@ class CompiledModule:
         module: the wasmtime ``Module``.
         pre: the module pre-linked against the runtime's linker (fast instantiation).
         source: ``"compiled"`` or ``"disk"``: where it came from the first time.
+        size: the module's size in bytes.
     """
 
     sha256: str
     module: wasmtime.Module
     pre: wasmtime.InstancePre
     source: str
+    size: int = 0
 
 
 def _private_dir(path: str) -> bool:
@@ -357,7 +359,7 @@ class Runtime:
             raise SandboxError(
                 f"module: cannot be linked: {_first_line(exc)} (it imports {imports}; only "
                 "wasi_snapshot_preview1 is provided)") from None
-        return CompiledModule(sha256, module, pre, source), source
+        return CompiledModule(sha256, module, pre, source, len(data)), source
 
 
 def _first_line(exc: BaseException) -> str:

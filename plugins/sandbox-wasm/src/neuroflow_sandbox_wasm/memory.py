@@ -36,6 +36,9 @@ _mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _munmap = _libc.munmap
 _munmap.restype = ctypes.c_int
 _munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_madvise = _libc.madvise
+_madvise.restype = ctypes.c_int
+_madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
@@ -45,6 +48,10 @@ _PROT_NONE = 0
 #: static), so that it never has to.
 _DEFAULT_RESERVATION = 4 << 30
 MEMORY_MESSAGE = "neuroflow: memory.grow past max_memory_bytes"
+#: Freed mappings kept for reuse, per mapping size: their used pages are given back to the
+#: kernel (``MADV_DONTNEED``: they read as zeros again), their protection left as it was,
+#: so the next memory of the same size costs no system call at all.
+POOL_SIZE = 16
 
 
 class MemoryBudget:
@@ -95,6 +102,9 @@ class _Memory:
 
 
 _MEMORIES: dict[int, _Memory] = {}
+#: mapping size -> [(base, bytes accessible)] of freed mappings.
+_POOL: dict[int, list[tuple[int, int]]] = {}
+_POOL_LOCK = threading.Lock()
 _KEYS = itertools.count(1)
 _current = threading.local()
 
@@ -150,9 +160,40 @@ def _grow_memory(env: int | None, new_size: int) -> int:
 @_bindings.wasmtime_linear_memory._fields_[3][1]
 def _free_memory(env: int | None) -> None:
     memory = _MEMORIES.pop(env or 0, None)
-    if memory is not None:
+    if memory is None:
+        return
+    memory.budget.give_back(memory.size)
+    accessible = _page_round(memory.size)
+    with _POOL_LOCK:
+        free = _POOL.setdefault(memory.mapped, [])
+        keep = len(free) < POOL_SIZE
+        if keep:
+            free.append((memory.base, accessible))
+    if not keep:
         _munmap(memory.base, memory.mapped)
-        memory.budget.give_back(memory.size)
+    elif accessible and _madvise(memory.base, accessible, mmap.MADV_DONTNEED) != 0:
+        with _POOL_LOCK:  # cannot be zeroed: never reuse it
+            free.remove((memory.base, accessible))
+        _munmap(memory.base, memory.mapped)
+
+
+def _reuse(mapped: int, wanted: int) -> int | None:
+    """A pooled mapping of ``mapped`` bytes with exactly ``wanted`` bytes accessible."""
+    with _POOL_LOCK:
+        free = _POOL.get(mapped)
+        if not free:
+            return None
+        base, accessible = free.pop()
+    if wanted > accessible:
+        ok = _mprotect(base + accessible, wanted - accessible, _RW) == 0
+    elif wanted < accessible:
+        ok = _mprotect(base + wanted, accessible - wanted, _PROT_NONE) == 0
+    else:
+        ok = True
+    if not ok:
+        _munmap(base, mapped)
+        return None
+    return base
 
 
 @_bindings.wasmtime_new_memory_callback_t
@@ -169,15 +210,18 @@ def _new_memory(env: Any, ty: Any, minimum: int, maximum: int, reserved: int, gu
         # Past the capacity wasmtime relies on the whole reservation and the guard being
         # inaccessible (bounds checks are elided for static memories): map it all.
         mapped = _page_round(max(reserved, capacity) + guard)
-        base = _mmap(None, mapped, _PROT_NONE,
-                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE, -1, 0)
-        if base is None or base == _MAP_FAILED:
-            budget.give_back(minimum)
-            return _error(f"neuroflow: cannot map linear memory (errno {ctypes.get_errno()})")
-        if minimum and _mprotect(base, _page_round(minimum), _RW) != 0:
-            _munmap(base, mapped)
-            budget.give_back(minimum)
-            return _error(f"neuroflow: mprotect failed (errno {ctypes.get_errno()})")
+        base = _reuse(mapped, _page_round(minimum))
+        if base is None:
+            base = _mmap(None, mapped, _PROT_NONE,
+                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE, -1, 0)
+            if base is None or base == _MAP_FAILED:
+                budget.give_back(minimum)
+                return _error(f"neuroflow: cannot map linear memory (errno "
+                              f"{ctypes.get_errno()})")
+            if minimum and _mprotect(base, _page_round(minimum), _RW) != 0:
+                _munmap(base, mapped)
+                budget.give_back(minimum)
+                return _error(f"neuroflow: mprotect failed (errno {ctypes.get_errno()})")
         key = next(_KEYS)
         _MEMORIES[key] = _Memory(base, minimum, capacity, mapped, budget)
         result = out[0]

@@ -25,6 +25,7 @@ from neuroflow_sandbox_wasm.wasi_io import (
     TIMED_OUT_MESSAGE,
     OutputSink,
     RunControl,
+    must_move,
     set_deadline,
     set_stdin_bytes,
     sleep_cut_short,
@@ -82,10 +83,14 @@ def _message(exc: BaseException) -> str:
 
 
 def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxConfig,
-               plan: RunPlan, cache: str, control: RunControl | None = None) -> WasmResult:
+               plan: RunPlan, cache: str, control: RunControl | None = None, *,
+               inline: bool = False) -> WasmResult | None:
     """Instantiate ``compiled`` in a fresh store, call the entry, return how it ended.
 
     ``control`` (made here when not given) lets another thread cancel the execution.
+    ``inline``: it runs on an event loop's thread; if the module would sleep, it is
+    stopped and ``None`` is returned (it had no effect but its discarded output: the
+    caller runs it again in a worker thread).
     """
     if control is None:
         control = RunControl(runtime.ticker.tick_seconds)
@@ -130,7 +135,7 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
         deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
         control.deadline = deadline
         control.attach(store)
-        set_deadline(deadline, control)
+        set_deadline(deadline, control, inline)
         set_budget(budget)
         try:
             instance = compiled.pre.instantiate(store)
@@ -166,6 +171,9 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
                 fuel_left = store.get_fuel()
             except wasmtime.WasmtimeError:
                 fuel_left = 0
+        if inline and must_move():
+            store.close()
+            return None
         if sleep_cut_short():
             # The deadline passed while it slept: whatever it did next, time was up.
             reason = WasmEndReason.TIMED_OUT

@@ -118,6 +118,8 @@ def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
 TIMED_OUT_MESSAGE = "neuroflow: the wall-clock timeout passed"
 CANCELLED_MESSAGE = "neuroflow: the execution was cancelled"
 OUTPUT_MESSAGE = "neuroflow: the output cap was reached"
+#: Trap message of an inline execution that would block (it is run again in a worker).
+MOVE_MESSAGE = "neuroflow: an inline execution would block"
 #: Epoch ticks between two looks at a run's control (cancellation is seen this often).
 CHECK_TICKS = 5
 
@@ -213,12 +215,20 @@ _SUBCLOCKFLAG_ABSTIME = 1
 _OVERSHOOT = 0.05
 
 
-def set_deadline(deadline: float | None, control: RunControl | None = None) -> None:
+def set_deadline(deadline: float | None, control: RunControl | None = None,
+                 inline: bool = False) -> None:
     """Set the wall-clock deadline (``time.monotonic()``) and the control of the execution
-    on this thread."""
+    on this thread; ``inline``: it runs on an event loop, and must not sleep."""
     _current.deadline = deadline
     _current.control = control
     _current.cut_short = False
+    _current.inline = inline
+    _current.moved = False
+
+
+def must_move() -> bool:
+    """Whether the inline execution on this thread stopped because it would block."""
+    return bool(getattr(_current, "moved", False))
 
 
 def sleep_cut_short() -> bool:
@@ -262,6 +272,9 @@ def _poll_oneoff(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
                                           0, 0))
         if not events and soonest is not None:
             wait = soonest[0] / 1e9
+            if wait > 0 and getattr(_current, "inline", False):
+                _current.moved = True  # trapped below; the sandbox runs it in a worker
+                return _ERRNO_SUCCESS
             deadline = getattr(_current, "deadline", None)
             if deadline is not None:
                 allowed = max(0.0, deadline - time.monotonic()) + _OVERSHOOT
@@ -297,6 +310,8 @@ def _sleep(seconds: float) -> None:
 
 def _stop_after_poll() -> str | None:
     """The trap message ending the module after its ``poll_oneoff``, or ``None``."""
+    if getattr(_current, "moved", False):
+        return MOVE_MESSAGE
     if getattr(_current, "cut_short", False):
         return TIMED_OUT_MESSAGE
     control = getattr(_current, "control", None)
