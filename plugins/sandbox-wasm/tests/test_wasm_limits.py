@@ -241,6 +241,27 @@ async def test_read_only_grant_refuses_writes(make_config: Callable[..., Any],
     assert allowed.ok and (granted / "new.txt").read_text() == "written"
 
 
+async def test_links_cannot_lead_out_of_a_grant(make_config: Callable[..., Any],
+                                               host_tree: Path) -> None:
+    """Neither a link the module makes in a writable grant nor one planted on the host in a
+    read-only grant lets it read outside: opening through either fails."""
+    secret = host_tree / "secret.txt"
+    writable = host_tree / "writable"
+    writable.mkdir()
+    (host_tree / "granted" / "planted").symlink_to(secret)
+    async with WasmSandbox(make_config(preopens=[(writable, "/w", False)]),
+                           gate=False) as sandbox:
+        made = [await sandbox.execute(wat.make_symlink(target, f"link{i}"))
+                for i, target in enumerate((str(secret), "../secret.txt"))]
+        through = [await sandbox.execute(wat.open_file(f"link{i}")) for i in range(2)]
+    async with WasmSandbox(make_config(preopens=[(host_tree / "granted", "/data")]),
+                           gate=False) as sandbox:
+        planted = await sandbox.execute(wat.open_file("planted"))
+    for result in (*through, planted):
+        assert result.exit_code != 0 and b"host secret" not in result.stdout, result
+    assert all(r.wasm_reason is WasmEndReason.EXITED for r in made)
+
+
 async def test_no_sockets(make_config: Callable[..., Any], host_tree: Path) -> None:
     async with WasmSandbox(make_config(preopens=[(host_tree / "granted", "/data")]),
                            gate=False) as sandbox:

@@ -163,6 +163,37 @@ except OSError as exc:
     assert not (host_tree / "granted" / "new.txt").exists()
 
 
+async def test_links_cannot_lead_out_of_a_grant(py_config: Callable[..., Any],
+                                               host_tree: Path) -> None:
+    secret = host_tree / "secret.txt"
+    writable = host_tree / "writable"
+    writable.mkdir()
+    (host_tree / "granted" / "planted").symlink_to(secret)
+    config = py_config(preopens=[(writable, "/w", False), (host_tree / "granted", "/data")])
+    code = f"""
+import os
+for i, target in enumerate([{str(secret)!r}, '../secret.txt', '/etc/passwd']):
+    try:
+        os.symlink(target, f'/w/link{{i}}')
+    except OSError as exc:
+        print('no link', type(exc).__name__)
+    try:
+        print(open(f'/w/link{{i}}').read())
+    except OSError as exc:
+        print('refused', type(exc).__name__)
+try:
+    print(open('/data/planted').read())
+except OSError as exc:
+    print('refused', type(exc).__name__)
+"""
+    async with WasmSandbox(config, gate=False) as sandbox:
+        result = await sandbox.run_code(code)
+    out = result.stdout.decode()
+    assert result.ok, result
+    assert out.count("refused") == 4, out
+    assert "host secret" not in out and "root:" not in out
+
+
 async def test_no_sockets_and_no_fork(py_config: Callable[..., Any]) -> None:
     code = """
 import os, socket
