@@ -30,3 +30,26 @@ def test_good_limits_still_run() -> None:
                                               "30", "--cpu", "5", "--", "/bin/echo", "hi"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "hi\n"
+
+
+def test_set_gives_any_option_of_the_backend() -> None:
+    result = CliRunner().invoke(build_cli(), [
+        "sandbox", "run", "--allow-weaker", "--set", "env={GREETING = 'hi'}", "--set",
+        "wall_timeout=30", "--", "/bin/sh", "-c", 'echo "$GREETING"'])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "hi\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "cpu_time_limt=1"], "--set: the 'process' sandbox backend has no option "
+                                   "'cpu_time_limt' (did you mean 'cpu_time_limit'?)"),
+    (["--set", "=1"], "--set: expected NAME=VALUE, got '=1'"),
+    (["--set", "cpu_time_limit=0"], "sandbox.process.cpu_time_limit: expected a number of seconds "
+                                    "greater than 0"),
+])
+def test_set_errors_name_the_option(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(build_cli(), ["sandbox", "run", "--allow-weaker", *args,
+                                              "--", "/bin/echo", "ran"])
+    assert result.exit_code != 0
+    assert message in result.stderr, result.stderr
+    assert "ran" not in result.stdout

@@ -684,7 +684,10 @@ def _file_data(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _env_value(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """A value given as text (an environment variable, ``--set NAME=VALUE``): a TOML
+    literal (``5``, ``1.5``, ``true``, ``"x"``, ``[1, 2]``) or, if it is not one, the text
+    itself."""
     import tomllib
 
     try:
@@ -703,7 +706,7 @@ def _env_data(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
         top = node
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = _env_value(raw)
+        node[parts[-1]] = parse_value(raw)
         out.append((f"env {name}", top))
     return out
 

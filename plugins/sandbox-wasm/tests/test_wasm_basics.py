@@ -226,3 +226,31 @@ def test_config_from_a_table(cache_dir: str, tmp_path: Path) -> None:
     assert sandbox.config.preopens[0].read_only is False
     with pytest.raises(ConfigError, match="max_fuel"):
         WasmSandbox({"max_fuel": "lots"}, gate=False)
+
+
+def test_config_uses_the_core_s_shared_validators() -> None:
+    """The WASM config repeats none of the sandbox config's validators: it uses the core's
+    public ones (``neuroflow.sandbox.validators``)."""
+    import ast
+    import inspect
+
+    import attrs
+
+    from neuroflow.sandbox import validators
+    from neuroflow_sandbox_wasm import config as wasm_config
+
+    fields = attrs.fields_dict(WasmSandboxConfig)
+    assert fields["env"].converter is validators.env_table
+    assert fields["env"].validator is validators.check_env
+    assert fields["security_level"].converter is validators.security_level
+    assert fields["disk_cache"].validator is validators.check_bool
+    assert fields["cache_dir"].validator is validators.check_optional_dir
+    assert fields["cache_dir"].converter is validators.path_str
+    shared = {name for name, _ in inspect.getmembers(validators, inspect.isfunction)
+              if not name.startswith("_")}
+    defined = {node.name for node in ast.walk(ast.parse(inspect.getsource(wasm_config)))
+               if isinstance(node, ast.FunctionDef)}
+    twins = {name for name in defined if name.lstrip("_") in shared
+             or name in {"_number", "_to_env", "_to_level", "_path_str", "_check_cache_dir",
+                         "_to_args"}}
+    assert not twins, f"the WASM config defines its own copies of {sorted(twins)}"

@@ -165,3 +165,63 @@ async def test_compile_ahead_of_time(make_config: Callable[..., Any]) -> None:
         result = await sandbox.execute(module)
     assert digest == hashlib.sha256(module).hexdigest() == result.module_sha256
     assert result.cache == "memory"
+
+
+def _plant(cache_dir: str, victim: bytes, evil: bytes) -> Path:
+    """The attack: the compiled code of ``evil`` under ``victim``'s name in the cache, with a
+    header that matches (anyone who can write the file can compute it)."""
+    runtime = fresh_runtime()
+    load(runtime, victim, cache_dir)
+    load(runtime, evil, cache_dir)
+    disk = runtime.disk_cache(cache_dir)
+    victim_path = Path(disk.path_for(hashlib.sha256(victim).hexdigest()))
+    evil_path = Path(disk.path_for(hashlib.sha256(evil).hexdigest()))
+    victim_path.write_bytes(evil_path.read_bytes())
+    _rewrite_header(victim_path, module=hashlib.sha256(victim).hexdigest())
+    os.chmod(victim_path, 0o600)
+    return victim_path
+
+
+def _output_of(runtime: engine.Runtime, module: bytes) -> bytes:
+    from neuroflow_sandbox_wasm.config import WasmSandboxConfig
+    from neuroflow_sandbox_wasm.runner import RunPlan, run_module
+
+    compiled = runtime.cached(hashlib.sha256(module).hexdigest())
+    assert compiled is not None
+    plan = RunPlan(argv=("m.wasm",), env={}, stdin=None, entry="_start", timeout=10,
+                   fuel=None, preopens=())
+    result = run_module(runtime, compiled, WasmSandboxConfig(), plan, "test")
+    assert result is not None
+    return result.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting a file as another user needs root")
+def test_code_planted_by_another_user_is_not_run(cache_dir: str) -> None:
+    """A file another (unprivileged) user wrote into the cache folder, with a matching header
+    and mode 0600, is never deserialized: it would run the attacker's code."""
+    victim, evil = wat.write_text("victim\n"), wat.write_text("evil!!\n")
+    planted = _plant(cache_dir, victim, evil)
+    # Owned by us, the same file would be trusted: this is what the owner check stops.
+    trusting = fresh_runtime()
+    assert load(trusting, victim, cache_dir) == "disk"
+    assert _output_of(trusting, victim) == b"evil!!\n"
+    planted = _plant(cache_dir, victim, evil)
+    os.chown(planted, 65534, 65534)
+    runtime = fresh_runtime()
+    assert load(runtime, victim, cache_dir) == "compiled"
+    assert _output_of(runtime, victim) == b"victim\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another user needs root")
+def test_a_cache_folder_of_another_user_is_neither_read_nor_written(cache_dir: str) -> None:
+    victim, evil = wat.write_text("victim 2\n"), wat.write_text("evil 2!\n")
+    planted = _plant(cache_dir, victim, evil)
+    os.chown(cache_dir, 65534, 65534)
+    os.chown(planted, 65534, 65534)
+    before = {p.name: p.read_bytes() for p in cache_files(cache_dir)}
+    runtime = fresh_runtime()
+    assert load(runtime, victim, cache_dir) == "compiled"
+    assert _output_of(runtime, victim) == b"victim 2\n"
+    load(runtime, wat.write_text("new 2\n"), cache_dir)
+    assert {p.name: p.read_bytes() for p in cache_files(cache_dir)} == before
+    assert os.stat(cache_dir).st_uid == 65534  # not taken over either

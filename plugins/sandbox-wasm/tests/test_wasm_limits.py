@@ -90,6 +90,48 @@ async def test_memory_growth_past_the_limit(make_config: Callable[..., Any]) -> 
     assert result.peak_memory_bytes == 2 * MiB  # grew to the limit, never past it
 
 
+def _grow_once(pages: int, after: str) -> bytes:
+    """One ``memory.grow(pages)``; when refused, ``after`` (WAT) runs; else exit 0."""
+    return wat._module(f"""
+      (func (export "_start")
+        (if (i32.eq (memory.grow (i32.const {pages})) (i32.const -1))
+          (then {after}))
+        (call $proc_exit (i32.const 0)))""")
+
+
+@pytest.mark.parametrize("after", [
+    "(call $proc_exit (i32.const 1))",  # gives up with an error
+    "(call $proc_exit (i32.const 0))",  # claims success
+    "unreachable",  # aborts
+    "(loop $forever (br $forever))",  # ignores the refusal and computes on
+])
+async def test_an_oversized_memory_grow_ends_the_run_as_memory_limit(
+        make_config: Callable[..., Any], after: str) -> None:
+    """A single memory.grow far past max_memory_bytes (64 MiB asked, 2 MiB allowed) is
+    refused, recorded and ends the run ``memory_limit``, whatever the module does next."""
+    async with WasmSandbox(make_config(max_memory_bytes=2 * MiB, timeout_seconds=30),
+                           gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            result = await sandbox.execute(_grow_once(1024, after))
+        fits = await sandbox.execute(_grow_once(16, after))  # 1 MiB more: allowed
+    assert result.wasm_reason is WasmEndReason.MEMORY_LIMIT, result
+    assert result.reason is TerminationReason.MEMORY_LIMIT
+    assert result.limits_hit == ("memory",)
+    assert result.exit_code == TRAP_EXIT_CODE and not result.ok
+    assert result.peak_memory_bytes == 64 * 1024  # it never got the memory
+    assert result.wall_time_ms < 20_000  # ended at its next check, not by the timeout
+    assert fits.ok and fits.peak_memory_bytes == 17 * 64 * 1024
+
+
+async def test_the_memory_limit_counts_the_whole_store(make_config: Callable[..., Any]) -> None:
+    """Growing within the limit, then past it in many small steps: refused at the limit."""
+    async with WasmSandbox(make_config(max_memory_bytes=4 * MiB), gate=False) as sandbox:
+        result = await sandbox.execute(_grow_once(63, "(call $proc_exit (i32.const 1))"))
+        over = await sandbox.execute(_grow_once(64, "(call $proc_exit (i32.const 1))"))
+    assert result.ok and result.peak_memory_bytes == 4 * MiB  # exactly the limit
+    assert over.wasm_reason is WasmEndReason.MEMORY_LIMIT
+
+
 async def test_initial_memory_over_the_limit_does_not_start(
         make_config: Callable[..., Any]) -> None:
     async with WasmSandbox(make_config(max_memory_bytes=1 * MiB), gate=False) as sandbox:
@@ -126,9 +168,32 @@ async def test_output_flood_is_capped(make_config: Callable[..., Any]) -> None:
     assert polite.wasm_reason is WasmEndReason.OUTPUT_LIMIT
     assert polite.reason is TerminationReason.OUTPUT_LIMIT
     assert polite.exit_code == TRAP_EXIT_CODE
-    # It ignores the failed writes: it keeps only what the cap allows and ends by fuel.
+    # It ignores the failed writes: passing the cap ends it all the same (at its next epoch
+    # check), long before its fuel runs out, with only what the cap allows.
     assert len(hostile.stdout) == 10_000 and hostile.stdout_truncated
-    assert set(hostile.limits_hit) == {"output", "fuel"}
+    assert hostile.wasm_reason is WasmEndReason.OUTPUT_LIMIT, hostile
+    assert hostile.limits_hit == ("output",)
+    assert hostile.fuel_consumed is not None and hostile.fuel_consumed < 5_000_000
+
+
+async def test_passing_the_cap_on_one_stream_ends_the_run(
+        make_config: Callable[..., Any]) -> None:
+    """A module that floods stderr, then writes to stdout or sleeps, gets no further: the
+    run ends at the cap and nothing either stream gets afterwards is kept."""
+    from suite_programs import _Wat
+
+    after_flood = _Wat().repeat_write(2, "E" * 99 + "\n", 50).write(1, "survived\n").compile()
+    sleeps = _Wat().repeat_write(2, "E" * 99 + "\n", 50).sleep(3600).write(1, "woke\n")
+    async with WasmSandbox(make_config(max_output_bytes=1000, timeout_seconds=3600),
+                           gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            written = await sandbox.execute(after_flood)
+            slept = await sandbox.execute(sleeps.compile())
+    for result in (written, slept):
+        assert result.stderr == (b"E" * 99 + b"\n") * 10 and result.stderr_truncated
+        assert result.stdout == b"", result
+        assert result.wasm_reason is WasmEndReason.OUTPUT_LIMIT
+    assert slept.wall_time_ms < 60_000  # the sleep was cut short at the cap
 
 
 @pytest.fixture
@@ -174,6 +239,27 @@ async def test_read_only_grant_refuses_writes(make_config: Callable[..., Any],
     async with WasmSandbox(writable, gate=False) as sandbox:
         allowed = await sandbox.execute(wat.open_file("new.txt", write=True))
     assert allowed.ok and (granted / "new.txt").read_text() == "written"
+
+
+async def test_links_cannot_lead_out_of_a_grant(make_config: Callable[..., Any],
+                                               host_tree: Path) -> None:
+    """Neither a link the module makes in a writable grant nor one planted on the host in a
+    read-only grant lets it read outside: opening through either fails."""
+    secret = host_tree / "secret.txt"
+    writable = host_tree / "writable"
+    writable.mkdir()
+    (host_tree / "granted" / "planted").symlink_to(secret)
+    async with WasmSandbox(make_config(preopens=[(writable, "/w", False)]),
+                           gate=False) as sandbox:
+        made = [await sandbox.execute(wat.make_symlink(target, f"link{i}"))
+                for i, target in enumerate((str(secret), "../secret.txt"))]
+        through = [await sandbox.execute(wat.open_file(f"link{i}")) for i in range(2)]
+    async with WasmSandbox(make_config(preopens=[(host_tree / "granted", "/data")]),
+                           gate=False) as sandbox:
+        planted = await sandbox.execute(wat.open_file("planted"))
+    for result in (*through, planted):
+        assert result.exit_code != 0 and b"host secret" not in result.stdout, result
+    assert all(r.wasm_reason is WasmEndReason.EXITED for r in made)
 
 
 async def test_no_sockets(make_config: Callable[..., Any], host_tree: Path) -> None:

@@ -88,6 +88,51 @@ def test_cli_output_cap(tmp_path: Path) -> None:
     assert data["reason"] == "output_limit" and len(data["stdout"]) == 1024
 
 
+def test_cli_flags_that_apply_set_the_wasm_options(tmp_path: Path) -> None:
+    """--timeout, --memory and --max-output set timeout_seconds, max_memory_bytes and
+    max_output_bytes; --set NAME=VALUE sets any option."""
+    (tmp_path / "spin.wasm").write_bytes(wat.SPIN)
+    (tmp_path / "big.wasm").write_bytes(wat.big_initial_memory(64))  # 4 MiB to start
+    (tmp_path / "hello.wasm").write_bytes(wat.HELLO)
+    spun = _cli("--backend", "wasm", "--timeout", "0.3", "--json", "--", "spin.wasm",
+                cwd=tmp_path)
+    assert json.loads(spun.stdout)["wasm_reason"] == "timed_out", spun.stderr
+    big = _cli("--backend", "wasm", "--memory", "1M", "--json", "--", "big.wasm", cwd=tmp_path)
+    assert json.loads(big.stdout)["wasm_reason"] == "memory_limit", big.stderr
+    fits = _cli("--backend", "wasm", "--memory", "8M", "--json", "--", "big.wasm", cwd=tmp_path)
+    assert json.loads(fits.stdout)["exit_code"] == 0, fits.stderr
+    fuel = _cli("--backend", "wasm", "--set", "max_fuel=1000", "--set", "timeout_seconds=30",
+                "--json", "--", "spin.wasm", cwd=tmp_path)
+    data = json.loads(fuel.stdout)
+    assert (data["wasm_reason"], data["fuel_consumed"]) == ("out_of_fuel", 1000), fuel.stderr
+    metered = _cli("--backend", "wasm", "--set", "max_fuel=1000000", "--json", "--",
+                   "hello.wasm", cwd=tmp_path)
+    assert 0 < json.loads(metered.stdout)["fuel_consumed"] < 1_000_000
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--cpu", "1"], "--cpu does not apply to the 'wasm' sandbox backend (its flags: "
+                     "--timeout, --memory, --max-output"),
+    (["--max-processes", "4"], "--max-processes does not apply to the 'wasm' sandbox backend"),
+    (["--workdir", "w"], "--workdir does not apply to the 'wasm' sandbox backend"),
+    (["--allow", "x.wasm"], "--allow does not apply to the 'wasm' sandbox backend"),
+    (["--set", "max_fule=3"], "the 'wasm' sandbox backend has no option 'max_fule' (did you "
+                              "mean 'max_fuel'?)"),
+    (["--set", "max_fuel"], "--set: expected NAME=VALUE, got 'max_fuel'"),
+    (["--timeout", "0"], "Invalid value for --timeout: expected a number of seconds greater "
+                         "than 0"),
+    (["--set", "max_fuel=lots"], "max_fuel: expected an integer"),
+])
+def test_cli_flags_that_do_not_apply_are_refused_by_name(tmp_path: Path, args: list[str],
+                                                         message: str) -> None:
+    (tmp_path / "hello.wasm").write_bytes(wat.HELLO)
+    done = _cli("--backend", "wasm", *args, "--", "hello.wasm", cwd=tmp_path)
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+    assert "hello from wasm" not in done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def test_doctor_reports_wasmtime_and_the_python_runtime(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from neuroflow.plugins import get_plugin_manager

@@ -105,6 +105,24 @@ async def test_memory_growth_past_the_limit(py_config: Callable[..., Any]) -> No
     assert small.stdout == b"8388608\n"
 
 
+@pytest.mark.parametrize("code", [
+    "bytearray(2**30)",  # one allocation far past the limit
+    "x = [0] * 10**9",
+    "s = 'a' * 2**30",
+])
+async def test_an_oversized_allocation_ends_as_memory_limit(py_config: Callable[..., Any],
+                                                           code: str) -> None:
+    """A single memory.grow far past max_memory_bytes (1 GiB asked, 96 MiB allowed), in a
+    fresh interpreter and in a session turn."""
+    async with WasmSandbox(py_config(max_memory_bytes=96 * MiB), gate=False) as sandbox:
+        result = await sandbox.run_code(code)
+        async with sandbox.session() as session:
+            turn = await session.run(code)
+    for ended in (result, turn):
+        assert ended.wasm_reason is WasmEndReason.MEMORY_LIMIT, ended
+        assert "memory" in ended.limits_hit and not ended.ok
+
+
 async def test_deep_recursion_does_not_hurt_the_host(py_config: Callable[..., Any]) -> None:
     code = ("import sys; sys.setrecursionlimit(10**7)\n"
             "def down(n): return down(n + 1) + 1\n"
@@ -161,6 +179,37 @@ except OSError as exc:
     assert lines[4].startswith("read-only")
     assert b"host secret" not in result.stdout and b"root:" not in result.stdout
     assert not (host_tree / "granted" / "new.txt").exists()
+
+
+async def test_links_cannot_lead_out_of_a_grant(py_config: Callable[..., Any],
+                                               host_tree: Path) -> None:
+    secret = host_tree / "secret.txt"
+    writable = host_tree / "writable"
+    writable.mkdir()
+    (host_tree / "granted" / "planted").symlink_to(secret)
+    config = py_config(preopens=[(writable, "/w", False), (host_tree / "granted", "/data")])
+    code = f"""
+import os
+for i, target in enumerate([{str(secret)!r}, '../secret.txt', '/etc/passwd']):
+    try:
+        os.symlink(target, f'/w/link{{i}}')
+    except OSError as exc:
+        print('no link', type(exc).__name__)
+    try:
+        print(open(f'/w/link{{i}}').read())
+    except OSError as exc:
+        print('refused', type(exc).__name__)
+try:
+    print(open('/data/planted').read())
+except OSError as exc:
+    print('refused', type(exc).__name__)
+"""
+    async with WasmSandbox(config, gate=False) as sandbox:
+        result = await sandbox.run_code(code)
+    out = result.stdout.decode()
+    assert result.ok, result
+    assert out.count("refused") == 4, out
+    assert "host secret" not in out and "root:" not in out
 
 
 async def test_no_sockets_and_no_fork(py_config: Callable[..., Any]) -> None:

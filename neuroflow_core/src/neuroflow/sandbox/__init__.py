@@ -46,7 +46,19 @@ _LAZY: dict[str, str] = {
 }
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+_lazy_getattr, __dir__ = lazy_exports(__name__, _LAZY)
+
+
+def __getattr__(name: str) -> object:
+    """The lazily imported names, and the :mod:`~neuroflow.sandbox.validators` module
+    config classes of sandbox backends share."""
+    if name == "validators":
+        import importlib
+
+        module = importlib.import_module("neuroflow.sandbox.validators")
+        globals()[name] = module
+        return module
+    return _lazy_getattr(name)
 
 
 def cgroup_support() -> CgroupSupport:
@@ -81,4 +93,5 @@ __all__ = [
     "command_action",
     "open_sandbox",
     "run_guarded",
+    "validators",
 ]

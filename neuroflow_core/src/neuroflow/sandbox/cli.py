@@ -34,20 +34,78 @@ def _human(n: int | None) -> str:
     return str(n)
 
 
-#: ``neuroflow sandbox run`` flags and the SandboxConfig fields they set.
-_FLAGS = {"timeout": "wall_timeout", "cpu": "cpu_time_limit", "memory": "memory_limit",
-          "max_processes": "max_processes", "max_output": "max_output_bytes",
-          "workdir": "work_dir", "allow": "allowed_commands",
-          "allow_weaker": "allow_weaker_isolation"}
+#: ``neuroflow sandbox run`` flags and the ``SandboxConfig`` fields they set.  A backend
+#: whose config class has other field names declares its own table as a class attribute
+#: ``cli_flags`` (flag -> field, only the flags that apply); without one, a flag applies
+#: when the config class has the field named here.
+DEFAULT_FLAGS = {"timeout": "wall_timeout", "cpu": "cpu_time_limit", "memory": "memory_limit",
+                 "max_processes": "max_processes", "max_output": "max_output_bytes",
+                 "workdir": "work_dir", "allow": "allowed_commands",
+                 "allow_weaker": "allow_weaker_isolation"}
 
 
-def _flag_message(message: str, backend: str) -> str:
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def flags_for(config_class: type | None) -> dict[str, str]:
+    """The ``sandbox run`` flags a backend with ``config_class`` takes, and the fields
+    they set."""
+    import attrs
+
+    if config_class is None:
+        return {}
+    declared = getattr(config_class, "cli_flags", None)
+    if declared is not None:
+        return dict(declared)
+    names = {a.name for a in attrs.fields(config_class)} if attrs.has(config_class) else set()
+    return {flag: field for flag, field in DEFAULT_FLAGS.items() if field in names}
+
+
+def _overrides(name: str, config_class: type | None, given: dict[str, Any],
+               settings: tuple[str, ...]) -> dict[str, Any]:
+    """The option values the flags and ``--set`` give backend ``name``; a flag that does
+    not apply to it is a usage error naming the flag and what does apply."""
+    import attrs
+
+    from neuroflow.config import parse_value
+
+    table = flags_for(config_class)
+    overrides: dict[str, Any] = {}
+    for flag, value in given.items():
+        if value is None:
+            continue
+        if flag not in table:
+            usable = ", ".join(_flag(f) for f in table) or "none"
+            raise click.UsageError(
+                f"{_flag(flag)} does not apply to the {name!r} sandbox backend (its flags: "
+                f"{usable}; set other options with --set NAME=VALUE or in [sandbox.{name}])")
+        overrides[table[flag]] = value
+    fields = ({a.name for a in attrs.fields(config_class)}
+              if config_class is not None and attrs.has(config_class) else set())
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.UsageError(f"--set: expected NAME=VALUE, got {item!r}")
+        if key not in fields:
+            from neuroflow.config import did_you_mean
+
+            hint = did_you_mean(key, sorted(fields))
+            also = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise click.UsageError(f"--set: the {name!r} sandbox backend has no option "
+                                   f"{key!r}{also}")
+        overrides[key] = parse_value(raw)
+    return overrides
+
+
+def _flag_message(message: str, backend: str, table: dict[str, str]) -> str:
     """Name the command-line flag, not the config field it sets: ``Invalid value for
     --timeout: expected ...`` rather than ``sandbox.process.wall_timeout: expected ...``."""
-    for flag, field in _FLAGS.items():
+    for flag, field in table.items():
         prefix = f"sandbox.{backend}.{field}: "
         if message.startswith(prefix):
-            return f"Invalid value for --{flag.replace('_', '-')}: {message[len(prefix):]}"
+            return f"Invalid value for {_flag(flag)}: {message[len(prefix):]}"
     return message
 
 
@@ -68,33 +126,42 @@ def sandbox_group() -> None:
               help="Allowed command (repeatable); others are refused.")
 @click.option("--allow-weaker", is_flag=True,
               help="Run even if this machine cannot enforce every limit.")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Set any option of the backend (repeatable), e.g. --set max_fuel=1000000; "
+                   "the value is read as a TOML literal.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.argument("command", nargs=-1, required=True)
 def run(backend: str | None, timeout: float | None, cpu: float | None, memory: int | None,
         max_processes: int | None, max_output: int | None, workdir: str | None,
-        allow: tuple[str, ...], allow_weaker: bool, as_json: bool,
+        allow: tuple[str, ...], allow_weaker: bool, settings: tuple[str, ...], as_json: bool,
         command: tuple[str, ...]) -> None:
     """Run COMMAND in the sandbox: `neuroflow sandbox run --cpu 1 -- python3 -c 'print(1)'`.
 
-    Prints the exit code, why it ended, wall and CPU time, peak memory, then stdout and
-    stderr; exits with the command's exit code (128+N if signal N ended it).
+    The limit flags set the selected backend's options: each backend takes those that
+    apply to it (`--backend wasm` takes --timeout, --memory and --max-output) and refuses
+    the others, naming them; --set NAME=VALUE sets any of its options.  Prints the exit
+    code, why it ended, wall and CPU time, peak memory, then stdout and stderr; exits with
+    the command's exit code (128+N if signal N ended it).
     """
     import anyio
 
-    from neuroflow.backends import create_backend
+    from neuroflow.backends import backend_config_class, create_backend
     from neuroflow.config import get_config
     from neuroflow.errors import ConfigError
 
     name = backend or get_config().section("sandbox").backend
+    config_class = backend_config_class("isolation", name, field="--backend")
     given = {"timeout": timeout, "cpu": cpu, "memory": memory, "max_processes": max_processes,
              "max_output": max_output, "workdir": workdir, "allow": allow or None,
              "allow_weaker": allow_weaker or None}
-    overrides = {_FLAGS[flag]: value for flag, value in given.items() if value is not None}
+    overrides = _overrides(name, config_class, given, settings)
     try:
         sandbox = create_backend("isolation", name, overrides=overrides, field="--backend",
                                  actor="cli")
     except ConfigError as exc:
-        raise ConfigError([_flag_message(line, name) for line in exc.problems]) from None
+        table = {flag: field for flag, field in flags_for(config_class).items()
+                 if given.get(flag) is not None}
+        raise ConfigError([_flag_message(line, name, table) for line in exc.problems]) from None
 
     async def go() -> Any:
         async with sandbox:

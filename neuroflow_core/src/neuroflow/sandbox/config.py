@@ -14,75 +14,21 @@ import attrs
 
 from neuroflow.config import file_relative
 from neuroflow.errors import ConfigError
+from neuroflow.sandbox.validators import (
+    check_bool,
+    check_env,
+    check_optional_dir,
+    check_strings,
+    env_table,
+    number,
+    path_str,
+    security_level,
+    str_tuple,
+)
 from neuroflow.security.levels import SandboxSecurityLevel
 from neuroflow.units import ByteSize, size_converter
 
 MiB = 1024 * 1024
-
-
-def _positive_or_none(kind: str) -> Any:
-    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{attribute.name}: expected {kind} or None, got {value!r}")
-        if value <= 0:
-            raise ConfigError(f"{attribute.name}: expected {kind} greater than 0, got {value!r}")
-        if kind.startswith("an integer") and not isinstance(value, int):
-            raise ConfigError(f"{attribute.name}: expected {kind}, got {value!r}")
-
-    return check
-
-
-def _str_tuple(field: str, optional: bool = False) -> Any:
-    def convert(value: Any) -> tuple[str, ...] | None:
-        if value is None and optional:
-            return None
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise ConfigError(f"{field}: expected a list of strings, got {value!r}")
-        return tuple(value)
-
-    return convert
-
-
-def _env_dict(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"env: expected a table of NAME = value strings, got {value!r}")
-    return dict(value)
-
-
-def _check_bool(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{attribute.name}: expected true or false, got {value!r}")
-
-
-def _check_strings(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value is None:
-        return
-    for item in value:
-        if not isinstance(item, str) or not item:
-            raise ConfigError(f"{attribute.name}: expected non-empty strings, got {item!r}")
-
-
-def _check_env(instance: object, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
-    for key, item in value.items():
-        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
-            raise ConfigError(f"{attribute.name}: invalid variable name {key!r}")
-        if not isinstance(item, str) or "\0" in item:
-            raise ConfigError(f"{attribute.name}.{key}: expected a string value, got {item!r}")
-
-
-def _check_work_dir(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ConfigError(f"{attribute.name}: expected a directory path or None, got {value!r}")
-
-
-def _to_level(value: Any) -> SandboxSecurityLevel:
-    try:
-        return SandboxSecurityLevel(value)
-    except ValueError:
-        known = ", ".join(level.value for level in SandboxSecurityLevel)
-        raise ConfigError(f"security_level: expected one of {known}, got {value!r}") from None
 
 
 _RUN_AS_WORDS = ("auto", "dedicated", "root")
@@ -113,10 +59,6 @@ def _check_uid_range(instance: Any, attribute: attrs.Attribute, value: Any) -> N
             f"{attribute.name}: dedicated_uid_base + dedicated_uid_count must stay below "
             f"2**32 - 1, got {base} + {count}"
         )
-
-
-def _to_path_str(value: Any) -> Any:
-    return str(value) if hasattr(value, "__fspath__") else value
 
 
 @attrs.frozen(kw_only=True)
@@ -174,67 +116,67 @@ class SandboxConfig:
     """
 
     work_dir: str | None = file_relative(
-        default=None, converter=_to_path_str, validator=_check_work_dir
+        default=None, converter=path_str, validator=check_optional_dir
     )
     cpu_time_limit: float | None = attrs.field(
-        default=30.0, validator=_positive_or_none("a number of seconds")
+        default=30.0, validator=number("a number of seconds")
     )
     memory_limit: ByteSize | None = attrs.field(
         converter=size_converter('memory_limit'),
-        default=512 * MiB, validator=_positive_or_none("an integer number of bytes")
+        default=512 * MiB, validator=number("an integer number of bytes")
     )
     address_space_limit: ByteSize | None = attrs.field(
         converter=size_converter('address_space_limit'),
-        default=None, validator=_positive_or_none("an integer number of bytes")
+        default=None, validator=number("an integer number of bytes")
     )
     wall_timeout: float | None = attrs.field(
-        default=60.0, validator=_positive_or_none("a number of seconds")
+        default=60.0, validator=number("a number of seconds")
     )
     max_open_files: int | None = attrs.field(
-        default=256, validator=_positive_or_none("an integer count")
+        default=256, validator=number("an integer count")
     )
     max_file_size: ByteSize | None = attrs.field(
         converter=size_converter('max_file_size'),
-        default=256 * MiB, validator=_positive_or_none("an integer number of bytes")
+        default=256 * MiB, validator=number("an integer number of bytes")
     )
     max_output_bytes: ByteSize | None = attrs.field(
         converter=size_converter('max_output_bytes'),
-        default=16 * MiB, validator=_positive_or_none("an integer number of bytes")
+        default=16 * MiB, validator=number("an integer number of bytes")
     )
     max_processes: int | None = attrs.field(
-        default=64, validator=_positive_or_none("an integer count")
+        default=64, validator=number("an integer count")
     )
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env_dict, validator=_check_env)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=env_table, validator=check_env)
     inherit_env: tuple[str, ...] = attrs.field(
-        default=(), converter=_str_tuple("inherit_env"), validator=_check_strings
+        default=(), converter=str_tuple("inherit_env"), validator=check_strings
     )
-    enable_network: bool = attrs.field(default=True, validator=_check_bool)
+    enable_network: bool = attrs.field(default=True, validator=check_bool)
     enable_seccomp: bool = attrs.field(
-        default=False, validator=_check_bool
+        default=False, validator=check_bool
     )
     allowed_commands: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_str_tuple("allowed_commands", optional=True),
-        validator=_check_strings,
+        default=None, converter=str_tuple("allowed_commands", optional=True),
+        validator=check_strings,
     )
     security_level: SandboxSecurityLevel = attrs.field(
-        default=SandboxSecurityLevel.STANDARD, converter=_to_level
+        default=SandboxSecurityLevel.STANDARD, converter=security_level
     )
     allow_weaker_isolation: bool = attrs.field(
-        default=False, validator=_check_bool
+        default=False, validator=check_bool
     )
-    exact_rlimits: bool = attrs.field(default=False, validator=_check_bool)
+    exact_rlimits: bool = attrs.field(default=False, validator=check_bool)
     run_as: str = attrs.field(default="auto", converter=_to_run_as, validator=_check_run_as)
     dedicated_uid_base: int = attrs.field(default=600_000, validator=_check_uid_range)
     dedicated_uid_count: int = attrs.field(default=10_000, validator=_check_uid_range)
     allowed_dangerous_env: tuple[str, ...] = attrs.field(
-        default=(), converter=_str_tuple("allowed_dangerous_env"), validator=_check_strings
+        default=(), converter=str_tuple("allowed_dangerous_env"), validator=check_strings
     )
     work_dir_max_bytes: ByteSize | None = attrs.field(
         default=None, converter=size_converter("work_dir_max_bytes"),
-        validator=_positive_or_none("an integer number of bytes")
+        validator=number("an integer number of bytes")
     )
     work_dir_max_files: int | None = attrs.field(
-        default=None, validator=_positive_or_none("an integer count")
+        default=None, validator=number("an integer count")
     )
 
     @property

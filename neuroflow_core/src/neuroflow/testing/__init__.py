@@ -11,6 +11,8 @@ from neuroflow._lazy import lazy_exports
 
 _SUITES: dict[str, str] = {
     "IsolationBackendSuite": "neuroflow.testing.isolation",
+    "SuitePrograms": "neuroflow.testing.isolation",
+    "FEATURES": "neuroflow.testing.isolation",
     "MemoryStoreSuite": "neuroflow.testing.memory",
 }
 

@@ -42,9 +42,27 @@ which; a backend that refuses a setting with ``UnsupportedLimitError`` (it canno
 it on this machine, e.g. no cgroups) skips that test with its message.  Every execution
 is bounded, so a backend that ignores a limit fails instead of hanging.
 
-The programs are POSIX shell scripts run by ``/bin/sh`` with the usual tools on the
-sandbox's ``PATH`` (``sleep``, ``cat``, ``setsid`` when present); the CPU test reads
-``/proc/$$/stat``.  Every test is ``@pytest.mark.anyio``: the ``anyio_backend`` fixture
+Parts of the suite a backend does not support are declared, with the reason, in
+``unsupported`` (keys of :data:`FEATURES`)::
+
+    class TestWasm(IsolationBackendSuite):
+        backend_name = "wasm"
+        unsupported = {"signals": "WebAssembly has no signals; a trap is reported SIGNALLED",
+                       "process_tree": "a module cannot start a process"}
+
+Their tests are not generated for that class (so they are neither passed nor skipped:
+CI, where a skip fails the run, stays green), and the pytest plugin lists each as ``not
+applicable: <reason>`` in the run's summary.  An unknown feature name or an empty reason
+is an error when the class is defined.
+
+The programs the tests run come from the ``suite_programs`` fixture, a
+:class:`SuitePrograms`: by default POSIX shell scripts run by ``/bin/sh`` with the usual
+tools on the sandbox's ``PATH`` (``sleep``, ``cat``, ``setsid`` when present; the CPU test
+reads ``/proc/$$/stat``).  A backend that runs something else (WebAssembly modules, one
+interpreter) overrides the fixture with programs of its own that do the same, and maps the
+suite's settings to its config's fields in :meth:`IsolationBackendSuite.backend_settings`.
+
+Every test is ``@pytest.mark.anyio``: the ``anyio_backend`` fixture
 decides whether it runs under asyncio, trio or both.  Run it with
 ``pip install 'neuroflow[testing]'`` and ``pytest``.
 """
@@ -106,6 +124,110 @@ done
 echo started
 TAIL
 """
+
+
+#: The parts of the suite a backend may declare it does not support, and what each checks.
+#: Everything not listed here applies to every isolation backend.
+FEATURES: dict[str, str] = {
+    "signals": "a program killed by a signal is reported SIGNALLED with the signal's number",
+    "cpu_time_limit": "the cpu_time_limit setting stops a program spinning on the CPU",
+    "memory_limit": "the memory_limit setting stops a program that keeps allocating",
+    "output_limit": "output past max_output_bytes is cut, reported and ends the program",
+    "allowed_commands": "allowed_commands refuses a command outside it before it runs",
+    "work_dir": "commands run in work_dir: relative paths read and write there",
+    "process_tree": "no child or double-forked grandchild outlives a run or its timeout",
+}
+
+
+def _feature(name: str) -> Callable[[Any], Any]:
+    """Mark a suite test as checking ``name`` (a key of :data:`FEATURES`)."""
+    if name not in FEATURES:
+        raise ValueError(f"unknown suite feature {name!r}")
+
+    def mark(test: Any) -> Any:
+        test.suite_feature = name
+        return test
+
+    return mark
+
+
+def _sh(script: str) -> tuple[str, list[str]]:
+    return "/bin/sh", ["-c", script]
+
+
+class SuitePrograms:
+    """The programs the suite runs, each as ``(command, args)`` for ``execute``.
+
+    These are POSIX shell scripts; a backend that runs something else subclasses this and
+    returns programs of its own that behave as each docstring says.  Only the programs of
+    the features a backend supports are asked for.
+    """
+
+    def exit_with(self, code: int) -> tuple[str, list[str]]:
+        """Exits with status ``code``."""
+        return _sh(f"exit {code}")
+
+    def print_both(self, out: str, err: str) -> tuple[str, list[str]]:
+        """Writes ``out`` and a newline to stdout, ``err`` and a newline to stderr."""
+        return _sh(f"echo {out}; echo {err} >&2")
+
+    def echo(self, words: list[str]) -> tuple[str, list[str]]:
+        """Prints its arguments ``words`` joined by one space, and a newline; the words are
+        passed as arguments (the test checks they arrive unchanged)."""
+        return "/bin/echo", list(words)
+
+    def cat(self) -> tuple[str, list[str]]:
+        """Copies stdin to stdout until end-of-file."""
+        return "/bin/cat", []
+
+    def sleep_then_print(self, seconds: float, text: str) -> tuple[str, list[str]]:
+        """Sleeps ``seconds``, then prints ``text`` and a newline."""
+        return _sh(f"sleep {seconds:g}; echo {text}")
+
+    def sleep(self, seconds: float) -> tuple[str, list[str]]:
+        """Sleeps ``seconds`` (the command the gate test names)."""
+        return "/bin/sleep", [f"{seconds:g}"]
+
+    def kill_self(self, signal_name: str) -> tuple[str, list[str]]:
+        """Sends itself signal ``signal_name`` (``"TERM"``, ``"KILL"``), then sleeps."""
+        return _sh(f"kill -{signal_name} $$; sleep 5")
+
+    def cpu_spin(self) -> tuple[str, list[str]]:
+        """Uses 2.5 CPU seconds, then prints ``survived`` (``no-proc`` if it cannot tell)."""
+        return _sh(_CPU_SPIN)
+
+    def memory_hog(self) -> tuple[str, list[str]]:
+        """Allocates ~384 MiB, then prints ``survived``."""
+        return _sh(_MEMORY_HOG)
+
+    def flood(self, stream: str, lines: int, line: str) -> tuple[str, list[str]]:
+        """Writes ``line`` and a newline ``lines`` times to ``stream`` (``"stdout"`` or
+        ``"stderr"``), sleeps 2 s, then prints ``survived`` to stdout and to stderr; with
+        ``lines`` 0 or less... never asked."""
+        target = ">&2" if stream == "stderr" else ""
+        loop = f"i=0; while [ $i -lt {lines} ]; do echo {line}; i=$((i+1)); done"
+        return _sh(f"{{ {loop}; }} {target}; sleep 2; echo survived; echo survived >&2")
+
+    def print_lines(self, lines: int, line: str) -> tuple[str, list[str]]:
+        """Writes ``line`` and a newline ``lines`` times to stdout, then exits 0."""
+        return _sh(f"i=0; while [ $i -lt {lines} ]; do echo {line}; i=$((i+1)); done")
+
+    def show_environment(self) -> tuple[str, list[str]]:
+        """Prints its whole environment, and a line ``GIVEN=<value of GIVEN>``."""
+        return _sh('export -p; echo "GIVEN=$GIVEN"')
+
+    def write_file(self, name: str, text: str) -> tuple[str, list[str]]:
+        """Writes ``text`` into file ``name`` of ``work_dir``."""
+        return _sh(f"echo {text} > {name}")
+
+    def write_and_read(self, made: str, text: str, read: str) -> tuple[str, list[str]]:
+        """Relative paths: writes ``text`` and a newline into ``made``, then prints the file
+        ``read`` (both in ``work_dir``)."""
+        return _sh(f"echo {text} > {made}; cat {read}")
+
+    def process_tree(self, marker: str, tail: str) -> tuple[str, list[str]]:
+        """The process-tree program (``_TREE``) with ``marker`` and ``tail``."""
+        return _sh(_TREE.replace("MARKER", marker).replace("TAIL", tail))
 
 
 class RecordingGate:
@@ -202,6 +324,35 @@ class IsolationBackendSuite:
     backend_config: ClassVar[Any] = None
     #: Output cap the output test configures (``max_output_bytes``).
     output_cap: ClassVar[int] = 4096
+    #: The parts of the suite this backend does not support: a key of :data:`FEATURES`
+    #: -> why (shown as "not applicable: <why>").  Their tests are not generated.
+    unsupported: ClassVar[Mapping[str, str]] = {}
+    #: Filled when a subclass is defined: test name -> "not applicable: <why>".
+    suite_not_applicable: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check ``unsupported`` and leave out the tests of the features it names."""
+        super().__init_subclass__(**kwargs)
+        declared = cls.unsupported
+        if not isinstance(declared, Mapping):
+            raise TypeError(f"{cls.__name__}.unsupported: expected a mapping of feature "
+                            f"names to reasons, got {type(declared).__name__}")
+        for name, reason in declared.items():
+            if name not in FEATURES:
+                raise TypeError(
+                    f"{cls.__name__}.unsupported: unknown feature {name!r} (the suite's "
+                    f"features: {', '.join(sorted(FEATURES))})")
+            if not isinstance(reason, str) or not reason.strip():
+                raise TypeError(f"{cls.__name__}.unsupported[{name!r}]: say why the backend "
+                                "does not support it (a non-empty string)")
+        left_out: dict[str, str] = {}
+        for test_name, test in vars(IsolationBackendSuite).items():
+            feature = getattr(test, "suite_feature", None)
+            if test_name.startswith("test_") and feature in declared:
+                # Not generated for this class: pytest collects no test of this name.
+                setattr(cls, test_name, None)
+                left_out[test_name] = f"not applicable: {declared[feature]}"
+        cls.suite_not_applicable = left_out
 
     # --- building backends -------------------------------------------------------------
 
@@ -217,6 +368,19 @@ class IsolationBackendSuite:
         return self._make
 
     @pytest.fixture
+    def suite_programs(self) -> SuitePrograms:
+        """The programs the tests run (shell scripts); override for a backend that runs
+        something else."""
+        return SuitePrograms()
+
+    def backend_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The suite's settings (``SandboxConfig`` names: ``wall_timeout``,
+        ``memory_limit``, ``max_output_bytes``, ``work_dir``...) as the backend's config
+        fields; override when they are named differently.  Used by the default
+        ``make_isolation_backend``."""
+        return settings
+
+    @pytest.fixture
     async def isolation_backend(
         self, make_isolation_backend: Callable[..., Any]
     ) -> AsyncIterator[Any]:
@@ -230,6 +394,7 @@ class IsolationBackendSuite:
     _NO_GATE: ClassVar[object] = object()
 
     def _make(self, gate: Any = _NO_GATE, **settings: Any) -> Any:
+        settings = self.backend_settings(dict(settings))
         config = self._config_with(**settings) if settings else self.backend_config
         return self._create(config, gate)
 
@@ -302,27 +467,29 @@ class IsolationBackendSuite:
     # --- results, streams, exit codes ----------------------------------------------------
 
     @pytest.mark.anyio
-    async def test_exit_code_propagates(self, isolation_backend: Any) -> None:
+    async def test_exit_code_propagates(self, isolation_backend: Any,
+                                        suite_programs: SuitePrograms) -> None:
         """A command's exit status is the result's ``exit_code``."""
         from neuroflow.sandbox.result import TerminationReason
 
-        result = await run_bounded(isolation_backend, "/bin/sh", ["-c", "exit 7"])
+        result = await run_bounded(isolation_backend, *suite_programs.exit_with(7))
         assert result.exit_code == 7
         assert result.reason is TerminationReason.EXITED
         assert not result.ok
-        ok = await run_bounded(isolation_backend, "/bin/sh", ["-c", "exit 0"])
+        ok = await run_bounded(isolation_backend, *suite_programs.exit_with(0))
         assert ok.exit_code == 0
         assert ok.ok
 
+    @_feature("signals")
     @pytest.mark.anyio
-    async def test_a_signal_is_reported(self, isolation_backend: Any) -> None:
+    async def test_a_signal_is_reported(self, isolation_backend: Any,
+                                        suite_programs: SuitePrograms) -> None:
         """A program killed by a signal ends ``SIGNALLED``, ``signal=N``, ``exit_code=-N``."""
         from neuroflow.sandbox.result import TerminationReason
 
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            result = await run_bounded(
-                isolation_backend, "/bin/sh", ["-c", f"kill -{sig.name[3:]} $$; sleep 5"]
-            )
+            result = await run_bounded(isolation_backend,
+                                       *suite_programs.kill_self(sig.name[3:]))
             assert result.reason is TerminationReason.SIGNALLED, (sig.name, result)
             assert result.signal == sig
             assert result.exit_code == -sig
@@ -330,43 +497,47 @@ class IsolationBackendSuite:
 
     @pytest.mark.anyio
     async def test_stdout_and_stderr_are_captured_separately(
-        self, isolation_backend: Any
+        self, isolation_backend: Any, suite_programs: SuitePrograms
     ) -> None:
         """stdout and stderr come back as bytes, each with only its own stream."""
-        result = await run_bounded(
-            isolation_backend, "/bin/sh", ["-c", "echo out-line; echo err-line >&2"]
-        )
+        result = await run_bounded(isolation_backend,
+                                   *suite_programs.print_both("out-line", "err-line"))
         assert result.stdout == b"out-line\n"
         assert result.stderr == b"err-line\n"
         assert result.output == result.stdout
 
     @pytest.mark.anyio
-    async def test_arguments_are_passed_verbatim(self, isolation_backend: Any) -> None:
+    async def test_arguments_are_passed_verbatim(self, isolation_backend: Any,
+                                                 suite_programs: SuitePrograms) -> None:
         """Arguments reach the program unchanged: no shell splitting or globbing."""
-        result = await run_bounded(isolation_backend, "/bin/echo", ["a  b", "*", "$HOME"])
+        result = await run_bounded(isolation_backend,
+                                   *suite_programs.echo(["a  b", "*", "$HOME"]))
         assert result.stdout == b"a  b * $HOME\n"
 
     @pytest.mark.anyio
-    async def test_stdin_is_passed(self, isolation_backend: Any) -> None:
+    async def test_stdin_is_passed(self, isolation_backend: Any,
+                                   suite_programs: SuitePrograms) -> None:
         """``stdin`` bytes are the program's standard input."""
         data = b"line one\nline two\n" * 1000
-        result = await run_bounded(isolation_backend, "/bin/cat", stdin=data)
+        result = await run_bounded(isolation_backend, *suite_programs.cat(), stdin=data)
         assert result.exit_code == 0
         assert result.stdout == data
 
     @pytest.mark.anyio
-    async def test_no_stdin_means_empty_input(self, isolation_backend: Any) -> None:
+    async def test_no_stdin_means_empty_input(self, isolation_backend: Any,
+                                              suite_programs: SuitePrograms) -> None:
         """Without ``stdin`` the program reads end-of-file at once (it does not hang)."""
-        result = await run_bounded(isolation_backend, "/bin/cat", timeout=20)
+        result = await run_bounded(isolation_backend, *suite_programs.cat(), timeout=20)
         assert result.exit_code == 0
         assert result.stdout == b""
 
     @pytest.mark.anyio
-    async def test_result_types(self, isolation_backend: Any) -> None:
+    async def test_result_types(self, isolation_backend: Any,
+                                suite_programs: SuitePrograms) -> None:
         """Every result field has the documented type."""
         from neuroflow.sandbox.result import SandboxResult, TerminationReason
 
-        result = await run_bounded(isolation_backend, "/bin/echo", ["typed"])
+        result = await run_bounded(isolation_backend, *suite_programs.echo(["typed"]))
         assert isinstance(result, SandboxResult)
         assert isinstance(result.exit_code, int)
         assert isinstance(result.stdout, bytes)
@@ -383,19 +554,21 @@ class IsolationBackendSuite:
         assert isinstance(result.stderr_truncated, bool)
 
     @pytest.mark.anyio
-    async def test_many_commands_in_a_row(self, isolation_backend: Any) -> None:
+    async def test_many_commands_in_a_row(self, isolation_backend: Any,
+                                          suite_programs: SuitePrograms) -> None:
         """One backend runs many commands, each with its own result."""
         for i in range(25):
-            result = await run_bounded(isolation_backend, "/bin/echo", [str(i)])
+            result = await run_bounded(isolation_backend, *suite_programs.echo([str(i)]))
             assert result.stdout == f"{i}\n".encode()
             assert result.exit_code == 0
 
     @pytest.mark.anyio
-    async def test_aclose_is_idempotent(self, isolation_backend: Any) -> None:
+    async def test_aclose_is_idempotent(self, isolation_backend: Any,
+                                        suite_programs: SuitePrograms) -> None:
         """``aclose()`` may be called twice, and the backend is an async context manager."""
         backend = isolation_backend
         async with backend as entered:
-            result = await run_bounded(entered, "/bin/echo", ["inside"])
+            result = await run_bounded(entered, *suite_programs.echo(["inside"]))
             assert result.stdout == b"inside\n"
         await backend.aclose()
         await backend.aclose()
@@ -416,12 +589,13 @@ class IsolationBackendSuite:
     # --- limits ----------------------------------------------------------------------------
 
     @pytest.mark.anyio
-    async def test_timeout_ends_a_sleeping_command(self, isolation_backend: Any) -> None:
+    async def test_timeout_ends_a_sleeping_command(self, isolation_backend: Any,
+                                                   suite_programs: SuitePrograms) -> None:
         """A command past the call's ``timeout`` is killed and reported ``TIMED_OUT``."""
         from neuroflow.sandbox.result import TerminationReason
 
         result = await run_bounded(
-            isolation_backend, "/bin/sh", ["-c", "sleep 3; echo survived"], timeout=0.5
+            isolation_backend, *suite_programs.sleep_then_print(3, "survived"), timeout=0.5
         )
         assert b"survived" not in result.stdout, "the command outlived its timeout"
         assert result.reason is TerminationReason.TIMED_OUT
@@ -429,25 +603,27 @@ class IsolationBackendSuite:
 
     @pytest.mark.anyio
     async def test_wall_timeout_setting_ends_a_sleeping_command(
-        self, make_isolation_backend: Callable[..., Any]
+        self, make_isolation_backend: Callable[..., Any], suite_programs: SuitePrograms
     ) -> None:
         """Without a call ``timeout``, the config's ``wall_timeout`` applies."""
         from neuroflow.sandbox.result import TerminationReason
 
         async with self._backend(make_isolation_backend, wall_timeout=0.5) as backend:
-            result = await run_bounded(backend, "/bin/sh", ["-c", "sleep 3; echo survived"])
+            result = await run_bounded(backend,
+                                       *suite_programs.sleep_then_print(3, "survived"))
         assert b"survived" not in result.stdout, "the command outlived wall_timeout=0.5"
         assert result.reason is TerminationReason.TIMED_OUT
 
+    @_feature("cpu_time_limit")
     @pytest.mark.anyio
     async def test_cpu_time_limit_stops_a_spinning_command(
-        self, make_isolation_backend: Callable[..., Any]
+        self, make_isolation_backend: Callable[..., Any], suite_programs: SuitePrograms
     ) -> None:
         """A program that would use 2.5 CPU seconds is stopped at ``cpu_time_limit=1``."""
         from neuroflow.sandbox.result import TerminationReason
 
         async with self._backend(make_isolation_backend, cpu_time_limit=1) as backend:
-            result = await run_bounded(backend, "/bin/sh", ["-c", _CPU_SPIN], timeout=50)
+            result = await run_bounded(backend, *suite_programs.cpu_spin(), timeout=50)
         if b"no-proc" in result.stdout:
             pytest.fail("the CPU test reads /proc/$$/stat to measure its own CPU time, "
                         "and the sandbox has no /proc")
@@ -455,9 +631,10 @@ class IsolationBackendSuite:
         assert result.reason is TerminationReason.CPU_LIMIT, result
         assert result.cpu_time_ms >= 500  # rusage lags the kernel's accounting a little
 
+    @_feature("memory_limit")
     @pytest.mark.anyio
     async def test_memory_limit_stops_a_growing_command(
-        self, make_isolation_backend: Callable[..., Any]
+        self, make_isolation_backend: Callable[..., Any], suite_programs: SuitePrograms
     ) -> None:
         """A program that would use ~384 MiB cannot under ``memory_limit`` = 32 MiB.
 
@@ -468,7 +645,7 @@ class IsolationBackendSuite:
 
         limit = 32 * MiB
         async with self._backend(make_isolation_backend, memory_limit=limit) as backend:
-            result = await run_bounded(backend, "/bin/sh", ["-c", _MEMORY_HOG], timeout=50)
+            result = await run_bounded(backend, *suite_programs.memory_hog(), timeout=50)
         assert b"survived" not in result.stdout, "the program used more than memory_limit"
         assert not result.ok
         assert result.reason in (TerminationReason.MEMORY_LIMIT, TerminationReason.EXITED,
@@ -476,8 +653,10 @@ class IsolationBackendSuite:
         if result.peak_memory_bytes is not None:
             assert result.peak_memory_bytes <= limit, result.peak_memory_bytes
 
+    @_feature("output_limit")
     @pytest.mark.anyio
-    async def test_output_is_capped(self, make_isolation_backend: Callable[..., Any]) -> None:
+    async def test_output_is_capped(self, make_isolation_backend: Callable[..., Any],
+                                    suite_programs: SuitePrograms) -> None:
         """Output past ``max_output_bytes`` is cut, reported and ends the program.
 
         Each stream is capped on its own; output of exactly the cap is kept whole.
@@ -486,27 +665,25 @@ class IsolationBackendSuite:
 
         cap = self.output_cap
         line = "0123456789abcde"  # with its newline, 16 bytes
-        flood = f"i=0; while [ $i -lt {cap // 4} ]; do echo {line}; i=$((i+1)); done"
         async with self._backend(make_isolation_backend, max_output_bytes=cap) as backend:
-            for target, stream, truncated in (("", "stdout", "stdout_truncated"),
-                                              (">&2", "stderr", "stderr_truncated")):
-                script = f"{{ {flood}; }} {target}; sleep 2; echo survived; echo survived >&2"
-                result = await run_bounded(backend, "/bin/sh", ["-c", script], timeout=30)
+            for stream, truncated in (("stdout", "stdout_truncated"),
+                                      ("stderr", "stderr_truncated")):
+                result = await run_bounded(backend,
+                                           *suite_programs.flood(stream, cap // 4, line),
+                                           timeout=30)
                 assert b"survived" not in result.stdout + result.stderr, (
                     f"the program went on after its {stream} passed the cap")
                 assert result.reason is TerminationReason.OUTPUT_LIMIT, (stream, result)
                 assert getattr(result, truncated), stream
                 assert len(getattr(result, stream)) == cap, stream
-            exact = await run_bounded(
-                backend, "/bin/sh",
-                ["-c", f"i=0; while [ $i -lt {cap // 16} ]; do echo {line}; i=$((i+1)); done"],
-            )
+            exact = await run_bounded(backend, *suite_programs.print_lines(cap // 16, line))
         assert exact.reason is TerminationReason.EXITED
         assert exact.stdout == f"{line}\n".encode() * (cap // 16)
         assert not exact.stdout_truncated
 
     # --- what runs, where, with what -----------------------------------------------------
 
+    @_feature("allowed_commands")
     @pytest.mark.anyio
     async def test_allowed_commands_refuses_before_running(
         self, make_isolation_backend: Callable[..., Any], tmp_path: Path
@@ -544,28 +721,29 @@ class IsolationBackendSuite:
 
     @pytest.mark.anyio
     async def test_environment_is_clean(
-        self, make_isolation_backend: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+        self, make_isolation_backend: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+        suite_programs: SuitePrograms,
     ) -> None:
         """Host variables are not visible inside, whether set before the backend was built
         or after; a variable passed with ``env`` is."""
         monkeypatch.setenv("NEUROFLOW_SUITE_BEFORE", "host-secret-before")
         async with self._backend(make_isolation_backend) as backend:
             monkeypatch.setenv("NEUROFLOW_SUITE_AFTER", "host-secret-after")
-            result = await run_bounded(
-                backend, "/bin/sh", ["-c", 'export -p; echo "given=$GIVEN"'],
-                env={"GIVEN": "yes"},
-            )
+            result = await run_bounded(backend, *suite_programs.show_environment(),
+                                       env={"GIVEN": "yes"})
         out = result.stdout + result.stderr
         assert result.ok, result
         for leaked in (b"NEUROFLOW_SUITE_AFTER", b"host-secret-after"):
             assert leaked not in out, "a host variable set after the backend was built leaked"
         for leaked in (b"NEUROFLOW_SUITE_BEFORE", b"host-secret-before"):
             assert leaked not in out, "a host variable set before the backend was built leaked"
-        assert result.stdout.endswith(b"given=yes\n")
+        assert b"GIVEN=yes" in result.stdout.splitlines(), result.stdout
 
+    @_feature("work_dir")
     @pytest.mark.anyio
     async def test_commands_run_in_the_work_dir(
-        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path,
+        suite_programs: SuitePrograms,
     ) -> None:
         """Relative paths are relative to ``work_dir``: read a file there, write one."""
         work = tmp_path / "work"
@@ -573,8 +751,7 @@ class IsolationBackendSuite:
         (work / "input.txt").write_text("from the host\n")
         async with self._backend(make_isolation_backend, work_dir=str(work)) as backend:
             result = await run_bounded(
-                backend, "/bin/sh", ["-c", "echo made > output.txt; cat input.txt"]
-            )
+                backend, *suite_programs.write_and_read("output.txt", "made", "input.txt"))
         assert (work / "output.txt").is_file(), "the command did not run in work_dir"
         assert (work / "output.txt").read_text() == "made\n"
         assert result.ok, result
@@ -583,7 +760,8 @@ class IsolationBackendSuite:
     # --- the whole process tree ----------------------------------------------------------
 
     async def _tree(self, make: Callable[..., Any], work: Path,
-                    attempts: tuple[tuple[float | None, str], ...]) -> tuple[Any, list[int]]:
+                    attempts: tuple[tuple[float | None, str], ...],
+                    programs: SuitePrograms | None = None) -> tuple[Any, list[int]]:
         """Run ``_TREE`` ending in ``tail``; the result and the processes that outlived it.
 
         ``attempts`` are ``(timeout, tail)`` pairs.  With a timeout the children must have
@@ -593,10 +771,9 @@ class IsolationBackendSuite:
         files = [work / "child.pid", work / "grandchild.pid"]
         for timeout, tail in attempts:
             marker = f"nf-suite-{uuid.uuid4().hex}"
-            script = _TREE.replace("MARKER", marker).replace("TAIL", tail)
+            program = (programs or SuitePrograms()).process_tree(marker, tail)
             async with self._backend(make, work_dir=str(work)) as backend:
-                result = await run_bounded(backend, "/bin/sh", ["-c", script],
-                                           timeout=timeout)
+                result = await run_bounded(backend, *program, timeout=timeout)
             started = b"started" in result.stdout
             pids = [_pid(f) for f in files] if started else []
             alive = _survivors(marker.encode(), pids)
@@ -606,26 +783,31 @@ class IsolationBackendSuite:
                 file.unlink(missing_ok=True)
         pytest.fail(f"the test program did not start its children: {result!r}")
 
+    @_feature("process_tree")
     @pytest.mark.anyio
     async def test_no_process_survives_the_run(
-        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path,
+        suite_programs: SuitePrograms,
     ) -> None:
         """When the command exits, its child and a double-forked, setsid'd grandchild die."""
         result, alive = await self._tree(make_isolation_backend, tmp_path / "work",
-                                         ((None, "exit 0"),))
+                                         ((None, "exit 0"),), suite_programs)
         assert result.ok, result
         assert alive == [], f"processes of the run outlived it: {alive}"
 
+    @_feature("process_tree")
     @pytest.mark.anyio
     async def test_no_process_survives_a_timeout(
-        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path,
+        suite_programs: SuitePrograms,
     ) -> None:
         """A timed-out command's child and double-forked grandchild die with it."""
         from neuroflow.sandbox.result import TerminationReason
 
         result, alive = await self._tree(
             make_isolation_backend, tmp_path / "work",
-            ((2.0, "sleep 4; echo survived"), (8.0, "sleep 16; echo survived")))
+            ((2.0, "sleep 4; echo survived"), (8.0, "sleep 16; echo survived")),
+            suite_programs)
         assert b"survived" not in result.stdout, "the command outlived its timeout"
         assert result.reason is TerminationReason.TIMED_OUT
         assert alive == [], f"processes of the timed-out run outlived it: {alive}"
@@ -634,13 +816,13 @@ class IsolationBackendSuite:
 
     @pytest.mark.anyio
     async def test_the_gate_sees_every_command(
-        self, make_isolation_backend: Callable[..., Any]
+        self, make_isolation_backend: Callable[..., Any], suite_programs: SuitePrograms
     ) -> None:
         """Each command is authorized first (as a ``command`` action naming it and its
         arguments) and its outcome recorded: success, failure and timeout alike."""
         gate = RecordingGate()
-        runs = [("/bin/echo", ["hello", "gate"], None), ("/bin/sh", ["-c", "exit 3"], None),
-                ("/bin/sleep", ["3"], 0.5)]
+        runs = [(*suite_programs.echo(["hello", "gate"]), None),
+                (*suite_programs.exit_with(3), None), (*suite_programs.sleep(3), 0.5)]
         async with self._backend(make_isolation_backend, gate=gate) as backend:
             results = [await run_bounded(backend, command, args, timeout=timeout)
                        for command, args, timeout in runs]
@@ -655,20 +837,21 @@ class IsolationBackendSuite:
 
     @pytest.mark.anyio
     async def test_a_denying_gate_stops_the_command(
-        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path,
+        suite_programs: SuitePrograms,
     ) -> None:
         """A command the gate denies raises ``SecurityError`` and never runs; the same
         command under an allowing gate writes the file the denied one did not."""
         from neuroflow.errors import SecurityError
 
         work = tmp_path / "work"
-        touch = ["-c", "echo ran > gated.txt"]
+        touch = suite_programs.write_file("gated.txt", "ran")
         denying = RecordingGate(deny=True)
         async with self._backend(make_isolation_backend, gate=denying,
                                  work_dir=str(work)) as backend:
             refused = None
             try:
-                await run_bounded(backend, "/bin/sh", touch)
+                await run_bounded(backend, *touch)
             except SecurityError as exc:
                 refused = exc
         assert not (work / "gated.txt").exists(), "the gate denied the command, but it ran"
@@ -678,6 +861,6 @@ class IsolationBackendSuite:
         allowing = RecordingGate()
         async with self._backend(make_isolation_backend, gate=allowing,
                                  work_dir=str(work)) as backend:
-            ran = await run_bounded(backend, "/bin/sh", touch)
+            ran = await run_bounded(backend, *touch)
         assert ran.ok, ran
         assert (work / "gated.txt").read_text() == "ran\n"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from neuroflow.errors import ConfigError
 from neuroflow.sandbox import SandboxSecurityLevel
+from neuroflow.sandbox import validators as v
 
 MiB = 1024 * 1024
 #: Default folder of the compiled-module cache, when neither ``cache_dir`` nor
@@ -30,31 +31,6 @@ def default_cache_dir() -> str:
         return explicit
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, DEFAULT_CACHE_SUBDIR)
-
-
-def _number(kind: str, *, integer: bool, optional: bool = True, minimum: float = 0) -> Any:
-    """A validator: ``None`` (if ``optional``) or a number greater than ``minimum``."""
-
-    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if value is None and optional:
-            return
-        expected = f"{kind} or None" if optional else kind
-        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            raise ConfigError(f"{attribute.name}: expected {expected}, got {value!r}")
-        if value <= minimum:
-            raise ConfigError(
-                f"{attribute.name}: expected {kind} greater than {minimum:g}, got {value!r}")
-
-    return check
-
-
-def _check_bool(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{attribute.name}: expected true or false, got {value!r}")
-
-
-def _path_str(value: Any) -> Any:
-    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def _check_text(what: str) -> Any:
@@ -75,10 +51,10 @@ class Preopen:
         read_only: the module may read but not create, change or delete anything in it.
     """
 
-    host_path: str = attrs.field(converter=_path_str,
+    host_path: str = attrs.field(converter=v.path_str,
                                  validator=_check_text("a host directory path"))
     guest_path: str = attrs.field(validator=_check_text("a guest path such as '/data'"))
-    read_only: bool = attrs.field(default=True, validator=_check_bool)
+    read_only: bool = attrs.field(default=True, validator=v.check_bool)
 
 
 def _to_preopen(index: int, item: Any) -> Preopen:
@@ -121,43 +97,10 @@ def _check_preopens(instance: object, attribute: attrs.Attribute,
         seen.add(item.guest_path)
 
 
-def _to_env(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"env: expected a table of NAME = value strings, got {value!r}")
-    return dict(value)
-
-
-def _check_env(instance: object, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
-    for key, item in value.items():
-        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
-            raise ConfigError(f"{attribute.name}: invalid variable name {key!r}")
-        if not isinstance(item, str) or "\0" in item:
-            raise ConfigError(f"{attribute.name}.{key}: expected a string value, got {item!r}")
-
-
-def _to_args(value: Any) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ConfigError(f"args: expected a list of strings, got {value!r}")
-    return tuple(value)
-
-
 def _check_args(instance: object, attribute: attrs.Attribute, value: tuple[Any, ...]) -> None:
     for item in value:
         if not isinstance(item, str) or "\0" in item:
             raise ConfigError(f"{attribute.name}: expected strings without NUL, got {item!r}")
-
-
-def _to_level(value: Any) -> SandboxSecurityLevel:
-    try:
-        return SandboxSecurityLevel(value)
-    except ValueError:
-        known = ", ".join(level.value for level in SandboxSecurityLevel)
-        raise ConfigError(f"security_level: expected one of {known}, got {value!r}") from None
-
-
-def _check_cache_dir(instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ConfigError(f"{attribute.name}: expected a directory path or None, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -169,7 +112,8 @@ class WasmSandboxConfig:
     Attributes:
         max_memory_bytes: linear memory of the whole store (all memories together).  A
             module whose initial memory is larger fails to start (``memory_limit``);
-            ``memory.grow`` past it returns -1 to the module.
+            ``memory.grow`` past it returns -1 to the module, and the run ends as
+            ``memory_limit`` at its next epoch check or sleep.
         timeout_seconds: wall-clock limit of one execution, enforced by epoch
             interruption (also while the module sleeps in ``poll_oneoff``).
         max_fuel: instructions budget (wasmtime fuel) of one execution; ``None`` turns
@@ -207,43 +151,50 @@ class WasmSandboxConfig:
             the machine, as its first compile takes a minute or more.
     """
 
+    #: The ``neuroflow sandbox run`` flags that apply, and the fields they set (--cpu,
+    #: --max-processes, --workdir, --allow and --allow-weaker do not: fuel, not CPU time,
+    #: bounds a module, which starts no process and sees only its preopens).
+    cli_flags: ClassVar[Mapping[str, str]] = {
+        "timeout": "timeout_seconds", "memory": "max_memory_bytes",
+        "max_output": "max_output_bytes"}
+
     max_memory_bytes: int | None = attrs.field(
-        default=128 * MiB, validator=_number("an integer number of bytes", integer=True))
+        default=128 * MiB, validator=v.number("an integer number of bytes", integer=True))
     timeout_seconds: float | None = attrs.field(
-        default=30.0, validator=_number("a number of seconds", integer=False))
+        default=30.0, validator=v.number("a number of seconds", integer=False))
     max_fuel: int | None = attrs.field(
-        default=None, validator=_number("an integer amount of fuel", integer=True))
+        default=None, validator=v.number("an integer amount of fuel", integer=True))
     max_output_bytes: int | None = attrs.field(
-        default=4 * MiB, validator=_number("an integer number of bytes", integer=True))
+        default=4 * MiB, validator=v.number("an integer number of bytes", integer=True))
     max_table_elements: int | None = attrs.field(
-        default=1_000_000, validator=_number("an integer count", integer=True))
+        default=1_000_000, validator=v.number("an integer count", integer=True))
     max_instances: int | None = attrs.field(
-        default=16, validator=_number("an integer count", integer=True))
+        default=16, validator=v.number("an integer count", integer=True))
     max_tables: int | None = attrs.field(
-        default=16, validator=_number("an integer count", integer=True))
+        default=16, validator=v.number("an integer count", integer=True))
     max_memories: int | None = attrs.field(
-        default=16, validator=_number("an integer count", integer=True))
+        default=16, validator=v.number("an integer count", integer=True))
     max_stack_bytes: int | None = attrs.field(
-        default=None, validator=_number("an integer number of bytes", integer=True,
+        default=None, validator=v.number("an integer number of bytes", integer=True,
                                         minimum=4095))
     preopens: tuple[Preopen, ...] = attrs.field(
         default=(), converter=_to_preopens, validator=_check_preopens)
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_to_env,
-                                         validator=_check_env)
-    args: tuple[str, ...] = attrs.field(default=(), converter=_to_args,
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=v.env_table,
+                                         validator=v.check_env)
+    args: tuple[str, ...] = attrs.field(default=(), converter=v.str_tuple("args"),
                                         validator=_check_args)
     entry: str = attrs.field(default="_start", validator=_check_text("an export name"))
-    cache_dir: str | None = attrs.field(default=None, converter=_path_str,
-                                        validator=_check_cache_dir)
-    disk_cache: bool = attrs.field(default=True, validator=_check_bool)
+    cache_dir: str | None = attrs.field(default=None, converter=v.path_str,
+                                        validator=v.check_optional_dir)
+    disk_cache: bool = attrs.field(default=True, validator=v.check_bool)
     memory_cache_entries: int = attrs.field(
-        default=64, validator=_number("an integer count", integer=True, optional=False))
+        default=64, validator=v.number("an integer count", integer=True, optional=False))
     max_concurrent: int = attrs.field(
-        default=16, validator=_number("an integer count", integer=True, optional=False))
-    python_cache_dir: str | None = attrs.field(default=None, converter=_path_str,
-                                               validator=_check_cache_dir)
+        default=16, validator=v.number("an integer count", integer=True, optional=False))
+    python_cache_dir: str | None = attrs.field(default=None, converter=v.path_str,
+                                               validator=v.check_optional_dir)
     security_level: SandboxSecurityLevel = attrs.field(
-        default=SandboxSecurityLevel.STANDARD, converter=_to_level)
+        default=SandboxSecurityLevel.STANDARD, converter=v.security_level)
 
     def __attrs_post_init__(self) -> None:
         level = self.security_level

@@ -14,6 +14,7 @@ loop run it in a worker thread.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ import attrs
 import wasmtime
 
 from neuroflow.errors import SandboxError
+from neuroflow_sandbox_wasm.memory import install as install_memory_creator
 from neuroflow_sandbox_wasm.wasi_io import define_poll_oneoff
 
 #: Seconds between two epoch ticks: the resolution of ``timeout_seconds``.
@@ -49,6 +51,15 @@ def wasmtime_version() -> str:
 _WASMTIME_VERSION = wasmtime_version()
 
 
+_TICKERS: list[EpochTicker] = []
+
+
+@atexit.register
+def _stop_tickers() -> None:
+    for ticker in list(_TICKERS):
+        ticker.stop()
+
+
 class EpochTicker:
     """Advances one engine's epoch every :data:`TICK_SECONDS` while executions run.
 
@@ -62,7 +73,9 @@ class EpochTicker:
         self._active = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self.ticks = 0
+        _TICKERS.append(self)
 
     @property
     def tick_seconds(self) -> float:
@@ -85,15 +98,30 @@ class EpochTicker:
         with self._cond:
             self._active -= 1
 
+    def stop(self) -> None:
+        """End the thread (at interpreter exit): a daemon thread woken while the
+        interpreter finalizes is killed where it stands, and one killed inside wasmtime's
+        native code aborts the process."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=1.0)
+
     def _loop(self) -> None:
         # Ticks follow the clock, not the number of sleeps: on a loaded machine a sleep
         # lasts longer than asked, and the missed ticks are made up at once.
         due = time.monotonic() + self._tick
         while True:
             with self._cond:
+                if self._stopped:
+                    return
                 if self._active == 0:
-                    while self._active == 0:
+                    while self._active == 0 and not self._stopped:
                         self._cond.wait()
+                    if self._stopped:
+                        return
                     due = time.monotonic() + self._tick
             delay = due - time.monotonic()
             if delay > 0:
@@ -114,12 +142,14 @@ class CompiledModule:
         module: the wasmtime ``Module``.
         pre: the module pre-linked against the runtime's linker (fast instantiation).
         source: ``"compiled"`` or ``"disk"``: where it came from the first time.
+        size: the module's size in bytes.
     """
 
     sha256: str
     module: wasmtime.Module
     pre: wasmtime.InstancePre
     source: str
+    size: int = 0
 
 
 def _private_dir(path: str) -> bool:
@@ -248,6 +278,7 @@ class Runtime:
         config.epoch_interruption = True
         if options.get("max_wasm_stack") is not None:
             config.max_wasm_stack = int(options["max_wasm_stack"])
+        install_memory_creator(config)
         self.engine = wasmtime.Engine(config)
         self.consume_fuel = bool(options["consume_fuel"])
         self.linker = wasmtime.Linker(self.engine)
@@ -328,7 +359,7 @@ class Runtime:
             raise SandboxError(
                 f"module: cannot be linked: {_first_line(exc)} (it imports {imports}; only "
                 "wasi_snapshot_preview1 is provided)") from None
-        return CompiledModule(sha256, module, pre, source), source
+        return CompiledModule(sha256, module, pre, source, len(data)), source
 
 
 def _first_line(exc: BaseException) -> str:

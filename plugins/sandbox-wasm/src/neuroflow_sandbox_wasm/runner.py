@@ -17,12 +17,15 @@ import wasmtime
 
 from neuroflow_sandbox_wasm.config import Preopen, WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime
+from neuroflow_sandbox_wasm.memory import MEMORY_MESSAGE, MemoryBudget, set_budget
 from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason, WasmResult
 from neuroflow_sandbox_wasm.wasi_io import (
     CANCELLED_MESSAGE,
+    OUTPUT_MESSAGE,
     TIMED_OUT_MESSAGE,
     OutputSink,
     RunControl,
+    must_move,
     set_deadline,
     set_stdin_bytes,
     sleep_cut_short,
@@ -46,19 +49,6 @@ class RunPlan:
     files_guest_path: str = "/work"
 
 
-def _exports_memory_size(instance: wasmtime.Instance | None, store: wasmtime.Store) -> int:
-    if instance is None:
-        return 0
-    total = 0
-    try:
-        for item in instance.exports(store).by_index:
-            if isinstance(item, wasmtime.Memory):
-                total += item.data_len(store)
-    except Exception:  # noqa: BLE001 - a size we cannot read is reported as 0
-        return total
-    return total
-
-
 def _trap_reason(exc: BaseException) -> WasmEndReason:
     code = getattr(exc, "trap_code", None) if isinstance(exc, wasmtime.Trap) else None
     if code is wasmtime.TrapCode.OUT_OF_FUEL:
@@ -68,6 +58,10 @@ def _trap_reason(exc: BaseException) -> WasmEndReason:
     text = str(exc).lower()
     if TIMED_OUT_MESSAGE.lower() in text:
         return WasmEndReason.TIMED_OUT
+    if OUTPUT_MESSAGE.lower() in text:
+        return WasmEndReason.OUTPUT_LIMIT
+    if MEMORY_MESSAGE.lower() in text:
+        return WasmEndReason.MEMORY_LIMIT
     if CANCELLED_MESSAGE.lower() in text:
         return WasmEndReason.ERROR
     if "all fuel consumed" in text or "out of fuel" in text:
@@ -89,15 +83,21 @@ def _message(exc: BaseException) -> str:
 
 
 def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxConfig,
-               plan: RunPlan, cache: str, control: RunControl | None = None) -> WasmResult:
+               plan: RunPlan, cache: str, control: RunControl | None = None, *,
+               inline: bool = False) -> WasmResult | None:
     """Instantiate ``compiled`` in a fresh store, call the entry, return how it ended.
 
     ``control`` (made here when not given) lets another thread cancel the execution.
+    ``inline``: it runs on an event loop's thread; if the module would sleep, it is
+    stopped and ``None`` is returned (it had no effect but its discarded output: the
+    caller runs it again in a worker thread).
     """
     if control is None:
         control = RunControl(runtime.ticker.tick_seconds)
-    stdout = OutputSink(config.max_output_bytes)
-    stderr = OutputSink(config.max_output_bytes)
+    budget = MemoryBudget(config.max_memory_bytes)
+    control.budget = budget
+    stdout = OutputSink(config.max_output_bytes, control)
+    stderr = OutputSink(config.max_output_bytes, control)
     store = wasmtime.Store(runtime.engine)
     instance: wasmtime.Instance | None = None
     exit_code = 0
@@ -122,8 +122,8 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
         if plan.files_dir is not None:
             wasi.preopen_dir(plan.files_dir, plan.files_guest_path, True)
         store.set_wasi(wasi)
+        # Linear memory is judged by the budget (see memory.py), which sees a refused grow.
         store.set_limits(
-            memory_size=-1 if config.max_memory_bytes is None else config.max_memory_bytes,
             table_elements=-1 if config.max_table_elements is None
             else config.max_table_elements,
             instances=-1 if config.max_instances is None else config.max_instances,
@@ -135,7 +135,8 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
         deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
         control.deadline = deadline
         control.attach(store)
-        set_deadline(deadline)
+        set_deadline(deadline, control, inline)
+        set_budget(budget)
         try:
             instance = compiled.pre.instantiate(store)
         except wasmtime.ExitTrap as exc:
@@ -170,6 +171,9 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
                 fuel_left = store.get_fuel()
             except wasmtime.WasmtimeError:
                 fuel_left = 0
+        if inline and must_move():
+            store.close()
+            return None
         if sleep_cut_short():
             # The deadline passed while it slept: whatever it did next, time was up.
             reason = WasmEndReason.TIMED_OUT
@@ -177,18 +181,19 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
     finally:
         ticker.exit()
         set_deadline(None)
+        set_budget(None)
         wall_ms = (time.perf_counter() - started_wall) * 1000.0
         cpu_ms = (time.thread_time() - started_cpu) * 1000.0
-    peak = _exports_memory_size(instance, store)
+    peak = budget.peak
     store.close()  # frees the WASI context (and the output sinks' keys) now
     return _result(config, plan, compiled, cache, stdout, stderr, exit_code, reason, trap,
-                   fuel_left, peak, wall_ms, cpu_ms)
+                   fuel_left, peak, wall_ms, cpu_ms, budget.refused is not None)
 
 
 def _result(config: WasmSandboxConfig, plan: RunPlan, compiled: CompiledModule, cache: str,
             stdout: OutputSink, stderr: OutputSink, exit_code: int, reason: WasmEndReason,
             trap: str | None, fuel_left: int | None, peak: int, wall_ms: float,
-            cpu_ms: float) -> WasmResult:
+            cpu_ms: float, memory_refused: bool) -> WasmResult:
     limits: list[str] = []
     files, files_truncated = (None, False)
     if plan.files_dir is not None:
@@ -199,10 +204,8 @@ def _result(config: WasmSandboxConfig, plan: RunPlan, compiled: CompiledModule, 
         limits.append("fuel")
     if reason is WasmEndReason.TIMED_OUT:
         limits.append("timeout")
-    near_memory_limit = (config.max_memory_bytes is not None
-                         and peak + WASM_PAGE > config.max_memory_bytes)
-    failed = reason is not WasmEndReason.EXITED or exit_code != 0
-    if reason is WasmEndReason.MEMORY_LIMIT or (near_memory_limit and failed):
+    # A memory.grow past the limit was refused (and the run ended at its next check).
+    if reason is WasmEndReason.MEMORY_LIMIT or memory_refused:
         limits.append("memory")
         if reason in (WasmEndReason.EXITED, WasmEndReason.TRAPPED):
             reason = WasmEndReason.MEMORY_LIMIT

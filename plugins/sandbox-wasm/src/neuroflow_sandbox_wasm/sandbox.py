@@ -22,11 +22,13 @@ import os
 import posixpath
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
@@ -42,6 +44,16 @@ ModuleInput = bytes | bytearray | memoryview | str | os.PathLike[str]
 
 #: Modules at least this large are hashed in the worker thread, not on the event loop.
 _HASH_INLINE_LIMIT = 256 * 1024
+#: An execution runs on the event loop itself, without the hop to a worker thread, when
+#: its fuel is at most this (fuel metering on), its module is compiled and in memory and
+#: at most ``_HASH_INLINE_LIMIT`` bytes, and it can reach no host file (no ``preopens``,
+#: no ``files=`` folder: opening a FIFO could block).  Fuel bounds its computing (a few
+#: milliseconds at worst here; ``benchmarks/bench_wasm.py`` prints it), and a module that
+#: would sleep is stopped at once and run again in a worker thread: it had no effect but
+#: its output, which is dropped.
+INLINE_MAX_FUEL = 100_000
+#: Inline executions back to back let the loop's other tasks run at least this often.
+INLINE_YIELD_SECONDS = 0.002
 #: Guest path of the folder ``execute(files=...)`` fills.
 FILES_GUEST_PATH = "/work"
 
@@ -97,6 +109,8 @@ class WasmSandbox:
         self._limiter: anyio.CapacityLimiter | None = None
         self._path_hashes: dict[tuple[str, int, int, int, int], str] = {}
         self._closed = False
+        self._inline_ok = not config.preopens
+        self._yielded = 0.0
 
     # --- public API ----------------------------------------------------------------------
 
@@ -401,10 +415,32 @@ class WasmSandbox:
         return self._runtime.load(data, sha, cache_dir=self._cache_dir,
                                   keep=self.config.memory_cache_entries)
 
+    def _inline_module(self, source: _Source, plan: RunPlan,
+                       files: Mapping[str, bytes | str] | None) -> CompiledModule | None:
+        """The compiled module, if this execution may run on the event loop (see
+        :data:`INLINE_MAX_FUEL`)."""
+        if (files is not None or plan.fuel is None or plan.fuel > INLINE_MAX_FUEL
+                or source.sha256 is None or not self._inline_ok):
+            return None
+        compiled = self._runtime.cached(source.sha256)
+        if compiled is None or compiled.size > _HASH_INLINE_LIMIT:
+            return None
+        return compiled
+
     async def _run(self, source: _Source, plan: RunPlan,
                    files: Mapping[str, bytes | str] | None) -> WasmResult:
         config, runtime = self.config, self._runtime
         control = RunControl(runtime.ticker.tick_seconds)
+        inline = self._inline_module(source, plan, files)
+        if inline is not None:
+            # Executions back to back must not starve the loop's other tasks.
+            if time.perf_counter() - self._yielded > INLINE_YIELD_SECONDS:
+                await anyio.lowlevel.checkpoint()
+                self._yielded = time.perf_counter()
+            result = run_module(runtime, inline, config, plan, "memory", control, inline=True)
+            if result is not None:
+                return result
+            control = RunControl(runtime.ticker.tick_seconds)  # it would sleep: a worker
 
         def work() -> WasmResult:
             compiled, cache = self._compile(source)

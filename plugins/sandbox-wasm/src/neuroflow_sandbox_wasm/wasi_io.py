@@ -3,11 +3,16 @@
 - :class:`OutputSink`: stdout/stderr captured in memory up to a cap.  wasmtime-py's own
   ``stdout_custom`` keeps callbacks in a process-global slab that is not safe when many
   threads create and drop stores at once (one run's output could reach another's
-  buffer), so the C callback here gets its own key and looks it up in a dict.
+  buffer), so the C callback here gets its own key and looks it up in a dict.  Passing
+  the cap on either stream ends the run: nothing either stream gets afterwards is kept,
+  and the module traps at its next epoch check or sleep.
 - :func:`set_stdin_bytes`: stdin from bytes, without a temporary file.
 - :func:`define_poll_oneoff`: WASI's ``poll_oneoff`` (sleep, ``select``) replaced by one
-  that never sleeps past the execution's wall-clock deadline.  wasmtime's own blocks the
-  thread for as long as the module asks, and epoch interruption cannot stop a host call.
+  that never sleeps past the execution's wall-clock deadline, and traps the module there
+  (wasmtime's own blocks the thread for as long as the module asks, and epoch
+  interruption cannot stop a host call).  It is defined through the C API so that it can
+  return a trap of its own: wasmtime-py's host functions report a Python exception
+  through one process-wide slot, which concurrent executions could read for each other.
 
 These use ``wasmtime._ffi`` (the C API bindings), stable within wasmtime 49.x, which this
 distribution pins.
@@ -27,6 +32,8 @@ import wasmtime
 from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 
+from neuroflow_sandbox_wasm.memory import MEMORY_MESSAGE, MemoryBudget
+
 _OUTPUT_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p,
                                     ctypes.POINTER(ctypes.c_ubyte), ctypes.c_size_t)
 _FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -42,21 +49,31 @@ class OutputSink:
     is set; the bytes kept are the first ``cap``.
     """
 
-    __slots__ = ("buf", "cap", "truncated")
+    __slots__ = ("buf", "cap", "control", "truncated")
 
-    def __init__(self, cap: int | None) -> None:
+    def __init__(self, cap: int | None, control: RunControl | None = None) -> None:
         self.buf = bytearray()
         self.cap = cap
         self.truncated = False
+        self.control = control
 
     def write(self, ptr: Any, size: int) -> int:
-        """Keep up to the cap; return the bytes accepted or ``-EIO``."""
+        """Keep up to the cap; return the bytes accepted or ``-EIO``.
+
+        Past the cap, the run's control (if any) is told: the run ends, and neither of
+        its streams keeps anything more.
+        """
+        control = self.control
+        if control is not None and control.output_capped:
+            return -errno.EIO
         cap = self.cap
         if cap is not None and len(self.buf) + size > cap:
             room = cap - len(self.buf)
             if room > 0:
                 self.buf += ctypes.string_at(ptr, room)
             self.truncated = True
+            if control is not None:
+                control.output_capped = True
             return -errno.EIO
         self.buf += ctypes.string_at(ptr, size)
         return size
@@ -100,6 +117,9 @@ def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
 #: Trap messages of an execution this module ended.
 TIMED_OUT_MESSAGE = "neuroflow: the wall-clock timeout passed"
 CANCELLED_MESSAGE = "neuroflow: the execution was cancelled"
+OUTPUT_MESSAGE = "neuroflow: the output cap was reached"
+#: Trap message of an inline execution that would block (it is run again in a worker).
+MOVE_MESSAGE = "neuroflow: an inline execution would block"
 #: Epoch ticks between two looks at a run's control (cancellation is seen this often).
 CHECK_TICKS = 5
 
@@ -116,12 +136,26 @@ class RunControl:
     returns an error and the module traps at once; otherwise it runs on.
     """
 
-    __slots__ = ("cancelled", "deadline", "tick")
+    __slots__ = ("budget", "cancelled", "deadline", "output_capped", "tick")
 
     def __init__(self, tick: float) -> None:
         self.deadline: float | None = None
         self.cancelled = False
+        self.output_capped = False
         self.tick = tick
+        self.budget: MemoryBudget | None = None
+
+    def stop_message(self) -> str | None:
+        """Why the execution must stop now (a trap message), or ``None``."""
+        if self.cancelled:
+            return CANCELLED_MESSAGE
+        if self.output_capped:
+            return OUTPUT_MESSAGE
+        if self.budget is not None and self.budget.refused is not None:
+            return MEMORY_MESSAGE
+        if self.deadline is not None and self.deadline <= time.monotonic():
+            return TIMED_OUT_MESSAGE
+        return None
 
     def cancel(self) -> None:
         """End the execution at its next epoch check (thread-safe)."""
@@ -146,12 +180,11 @@ def _epoch_callback(context: Any, key: int | None, delta: Any, kind: Any) -> int
         control = _CONTROLS.get(key or 0)
         ticks = CHECK_TICKS
         if control is not None:
-            if control.cancelled:
-                return _error(CANCELLED_MESSAGE)
+            stop = control.stop_message()
+            if stop is not None:
+                return _error(stop)
             if control.deadline is not None:
                 left = control.deadline - time.monotonic()
-                if left <= 0:
-                    return _error(TIMED_OUT_MESSAGE)
                 ticks = max(1, min(CHECK_TICKS, int(left / control.tick)))
         delta[0] = ticks
         kind[0] = 0  # continue
@@ -182,10 +215,20 @@ _SUBCLOCKFLAG_ABSTIME = 1
 _OVERSHOOT = 0.05
 
 
-def set_deadline(deadline: float | None) -> None:
-    """Set the wall-clock deadline (``time.monotonic()``) of the execution on this thread."""
+def set_deadline(deadline: float | None, control: RunControl | None = None,
+                 inline: bool = False) -> None:
+    """Set the wall-clock deadline (``time.monotonic()``) and the control of the execution
+    on this thread; ``inline``: it runs on an event loop, and must not sleep."""
     _current.deadline = deadline
+    _current.control = control
     _current.cut_short = False
+    _current.inline = inline
+    _current.moved = False
+
+
+def must_move() -> bool:
+    """Whether the inline execution on this thread stopped because it would block."""
+    return bool(getattr(_current, "moved", False))
 
 
 def sleep_cut_short() -> bool:
@@ -229,14 +272,16 @@ def _poll_oneoff(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
                                           0, 0))
         if not events and soonest is not None:
             wait = soonest[0] / 1e9
+            if wait > 0 and getattr(_current, "inline", False):
+                _current.moved = True  # trapped below; the sandbox runs it in a worker
+                return _ERRNO_SUCCESS
             deadline = getattr(_current, "deadline", None)
             if deadline is not None:
                 allowed = max(0.0, deadline - time.monotonic()) + _OVERSHOOT
                 if wait > allowed:
                     wait = allowed
                     _current.cut_short = True
-            if wait > 0:
-                time.sleep(wait)
+            _sleep(wait)
             events.append(struct.pack("<QHBxxxxxQHxxxxxx", soonest[1], 0, _EVENTTYPE_CLOCK,
                                       0, 0))
         memory.write(caller, b"".join(events), out_ptr)
@@ -246,9 +291,69 @@ def _poll_oneoff(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
         return _ERRNO_FAULT
 
 
+#: Longest single sleep: a sleeping module sees its cancellation this often.
+_SLEEP_SLICE = 0.05
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep ``seconds``, in slices, waking early when the run must stop."""
+    end = time.monotonic() + seconds
+    control = getattr(_current, "control", None)
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        if control is not None and control.stop_message() is not None:
+            return
+        time.sleep(min(left, _SLEEP_SLICE))
+
+
+def _stop_after_poll() -> str | None:
+    """The trap message ending the module after its ``poll_oneoff``, or ``None``."""
+    if getattr(_current, "moved", False):
+        return MOVE_MESSAGE
+    if getattr(_current, "cut_short", False):
+        return TIMED_OUT_MESSAGE
+    control = getattr(_current, "control", None)
+    return control.stop_message() if control is not None else None
+
+
+@ffi.wasmtime_func_callback_t
+def _poll_trampoline(env: Any, caller_ptr: Any, params: Any, nparams: int, results: Any,
+                     nresults: int) -> int:
+    caller = wasmtime.Caller(caller_ptr)
+    try:
+        errno_value = _poll_oneoff(caller, params[0].of.i32, params[1].of.i32,
+                                   params[2].of.i32, params[3].of.i32)
+        stop = _stop_after_poll()
+        if stop is not None:
+            raw = stop.encode()
+            trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(raw), len(raw))
+            return ctypes.cast(trap, ctypes.c_void_p).value or 0
+        results[0].kind = ffi.WASMTIME_I32.value
+        results[0].of.i32 = errno_value
+        return 0
+    except BaseException:  # noqa: BLE001 - nothing may unwind into wasmtime
+        raw = b"neuroflow: poll_oneoff failed"
+        trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(raw), len(raw))
+        return ctypes.cast(trap, ctypes.c_void_p).value or 0
+    finally:
+        caller._invalidate()
+
+
+@_FINALIZER
+def _no_finalizer(env: int | None) -> None:
+    return None
+
+
 def define_poll_oneoff(linker: wasmtime.Linker) -> None:
     """Shadow WASI's ``poll_oneoff`` in ``linker`` (which must allow shadowing)."""
     i32 = wasmtime.ValType.i32()
-    linker.define_func("wasi_snapshot_preview1", "poll_oneoff",
-                       wasmtime.FuncType([i32, i32, i32, i32], [i32]), _poll_oneoff,
-                       access_caller=True)
+    functype = wasmtime.FuncType([i32, i32, i32, i32], [i32])
+    module, name = b"wasi_snapshot_preview1", b"poll_oneoff"
+    error = ffi.wasmtime_linker_define_func(
+        linker.ptr(), ctypes.create_string_buffer(module), len(module),
+        ctypes.create_string_buffer(name), len(name), functype.ptr(), _poll_trampoline,
+        None, _no_finalizer)
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
