@@ -126,7 +126,12 @@ def rows_from_lines(data: bytes) -> tuple[list[Row], list[str]]:
         if not line.strip():
             continue
         try:
-            rows.append(row_from_local(json.loads(line)))
-        except (ValueError, RecordError) as exc:
+            record = json.loads(line)
+        except ValueError as exc:
+            problems.append(f"line {number}: not a JSON span record: {exc}")
+            continue
+        try:
+            rows.append(row_from_local(record))
+        except RecordError as exc:
             problems.append(f"line {number}: {exc}")
     return rows, problems
