@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Console, run_demo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from conftest import Console, run_demo
 
 
 def audit_lines(project: Path) -> list[dict[str, Any]]:

@@ -43,7 +43,6 @@ def neuroflow_cli_commands(cli: click.Group) -> None:
         OTLP/HTTP traces on /v1/traces.
         """
         from neuroflow.errors import ConfigError
-
         from neuroflow_console.serve import serve
 
         try:

@@ -39,7 +39,6 @@ def pick_sources(traces: Path | None, audit_log: Path | None
     """The trace file, the audit log and ``[security.audit]`` if the log is the configured
     one: the options given, else the configuration's, else ``neuroflow demo``'s files."""
     from neuroflow import get_config
-
     from neuroflow_console.sources import audit_settings
 
     if traces is None:

@@ -178,8 +178,8 @@ class SpanStore:
     def add_audit(self, records: Iterable[dict[str, Any]], raw: Iterable[str]) -> int:
         """Store audit records (by ``seq``; a record read again replaces the earlier copy);
         return how many were given."""
-        values = [tuple(_text(r.get(f)) if f != "seq" else r.get("seq") for f in _AUDIT_FIELDS)
-                  + (line,) for r, line in zip(records, raw, strict=True)]
+        values = [(r.get("seq"), *(_text(r.get(f)) for f in _AUDIT_FIELDS[1:]), line)
+                  for r, line in zip(records, raw, strict=True)]
         if not values:
             return 0
         with self._lock:
