@@ -6,6 +6,11 @@ const banner = document.getElementById("banner");
 const live = document.getElementById("live");
 let current = { name: null, onEvent: null };
 
+// Put nodes in the view; null, undefined and false stand for "nothing here".
+function show(...nodes) {
+  view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
+}
+
 async function api(path) {
   const response = await fetch(path, { credentials: "same-origin" });
   const body = await response.json().catch(() => ({}));
@@ -43,7 +48,7 @@ function showVerdict(verdict) {
 
 async function runsView() {
   const box = el("div");
-  view.replaceChildren(el("div.toolbar", {}, el("h2", { text: "Agent runs" }),
+  show(el("div.toolbar", {}, el("h2", { text: "Agent runs" }),
     el("span.muted", { text: "newest first · updates live" })), box);
   let known = null;
   async function refresh() {
@@ -68,7 +73,7 @@ async function runsView() {
 
 async function tracesView() {
   const box = el("div");
-  view.replaceChildren(el("div.toolbar", {}, el("h2", { text: "All traces" })), box);
+  show(el("div.toolbar", {}, el("h2", { text: "All traces" })), box);
   async function refresh() {
     const { traces } = await api("/api/traces?limit=200");
     box.replaceChildren(table(["started", "root span", "spans", "errors", "duration", "services"],
@@ -86,7 +91,7 @@ async function traceView(traceId) {
   const detail = el("div.panel#span-detail", {}, el("p.muted", { text: "Click a span to see its attributes, guard decision and audit record." }));
   const wfBox = el("div#waterfall");
   const notice = el("button", { hidden: true, text: "new spans arrived: refresh", onclick: () => route() });
-  view.replaceChildren(
+  show(
     el("div.toolbar", {},
       el("h2", { text: trace.root_name || traceId }),
       el("span.muted", { text: `${trace.spans} spans · ${fmtMs(trace.trace_duration_ms)} · services: ${trace.services.join(", ")}` }),
@@ -99,9 +104,9 @@ async function traceView(traceId) {
     onSelect: async (span) => {
       const full = await api(`/api/traces/${traceId}/spans/${span.span_id}`);
       const record = full.audit_record;
-      detail.replaceChildren(el("h3", { text: full.name }), attributeTable(full, auditLink),
-        record ? el("div", {}, el("h4", {}, "Audit record ", auditLink(record.seq)),
-          el("pre", { text: JSON.stringify(record, null, 2) })) : null);
+      detail.replaceChildren(el("div", {}, el("h3", { text: full.name }), attributeTable(full, auditLink),
+        record ? el("div#audit-of-span", {}, el("h4", {}, "Audit record ", auditLink(record.seq)),
+          el("pre", { text: JSON.stringify(record, null, 2) })) : null));
     },
   });
   return (event) => {
@@ -112,7 +117,7 @@ async function traceView(traceId) {
 async function auditView(seq) {
   const box = el("div");
   const focus = el("div");
-  view.replaceChildren(el("div.toolbar", {}, el("h2", { text: "Audit log" }),
+  show(el("div.toolbar", {}, el("h2", { text: "Audit log" }),
     el("span.muted", { text: "live tail, newest first" })), focus, box);
   if (seq) {
     const record = await api(`/api/audit/${seq}`);
@@ -124,7 +129,7 @@ async function auditView(seq) {
     const { records, verdict } = await api("/api/audit?limit=200");
     showVerdict(verdict);
     box.replaceChildren(table(["seq", "time", "event", "actor", "action", "resource", "decision", "rule", "outcome", "trace"],
-      records.map((r) => el(`tr${String(r.seq) === seq ? ".selected" : ""}`, { dataset: { seq: r.seq } },
+      records.map((r) => el(`tr${String(r.seq) === seq ? ".selected" : ""}${verdict.problem && verdict.problem.seq === r.seq ? ".tampered" : ""}`, { dataset: { seq: r.seq } },
         el("td", {}, auditLink(r.seq)), el("td", { text: r.time }), el("td", { text: r.event }),
         el("td", { text: r.actor }), el("td", { text: r.action }), el("td", { text: r.resource }),
         el("td", {}, el(`span.${r.decision}`, { text: r.decision || "" })), el("td", { text: r.rule || "" }),
@@ -159,7 +164,7 @@ async function memoryView(agent) {
   const list = el("div.agents.panel", {}, el("h3", { text: "Agents" }),
     agents.length ? agents.map(([name, count]) => el(`a${name === agent ? ".active" : ""}`, { href: `#/memory/${encodeURIComponent(name)}`, text: `${name} (${count})` }))
       : el("p.muted", { text: "No memories." }));
-  view.replaceChildren(el("div.toolbar", {}, el("h2", { text: "Memory" }),
+  show(el("div.toolbar", {}, el("h2", { text: "Memory" }),
     el("span.muted", { text: `store: ${data.backend || "?"}` }), data.error ? errorBox(new Error(data.error)) : null),
     data.backend === "memory" ? el("p.muted", { text: "The configured store is in-memory: it holds only what this process stored. Set [memory] backend = \"sqlite\" to browse what agents remembered." }) : null,
     el("div.memory", {}, list, main));
@@ -185,7 +190,7 @@ async function memoryView(agent) {
 
 async function sandboxesView() {
   const box = el("div");
-  view.replaceChildren(el("div.toolbar", {}, el("h2", { text: "Sandbox executions" })), box);
+  show(el("div.toolbar", {}, el("h2", { text: "Sandbox executions" })), box);
   async function refresh() {
     const { executions } = await api("/api/sandboxes?limit=200");
     box.replaceChildren(executions.length ? table(["started", "backend", "command", "decision", "exit", "reason", "limit hit", "wall", "cpu", "peak memory", "trace"],
@@ -205,7 +210,7 @@ async function mcpView() {
   const data = await api("/api/mcp");
   const probe = el("div");
   const servers = Object.entries(data.servers || {});
-  view.replaceChildren(el("div.toolbar", {}, el("h2", { text: "MCP servers" }),
+  show(el("div.toolbar", {}, el("h2", { text: "MCP servers" }),
     el("span.muted", { text: data.installed ? "MCP client installed" : "no MCP client installed (pip install 'neuroflow[mcp]')" }),
     data.installed && servers.length ? el("button", { id: "mcp-probe", text: "Check health and list tools", onclick: async () => {
       probe.replaceChildren(el("p.muted", { text: "starting the servers…" }));
@@ -232,7 +237,7 @@ async function mcpView() {
 
 async function a2aView() {
   const data = await api("/api/a2a");
-  view.replaceChildren(el("div.toolbar", {}, el("h2", { text: "A2A" }), el("span.muted", { text: data.installed ? "A2A installed" : data.detail })),
+  show(el("div.toolbar", {}, el("h2", { text: "A2A" }), el("span.muted", { text: data.installed ? "A2A installed" : data.detail })),
     data.installed ? (data.agents.length ? table(["agent", "details"], data.agents.map((a) => el("tr", {},
       el("td", { text: a.id || a.name || "?" }), el("td", {}, el("pre", { text: JSON.stringify(a, null, 2) })))), "a2a-agents")
       : el("p.muted", { text: data.detail || "No agents registered." })) : null,
@@ -263,7 +268,7 @@ async function route() {
     const onEvent = await render(arg ? decodeURIComponent(arg) : undefined);
     if (mine === current) mine.onEvent = onEvent;
   } catch (error) {
-    view.replaceChildren(errorBox(error));
+    show(errorBox(error));
   }
   document.body.dataset.view = name;
 }
@@ -276,7 +281,13 @@ function connect() {
     if (!current.onEvent) return;
     // Coalesce bursts of one type (an ingest of many batches) into one refresh.
     clearTimeout(pending[type]);
-    pending[type] = setTimeout(() => current.onEvent && current.onEvent({ type, data }), 150);
+    pending[type] = setTimeout(() => {
+      if (!current.onEvent) return;
+      Promise.resolve(current.onEvent({ type, data })).catch((error) => {
+        live.className = "live off";
+        live.textContent = `update failed: ${error.message}`;
+      });
+    }, 150);
   };
   source.addEventListener("hello", () => { live.className = "live on"; live.textContent = "live"; });
   for (const type of ["spans", "audit", "problem"]) {

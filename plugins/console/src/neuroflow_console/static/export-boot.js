@@ -27,7 +27,7 @@ createWaterfall(wfBox, {
   load: async (parent, offset) => ({ spans: (byParent.get(parent) || []).slice(offset), more: false }),
   onSelect: (span) => {
     const record = exportedAudit.get(span.audit_seq);
-    detail.replaceChildren(el("h3", { text: span.name }), attributeTable(span),
-      record ? el("div", {}, el("h4", { text: `Audit record #${record.seq}` }), el("pre", { text: JSON.stringify(record, null, 2) })) : null);
+    detail.replaceChildren(el("div", {}, el("h3", { text: span.name }), attributeTable(span),
+      record ? el("div", {}, el("h4", { text: `Audit record #${record.seq}` }), el("pre", { text: JSON.stringify(record, null, 2) })) : null));
   },
 });

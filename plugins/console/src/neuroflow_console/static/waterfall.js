@@ -4,11 +4,14 @@
 
 export const CATEGORIES = ["agent", "model", "tool", "sandbox", "memory", "mcp", "a2a", "other"];
 
-// el("tag.class", {attr: value, onclick: fn}, child, "text", ...) -> Element
+// el("tag.class#id", {attr: value, onclick: fn}, child, "text", ...) -> Element
+// ("div.panel#detail": a div with class panel and id detail)
 export function el(spec, props, ...children) {
-  const [tag, ...classes] = spec.split(".");
+  const [head, id] = spec.split("#");
+  const [tag, ...classes] = head.split(".");
   const node = document.createElement(tag || "div");
   if (classes.length) node.className = classes.join(" ");
+  if (id) node.id = id;
   for (const [key, value] of Object.entries(props || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
