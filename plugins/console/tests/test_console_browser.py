@@ -175,8 +175,9 @@ def _post_two_service_trace(console: Console, name: str = "a2a send_message writ
 
     body = {"resourceSpans": [
         resource("planner", [
-            span(root, None, "invoke_agent planner", {"gen_ai.operation.name": "invoke_agent",
-                                                      "gen_ai.agent.name": "planner"}, 0, 9_000_000),
+            span(root, None, "invoke_agent planner",
+                 {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"},
+                 0, 9_000_000),
             span(hop, root, name, {"a2a.agent": "writer"}, 1_000_000, 8_000_000)]),
         resource("writer", [
             span(remote, hop, "invoke_agent writer", {"gen_ai.operation.name": "invoke_agent",
