@@ -254,6 +254,15 @@ def trace_spans(request: Request) -> Any:
 
 
 @_threaded
+def trace_opening(request: Request) -> Any:
+    """The roots and the first levels of children, about ``rows`` spans, in one answer."""
+    trace_id = _trace_id(request)
+    rows = _int(request, "rows", 300, 1, 5000)
+    page = _int(request, "page", 200, 1, 1000)
+    return _console(request).store.opening(trace_id, rows=rows, page=page)
+
+
+@_threaded
 def span_detail(request: Request) -> Any:
     """One span with its attributes, events and the audit record of its guard decision."""
     trace_id = _trace_id(request)
@@ -508,6 +517,7 @@ def build_app(settings: Settings) -> Any:
         Route("/api/traces", traces),
         Route("/api/traces/{trace_id}", trace),
         Route("/api/traces/{trace_id}/spans", trace_spans),
+        Route("/api/traces/{trace_id}/opening", trace_opening),
         Route("/api/traces/{trace_id}/spans/{span_id}", span_detail),
         Route("/api/traces/{trace_id}/export", trace_export),
         Route("/api/audit", audit),

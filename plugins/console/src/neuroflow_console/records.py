@@ -22,7 +22,7 @@ _MODEL_OPERATIONS = {"chat", "text_completion", "generate_content", "embeddings"
 #: The columns of a row, in order (what :data:`Row` tuples hold).
 COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "kind", "category", "service",
            "start_ns", "end_ns", "status", "status_message", "decision", "audit_seq",
-           "agent", "model", "attributes", "events")
+           "agent", "model", "detail")
 
 Row = tuple[Any, ...]
 
@@ -73,8 +73,14 @@ def _int_or_none(value: Any) -> int | None:
 
 def make_row(*, trace_id: Any, span_id: Any, parent_span_id: Any, name: Any, kind: Any,
              service: Any, start_ns: Any, end_ns: Any, status: Any, status_message: Any,
-             attributes: Mapping[str, Any], events: list[Any]) -> Row:
-    """Check one span's fields and return its row (see :data:`COLUMNS`)."""
+             attributes: Mapping[str, Any], events: list[Any], detail: str | None = None
+             ) -> Row:
+    """Check one span's fields and return its row (see :data:`COLUMNS`).
+
+    ``detail`` is JSON text of an object holding ``attributes`` and ``events`` (a line of
+    the trace file is one already, and is stored as it is); by default it is made from
+    ``attributes`` and ``events``.
+    """
     trace_id = _hex(trace_id, 32, "trace_id")
     span_id = _hex(span_id, 16, "span_id")
     parent = None if parent_span_id in (None, "") else _hex(parent_span_id, 16,
@@ -95,12 +101,12 @@ def make_row(*, trace_id: Any, span_id: Any, parent_span_id: Any, name: Any, kin
             None if decision is None else str(decision),
             _int_or_none(attrs.get("neuroflow.audit.seq")),
             None if agent is None else str(agent), None if model is None else str(model),
-            json.dumps(attrs, default=str, separators=(",", ":")),
-            json.dumps(events, default=str, separators=(",", ":")) if events else None)
+            detail if detail is not None else json.dumps(
+                {"attributes": attrs, "events": events}, default=str, separators=(",", ":")))
 
 
-def row_from_local(record: Mapping[str, Any]) -> Row:
-    """The row of one record of the local JSON-lines trace file."""
+def row_from_local(record: Mapping[str, Any], line: str | None = None) -> Row:
+    """The row of one record of the local JSON-lines trace file (``line``: its text)."""
     if not isinstance(record, Mapping):
         raise RecordError(f"expected a JSON object, got {type(record).__name__}")
     status = record.get("status") or {}
@@ -114,7 +120,7 @@ def row_from_local(record: Mapping[str, Any]) -> Row:
         start_ns=record.get("start_time_unix_nano"), end_ns=record.get("end_time_unix_nano"),
         status=status.get("code") if isinstance(status, Mapping) else status,
         status_message=status.get("description") if isinstance(status, Mapping) else None,
-        attributes=attributes, events=list(record.get("events") or []))
+        attributes=attributes, events=list(record.get("events") or []), detail=line)
 
 
 def rows_from_lines(data: bytes) -> tuple[list[Row], list[str]]:
@@ -131,7 +137,7 @@ def rows_from_lines(data: bytes) -> tuple[list[Row], list[str]]:
             problems.append(f"line {number}: not a JSON span record: {exc}")
             continue
         try:
-            rows.append(row_from_local(record))
+            rows.append(row_from_local(record, line.decode("utf-8", "replace")))
         except RecordError as exc:
             problems.append(f"line {number}: {exc}")
     return rows, problems

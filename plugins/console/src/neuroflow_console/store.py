@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS spans (
     name TEXT NOT NULL, kind TEXT, category TEXT NOT NULL, service TEXT,
     start_ns INTEGER NOT NULL, end_ns INTEGER, status TEXT, status_message TEXT,
     decision TEXT, audit_seq INTEGER, agent TEXT, model TEXT,
-    attributes TEXT, events TEXT
+    detail TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS spans_id ON spans(trace_id, span_id);
 CREATE INDEX IF NOT EXISTS spans_trace_start ON spans(trace_id, start_ns);
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS traces (
     errors INTEGER NOT NULL DEFAULT 0, tool_calls INTEGER NOT NULL DEFAULT 0,
     denials INTEGER NOT NULL DEFAULT 0, agent_spans INTEGER NOT NULL DEFAULT 0,
     last_id INTEGER NOT NULL DEFAULT 0,
-    agent TEXT, agents TEXT, model TEXT, status TEXT, duration_ms REAL, root_name TEXT
+    agent TEXT, agents TEXT, model TEXT, status TEXT, duration_ms REAL, root_name TEXT,
+    agent_start INTEGER, model_start INTEGER, root_start INTEGER
 );
 CREATE INDEX IF NOT EXISTS traces_start ON traces(start_ns);
 CREATE INDEX IF NOT EXISTS runs_start ON traces(start_ns) WHERE agent_spans > 0;
@@ -81,26 +82,61 @@ ON CONFLICT(trace_id) DO UPDATE SET
     agent_spans = agent_spans + excluded.agent_spans, last_id = excluded.last_id
 """
 
-# For traces touched after id ?: the first agent span names the run; the first model
-# span its model.  Index lookups on (trace_id, start_ns).
+# The run fields of a trace, merged with what a batch brought (computed in Python from the
+# batch's rows): the earliest agent span names the run (agent, status, duration), the
+# earliest span with a model gives the model, the earliest span the root name.  Every CASE
+# reads the row's values from before this statement, so the comparisons agree.
 _RUN_FIELDS = """
 UPDATE traces SET
-    agent = (SELECT agent FROM spans s WHERE s.trace_id = traces.trace_id
-             AND s.category = 'agent' ORDER BY start_ns LIMIT 1),
-    status = (SELECT CASE WHEN status = 'error' THEN 'error' ELSE 'ok' END FROM spans s
-              WHERE s.trace_id = traces.trace_id AND s.category = 'agent'
-              ORDER BY start_ns LIMIT 1),
-    duration_ms = (SELECT (coalesce(end_ns, start_ns) - start_ns) / 1e6 FROM spans s
-                   WHERE s.trace_id = traces.trace_id AND s.category = 'agent'
-                   ORDER BY start_ns LIMIT 1),
-    agents = (SELECT group_concat(DISTINCT agent) FROM spans s
-              WHERE s.trace_id = traces.trace_id AND s.category = 'agent'),
-    model = coalesce(model, (SELECT model FROM spans s WHERE s.trace_id = traces.trace_id
-                             AND s.model IS NOT NULL ORDER BY start_ns LIMIT 1)),
-    root_name = (SELECT name FROM spans s WHERE s.trace_id = traces.trace_id
-                 ORDER BY start_ns LIMIT 1)
-WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE id > ?)
+    agent_start = CASE WHEN :agent_start IS NOT NULL AND (agent_start IS NULL
+                       OR :agent_start < agent_start) THEN :agent_start ELSE agent_start END,
+    agent = CASE WHEN :agent_start IS NOT NULL AND (agent_start IS NULL
+                 OR :agent_start < agent_start) THEN :agent ELSE agent END,
+    status = CASE WHEN :agent_start IS NOT NULL AND (agent_start IS NULL
+                  OR :agent_start < agent_start) THEN :status ELSE status END,
+    duration_ms = CASE WHEN :agent_start IS NOT NULL AND (agent_start IS NULL
+                       OR :agent_start < agent_start) THEN :duration ELSE duration_ms END,
+    agents = CASE WHEN :agents IS NULL THEN agents WHEN agents IS NULL THEN :agents
+                  ELSE agents || ',' || :agents END,
+    model_start = CASE WHEN :model_start IS NOT NULL AND (model_start IS NULL
+                       OR :model_start < model_start) THEN :model_start ELSE model_start END,
+    model = CASE WHEN :model_start IS NOT NULL AND (model_start IS NULL
+                 OR :model_start < model_start) THEN :model ELSE model END,
+    root_start = CASE WHEN root_start IS NULL OR :root_start < root_start THEN :root_start
+                      ELSE root_start END,
+    root_name = CASE WHEN root_start IS NULL OR :root_start < root_start THEN :root_name
+                     ELSE root_name END
+WHERE trace_id = :trace_id
 """
+
+
+def _run_fields(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Per trace of a batch: its earliest agent span, model span and span."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        trace_id, name, category, start = row[0], row[3], row[5], row[7]
+        f = found.get(trace_id)
+        if f is None:
+            f = found[trace_id] = {"trace_id": trace_id, "agent_start": None, "agent": None,
+                                   "status": None, "duration": None, "agents": [],
+                                   "model_start": None, "model": None,
+                                   "root_start": start, "root_name": name}
+        elif start < f["root_start"]:
+            f["root_start"], f["root_name"] = start, name
+        if category == "agent":
+            if row[13] is not None and row[13] not in f["agents"]:
+                f["agents"].append(row[13])
+            if f["agent_start"] is None or start < f["agent_start"]:
+                end = row[8] if row[8] is not None else start
+                f.update(agent_start=start, agent=row[13],
+                         status="error" if row[9] == "error" else "ok",
+                         duration=(end - start) / 1e6)
+        if row[14] is not None and (f["model_start"] is None or start < f["model_start"]):
+            f["model_start"], f["model"] = start, row[14]
+    for f in found.values():
+        f["agents"] = ",".join(f["agents"]) or None
+    return list(found.values())
+
 
 _SERVICES = """
 INSERT OR IGNORE INTO trace_services (trace_id, service)
@@ -111,14 +147,14 @@ _AUDIT_FIELDS = ("seq", "time", "event", "actor", "action", "resource", "decisio
                  "outcome", "trace_id")
 
 _SPAN_FIELDS = ("trace_id, span_id, parent_span_id, name, kind, category, service, start_ns, "
-                "end_ns, status, status_message, decision, audit_seq, agent, model, "
-                "attributes, events")
+                "end_ns, status, status_message, decision, audit_seq, agent, model, detail")
 
 
 def _span(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
-    out["attributes"] = json.loads(out["attributes"] or "{}")
-    out["events"] = json.loads(out["events"] or "[]")
+    detail = json.loads(out.pop("detail") or "{}")
+    out["attributes"] = detail.get("attributes") or {}
+    out["events"] = detail.get("events") or []
     end = out["end_ns"]
     out["duration_ms"] = None if end is None else (end - out["start_ns"]) / 1e6
     return out
@@ -165,10 +201,13 @@ class SpanStore:
                 before = db.execute("SELECT coalesce(max(id), 0) FROM spans").fetchone()[0]
                 db.executemany(_INSERT, rows)
                 db.execute(_SUMMARISE, (before,))
-                db.execute(_RUN_FIELDS, (before,))
-                db.execute(_SERVICES, (before,))
                 touched = [r[0] for r in db.execute(
                     "SELECT DISTINCT trace_id FROM spans WHERE id > ?", (before,))]
+                if touched:
+                    fresh = set(touched)
+                    db.executemany(_RUN_FIELDS, [f for f in _run_fields(rows)
+                                                 if f["trace_id"] in fresh])
+                db.execute(_SERVICES, (before,))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -256,6 +295,44 @@ class SpanStore:
             args = [trace_id, parent, limit, offset]
         return [_span(r) for r in self._all(sql, args)]
 
+    def opening(self, trace_id: str, *, rows: int = 300, page: int = 200
+                ) -> dict[str, Any]:
+        """What the waterfall shows first, in one call: the roots (a page), then level by
+        level the first page of children of each span with children, until about ``rows``
+        spans are included.
+
+        Returns:
+            ``{"roots": [...], "children": {parent_span_id: [...]}}``; each span carries
+            ``child_count``.
+        """
+        roots = self.children(trace_id, None, limit=page)
+        children: dict[str, list[dict[str, Any]]] = {}
+        shown = len(roots)
+        frontier = roots
+        while frontier and shown < rows:
+            chosen = []
+            for span in frontier:
+                if shown >= rows:
+                    break
+                if span["child_count"]:
+                    chosen.append(span["span_id"])
+                    shown += min(span["child_count"], page)
+            if not chosen:
+                break
+            marks = ", ".join("?" for _ in chosen)
+            found = [_span(r) for r in self._all(
+                f"SELECT * FROM (SELECT {_SPAN_FIELDS}, (SELECT count(*) FROM spans c "
+                "WHERE c.trace_id = s.trace_id AND c.parent_span_id = s.span_id) "
+                "AS child_count, row_number() OVER (PARTITION BY parent_span_id "
+                "ORDER BY start_ns, span_id) AS n FROM spans s WHERE s.trace_id = ? AND "
+                f"s.parent_span_id IN ({marks})) WHERE n <= ? ORDER BY start_ns, span_id",
+                [trace_id, *chosen, page])]
+            for span in found:
+                span.pop("n", None)
+                children.setdefault(span["parent_span_id"], []).append(span)
+            frontier = [span for parent in chosen for span in children.get(parent, [])]
+        return {"roots": roots, "children": children}
+
     def all_spans(self, trace_id: str) -> list[dict[str, Any]]:
         """Every span of a trace by start time (for the single-file export)."""
         return [_span(r) for r in self._all(
@@ -280,8 +357,9 @@ class SpanStore:
     def mcp_summary(self) -> list[dict[str, Any]]:
         """Per MCP server and tool: calls, errors, denials, mean and last time, from spans."""
         rows = self._all(
-            "SELECT json_extract(attributes, '$.\"mcp.server\"') AS server, "
-            "json_extract(attributes, '$.\"gen_ai.tool.name\"') AS tool, count(*) AS calls, "
+            "SELECT json_extract(detail, '$.attributes.\"mcp.server\"') AS server, "
+            "json_extract(detail, '$.attributes.\"gen_ai.tool.name\"') AS tool, "
+            "count(*) AS calls, "
             "sum(status = 'error') AS errors, sum(decision = 'deny') AS denials, "
             "avg((end_ns - start_ns) / 1e6) AS mean_ms, max(start_ns) AS last_ns "
             "FROM spans WHERE category = 'mcp' GROUP BY server, tool ORDER BY server, tool")
@@ -330,8 +408,9 @@ def _text(value: Any) -> str | None:
 
 def _run(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
-    out.pop("last_id", None)
-    out["agents"] = out["agents"].split(",") if out.get("agents") else []
+    for internal in ("last_id", "agent_start", "model_start", "root_start"):
+        out.pop(internal, None)
+    out["agents"] = list(dict.fromkeys(out["agents"].split(","))) if out.get("agents") else []
     out["services"] = sorted(out["services"].split(",")) if out.get("services") else []
     out["trace_duration_ms"] = (None if out["start_ns"] is None else
                                 (out["end_ns"] - out["start_ns"]) / 1e6)

@@ -100,6 +100,8 @@ async function traceView(traceId) {
     el("div.split", {}, wfBox, detail));
   createWaterfall(wfBox, {
     trace,
+    opening: () => api(`/api/traces/${traceId}/opening?rows=300&page=200`),
+    pageSize: 200,
     load: (parent, offset) => api(`/api/traces/${traceId}/spans?offset=${offset}&limit=200${parent ? `&parent=${parent}` : ""}`),
     onSelect: async (span) => {
       const full = await api(`/api/traces/${traceId}/spans/${span.span_id}`);

@@ -114,8 +114,8 @@ export function createWaterfall(container, options) {
     return node;
   }
 
-  async function fill(parentNode, box, parentId, depth, offset) {
-    const page = await load(parentId, offset);
+  async function fill(parentNode, box, parentId, depth, offset, given) {
+    const page = given || await load(parentId, offset);
     const nodes = page.spans.map((s) => row(s, depth));
     for (const n of nodes) box.append(n.line, n.kids);
     if (page.more) {
@@ -132,18 +132,40 @@ export function createWaterfall(container, options) {
     return nodes;
   }
 
-  async function setOpen(node, open) {
+  async function setOpen(node, open, given) {
     node.open = open;
     node.toggle.textContent = node.span.child_count ? (open ? "▾" : "▸") : "";
     node.kids.hidden = !open;
     if (open && !node.loaded) {
       node.loaded = true;
-      return fill(node, node.kids, node.span.span_id, node.depth + 1, 0);
+      return fill(node, node.kids, node.span.span_id, node.depth + 1, 0, given);
     }
     return [];
   }
 
+  // With options.opening, the first levels come in one answer ({roots, children}), and
+  // the spans it opened are opened here the same way, without a request each.
+  async function openingLevels() {
+    const { roots, children } = await options.opening();
+    let queue = await fill(null, wf, null, 0, 0, { spans: roots, more: roots.length >= (options.pageSize ?? 200) });
+    while (queue.length) {
+      const next = [];
+      for (const node of queue) {
+        const kids = children[node.span.span_id];
+        if (kids) {
+          next.push(...(await setOpen(node, true, { spans: kids, more: kids.length < node.span.child_count })));
+        }
+      }
+      queue = next;
+    }
+  }
+
   const ready = (async () => {
+    if (options.opening) {
+      await openingLevels();
+      wf.dataset.ready = "true";
+      return;
+    }
     let queue = await fill(null, wf, null, 0, 0);
     while (queue.length && shown < autoRows) {
       const next = [];
