@@ -344,3 +344,44 @@ def test_a_changed_byte_in_the_audit_log_turns_the_verdict(tmp_path: Path) -> No
         events.close()
     finally:
         console.stop()
+
+
+def test_the_opening_holds_the_first_levels_the_lazy_calls_would_load(
+        console: Console, first_run: dict) -> None:
+    trace_id = first_run["trace_id"]
+    opening = console.get(f"/api/traces/{trace_id}/opening").json()
+    in_file = [s for s in spans_in_file(console_project(console)) if s["trace_id"] == trace_id]
+    assert [r["name"] for r in opening["roots"]] == ["invoke_agent researcher"]
+    shown = len(opening["roots"]) + sum(len(v) for v in opening["children"].values())
+    assert shown == len(in_file)  # the whole small trace, in one answer
+    for parent, kids in opening["children"].items():
+        lazily = console.get(f"/api/traces/{trace_id}/spans", params={"parent": parent}).json()
+        assert [k["span_id"] for k in kids] == [k["span_id"] for k in lazily["spans"]]
+
+
+def test_a_wide_trace_opens_one_page_and_pages_the_rest(console: Console) -> None:
+    trace_id, root = secrets.token_bytes(16), secrets.token_bytes(8)
+    now = time.time_ns()
+    kids = [Span(trace_id=trace_id, span_id=secrets.token_bytes(8), parent_span_id=root,
+                 name=f"step {i:03d}", start_time_unix_nano=now + 1000 * (i + 1),
+                 end_time_unix_nano=now + 1000 * (i + 2)) for i in range(450)]
+    body = _otlp("wide", [Span(trace_id=trace_id, span_id=root, name="root",
+                               start_time_unix_nano=now, end_time_unix_nano=now + 10**6),
+                          *kids])
+    assert console.client.post("/v1/traces", content=body, headers={
+        "content-type": "application/x-protobuf"}).status_code == 200
+    opening = console.get(f"/api/traces/{trace_id.hex()}/opening",
+                          params={"rows": 300, "page": 200}).json()
+    assert opening["roots"][0]["child_count"] == 450
+    first = opening["children"][root.hex()]
+    assert [s["name"] for s in first] == [f"step {i:03d}" for i in range(200)]
+    names = [s["name"] for s in first]
+    offset = 200
+    while True:
+        page = console.get(f"/api/traces/{trace_id.hex()}/spans", params={
+            "parent": root.hex(), "offset": offset, "limit": 200}).json()
+        names += [s["name"] for s in page["spans"]]
+        offset += len(page["spans"])
+        if not page["more"]:
+            break
+    assert names == [f"step {i:03d}" for i in range(450)]
