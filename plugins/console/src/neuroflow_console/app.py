@@ -117,7 +117,6 @@ class Console:
                                          settings.audit_settings)
                              if settings.audit_log is not None else None)
         self.memory = MemoryView()
-        self.started = anyio.Event()
 
     async def poll_once(self) -> None:
         """Read the trace file and the audit log once; announce what changed."""
@@ -137,7 +136,6 @@ class Console:
                 await self.poll_once()
             except Exception as exc:  # noqa: BLE001 - keep serving; show the problem
                 self.hub.publish("problem", {"message": f"reading sources failed: {exc}"})
-            self.started.set()
             await anyio.sleep(self.settings.poll_seconds)
 
 

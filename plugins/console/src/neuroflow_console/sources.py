@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from neuroflow_console.records import Row, rows_from_lines
+from neuroflow_console.records import rows_from_lines
 from neuroflow_console.store import SpanStore
 
 #: How much of a file one read takes at most (the rest is read on the next poll).
@@ -300,5 +300,5 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, dict) else {"name": str(value)}
 
 
-__all__ = ["AuditReader", "MemoryView", "Row", "TraceFileReader", "a2a_registry",
+__all__ = ["AuditReader", "MemoryView", "TraceFileReader", "a2a_registry",
            "audit_settings", "configured_mcp_servers", "mcp_installed", "probe_mcp"]
