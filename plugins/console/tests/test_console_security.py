@@ -39,8 +39,8 @@ def test_no_token_or_a_wrong_one_is_401(console: Console) -> None:
     assert raw(console, token="x" * len(console.token)).status_code == 401
     with httpx.Client(base_url=console.base) as client:
         assert client.get("/api/runs", params={"token": "nope"}).status_code == 401
-        assert client.get("/api/runs", cookies={
-            f"neuroflow_console_{console.port}": "nope"}).status_code == 401
+        assert client.get("/api/runs", headers={
+            "cookie": f"neuroflow_console_{console.port}=nope"}).status_code == 401
         assert client.post("/v1/traces", content=b"").status_code == 401
     assert raw(console).status_code == 200
 
