@@ -385,3 +385,27 @@ def test_a_wide_trace_opens_one_page_and_pages_the_rest(console: Console) -> Non
         if not page["more"]:
             break
     assert names == [f"step {i:03d}" for i in range(450)]
+
+
+def test_an_opentelemetry_sdk_exports_to_the_console(console: Console) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource({"service.name": "sdk-app"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=f"{console.base}/v1/traces",
+        headers={"authorization": f"Bearer {console.token}"})))
+    tracer = provider.get_tracer("an-app")
+    with tracer.start_as_current_span("outer") as outer:
+        with tracer.start_as_current_span("inner", attributes={"k": 7}):
+            pass
+    provider.shutdown()
+    trace_id = f"{outer.get_span_context().trace_id:032x}"
+    summary = console.get(f"/api/traces/{trace_id}").json()
+    assert summary["spans"] == 2 and summary["services"] == ["sdk-app"]
+    root = console.get(f"/api/traces/{trace_id}/spans").json()["spans"][0]
+    inner = console.get(f"/api/traces/{trace_id}/spans",
+                        params={"parent": root["span_id"]}).json()["spans"]
+    assert [(s["name"], s["attributes"]) for s in inner] == [("inner", {"k": 7})]
