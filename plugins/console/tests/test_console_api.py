@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from console_helpers import Console, run_demo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
-
-from conftest import Console, run_demo
 
 
 def audit_lines(project: Path) -> list[dict[str, Any]]:
@@ -293,7 +292,7 @@ def test_export_is_one_self_contained_file_that_escapes_span_text(console: Conso
 
 def test_the_trace_file_is_read_incrementally_and_survives_a_restart(
         project: Path, tmp_path: Path) -> None:
-    from conftest import start_console
+    from console_helpers import start_console
 
     spans = tmp_path / "spans.jsonl"
     lines = (project / ".neuroflow-demo" / "traces.jsonl").read_text().splitlines(True)
@@ -321,7 +320,7 @@ def test_the_trace_file_is_read_incrementally_and_survives_a_restart(
 
 
 def test_a_changed_byte_in_the_audit_log_turns_the_verdict(tmp_path: Path) -> None:
-    from conftest import PROJECT_TOML, start_console
+    from console_helpers import PROJECT_TOML, start_console
 
     project = tmp_path / "project"
     project.mkdir()

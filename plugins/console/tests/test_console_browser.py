@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import PROJECT_TOML, Console, run_demo, start_console
+from console_helpers import PROJECT_TOML, Console, run_demo, start_console
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

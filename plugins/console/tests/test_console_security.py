@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import Console, start_console
+from console_helpers import Console, start_console
 
 #: An unprivileged identity with no account: what another local user can do.
 UID = 59_998

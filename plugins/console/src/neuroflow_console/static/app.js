@@ -51,8 +51,10 @@ async function runsView() {
   show(el("div.toolbar", {}, el("h2", { text: "Agent runs" }),
     el("span.muted", { text: "newest first · updates live" })), box);
   let known = null;
+  let limit = 100;
+  const more = el("button", { text: "show older runs", onclick: () => { limit = Math.min(limit + 100, 500); refresh(); } });
   async function refresh() {
-    const { runs } = await api("/api/runs?limit=100");
+    const { runs } = await api(`/api/runs?limit=${limit}`);
     const rows = runs.map((r) => el(`tr${known && !known.has(r.trace_id) ? ".new" : ""}`, { dataset: { traceId: r.trace_id } },
       el("td", { text: fmtTime(r.start_ns) }),
       el("td", {}, traceLink(r.trace_id, r.agents.join(" → ") || r.agent || "?")),
@@ -66,6 +68,7 @@ async function runsView() {
     known = new Set(runs.map((r) => r.trace_id));
     box.replaceChildren(runs.length ? table(["started", "agent", "status", "duration", "model", "tool calls", "denials", "spans", "services"], rows, "runs")
       : el("p.muted", { text: "No agent runs yet. Run `neuroflow demo`, or send OTLP to /v1/traces." }));
+    if (runs.length === limit && limit < 500) box.append(more);
   }
   await refresh();
   return (event) => { if (event.type === "spans") return refresh(); };
@@ -127,8 +130,10 @@ async function auditView(seq) {
       el("p", {}, "Spans carrying it: ", record.spans.map((s) => el("span", {}, traceLink(s.trace_id, s.name), " "))),
       el("pre", { text: JSON.stringify(record, null, 2) })));
   }
+  let limit = 200;
+  const more = el("button", { text: "show older records", onclick: () => { limit = Math.min(limit + 200, 1000); refresh(); } });
   async function refresh() {
-    const { records, verdict } = await api("/api/audit?limit=200");
+    const { records, verdict } = await api(`/api/audit?limit=${limit}`);
     showVerdict(verdict);
     box.replaceChildren(table(["seq", "time", "event", "actor", "action", "resource", "decision", "rule", "outcome", "trace"],
       records.map((r) => el(`tr${String(r.seq) === seq ? ".selected" : ""}${verdict.problem && verdict.problem.seq === r.seq ? ".tampered" : ""}`, { dataset: { seq: r.seq } },
@@ -137,6 +142,7 @@ async function auditView(seq) {
         el("td", {}, el(`span.${r.decision}`, { text: r.decision || "" })), el("td", { text: r.rule || "" }),
         el("td", { text: r.outcome === null || r.outcome === undefined ? "" : JSON.stringify(r.outcome) }),
         el("td", {}, r.trace_id ? traceLink(r.trace_id) : ""))), "audit"));
+    if (records.length === limit && limit < 1000) box.append(more);
   }
   await refresh();
   return (event) => { if (event.type === "audit") return refresh(); };
