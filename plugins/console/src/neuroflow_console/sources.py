@@ -46,8 +46,17 @@ class TraceFileReader:
                     fh.seek(offset)
                     data = fh.read(min(CHUNK_BYTES, st.st_size - offset))
                     end = data.rfind(b"\n") + 1
-                    if end == 0:  # an unfinished last line: wait for the rest
-                        break
+                    if end == 0 and len(data) < CHUNK_BYTES:
+                        break  # an unfinished last line: wait for the rest
+                    if end == 0:  # one line longer than a chunk: skip it, say so
+                        skipped = _skip_line(fh, offset)
+                        if skipped is None:
+                            break  # its end is not written yet
+                        self.problems = [*self.problems, f"byte {offset}: a line longer "
+                                         f"than {CHUNK_BYTES} bytes was skipped"][-20:]
+                        offset = skipped
+                        self.store.set_source_offset(key, st.st_ino, offset)
+                        continue
                     rows, problems = rows_from_lines(data[:end])
                     self.problems = (self.problems + problems)[-20:]
                     touched += self.store.add_spans(rows)
@@ -56,6 +65,21 @@ class TraceFileReader:
         except FileNotFoundError:
             return []
         return list(dict.fromkeys(touched))
+
+
+def _skip_line(fh: Any, offset: int) -> int | None:
+    """The offset just after the end of the line starting at ``offset``, or ``None`` if
+    it does not end yet."""
+    position = offset
+    while True:
+        fh.seek(position)
+        data = fh.read(CHUNK_BYTES)
+        if not data:
+            return None
+        found = data.find(b"\n")
+        if found >= 0:
+            return position + found + 1
+        position += len(data)
 
 
 def audit_settings() -> Any:
