@@ -51,3 +51,22 @@ def test_an_unfinished_long_line_waits_and_a_replaced_file_is_read_again(
     replacement.replace(path)  # another inode, smaller: read from its start
     reader.poll()
     assert store.counts()["spans"] == 3
+
+
+def test_the_audit_log_is_read_a_chunk_per_poll_to_its_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuroflow_console.sources import AuditReader
+
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 256)
+    log = tmp_path / "audit.log"
+    records = [{"seq": n, "event": "guard_decision", "resource": "r" * 40}
+               for n in range(1, 41)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    store = SpanStore(tmp_path / "db")
+    reader = AuditReader(log, store)
+    for _ in range(100):
+        reader.poll()
+        if store.counts()["audit"] == len(records):
+            break
+    assert [r["seq"] for r in store.audit(limit=100)] == list(range(40, 0, -1))
+    assert reader.verdict["state"] == "unavailable"  # no key for this hand-made log

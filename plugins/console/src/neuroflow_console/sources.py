@@ -146,10 +146,14 @@ class AuditReader:
                     # replaced, truncated, or edited in place without growing: read it all
                     self._inode, self._offset = st.st_ino, 0
                 fh.seek(self._offset)
-                data = fh.read(st.st_size - self._offset)
+                data = fh.read(min(st.st_size - self._offset, CHUNK_BYTES))
         except FileNotFoundError:
             return 0
         end = data.rfind(b"\n") + 1
+        if end == 0 and len(data) == CHUNK_BYTES:
+            end = len(data)  # no record is that long: not a record, verify says where
+        if self._offset + end < st.st_size:
+            self._seen = None  # more to read: the next poll goes on without a change
         records, raw = [], []
         for line in data[:end].splitlines():
             try:
