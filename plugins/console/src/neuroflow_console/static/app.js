@@ -286,6 +286,7 @@ function connect() {
   const pending = {};
   const dispatch = (type, data) => {
     if (type === "audit") showVerdict(data.verdict);
+    if (type === "problem") { live.className = "live off"; live.textContent = data.message; }
     if (!current.onEvent) return;
     // Coalesce bursts of one type (an ingest of many batches) into one refresh.
     clearTimeout(pending[type]);
@@ -305,6 +306,11 @@ function connect() {
 }
 
 window.addEventListener("hashchange", route);
-api("/api/summary").then((s) => showVerdict(s.audit)).catch(() => {});
+api("/api/summary").then((s) => {
+  showVerdict(s.audit);
+  if (s.trace_file_problems.length) {
+    live.title = `lines of ${s.sources.traces} that are not spans:\n${s.trace_file_problems.join("\n")}`;
+  }
+}).catch(() => {});
 connect();
 route();
