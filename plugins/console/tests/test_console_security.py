@@ -102,6 +102,13 @@ def test_binding_beyond_loopback_needs_the_explicit_flag(project: Path, tmp_path
     try:
         assert raw(console).status_code == 200
         assert raw(console, token=None).status_code == 401
+        address = _outbound_address()
+        if address is not None:  # reachable by this machine's address, with its Host
+            with httpx.Client(base_url=f"http://{address}:{console.port}", timeout=10) as c:
+                auth = {"authorization": f"Bearer {console.token}"}
+                assert c.get("/api/runs", headers=auth).status_code == 200
+                assert c.get("/api/runs", headers={
+                    **auth, "host": f"evil.example:{console.port}"}).status_code == 403
     finally:
         console.stop()
 

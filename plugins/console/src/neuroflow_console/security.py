@@ -43,11 +43,40 @@ WRITE_PATHS = {"/v1/traces"}
 
 
 def allowed_hosts(port: int, bound: str) -> set[str]:
-    """The ``Host`` values the console answers to when listening on ``bound:port``."""
-    hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
-    if bound not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
-        hosts.add(f"[{bound}]:{port}" if ":" in bound else f"{bound}:{port}")
-    return hosts
+    """The ``Host`` values the console answers to when listening on ``bound:port``: the
+    loopback names, the bound address, and for a wildcard bind (``0.0.0.0``, ``::``) this
+    machine's name and addresses -- never a name someone else's DNS points here."""
+    import socket
+
+    names = {"127.0.0.1", "localhost", "[::1]"}
+    if bound in ("0.0.0.0", "::"):
+        hostname = socket.gethostname()
+        names |= {hostname.lower(), socket.getfqdn().lower()}
+        try:
+            names |= {info[4][0] for info in socket.getaddrinfo(hostname, None)}
+        except OSError:
+            pass
+        names |= set(_interface_addresses())
+    elif bound not in ("localhost",):
+        names.add(bound.strip("[]"))
+    return {f"[{n.strip('[]')}]:{port}" if ":" in n.strip("[]") else f"{n}:{port}"
+            for n in names}
+
+
+def _interface_addresses() -> list[str]:
+    """This machine's IPv4 addresses as the kernel routes from them (no extra library)."""
+    import socket
+
+    found = []
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET: nothing is sent; picks the source
+        found.append(probe.getsockname()[0])
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    return found
 
 
 def cookie_name(port: int) -> str:
