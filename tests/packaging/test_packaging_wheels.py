@@ -100,6 +100,10 @@ def test_every_distribution_builds_a_wheel(wheelhouse) -> None:
     assert {"neuroflow", "neuroflow-sandbox-nice", *LOCAL, *support} == names
 
 
+#: plugins that add commands rather than backends, and a word their command's help says
+COMMAND_PLUGINS = {"console": "console"}
+
+
 def test_install_with_extras_from_the_wheelhouse_loads_every_plugin(
     wheelhouse, make_venv, local_plugins, run_command
 ):
@@ -118,7 +122,11 @@ def test_install_with_extras_from_the_wheelhouse_loads_every_plugin(
             assert (info["distribution"], info["version"], info["status"]) == (
                 dist.name, dist.version, "loaded"
             ), info
-            assert info["provides"], f"{plugin} provides no backend"
+            if plugin in COMMAND_PLUGINS:  # adds a command, not a backend: it must run
+                assert COMMAND_PLUGINS[plugin] in run_command(
+                    venv.bin("neuroflow"), COMMAND_PLUGINS[plugin].split()[0], "--help")
+            else:
+                assert info["provides"], f"{plugin} provides no backend"
     for info in infos.values():
         if info["builtin"]:
             assert info["status"] == "loaded", info
