@@ -57,7 +57,7 @@ async def test_spec_1_namespace_sandbox(tmp_path: Path) -> None:
     (tmp_path / "script.py").write_text("print('hello from the namespace')\n")
     config = SandboxConfig(work_dir=str(tmp_path), enable_network=False, enable_seccomp=True)
     if not installed("neuroflow_sandbox_namespace"):
-        with pytest.raises(MissingPluginError, match="no installed plugin provides it"):
+        with pytest.raises(MissingPluginError, match=r"pip install 'neuroflow\[namespace\]'"):
             NamespaceIsolator(config)
         return
     isolator = NamespaceIsolator(config)

@@ -123,6 +123,7 @@ class BackendKind(str, enum.Enum):
 #: say what to install: ``(kind, name) -> (distribution, extra)``.  Only distributions that
 #: exist are named; each plugin adds its own rows when it lands.
 KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
+    (BackendKind.ISOLATION, "namespace"): ("neuroflow-sandbox-namespace", "namespace"),
     (BackendKind.ISOLATION, "wasm"): ("neuroflow-sandbox-wasm", "wasm"),
     (BackendKind.ISOLATION, "wasm-python"): ("neuroflow-sandbox-wasm", "wasm-python"),
     (BackendKind.MEMORY, "sqlite"): ("neuroflow-memory-sqlite", "sqlite"),
