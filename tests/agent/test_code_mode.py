@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from neuroflow.agent import AINativeAgent, CodeMode, LLMConfig
-from neuroflow.errors import AgentError
+from neuroflow.config import reload_config
+from neuroflow.errors import AgentError, ConfigError
 from neuroflow.observability import add_span_processor, remove_span_processor
 from neuroflow.security.audit import AuditLogger
 from neuroflow.security.guards.tools import ToolRule, ToolsConfig, ToolsGuard
@@ -345,12 +346,29 @@ async def test_printed_output_is_never_evaluated_on_the_host(tmp_path: Path,
 
 
 def test_bad_code_mode_settings_name_the_field() -> None:
-    with pytest.raises(AgentError, match="max_tool_calls must be a number > 0"):
+    with pytest.raises(ConfigError, match="max_tool_calls: expected an integer > 0, got 0"):
         CodeMode(max_tool_calls=0)
-    with pytest.raises(AgentError, match="timeout_seconds"):
+    with pytest.raises(ConfigError, match="timeout_seconds: expected a number > 0"):
         CodeMode(timeout_seconds=-1)
     with pytest.raises(AgentError, match="code_mode must be True, False or a CodeMode"):
         AINativeAgent("a", code_mode="yes")  # type: ignore[arg-type]
+
+
+def test_code_mode_from_neuroflow_toml(tmp_path: Path) -> None:
+    Path("neuroflow.toml").write_text(
+        '[llm.code_mode]\nbackend = "wasm-python"\nmax_tool_calls = 7\n'
+        'max_request_bytes = "2KiB"\nwrite_tools = ["delete_record"]\n')
+    reload_config()
+    agent = AINativeAgent("a", gate=False)
+    assert agent.code_mode == CodeMode(backend="wasm-python", max_tool_calls=7,
+                                       max_request_bytes=2048, write_tools=("delete_record",))
+    assert AINativeAgent("b", gate=False, code_mode=False).code_mode is None
+
+    Path("neuroflow.toml").write_text("[llm.code_mode]\nmax_tool_calls = 0\n")
+    reload_config()
+    with pytest.raises(ConfigError) as caught:
+        AINativeAgent("c", gate=False)
+    assert "llm.code_mode.max_tool_calls: expected an integer > 0, got 0" in str(caught.value)
 
 
 def _host(seq: int, name: str, status: str, audit_seq: int | None) -> dict[str, Any]:

@@ -99,7 +99,10 @@ class BackendKind(str, enum.Enum):
         "tracer", "tracer", "neuroflow.observability.protocol:Tracer", "tracer backend",
         "local",
     )
-    LLM = ("llm", "llm", "neuroflow.agent.protocol:LLMProvider", "LLM provider", "scripted")
+    LLM = (
+        "llm", "llm", "neuroflow.agent.protocol:LLMProvider", "LLM provider", "scripted",
+        "backend", "neuroflow.agent.codemode:LLMSettings",
+    )
     GUARD = (
         "guard", "security", "neuroflow.security.protocol:Guard", "guard",
         ("allowlist", "paths", "network", "tools"), "guards",
@@ -108,6 +111,14 @@ class BackendKind(str, enum.Enum):
     MCP = (
         "mcp", "mcp", "neuroflow.mcp.protocol:MCPClient", "MCP client", "mcp", "backend",
         "neuroflow.mcp.config:MCPSettings", "neuroflow.mcp.guarded:GuardedMCPClient",
+    )
+    TRANSPORT = (
+        "transport", "a2a", "neuroflow.a2a.protocol:AgentTransport", "A2A transport",
+        "jsonrpc", "backend", None, "neuroflow.a2a.guarded:GuardedTransport",
+    )
+    REGISTRY = (
+        "registry", "registry", "neuroflow.a2a.protocol:AgentRegistryBackend",
+        "agent registry backend", "memory",
     )
 
     @property
@@ -133,6 +144,10 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
     (BackendKind.MCP, "mcp"): ("neuroflow-mcp", "mcp"),
     (BackendKind.TRACER, "otel"): ("neuroflow-otel", "otel"),
+    (BackendKind.TRANSPORT, "jsonrpc"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.TRANSPORT, "http-json"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.TRANSPORT, "grpc"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.REGISTRY, "sql"): ("neuroflow-a2a", "a2a"),
 }
 
 

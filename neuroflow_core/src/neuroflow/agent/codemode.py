@@ -33,7 +33,7 @@ import attrs
 
 from neuroflow.agent.llm import ToolCall
 from neuroflow.agent.tools import Tool
-from neuroflow.errors import AgentError
+from neuroflow.errors import AgentError, ConfigError
 from neuroflow.sandbox.host_tools import HostCallRecord, HostTool, HostToolError, HostTools
 from neuroflow.units import size_converter
 
@@ -46,12 +46,14 @@ _REACHED_HOST = frozenset({"ok", "denied", "tool_error", "timeout", "cancelled"}
 
 def _positive(field: str, value: Any, kind: type | tuple[type, ...] = (int, float)) -> None:
     if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise AgentError(f"CodeMode: {field} must be a number > 0, got {value!r}")
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{field}: expected {what} > 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
 class CodeMode:
-    """How code mode runs the model's programs.
+    """How code mode runs the model's programs (also ``[llm.code_mode]`` in neuroflow.toml,
+    which turns code mode on for agents built without ``code_mode=``).
 
     Attributes:
         backend: the isolation backend that runs them; it must accept
@@ -81,7 +83,7 @@ class CodeMode:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.backend, str) or not self.backend:
-            raise AgentError(f"CodeMode: backend must be a backend name, got {self.backend!r}")
+            raise ConfigError(f"backend: expected a sandbox backend name, got {self.backend!r}")
         _positive("max_tool_calls", self.max_tool_calls, int)
         for field in ("max_request_bytes", "max_response_bytes", "max_output_bytes"):
             _positive(field, getattr(self, field), int)
@@ -89,7 +91,19 @@ class CodeMode:
         _positive("timeout_seconds", self.timeout_seconds)
         for name in self.write_tools:
             if not isinstance(name, str) or not name:
-                raise AgentError(f"CodeMode: write_tools must be tool names, got {name!r}")
+                raise ConfigError(f"write_tools: expected tool names, got {name!r}")
+
+
+@attrs.frozen
+class LLMSettings:
+    """``[llm]`` settings beside the provider's own table.
+
+    Attributes:
+        code_mode: ``[llm.code_mode]``: when set, agents built without ``code_mode=`` run
+            in code mode with these settings.
+    """
+
+    code_mode: CodeMode | None = None
 
 
 def offered_tools(tools: Mapping[str, Tool], mode: CodeMode) -> dict[str, Tool]:

@@ -78,6 +78,14 @@ def _otel_span(name: str, kind: trace.SpanKind,
             yield stand_in
 
 
+def _configured_code_mode() -> CodeMode | None:
+    """``[llm.code_mode]`` of the active configuration, if set."""
+    from neuroflow.config import get_config
+
+    settings = get_config().section("llm").settings
+    return getattr(settings, "code_mode", None)
+
+
 def _is_tracing_service(tracer: Any) -> bool:
     from neuroflow.observability.tracing import TracingService
 
@@ -167,7 +175,9 @@ class AINativeAgent:
         sessions: where conversations are kept (default: in memory, bounded).
         code_mode: ``True`` or a :class:`~neuroflow.agent.CodeMode`: offer the model one
             tool, ``run_code``, whose program calls the agent's (read-only) tools inside a
-            sandbox, each call guarded, audited and traced (:mod:`neuroflow.agent.codemode`).
+            sandbox, each call guarded, audited and traced (:mod:`neuroflow.agent.codemode`);
+            ``None`` (the default) takes ``[llm.code_mode]`` when the configuration has it,
+            ``False`` turns it off.
 
     Example::
 
@@ -231,6 +241,8 @@ class AINativeAgent:
         self.sessions = sessions if sessions is not None else SessionStore()
         self._provider = provider
         self._tools: dict[str, Tool] = {}
+        if code_mode is None:
+            code_mode = _configured_code_mode()
         if code_mode is True:
             code_mode = CodeMode()
         if code_mode is not None and code_mode is not False and not isinstance(
