@@ -35,7 +35,7 @@ from neuroflow.agent.llm import ToolCall
 from neuroflow.agent.tools import Tool
 from neuroflow.errors import AgentError, ConfigError
 from neuroflow.sandbox.host_tools import HostCallRecord, HostTool, HostToolError, HostTools
-from neuroflow.units import size_converter
+from neuroflow.units import ByteSize, size_converter
 
 #: The name of the one tool the model is offered in code mode.
 RUN_CODE = "run_code"
@@ -71,13 +71,13 @@ class CodeMode:
     backend: str = "wasm-python"
     sandbox_options: Any = None
     max_tool_calls: int = 50
-    max_request_bytes: int = attrs.field(default=64 * 1024,
+    max_request_bytes: ByteSize = attrs.field(default=64 * 1024,
                                          converter=size_converter("max_request_bytes"))
-    max_response_bytes: int = attrs.field(default=256 * 1024,
+    max_response_bytes: ByteSize = attrs.field(default=256 * 1024,
                                           converter=size_converter("max_response_bytes"))
     tool_timeout_seconds: float = 10.0
     timeout_seconds: float = 60.0
-    max_output_bytes: int = attrs.field(default=16 * 1024,
+    max_output_bytes: ByteSize = attrs.field(default=16 * 1024,
                                         converter=size_converter("max_output_bytes"))
     write_tools: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
