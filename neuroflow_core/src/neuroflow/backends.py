@@ -99,7 +99,10 @@ class BackendKind(str, enum.Enum):
         "tracer", "tracer", "neuroflow.observability.protocol:Tracer", "tracer backend",
         "local",
     )
-    LLM = ("llm", "llm", "neuroflow.agent.protocol:LLMProvider", "LLM provider", "scripted")
+    LLM = (
+        "llm", "llm", "neuroflow.agent.protocol:LLMProvider", "LLM provider", "scripted",
+        "backend", "neuroflow.agent.codemode:LLMSettings",
+    )
     GUARD = (
         "guard", "security", "neuroflow.security.protocol:Guard", "guard",
         ("allowlist", "paths", "network", "tools"), "guards",

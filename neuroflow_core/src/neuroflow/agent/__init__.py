@@ -28,6 +28,8 @@ from neuroflow._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "AINativeAgent": "neuroflow.agent.runtime",
+    "CodeMode": "neuroflow.agent.codemode",
+    "CodeRun": "neuroflow.agent.codemode",
     "LLMConfig": "neuroflow.agent.llm",
     "LLMProvider": "neuroflow.agent.protocol",
     "Completion": "neuroflow.agent.llm",
@@ -43,6 +45,7 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from neuroflow.agent.codemode import CodeMode, CodeRun
     from neuroflow.agent.llm import Completion, LLMConfig, ToolCall, create_provider
     from neuroflow.agent.openai import OpenAIConfig, OpenAIProvider
     from neuroflow.agent.protocol import LLMProvider
@@ -57,6 +60,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "AINativeAgent",
+    "CodeMode",
+    "CodeRun",
     "Completion",
     "LLMConfig",
     "LLMProvider",

@@ -15,6 +15,14 @@ from typing import Any, TypeVar, overload
 import anyio
 from opentelemetry import trace
 
+from neuroflow.agent.codemode import (
+    RUN_CODE,
+    CodeMode,
+    offered_tools,
+    render_for_model,
+    run_code_description,
+    run_program,
+)
 from neuroflow.agent.llm import Completion, LLMConfig, ToolCall, create_provider
 from neuroflow.agent.protocol import LLMProvider
 from neuroflow.agent.sessions import SessionStore
@@ -68,6 +76,14 @@ def _otel_span(name: str, kind: trace.SpanKind,
             ids.generate_trace_id(), ids.generate_span_id(), is_remote=False))
         with trace.use_span(stand_in):
             yield stand_in
+
+
+def _configured_code_mode() -> CodeMode | None:
+    """``[llm.code_mode]`` of the active configuration, if set."""
+    from neuroflow.config import get_config
+
+    settings = get_config().section("llm").settings
+    return getattr(settings, "code_mode", None)
 
 
 def _is_tracing_service(tracer: Any) -> bool:
@@ -157,6 +173,11 @@ class AINativeAgent:
         provider: an LLM provider object to use instead of building one from
             ``llm_config``.
         sessions: where conversations are kept (default: in memory, bounded).
+        code_mode: ``True`` or a :class:`~neuroflow.agent.CodeMode`: offer the model one
+            tool, ``run_code``, whose program calls the agent's (read-only) tools inside a
+            sandbox, each call guarded, audited and traced (:mod:`neuroflow.agent.codemode`);
+            ``None`` (the default) takes ``[llm.code_mode]`` when the configuration has it,
+            ``False`` turns it off.
 
     Example::
 
@@ -188,6 +209,7 @@ class AINativeAgent:
         tracer: Any = None,
         provider: LLMProvider | None = None,
         sessions: SessionStore | None = None,
+        code_mode: CodeMode | bool | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise AgentError(f"AINativeAgent: name must be a non-empty string, got {name!r}")
@@ -219,6 +241,17 @@ class AINativeAgent:
         self.sessions = sessions if sessions is not None else SessionStore()
         self._provider = provider
         self._tools: dict[str, Tool] = {}
+        if code_mode is None:
+            code_mode = _configured_code_mode()
+        if code_mode is True:
+            code_mode = CodeMode()
+        if code_mode is not None and code_mode is not False and not isinstance(
+                code_mode, CodeMode):
+            raise AgentError(f"AINativeAgent: code_mode must be True, False or a CodeMode, "
+                             f"got {type(code_mode).__name__}")
+        self.code_mode: CodeMode | None = code_mode or None
+        self._code_sandbox: Any = None
+        self._code_runs = 0
 
     # --- tools ------------------------------------------------------------------------
 
@@ -227,7 +260,8 @@ class AINativeAgent:
 
     @overload
     def tool(
-        self, *, name: str | None = None, description: str | None = None
+        self, *, name: str | None = None, description: str | None = None,
+        read_only: bool = False,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -237,19 +271,22 @@ class AINativeAgent:
         *,
         name: str | None = None,
         description: str | None = None,
+        read_only: bool = False,
     ) -> Any:
         """Register a function as a tool: ``@agent.tool`` or ``@agent.tool(name=...)``.
 
         Sync and async functions both work (sync ones run in a worker thread).
         The JSON schema comes from the type hints; the description from the docstring's
-        summary and its ``Args:`` section.  The function is returned unchanged.
+        summary and its ``Args:`` section.  ``read_only=True`` says the tool changes
+        nothing (code mode offers only such tools unless its policy names others).  The
+        function is returned unchanged.
 
         Raises:
             AgentError: the signature cannot be described, or the name is taken.
         """
 
         def register(fn: F) -> F:
-            self.add_tool(fn, name=name, description=description)
+            self.add_tool(fn, name=name, description=description, read_only=read_only)
             return fn
 
         return register(function) if function is not None else register
@@ -260,10 +297,11 @@ class AINativeAgent:
         *,
         name: str | None = None,
         description: str | None = None,
+        read_only: bool = False,
     ) -> Tool:
         """Register a function (or a ready :class:`Tool`) and return its :class:`Tool`."""
         tool = function if isinstance(function, Tool) else describe_tool(
-            function, name, description
+            function, name, description, read_only=read_only
         )
         if tool.name in self._tools:
             raise AgentError(f"agent {self.name!r}: a tool named {tool.name!r} already exists")
@@ -285,10 +323,55 @@ class AINativeAgent:
         return self._provider
 
     async def aclose(self) -> None:
-        """Release the provider's connections (if it holds any)."""
+        """Release the provider's connections (if it holds any) and code mode's sandbox."""
+        sandbox, self._code_sandbox = self._code_sandbox, None
+        if sandbox is not None:
+            await sandbox.aclose()
         closer = getattr(self._provider, "aclose", None)
         if closer is not None:
             await closer()
+
+    # --- code mode ------------------------------------------------------------------------
+
+    def _sandbox_for_code(self) -> Any:
+        if self._code_sandbox is None:
+            from neuroflow.backends import BackendKind, create_backend
+
+            mode = self.code_mode
+            assert mode is not None
+            sandbox = create_backend(BackendKind.ISOLATION, mode.backend, mode.sandbox_options,
+                                     gate=self.gate if self.gate is not None else False,
+                                     actor=self.name, field="code_mode.backend")
+            if not callable(getattr(sandbox, "run_code", None)):
+                raise AgentError(f"code_mode: the {mode.backend!r} sandbox backend cannot run "
+                                 "code with host tools (it has no run_code); use 'wasm-python'")
+            self._code_sandbox = sandbox
+        return self._code_sandbox
+
+    def _run_code_tool(self, session: str, result: dict[str, Any]) -> Tool:
+        mode = self.code_mode
+        assert mode is not None
+        offered = offered_tools(self._tools, mode)
+
+        async def run_code(code: str) -> str:
+            self._code_runs += 1
+            run = await run_program(self, self._sandbox_for_code(), mode, code,
+                                    session=session, trace_id=result["trace_id"],
+                                    run_id=f"code_{self._code_runs}")
+            result["code_runs"].append(run.to_dict())
+            return render_for_model(run)
+
+        parameters = {"type": "object", "additionalProperties": False, "required": ["code"],
+                      "properties": {"code": {"type": "string",
+                                              "description": "the Python program to run"}}}
+        return Tool(name=RUN_CODE, description=run_code_description(offered, mode),
+                    parameters=parameters, function=run_code, is_async=True)
+
+    def _offered(self, session: str, result: dict[str, Any]) -> dict[str, Tool]:
+        """The tools the model is offered in this turn."""
+        if self.code_mode is None:
+            return self._tools
+        return {RUN_CODE: self._run_code_tool(session, result)}
 
     async def __aenter__(self) -> AINativeAgent:
         return self
@@ -319,10 +402,13 @@ class AINativeAgent:
         * ``response``: the model's final text;
         * ``tool_calls``: one dict per call: ``id``, ``name``, ``arguments``, ``status``
           (``"ok"``, ``"error"``, ``"denied"``, ``"timeout"``), ``result`` or ``error``,
-          ``duration_ms``;
+          ``duration_ms``, and with a gate ``audit_seq`` (its guard decision's record);
         * ``trace_id`` (32 hex digits), ``session_id`` (pass it back to continue);
         * ``steps`` (model calls made), ``finish_reason`` (``"stop"`` or ``"max_steps"``),
-          ``model`` and ``usage`` (summed token counts).
+          ``model`` and ``usage`` (summed token counts);
+        * in code mode, ``code_runs``: one :class:`~neuroflow.agent.CodeRun` dict per
+          program (output, every tool call it made, and the reconciliation of the sandbox's,
+          the host's and the audit log's records).
 
         Raises:
             AgentError: the deadline passed (``.result`` holds what happened so far) or
@@ -346,6 +432,8 @@ class AINativeAgent:
             "usage": {},
             "agent": self.name,
         }
+        if self.code_mode is not None:
+            result["code_runs"] = []
         attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": self.name,
                       "gen_ai.conversation.id": session}
         with self._span(f"invoke_agent {self.name}", attributes) as span, \
@@ -387,7 +475,11 @@ class AINativeAgent:
     ) -> None:
         prefix = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         history = self.sessions.history(session)
-        tools = [tool.to_openai() for tool in self._tools.values()]
+        offered = self._offered(session, result)
+        tools = [tool.to_openai() for tool in offered.values()]
+        # run_code's own bound: the program's time and the sandbox's start, not one tool's
+        run_timeout = (self.code_mode.timeout_seconds + 30.0 if self.code_mode is not None
+                       else None)
         usage: dict[str, int] = result["usage"]
         model = self._request_model(provider)
         chat = {"gen_ai.operation.name": "chat", "gen_ai.agent.name": self.name}
@@ -421,7 +513,8 @@ class AINativeAgent:
                 result["finish_reason"] = "stop"
                 return
             for call in calls:
-                record = await self._run_tool(call, session, result["trace_id"])
+                record = await self._run_tool(call, session, result["trace_id"], tools=offered,
+                                              timeout=run_timeout)
                 result["tool_calls"].append(record)
                 content = (
                     _render(record["result"]) if record["status"] == "ok"
@@ -434,7 +527,9 @@ class AINativeAgent:
             "model calls)"
         )
 
-    async def _run_tool(self, call: ToolCall, session: str, trace_id: str) -> dict[str, Any]:
+    async def _run_tool(self, call: ToolCall, session: str, trace_id: str, *,
+                        tools: Mapping[str, Tool] | None = None, timeout: float | None = None,
+                        component: str = "agent") -> dict[str, Any]:
         started = time.perf_counter()
         arguments: Any = call.arguments if call.arguments is not None else call.raw_arguments
         record: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": arguments}
@@ -449,7 +544,10 @@ class AINativeAgent:
                       "gen_ai.tool.call.id": call.id, "tool.name": call.name}
         with self._span(f"execute_tool {call.name}", attributes) as span, \
                 metered("tool", "execute_tool") as meter:
-            record = await self._call_tool(call, session, trace_id, finish)
+            record = await self._call_tool(
+                call, session, trace_id, finish,
+                self._tools if tools is None else tools,
+                self.tool_timeout_seconds if timeout is None else timeout, component)
             if record["status"] != "ok":
                 meter.error = record["status"]
             if span is not None:
@@ -467,43 +565,47 @@ class AINativeAgent:
         session: str,
         trace_id: str,
         finish: Callable[..., dict[str, Any]],
+        tools: Mapping[str, Tool],
+        timeout: float,
+        component: str,
     ) -> dict[str, Any]:
         if call.arguments_error is not None:
             return finish("error", error=f"arguments of {call.name!r} are not valid: "
                                          f"{call.arguments_error}")
-        tool = self._tools.get(call.name)
+        tool = tools.get(call.name)
         if tool is None:
-            known = ", ".join(sorted(self._tools)) or "none"
+            known = ", ".join(sorted(tools)) or "none"
             return finish("error", error=f"unknown tool {call.name!r} (tools: {known})")
         try:
             kwargs = tool.prepare(call.arguments or {})
         except AgentError as exc:
             return finish("error", error=str(exc))
 
-        action = context = None
+        action = context = seq = None
         if self.gate is not None:
             from neuroflow.security.model import Action, ActionContext
 
             action = Action(kind="tool", target=tool.name, actor=self.name,
                             arguments=dict(call.arguments or {}))
-            context = ActionContext(session_id=session, trace_id=trace_id, component="agent")
+            context = ActionContext(session_id=session, trace_id=trace_id,
+                                    component=component)
             try:
                 verdict = await self.gate.authorize(action, context)
             except SecurityError as exc:
                 seq = getattr(getattr(exc, "verdict", None), "audit_seq", None)
                 if seq is not None and not self._duck_tracer:
                     trace.get_current_span().set_attribute("neuroflow.audit.seq", seq)
-                return finish("denied", error=_denial(exc))
+                return finish("denied", error=_denial(exc), audit_seq=seq)
+            seq = getattr(verdict, "audit_seq", None)
             if not self._duck_tracer:
                 span = trace.get_current_span()
                 span.set_attribute("neuroflow.guard.decision", "allow")
-                seq = getattr(verdict, "audit_seq", None)
                 if seq is not None:
                     span.set_attribute("neuroflow.audit.seq", seq)
 
         began = time.perf_counter()
         try:
-            with anyio.fail_after(self.tool_timeout_seconds):
+            with anyio.fail_after(timeout):
                 if tool.is_async:
                     value = await tool.function(**kwargs)
                 else:
@@ -521,14 +623,15 @@ class AINativeAgent:
             raise
         except TimeoutError:
             record = finish("timeout", error=(
-                f"tool {tool.name!r} timed out after tool_timeout_seconds="
-                f"{self.tool_timeout_seconds:g}"
+                f"tool {tool.name!r} timed out after tool_timeout_seconds={timeout:g}"
             ))
         except Exception as exc:
             log.debug("tool %r raised", tool.name, exc_info=True)
             record = finish("error", error=f"{type(exc).__name__}: {exc}")
         else:
             record = finish("ok", result=value)
+        if self.gate is not None:
+            record["audit_seq"] = seq
 
         if self.gate is not None and action is not None and context is not None:
             details: dict[str, Any] = {"duration_ms": record["duration_ms"]}

@@ -48,6 +48,8 @@ class Tool:
         parameters: the JSON schema (``{"type": "object", ...}``) of its keyword arguments.
         function: the function itself (sync or async).
         is_async: whether ``function`` is a coroutine function.
+        read_only: the tool only reads (it changes nothing outside itself); code mode
+            offers only such tools unless a policy names others.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Tool:
     _converters: Mapping[str, Callable[[Any], Any]] = attrs.field(
         factory=dict, repr=False, alias="converters"
     )
+    read_only: bool = attrs.field(default=False, kw_only=True)
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI function-tool description handed to LLM providers."""
@@ -225,9 +228,10 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
 
 
 def describe_tool(
-    function: Callable[..., Any], name: str | None = None, description: str | None = None
+    function: Callable[..., Any], name: str | None = None, description: str | None = None,
+    *, read_only: bool = False,
 ) -> Tool:
-    """Describe ``function`` as a :class:`Tool`.
+    """Describe ``function`` as a :class:`Tool` (``read_only``: it changes nothing).
 
     Raises:
         AgentError: the name is not a valid tool name, or a parameter cannot be described
@@ -296,6 +300,7 @@ def describe_tool(
         is_async=inspect.iscoroutinefunction(function)
         or inspect.iscoroutinefunction(type(function).__call__),
         converters=converters,
+        read_only=bool(read_only),
     )
 
 

@@ -28,8 +28,12 @@ def agent_tool_name(listed_name: str) -> str:
     return name[:64] or "tool"
 
 
-async def use_mcp(agent: Any, client: Any, *, server_name: str | None = None) -> list[str]:
+async def use_mcp(agent: Any, client: Any, *, server_name: str | None = None,
+                  read_only: bool | None = None) -> list[str]:
     """Register the tools of ``client``'s servers (or of one) on ``agent``.
+
+    A tool counts as read-only (code mode offers those) when its server marks it
+    ``readOnlyHint``; ``read_only=True`` or ``False`` decides for every tool instead.
 
     Names follow the client's name-collision policy, with ``/`` written ``__``.  A tool
     that reports an error raises :class:`MCPToolError` inside the agent's tool loop,
@@ -51,8 +55,9 @@ async def use_mcp(agent: Any, client: Any, *, server_name: str | None = None) ->
         schema = dict(listed["input_schema"] or {"type": "object", "properties": {}})
         name = agent_tool_name(listed["name"])
         description = listed["description"] or f"tool {tool!r} of MCP server {server!r}"
+        reads = bool(listed.get("read_only")) if read_only is None else read_only
         agent.add_tool(Tool(name=name, description=description, parameters=schema,
-                            function=_bind(call), is_async=True))
+                            function=_bind(call), is_async=True, read_only=reads))
         names.append(name)
     return names
 

@@ -38,7 +38,8 @@ class MCPClient(Protocol):
 
     async def list_tools(self, server_name: str | None = None) -> list[dict[str, Any]]:
         """Every tool of one server (or of all connected ones), all pages, each as
-        ``{"name", "server", "tool", "description", "input_schema"}``; ``name`` is unique
+        ``{"name", "server", "tool", "description", "input_schema", "read_only"}``
+        (``read_only``: the server marks the tool ``readOnlyHint``); ``name`` is unique
         across servers under the client's name-collision policy."""
         ...
 

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
         open_sandbox,
     )
     from neuroflow.sandbox.guarded import GuardedBackend, command_action, run_guarded
+    from neuroflow.sandbox.host_tools import (
+        HostCallRecord,
+        HostTool,
+        HostToolError,
+        HostTools,
+    )
     from neuroflow.sandbox.process import SandboxIsolator
     from neuroflow.sandbox.protocol import IsolationBackend
     from neuroflow.sandbox.result import SandboxResult, TerminationReason
@@ -43,6 +49,10 @@ _LAZY: dict[str, str] = {
     "command_action": "neuroflow.sandbox.guarded",
     "run_guarded": "neuroflow.sandbox.guarded",
     "GuardedBackend": "neuroflow.sandbox.guarded",
+    "HostTool": "neuroflow.sandbox.host_tools",
+    "HostTools": "neuroflow.sandbox.host_tools",
+    "HostToolError": "neuroflow.sandbox.host_tools",
+    "HostCallRecord": "neuroflow.sandbox.host_tools",
 }
 
 
@@ -79,6 +89,10 @@ def cgroup_pool() -> CgroupPool | None:
 
 __all__ = [
     "GuardedBackend",
+    "HostCallRecord",
+    "HostTool",
+    "HostToolError",
+    "HostTools",
     "IsolationBackend",
     "NamespaceIsolator",
     "SandboxConfig",

@@ -49,6 +49,7 @@ import anyio.to_thread
 from neuroflow.errors import CommandNotAllowedError, SandboxError, UnsupportedLimitError
 from neuroflow.sandbox import cgroups, runas
 from neuroflow.sandbox.config import SandboxConfig, is_dangerous_env
+from neuroflow.sandbox.host_tools import HostTools
 from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command, runnable_by
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
 from neuroflow.security.levels import SandboxSecurityLevel
@@ -420,6 +421,40 @@ class SandboxIsolator:
         return await run_guarded(self._gate, action, context,
                                  lambda: self._run(command, executable, cwd, args, stdin, env,
                                                    timeout), env)
+
+    async def run_code(
+        self,
+        code: str,
+        language: str = "python",
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        host_tools: HostTools | None = None,
+    ) -> SandboxResult:
+        """Run a Python program (``python3 -I``) in this sandbox, like :meth:`execute`.
+
+        With ``host_tools`` the program may call those host functions as ``from host
+        import tools; tools.NAME(...)`` (:mod:`neuroflow.sandbox.code_runner`), and
+        ``result.host_calls`` lists every call it made.
+
+        Raises:
+            SandboxError: an unknown ``language`` or a ``code`` that is not a str.
+            CommandNotAllowedError: ``python3`` is not in ``allowed_commands``.
+            SecurityError: the gate denied it.
+        """
+        if language != "python":
+            raise SandboxError(f"language: expected 'python', got {language!r}")
+        if not isinstance(code, str):
+            raise SandboxError(f"code: expected a str, got {type(code).__name__}")
+        if host_tools is None:
+            return await self.execute("python3", ["-I", "-c", code], env=env, timeout=timeout)
+        if not isinstance(host_tools, HostTools):
+            raise SandboxError(f"host_tools: expected a neuroflow.sandbox.HostTools, got "
+                               f"{type(host_tools).__name__}")
+        from neuroflow.sandbox.code_runner import run_python
+
+        return await run_python(self.execute, self._work_dir(), code, host_tools, env=env,
+                                timeout=timeout)
 
     def execute_sync(
         self,

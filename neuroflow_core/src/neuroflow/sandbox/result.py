@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
 
@@ -43,6 +44,8 @@ class SandboxResult:
         limits_hit: every limit the command ran into (``"processes"``, ``"memory"``...),
             even those that did not end it.
         warnings: settings this run could not enforce and skipped (weaker isolation).
+        host_calls: every host-tool call the guest made, in order, when it ran with
+            ``run_code(..., host_tools=...)`` (:mod:`neuroflow.sandbox.host_tools`).
     """
 
     exit_code: int
@@ -59,6 +62,7 @@ class SandboxResult:
     stderr_truncated: bool = False
     limits_hit: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    host_calls: tuple[Any, ...] = ()
 
     @property
     def output(self) -> bytes:

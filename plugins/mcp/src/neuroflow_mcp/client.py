@@ -387,7 +387,8 @@ class OfficialMCPClient:
                     name = f"{server.config.name}/{tool.name}"
             out.append({"name": name, "server": server.config.name, "tool": tool.name,
                         "description": tool.description or "",
-                        "input_schema": tool.input_schema})
+                        "input_schema": tool.input_schema,
+                        "read_only": bool(getattr(tool.annotations, "read_only_hint", False))})
         return out
 
     async def execute_tool(self, server_name: str, tool_name: str,

