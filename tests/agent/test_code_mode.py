@@ -322,8 +322,8 @@ async def test_the_program_reads_definitions_on_demand_not_source(tmp_path: Path
     harness = Harness(tmp_path, backend, code)
     run = _only_run(await harness.run())
     assert "List sales records." in run["stdout"] and "how many records" in run["stdout"]
-    assert "no source:" in run["stdout"]
-    assert "ran.append" not in run["stdout"]
+    # whatever the guest can read of its stub, the tool's own source is not there
+    assert "ran.append" not in run["stdout"] and "RECORDS" not in run["stdout"]
 
 
 async def test_the_model_sees_one_short_tool_description(tmp_path: Path, backend: str) -> None:

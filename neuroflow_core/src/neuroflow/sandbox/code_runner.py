@@ -76,7 +76,7 @@ async def _accept(listener: anyio.abc.SocketListener, token: bytes, path: Path,
             if presented != token:
                 continue
             path.unlink(missing_ok=True)
-            records.extend(await serve(stream, stream, host_tools))
+            await serve(stream, stream, host_tools, records)
             return
 
 

@@ -85,15 +85,18 @@ def _descriptors(host_tools: HostTools) -> list[dict[str, Any]]:
              "inputSchema": dict(t.input_schema)} for t in host_tools.tools]
 
 
-async def serve(receive: _Receive, send: _Send, host_tools: HostTools) -> list[HostCallRecord]:
+async def serve(receive: _Receive, send: _Send, host_tools: HostTools,
+                records: list[HostCallRecord] | None = None) -> list[HostCallRecord]:
     """Answer the guest's frames until it closes its end; return every call it made.
 
+    Each call is appended to ``records`` (a new list if not given) as soon as it is
+    answered, so a caller that cancels the serving still holds the record of every call.
     A frame over ``max_request_bytes`` (plus a little for the envelope) ends the channel:
     its bytes are not read, the guest's next call fails.
     """
     frames = _Frames(receive)
     names = {t.name for t in host_tools.tools}
-    records: list[HostCallRecord] = []
+    records = [] if records is None else records
     calls = lists = 0
     limit = host_tools.max_request_bytes + 1024
     while True:
@@ -126,7 +129,12 @@ async def serve(receive: _Receive, send: _Send, host_tools: HostTools) -> list[H
         name = name if isinstance(name, str) else ""
         arguments = frame.get("arguments")
         seq = len(records) + 1
-        answer, outcome, message = await _call(host_tools, name, arguments, names, calls)
+        try:
+            answer, outcome, message = await _call(host_tools, name, arguments, names, calls)
+        except anyio.get_cancelled_exc_class():
+            records.append(HostCallRecord(seq, name[:64], "cancelled",
+                                          "the run ended during the call"))
+            raise
         calls += 1
         records.append(HostCallRecord(seq, name[:64], outcome, message))
         await _answer(send, answer)
