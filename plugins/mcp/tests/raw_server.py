@@ -1,7 +1,9 @@
 """An MCP server written by hand on raw JSON-RPC lines, for what SDK servers never do:
 it writes a line of garbage to stdout before every answer, and it pages ``tools/list``
 (two tools per page, with ``nextCursor``); ``tool_4``'s input schema is written the way
-zod and pydantic write them (a list of types, ``$ref``)."""
+zod and pydantic write them (a list of types, ``$ref``).  Two unlisted tools serve the
+sandbox tests: ``hog`` (allocates ``mib`` MiB) and ``whoami`` (uid, working directory and
+variable names, as JSON).  Only the standard library: any ``python3`` runs it."""
 
 from __future__ import annotations
 
@@ -46,6 +48,15 @@ def main() -> None:
             if start + 2 < len(TOOLS):
                 page["nextCursor"] = str(start + 2)
             answer(request, page)
+        elif method == "tools/call" and params["name"] == "hog":
+            hog = bytearray(int(params["arguments"]["mib"]) * 1024 * 1024)  # touched: real
+            answer(request, {"content": [{"type": "text", "text": f"held {len(hog)}"}]})
+        elif method == "tools/call" and params["name"] == "whoami":
+            import os
+
+            text = json.dumps({"uid": os.getuid(), "cwd": os.getcwd(),
+                               "env": sorted(os.environ)})
+            answer(request, {"content": [{"type": "text", "text": text}]})
         elif method == "tools/call":
             text = f"ran {params['name']}"
             if params.get("arguments"):

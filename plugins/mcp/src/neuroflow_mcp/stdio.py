@@ -5,6 +5,10 @@ transport knows its process id, so stopping it kills the whole group -- includin
 grandchild ``npx`` or ``uvx`` starts -- and the client can notice at once when the server
 process dies.  Lines on stdout that are not JSON-RPC reach the session as exceptions
 (reported, not fatal); the last lines of stderr are kept for error messages.
+
+Given an isolation backend (``sandbox=``), the server is started by the backend's
+``spawn`` instead (:func:`neuroflow.sandbox.spawn`): it then runs under that sandbox's
+limits, uid and guards, and its whole tree is the sandbox run's, ended by the sandbox.
 """
 
 from __future__ import annotations
@@ -46,16 +50,64 @@ class ServerProcess:
         tail = [line for line in self.stderr_tail if line.strip()]
         return f"server process {how}" + (f": {tail[-1].strip()}" if tail else "")
 
+    def terminate_group(self) -> None:
+        """SIGTERM the server's process group."""
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGTERM)
+
     def kill_group(self) -> None:
         """SIGKILL every process left in the server's group (safe to call twice)."""
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+
+    async def wait(self) -> None:
+        """Wait until the server process exited."""
+        await self.process.wait()
 
     async def wait_group_gone(self, timeout: float = 2.0) -> bool:
         """Wait until no live process is left in the server's group; whether none is."""
         with anyio.move_on_after(timeout):
             while group_alive(self.pid):
                 await anyio.sleep(0.01)
+            return True
+        return False
+
+
+class SandboxedServerProcess(ServerProcess):
+    """A server an isolation backend spawned: its process tree is the sandbox run's, so
+    the sandbox signals it (its run cgroup, not only the process group) and says how it
+    ended (``memory_limit``, ``cpu_limit``...)."""
+
+    def __init__(self, process: Any) -> None:
+        super().__init__(process)
+        self.result: Any = None
+
+    def describe_exit(self) -> str:
+        """Like :meth:`ServerProcess.describe_exit`, naming the sandbox's limit when one
+        ended the server."""
+        text = super().describe_exit()
+        reason = getattr(getattr(self.result, "reason", None), "value", None)
+        if reason not in (None, "exited", "signalled"):
+            text = text.replace("server process ", f"server process ended by the sandbox "
+                                f"({reason}), ", 1)
+        return text
+
+    def terminate_group(self) -> None:
+        """SIGTERM the server (the sandbox's ``terminate``)."""
+        self.process.terminate()
+
+    def kill_group(self) -> None:
+        """SIGKILL everything of the sandbox run (safe in ``atexit``)."""
+        self.process.kill()
+
+    async def wait(self) -> None:
+        """Wait until the server ended and the sandbox reported how."""
+        self.result = await self.process.wait()
+
+    async def wait_group_gone(self, timeout: float = 2.0) -> bool:
+        """Close the sandbox's process: it kills and waits for the whole tree."""
+        with anyio.move_on_after(max(timeout, 10.0)):
+            await self.process.aclose()
             return True
         return False
 
@@ -81,17 +133,27 @@ def group_alive(pgid: int) -> bool:
 
 @asynccontextmanager
 async def stdio_transport(command: str, args: list[str], *, env: dict[str, str],
-                          cwd: str | None, grace: float,
-                          started: Any = None) -> AsyncIterator[tuple[Any, Any, ServerProcess]]:
-    """Start ``command`` in its own session; yield ``(read_stream, write_stream, process)``.
+                          cwd: str | None, grace: float, started: Any = None,
+                          sandbox: Any = None
+                          ) -> AsyncIterator[tuple[Any, Any, ServerProcess]]:
+    """Start ``command`` in its own session (or, given ``sandbox``, with that isolation
+    backend's ``spawn``, in its work directory with ``env`` added to its environment);
+    yield ``(read_stream, write_stream, process)``.
 
     On exit: stdin is closed, the server gets ``grace`` seconds to leave, then its whole
     process group gets SIGTERM and, shortly after, SIGKILL.
     """
-    process = await anyio.open_process([command, *args], env=env, cwd=cwd,
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, start_new_session=True)
-    server = ServerProcess(process)
+    server: ServerProcess
+    if sandbox is None:
+        process = await anyio.open_process([command, *args], env=env, cwd=cwd,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, start_new_session=True)
+        server = ServerProcess(process)
+    else:
+        from neuroflow.sandbox import spawn
+
+        process = await spawn(sandbox, command, args, env=env)
+        server = SandboxedServerProcess(process)
     if started is not None:
         started(server)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
@@ -135,7 +197,7 @@ async def stdio_transport(command: str, args: list[str], *, env: dict[str, str],
             await read_writer.aclose()
 
     async def waiter() -> None:
-        await process.wait()
+        await server.wait()
         server.exited.set()
 
     try:
@@ -165,13 +227,12 @@ async def _stop(server: ServerProcess, grace: float) -> None:
             await process.stdin.aclose()
     with anyio.move_on_after(grace):
         await server.exited.wait()
-    if process.returncode is None:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(server.pid, signal.SIGTERM)
+    if server.returncode is None:
+        server.terminate_group()
         with anyio.move_on_after(1.0):
             await server.exited.wait()
     # The leader may be gone while a grandchild (npx -> node) still holds the group.
     server.kill_group()
-    if process.returncode is None:
+    if server.returncode is None:
         with anyio.move_on_after(1.0):
             await server.exited.wait()
