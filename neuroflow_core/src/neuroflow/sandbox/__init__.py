@@ -24,7 +24,12 @@ if TYPE_CHECKING:
         WasmSandboxConfig,
         open_sandbox,
     )
-    from neuroflow.sandbox.guarded import GuardedBackend, command_action, run_guarded
+    from neuroflow.sandbox.guarded import (
+        GuardedBackend,
+        command_action,
+        run_guarded,
+        spawn_guarded,
+    )
     from neuroflow.sandbox.process import SandboxIsolator
     from neuroflow.sandbox.protocol import IsolationBackend, SandboxProcess, SpawningBackend
     from neuroflow.sandbox.result import SandboxResult, TerminationReason
@@ -47,6 +52,7 @@ _LAZY: dict[str, str] = {
     "open_sandbox": "neuroflow.sandbox.facade",
     "command_action": "neuroflow.sandbox.guarded",
     "run_guarded": "neuroflow.sandbox.guarded",
+    "spawn_guarded": "neuroflow.sandbox.guarded",
     "GuardedBackend": "neuroflow.sandbox.guarded",
 }
 
@@ -71,4 +77,5 @@ __all__ = [
     "open_sandbox",
     "run_guarded",
     "spawn",
+    "spawn_guarded",
 ]
