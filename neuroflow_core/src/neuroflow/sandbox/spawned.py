@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -129,6 +130,10 @@ class ProcessHandle:
         self._returncode: int | None = None
         self._result: SandboxResult | None = None
         self._closed = False
+        # A handle dropped without aclose() (or still open when the interpreter exits)
+        # takes its process tree with it.
+        self._reaped = [False]
+        self._finalizer = weakref.finalize(self, _kill_unreaped, state, self._reaped)
 
     @property
     def returncode(self) -> int | None:
@@ -163,6 +168,8 @@ class ProcessHandle:
             self._state.kill_rest()  # the process is a zombie: its pid is still ours
             await self._state.finish()
             _, status, usage = os.wait4(self.pid, 0)
+            self._reaped[0] = True
+            self._finalizer.detach()
             self._returncode = os.waitstatus_to_exitcode(status)
             self._on_reaped(self._returncode)
             return self._report(self._returncode, status, usage, wall)
@@ -205,6 +212,11 @@ class ProcessHandle:
 
     def __repr__(self) -> str:
         return f"ProcessHandle(pid={self.pid}, returncode={self._returncode})"
+
+
+def _kill_unreaped(state: Any, reaped: list[bool]) -> None:
+    if not reaped[0]:
+        state.kill_rest()
 
 
 async def spawn(
