@@ -200,7 +200,9 @@ async def stdio_transport(command: str, args: list[str], *, env: dict[str, str],
         await server.wait()
         server.exited.set()
 
+    guardian: _Guardian | None = None
     try:
+        guardian = await _Guardian.start(server.pid)
         async with anyio.create_task_group() as tg:
             tg.start_soon(stdout_reader)
             tg.start_soon(stderr_reader)
@@ -216,8 +218,53 @@ async def stdio_transport(command: str, args: list[str], *, env: dict[str, str],
         server.kill_group()  # whatever happened above, nothing of the group survives
         with anyio.CancelScope(shield=True):
             await server.wait_group_gone()
+            if guardian is not None:
+                await guardian.dismiss()
             for stream in (read_stream, write_stream, read_writer, write_reader):
                 await stream.aclose()
+
+
+class _Guardian:
+    """Kills a server's process group if this process dies without stopping it.
+
+    A server exits when its stdin closes with us, but what it started below itself (the
+    ``node`` that ``npx`` runs, a worker) need not read that stdin.  So each server gets
+    a guardian: a ``/bin/sh`` in a session of its own, blocked reading a pipe only we
+    hold.  If we die (even by SIGKILL), the pipe closes, the read returns and the shell
+    SIGKILLs the server's whole process group.  On a normal stop we kill the guardian
+    first, so it never acts.
+    """
+
+    _SCRIPT = 'read _ignored; kill -9 -"$1" 2>/dev/null'
+
+    def __init__(self, process: Process | None, pipe: int) -> None:
+        self.process = process
+        self.pipe = pipe
+
+    @classmethod
+    async def start(cls, pgid: int) -> _Guardian:
+        """A guardian for process group ``pgid`` (inert where ``/bin/sh`` is missing)."""
+        read_end, write_end = os.pipe()  # not inherited by anything we start later
+        try:
+            process = await anyio.open_process(
+                ["/bin/sh", "-c", cls._SCRIPT, "guardian", str(pgid)], stdin=read_end,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            process = None
+        finally:
+            os.close(read_end)
+        return cls(process, write_end)
+
+    async def dismiss(self) -> None:
+        """Stop the guardian without letting it act, and reap it."""
+        if self.process is not None:
+            with suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+            self.process = None
+        if self.pipe >= 0:
+            os.close(self.pipe)
+            self.pipe = -1
 
 
 async def _stop(server: ServerProcess, grace: float) -> None:
