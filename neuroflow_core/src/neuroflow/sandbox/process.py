@@ -40,7 +40,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.lowlevel
@@ -53,6 +53,9 @@ from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command, runnable_by
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
 from neuroflow.sandbox.spawned import ProcessHandle
 from neuroflow.security.levels import SandboxSecurityLevel
+
+if TYPE_CHECKING:
+    from neuroflow.sandbox.protocol import SandboxProcess
 
 try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), when installed
     from neuroflow_native import spawn as _native_spawn
@@ -440,9 +443,10 @@ class SandboxIsolator:
         *,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> ProcessHandle:
-        """Start ``command`` and return it running: a :class:`~neuroflow.sandbox.spawned.
-        ProcessHandle` with ``stdin``/``stdout``/``stderr`` streams, ``wait()``,
+    ) -> SandboxProcess:
+        """Start ``command`` and return it running: a ``SandboxProcess`` (a
+        :class:`~neuroflow.sandbox.spawned.ProcessHandle`, behind the gate's recorder when
+        there is a gate) with ``stdin``/``stdout``/``stderr`` streams, ``wait()``,
         ``terminate()``, ``kill()`` and ``aclose()``.
 
         Everything :meth:`execute` applies holds: the allow list, the gate (asked now,
