@@ -200,3 +200,80 @@ def test_parse_docstring_google_style() -> None:
     assert summary == "Do the thing in two lines."
     assert params == {"a": "first.", "b": "second, continued.", "rest": "ignored star."}
     assert parse_docstring(None) == ("", {})
+
+
+# --- schemas written by others (MCP servers): the JSON Schema they use -----------------
+
+#: The shapes real MCP servers send: zod (npm servers) writes type lists and draft-07
+#: ``$schema``; pydantic (Python servers) writes ``$defs``/``$ref`` and ``anyOf`` with null;
+#: OpenAPI-minded servers write ``nullable``.
+FOREIGN = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "minLength": 1},
+        "encoding": {"type": ["string", "null"]},
+        "head": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+                 "default": None},
+        "tail": {"type": "integer", "nullable": True},
+        "mode": {"$ref": "#/$defs/Mode"},
+        "edits": {"type": "array", "items": {"$ref": "#/$defs/Edit"}},
+        "kind": {"oneOf": [{"const": "file"}, {"const": "dir"}]},
+        "flags": {"allOf": [{"type": "object"}, {"required": ["recursive"]}]},
+    },
+    "required": ["path"],
+    "additionalProperties": False,
+    "$defs": {
+        "Mode": {"type": "string", "enum": ["text", "binary"]},
+        "Edit": {"type": "object", "properties": {"old": {"type": "string"},
+                                                   "new": {"type": "string"}},
+                 "required": ["old", "new"]},
+    },
+}
+
+
+def foreign_tool(schema: dict[str, Any] = FOREIGN) -> Any:
+    from neuroflow.agent.tools import Tool
+
+    return Tool(name="read", description="", parameters=schema,
+                function=lambda **kw: kw, is_async=False)
+
+
+def test_schemas_from_mcp_servers_accept_what_json_schema_accepts() -> None:
+    tool = foreign_tool()
+    good = {"path": "a.txt", "encoding": None, "head": None, "tail": None, "mode": "text",
+            "edits": [{"old": "a", "new": "b"}], "kind": "dir", "flags": {"recursive": True}}
+    assert tool.prepare(good) == good
+    assert tool.prepare({"path": "a", "encoding": "utf-8", "head": 3, "tail": 4}) == {
+        "path": "a", "encoding": "utf-8", "head": 3, "tail": 4}
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    ({"path": "a", "encoding": 5}, "encoding: expected string or null, got 5"),
+    ({"path": "a", "head": 0}, "head: expected integer or null, got 0"),
+    ({"path": "a", "tail": "x"}, "tail: expected integer or null, got 'x'"),
+    ({"path": "a", "mode": "fast"}, "mode: expected one of ['text', 'binary'], got 'fast'"),
+    ({"path": "a", "edits": [{"old": "a"}]}, "edits[0].new: required argument is missing"),
+    ({"path": "a", "kind": "link"}, "kind: "),
+    ({"path": "a", "flags": {}}, "flags.recursive: required argument is missing"),
+    ({"path": ""}, "path: "),
+    ({"path": "a", "colour": 1}, "colour: unknown argument (known: path, encoding"),
+    ({}, "path: required argument is missing"),
+])
+def test_schemas_from_mcp_servers_reject_naming_the_path(arguments: Any, expected: str) -> None:
+    with pytest.raises(AgentError, match="bad arguments for tool 'read'") as info:
+        foreign_tool().prepare(arguments)
+    assert expected in str(info.value)
+
+
+def test_a_broken_schema_is_reported_as_the_tool_s_not_the_model_s() -> None:
+    tool = foreign_tool({"type": "object", "properties": {"x": {"type": "strnig"}}})
+    with pytest.raises(AgentError, match="tool 'read' has an invalid input schema"):
+        tool.prepare({"x": "y"})
+
+
+def test_a_ref_to_another_document_is_not_fetched() -> None:
+    tool = foreign_tool({"type": "object", "properties": {
+        "x": {"$ref": "https://schemas.example/x.json"}}})
+    with pytest.raises(AgentError, match=r"\$ref that cannot be resolved"):
+        tool.prepare({"x": 1})

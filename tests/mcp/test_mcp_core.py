@@ -200,3 +200,34 @@ async def test_a_third_party_mcp_backend_is_put_behind_the_gate() -> None:
     assert (action.kind.value, action.target, action.actor, action.arguments) == (
         "mcp_tool", "fs/read", "agent-1", {"path": "/x"})
     assert gate.seen[1] == ("outcome", "success")
+
+
+def test_a_relative_cwd_in_neuroflow_toml_is_taken_from_the_file_s_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "neuroflow.toml").write_text(textwrap.dedent("""\
+        [mcp.servers.fs]
+        command = "npx"
+        cwd = "servers/fs"
+
+        [mcp.servers.home]
+        command = "npx"
+        cwd = "~/fs"
+
+        [mcp.servers.absolute]
+        command = "npx"
+        cwd = "/srv/fs"
+        """))
+    monkeypatch.chdir(tmp_path)  # elsewhere: the working directory must not matter
+    servers = load_config(files=[project / "neuroflow.toml"],
+                          environ={}).section("mcp").settings.servers
+    assert servers["fs"].cwd == str(project / "servers" / "fs")
+    assert servers["home"].cwd == "~/fs"
+    assert servers["absolute"].cwd == "/srv/fs"
+    assert servers["fs"].name == "fs"
+    # A cwd given by an environment variable is taken from the working directory, as
+    # every other path is.
+    from_env = load_config(files=[project / "neuroflow.toml"],
+                           environ={"NEUROFLOW_MCP__SERVERS__FS__CWD": '"here"'})
+    assert from_env.section("mcp").settings.servers["fs"].cwd == "here"

@@ -297,7 +297,17 @@ def file_relative(kind: str = "path", **kwargs: Any) -> Any:
 
 
 def _anchor(obj: Any, path: str, folders: Mapping[str, Path]) -> Any:
-    """Resolve ``obj``'s file-relative fields (recursively) against their files' folders."""
+    """Resolve ``obj``'s file-relative fields (recursively) against their files' folders.
+
+    Tables of config objects keyed by name (``[mcp.servers.<name>]``) are walked too:
+    each value's fields are anchored under ``<path>.<name>``.
+    """
+    if isinstance(obj, Mapping) and not attrs.has(type(obj)):
+        changed = {key: _anchor(value, f"{path}.{key}", folders)
+                   for key, value in obj.items() if attrs.has(type(value))}
+        if not any(changed[key] is not obj[key] for key in changed):
+            return obj
+        return type(obj)({**obj, **changed}) if isinstance(obj, dict) else {**obj, **changed}
     if not attrs.has(type(obj)):
         return obj
     changes: dict[str, Any] = {}

@@ -60,6 +60,11 @@ class UnsupportedLimitError(SandboxError):
     """
 
 
+class UnsupportedOperationError(SandboxError):
+    """The backend does not offer an optional operation (e.g. ``spawn``); the message
+    names the backend and what offers it instead."""
+
+
 class SecurityError(NeuroflowError, PermissionError):
     """A guard denied an action, or the audit log could not record it (fail closed)."""
 

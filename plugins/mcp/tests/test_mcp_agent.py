@@ -45,3 +45,25 @@ key = "{'k' * 32}"
     assert '"tiny/add"' in text and '"mcp_tool"' in text  # the client's gate
     assert any('"researcher"' in row and '"add"' in row for row in rows)  # the agent's
     assert len(records) >= 8  # two decisions and two outcomes per call
+
+
+async def test_a_tool_whose_schema_uses_a_list_of_types_is_called_by_the_agent() -> None:
+    import sys
+
+    from neuroflow import create_backend
+
+    raw = str(Path(__file__).with_name("raw_server.py"))
+    agent = AINativeAgent(name="a", llm_config=LLMConfig(
+        provider="scripted", model="script", extra={"script": [
+            {"tool": "tool_4", "arguments": {"note": None, "count": 2}},
+            {"tool": "tool_4", "arguments": {"note": "hi", "count": 0}},
+            "{tool_results}",
+        ]}))
+    async with create_backend("mcp", gate=False) as mcp:
+        await mcp.start_server(name="raw", command=sys.executable, args=[raw])
+        await use_mcp(agent, mcp)
+        result = await agent.handle("go")
+    good, bad = result["tool_calls"]
+    assert good["status"] == "ok", good
+    assert good["result"] == 'ran tool_4 with {"count": 2, "note": null}'
+    assert bad["status"] == "error" and "count: 0 is less than the minimum of 1" in bad["error"]

@@ -120,7 +120,7 @@ from neuroflow import create_backend
 
 async def main():
     mcp = create_backend("mcp", gate=False)
-    status = await mcp.start_server(**tiny())
+    status = await mcp.start_server(**tiny(env={{"TINY_GRANDCHILD": {pidfile!r}}}))
     print(status.pid, flush=True)
     await anyio.sleep(600)
 
@@ -128,17 +128,22 @@ anyio.run(main)
 """
 
 
-async def test_a_killed_parent_leaves_no_server_behind() -> None:
+async def test_a_killed_parent_leaves_no_server_behind(tmp_path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT.format(tests=str(Path(TINY).parent))],
+        [sys.executable, "-c", PARENT.format(tests=str(Path(TINY).parent),
+                                             pidfile=str(pidfile))],
         stdout=subprocess.PIPE, text=True)
     try:
         server_pid = int(parent.stdout.readline())
-        assert alive(server_pid)
+        grandchild = int(pidfile.read_text())
+        assert alive(server_pid) and alive(grandchild)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        # The server's stdin closes with its parent; a server on the SDK then exits.
-        await eventually(lambda: not alive(server_pid), timeout=30, what="the orphan to exit")
+        # Nothing is left: neither the server nor the grandchild it started (the way npx
+        # leaves node below itself), which does not read the closed stdin.
+        await eventually(lambda: not alive(server_pid) and not alive(grandchild),
+                         timeout=30, what="the server and its grandchild to be gone")
     finally:
         parent.kill()
         await anyio.sleep(0)

@@ -3,7 +3,6 @@ and npm ``@modelcontextprotocol/server-filesystem`` (SPEC.md section 4, as writt
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -37,8 +36,7 @@ servers:
 """
 
 
-@pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed")
-async def test_spec_section_4_runs_as_written_with_the_filesystem_server(tmp_path) -> None:
+async def test_spec_section_4_runs_as_written_with_the_filesystem_server(tmp_path, npx) -> None:
     root = tmp_path.resolve()
     (root / "test.txt").write_text("from the test")
     Path("config.yaml").write_text(SPEC_CONFIG.format(root=root))

@@ -61,6 +61,7 @@ class Tool:
         factory=dict, repr=False, alias="converters"
     )
     read_only: bool = attrs.field(default=False, kw_only=True)
+    _checker: Any = attrs.field(default=None, init=False, repr=False, eq=False)
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI function-tool description handed to LLM providers."""
@@ -77,9 +78,15 @@ class Tool:
         """Check ``arguments`` against the schema and return the keyword arguments to call with.
 
         Raises:
-            AgentError: listing every problem as ``path: what was expected, got what``.
+            AgentError: listing every problem as ``path: what was expected, got what``;
+                or the tool's own schema is not valid JSON Schema.
         """
-        problems = validate(arguments, self.parameters, "")
+        if self._checker is None:  # built once, on the first call
+            object.__setattr__(self, "_checker", schema_checker(
+                self.parameters, owner=f"tool {self.name!r}"))
+        problems = validate(arguments, self.parameters, checker=self._checker)
+        if not problems and not isinstance(arguments, Mapping):
+            problems = [f"arguments: expected object, got {arguments!r}"]
         if problems:
             raise AgentError(f"bad arguments for tool {self.name!r}: " + "; ".join(problems))
         kwargs = dict(arguments)
@@ -305,48 +312,123 @@ def describe_tool(
 
 
 # --- validation ---------------------------------------------------------------------------
+#
+# Arguments are checked with ``jsonschema`` (every draft, ``$ref``/``$defs``, type lists,
+# ``anyOf``/``oneOf``/``allOf``, ``const``, bounds, patterns), so a schema an MCP server
+# wrote is understood as that server meant it.  OpenAPI's ``nullable: true`` (outside JSON
+# Schema, but some servers send it) also admits ``null``.  Problems are reported in one
+# form, ``path.to[0].field: what was expected, got what``, for the model to correct.
 
-_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, Mapping),
-}
+_checker_classes: dict[type, type] = {}
 
 
-def validate(value: Any, schema: Mapping[str, Any], path: str) -> list[str]:
-    """Check ``value`` against the JSON-schema subset tools use; return the problems."""
-    where = path or "arguments"
-    if "anyOf" in schema:
-        if any(not validate(value, option, path) for option in schema["anyOf"]):
-            return []
-        kinds = " or ".join(o.get("type", "value") for o in schema["anyOf"])
-        return [f"{where}: expected {kinds}, got {value!r}"]
+def _checker_class(schema: Mapping[str, Any]) -> Any:
+    """The ``jsonschema`` validator class for ``schema``'s ``$schema`` (default: 2020-12),
+    extended with ``nullable``."""
+    from jsonschema import validators
+
+    base = validators.validator_for(schema, default=validators.Draft202012Validator)
+    extended = _checker_classes.get(base)
+    if extended is None:
+        check_type = base.VALIDATORS["type"]
+
+        def nullable_type(checker: Any, types: Any, instance: Any, schema: Any) -> Any:
+            if instance is None and schema.get("nullable") is True:
+                return
+            yield from check_type(checker, types, instance, schema)
+
+        extended = validators.extend(base, {"type": nullable_type})
+        _checker_classes[base] = extended
+    return extended
+
+
+def schema_checker(schema: Mapping[str, Any], *, owner: str = "tool") -> Any:
+    """A validator for ``schema`` (checked first).
+
+    Raises:
+        AgentError: the schema itself is not valid JSON Schema (``owner`` names whose).
+    """
+    from jsonschema.exceptions import SchemaError
+
+    cls = _checker_class(schema)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(map(str, exc.absolute_path)) or "(root)"
+        raise AgentError(f"{owner} has an invalid input schema at {where}: {exc.message}"
+                         ) from None
+    return cls(schema)
+
+
+def _path(base: str, parts: Any) -> str:
+    out = base
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = f"{out}.{part}" if out else str(part)
+    return out
+
+
+def _kinds(schema: Any) -> list[str]:
+    """The JSON types a (sub)schema names, ``"null"`` for ``nullable``; ``[]`` if none."""
+    if not isinstance(schema, Mapping):
+        return []
     kind = schema.get("type")
-    if kind is not None and not _JSON_TYPES[kind](value):
-        return [f"{where}: expected {kind}, got {value!r}"]
-    if "enum" in schema and value not in schema["enum"]:
-        return [f"{where}: expected one of {schema['enum']!r}, got {value!r}"]
-    problems: list[str] = []
-    if kind == "array" and "items" in schema:
-        for i, item in enumerate(value):
-            problems += validate(item, schema["items"], f"{path}[{i}]")
-    if kind == "object":
-        prefix = f"{path}." if path else ""
+    kinds = [kind] if isinstance(kind, str) else list(kind or ())
+    if kinds and schema.get("nullable") is True and "null" not in kinds:
+        kinds.append("null")
+    return kinds
+
+
+def _describe(error: Any, path: str) -> list[str]:
+    """One ``jsonschema`` error as our problem lines."""
+    where = _path(path, error.absolute_path)
+    here = where or "arguments"
+    value, rule, schema = error.instance, error.validator, error.schema
+    if rule == "type":
+        return [f"{here}: expected {' or '.join(_kinds(schema))}, got {value!r}"]
+    if rule == "enum":
+        return [f"{here}: expected one of {list(error.validator_value)!r}, got {value!r}"]
+    prefix = f"{where}." if where else ""
+    if rule == "required":
+        return [f"{prefix}{key}: required argument is missing"
+                for key in error.validator_value if key not in value]
+    if rule == "additionalProperties" and error.validator_value is False:
+        import re
+
         properties = schema.get("properties", {})
-        for key in schema.get("required", ()):
-            if key not in value:
-                problems.append(f"{prefix}{key}: required argument is missing")
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in properties:
-                problems += validate(item, properties[key], f"{prefix}{key}")
-            elif extra is False:
-                known = ", ".join(properties) or "none"
-                problems.append(f"{prefix}{key}: unknown argument (known: {known})")
-            elif isinstance(extra, Mapping):
-                problems += validate(item, extra, f"{prefix}{key}")
+        patterns = schema.get("patternProperties", {})
+        known = ", ".join(properties) or "none"
+        return [f"{prefix}{key}: unknown argument (known: {known})" for key in value
+                if key not in properties and not any(re.search(p, key) for p in patterns)]
+    if rule in ("anyOf", "oneOf"):
+        kinds = [_kinds(option) for option in error.validator_value]
+        if all(kinds):
+            names = " or ".join(dict.fromkeys(k for group in kinds for k in group))
+            return [f"{here}: expected {names}, got {value!r}"]
+    return [f"{here}: {error.message}"]
+
+
+def validate(value: Any, schema: Mapping[str, Any], path: str = "", *,
+             checker: Any = None) -> list[str]:
+    """Check ``value`` against the JSON Schema ``schema``; return the problems, each
+    ``path: what was expected, got what`` (``[]``: valid).
+
+    ``checker``: a validator from :func:`schema_checker` for ``schema`` (built here when
+    not given; then an invalid schema raises :class:`AgentError`).
+    """
+    from referencing.exceptions import Unresolvable
+
+    if checker is None:
+        checker = schema_checker(schema)
+    problems: list[str] = []
+    try:
+        for error in checker.iter_errors(value):
+            for line in _describe(error, path):
+                if line not in problems:
+                    problems.append(line)
+    except Unresolvable as exc:  # a $ref to elsewhere: nothing is fetched
+        raise AgentError(f"the input schema has a $ref that cannot be resolved here: {exc}"
+                         ) from None
     return problems

@@ -1,4 +1,6 @@
 """Sandbox isolation: run commands under limits, through pluggable backends.
+Backends that can (``process``) also :func:`spawn` long-running processes whose streams
+the caller talks to (an MCP server over stdio).
 
 The built-in ``process`` backend (:class:`SandboxIsolator`) runs local processes under
 rlimits and per-run cgroups.  ``NamespaceIsolator`` and ``WasmSandbox`` come from the
@@ -23,7 +25,12 @@ if TYPE_CHECKING:
         WasmSandboxConfig,
         open_sandbox,
     )
-    from neuroflow.sandbox.guarded import GuardedBackend, command_action, run_guarded
+    from neuroflow.sandbox.guarded import (
+        GuardedBackend,
+        command_action,
+        run_guarded,
+        spawn_guarded,
+    )
     from neuroflow.sandbox.host_tools import (
         HostCallRecord,
         HostTool,
@@ -31,13 +38,17 @@ if TYPE_CHECKING:
         HostTools,
     )
     from neuroflow.sandbox.process import SandboxIsolator
-    from neuroflow.sandbox.protocol import IsolationBackend
+    from neuroflow.sandbox.protocol import IsolationBackend, SandboxProcess, SpawningBackend
     from neuroflow.sandbox.result import SandboxResult, TerminationReason
+    from neuroflow.sandbox.spawned import spawn
     from neuroflow.security.levels import SandboxSecurityLevel
 
 _LAZY: dict[str, str] = {
     "SandboxConfig": "neuroflow.sandbox.config",
     "IsolationBackend": "neuroflow.sandbox.protocol",
+    "SpawningBackend": "neuroflow.sandbox.protocol",
+    "SandboxProcess": "neuroflow.sandbox.protocol",
+    "spawn": "neuroflow.sandbox.spawned",
     "SandboxResult": "neuroflow.sandbox.result",
     "TerminationReason": "neuroflow.sandbox.result",
     "SandboxSecurityLevel": "neuroflow.security.levels",
@@ -48,6 +59,7 @@ _LAZY: dict[str, str] = {
     "open_sandbox": "neuroflow.sandbox.facade",
     "command_action": "neuroflow.sandbox.guarded",
     "run_guarded": "neuroflow.sandbox.guarded",
+    "spawn_guarded": "neuroflow.sandbox.guarded",
     "GuardedBackend": "neuroflow.sandbox.guarded",
     "HostTool": "neuroflow.sandbox.host_tools",
     "HostTools": "neuroflow.sandbox.host_tools",
@@ -97,8 +109,10 @@ __all__ = [
     "NamespaceIsolator",
     "SandboxConfig",
     "SandboxIsolator",
+    "SandboxProcess",
     "SandboxResult",
     "SandboxSecurityLevel",
+    "SpawningBackend",
     "TerminationReason",
     "WasmSandbox",
     "WasmSandboxConfig",
@@ -107,5 +121,7 @@ __all__ = [
     "command_action",
     "open_sandbox",
     "run_guarded",
+    "spawn",
+    "spawn_guarded",
     "validators",
 ]

@@ -108,7 +108,7 @@ async def run_guarded(
                                           {"error": f"{type(exc).__name__}: {exc}", **extra})
             raise
         exited = result.reason is TerminationReason.EXITED
-        outcome = ("success" if result.ok else "error") if exited else result.reason.value
+        outcome = _outcome(result)
         if op.recording:
             op.set("process.exit.code", result.exit_code)
             op.set("neuroflow.sandbox.reason", result.reason.value)
@@ -120,6 +120,112 @@ async def run_guarded(
             "exit_code": result.exit_code, "reason": result.reason.value,
             "wall_time_ms": round(result.wall_time_ms, 3), **extra})
     return result
+
+
+def _outcome(result: SandboxResult) -> str:
+    exited = result.reason is TerminationReason.EXITED
+    return ("success" if result.ok else "error") if exited else result.reason.value
+
+
+async def spawn_guarded(
+    gate: Any, action: Any, context: Any, start: Callable[[], Awaitable[Any]],
+    env: Mapping[str, str] | None = None,
+) -> GuardedProcess:
+    """Authorize ``action`` with ``gate``, start the process with ``start()``, and return
+    it wrapped so that the gate is told how it ended (once, when it is first waited for
+    or closed).
+
+    Authorizing and starting are one span, ``spawn_sandbox {command}`` (the guard
+    decision and the pid as attributes).  Raises ``SecurityError`` (nothing starts) when
+    the gate denies the command; a failure to start is recorded as an ``error`` outcome
+    and re-raised.
+    """
+    from neuroflow.observability.operations import operation
+
+    command = action.target
+    backend = str(getattr(context, "component", "") or "").removeprefix("sandbox.")
+    with operation(f"spawn_sandbox {command}", "sandbox", "spawn", {
+        "neuroflow.sandbox.backend": backend, "neuroflow.sandbox.command": command,
+    }) as op:
+        try:
+            verdict = await gate.authorize(action, context)
+        except BaseException as exc:
+            if op.recording and getattr(exc, "verdict", None) is not None:
+                op.record_verdict("deny", exc.verdict)
+            raise
+        if op.recording:
+            op.record_verdict("allow", verdict)
+        extra = {"env": redacted_env(gate, env)} if env else {}
+        try:
+            process = await start()
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await gate.record_outcome(action, context, "error",
+                                          {"error": f"{type(exc).__name__}: {exc}", **extra})
+            raise
+        if op.recording:
+            op.set("process.pid", process.pid)
+    return GuardedProcess(process, gate, action, context, extra)
+
+
+class GuardedProcess:
+    """A spawned process whose end is recorded by the gate that allowed it.
+
+    Delegates to the wrapped ``SandboxProcess``; the first ``wait()`` (or ``aclose()``)
+    records the outcome (``success``, ``error``, ``timed_out``, ``memory_limit``...) with
+    the exit code, reason and wall time.
+    """
+
+    def __init__(self, process: Any, gate: Any, action: Any, context: Any,
+                 extra: Mapping[str, Any]) -> None:
+        self.process = process
+        self.pid: int = process.pid
+        self.stdin = process.stdin
+        self.stdout = process.stdout
+        self.stderr = process.stderr
+        self._gate = gate
+        self._action = action
+        self._context = context
+        self._extra = dict(extra)
+        self._recorded = False
+
+    @property
+    def returncode(self) -> int | None:
+        """The wrapped process's exit status once reaped."""
+        return self.process.returncode
+
+    async def wait(self) -> SandboxResult:
+        """Wait for the process (see ``SandboxProcess.wait``); record how it ended."""
+        result = await self.process.wait()
+        if not self._recorded:
+            self._recorded = True
+            with anyio.CancelScope(shield=True):
+                await self._gate.record_outcome(self._action, self._context,
+                                                _outcome(result), {
+                    "exit_code": result.exit_code, "reason": result.reason.value,
+                    "wall_time_ms": round(result.wall_time_ms, 3), **self._extra})
+        return result
+
+    def terminate(self) -> None:
+        """``SIGTERM`` the process (see ``SandboxProcess.terminate``)."""
+        self.process.terminate()
+
+    def kill(self) -> None:
+        """``SIGKILL`` the whole tree (see ``SandboxProcess.kill``)."""
+        self.process.kill()
+
+    async def aclose(self) -> None:
+        """Close the wrapped process, then record its outcome if nobody waited."""
+        with anyio.CancelScope(shield=True):
+            await self.process.aclose()
+            await self.wait()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
 
 
 class GuardedBackend:
@@ -161,6 +267,36 @@ class GuardedBackend:
                                         timeout=timeout)
 
         return await run_guarded(self._gate, action, context, run, env)
+
+    async def spawn(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> GuardedProcess:
+        """Authorize, start in the wrapped backend (see ``SpawningBackend.spawn``), and
+        record how the process ended once it is waited for.
+
+        Raises:
+            UnsupportedOperationError: the wrapped backend has no ``spawn`` (before the
+                gate is asked: nothing could run).
+        """
+        inner = getattr(self.backend, "spawn", None)
+        if inner is None:
+            from neuroflow.errors import UnsupportedOperationError
+            from neuroflow.sandbox.spawned import unsupported_spawn
+
+            raise UnsupportedOperationError(unsupported_spawn(self.backend))
+        action, context = command_action(command, args, self._actor, self._component, env=env)
+
+        def start() -> Awaitable[Any]:
+            traced = traceparent_env()
+            run_env = {**traced, **env} if traced and env else (traced or env)
+            return inner(command, args, env=run_env, timeout=timeout)
+
+        return await spawn_guarded(self._gate, action, context, start, env)
 
     async def aclose(self) -> None:
         """Close the wrapped backend."""

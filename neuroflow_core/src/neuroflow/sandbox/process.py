@@ -40,7 +40,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.lowlevel
@@ -52,7 +52,11 @@ from neuroflow.sandbox.config import SandboxConfig, is_dangerous_env
 from neuroflow.sandbox.host_tools import HostTools
 from neuroflow.sandbox.resolve import DEFAULT_PATH, resolve_command, runnable_by
 from neuroflow.sandbox.result import SandboxResult, TerminationReason
+from neuroflow.sandbox.spawned import ProcessHandle
 from neuroflow.security.levels import SandboxSecurityLevel
+
+if TYPE_CHECKING:
+    from neuroflow.sandbox.protocol import SandboxProcess
 
 try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), when installed
     from neuroflow_native import spawn as _native_spawn
@@ -397,11 +401,27 @@ class SandboxIsolator:
         # Resolved once: the allow-list check and the run use this very path.
         # Nothing is executed to resolve it (shims are read, not run).
         executable = resolve_command(command, self._search_path, cwd, self._who)
+        admitted = await self._admit(command, executable, cwd, args, env)
+
+        def run() -> Any:
+            return self._run(command, executable, cwd, args, stdin, env, timeout)
+
+        if admitted is None:
+            return await run()
+        from neuroflow.sandbox.guarded import run_guarded
+
+        return await run_guarded(self._gate, *admitted, run, env)
+
+    async def _admit(self, command: str, executable: str | None, cwd: str,
+                     args: Sequence[str], env: Mapping[str, str] | None
+                     ) -> tuple[Any, Any] | None:
+        """Check the allow list and (strict) the environment; with a gate, return the
+        ``(action, context)`` to authorize (a refusal is audited before it is raised)."""
         if self._gate is None:
             self._check_allowed(command, executable, cwd)
             self._check_env(env)
-            return await self._run(command, executable, cwd, args, stdin, env, timeout)
-        from neuroflow.sandbox.guarded import command_action, redacted_env, run_guarded
+            return None
+        from neuroflow.sandbox.guarded import command_action, redacted_env
 
         action, context = command_action(command, args, self._actor, self.component,
                                          env=env, cwd=cwd, executable=executable,
@@ -418,9 +438,47 @@ class SandboxIsolator:
                 details["env"] = redacted_env(self._gate, env)
             await self._gate.record_outcome(action, context, "denied", details)
             raise
-        return await run_guarded(self._gate, action, context,
-                                 lambda: self._run(command, executable, cwd, args, stdin, env,
-                                                   timeout), env)
+        return action, context
+
+    async def spawn(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> SandboxProcess:
+        """Start ``command`` and return it running: a ``SandboxProcess`` (a
+        :class:`~neuroflow.sandbox.spawned.ProcessHandle`, behind the gate's recorder when
+        there is a gate) with ``stdin``/``stdout``/``stderr`` streams, ``wait()``,
+        ``terminate()``, ``kill()`` and ``aclose()``.
+
+        Everything :meth:`execute` applies holds: the allow list, the gate (asked now,
+        told how the process ended when it is waited for), the clean environment, the
+        run's uid, its cgroup and rlimits, the work directory; the whole tree dies with
+        it.  Output is streamed, not kept, so ``max_output_bytes`` does not apply, and
+        ``wall_timeout`` neither: ``timeout`` (default none) is the wall-clock limit.
+
+        Raises:
+            CommandNotAllowedError: the command is not in ``allowed_commands``.
+            SecurityError: the gate denied it.
+            SandboxError: a bad argument (named), or the program cannot be started.
+        """
+        if self._closed:
+            raise SandboxError("this SandboxIsolator is closed")
+        args, _, env, timeout = check_call(command, args, None, env, timeout)
+        cwd = self._work_dir()
+        executable = resolve_command(command, self._search_path, cwd, self._who)
+        admitted = await self._admit(command, executable, cwd, args, env)
+
+        async def start() -> ProcessHandle:
+            return self._start(command, executable, cwd, args, env, timeout)
+
+        if admitted is None:
+            return await start()
+        from neuroflow.sandbox.guarded import spawn_guarded
+
+        return await spawn_guarded(self._gate, *admitted, start, env)
 
     async def run_code(
         self,
@@ -680,15 +738,7 @@ class SandboxIsolator:
                 if _no_memory_to_start(exc, group):
                     assert group is not None
                     return self._no_memory_result(group, (time.perf_counter() - start) * 1e3)
-                why = getattr(exc, "strerror", None) or exc
-                if identity is not None and getattr(exc, "errno", None) in (
-                    errno.EACCES, errno.EPERM
-                ):
-                    why = (f"{why}: the run's uid {identity.uid} may not execute it (a "
-                           "directory above it may not be searchable by others, e.g. a "
-                           "0700 home directory); name a program outside it (a bare "
-                           "'python3' finds one the run may execute), or see run_as")
-                raise SandboxError(f"cannot start {argv[0]!r} ({executable}): {why}") from None
+                raise _cannot_start(exc, argv, executable, identity) from None
             for fd in (out_w, err_w, in_r) if in_w >= 0 else (out_w, err_w):
                 os.close(fd)
                 open_fds.remove(fd)
@@ -763,6 +813,83 @@ class SandboxIsolator:
             if proc is not None and proc.returncode is None:
                 with anyio.CancelScope(shield=True):
                     await _reap_after_kill(proc, group)
+
+    def _start(
+        self, command: str, executable: str | None, cwd: str, args: Sequence[str],
+        extra_env: Mapping[str, str] | None, timeout: float | None,
+    ) -> ProcessHandle:
+        """Spawn as :meth:`_run` does, with pipes for all three streams, and hand the
+        process, its cgroup and its uid lease to a :class:`ProcessHandle`."""
+        if executable is None:
+            raise SandboxError(
+                f"command {command!r} not found (PATH={self._search_path!r}) or not executable"
+            )
+        env = self._run_env(cwd, extra_env)
+        argv = [executable, *args]
+        if self._runas.drops and executable.startswith(cwd.rstrip("/") + "/"):
+            executable = "./" + os.path.relpath(executable, cwd)
+        cfg = self.config
+        lease = self._take_lease(cwd)
+        group: cgroups.RunCgroup | None = None
+        fds: list[int] = []
+        try:
+            if self._cgroups is not None:
+                try:
+                    group = self._cgroups.acquire(cfg.max_processes, cfg.memory_limit)
+                except OSError as exc:
+                    raise SandboxError(
+                        f"cannot set up the run cgroup (max_processes={cfg.max_processes}, "
+                        f"memory_limit={cfg.memory_limit}): {exc.strerror or exc}"
+                    ) from None
+            for _ in range(3):
+                fds += os.pipe2(os.O_CLOEXEC)
+            in_r, in_w, out_r, out_w, err_r, err_w = fds
+            identity = lease.identity if lease is not None else None
+            try:
+                proc = self._spawn(argv, executable, cwd, env, in_r, out_w, err_w, group,
+                                   identity)
+            except (OSError, subprocess.SubprocessError) as exc:
+                if _no_memory_to_start(exc, group):
+                    raise SandboxError(
+                        f"cannot start {argv[0]!r}: memory_limit={cfg.memory_limit} is too "
+                        "small for the program to start") from None
+                raise _cannot_start(exc, argv, executable, identity) from None
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+                fds.remove(fd)
+            pidfd = os.pidfd_open(proc.pid)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            if group is not None and self._cgroups is not None:
+                self._cgroups.release(group)
+            if lease is not None:
+                self._return_lease(cwd, lease)
+            raise
+        state = _RunState(proc.pid, group)
+        pool = self._cgroups
+
+        async def release() -> None:
+            try:
+                if group is not None and pool is not None:
+                    if group.emptied:
+                        pool.release(group)
+                    else:  # removing a cgroup that may not be empty kills and waits
+                        await anyio.to_thread.run_sync(pool.release, group)
+            finally:
+                if lease is not None:
+                    self._return_lease(cwd, lease)
+
+        def report(code: int, status: int, usage: Any, wall: float) -> SandboxResult:
+            return self._result(code, status, usage, wall, _Stream(-1, None),
+                                _Stream(-1, None), state, group)
+
+        def reaped(code: int) -> None:
+            proc.returncode = code
+
+        return ProcessHandle(pid=proc.pid, pidfd=pidfd, stdin_fd=in_w, stdout_fd=out_r,
+                             stderr_fd=err_r, timeout=timeout, state=state, report=report,
+                             release=release, on_reaped=reaped)
 
     def _no_memory_result(self, group: cgroups.RunCgroup, wall: float) -> SandboxResult:
         """The run's memory cgroup was too full for the program to join or exec in: the
@@ -888,6 +1015,18 @@ class SandboxIsolator:
 
     def __repr__(self) -> str:
         return f"SandboxIsolator({self.config!r})"
+
+
+def _cannot_start(exc: BaseException, argv: list[str], executable: str,
+                  identity: runas.Identity | None) -> SandboxError:
+    """The error for a program the spawn could not start."""
+    why = getattr(exc, "strerror", None) or exc
+    if identity is not None and getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):
+        why = (f"{why}: the run's uid {identity.uid} may not execute it (a "
+               "directory above it may not be searchable by others, e.g. a "
+               "0700 home directory); name a program outside it (a bare "
+               "'python3' finds one the run may execute), or see run_as")
+    return SandboxError(f"cannot start {argv[0]!r} ({executable}): {why}")
 
 
 def _text(value: object, name: str) -> str:

@@ -864,3 +864,172 @@ class IsolationBackendSuite:
             ran = await run_bounded(backend, *touch)
         assert ran.ok, ran
         assert (work / "gated.txt").read_text() == "ran\n"
+
+    # --- spawn: the optional streaming half ------------------------------------------
+    #
+    # A backend either offers ``spawn`` (then these tests hold it to the same rules as
+    # ``execute``) or lacks it; then ``neuroflow.sandbox.spawn`` must say so with
+    # ``UnsupportedOperationError`` -- and nothing may run.
+
+    async def _spawn(self, backend: Any, command: str, args: list[str],
+                     **kwargs: Any) -> Any:
+        """``neuroflow.sandbox.spawn(...)``, or ``None`` when the backend has no spawn
+        (checked to say so clearly)."""
+        from neuroflow.errors import UnsupportedOperationError
+        from neuroflow.sandbox import spawn
+
+        try:
+            return await spawn(backend, command, args, **kwargs)
+        except UnsupportedOperationError as exc:
+            assert "spawn" in str(exc), f"unclear refusal: {exc}"
+            return None
+
+    @staticmethod
+    async def _read_until(stream: Any, wanted: bytes, bound: float = _RUN_BOUND) -> bytes:
+        import anyio
+
+        seen = b""
+        with anyio.move_on_after(bound):
+            while wanted not in seen:
+                try:
+                    seen += await stream.receive()
+                except anyio.EndOfStream:
+                    break
+        return seen
+
+    @pytest.mark.anyio
+    async def test_spawn_streams_stdin_and_stdout(self, isolation_backend: Any) -> None:
+        """A spawned process answers what it reads, line by line, while it runs; closing
+        its stdin ends it, and ``wait()`` reports how (the same result every time)."""
+        from neuroflow.sandbox.result import TerminationReason
+
+        process = await self._spawn(isolation_backend, "/bin/sh", [
+            "-c", "while read -r line; do echo \"got $line\"; echo \"err $line\" >&2; done"])
+        if process is None:
+            return
+        async with process:
+            assert isinstance(process.pid, int) and process.pid > 0
+            assert process.returncode is None
+            for word in (b"one", b"two"):
+                await process.stdin.send(word + b"\n")
+                assert await self._read_until(process.stdout, b"got " + word + b"\n") == (
+                    b"got " + word + b"\n"), "the process did not answer while running"
+            assert (await self._read_until(process.stderr, b"err two\n")).endswith(
+                b"err two\n")
+            await process.stdin.aclose()
+            import anyio
+
+            with anyio.fail_after(_RUN_BOUND):
+                result = await process.wait()
+            assert result.reason is TerminationReason.EXITED and result.exit_code == 0
+            assert process.returncode == 0
+            assert await process.wait() == result
+
+    @pytest.mark.anyio
+    async def test_spawned_process_tree_dies_with_it(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """``aclose()`` leaves nothing of a spawned process: neither its child nor a
+        double-forked, setsid'd grandchild."""
+        work = tmp_path / "work"
+        marker = f"nf-suite-{uuid.uuid4().hex}"
+        script = _TREE.replace("MARKER", marker).replace("TAIL", "while :; do sleep 1; done")
+        async with self._backend(make_isolation_backend, work_dir=str(work)) as backend:
+            process = await self._spawn(backend, "/bin/sh", ["-c", script])
+            if process is None:
+                return
+            try:
+                started = await self._read_until(process.stdout, b"started")
+                assert b"started" in started, "the test program did not start its children"
+                pids = [_pid(work / "child.pid"), _pid(work / "grandchild.pid")]
+                assert _marked_processes(marker.encode(), pids), "no child is running"
+            finally:
+                await process.aclose()
+        alive = _survivors(marker.encode(), pids)
+        assert alive == [], f"processes of the spawned tree outlived aclose(): {alive}"
+
+    @pytest.mark.anyio
+    async def test_spawn_has_the_limits_of_execute(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """A spawned process runs in ``work_dir``, without the host's environment, and is
+        ended by its ``timeout`` (``TIMED_OUT``) and by ``memory_limit``."""
+        import anyio
+
+        from neuroflow.sandbox.result import TerminationReason
+
+        work = tmp_path / "work"
+        os.environ["NEUROFLOW_SUITE_SPAWN_SECRET"] = "host-secret"
+        try:
+            async with self._backend(make_isolation_backend, work_dir=str(work)) as backend:
+                process = await self._spawn(
+                    backend, "/bin/sh",
+                    ["-c", 'echo made > spawned.txt; export -p; echo "given=$GIVEN"; '
+                           'sleep 5; echo survived'],
+                    env={"GIVEN": "yes"}, timeout=1.0)
+                if process is None:
+                    return
+                async with process:
+                    out = await self._read_until(process.stdout, b"given=yes\n")
+                    with anyio.fail_after(_RUN_BOUND):
+                        result = await process.wait()
+                    out += await self._read_until(process.stdout, b"survived", bound=1.0)
+        finally:
+            del os.environ["NEUROFLOW_SUITE_SPAWN_SECRET"]
+        assert (work / "spawned.txt").read_text() == "made\n", "it did not run in work_dir"
+        assert b"host-secret" not in out, "a host variable leaked into a spawned process"
+        assert b"given=yes" in out
+        assert result.reason is TerminationReason.TIMED_OUT, result
+        assert b"survived" not in out, "the spawned process outlived its timeout"
+
+        limit = 32 * MiB
+        async with self._backend(make_isolation_backend, memory_limit=limit) as backend:
+            process = await self._spawn(backend, "/bin/sh", ["-c", _MEMORY_HOG])
+            async with process:
+                out = await self._read_until(process.stdout, b"survived")
+                with anyio.fail_after(_RUN_BOUND):
+                    result = await process.wait()
+        assert b"survived" not in out, "a spawned process used more than memory_limit"
+        assert not result.ok
+
+    @pytest.mark.anyio
+    async def test_spawn_asks_the_gate_and_reports_the_end(
+        self, make_isolation_backend: Callable[..., Any], tmp_path: Path
+    ) -> None:
+        """The gate is asked before a process is spawned (a ``command`` action) and told
+        how it ended; a denied one raises ``SecurityError`` and never runs."""
+        import anyio
+
+        from neuroflow.errors import SecurityError
+
+        work = tmp_path / "work"
+        touch = ["-c", "echo ran > spawned-gated.txt"]
+        denying = RecordingGate(deny=True)
+        async with self._backend(make_isolation_backend, gate=denying,
+                                 work_dir=str(work)) as backend:
+            refused = None
+            try:
+                process = await self._spawn(backend, "/bin/sh", touch)
+            except SecurityError as exc:
+                refused = exc
+            else:
+                if process is None:
+                    assert denying.authorized == [], "the gate was asked about a spawn " \
+                        "the backend cannot do"
+                    return
+                await process.aclose()
+        assert not (work / "spawned-gated.txt").exists(), "denied, but it ran"
+        assert refused is not None, "the gate denied the spawn; it did not raise SecurityError"
+        allowing = RecordingGate()
+        async with self._backend(make_isolation_backend, gate=allowing,
+                                 work_dir=str(work)) as backend:
+            process = await self._spawn(backend, "/bin/sh", touch)
+            assert [(str(a.kind), a.target) for a, _ in allowing.authorized] == [
+                ("command", "/bin/sh")], "the gate was not asked before the spawn"
+            async with process:
+                with anyio.fail_after(_RUN_BOUND):
+                    result = await process.wait()
+        assert result.ok, result
+        assert (work / "spawned-gated.txt").read_text() == "ran\n"
+        assert [(a.target, outcome) for a, outcome, _ in allowing.outcomes] == [
+            ("/bin/sh", "success")], "the gate was not told how the spawned process ended"

@@ -225,10 +225,6 @@ class OfficialMCPClient:
     def _connect(self, server: _Server) -> Any:
         cfg = server.config
         if cfg.transport is Transport.STDIO:
-            if cfg.sandbox:
-                raise MCPServerError(
-                    f"mcp.servers.{cfg.name}.sandbox: running a stdio server inside an "
-                    f"isolation backend is not supported yet (got {cfg.sandbox!r})")
             return _stdio(server, self.config.stop_grace_seconds)
         return _remote(cfg)
 
@@ -489,11 +485,20 @@ def _server_config(config: Any, fields: Mapping[str, Any]) -> MCPServerConfig:
 
 
 class _StdioConnection:
-    """``async with`` wrapper recording the process on the server as it starts."""
+    """``async with`` wrapper recording the process on the server as it starts.
+
+    With ``sandbox = "<backend>"`` the server is spawned by that isolation backend,
+    built the one way (``create_backend``, options from ``[sandbox.<backend>]``, the
+    server's ``cwd`` as its ``work_dir``, the configured gate judging the command as
+    actor ``mcp-server:<name>``); it gets the sandbox's clean environment plus the
+    server's ``env`` and ``env_allow`` variables.  The backend is closed with the
+    connection.
+    """
 
     def __init__(self, server: _Server, grace: float) -> None:
         self.server = server
         self.grace = grace
+        self._sandbox: Any = None
 
     async def __aenter__(self) -> tuple[Any, Any]:
         cfg = self.server.config
@@ -501,13 +506,39 @@ class _StdioConnection:
         def started(process: ServerProcess) -> None:
             self.server.process = process
 
-        self._cm = stdio_transport(cfg.command or "", list(cfg.args), env=cfg.environment(),
-                                   cwd=cfg.cwd, grace=self.grace, started=started)
-        read, write, _process = await self._cm.__aenter__()
+        env, cwd = cfg.environment(), cfg.cwd
+        if cfg.sandbox:
+            from neuroflow import create_backend
+
+            self._sandbox = create_backend(
+                "isolation", cfg.sandbox, overrides={"work_dir": cwd} if cwd else None,
+                actor=f"mcp-server:{cfg.name}", field=f"mcp.servers.{cfg.name}.sandbox")
+            # The sandbox sets PATH, HOME, LANG and TMPDIR for its own uid and work dir.
+            env, cwd = _allowed_only(cfg) | dict(cfg.env), None
+        self._cm = stdio_transport(cfg.command or "", list(cfg.args), env=env, cwd=cwd,
+                                   grace=self.grace, started=started, sandbox=self._sandbox)
+        try:
+            read, write, _process = await self._cm.__aenter__()
+        except BaseException:
+            await self._close_sandbox()
+            raise
         return read, write
 
     async def __aexit__(self, *exc: Any) -> Any:
-        return await self._cm.__aexit__(*exc)
+        try:
+            return await self._cm.__aexit__(*exc)
+        finally:
+            await self._close_sandbox()
+
+    async def _close_sandbox(self) -> None:
+        if self._sandbox is not None:
+            with anyio.CancelScope(shield=True):
+                await self._sandbox.aclose()
+
+
+def _allowed_only(cfg: MCPServerConfig) -> dict[str, str]:
+    """The host variables ``env_allow`` names (not the base set a plain server gets)."""
+    return {name: os.environ[name] for name in cfg.env_allow if name in os.environ}
 
 
 def _stdio(server: _Server, grace: float) -> _StdioConnection:
