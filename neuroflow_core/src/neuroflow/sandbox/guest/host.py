@@ -12,7 +12,7 @@ import os
 import struct
 import types
 
-__all__ = ["ToolError", "tools"]
+__all__ = ["ToolError"]  # and `tools`, listed from the host on first use
 
 _LENGTH = struct.Struct(">I")
 _PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
@@ -97,4 +97,10 @@ def _load():
     return namespace
 
 
-tools = _load()
+def __getattr__(name):
+    """``tools`` is listed from the host on first use (PEP 562)."""
+    if name == "tools":
+        loaded = _load()
+        globals()["tools"] = loaded
+        return loaded
+    raise AttributeError(f"module 'host' has no attribute {name!r}")
