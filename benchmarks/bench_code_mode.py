@@ -157,6 +157,12 @@ def backends() -> list[str]:
         found.append("wasm-python")
     except ImportError:
         print("(wasm-python not installed: pip install 'neuroflow[wasm-python]')")
+    try:
+        import neuroflow_sandbox_namespace  # noqa: F401
+
+        found.append("namespace")
+    except ImportError:
+        print("(namespace not installed: pip install 'neuroflow[namespace]')")
     return found
 
 
