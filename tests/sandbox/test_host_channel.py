@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -130,3 +131,34 @@ def test_frames_are_a_big_endian_length_and_json() -> None:
     from neuroflow.sandbox.host_channel import encode
 
     assert encode({"ok": True}) == struct.pack(">I", 11) + b'{"ok":true}'
+
+
+async def test_a_silent_or_wrong_connection_does_not_hold_up_the_program(tmp_path: Path) -> None:
+    from neuroflow.sandbox.code_runner import _accept
+
+    path = tmp_path / "s"
+    tools = HostTools(tools=(HostTool("double", "Double a number.", SCHEMA, 5.0),),
+                      call=_double)
+    records: list[Any] = []
+
+    async def frame(stream: Any, body: bytes) -> None:
+        await stream.send(struct.pack(">I", len(body)) + body)
+
+    async with await anyio.create_unix_listener(path) as listener, \
+            anyio.create_task_group() as group:
+        group.start_soon(_accept, listener, b"right-token", path, tools, records)
+        silent = await anyio.connect_unix(path)  # connects first and never speaks
+        wrong = await anyio.connect_unix(path)
+        await frame(wrong, b"wrong-token")
+        with anyio.fail_after(5):  # well under the 30 s a silent connection may take
+            good = await anyio.connect_unix(path)
+            await frame(good, b"right-token")
+            await frame(good, b'{"op":"call","tool":"double","arguments":{"n":4}}')
+            size = struct.unpack(">I", await good.receive(4))[0]
+            answer = await good.receive(size)
+        assert answer == b'{"ok":true,"result":8}'
+        assert not path.exists()  # removed once the program connected
+        group.cancel_scope.cancel()
+    for stream in (silent, wrong, good):
+        await stream.aclose()
+    assert [(r.tool, r.outcome) for r in records] == [("double", "ok")]

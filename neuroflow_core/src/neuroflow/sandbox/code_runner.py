@@ -32,8 +32,10 @@ from neuroflow.sandbox.guest import FOLDER as GUEST_FOLDER
 from neuroflow.sandbox.host_channel import serve
 from neuroflow.sandbox.host_tools import HostCallRecord, HostTools
 
-#: How long the program has to connect before its calls fail (it connects first thing).
+#: How long a connection has to present its token (the runner does so first thing).
 CONNECT_SECONDS = 30.0
+#: Connections read at once while waiting for the token.
+_PENDING = 16
 
 _RUNNER = '''\
 """Connects to the host, then runs the program read from stdin (after its token line)."""
@@ -67,30 +69,51 @@ def _prepare(work_dir: str) -> Path:
 
 async def _accept(listener: anyio.abc.SocketListener, token: bytes, path: Path,
                   host_tools: HostTools, records: list[HostCallRecord]) -> None:
-    """Serve the first connection that presents ``token``; drop any other."""
-    while True:
-        stream = await listener.accept()
+    """Serve the first connection that presents ``token``; drop every other one.
+
+    Each connection is read in a task of its own, so one that connects and stays silent
+    cannot hold the program's connection up; at most ``_PENDING`` wait at once.
+    """
+    served = anyio.Event()
+    pending = anyio.Semaphore(_PENDING)
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
         async with stream:
-            with anyio.move_on_after(CONNECT_SECONDS):
-                presented = await _read_token(stream)
-            if presented != token:
-                continue
+            try:
+                with anyio.move_on_after(CONNECT_SECONDS):
+                    presented = await _read_token(stream)
+            finally:
+                pending.release()
+            if presented != token or served.is_set():
+                return
+            served.set()
             path.unlink(missing_ok=True)
             await serve(stream, stream, host_tools, records)
-            return
+
+    async with anyio.create_task_group() as group:
+        while not served.is_set():
+            await pending.acquire()
+            stream = await listener.accept()
+            group.start_soon(handle, stream)
+
+
+async def _read_exactly(stream: anyio.abc.ByteStream, size: int) -> bytes | None:
+    """Exactly ``size`` bytes (never more: what follows is the program's first frame)."""
+    data = b""
+    while len(data) < size:
+        try:
+            data += await stream.receive(size - len(data))
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            return None
+    return data
 
 
 async def _read_token(stream: anyio.abc.ByteStream) -> bytes | None:
-    data = b""
-    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        if len(data) > 4 + 256:
-            return None
-        try:
-            data += await stream.receive(260)
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            return None
-    size = int.from_bytes(data[:4], "big")
-    return data[4:4 + size] if size <= 256 else None
+    head = await _read_exactly(stream, 4)
+    if head is None:
+        return None
+    size = int.from_bytes(head, "big")
+    return await _read_exactly(stream, size) if size <= 256 else None
 
 
 async def run_python(execute: Execute, work_dir: str, code: str, host_tools: HostTools, *,
