@@ -284,34 +284,23 @@ async def probe_mcp(servers: dict[str, Any]) -> dict[str, Any]:
 
 
 async def a2a_registry() -> dict[str, Any]:
-    """The A2A registry's agents when an A2A plugin is importable, else why not."""
-    import importlib
+    """The agents of the configured A2A registry (``[registry]``), or why there are none."""
+    from neuroflow.a2a import AgentRegistryService
+    from neuroflow.config import get_config
 
     try:
-        # SPEC's `neuroflow.a2a` is not part of the core yet (its plugin is being written):
-        # whatever is importable is used, and its absence is shown, not raised.
-        a2a = importlib.import_module("neuroflow.a2a")
-    except ImportError:
-        return {"installed": False, "agents": [],
-                "detail": "no A2A support installed (pip install 'neuroflow[a2a]')"}
-    service_class = getattr(a2a, "AgentRegistryService", None)
-    if service_class is None:
-        return {"installed": False, "agents": [], "detail": "neuroflow.a2a has no registry"}
-    try:
-        registry = service_class()
-        start: Callable[[], Any] | None = getattr(registry, "start", None)
-        if start is not None:
-            await start()
-        lister = next((getattr(registry, n) for n in ("list_agents", "list", "all_agents",
-                                                      "discover_all") if hasattr(registry, n)),
-                      None)
-        agents = [] if lister is None else await lister()
-        stop = getattr(registry, "stop", None)
-        if stop is not None:
-            await stop()
-    except Exception as exc:  # noqa: BLE001 - a plugin in progress must not break the page
+        backend = get_config().section("registry").backend
+        async with AgentRegistryService() as registry:
+            agents = await registry.list_agents()
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is shown, not raised
         return {"installed": True, "agents": [], "detail": f"registry unavailable: {exc}"}
-    return {"installed": True, "detail": "", "agents": [_plain(a) for a in agents]}
+    detail = ""
+    if backend == "memory":
+        detail = ("[registry] backend = \"memory\" lives inside each process: set backend = "
+                  "\"sql\" (pip install 'neuroflow[a2a]') to see the agents other processes "
+                  "register")
+    return {"installed": True, "backend": backend, "detail": detail,
+            "agents": [_plain(a) for a in agents]}
 
 
 def _plain(value: Any) -> Any:
