@@ -19,4 +19,5 @@ def spawn(
     *,
     view: tuple[_Path, Sequence[_Path]] | None = None,
     nomem_kill: bool = False,
+    new_process_group: bool = False,
 ) -> int: ...

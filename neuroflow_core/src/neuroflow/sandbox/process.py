@@ -8,14 +8,16 @@ One run, in order:
 2. build a clean environment; when the host is root, take a dedicated uid for the run
    and hand the work directory to it;
 3. take a run cgroup from the pool and write all its limits;
-4. spawn in a new session.  With ``neuroflow-native`` installed, its C ``spawn`` starts
-   the child the way ``posix_spawn`` does (sharing our memory until its exec) and the
-   child writes itself into the run cgroups, sets its rlimits, sets ``no_new_privs`` and
-   drops to the run's uid (no supplementary groups, raw system calls) before it execs.
-   Without it, the same set-up runs in Python after ``fork()`` when there are run
-   cgroups or a uid to drop to; otherwise it spawns with ``vfork`` and sets the rlimits
-   with ``prlimit`` right after.  Either way only the child ever enters a run cgroup, and
-   the program starts limited;
+4. spawn.  With ``neuroflow-native`` installed, its C ``spawn`` starts the child the way
+   ``posix_spawn`` does (sharing our memory until its exec); the child makes a process
+   group of its own and gives up any controlling terminal (not a new session: ``setsid``
+   also moves it to a new scheduler autogroup, which costs a reschedule before its exec,
+   a whole time slice on a busy machine), writes itself into the run cgroups, sets its
+   rlimits, sets ``no_new_privs`` and drops to the run's uid (no supplementary groups,
+   raw system calls) before it execs.  Without it, the same set-up runs in Python after
+   ``fork()`` (in a new session) when there are run cgroups or a uid to drop to;
+   otherwise it spawns with ``vfork`` and sets the rlimits with ``prlimit`` right after.
+   Either way only the child ever enters a run cgroup, and the program starts limited;
 5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
    all through one private epoll set that a single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
@@ -57,6 +59,9 @@ try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), w
     from neuroflow_native import spawn as _native_spawn
 except ImportError:
     _native_spawn = None
+# Whether the C spawn can give the child a process group of its own without a controlling
+# terminal instead of a new session (an older build only knows ``new_session``).
+_NATIVE_PGROUP = "new_process_group" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
@@ -100,20 +105,6 @@ class _Child:
 
 
 _Proc = subprocess.Popen[bytes] | _Child
-
-
-def _join_files(group: cgroups.RunCgroup) -> list[str]:
-    """The files the native spawn's child writes ``0`` to, to join the run cgroups.
-
-    On cgroup v1 that is ``tasks`` (the child is a single thread until its exec): a
-    write of one thread skips the threadgroup lock whose taking can wait for an RCU grace
-    period (milliseconds); ``cgroup.procs`` elsewhere.
-    """
-    files = []
-    for procs in group.procs_files():
-        tasks = procs[: -len("cgroup.procs")] + "tasks"
-        files.append(tasks if group.version == 1 and os.path.exists(tasks) else procs)
-    return files
 
 
 def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> bool:
@@ -457,10 +448,11 @@ class SandboxIsolator:
             pid = _native_spawn(
                 executable, argv, [f"{name}={value}" for name, value in env.items()],
                 cwd, [stdin_fd, out_w, err_w],
-                _join_files(group) if group is not None else [],
+                group.join_files() if group is not None else [],
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
-                self._setup_in_child, True, view=view,
+                self._setup_in_child, not _NATIVE_PGROUP, view=view,
+                **({"new_process_group": True} if _NATIVE_PGROUP else {}),
                 # Too little memory to join or exec in: the child ends by SIGKILL, as
                 # the OOM killer ends a forked child (it skips one sharing our memory).
                 nomem_kill=group is not None and "memory" in group.dirs,
@@ -698,7 +690,7 @@ class SandboxIsolator:
                         wall = (time.perf_counter() - start) * 1000.0
                         poller.unregister(pidfd)
                         # The main process is a zombie: its pid cannot be reused yet.
-                        state.kill_rest()
+                        state.kill_rest(exited=True)
                         deadline = time.monotonic() + _DRAIN_GRACE
                     elif fd == in_w:
                         feed = self._feed(poller, in_w, feed, open_fds)
@@ -1083,10 +1075,13 @@ class _RunState:
             self.reason = reason
         self.kill_rest()
 
-    def kill_rest(self) -> None:
-        """SIGKILL every process of the run, without waiting (see :meth:`finish`)."""
+    def kill_rest(self, exited: bool = False) -> None:
+        """SIGKILL every process of the run, without waiting (see :meth:`finish`).
+
+        ``exited``: the main process has exited and is not reaped yet.
+        """
         if self.group is not None:
-            self.group.signal_all()
+            self.group.signal_all(zombies=1 if exited else 0)
             return
         try:
             os.killpg(self.pid, signal.SIGKILL)

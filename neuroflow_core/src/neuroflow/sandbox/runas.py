@@ -18,6 +18,7 @@ import pwd
 import shutil
 import signal
 import stat
+import threading
 
 import attrs
 
@@ -111,19 +112,43 @@ def named_identity(run_as: str) -> Identity:
     return Identity(entry.pw_uid, entry.pw_gid)
 
 
-def _lock_dir() -> str:
-    try:
-        os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-        st = os.lstat(LOCK_DIR)
-    except OSError as exc:
-        raise UnsupportedLimitError(
-            f"run_as: cannot create the uid lock directory {LOCK_DIR}: {exc.strerror}"
-        ) from None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o077:
-        raise UnsupportedLimitError(
-            f"run_as: {LOCK_DIR} must be a directory owned by root with mode 0700"
-        )
-    return LOCK_DIR
+_lock_fd = -1
+_lock_guard = threading.Lock()
+
+
+def _lock_dir() -> int:
+    """A descriptor of :data:`LOCK_DIR`, checked (a directory of root's, mode 0700) and
+    opened once per process; lock files are opened relative to it."""
+    global _lock_fd
+    if _lock_fd >= 0:
+        return _lock_fd
+    with _lock_guard:
+        if _lock_fd >= 0:
+            return _lock_fd
+        try:
+            os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+            fd = os.open(LOCK_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise UnsupportedLimitError(
+                f"run_as: cannot create the uid lock directory {LOCK_DIR}: {exc.strerror}"
+            ) from None
+        st = os.fstat(fd)
+        if st.st_uid != 0 or st.st_mode & 0o077:
+            os.close(fd)
+            raise UnsupportedLimitError(
+                f"run_as: {LOCK_DIR} must be a directory owned by root with mode 0700"
+            )
+        _lock_fd = fd
+        return fd
+
+
+def _forget_lock_dir() -> None:
+    """The lock directory went away (someone removed /run/neuroflow): open it again."""
+    global _lock_fd
+    with _lock_guard:
+        if _lock_fd >= 0:
+            os.close(_lock_fd)
+        _lock_fd = -1
 
 
 _start = itertools.count(os.getpid() * 7919)
@@ -157,7 +182,18 @@ class Lease:
         first = next(_start)
         for step in range(min(count, _TRIES)):
             uid = base + (first + step) % count
-            fd = os.open(f"{directory}/{uid}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600, dir_fd=directory)
+            except FileNotFoundError:
+                if step:
+                    raise
+                # The directory was removed under us: a lock in it would lock nothing
+                # that another process could see.
+                _forget_lock_dir()
+                directory = _lock_dir()
+                fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600, dir_fd=directory)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
