@@ -28,6 +28,7 @@ One run, in order:
 from __future__ import annotations
 
 import errno
+import fcntl
 import math
 import os
 import resource
@@ -615,9 +616,10 @@ class SandboxIsolator:
         cap = self.config.max_output_bytes
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        # Only our ends are non-blocking (the flag belongs to the open file, not the fd).
-        os.set_blocking(out_r, False)
-        os.set_blocking(err_r, False)
+        # Only our ends are non-blocking (the flag belongs to the open file, not the fd);
+        # a pipe end has no other status flag to keep.
+        fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)
+        fcntl.fcntl(err_r, fcntl.F_SETFL, os.O_NONBLOCK)
         if stdin:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
         else:
@@ -659,7 +661,7 @@ class SandboxIsolator:
             poller.register(pidfd, select.EPOLLIN)
             feed = memoryview(stdin or b"")
             if in_w >= 0:
-                os.set_blocking(in_w, False)
+                fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
                 poller.register(in_w, select.EPOLLOUT)
             deadline = math.inf if timeout is None else time.monotonic() + timeout
             exited = saw_eof = False
@@ -702,7 +704,9 @@ class SandboxIsolator:
                             poller.unregister(fd)
                             del streams[fd]
                             saw_eof = True
-                if not exited or streams:  # the last pass needs no trip through the loop
+                if (not exited or streams) and not saw_eof:
+                    # The last pass needs no trip through the loop, nor does one that just
+                    # saw a pipe close (the exit follows at once: the short wait above).
                     await anyio.lowlevel.checkpoint()
             await state.finish()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -710,7 +714,8 @@ class SandboxIsolator:
             return self._result(proc.returncode, status, usage, wall, out, err, state, group)
         finally:
             if poller is not None:
-                anyio.notify_closing(poller.fileno())
+                # Nothing waits on it any more: this task was the only waiter, and
+                # wait_readable removes its reader however it ends.
                 poller.close()
             for fd in open_fds:
                 os.close(fd)
