@@ -66,6 +66,7 @@ enum step {
     STEP_VIEW_MKDIR,
     STEP_VIEW_BIND,
     STEP_VIEW_CHDIR,
+    STEP_NEW_IPC,
     STEP_NO_NEW_PRIVS,
     STEP_SETGROUPS,
     STEP_SETRESGID,
@@ -91,6 +92,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_VIEW_MKDIR] = "view: mkdir",
     [STEP_VIEW_BIND] = "view: bind work dir",
     [STEP_VIEW_CHDIR] = "view: chdir",
+    [STEP_NEW_IPC] = "unshare(CLONE_NEWIPC)",
     [STEP_NO_NEW_PRIVS] = "no_new_privs",
     [STEP_SETGROUPS] = "setgroups",
     [STEP_SETRESGID] = "setresgid",
@@ -125,6 +127,7 @@ struct plan {
     int no_new_privs;
     int new_session;
     int new_process_group; /* setpgid(0, 0) and give up the controlling terminal */
+    int new_ipc;           /* an IPC namespace of its own */
     int nomem_kill; /* end the child with SIGKILL when its exec lacks memory */
     int args_fit;   /* argv and envp are within the kernel's limits: E2BIG means memory */
     long uid; /* -1: unchanged */
@@ -303,6 +306,11 @@ static int child_main(void *arg)
         if (chdir(p->cwd) != 0)
             child_fail(p, STEP_VIEW_CHDIR, 0);
     }
+
+    /* SysV IPC objects and POSIX message queues the program makes live and die with its
+     * processes; the host's are out of its reach. */
+    if (p->new_ipc && unshare(CLONE_NEWIPC) != 0)
+        child_fail(p, STEP_NEW_IPC, 0);
 
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(p, STEP_NO_NEW_PRIVS, 0);
@@ -496,7 +504,7 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 PyDoc_STRVAR(spawn_doc,
 "spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
 "      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
-"      nomem_kill=False, new_process_group=False) -> int\n"
+"      nomem_kill=False, new_process_group=False, new_ipc=False) -> int\n"
 "--\n\n"
 "Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
 "strings) in a child that shares this process's memory until its exec (``clone`` with\n"
@@ -509,6 +517,7 @@ PyDoc_STRVAR(spawn_doc,
 "child joins those cgroups itself); ``setrlimit`` for each ``(resource, soft, hard)`` of\n"
 "``rlimits``; with ``view=(top, dirs)``: a private mount namespace in which ``top`` is an\n"
 "empty tmpfs, ``dirs`` are made in it and ``cwd`` is bound back at its own path;\n"
+"``unshare(CLONE_NEWIPC)`` when ``new_ipc`` (SysV IPC and POSIX message queues of its own);\n"
 "``PR_SET_NO_NEW_PRIVS`` when ``no_new_privs``; ``setgroups(groups)`` (unless ``None``),\n"
 "``setresgid(gid)`` and ``setresuid(uid)`` (unless ``-1``) as raw system calls; then\n"
 "``execve`` (no PATH search: ``executable`` is a path).\n\n"
@@ -525,11 +534,12 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
                                "cgroup_procs", "uid", "gid", "groups", "rlimits",
                                "no_new_privs", "new_session", "view", "nomem_kill",
-                               "new_process_group", NULL};
+                               "new_process_group", "new_ipc", NULL};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
     PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
     PyObject *rl_obj = NULL, *view_obj = Py_None;
     int no_new_privs = 0, new_session = 0, nomem_kill = 0, new_process_group = 0;
+    int new_ipc = 0;
     PyObject *keep = NULL, *fast = NULL, *result = NULL;
     struct plan plan;
     char **argv = NULL, **envp = NULL, **procs = NULL, **view_steps = NULL;
@@ -541,11 +551,11 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_ssize_t n, i;
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Opp:spawn", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppp:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
                                      &no_new_privs, &new_session, &view_obj, &nomem_kill,
-                                     &new_process_group))
+                                     &new_process_group, &new_ipc))
         return NULL;
     memset(&plan, 0, sizeof plan);
     plan.uid = plan.gid = -1;
@@ -553,6 +563,7 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     plan.new_session = new_session;
     plan.nomem_kill = nomem_kill;
     plan.new_process_group = new_process_group;
+    plan.new_ipc = new_ipc;
     keep = PyList_New(0);
     if (keep == NULL)
         return NULL;

@@ -21,8 +21,9 @@ One run, in order:
 5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
    all through one private epoll set that a single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
-   reap, remove what the run's uid left in ``/tmp``, ``/var/tmp`` and ``/dev/shm``,
-   give the work directory back, and report.
+   reap, remove what the run's uid left in ``/tmp``, ``/var/tmp``, ``/dev/shm`` and
+   ``/dev/mqueue`` (and its SysV IPC objects, where the run had no IPC namespace of its
+   own), give the work directory back, and report.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ except ImportError:
 # Whether the C spawn can give the child a process group of its own without a controlling
 # terminal instead of a new session (an older build only knows ``new_session``).
 _NATIVE_PGROUP = "new_process_group" in (getattr(_native_spawn, "__doc__", None) or "")
+# Whether it can give the child an IPC namespace of its own.
+_NATIVE_IPC = "new_ipc" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
@@ -116,6 +119,12 @@ def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> 
         and exc.errno == errno.ENOMEM
         and (exc.strerror or "").startswith(("exec:", "cgroup:"))
     )
+
+
+def ipc_namespaces() -> bool:
+    """Whether runs under a dropped uid get an IPC namespace of their own here (the host
+    may make one, and the native spawn, when installed, can)."""
+    return _mount_calls() is not None and (_native_spawn is None or _NATIVE_IPC)
 
 
 def spawn_path() -> str:
@@ -193,6 +202,10 @@ class SandboxIsolator:
         )
         # The child sets itself up before its exec (cgroups, rlimits, uid, no_new_privs).
         self._setup_in_child = self._strict or self._cgroups is not None or self._runas.drops
+        # A run under another uid gets an IPC namespace of its own where the host may
+        # make one: its SysV IPC objects and POSIX message queues end with it, and the
+        # host's are out of its reach.  Elsewhere they are swept by uid after the run.
+        self._new_ipc = self._runas.drops and ipc_namespaces()
         self._prctl = _prctl() if self._setup_in_child else None
 
     # --- set-up ------------------------------------------------------------------------
@@ -454,6 +467,7 @@ class SandboxIsolator:
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, not _NATIVE_PGROUP, view=view,
                 **({"new_process_group": True} if _NATIVE_PGROUP else {}),
+                **({"new_ipc": True} if self._new_ipc else {}),
                 # Too little memory to join or exec in: the child ends by SIGKILL, as
                 # the OOM killer ends a forked child (it skips one sharing our memory).
                 nomem_kill=group is not None and "memory" in group.dirs,
@@ -477,12 +491,14 @@ class SandboxIsolator:
         """The child's set-up between ``fork()`` and ``exec``, in this order: join the
         run cgroups (only the child ever enters them), rlimits (while still allowed to
         raise them), its own view of the work directory when a directory above it is
-        closed to the run's uid (``closed``), drop to the run's uid and gid with no
-        supplementary groups, then ``no_new_privs`` (no set-uid program can give root
-        back)."""
+        closed to the run's uid (``closed``), an IPC namespace of its own (when the
+        isolator gives runs one), drop to the run's uid and gid with no supplementary
+        groups, then ``no_new_privs`` (no set-uid program can give root back)."""
         limits = self._rlimits
         procs = group.procs_files() if group is not None else []
         prctl = self._prctl
+        calls = _mount_calls() if self._new_ipc else None
+        unshare = calls[0] if calls is not None else None
         ids = (identity.uid, identity.gid) if identity is not None else None
         view = _view_setup(cwd, closed) if closed is not None else None
 
@@ -495,6 +511,8 @@ class SandboxIsolator:
                 resource.setrlimit(which, value)
             if view is not None:
                 view()
+            if unshare is not None and unshare(_CLONE_NEWIPC) != 0:
+                raise OSError("unshare(CLONE_NEWIPC) failed")
             if ids is not None:
                 uid, gid = ids
                 os.setgroups([])
@@ -553,7 +571,7 @@ class SandboxIsolator:
             runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
             if self._runas.mode == "dedicated":
                 # Its processes died with the run cgroup; without one, find them by uid.
-                lease.clean(cwd, kill=self._cgroups is None)
+                lease.clean(cwd, kill=self._cgroups is None, ipc=not self._new_ipc)
         finally:
             lease.release()
 
@@ -945,6 +963,7 @@ def _running_event_loop() -> str | None:
 
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
 _mounts_fns: tuple[Callable[..., int], Callable[..., int]] | bool | None = False
 

@@ -4,21 +4,27 @@ Root inside the process sandbox could undo its own limits (write its cgroup file
 the host, read its environment and keys).  So when the host is root, each run gets an
 unprivileged uid of its own (``dedicated_uid_base`` .. ``+ dedicated_uid_count``, gid =
 uid, no supplementary groups), taken with a lock file so that no two runs on the machine
-share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp`` and
-``/dev/shm``, processes) is removed when the run ends.  The work directory is handed to
+share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp``, ``/dev/shm`` and
+``/dev/mqueue``, SysV IPC objects, processes) is removed when the run ends.  Where the host
+may (``CAP_SYS_ADMIN``), each run has an IPC namespace of its own instead, so its SysV IPC
+objects and POSIX message queues vanish with it; :func:`remove_sysv_ipc` is the sweep by
+uid for hosts that may not.  The work directory is handed to
 the run's uid for the run and given back to the host afterwards.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import itertools
+import logging
 import os
 import pwd
 import shutil
 import signal
 import stat
 import threading
+from typing import Any
 
 import attrs
 
@@ -26,9 +32,11 @@ from neuroflow.errors import ConfigError, UnsupportedLimitError
 
 #: Where the per-uid lock files live (root only).
 LOCK_DIR = "/run/neuroflow/uids"
-#: World-writable places a run's uid can leave files in; cleaned after each run.
-SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+#: World-writable places a run's uid can leave files in; cleaned after each run
+#: (``/dev/mqueue``: POSIX message queues made through the file system, where it is mounted).
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
 _TRIES = 512
+_log = logging.getLogger("neuroflow.sandbox")
 
 
 @attrs.frozen
@@ -210,16 +218,21 @@ class Lease:
             "dedicated_uid_count): raise dedicated_uid_count"
         )
 
-    def clean(self, cwd: str | None, *, kill: bool = True, everywhere: bool = False) -> None:
-        """Remove what the uid left: its processes (``kill``) and its scratch files.
+    def clean(self, cwd: str | None, *, kill: bool = True, everywhere: bool = False,
+              ipc: bool = True) -> None:
+        """Remove what the uid left: its processes (``kill``), its SysV IPC objects
+        (``ipc``: the run shared the host's IPC namespace) and its scratch files.
 
         Only scratch directories whose modification time changed since the uid was
         taken are searched (making or removing an entry changes it), unless
-        ``everywhere``.
+        ``everywhere`` (which also sweeps IPC objects).
         """
         uid = self.identity.uid
         if kill:
             kill_uid(uid)
+        if ipc or everywhere:
+            for left in remove_sysv_ipc(uid):
+                _log.warning("uid %d: cannot remove %s", uid, left)
         if everywhere:
             for directory in SCRATCH_DIRS:
                 remove_owned(directory, uid)
@@ -235,6 +248,71 @@ class Lease:
             os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
+
+
+_SYSV_KINDS = (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid"))
+_IPC_RMID = 0
+_ipc_calls: dict[str, Any] = {}
+
+
+def _ipc_ctl(kind: str) -> Any:
+    """libc's ``shmctl`` / ``semctl`` / ``msgctl`` (loaded once)."""
+    if not _ipc_calls:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name in ("shmctl", "semctl", "msgctl"):
+            function = getattr(libc, name)
+            function.restype = ctypes.c_int
+            _ipc_calls[name[:3]] = function
+    return _ipc_calls[kind]
+
+
+def sysv_ipc_of(uid: int) -> list[tuple[str, int]]:
+    """The SysV IPC objects of this IPC namespace that ``uid`` created or owns, as
+    ``(kind, id)`` with kind ``shm``, ``sem`` or ``msg`` (read from ``/proc/sysvipc``).
+
+    The creator counts too: an owner may hand its object to another uid (``IPC_SET``),
+    never its creation.
+    """
+    found = []
+    for kind, id_column in _SYSV_KINDS:
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        if len(lines) < 2:
+            continue
+        header = lines[0].split()
+        at_id, at_uid, at_cuid = (header.index(id_column), header.index("uid"),
+                                  header.index("cuid"))
+        for line in lines[1:]:
+            fields = line.split()
+            if uid in (int(fields[at_uid]), int(fields[at_cuid])):
+                found.append((kind, int(fields[at_id])))
+    return found
+
+
+def remove_sysv_ipc(uid: int) -> list[str]:
+    """Remove the SysV shared memory segments, semaphore sets and message queues that
+    ``uid`` created or owns; return the ones that could not be removed, with why (the
+    host lacks ``CAP_SYS_ADMIN`` and is neither their owner nor their creator).  A
+    segment still attached goes when its last process detaches (they are dead by now)."""
+    import ctypes
+
+    failed = []
+    for kind, ident in sysv_ipc_of(uid):
+        ctl = _ipc_ctl(kind)
+        if kind == "sem":
+            done = ctl(ident, 0, _IPC_RMID)
+        else:
+            done = ctl(ident, _IPC_RMID, None)
+        if done != 0:
+            error = ctypes.get_errno()
+            if error not in (errno.EINVAL, errno.EIDRM):  # already gone
+                failed.append(f"SysV {kind} {ident}: {os.strerror(error)}")
+    return failed
 
 
 def kill_uid(uid: int) -> None:
