@@ -159,15 +159,6 @@ def test_new_session_makes_the_child_a_session_leader(sleeper: list[int]) -> Non
     assert os.getsid(other) == os.getsid(0)
 
 
-def test_new_process_group_keeps_the_session_and_leads_its_own_group(
-    sleeper: list[int],
-) -> None:
-    pid = spawn(SLEEP, [SLEEP, "30"], ENV, new_process_group=True)
-    sleeper.append(pid)
-    assert os.getpgid(pid) == pid
-    assert os.getsid(pid) == os.getsid(0)  # no new session (and no new autogroup)
-
-
 def _tty_probe_in_a_terminal_session(**kwargs: object) -> str:
     """In a forked helper that leads a session whose controlling terminal is a fresh pty,
     spawn a shell that tries to open /dev/tty; return what it printed."""
@@ -198,10 +189,9 @@ def _tty_probe_in_a_terminal_session(**kwargs: object) -> str:
     return printed
 
 
-def test_new_process_group_gives_up_the_controlling_terminal() -> None:
+def test_new_session_gives_up_the_controlling_terminal() -> None:
     # Without it the child can reach its parent's terminal (and push input into it).
     assert _tty_probe_in_a_terminal_session() == "tty"
-    assert _tty_probe_in_a_terminal_session(new_process_group=True) == "none"
     assert _tty_probe_in_a_terminal_session(new_session=True) == "none"
 
 

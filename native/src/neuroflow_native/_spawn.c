@@ -3,7 +3,7 @@
  * exits), with the set-up a sandbox needs done in the child, in order, every call checked:
  *
  *   signal handlers back to their defaults, the fd map, the rest of the fds closed,
- *   setsid (or a process group of its own without a controlling terminal), chdir, join the run's cgroups, rlimits, an optional private view of the work
+ *   setsid, chdir, join the run's cgroups, rlimits, an optional private view of the work
  *   directory (mount namespace), no_new_privs, drop privileges, execve.
  *
  * The child shares the parent's memory, so it only reads what the parent prepared before
@@ -25,7 +25,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -55,8 +54,6 @@ enum step {
     STEP_FD_MAP,
     STEP_CLOSE_FDS,
     STEP_SETSID,
-    STEP_SETPGID,
-    STEP_NOTTY,
     STEP_CHDIR,
     STEP_CGROUP,
     STEP_SETRLIMIT,
@@ -81,8 +78,6 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_FD_MAP] = "fd_map",
     [STEP_CLOSE_FDS] = "close_fds",
     [STEP_SETSID] = "setsid",
-    [STEP_SETPGID] = "setpgid",
-    [STEP_NOTTY] = "no controlling terminal",
     [STEP_CHDIR] = "chdir",
     [STEP_CGROUP] = "cgroup",
     [STEP_SETRLIMIT] = "setrlimit",
@@ -126,7 +121,6 @@ struct plan {
     int nview_steps;
     int no_new_privs;
     int new_session;
-    int new_process_group; /* setpgid(0, 0) and give up the controlling terminal */
     int new_ipc;           /* an IPC namespace of its own */
     int nomem_kill; /* end the child with SIGKILL when its exec lacks memory */
     int args_fit;   /* argv and envp are within the kernel's limits: E2BIG means memory */
@@ -241,27 +235,10 @@ static int child_main(void *arg)
         close_from(p, (unsigned int)p->errfd + 1, ~0U) != 0)
         child_fail(p, STEP_CLOSE_FDS, 0);
 
-    if (p->new_session) {
-        if (setsid() < 0)
-            child_fail(p, STEP_SETSID, 0);
-    } else if (p->new_process_group) {
-        /* What setsid gives a sandbox, without a new session: setsid also moves the child
-         * to a new scheduler autogroup, which forces a reschedule before its exec (on a
-         * busy machine a whole time slice of someone else's, while the parent waits). */
-        int tty;
-        if (setpgid(0, 0) != 0)
-            child_fail(p, STEP_SETPGID, 0);
-        /* Give up the controlling terminal, if any: the program can then neither read it
-         * nor push input into it (TIOCSTI).  Not a session leader, it cannot acquire one
-         * again.  ENXIO: there is none; a /dev/tty that cannot be opened at all leaves
-         * no way to reach it either (fds 0-2 are the caller's, the rest are closed). */
-        tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-        if (tty >= 0) {
-            if (ioctl(tty, TIOCNOTTY) != 0)
-                child_fail(p, STEP_NOTTY, 0);
-            close(tty);
-        }
-    }
+    /* A session of its own: no controlling terminal, and SIGCONT (which a process may
+     * send to anyone in its session, whatever the uid) cannot reach the caller's. */
+    if (p->new_session && setsid() < 0)
+        child_fail(p, STEP_SETSID, 0);
     if (p->cwd != NULL && chdir(p->cwd) != 0)
         child_fail(p, STEP_CHDIR, 0);
 
@@ -504,16 +481,14 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 PyDoc_STRVAR(spawn_doc,
 "spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
 "      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
-"      nomem_kill=False, new_process_group=False, new_ipc=False) -> int\n"
+"      nomem_kill=False, new_ipc=False) -> int\n"
 "--\n\n"
 "Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
 "strings) in a child that shares this process's memory until its exec (``clone`` with\n"
 "``CLONE_VM | CLONE_VFORK``, as posix_spawn), and return its pid.\n\n"
 "In the child, in this order: signal handlers back to their defaults; ``fd_map[i]``\n"
 "becomes fd ``i`` (``-1``: closed) and every other fd is closed; ``setsid()`` when\n"
-"``new_session``, else with ``new_process_group`` ``setpgid(0, 0)`` and ``TIOCNOTTY`` on\n"
-"``/dev/tty`` when the child has a controlling terminal (a process group of its own and\n"
-"no terminal, without the scheduler autogroup a new session gets); ``chdir(cwd)``; ``\"0\"`` written to each ``cgroup_procs`` file (the\n"
+"``new_session``; ``chdir(cwd)``; ``\"0\"`` written to each ``cgroup_procs`` file (the\n"
 "child joins those cgroups itself); ``setrlimit`` for each ``(resource, soft, hard)`` of\n"
 "``rlimits``; with ``view=(top, dirs)``: a private mount namespace in which ``top`` is an\n"
 "empty tmpfs, ``dirs`` are made in it and ``cwd`` is bound back at its own path;\n"
@@ -534,12 +509,11 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
                                "cgroup_procs", "uid", "gid", "groups", "rlimits",
                                "no_new_privs", "new_session", "view", "nomem_kill",
-                               "new_process_group", "new_ipc", NULL};
+                               "new_ipc", NULL};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
     PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
     PyObject *rl_obj = NULL, *view_obj = Py_None;
-    int no_new_privs = 0, new_session = 0, nomem_kill = 0, new_process_group = 0;
-    int new_ipc = 0;
+    int no_new_privs = 0, new_session = 0, nomem_kill = 0, new_ipc = 0;
     PyObject *keep = NULL, *fast = NULL, *result = NULL;
     struct plan plan;
     char **argv = NULL, **envp = NULL, **procs = NULL, **view_steps = NULL;
@@ -551,18 +525,17 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_ssize_t n, i;
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppp:spawn", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Opp:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
                                      &no_new_privs, &new_session, &view_obj, &nomem_kill,
-                                     &new_process_group, &new_ipc))
+                                     &new_ipc))
         return NULL;
     memset(&plan, 0, sizeof plan);
     plan.uid = plan.gid = -1;
     plan.no_new_privs = no_new_privs;
     plan.new_session = new_session;
     plan.nomem_kill = nomem_kill;
-    plan.new_process_group = new_process_group;
     plan.new_ipc = new_ipc;
     keep = PyList_New(0);
     if (keep == NULL)

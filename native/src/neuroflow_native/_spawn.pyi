@@ -19,6 +19,5 @@ def spawn(
     *,
     view: tuple[_Path, Sequence[_Path]] | None = None,
     nomem_kill: bool = False,
-    new_process_group: bool = False,
     new_ipc: bool = False,
 ) -> int: ...

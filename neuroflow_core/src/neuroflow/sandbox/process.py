@@ -8,16 +8,16 @@ One run, in order:
 2. build a clean environment; when the host is root, take a dedicated uid for the run
    and hand the work directory to it;
 3. take a run cgroup from the pool and write all its limits;
-4. spawn.  With ``neuroflow-native`` installed, its C ``spawn`` starts the child the way
-   ``posix_spawn`` does (sharing our memory until its exec); the child makes a process
-   group of its own and gives up any controlling terminal (not a new session: ``setsid``
-   also moves it to a new scheduler autogroup, which costs a reschedule before its exec,
-   a whole time slice on a busy machine), writes itself into the run cgroups, sets its
-   rlimits, sets ``no_new_privs`` and drops to the run's uid (no supplementary groups,
-   raw system calls) before it execs.  Without it, the same set-up runs in Python after
-   ``fork()`` (in a new session) when there are run cgroups or a uid to drop to;
-   otherwise it spawns with ``vfork`` and sets the rlimits with ``prlimit`` right after.
-   Either way only the child ever enters a run cgroup, and the program starts limited;
+4. spawn in a new session (no controlling terminal; SIGCONT, which a process may send
+   to anyone in its session whatever the uid, cannot reach the host's).  With
+   ``neuroflow-native`` installed, its C ``spawn`` starts the child the way
+   ``posix_spawn`` does (sharing our memory until its exec) and the child writes itself
+   into the run cgroups, sets its rlimits, sets ``no_new_privs`` and drops to the run's
+   uid (no supplementary groups, raw system calls) before it execs.  Without it, the
+   same set-up runs in Python after ``fork()`` when there are run cgroups or a uid to
+   drop to; otherwise it spawns with ``vfork`` and sets the rlimits with ``prlimit``
+   right after.  Either way only the child ever enters a run cgroup, and the program
+   starts limited;
 5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
    all through one private epoll set that a single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
@@ -61,10 +61,8 @@ try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), w
     from neuroflow_native import spawn as _native_spawn
 except ImportError:
     _native_spawn = None
-# Whether the C spawn can give the child a process group of its own without a controlling
-# terminal instead of a new session (an older build only knows ``new_session``).
-_NATIVE_PGROUP = "new_process_group" in (getattr(_native_spawn, "__doc__", None) or "")
-# Whether it can give the child an IPC namespace of its own.
+# Whether the C spawn can give the child an IPC namespace of its own (an older build
+# cannot).
 _NATIVE_IPC = "new_ipc" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
@@ -465,8 +463,7 @@ class SandboxIsolator:
                 group.join_files() if group is not None else [],
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
-                self._setup_in_child, not _NATIVE_PGROUP, view=view,
-                **({"new_process_group": True} if _NATIVE_PGROUP else {}),
+                self._setup_in_child, True, view=view,
                 **({"new_ipc": True} if self._new_ipc else {}),
                 # Too little memory to join or exec in: the child ends by SIGKILL, as
                 # the OOM killer ends a forked child (it skips one sharing our memory).

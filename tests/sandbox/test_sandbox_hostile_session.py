@@ -1,4 +1,7 @@
-"""A host with a controlling terminal (someone ran the agent in a shell): the sandboxed
+"""The host's session: a sandboxed program must not reach the host's controlling
+terminal, nor signal the host through their shared session.
+
+A host with a controlling terminal (someone ran the agent in a shell): the sandboxed
 program must not reach that terminal -- neither read it nor push input into it with
 ``TIOCSTI`` (which the host's shell would then run as the user).
 
@@ -92,3 +95,45 @@ def test_the_sandbox_cannot_reach_the_hosts_controlling_terminal(path: str) -> N
     assert json.loads(report["sandboxed"]) == [], report
     # What the control pushed was echoed by the terminal; nothing more.
     assert echoed.count(b"Z") == len(report["direct"]), (echoed, report)
+
+
+SIGCONT_THE_HOST = textwrap.dedent("""
+    import os, signal
+    try:
+        os.kill(os.getppid(), signal.SIGCONT)
+        print("sent")
+    except PermissionError:
+        print("refused")
+""")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the host is not root here: runs keep its uid")
+@pytest.mark.parametrize("path", ["native", "fork"])
+def test_the_sandbox_cannot_send_sigcont_to_the_host(
+    path: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A process may send SIGCONT to any process of its own session, whatever its uid: a
+    # run sharing the host's session could resume what the user stopped there and fire
+    # SIGCONT handlers at will.  Runs lead sessions of their own.
+    import signal
+
+    import anyio
+
+    from neuroflow.sandbox import SandboxConfig, SandboxIsolator, process
+
+    if path == "native" and spawn_path() != "native":
+        pytest.skip("neuroflow-native is not installed here")
+    if path == "fork":
+        monkeypatch.setattr(process, "_native_spawn", None)
+    received: list[int] = []
+    previous = signal.signal(signal.SIGCONT, lambda sig, frame: received.append(sig))
+    try:
+        async def attack() -> bytes:
+            async with SandboxIsolator(SandboxConfig(wall_timeout=30), gate=False) as box:
+                result = await box.execute("python3", ["-I", "-S", "-c", SIGCONT_THE_HOST])
+                return result.stdout
+
+        assert anyio.run(attack) == b"refused\n"
+    finally:
+        signal.signal(signal.SIGCONT, previous)
+    assert received == []
