@@ -49,6 +49,14 @@
 
 #define CHILD_STACK_SIZE (256 * 1024)
 
+/* <linux/keyctl.h>, which not every system installs */
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+#define KEYCTL_CLEAR 7
+#define KEYCTL_GET_PERSISTENT 22
+#define KEY_SPEC_SESSION_KEYRING (-3)
+#define KEY_SPEC_USER_KEYRING (-4)
+#define KEY_SPEC_USER_SESSION_KEYRING (-5)
+
 enum step {
     STEP_SIGNALS,
     STEP_FD_MAP,
@@ -64,10 +72,12 @@ enum step {
     STEP_VIEW_BIND,
     STEP_VIEW_CHDIR,
     STEP_NEW_IPC,
+    STEP_SESSION_KEYRING,
     STEP_NO_NEW_PRIVS,
     STEP_SETGROUPS,
     STEP_SETRESGID,
     STEP_SETRESUID,
+    STEP_CLEAR_KEYRINGS,
     STEP_SIGMASK,
     STEP_EXEC,
     STEP_COUNT
@@ -88,10 +98,12 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_VIEW_BIND] = "view: bind work dir",
     [STEP_VIEW_CHDIR] = "view: chdir",
     [STEP_NEW_IPC] = "unshare(CLONE_NEWIPC)",
+    [STEP_SESSION_KEYRING] = "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
     [STEP_NO_NEW_PRIVS] = "no_new_privs",
     [STEP_SETGROUPS] = "setgroups",
     [STEP_SETRESGID] = "setresgid",
     [STEP_SETRESUID] = "setresuid",
+    [STEP_CLEAR_KEYRINGS] = "keyctl(KEYCTL_CLEAR)",
     [STEP_SIGMASK] = "sigmask",
     [STEP_EXEC] = "exec",
 };
@@ -122,6 +134,7 @@ struct plan {
     int no_new_privs;
     int new_session;
     int new_ipc;           /* an IPC namespace of its own */
+    int keyrings;          /* 1: a session keyring of its own; 2: and the uid's cleared */
     int nomem_kill; /* end the child with SIGKILL when its exec lacks memory */
     int args_fit;   /* argv and envp are within the kernel's limits: E2BIG means memory */
     long uid; /* -1: unchanged */
@@ -289,6 +302,13 @@ static int child_main(void *arg)
     if (p->new_ipc && unshare(CLONE_NEWIPC) != 0)
         child_fail(p, STEP_NEW_IPC, 0);
 
+    /* A process possesses its session keyring whatever its uid: the caller's would stay
+     * readable after the privilege drop.  A new, empty one (made while still the caller,
+     * so no quota of the run's uid can refuse it). */
+    if (p->keyrings && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 &&
+        errno != ENOSYS)
+        child_fail(p, STEP_SESSION_KEYRING, 0);
+
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(p, STEP_NO_NEW_PRIVS, 0);
 
@@ -301,6 +321,27 @@ static int child_main(void *arg)
     if (p->uid >= 0 &&
         syscall(NF_SYS_SETRESUID, (uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) != 0)
         child_fail(p, STEP_SETRESUID, 0);
+
+    /* The uid's own keyrings outlive its processes: what an earlier run with this uid
+     * stashed there (user, user-session, persistent keyrings) is dropped before this one
+     * starts.  ENOSYS / EOPNOTSUPP: no keys, or no persistent keyrings, in this kernel. */
+    if (p->keyrings >= 2) {
+        /* Linked into the (new) session keyring, the persistent keyring is possessed,
+         * which clearing it needs; the link goes again with the session keyring's. */
+        long ring = syscall(SYS_keyctl, KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_SESSION_KEYRING);
+        if (ring >= 0) {
+            if (syscall(SYS_keyctl, KEYCTL_CLEAR, ring) != 0 ||
+                syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_SESSION_KEYRING) != 0)
+                child_fail(p, STEP_CLEAR_KEYRINGS, 2);
+        } else if (errno != EOPNOTSUPP && errno != ENOSYS) {
+            child_fail(p, STEP_CLEAR_KEYRINGS, 2);
+        }
+        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING) != 0 && errno != ENOSYS)
+            child_fail(p, STEP_CLEAR_KEYRINGS, 0);
+        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING) != 0 &&
+            errno != ENOSYS)
+            child_fail(p, STEP_CLEAR_KEYRINGS, 1);
+    }
 
     if (sigprocmask(SIG_SETMASK, &p->child_mask, NULL) != 0)
         child_fail(p, STEP_SIGMASK, 0);
@@ -481,7 +522,7 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 PyDoc_STRVAR(spawn_doc,
 "spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
 "      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
-"      nomem_kill=False, new_ipc=False) -> int\n"
+"      nomem_kill=False, new_ipc=False, keyrings=0) -> int\n"
 "--\n\n"
 "Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
 "strings) in a child that shares this process's memory until its exec (``clone`` with\n"
@@ -493,8 +534,10 @@ PyDoc_STRVAR(spawn_doc,
 "``rlimits``; with ``view=(top, dirs)``: a private mount namespace in which ``top`` is an\n"
 "empty tmpfs, ``dirs`` are made in it and ``cwd`` is bound back at its own path;\n"
 "``unshare(CLONE_NEWIPC)`` when ``new_ipc`` (SysV IPC and POSIX message queues of its own);\n"
+"with ``keyrings`` >= 1 a new, empty session keyring (the caller's is no longer possessed);\n"
 "``PR_SET_NO_NEW_PRIVS`` when ``no_new_privs``; ``setgroups(groups)`` (unless ``None``),\n"
-"``setresgid(gid)`` and ``setresuid(uid)`` (unless ``-1``) as raw system calls; then\n"
+"``setresgid(gid)`` and ``setresuid(uid)`` (unless ``-1``) as raw system calls; with\n"
+"``keyrings=2`` the new uid's user, user-session and persistent keyrings cleared; then\n"
 "``execve`` (no PATH search: ``executable`` is a path).\n\n"
 "An exec that fails for lack of memory is reported as ENOMEM, also where the kernel says\n"
 "E2BIG for arguments well within its limits (the child's memory cgroup could not hold\n"
@@ -509,11 +552,11 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
                                "cgroup_procs", "uid", "gid", "groups", "rlimits",
                                "no_new_privs", "new_session", "view", "nomem_kill",
-                               "new_ipc", NULL};
+                               "new_ipc", "keyrings", NULL};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
     PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
     PyObject *rl_obj = NULL, *view_obj = Py_None;
-    int no_new_privs = 0, new_session = 0, nomem_kill = 0, new_ipc = 0;
+    int no_new_privs = 0, new_session = 0, nomem_kill = 0, new_ipc = 0, keyrings = 0;
     PyObject *keep = NULL, *fast = NULL, *result = NULL;
     struct plan plan;
     char **argv = NULL, **envp = NULL, **procs = NULL, **view_steps = NULL;
@@ -525,11 +568,11 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_ssize_t n, i;
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Opp:spawn", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppi:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
                                      &no_new_privs, &new_session, &view_obj, &nomem_kill,
-                                     &new_ipc))
+                                     &new_ipc, &keyrings))
         return NULL;
     memset(&plan, 0, sizeof plan);
     plan.uid = plan.gid = -1;
@@ -537,6 +580,11 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     plan.new_session = new_session;
     plan.nomem_kill = nomem_kill;
     plan.new_ipc = new_ipc;
+    if (keyrings < 0 || keyrings > 2) {
+        PyErr_Format(PyExc_ValueError, "keyrings: expected 0, 1 or 2, got %d", keyrings);
+        goto done;
+    }
+    plan.keyrings = keyrings;
     keep = PyList_New(0);
     if (keep == NULL)
         return NULL;

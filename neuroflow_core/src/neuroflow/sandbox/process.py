@@ -64,6 +64,8 @@ except ImportError:
 # Whether the C spawn can give the child an IPC namespace of its own (an older build
 # cannot).
 _NATIVE_IPC = "new_ipc" in (getattr(_native_spawn, "__doc__", None) or "")
+# Whether it can give the child a session keyring of its own and clear its uid's.
+_NATIVE_KEYRINGS = "keyrings" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
@@ -204,6 +206,18 @@ class SandboxIsolator:
         # make one: its SysV IPC objects and POSIX message queues end with it, and the
         # host's are out of its reach.  Elsewhere they are swept by uid after the run.
         self._new_ipc = self._runas.drops and ipc_namespaces()
+        # A run under another uid gets a session keyring of its own (it would possess the
+        # host's, whatever its uid); a dedicated uid's own keyrings, which outlive its
+        # processes, are cleared before each run, so one run cannot leave keys for the next.
+        self._keyrings = 0 if not self._runas.drops else (
+            2 if self._runas.mode == "dedicated" else 1)
+        if self._keyrings and not (_NATIVE_KEYRINGS if _native_spawn is not None
+                                   else _keyctl() is not None):
+            _weaker(config, "keyring isolation",
+                    "this neuroflow-native build or this machine's Python cannot give runs "
+                    "a session keyring of their own (runs could read the host's session "
+                    "keyring and keys an earlier run of their uid left)", self._warnings)
+            self._keyrings = 0
         self._prctl = _prctl() if self._setup_in_child else None
 
     # --- set-up ------------------------------------------------------------------------
@@ -465,6 +479,7 @@ class SandboxIsolator:
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,
                 **({"new_ipc": True} if self._new_ipc else {}),
+                **({"keyrings": self._keyrings} if self._keyrings else {}),
                 # Too little memory to join or exec in: the child ends by SIGKILL, as
                 # the OOM killer ends a forked child (it skips one sharing our memory).
                 nomem_kill=group is not None and "memory" in group.dirs,
@@ -496,6 +511,8 @@ class SandboxIsolator:
         prctl = self._prctl
         calls = _mount_calls() if self._new_ipc else None
         unshare = calls[0] if calls is not None else None
+        keyrings = self._keyrings
+        keyctl = _keyctl() if keyrings else None
         ids = (identity.uid, identity.gid) if identity is not None else None
         view = _view_setup(cwd, closed) if closed is not None else None
 
@@ -510,11 +527,15 @@ class SandboxIsolator:
                 view()
             if unshare is not None and unshare(_CLONE_NEWIPC) != 0:
                 raise OSError("unshare(CLONE_NEWIPC) failed")
+            if keyctl is not None:
+                _fresh_session_keyring(keyctl)
             if ids is not None:
                 uid, gid = ids
                 os.setgroups([])
                 os.setresgid(gid, gid, gid)
                 os.setresuid(uid, uid, uid)
+            if keyctl is not None and keyrings >= 2:
+                _clear_uid_keyrings(keyctl)
             if prctl is not None and prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
                 raise OSError("prctl(PR_SET_NO_NEW_PRIVS) failed")
 
@@ -1037,6 +1058,55 @@ def _view_setup(cwd: str, closed: str) -> Callable[[], None] | None:
     return view
 
 _prctl_fn: Callable[..., int] | None = None
+# keyctl(2) by number (glibc has no wrapper), for the fork path.
+_KEYCTL_NR = {"x86_64": 250, "aarch64": 219, "riscv64": 219}
+_keyctl_fn: Callable[..., int] | bool | None = False
+
+
+def _keyctl() -> Callable[..., int] | None:
+    """``keyctl(2)`` through libc's ``syscall`` (loaded once, before any fork), or
+    ``None`` on an architecture whose system call number is not listed here."""
+    global _keyctl_fn
+    if _keyctl_fn is False:
+        number = _KEYCTL_NR.get(os.uname().machine)
+        found: Callable[..., int] | None = None
+        if number is not None:
+            import ctypes
+
+            syscall = ctypes.CDLL(None, use_errno=True).syscall
+            syscall.restype = ctypes.c_long
+
+            def found(*args: int) -> int:
+                result = syscall(number, *(ctypes.c_long(a) for a in args))
+                return -ctypes.get_errno() if result < 0 else result
+        _keyctl_fn = found
+    return _keyctl_fn  # type: ignore[return-value]
+
+
+def _fresh_session_keyring(keyctl: Callable[..., int]) -> None:
+    """(pre-exec, still the host's uid) Join a new, empty session keyring."""
+    done = keyctl(1, 0)  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
+    if done < 0 and done != -errno.ENOSYS:
+        raise OSError(-done, "keyctl(KEYCTL_JOIN_SESSION_KEYRING) failed")
+
+
+def _clear_uid_keyrings(keyctl: Callable[..., int]) -> None:
+    """(pre-exec, as the run's uid) Clear its persistent, user and user-session keyrings."""
+    # Linked into the (new) session keyring, the persistent keyring is possessed, which
+    # clearing it needs; the link goes again with the session keyring's.
+    ring = keyctl(22, -1, -3)  # KEYCTL_GET_PERSISTENT, self, KEY_SPEC_SESSION_KEYRING
+    if ring >= 0:
+        cleared = keyctl(7, ring)
+        if cleared >= 0:
+            cleared = keyctl(7, -3)
+        if cleared < 0:
+            raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) of the persistent keyring failed")
+    elif ring not in (-errno.EOPNOTSUPP, -errno.ENOSYS):
+        raise OSError(-ring, "keyctl(KEYCTL_GET_PERSISTENT) failed")
+    for spec in (-4, -5):  # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
+        cleared = keyctl(7, spec)
+        if cleared < 0 and cleared != -errno.ENOSYS:
+            raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) failed")
 
 
 def _prctl() -> Callable[..., int] | None:
