@@ -4,8 +4,8 @@ Root inside the process sandbox could undo its own limits (write its cgroup file
 the host, read its environment and keys).  So when the host is root, each run gets an
 unprivileged uid of its own (``dedicated_uid_base`` .. ``+ dedicated_uid_count``, gid =
 uid, no supplementary groups), taken with a lock file so that no two runs on the machine
-share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp``, ``/dev/shm`` and
-``/dev/mqueue``, SysV IPC objects, processes) is removed when the run ends.  Where the host
+share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp``, ``/dev/shm``,
+``/dev/mqueue`` and ``/run/lock``, SysV IPC objects, keyrings, processes) is removed when the run ends.  Where the host
 may (``CAP_SYS_ADMIN``), each run has an IPC namespace of its own instead, so its SysV IPC
 objects and POSIX message queues vanish with it; :func:`remove_sysv_ipc` is the sweep by
 uid for hosts that may not.  The work directory is handed to
@@ -33,8 +33,26 @@ from neuroflow.errors import ConfigError, UnsupportedLimitError
 #: Where the per-uid lock files live (root only).
 LOCK_DIR = "/run/neuroflow/uids"
 #: World-writable places a run's uid can leave files in; cleaned after each run
-#: (``/dev/mqueue``: POSIX message queues made through the file system, where it is mounted).
-SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+#: (``/dev/mqueue``: POSIX message queues made through the file system, where it is
+#: mounted; ``/run/lock``: sticky and writable by anyone on Debian-like systems, and
+#: ``/var/lock`` usually links to it).  Those that exist are used, each once.
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock",
+                "/var/crash")
+_scratch: tuple[str, ...] | None = None
+
+
+def scratch_dirs() -> tuple[str, ...]:
+    """The scratch directories of this machine: :data:`SCRATCH_DIRS` with their links
+    resolved, each once (found once per process)."""
+    global _scratch
+    if _scratch is None:
+        found: list[str] = []
+        for directory in SCRATCH_DIRS:
+            real = os.path.realpath(directory)
+            if real not in found and os.path.isdir(real):
+                found.append(real)
+        _scratch = tuple(found)
+    return _scratch
 _TRIES = 512
 _RELEASED = b" " * 20 + b"\n"
 _log = logging.getLogger("neuroflow.sandbox")
@@ -235,13 +253,14 @@ class Lease:
             for left in remove_sysv_ipc(uid):
                 _log.warning("uid %d: cannot remove %s", uid, left)
         if everywhere:
-            for directory in SCRATCH_DIRS:
+            for directory in scratch_dirs():
                 remove_owned(directory, uid)
             return
+        tops = scratch_dirs()
         for directory, mtime in scratch_snapshot().items():
             if self.scratch.get(directory) != mtime:
                 # A changed top directory may hold a new shared directory: look inside.
-                remove_owned(directory, uid, deep=directory in SCRATCH_DIRS)
+                remove_owned(directory, uid, deep=directory in tops)
 
     def release(self) -> None:
         """Give the uid back (call :meth:`clean` first)."""
@@ -343,7 +362,7 @@ def scratch_snapshot() -> dict[str, int]:
     directly in them: everywhere a run's uid can create entries.  The list of shared
     directories is cached while their parent's modification time stays the same."""
     found: dict[str, int] = {}
-    for directory in SCRATCH_DIRS:
+    for directory in scratch_dirs():
         try:
             mtime = os.stat(directory).st_mtime_ns
         except OSError:
