@@ -22,8 +22,8 @@ One run, in order:
    all through one private epoll set that a single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
    reap, remove what the run's uid left in ``/tmp``, ``/var/tmp``, ``/dev/shm``,
-   ``/dev/mqueue`` and ``/run/lock`` (and its SysV IPC objects, where the run had no IPC namespace of its
-   own), give the work directory back, and report.
+   ``/dev/mqueue`` and ``/run/lock`` (and its SysV IPC objects, where the run had no
+   IPC namespace of its own), give the work directory back, and report.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Root inside the process sandbox could undo its own limits (write its cgroup file
 the host, read its environment and keys).  So when the host is root, each run gets an
 unprivileged uid of its own (``dedicated_uid_base`` .. ``+ dedicated_uid_count``, gid =
 uid, no supplementary groups), taken with a lock file so that no two runs on the machine
-share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp``, ``/dev/shm``,
-``/dev/mqueue`` and ``/run/lock``, SysV IPC objects, keyrings, processes) is removed when the run ends.  Where the host
+share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp``,
+``/dev/shm``, ``/dev/mqueue`` and ``/run/lock``, SysV IPC objects, keyrings, processes)
+is removed when the run ends (keyrings: before the uid's next run).  Where the host
 may (``CAP_SYS_ADMIN``), each run has an IPC namespace of its own instead, so its SysV IPC
 objects and POSIX message queues vanish with it; :func:`remove_sysv_ipc` is the sweep by
 uid for hosts that may not.  The work directory is handed to
