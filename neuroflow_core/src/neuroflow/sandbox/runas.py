@@ -194,8 +194,8 @@ class Lease:
         self.identity = identity
         self._fd = fd
         self.users = 0
-        #: modification times of the scratch directories when the uid was taken
-        self.scratch = scratch_snapshot()
+        #: modification times of the scratch directories at (or before) the uid's taking
+        self.scratch = baseline_snapshot()
         #: the highest directory above the work directory the uid may not search
         self.closed: str | None = None
 
@@ -358,6 +358,19 @@ def _shared(mode: int) -> bool:
 _shared_dirs: dict[str, tuple[int, list[str]]] = {}
 
 
+_last_snapshot: dict[str, int] | None = None
+
+
+def baseline_snapshot() -> dict[str, int]:
+    """The scratch directories' modification times as last seen by this process (taken
+    now if never): a baseline for a uid taken now.  An older baseline than "now" can only
+    make :meth:`Lease.clean` search a directory that someone else changed meanwhile,
+    never miss one the uid changed (that happens after the uid is taken), so the
+    snapshot the previous run's clean-up took saves taking another."""
+    last = _last_snapshot
+    return last if last is not None else scratch_snapshot()
+
+
 def scratch_snapshot() -> dict[str, int]:
     """Modification times of the scratch directories and of the shared directories
     directly in them: everywhere a run's uid can create entries.  The list of shared
@@ -387,6 +400,8 @@ def scratch_snapshot() -> dict[str, int]:
                 found[path] = os.stat(path, follow_symlinks=False).st_mtime_ns
             except OSError:
                 continue
+    global _last_snapshot
+    _last_snapshot = found
     return found
 
 
