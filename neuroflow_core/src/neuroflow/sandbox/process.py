@@ -190,6 +190,7 @@ class SandboxIsolator:
         # Who the program runs as, for finding programs that identity may execute.
         self._who = (identity.uid, identity.gid) if identity is not None else None
         self._leases: dict[str, runas.Lease] = {}
+        self._lease_busy: anyio.Event | None = None
         self._search_path = config.env.get("PATH") or os.environ.get("PATH", DEFAULT_PATH)
         self._base_env = self._build_env()
         # (work dir, identities of the allowed programs resolved there)
@@ -543,12 +544,38 @@ class SandboxIsolator:
 
     # --- the run's identity ------------------------------------------------------------
 
-    def _take_lease(self, cwd: str) -> runas.Lease | None:
+    async def _lease_turn(self) -> anyio.Event | None:
+        """Wait until no hand-over or give-back of this isolator is under way in a thread.
+
+        Small ones run on the loop without awaiting, so they never interleave; a large one
+        (see :meth:`_tree_job`) marks itself under way while a worker thread does it.
+        """
+        while self._lease_busy is not None:
+            await self._lease_busy.wait()
+        return None
+
+    async def _tree_job(self, directory: str | None, job: Callable[[], object]) -> None:
+        """Run ``job`` (a walk of ``directory``: hand-over, give-back, clean-up) on the
+        loop when the directory is small, else (and always for ``None``) in a worker
+        thread, so that a run that leaves a million files cannot stall the event loop."""
+        if directory is not None and runas.small_tree(directory):
+            job()
+            return
+        busy = self._lease_busy = anyio.Event()
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(job)
+        finally:
+            self._lease_busy = None
+            busy.set()
+
+    async def _take_lease(self, cwd: str) -> runas.Lease | None:
         """The identity for a run in ``cwd``: runs overlapping in one work directory
         share one (it owns the directory while they run); the directory is handed over."""
         plan = self._runas
         if not plan.drops:
             return None
+        await self._lease_turn()
         lease = self._leases.get(cwd)
         if lease is None:
             cfg = self.config
@@ -557,15 +584,19 @@ class SandboxIsolator:
             else:
                 assert plan.identity is not None
                 lease = runas.Lease(plan.identity, None)
+            # Registered first: a run in the same directory that starts while the hand-over
+            # runs in a thread waits for it (_lease_turn), then shares the lease.
+            self._leases[cwd] = lease
+            identity = lease.identity
             try:
-                runas.chown_tree(cwd, os.geteuid(), lease.identity.uid, lease.identity.gid,
-                                 hand_over=True)
+                await self._tree_job(cwd, lambda: runas.chown_tree(
+                    cwd, os.geteuid(), identity.uid, identity.gid, hand_over=True))
             except OSError as exc:
+                del self._leases[cwd]
                 lease.release()
                 raise SandboxError(
                     f"work_dir: cannot hand {cwd!r} to uid {lease.identity.uid}: "
                     f"{exc.strerror}") from None
-            self._leases[cwd] = lease
             lease.closed = _closed_ancestor(cwd, lease.identity)
             if lease.closed is not None and _mount_calls() is None:
                 note = (f"work_dir {cwd!r}: {lease.closed} is closed to the run's uid, so "
@@ -577,19 +608,29 @@ class SandboxIsolator:
         lease.users += 1
         return lease
 
-    def _return_lease(self, cwd: str, lease: runas.Lease) -> None:
+    async def _return_lease(self, cwd: str, lease: runas.Lease) -> None:
         """The last run in ``cwd`` ended: remove what a dedicated uid left behind, give
-        the work directory back to the host's uid, free the uid."""
+        the work directory back to the host's uid, free the uid.  Large walks run in a
+        worker thread (:meth:`_tree_job`); the uid is held until they are done."""
         lease.users -= 1
         if lease.users:
             return
+        await self._lease_turn()
+        if lease.users:
+            return  # a run in this directory started meanwhile: it keeps the lease
         del self._leases[cwd]
         try:
             # First the work directory (it may itself be in /tmp), then the rest.
-            runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
+            uid = lease.identity.uid
+            await self._tree_job(cwd, lambda: runas.chown_tree(
+                cwd, uid, os.geteuid(), os.getegid()))
             if self._runas.mode == "dedicated":
                 # Its processes died with the run cgroup; without one, find them by uid.
-                lease.clean(cwd, kill=self._cgroups is None, ipc=not self._new_ipc)
+                kill = self._cgroups is None
+                lease.clean(cwd, kill=False, ipc=not self._new_ipc, scratch=False)
+                changed = lease.changed_scratch()
+                if changed or kill:
+                    await self._tree_job(None, lambda: lease.clean_scratch(changed, kill))
         finally:
             lease.release()
 
@@ -617,7 +658,7 @@ class SandboxIsolator:
             # is already there, and the directories above may be closed to its uid.
             executable = "./" + os.path.relpath(executable, cwd)
         timeout = cfg.wall_timeout if timeout is None else timeout
-        lease = self._take_lease(cwd)
+        lease = await self._take_lease(cwd)
         try:
             group = None
             if self._cgroups is not None:
@@ -642,7 +683,8 @@ class SandboxIsolator:
                             await anyio.to_thread.run_sync(self._cgroups.release, group)
         finally:
             if lease is not None:
-                self._return_lease(cwd, lease)
+                with anyio.CancelScope(shield=True):
+                    await self._return_lease(cwd, lease)
 
     async def _run_in(
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],

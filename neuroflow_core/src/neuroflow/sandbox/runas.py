@@ -238,14 +238,31 @@ class Lease:
             "dedicated_uid_count): raise dedicated_uid_count"
         )
 
+    def changed_scratch(self) -> list[str]:
+        """The scratch (and shared) directories whose modification time changed since the
+        uid was taken: the only places it can have left entries in."""
+        return [directory for directory, mtime in scratch_snapshot().items()
+                if self.scratch.get(directory) != mtime]
+
+    def clean_scratch(self, changed: list[str], kill: bool = False) -> None:
+        """Kill the uid's processes (``kill``), then remove its entries from ``changed``
+        (from :meth:`changed_scratch`)."""
+        uid = self.identity.uid
+        if kill:
+            kill_uid(uid)
+        tops = scratch_dirs()
+        for directory in changed:
+            # A changed top directory may hold a new shared directory: look inside.
+            remove_owned(directory, uid, deep=directory in tops)
+
     def clean(self, cwd: str | None, *, kill: bool = True, everywhere: bool = False,
-              ipc: bool = True) -> None:
+              ipc: bool = True, scratch: bool = True) -> None:
         """Remove what the uid left: its processes (``kill``), its SysV IPC objects
         (``ipc``: the run shared the host's IPC namespace) and its scratch files.
 
         Only scratch directories whose modification time changed since the uid was
         taken are searched (making or removing an entry changes it), unless
-        ``everywhere`` (which also sweeps IPC objects).
+        ``everywhere`` (which also sweeps IPC objects); none with ``scratch=False``.
         """
         uid = self.identity.uid
         if kill:
@@ -257,11 +274,8 @@ class Lease:
             for directory in scratch_dirs():
                 remove_owned(directory, uid)
             return
-        tops = scratch_dirs()
-        for directory, mtime in scratch_snapshot().items():
-            if self.scratch.get(directory) != mtime:
-                # A changed top directory may hold a new shared directory: look inside.
-                remove_owned(directory, uid, deep=directory in tops)
+        if scratch:
+            self.clean_scratch(self.changed_scratch())
 
     def release(self) -> None:
         """Give the uid back (call :meth:`clean` first)."""
@@ -403,6 +417,19 @@ def scratch_snapshot() -> dict[str, int]:
     global _last_snapshot
     _last_snapshot = found
     return found
+
+
+def small_tree(path: str, limit: int = 64) -> bool:
+    """Whether ``path`` is a directory of at most ``limit`` entries, none a directory
+    (reads no more than that many entries: cheap however large the directory is)."""
+    try:
+        with os.scandir(path) as entries:
+            for count, entry in enumerate(entries):
+                if count >= limit or entry.is_dir(follow_symlinks=False):
+                    return False
+    except OSError:
+        return True  # nothing to walk
+    return True
 
 
 def remove_owned(directory: str, uid: int, *, deep: bool = True) -> None:
