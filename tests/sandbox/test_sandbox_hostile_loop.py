@@ -65,7 +65,7 @@ def test_a_large_work_dir_is_handed_over_and_back_off_the_loop(
 
 def test_a_run_that_fills_tmp_is_cleaned_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     target = f"/tmp/{new_marker()}"
-    on_loop = _record_threads(monkeypatch, "remove_owned")
+    on_loop = _record_threads(monkeypatch, "remove_trees")
     try:
         async def go() -> bytes:
             async with SandboxIsolator(SandboxConfig(wall_timeout=60), gate=False) as box:

@@ -554,11 +554,11 @@ class SandboxIsolator:
             await self._lease_busy.wait()
         return None
 
-    async def _tree_job(self, directory: str | None, job: Callable[[], object]) -> None:
-        """Run ``job`` (a walk of ``directory``: hand-over, give-back, clean-up) on the
-        loop when the directory is small, else (and always for ``None``) in a worker
-        thread, so that a run that leaves a million files cannot stall the event loop."""
-        if directory is not None and runas.small_tree(directory):
+    async def _tree_job(self, small: bool, job: Callable[[], object]) -> None:
+        """Run ``job`` (a walk: hand-over, give-back, clean-up) on the loop when what it
+        walks is ``small``, else in a worker thread, so that a run that leaves a million
+        files cannot stall the event loop (and an everyday run pays no thread hand-off)."""
+        if small:
             job()
             return
         busy = self._lease_busy = anyio.Event()
@@ -589,7 +589,7 @@ class SandboxIsolator:
             self._leases[cwd] = lease
             identity = lease.identity
             try:
-                await self._tree_job(cwd, lambda: runas.chown_tree(
+                await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
                     cwd, os.geteuid(), identity.uid, identity.gid, hand_over=True))
             except OSError as exc:
                 del self._leases[cwd]
@@ -622,7 +622,7 @@ class SandboxIsolator:
         try:
             # First the work directory (it may itself be in /tmp), then the rest.
             uid = lease.identity.uid
-            await self._tree_job(cwd, lambda: runas.chown_tree(
+            await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
                 cwd, uid, os.geteuid(), os.getegid()))
             if self._runas.mode == "dedicated":
                 # Its processes died with the run cgroup; without one, find them by uid.
@@ -630,7 +630,16 @@ class SandboxIsolator:
                 lease.clean(cwd, kill=False, ipc=not self._new_ipc, scratch=False)
                 changed = lease.changed_scratch()
                 if changed or kill:
-                    await self._tree_job(None, lambda: lease.clean_scratch(changed, kill))
+                    # One pass over the changed directories (bounded) on the loop; the
+                    # uid's directories found there, which may hold any number of files,
+                    # are removed off it.
+                    small = not kill and all(
+                        runas.small_tree(d, 1024, recursive=False) for d in changed)
+                    trees: list[str] = []
+                    await self._tree_job(small, lambda: lease.clean_scratch(
+                        changed, kill, trees))
+                    if trees:
+                        await self._tree_job(False, lambda: runas.remove_trees(trees))
         finally:
             lease.release()
 

@@ -244,16 +244,18 @@ class Lease:
         return [directory for directory, mtime in scratch_snapshot().items()
                 if self.scratch.get(directory) != mtime]
 
-    def clean_scratch(self, changed: list[str], kill: bool = False) -> None:
+    def clean_scratch(self, changed: list[str], kill: bool = False,
+                      trees: list[str] | None = None) -> None:
         """Kill the uid's processes (``kill``), then remove its entries from ``changed``
-        (from :meth:`changed_scratch`)."""
+        (from :meth:`changed_scratch`); with ``trees``, its directories are added to it
+        instead of removed."""
         uid = self.identity.uid
         if kill:
             kill_uid(uid)
-        tops = scratch_dirs()
         for directory in changed:
-            # A changed top directory may hold a new shared directory: look inside.
-            remove_owned(directory, uid, deep=directory in tops)
+            # Shared directories in a scratch directory (new ones too) are in the
+            # snapshot themselves: one level each is enough.
+            remove_owned(directory, uid, deep=False, trees=trees)
 
     def clean(self, cwd: str | None, *, kill: bool = True, everywhere: bool = False,
               ipc: bool = True, scratch: bool = True) -> None:
@@ -419,22 +421,33 @@ def scratch_snapshot() -> dict[str, int]:
     return found
 
 
-def small_tree(path: str, limit: int = 64) -> bool:
-    """Whether ``path`` is a directory of at most ``limit`` entries, none a directory
-    (reads no more than that many entries: cheap however large the directory is)."""
-    try:
-        with os.scandir(path) as entries:
-            for count, entry in enumerate(entries):
-                if count >= limit or entry.is_dir(follow_symlinks=False):
-                    return False
-    except OSError:
-        return True  # nothing to walk
+def small_tree(path: str, limit: int = 256, *, recursive: bool = True) -> bool:
+    """Whether ``path`` holds at most ``limit`` entries (counting those of its
+    subdirectories, one file system, with ``recursive``).  Reads no more than about that
+    many entries and stats none (the directory entry's type is enough): cheap however
+    large the tree is."""
+    seen = 0
+    stack = [path]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > limit:
+                        return False
+                    if recursive and entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue  # nothing to walk there
     return True
 
 
-def remove_owned(directory: str, uid: int, *, deep: bool = True) -> None:
+def remove_owned(directory: str, uid: int, *, deep: bool = True,
+                 trees: list[str] | None = None) -> None:
     """Remove entries of ``directory`` owned by ``uid``; with ``deep``, look one level
-    into shared directories (``/tmp/.X11-unix`` style) for more."""
+    into shared directories (``/tmp/.X11-unix`` style) for more.  With ``trees``, the
+    directories among them are added to it instead (for :func:`remove_trees`: removing
+    one may take as long as it holds files)."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -445,9 +458,18 @@ def remove_owned(directory: str, uid: int, *, deep: bool = True) -> None:
         except OSError:
             continue
         if st.st_uid == uid:
-            _remove(entry.path, st)
+            if trees is not None and stat.S_ISDIR(st.st_mode):
+                trees.append(entry.path)
+            else:
+                _remove(entry.path, st)
         elif deep and _shared(st.st_mode):
-            remove_owned(entry.path, uid, deep=False)
+            remove_owned(entry.path, uid, deep=False, trees=trees)
+
+
+def remove_trees(paths: list[str]) -> None:
+    """Remove directories (from :func:`remove_owned`'s ``trees``) and all they hold."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove(path: str, st: os.stat_result) -> None:
