@@ -183,6 +183,14 @@ static void __attribute__((noreturn)) child_fail_nomem(const struct plan *p, int
     child_fail(p, step, index);
 }
 
+/* keyctl(2) refused as a whole: a kernel without keys (ENOSYS), or a seccomp filter that
+ * blocks the key system calls (EPERM: Docker's default profile) -- which then binds the
+ * program as well, so there is nothing it could read or leave there. */
+static int no_keyrings(int err)
+{
+    return err == ENOSYS || err == EPERM;
+}
+
 static int close_from(const struct plan *p, unsigned int first, unsigned int last)
 {
     if (first > last)
@@ -306,7 +314,7 @@ static int child_main(void *arg)
      * readable after the privilege drop.  A new, empty one (made while still the caller,
      * so no quota of the run's uid can refuse it). */
     if (p->keyrings && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 &&
-        errno != ENOSYS)
+        !no_keyrings(errno))
         child_fail(p, STEP_SESSION_KEYRING, 0);
 
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -324,7 +332,7 @@ static int child_main(void *arg)
 
     /* The uid's own keyrings outlive its processes: what an earlier run with this uid
      * stashed there (user, user-session, persistent keyrings) is dropped before this one
-     * starts.  ENOSYS / EOPNOTSUPP: no keys, or no persistent keyrings, in this kernel. */
+     * starts.  EOPNOTSUPP: no persistent keyrings in this kernel. */
     if (p->keyrings >= 2) {
         /* Linked into the (new) session keyring, the persistent keyring is possessed,
          * which clearing it needs; the link goes again with the session keyring's. */
@@ -333,13 +341,14 @@ static int child_main(void *arg)
             if (syscall(SYS_keyctl, KEYCTL_CLEAR, ring) != 0 ||
                 syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_SESSION_KEYRING) != 0)
                 child_fail(p, STEP_CLEAR_KEYRINGS, 2);
-        } else if (errno != EOPNOTSUPP && errno != ENOSYS) {
+        } else if (errno != EOPNOTSUPP && !no_keyrings(errno)) {
             child_fail(p, STEP_CLEAR_KEYRINGS, 2);
         }
-        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING) != 0 && errno != ENOSYS)
+        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING) != 0 &&
+            !no_keyrings(errno))
             child_fail(p, STEP_CLEAR_KEYRINGS, 0);
         if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING) != 0 &&
-            errno != ENOSYS)
+            !no_keyrings(errno))
             child_fail(p, STEP_CLEAR_KEYRINGS, 1);
     }
 

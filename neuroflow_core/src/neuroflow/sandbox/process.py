@@ -1134,10 +1134,15 @@ def _keyctl() -> Callable[..., int] | None:
     return _keyctl_fn  # type: ignore[return-value]
 
 
+# keyctl(2) refused as a whole: no keys in this kernel, or a seccomp filter blocking the
+# key system calls (Docker's default profile), which binds the program as well.
+_NO_KEYRINGS = (errno.ENOSYS, errno.EPERM)
+
+
 def _fresh_session_keyring(keyctl: Callable[..., int]) -> None:
     """(pre-exec, still the host's uid) Join a new, empty session keyring."""
     done = keyctl(1, 0)  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
-    if done < 0 and done != -errno.ENOSYS:
+    if done < 0 and -done not in _NO_KEYRINGS:
         raise OSError(-done, "keyctl(KEYCTL_JOIN_SESSION_KEYRING) failed")
 
 
@@ -1152,11 +1157,11 @@ def _clear_uid_keyrings(keyctl: Callable[..., int]) -> None:
             cleared = keyctl(7, -3)
         if cleared < 0:
             raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) of the persistent keyring failed")
-    elif ring not in (-errno.EOPNOTSUPP, -errno.ENOSYS):
+    elif -ring != errno.EOPNOTSUPP and -ring not in _NO_KEYRINGS:
         raise OSError(-ring, "keyctl(KEYCTL_GET_PERSISTENT) failed")
     for spec in (-4, -5):  # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
         cleared = keyctl(7, spec)
-        if cleared < 0 and cleared != -errno.ENOSYS:
+        if cleared < 0 and -cleared not in _NO_KEYRINGS:
             raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) failed")
 
 
