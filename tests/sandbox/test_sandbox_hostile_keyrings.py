@@ -105,12 +105,49 @@ def test_what_a_run_stashes_in_its_uids_keyrings_is_gone_for_the_next_run(
     name = new_marker()
     stashed = _box(config, STASH, name)
     assert stashed["uid"] == base
-    assert all(isinstance(v, str) or v >= 0 for v in stashed["made"].values()), stashed
+    # The user and user-session keyrings are read-only to the run (-1: refused); the
+    # persistent one takes the key (it is emptied before the next run).
+    assert stashed["made"]["persistent"] == "unsupported" or stashed["made"]["persistent"] >= 0
     seen = _box(config, LOOK, name)
     assert seen["uid"] == base
     assert seen["user"] is None, seen
     assert seen["user_session"] is None, seen
     assert not seen["persistent"], seen
+
+
+# Stashes like STASH, then tries to take write and setattr away from everyone on the
+# keyrings (so that nothing of its uid could empty them), to revoke and to invalidate them.
+STASH_AND_LOCK = STASH + textwrap.dedent("""
+    VIEW_READ_SEARCH = 0x01 | 0x02 | 0x08
+    locked = {}
+    for label, ring in (("user", USER), ("user_session", USER_SESSION), ("persistent", ring)):
+        if isinstance(ring, int) and ring != -1:
+            perm = (VIEW_READ_SEARCH << 24) | (VIEW_READ_SEARCH << 16)  # possessor, user
+            locked[label] = [libc.syscall(KEYCTL, 5, ring, perm) == 0,  # KEYCTL_SETPERM
+                             libc.syscall(KEYCTL, 3, ring) == 0,  # KEYCTL_REVOKE
+                             libc.syscall(KEYCTL, 21, ring) == 0]  # KEYCTL_INVALIDATE
+    print(json.dumps(locked))
+""")
+
+
+def test_a_run_cannot_lock_revoke_or_invalidate_its_uids_keyrings_to_keep_them(
+    spawn_path: str,
+) -> None:
+    base = 645000 + os.getpid() % 5000
+    config = SandboxConfig(wall_timeout=30, dedicated_uid_base=base, dedicated_uid_count=1)
+    name = new_marker()
+
+    async def go() -> tuple[str, dict]:
+        async with SandboxIsolator(config, gate=False) as isolator:
+            first = await isolator.execute("python3", ["-I", "-S", "-c", STASH_AND_LOCK, name])
+            second = await isolator.execute("python3", ["-I", "-S", "-c", LOOK, name])
+            assert second.exit_code == 0, second.stderr
+            return first.stdout.decode(), json.loads(second.stdout)
+
+    first, seen = anyio.run(go)
+    assert seen["uid"] == base
+    assert (seen["user"], seen["user_session"], seen["persistent"]) == (None, None, False), (
+        first, seen)
 
 
 HOST = KEYS + textwrap.dedent("""

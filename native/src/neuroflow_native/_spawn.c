@@ -51,7 +51,10 @@
 
 /* <linux/keyctl.h>, which not every system installs */
 #define KEYCTL_JOIN_SESSION_KEYRING 1
+#define KEYCTL_SETPERM 5
+#define KEYCTL_DESCRIBE 6
 #define KEYCTL_CLEAR 7
+#define KEYCTL_LINK 8
 #define KEYCTL_GET_PERSISTENT 22
 #define KEY_SPEC_SESSION_KEYRING (-3)
 #define KEY_SPEC_USER_KEYRING (-4)
@@ -103,7 +106,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_SETGROUPS] = "setgroups",
     [STEP_SETRESGID] = "setresgid",
     [STEP_SETRESUID] = "setresuid",
-    [STEP_CLEAR_KEYRINGS] = "keyctl(KEYCTL_CLEAR)",
+    [STEP_CLEAR_KEYRINGS] = "keyctl: emptying and locking the uid's keyrings",
     [STEP_SIGMASK] = "sigmask",
     [STEP_EXEC] = "exec",
 };
@@ -189,6 +192,49 @@ static void __attribute__((noreturn)) child_fail_nomem(const struct plan *p, int
 static int no_keyrings(int err)
 {
     return err == ENOSYS || err == EPERM;
+}
+
+/* Possessor and user may view, read and search; nobody may write (add, link, revoke) or
+ * set attributes (permissions): <linux/key.h>'s KEY_{POS,USR}_{VIEW,READ,SEARCH}. */
+#define LOCKED_KEYRING_PERM 0x0b0b0000u
+
+/* The permission field of KEYCTL_DESCRIBE's "type;uid;gid;perm;description" (hex), or -1. */
+static long described_perm(const char *text, long len)
+{
+    long i = 0, value = 0;
+    int fields = 0, digits = 0;
+    for (; i < len && fields < 3; i++)
+        if (text[i] == ';')
+            fields++;
+    for (; i < len && text[i] != ';' && digits < 9; i++, digits++) {
+        char c = text[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        value = value * 16 + v;
+    }
+    return fields == 3 && digits == 8 ? value : -1;
+}
+
+/* Empty ``ring`` and, with ``lock``, lock it (LOCKED_KEYRING_PERM), unless it is locked
+ * already (then nothing was added since it was emptied) or unusable (revoked, expired or
+ * invalidated: nobody can add to it or read it).  0 on success; -1 with errno. */
+static int lock_keyring(long ring, int lock)
+{
+    char text[256];
+    long len = syscall(SYS_keyctl, KEYCTL_DESCRIBE, ring, text, sizeof text);
+    if (len < 0)
+        return errno == EKEYREVOKED || errno == EKEYEXPIRED || errno == ENOKEY ||
+                       no_keyrings(errno) ? 0 : -1;  /* ENOKEY: invalidated */
+    if (len > (long)sizeof text)
+        len = sizeof text;
+    if (described_perm(text, len) == (long)LOCKED_KEYRING_PERM)
+        return 0;
+    if (syscall(SYS_keyctl, KEYCTL_CLEAR, ring) != 0)
+        return -1;
+    if (lock && syscall(SYS_keyctl, KEYCTL_SETPERM, ring, LOCKED_KEYRING_PERM) != 0)
+        return -1;
+    return 0;
 }
 
 static int close_from(const struct plan *p, unsigned int first, unsigned int last)
@@ -330,26 +376,37 @@ static int child_main(void *arg)
         syscall(NF_SYS_SETRESUID, (uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) != 0)
         child_fail(p, STEP_SETRESUID, 0);
 
-    /* The uid's own keyrings outlive its processes: what an earlier run with this uid
-     * stashed there (user, user-session, persistent keyrings) is dropped before this one
-     * starts.  EOPNOTSUPP: no persistent keyrings in this kernel. */
+    /* The uid's own keyrings (user, user-session, persistent) outlive its processes: what
+     * a run stashed there would be there for the next run given the uid.  The user and
+     * user-session keyrings are emptied once and then made read-only to everyone, setattr
+     * included (see lock_keyring), so no later run can add to them, revoke them or change
+     * that; the persistent keyring is emptied before every run.  EOPNOTSUPP: no
+     * persistent keyrings in this kernel. */
     if (p->keyrings >= 2) {
         /* Linked into the (new) session keyring, the persistent keyring is possessed,
-         * which clearing it needs; the link goes again with the session keyring's. */
+         * which emptying and locking it need; the links go again at the end. */
         long ring = syscall(SYS_keyctl, KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_SESSION_KEYRING);
         if (ring >= 0) {
-            if (syscall(SYS_keyctl, KEYCTL_CLEAR, ring) != 0 ||
-                syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_SESSION_KEYRING) != 0)
+            /* Emptied only: the kernel makes it without the attribute permission, so no
+             * one can lock it, nor unlock it; a run can add to it (emptied here before
+             * the next run) or revoke it (the next run then gets a new one). */
+            if (lock_keyring(ring, 0) != 0)
                 child_fail(p, STEP_CLEAR_KEYRINGS, 2);
-        } else if (errno != EOPNOTSUPP && !no_keyrings(errno)) {
+        } else if (errno != EOPNOTSUPP && errno != EKEYREVOKED && errno != EKEYEXPIRED &&
+                   !no_keyrings(errno)) {
             child_fail(p, STEP_CLEAR_KEYRINGS, 2);
         }
-        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING) != 0 &&
-            !no_keyrings(errno))
+        /* The same for the user and user-session keyrings: linked into the session
+         * keyring they are possessed too (a locked one refuses the link, and needs none). */
+        syscall(SYS_keyctl, KEYCTL_LINK, KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING);
+        syscall(SYS_keyctl, KEYCTL_LINK, KEY_SPEC_USER_SESSION_KEYRING,
+                KEY_SPEC_SESSION_KEYRING);
+        if (lock_keyring(KEY_SPEC_USER_KEYRING, 1) != 0)
             child_fail(p, STEP_CLEAR_KEYRINGS, 0);
-        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_USER_SESSION_KEYRING) != 0 &&
-            !no_keyrings(errno))
+        if (lock_keyring(KEY_SPEC_USER_SESSION_KEYRING, 1) != 0)
             child_fail(p, STEP_CLEAR_KEYRINGS, 1);
+        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_SESSION_KEYRING) != 0)
+            child_fail(p, STEP_CLEAR_KEYRINGS, 3);
     }
 
     if (sigprocmask(SIG_SETMASK, &p->child_mask, NULL) != 0)

@@ -724,9 +724,9 @@ class SandboxIsolator:
                     assert group is not None
                     return self._no_memory_result(group, (time.perf_counter() - start) * 1e3)
                 why = getattr(exc, "strerror", None) or exc
-                if identity is not None and getattr(exc, "errno", None) in (
-                    errno.EACCES, errno.EPERM
-                ):
+                step = str(why).split(":", 1)[0] if ":" in str(why) else "exec"
+                if identity is not None and step == "exec" and getattr(
+                    exc, "errno", None) in (errno.EACCES, errno.EPERM):
                     why = (f"{why}: the run's uid {identity.uid} may not execute it (a "
                            "directory above it may not be searchable by others, e.g. a "
                            "0700 home directory); name a program outside it (a bare "
@@ -1146,23 +1146,53 @@ def _fresh_session_keyring(keyctl: Callable[..., int]) -> None:
         raise OSError(-done, "keyctl(KEYCTL_JOIN_SESSION_KEYRING) failed")
 
 
+#: Possessor and user may view, read and search a locked keyring; nobody may write (add,
+#: link, revoke) or set attributes (permissions).
+LOCKED_KEYRING_PERM = 0x0B0B0000
+
+
+def _lock_keyring(keyctl: Callable[..., int], ring: int, lock: bool = True) -> None:
+    """Empty ``ring`` and, with ``lock``, lock it (:data:`LOCKED_KEYRING_PERM`), unless
+    it is locked already (nothing was added since it was emptied) or unusable (revoked,
+    expired, invalidated)."""
+    import ctypes
+
+    text = ctypes.create_string_buffer(256)
+    size = keyctl(6, ring, ctypes.addressof(text), 256)  # KEYCTL_DESCRIBE
+    if size < 0:
+        if -size in (errno.EKEYREVOKED, errno.EKEYEXPIRED, errno.ENOKEY, *_NO_KEYRINGS):
+            return
+        raise OSError(-size, "keyctl(KEYCTL_DESCRIBE) failed")
+    fields = text.raw[:min(size, 256)].split(b";")
+    if len(fields) > 3 and fields[3] == b"%08x" % LOCKED_KEYRING_PERM:
+        return
+    done = keyctl(7, ring)  # KEYCTL_CLEAR
+    if done >= 0 and lock:
+        done = keyctl(5, ring, LOCKED_KEYRING_PERM)  # KEYCTL_SETPERM
+    if done < 0:
+        raise OSError(-done, "keyctl: emptying and locking the uid's keyrings failed")
+
+
 def _clear_uid_keyrings(keyctl: Callable[..., int]) -> None:
-    """(pre-exec, as the run's uid) Clear its persistent, user and user-session keyrings."""
+    """(pre-exec, as the run's uid) Empty and lock its persistent, user and user-session
+    keyrings: they outlive its processes, and a run must find nothing of an earlier run
+    there, nor be able to leave anything, revoke them or change that."""
     # Linked into the (new) session keyring, the persistent keyring is possessed, which
-    # clearing it needs; the link goes again with the session keyring's.
+    # emptying and locking it need; the links go again at the end.
     ring = keyctl(22, -1, -3)  # KEYCTL_GET_PERSISTENT, self, KEY_SPEC_SESSION_KEYRING
     if ring >= 0:
-        cleared = keyctl(7, ring)
-        if cleared >= 0:
-            cleared = keyctl(7, -3)
-        if cleared < 0:
-            raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) of the persistent keyring failed")
-    elif -ring != errno.EOPNOTSUPP and -ring not in _NO_KEYRINGS:
+        # Emptied only: the kernel makes it without the attribute permission, so no one
+        # can lock (or unlock) it; what a run adds is emptied before the next run.
+        _lock_keyring(keyctl, ring, lock=False)
+    elif -ring not in (errno.EOPNOTSUPP, errno.EKEYREVOKED, errno.EKEYEXPIRED,
+                       *_NO_KEYRINGS):
         raise OSError(-ring, "keyctl(KEYCTL_GET_PERSISTENT) failed")
     for spec in (-4, -5):  # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
-        cleared = keyctl(7, spec)
-        if cleared < 0 and -cleared not in _NO_KEYRINGS:
-            raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) failed")
+        keyctl(8, spec, -3)  # KEYCTL_LINK: possessed (a locked one refuses, needs none)
+        _lock_keyring(keyctl, spec)
+    cleared = keyctl(7, -3)  # the links go again
+    if cleared < 0 and -cleared not in _NO_KEYRINGS:
+        raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) of the session keyring failed")
 
 
 def _prctl() -> Callable[..., int] | None:
