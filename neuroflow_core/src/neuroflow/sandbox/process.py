@@ -209,7 +209,8 @@ class SandboxIsolator:
         self._new_ipc = self._runas.drops and ipc_namespaces()
         # A run under another uid gets a session keyring of its own (it would possess the
         # host's, whatever its uid); a dedicated uid's own keyrings, which outlive its
-        # processes, are cleared before each run, so one run cannot leave keys for the next.
+        # processes, are emptied (and locked) before each run, so one run cannot leave
+        # keys for the next.
         self._keyrings = 0 if not self._runas.drops else (
             2 if self._runas.mode == "dedicated" else 1)
         if self._keyrings and not (_NATIVE_KEYRINGS if _native_spawn is not None
@@ -505,8 +506,9 @@ class SandboxIsolator:
         run cgroups (only the child ever enters them), rlimits (while still allowed to
         raise them), its own view of the work directory when a directory above it is
         closed to the run's uid (``closed``), an IPC namespace of its own (when the
-        isolator gives runs one), drop to the run's uid and gid with no supplementary
-        groups, then ``no_new_privs`` (no set-uid program can give root back)."""
+        isolator gives runs one), a session keyring of its own, drop to the run's uid and
+        gid with no supplementary groups, empty and lock that uid's keyrings, then
+        ``no_new_privs`` (no set-uid program can give root back)."""
         limits = self._rlimits
         procs = group.procs_files() if group is not None else []
         prctl = self._prctl
