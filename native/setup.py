@@ -9,5 +9,10 @@ setup(
             sources=["src/neuroflow_native/_spawn.c"],
             extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror=implicit"],
         ),
+        Extension(
+            "neuroflow_native._namespace",
+            sources=["src/neuroflow_native/_namespace.c"],
+            extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror=implicit"],
+        ),
     ],
 )

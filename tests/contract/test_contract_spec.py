@@ -57,7 +57,7 @@ async def test_spec_1_namespace_sandbox(tmp_path: Path) -> None:
     (tmp_path / "script.py").write_text("print('hello from the namespace')\n")
     config = SandboxConfig(work_dir=str(tmp_path), enable_network=False, enable_seccomp=True)
     if not installed("neuroflow_sandbox_namespace"):
-        with pytest.raises(MissingPluginError, match="no installed plugin provides it"):
+        with pytest.raises(MissingPluginError, match=r"pip install 'neuroflow\[namespace\]'"):
             NamespaceIsolator(config)
         return
     isolator = NamespaceIsolator(config)
@@ -108,6 +108,70 @@ async def test_spec_2_memory() -> None:
     assert [m.key for m in memories] == ["preference:theme"]
     await manager.delete_memory(agent_id="user-123", key="preference:theme")
     assert await manager.retrieve_memory(agent_id="user-123", key="preference:theme") is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # a2a-sdk's server runs on asyncio
+async def test_spec_3_a2a(anyio_backend: str) -> None:
+    from neuroflow.a2a import (
+        AgentRegistration,
+        AgentRegistryService,
+        CollaborationContext,
+        CollaborativeOrchestratorV2,
+    )
+    from neuroflow.agent import AINativeAgent, LLMConfig
+
+    # The model SPEC leaves undefined: a scripted one that asks the researcher, then reports.
+    llm_orchestrator = AINativeAgent("orchestrator", LLMConfig("scripted", extra={"script": [
+        {"tool": "ask_researcher", "arguments": {"message": "AI trends"}},
+        "Report: {last_tool_result}",
+    ]}))
+    researcher_agent = AINativeAgent("researcher", LLMConfig("scripted", extra={
+        "script": ["findings on {last_user_message}"]}))
+    server = None
+    if installed("neuroflow_a2a"):  # the researcher really answers at localhost:8081
+        from neuroflow.a2a import serve_agent
+
+        server = await serve_agent(researcher_agent, host="127.0.0.1", port=8081)
+
+    registry = AgentRegistryService(backend="memory")
+    await registry.start()
+    agent = AgentRegistration(
+        id="researcher",
+        name="Research Agent",
+        description="Professional research assistant",
+        endpoint="http://localhost:8081",
+        capabilities=["web_search", "research"],
+    )
+    await registry.register(agent)
+    researchers = await registry.discover_by_capability("web_search")
+    assert [r.id for r in researchers] == ["researcher"]
+
+    orchestrator = CollaborativeOrchestratorV2(
+        llm_orchestrator=llm_orchestrator,
+        agent_registry_service=registry,
+        max_depth=5,        # maximum collaboration depth
+        timeout_ms=30000,
+    )
+    try:
+        result = await orchestrator.execute_with_collaboration(
+            user_message="Research AI trends and write a report",
+        )
+    finally:
+        await orchestrator.aclose()
+        if server is not None:
+            await server.aclose()
+    print(result.collaborating_agents)
+    print(result.response)
+    assert CollaborationContext.root("x", 5, 30).depth_left == 5
+    if server is None:
+        assert result.collaborating_agents == ()
+        assert "pip install 'neuroflow[a2a]'" in result.response
+        return
+    assert result.collaborating_agents == ("researcher",)
+    assert result.response == "Report: findings on AI trends"
+    assert [(t["caller"], t["callee"], t["status"]) for t in result.trace] == [
+        ("orchestrator", "researcher", "ok")]
 
 
 @pytest.mark.anyio

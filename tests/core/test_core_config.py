@@ -256,7 +256,7 @@ def test_unknown_section_has_did_you_mean(manager) -> None:
         load_config(environ={}, manager=manager)
     assert problem(err) == (
         "sandbx: unknown section; did you mean 'sandbox'? (known: plugins, sandbox, memory, "
-        "embedder, tracer, llm, security, mcp) (in neuroflow.toml)"
+        "embedder, tracer, llm, security, mcp, a2a, registry) (in neuroflow.toml)"
     )
 
 

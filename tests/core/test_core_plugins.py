@@ -199,8 +199,8 @@ def test_plugin_whose_hook_raises_is_reported_and_others_work(site) -> None:
     ("returned", "error"),
     [
         ('["not a spec"]', "TypeError: expected BackendSpec, got str"),
-        ('[BackendSpec(name="m", kind="transport", factory=dict)]',
-         "ValueError: 'transport' is not a valid BackendKind"),
+        ('[BackendSpec(name="m", kind="teleporter", factory=dict)]',
+         "ValueError: 'teleporter' is not a valid BackendKind"),
         ("42", "TypeError: 'int' object is not iterable"),
     ],
 )

@@ -16,7 +16,7 @@ from neuroflow.plugins import BUILTIN_PLUGINS
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "neuroflow_core" / "src" / "neuroflow"
-CAPABILITIES = ["agent", "mcp", "memory", "observability", "sandbox", "security"]
+CAPABILITIES = ["a2a", "agent", "mcp", "memory", "observability", "sandbox", "security"]
 #: The modules a plugin may import: the top package, the capability packages, and the
 #: modules written for plugin authors.  Everything else is the core's own business.
 PUBLIC = {"neuroflow", "neuroflow.config", "neuroflow.errors", "neuroflow.units",

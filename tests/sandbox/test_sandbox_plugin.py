@@ -168,7 +168,7 @@ def test_doctor_says_whether_the_stronger_backends_are_installed() -> None:
 
     checks = {c.name: c for c in get_plugin_manager().doctor_checks()}
     for name, hint in (("wasm", "pip install 'neuroflow[wasm]'"),
-                       ("namespace", "no NeuroFlow distribution provides it yet")):
+                       ("namespace", "pip install 'neuroflow[namespace]'")):
         check = checks[f"{name} sandbox backend"]
         try:
             metadata.distribution(f"neuroflow-sandbox-{name}")

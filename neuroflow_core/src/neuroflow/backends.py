@@ -109,6 +109,14 @@ class BackendKind(str, enum.Enum):
         "mcp", "mcp", "neuroflow.mcp.protocol:MCPClient", "MCP client", "mcp", "backend",
         "neuroflow.mcp.config:MCPSettings", "neuroflow.mcp.guarded:GuardedMCPClient",
     )
+    TRANSPORT = (
+        "transport", "a2a", "neuroflow.a2a.protocol:AgentTransport", "A2A transport",
+        "jsonrpc", "backend", None, "neuroflow.a2a.guarded:GuardedTransport",
+    )
+    REGISTRY = (
+        "registry", "registry", "neuroflow.a2a.protocol:AgentRegistryBackend",
+        "agent registry backend", "memory",
+    )
 
     @property
     def multi(self) -> bool:
@@ -123,6 +131,7 @@ class BackendKind(str, enum.Enum):
 #: say what to install: ``(kind, name) -> (distribution, extra)``.  Only distributions that
 #: exist are named; each plugin adds its own rows when it lands.
 KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
+    (BackendKind.ISOLATION, "namespace"): ("neuroflow-sandbox-namespace", "namespace"),
     (BackendKind.ISOLATION, "wasm"): ("neuroflow-sandbox-wasm", "wasm"),
     (BackendKind.ISOLATION, "wasm-python"): ("neuroflow-sandbox-wasm", "wasm-python"),
     (BackendKind.MEMORY, "sqlite"): ("neuroflow-memory-sqlite", "sqlite"),
@@ -132,6 +141,10 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
     (BackendKind.MCP, "mcp"): ("neuroflow-mcp", "mcp"),
     (BackendKind.TRACER, "otel"): ("neuroflow-otel", "otel"),
+    (BackendKind.TRANSPORT, "jsonrpc"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.TRANSPORT, "http-json"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.TRANSPORT, "grpc"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.REGISTRY, "sql"): ("neuroflow-a2a", "a2a"),
 }
 
 

@@ -61,6 +61,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "neuroflow.agent": "neuroflow.agent.builtin",
     "neuroflow.observability": "neuroflow.observability.builtin",
     "neuroflow.mcp": "neuroflow.mcp.builtin",
+    "neuroflow.a2a": "neuroflow.a2a.builtin",
     "neuroflow.cli": "neuroflow.cli_commands",
 }
 

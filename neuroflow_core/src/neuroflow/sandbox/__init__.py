@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from neuroflow._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from neuroflow.sandbox.cgroups import CgroupPool, CgroupSupport
     from neuroflow.sandbox.config import SandboxConfig
     from neuroflow.sandbox.facade import (
         NamespaceIsolator,
@@ -48,6 +49,22 @@ _LAZY: dict[str, str] = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
+def cgroup_support() -> CgroupSupport:
+    """What this process can do with per-run cgroups (v1 or v2, which controllers, or why
+    not), detected once; for backends that put their runs in cgroups."""
+    from neuroflow.sandbox import cgroups
+
+    return cgroups.support()
+
+
+def cgroup_pool() -> CgroupPool | None:
+    """The process-wide pool of run cgroups (``acquire(max_processes, memory_limit)``,
+    ``release(group)``), or ``None`` when this process cannot create cgroups."""
+    from neuroflow.sandbox import cgroups
+
+    return cgroups.pool()
+
+
 __all__ = [
     "GuardedBackend",
     "IsolationBackend",
@@ -59,6 +76,8 @@ __all__ = [
     "TerminationReason",
     "WasmSandbox",
     "WasmSandboxConfig",
+    "cgroup_pool",
+    "cgroup_support",
     "command_action",
     "open_sandbox",
     "run_guarded",

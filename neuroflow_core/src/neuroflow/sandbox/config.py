@@ -167,9 +167,9 @@ class SandboxConfig:
         allowed_dangerous_env: names from :data:`DANGEROUS_ENV` that ``execute(env=...)``
             may set under ``security_level="strict"`` (``LD_PRELOAD``, ``PYTHONPATH``...
             are refused there otherwise).
-        work_dir_max_bytes: a cap on the total size of ``work_dir``.  The process backend
-            cannot enforce it (it needs a size-capped file system in a mount namespace):
-            asking for it is refused unless weaker isolation is allowed.
+        work_dir_max_bytes: a cap on the total size of ``work_dir``.  Neither the process
+            nor the namespace backend can enforce it (it needs disk quotas on the host
+            directory): asking for it is refused unless weaker isolation is allowed.
         work_dir_max_files: a cap on the number of files in ``work_dir`` (same caveat).
     """
 

@@ -230,8 +230,9 @@ def python_for_runs() -> Check:
 def work_dir_caps() -> Check:
     """Whether a total size / file-count cap on ``work_dir`` can be enforced."""
     return Check("work_dir size/file caps", False,
-                 "not enforceable by the process backend (a size-capped tmpfs needs a mount "
-                 "namespace: use the 'namespace' backend); work_dir_max_bytes / "
+                 "not enforceable by the process or namespace backends (the work directory "
+                 "is a host directory: it needs disk quotas; the namespace backend caps its "
+                 "private /tmp and /dev/shm instead); work_dir_max_bytes / "
                  "work_dir_max_files are refused unless weaker isolation is allowed",
                  required=False)
 

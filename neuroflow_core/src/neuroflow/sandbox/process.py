@@ -162,6 +162,9 @@ class SandboxIsolator:
             isolation.
     """
 
+    #: How the gate and the audit log name this backend (a subclass names its own).
+    component = "sandbox.process"
+
     def __init__(
         self,
         config: SandboxConfig | Mapping[str, Any] | None = None,
@@ -254,8 +257,8 @@ class SandboxIsolator:
             if value is not None:
                 _weaker(cfg, f"{name}={value}",
                         "the process backend cannot cap a directory's size or file count "
-                        "(it needs a size-capped tmpfs in a mount namespace, or disk "
-                        "quotas); use the 'namespace' backend", warnings)
+                        "(it needs disk quotas); the 'namespace' backend caps its "
+                        "private /tmp and /dev/shm instead (tmp_size, shm_size)", warnings)
         return pool
 
     def _plan_identity(self) -> runas.RunAsPlan:
@@ -418,7 +421,7 @@ class SandboxIsolator:
             return await self._run(command, executable, cwd, args, stdin, env, timeout)
         from neuroflow.sandbox.guarded import command_action, redacted_env, run_guarded
 
-        action, context = command_action(command, args, self._actor, "sandbox.process",
+        action, context = command_action(command, args, self._actor, self.component,
                                          env=env, cwd=cwd, executable=executable,
                                          search_path=self._search_path)
         rule = "sandbox.allowed_commands"

@@ -1,0 +1,160 @@
+"""neuroflow_native._namespace.launch on its own: real namespaces, checked from outside."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from neuroflow_native import _namespace as ns
+
+SH = shutil.which("sh", path="/usr/bin:/bin") or "/bin/sh"
+UID = os.geteuid() if os.geteuid() != 0 else 61_986  # as root: an unprivileged id inside
+
+
+def base_mounts(work: str) -> list[tuple[int, str | None, str, str | None]]:
+    mounts: list[tuple[int, str | None, str, str | None]] = []
+    for path in ("/usr", "/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(path):
+            mounts.append((ns.SYMLINK, os.readlink(path), path, None))
+        elif os.path.isdir(path):
+            mounts.append((ns.RO_BIND, path, path, None))
+    mounts += [(ns.RO_BIND, "/etc/ld.so.cache", "/etc/ld.so.cache", None),
+               (ns.TMPFS, None, "/dev", "size=64k,mode=0755"),
+               (ns.DEV_BIND, "/dev/null", "/dev/null", None),
+               (ns.REMOUNT_RO, None, "/dev", None),
+               (ns.PROC, None, "/proc", None),
+               (ns.TMPFS, None, "/tmp", "size=1m,mode=1777"),
+               (ns.RW_BIND, work, work, None)]
+    return mounts
+
+
+@pytest.fixture
+def work() -> Iterator[str]:
+    folder = tempfile.mkdtemp(prefix="nf-native-ns-")
+    os.chmod(folder, 0o755)
+    if os.geteuid() == 0:
+        os.chown(folder, UID, UID)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def launch(work: str, argv: list[str], **kwargs: object) -> tuple[int, int, bytes, int]:
+    """Run ``argv``; return (PID 1's exit code, the command's wait status, stdout, pid)."""
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid, status_fd = ns.launch(argv[0], argv, ["PATH=/usr/bin:/bin"], work,
+                                   (0, out_w, out_w), kwargs.pop("mounts", base_mounts(work)),
+                                   (UID, UID, UID, UID, os.geteuid() == 0), **kwargs)
+    finally:
+        os.close(out_w)
+    try:
+        chunks = []
+        while chunk := os.read(out_r, 65536):
+            chunks.append(chunk)
+        _, pid1 = os.waitpid(pid, 0)
+        data = os.read(status_fd, 4)
+    finally:
+        os.close(out_r)
+    os.close(status_fd)
+    command = struct.unpack("i", data)[0] if len(data) == 4 else -1
+    return os.waitstatus_to_exitcode(pid1), command, b"".join(chunks), pid
+
+
+def test_a_command_runs_as_pid_2_of_its_own_namespace_with_the_run_s_uid(work: str) -> None:
+    code, status, out, _ = launch(work, [SH, "-c", "echo $$; id -u; hostname; pwd"],
+                                  hostname="box")
+    assert (code, os.waitstatus_to_exitcode(status)) == (0, 0)
+    assert out.decode().split() == ["2", str(UID), "box", work]
+
+
+def test_the_command_s_signal_is_reported_on_the_status_pipe(work: str) -> None:
+    code, status, _, _ = launch(work, [SH, "-c", "kill -TERM $$"])
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    assert code == 128 + signal.SIGTERM  # PID 1 cannot die by a signal from inside
+
+
+def test_exit_codes_pass_through(work: str) -> None:
+    code, status, _, _ = launch(work, [SH, "-c", "exit 7"])
+    assert code == 7 and os.waitstatus_to_exitcode(status) == 7
+
+
+def test_a_missing_program_is_an_error_naming_it(work: str) -> None:
+    with pytest.raises(FileNotFoundError, match=r"exec: .*nf-no-such-program"):
+        launch(work, ["/usr/bin/nf-no-such-program"])
+
+
+def test_a_bad_mount_names_it(work: str) -> None:
+    mounts = [*base_mounts(work), (ns.RO_BIND, "/nf-no-such-dir", "/data", None)]
+    with pytest.raises(OSError, match=r"mount: .*\(/nf-no-such-dir -> /data\)"):
+        launch(work, [SH, "-c", "true"], mounts=mounts)
+
+
+def test_the_root_is_read_only_and_the_work_dir_writable(work: str) -> None:
+    code, _, out, _ = launch(work, [SH, "-c", "touch /x 2>/dev/null || echo ro; "
+                                    "touch made && echo rw; ls /"])
+    assert code == 0
+    lines = out.decode().split()
+    assert lines[:2] == ["ro", "rw"]
+    assert set(lines[2:]) <= {"usr", "bin", "lib", "lib64", "sbin", "etc", "dev", "proc",
+                              "tmp"}
+    assert os.path.exists(os.path.join(work, "made"))
+
+
+def _alive(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if marker.encode() in fh.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_everything_left_in_the_namespace_dies_with_the_command(work: str) -> None:
+    marker = f"nf-native-{uuid.uuid4().hex}"
+    code, _, _, _ = launch(work, [SH, "-c", f"(setsid sleep 100 {marker} &) ; "
+                                  "sleep 0.2; exit 0"])
+    assert code == 0
+    time.sleep(0.2)
+    assert _alive(marker) == []
+
+
+def test_pid_1_dies_with_the_process_that_launched_it(work: str) -> None:
+    marker = f"nf-native-{uuid.uuid4().hex}"
+    code = (
+        "import os, sys\n"
+        "from neuroflow_native import _namespace as ns\n"
+        f"sys.path[:0] = {sys.path!r}\n"
+        f"mounts = {base_mounts(work)!r}\n"
+        f"pid, fd = ns.launch({SH!r}, [{SH!r}, '-c', 'sleep 100; : {marker}'], [], {work!r},"
+        f" (0, 1, 2), mounts, ({UID}, {UID}, {UID}, {UID}, {os.geteuid() == 0}))\n"
+        "print(pid, flush=True)\n"
+        "os._exit(0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 5
+    while _alive(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _alive(marker) == []
+
+
+def test_the_seccomp_filter_checks_the_architecture_first() -> None:
+    program = ns.seccomp_filter()
+    assert len(program) % 8 == 0 and len(program) // 8 > 40
+    code, _, _, k = struct.unpack("HBBI", program[:8])
+    assert (code, k) == (0x20, 4)  # BPF_LD|BPF_W|BPF_ABS of seccomp_data.arch
+    code, _, _, k = struct.unpack("HBBI", program[8:16])
+    assert k == ns.AUDIT_ARCH

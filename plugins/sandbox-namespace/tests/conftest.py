@@ -1,0 +1,8 @@
+"""Helpers for the namespace sandbox's tests: runs, markers, survivors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
