@@ -3,16 +3,20 @@
 Run: ``python benchmarks/bench_sandbox.py [--runs N] [--rounds R] [--backend asyncio|trio]``
 
 For each command it times a bare ``subprocess.run(argv, capture_output=True)`` and
-``await SandboxIsolator(SandboxConfig()).execute(...)`` (default limits: rlimits, a
-per-run pids + memory cgroup, clean environment, capped output, whole-tree kill; as
-root, the privilege drop: a dedicated uid per run taken with a lock file, the work
-directory handed to it and back, ``no_new_privs``, and the clean-up of what the uid left
-in /tmp, /var/tmp and /dev/shm), alternately in the same process, in R rounds of N
-pairs.  It prints the median over all pairs and the quietest round (the round with the
-lowest bare median: other load on the machine inflates the sandbox's several wake-ups
-more than one spawn), each with the ratio sandbox / bare and its target (<= 1.5x for
-``/bin/true``, <= 1.15x for ``python3 -I -S -c pass``).  Both sides run the same
-``python3``: as root, the one a dropped uid may execute.
+``await SandboxIsolator(SandboxConfig(), gate=False).execute(...)`` (default limits:
+rlimits, a per-run pids + memory cgroup, clean environment, capped output, whole-tree
+kill, a session of its own; as root, the privilege drop: a dedicated uid per run taken
+with a lock file, the work directory handed to it and back, an IPC namespace and a
+session keyring of its own, the uid's keyrings cleared, ``no_new_privs``, and the
+clean-up of what the uid left in /tmp, /var/tmp, /dev/shm and /run/lock), alternately
+in the same process, in R rounds of N pairs.  It prints the median over all pairs, the
+minimum of each side, and the quietest round (the round with the lowest bare median:
+other load on the machine inflates the sandbox's several wake-ups more than one spawn),
+each with the ratio sandbox / bare and its target (<= 1.5x for ``/bin/true``, <= 1.15x
+for ``python3 -I -S -c pass``).  Both sides run the same ``python3``: as root, the one a
+dropped uid may execute.  One more row runs ``/bin/true`` behind the default gate (the
+configured guards and an audit record before and after each command) -- the start-up
+rows measure the sandbox alone.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ from neuroflow.sandbox.cgroups import support
 from neuroflow.sandbox.resolve import resolve_command
 
 
-async def _measure(argv: list[str], runs: int, rounds: int, config: SandboxConfig
-                   ) -> list[tuple[list[float], list[float]]]:
+async def _measure(argv: list[str], runs: int, rounds: int, config: SandboxConfig,
+                   gate: bool = False) -> list[tuple[list[float], list[float]]]:
     out = []
-    async with SandboxIsolator(config) as isolator:
+    async with SandboxIsolator(config, gate=None if gate else False) as isolator:
         for _ in range(20):  # warm up: caches, the cgroup pool
             await isolator.execute(argv[0], argv[1:])
         for _ in range(rounds):
@@ -61,8 +65,10 @@ def _row(label: str, rounds: list[tuple[list[float], list[float]]], target: floa
     b, s = statistics.median(bare), statistics.median(boxed)
     quiet = min(rounds, key=lambda r: statistics.median(r[0]))
     qb, qs = statistics.median(quiet[0]), statistics.median(quiet[1])
+    mb, ms = min(bare), min(boxed)
     goal = f"<= {target:.2f}x" if target else "-"
     return (f"{label:<26}{b:>9.3f} ms{s:>9.3f} ms{s / b:>7.2f}x   "
+            f"{mb:>7.3f} ms{ms:>7.3f} ms{ms / mb:>6.2f}x   "
             f"{qb:>9.3f} ms{qs:>9.3f} ms{qs / qb:>7.2f}x   {goal:>9}")
 
 
@@ -84,21 +90,24 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"python3 resolves to {python}; privilege drop: "
           + (f"on ({plan.mode} uid)" if plan.drops else f"off ({plan.reason})"))
-    print(f"{'':<26}{'--- all pairs (median) ---':^36}   {'--- quietest round ---':^36}")
+    print(f"{'':<26}{'--- all pairs (median) ---':^36}   {'--- minimum ---':^28}   "
+          f"{'--- quietest round ---':^36}")
     print(f"{'command':<26}{'bare':>12}{'sandbox':>12}{'ratio':>8}   "
+          f"{'bare':>10}{'sandbox':>10}{'ratio':>7}   "
           f"{'bare':>12}{'sandbox':>12}{'ratio':>8}   {'target':>9}")
     cases = [
-        ("/bin/true", ["/bin/true"], options.runs, config, 1.5),
+        ("/bin/true", ["/bin/true"], options.runs, config, 1.5, False),
         ("python3 -I -S -c pass", [python, "-I", "-S", "-c", "pass"],
-         max(20, options.runs // 4), config, 1.15),
+         max(20, options.runs // 4), config, 1.15, False),
+        ("/bin/true, default gate", ["/bin/true"], options.runs, config, None, True),
         ("/bin/true exact_rlimits", ["/bin/true"], options.runs,
-         SandboxConfig(exact_rlimits=True), None),
+         SandboxConfig(exact_rlimits=True), None, False),
     ]
     if plan.drops:
         cases.append(("/bin/true run_as=root", ["/bin/true"], options.runs,
-                      SandboxConfig(run_as="root", allow_weaker_isolation=True), None))
-    for label, argv, runs, case_config, target in cases:
-        rounds = anyio.run(_measure, argv, runs, options.rounds, case_config,
+                      SandboxConfig(run_as="root", allow_weaker_isolation=True), None, False))
+    for label, argv, runs, case_config, target, gate in cases:
+        rounds = anyio.run(_measure, argv, runs, options.rounds, case_config, gate,
                            backend=options.backend)
         print(_row(label, rounds, target), flush=True)
     shim = os.path.join(os.path.expanduser("~"), ".pyenv", "shims", "python3")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import resource
 import shutil
 import signal
 import tempfile
+import termios
 import threading
 import time
 import uuid
@@ -155,6 +157,42 @@ def test_new_session_makes_the_child_a_session_leader(sleeper: list[int]) -> Non
     other = spawn(SLEEP, [SLEEP, "30"], ENV)
     sleeper.append(other)
     assert os.getsid(other) == os.getsid(0)
+
+
+def _tty_probe_in_a_terminal_session(**kwargs: object) -> str:
+    """In a forked helper that leads a session whose controlling terminal is a fresh pty,
+    spawn a shell that tries to open /dev/tty; return what it printed."""
+    master, slave = os.openpty()
+    out_r, out_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:  # the helper: only async-signal-safe work until it exits
+        try:
+            os.close(master)
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            null = os.open(os.devnull, os.O_RDONLY)
+            pid = spawn(SH, [SH, "-c", "if ( : </dev/tty ) 2>/dev/null; then echo tty; "
+                                       "else echo none; fi"],
+                        ENV, fd_map=[null, out_w, out_w], **kwargs)
+            os.waitpid(pid, 0)
+            os._exit(0)
+        finally:
+            os._exit(70)  # reached only when a step above raised
+    os.close(slave)
+    os.close(out_w)
+    try:
+        with os.fdopen(out_r, "rb") as out:
+            printed = out.read().decode().strip()
+        assert wait(helper) == 0
+    finally:
+        os.close(master)
+    return printed
+
+
+def test_new_session_gives_up_the_controlling_terminal() -> None:
+    # Without it the child can reach its parent's terminal (and push input into it).
+    assert _tty_probe_in_a_terminal_session() == "tty"
+    assert _tty_probe_in_a_terminal_session(new_session=True) == "none"
 
 
 def test_signal_dispositions_and_mask_start_clean(sleeper: list[int]) -> None:

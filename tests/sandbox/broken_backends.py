@@ -111,7 +111,7 @@ class _DirectChildOnly(_process._RunState):
 
     __slots__ = ()
 
-    def kill_rest(self) -> None:
+    def kill_rest(self, exited: bool = False) -> None:
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -49,6 +49,17 @@
 
 #define CHILD_STACK_SIZE (256 * 1024)
 
+/* <linux/keyctl.h>, which not every system installs */
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+#define KEYCTL_SETPERM 5
+#define KEYCTL_DESCRIBE 6
+#define KEYCTL_CLEAR 7
+#define KEYCTL_LINK 8
+#define KEYCTL_GET_PERSISTENT 22
+#define KEY_SPEC_SESSION_KEYRING (-3)
+#define KEY_SPEC_USER_KEYRING (-4)
+#define KEY_SPEC_USER_SESSION_KEYRING (-5)
+
 enum step {
     STEP_SIGNALS,
     STEP_FD_MAP,
@@ -63,10 +74,13 @@ enum step {
     STEP_VIEW_MKDIR,
     STEP_VIEW_BIND,
     STEP_VIEW_CHDIR,
+    STEP_NEW_IPC,
+    STEP_SESSION_KEYRING,
     STEP_NO_NEW_PRIVS,
     STEP_SETGROUPS,
     STEP_SETRESGID,
     STEP_SETRESUID,
+    STEP_CLEAR_KEYRINGS,
     STEP_SIGMASK,
     STEP_EXEC,
     STEP_COUNT
@@ -86,10 +100,13 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_VIEW_MKDIR] = "view: mkdir",
     [STEP_VIEW_BIND] = "view: bind work dir",
     [STEP_VIEW_CHDIR] = "view: chdir",
+    [STEP_NEW_IPC] = "unshare(CLONE_NEWIPC)",
+    [STEP_SESSION_KEYRING] = "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
     [STEP_NO_NEW_PRIVS] = "no_new_privs",
     [STEP_SETGROUPS] = "setgroups",
     [STEP_SETRESGID] = "setresgid",
     [STEP_SETRESUID] = "setresuid",
+    [STEP_CLEAR_KEYRINGS] = "keyctl: emptying and locking the uid's keyrings",
     [STEP_SIGMASK] = "sigmask",
     [STEP_EXEC] = "exec",
 };
@@ -119,6 +136,8 @@ struct plan {
     int nview_steps;
     int no_new_privs;
     int new_session;
+    int new_ipc;           /* an IPC namespace of its own */
+    int keyrings;          /* 1: a session keyring of its own; 2: and the uid's cleared */
     int nomem_kill; /* end the child with SIGKILL when its exec lacks memory */
     int args_fit;   /* argv and envp are within the kernel's limits: E2BIG means memory */
     long uid; /* -1: unchanged */
@@ -165,6 +184,57 @@ static void __attribute__((noreturn)) child_fail_nomem(const struct plan *p, int
         syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
     }
     child_fail(p, step, index);
+}
+
+/* keyctl(2) refused as a whole: a kernel without keys (ENOSYS), or a seccomp filter that
+ * blocks the key system calls (EPERM: Docker's default profile) -- which then binds the
+ * program as well, so there is nothing it could read or leave there. */
+static int no_keyrings(int err)
+{
+    return err == ENOSYS || err == EPERM;
+}
+
+/* Possessor and user may view, read and search; nobody may write (add, link, revoke) or
+ * set attributes (permissions): <linux/key.h>'s KEY_{POS,USR}_{VIEW,READ,SEARCH}. */
+#define LOCKED_KEYRING_PERM 0x0b0b0000u
+
+/* The permission field of KEYCTL_DESCRIBE's "type;uid;gid;perm;description" (hex), or -1. */
+static long described_perm(const char *text, long len)
+{
+    long i = 0, value = 0;
+    int fields = 0, digits = 0;
+    for (; i < len && fields < 3; i++)
+        if (text[i] == ';')
+            fields++;
+    for (; i < len && text[i] != ';' && digits < 9; i++, digits++) {
+        char c = text[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        value = value * 16 + v;
+    }
+    return fields == 3 && digits == 8 ? value : -1;
+}
+
+/* Empty ``ring`` and, with ``lock``, lock it (LOCKED_KEYRING_PERM), unless it is locked
+ * already (then nothing was added since it was emptied) or unusable (revoked, expired or
+ * invalidated: nobody can add to it or read it).  0 on success; -1 with errno. */
+static int lock_keyring(long ring, int lock)
+{
+    char text[256];
+    long len = syscall(SYS_keyctl, KEYCTL_DESCRIBE, ring, text, sizeof text);
+    if (len < 0)
+        return errno == EKEYREVOKED || errno == EKEYEXPIRED || errno == ENOKEY ||
+                       no_keyrings(errno) ? 0 : -1;  /* ENOKEY: invalidated */
+    if (len > (long)sizeof text)
+        len = sizeof text;
+    if (described_perm(text, len) == (long)LOCKED_KEYRING_PERM)
+        return 0;
+    if (syscall(SYS_keyctl, KEYCTL_CLEAR, ring) != 0)
+        return -1;
+    if (lock && syscall(SYS_keyctl, KEYCTL_SETPERM, ring, LOCKED_KEYRING_PERM) != 0)
+        return -1;
+    return 0;
 }
 
 static int close_from(const struct plan *p, unsigned int first, unsigned int last)
@@ -232,6 +302,8 @@ static int child_main(void *arg)
         close_from(p, (unsigned int)p->errfd + 1, ~0U) != 0)
         child_fail(p, STEP_CLOSE_FDS, 0);
 
+    /* A session of its own: no controlling terminal, and SIGCONT (which a process may
+     * send to anyone in its session, whatever the uid) cannot reach the caller's. */
     if (p->new_session && setsid() < 0)
         child_fail(p, STEP_SETSID, 0);
     if (p->cwd != NULL && chdir(p->cwd) != 0)
@@ -279,6 +351,18 @@ static int child_main(void *arg)
             child_fail(p, STEP_VIEW_CHDIR, 0);
     }
 
+    /* SysV IPC objects and POSIX message queues the program makes live and die with its
+     * processes; the host's are out of its reach. */
+    if (p->new_ipc && unshare(CLONE_NEWIPC) != 0)
+        child_fail(p, STEP_NEW_IPC, 0);
+
+    /* A process possesses its session keyring whatever its uid: the caller's would stay
+     * readable after the privilege drop.  A new, empty one (made while still the caller,
+     * so no quota of the run's uid can refuse it). */
+    if (p->keyrings && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 &&
+        !no_keyrings(errno))
+        child_fail(p, STEP_SESSION_KEYRING, 0);
+
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(p, STEP_NO_NEW_PRIVS, 0);
 
@@ -291,6 +375,39 @@ static int child_main(void *arg)
     if (p->uid >= 0 &&
         syscall(NF_SYS_SETRESUID, (uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) != 0)
         child_fail(p, STEP_SETRESUID, 0);
+
+    /* The uid's own keyrings (user, user-session, persistent) outlive its processes: what
+     * a run stashed there would be there for the next run given the uid.  The user and
+     * user-session keyrings are emptied once and then made read-only to everyone, setattr
+     * included (see lock_keyring), so no later run can add to them, revoke them or change
+     * that; the persistent keyring is emptied before every run.  EOPNOTSUPP: no
+     * persistent keyrings in this kernel. */
+    if (p->keyrings >= 2) {
+        /* Linked into the (new) session keyring, the persistent keyring is possessed,
+         * which emptying and locking it need; the links go again at the end. */
+        long ring = syscall(SYS_keyctl, KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_SESSION_KEYRING);
+        if (ring >= 0) {
+            /* Emptied only: the kernel makes it without the attribute permission, so no
+             * one can lock it, nor unlock it; a run can add to it (emptied here before
+             * the next run) or revoke it (the next run then gets a new one). */
+            if (lock_keyring(ring, 0) != 0)
+                child_fail(p, STEP_CLEAR_KEYRINGS, 2);
+        } else if (errno != EOPNOTSUPP && errno != EKEYREVOKED && errno != EKEYEXPIRED &&
+                   !no_keyrings(errno)) {
+            child_fail(p, STEP_CLEAR_KEYRINGS, 2);
+        }
+        /* The same for the user and user-session keyrings: linked into the session
+         * keyring they are possessed too (a locked one refuses the link, and needs none). */
+        syscall(SYS_keyctl, KEYCTL_LINK, KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING);
+        syscall(SYS_keyctl, KEYCTL_LINK, KEY_SPEC_USER_SESSION_KEYRING,
+                KEY_SPEC_SESSION_KEYRING);
+        if (lock_keyring(KEY_SPEC_USER_KEYRING, 1) != 0)
+            child_fail(p, STEP_CLEAR_KEYRINGS, 0);
+        if (lock_keyring(KEY_SPEC_USER_SESSION_KEYRING, 1) != 0)
+            child_fail(p, STEP_CLEAR_KEYRINGS, 1);
+        if (syscall(SYS_keyctl, KEYCTL_CLEAR, KEY_SPEC_SESSION_KEYRING) != 0)
+            child_fail(p, STEP_CLEAR_KEYRINGS, 3);
+    }
 
     if (sigprocmask(SIG_SETMASK, &p->child_mask, NULL) != 0)
         child_fail(p, STEP_SIGMASK, 0);
@@ -471,7 +588,7 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 PyDoc_STRVAR(spawn_doc,
 "spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
 "      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
-"      nomem_kill=False) -> int\n"
+"      nomem_kill=False, new_ipc=False, keyrings=0) -> int\n"
 "--\n\n"
 "Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
 "strings) in a child that shares this process's memory until its exec (``clone`` with\n"
@@ -482,8 +599,12 @@ PyDoc_STRVAR(spawn_doc,
 "child joins those cgroups itself); ``setrlimit`` for each ``(resource, soft, hard)`` of\n"
 "``rlimits``; with ``view=(top, dirs)``: a private mount namespace in which ``top`` is an\n"
 "empty tmpfs, ``dirs`` are made in it and ``cwd`` is bound back at its own path;\n"
+"``unshare(CLONE_NEWIPC)`` when ``new_ipc`` (SysV IPC and POSIX message queues of its own);\n"
+"with ``keyrings`` >= 1 a new, empty session keyring (the caller's is no longer possessed);\n"
 "``PR_SET_NO_NEW_PRIVS`` when ``no_new_privs``; ``setgroups(groups)`` (unless ``None``),\n"
-"``setresgid(gid)`` and ``setresuid(uid)`` (unless ``-1``) as raw system calls; then\n"
+"``setresgid(gid)`` and ``setresuid(uid)`` (unless ``-1``) as raw system calls; with\n"
+"``keyrings=2`` the new uid's user and user-session keyrings emptied and locked read-only\n"
+"and its persistent keyring emptied; then\n"
 "``execve`` (no PATH search: ``executable`` is a path).\n\n"
 "An exec that fails for lack of memory is reported as ENOMEM, also where the kernel says\n"
 "E2BIG for arguments well within its limits (the child's memory cgroup could not hold\n"
@@ -497,11 +618,12 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
                                "cgroup_procs", "uid", "gid", "groups", "rlimits",
-                               "no_new_privs", "new_session", "view", "nomem_kill", NULL};
+                               "no_new_privs", "new_session", "view", "nomem_kill",
+                               "new_ipc", "keyrings", NULL};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
     PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
     PyObject *rl_obj = NULL, *view_obj = Py_None;
-    int no_new_privs = 0, new_session = 0, nomem_kill = 0;
+    int no_new_privs = 0, new_session = 0, nomem_kill = 0, new_ipc = 0, keyrings = 0;
     PyObject *keep = NULL, *fast = NULL, *result = NULL;
     struct plan plan;
     char **argv = NULL, **envp = NULL, **procs = NULL, **view_steps = NULL;
@@ -513,16 +635,23 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_ssize_t n, i;
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Op:spawn", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppi:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
-                                     &no_new_privs, &new_session, &view_obj, &nomem_kill))
+                                     &no_new_privs, &new_session, &view_obj, &nomem_kill,
+                                     &new_ipc, &keyrings))
         return NULL;
     memset(&plan, 0, sizeof plan);
     plan.uid = plan.gid = -1;
     plan.no_new_privs = no_new_privs;
     plan.new_session = new_session;
     plan.nomem_kill = nomem_kill;
+    plan.new_ipc = new_ipc;
+    if (keyrings < 0 || keyrings > 2) {
+        PyErr_Format(PyExc_ValueError, "keyrings: expected 0, 1 or 2, got %d", keyrings);
+        goto done;
+    }
+    plan.keyrings = keyrings;
     keep = PyList_New(0);
     if (keep == NULL)
         return NULL;

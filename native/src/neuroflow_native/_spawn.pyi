@@ -19,4 +19,6 @@ def spawn(
     *,
     view: tuple[_Path, Sequence[_Path]] | None = None,
     nomem_kill: bool = False,
+    new_ipc: bool = False,
+    keyrings: int = 0,
 ) -> int: ...

@@ -48,6 +48,8 @@ def attach_context(carrier: Mapping[str, str]) -> Iterator[Context]:
 def traceparent_env() -> dict[str, str]:
     """``{"TRACEPARENT": ..., "TRACESTATE": ...}`` of the current span, for a child
     process's environment (empty outside a span with ids)."""
+    if not otel_context.get_current():
+        return {}  # nothing attached (no span, no baggage): nothing to propagate
     return {key.upper(): value for key, value in inject().items()}
 
 

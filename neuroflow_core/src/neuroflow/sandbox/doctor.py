@@ -187,6 +187,30 @@ def privilege_drop() -> Check:
                  "security_level='strict' refuses to run")
 
 
+def ipc_leftovers() -> Check:
+    """What becomes of the SysV IPC objects and POSIX message queues a run makes."""
+    from neuroflow.sandbox.process import ipc_namespaces
+
+    plan, problem = _default_plan()
+    name = "process sandbox: IPC objects of a run"
+    if plan is None:
+        return Check(name, False, problem, required=False)
+    if not plan.drops:
+        return Check(name, False, "runs keep the host's uid: the SysV IPC objects and POSIX "
+                     "message queues they leave cannot be told from the host's",
+                     required=False)
+    if ipc_namespaces():
+        return Check(name, True, "each run has an IPC namespace of its own: its SysV IPC "
+                     "objects and POSIX message queues end with it, the host's are out of "
+                     "its reach")
+    mqueue = os.path.ismount("/dev/mqueue")
+    return Check(name, mqueue, "no IPC namespaces here (they need CAP_SYS_ADMIN): SysV IPC "
+                 "objects a run's uid created or owns are removed after the run"
+                 + ("; so are its POSIX message queues (/dev/mqueue)" if mqueue else
+                    "; POSIX message queues made with mq_open stay (mount the mqueue file "
+                    "system on /dev/mqueue to have them removed)"), required=False)
+
+
 def python_for_runs() -> Check:
     """Which ``python3`` a sandboxed run gets (one its uid may execute)."""
     from neuroflow.sandbox.resolve import resolve_command
@@ -242,5 +266,5 @@ def plugin_backends() -> list[Check]:
 def all_checks() -> list[Check]:
     """Every sandbox check, for the ``neuroflow_doctor_checks`` hook."""
     return [user_namespaces(), seccomp(), *cgroup_checks(), rlimits(), privilege_drop(),
-            spawn_path(),
+            ipc_leftovers(), spawn_path(),
             python_interpreter(), python_for_runs(), work_dir_caps(), *plugin_backends()]

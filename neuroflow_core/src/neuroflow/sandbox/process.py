@@ -8,24 +8,28 @@ One run, in order:
 2. build a clean environment; when the host is root, take a dedicated uid for the run
    and hand the work directory to it;
 3. take a run cgroup from the pool and write all its limits;
-4. spawn in a new session.  With ``neuroflow-native`` installed, its C ``spawn`` starts
-   the child the way ``posix_spawn`` does (sharing our memory until its exec) and the
-   child writes itself into the run cgroups, sets its rlimits, sets ``no_new_privs`` and
-   drops to the run's uid (no supplementary groups, raw system calls) before it execs.
-   Without it, the same set-up runs in Python after ``fork()`` when there are run
-   cgroups or a uid to drop to; otherwise it spawns with ``vfork`` and sets the rlimits
-   with ``prlimit`` right after.  Either way only the child ever enters a run cgroup, and
-   the program starts limited;
+4. spawn in a new session (no controlling terminal; SIGCONT, which a process may send
+   to anyone in its session whatever the uid, cannot reach the host's).  With
+   ``neuroflow-native`` installed, its C ``spawn`` starts the child the way
+   ``posix_spawn`` does (sharing our memory until its exec) and the child writes itself
+   into the run cgroups, sets its rlimits, sets ``no_new_privs`` and drops to the run's
+   uid (no supplementary groups, raw system calls) before it execs.  Without it, the
+   same set-up runs in Python after ``fork()`` when there are run cgroups or a uid to
+   drop to; otherwise it spawns with ``vfork`` and sets the rlimits with ``prlimit``
+   right after.  Either way only the child ever enters a run cgroup, and the program
+   starts limited;
 5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
    all through one private epoll set that a single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
-   reap, remove what the run's uid left in ``/tmp``, ``/var/tmp`` and ``/dev/shm``,
-   give the work directory back, and report.
+   reap, remove what the run's uid left in ``/tmp``, ``/var/tmp``, ``/dev/shm``,
+   ``/dev/mqueue`` and ``/run/lock`` (and its SysV IPC objects, where the run had no
+   IPC namespace of its own), give the work directory back, and report.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import math
 import os
 import resource
@@ -62,6 +66,11 @@ try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), w
     from neuroflow_native import spawn as _native_spawn
 except ImportError:
     _native_spawn = None
+# Whether the C spawn can give the child an IPC namespace of its own (an older build
+# cannot).
+_NATIVE_IPC = "new_ipc" in (getattr(_native_spawn, "__doc__", None) or "")
+# Whether it can give the child a session keyring of its own and clear its uid's.
+_NATIVE_KEYRINGS = "keyrings" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
@@ -107,20 +116,6 @@ class _Child:
 _Proc = subprocess.Popen[bytes] | _Child
 
 
-def _join_files(group: cgroups.RunCgroup) -> list[str]:
-    """The files the native spawn's child writes ``0`` to, to join the run cgroups.
-
-    On cgroup v1 that is ``tasks`` (the child is a single thread until its exec): a
-    write of one thread skips the threadgroup lock whose taking can wait for an RCU grace
-    period (milliseconds); ``cgroup.procs`` elsewhere.
-    """
-    files = []
-    for procs in group.procs_files():
-        tasks = procs[: -len("cgroup.procs")] + "tasks"
-        files.append(tasks if group.version == 1 and os.path.exists(tasks) else procs)
-    return files
-
-
 def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> bool:
     """Whether the native spawn's child could not join its memory cgroup or exec in it
     for the cgroup's limit."""
@@ -129,6 +124,12 @@ def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> 
         and exc.errno == errno.ENOMEM
         and (exc.strerror or "").startswith(("exec:", "cgroup:"))
     )
+
+
+def ipc_namespaces() -> bool:
+    """Whether runs under a dropped uid get an IPC namespace of their own here (the host
+    may make one, and the native spawn, when installed, can)."""
+    return _mount_calls() is not None and (_native_spawn is None or _NATIVE_IPC)
 
 
 def spawn_path() -> str:
@@ -197,6 +198,7 @@ class SandboxIsolator:
         # Who the program runs as, for finding programs that identity may execute.
         self._who = (identity.uid, identity.gid) if identity is not None else None
         self._leases: dict[str, runas.Lease] = {}
+        self._lease_busy: anyio.Event | None = None
         self._search_path = config.env.get("PATH") or os.environ.get("PATH", DEFAULT_PATH)
         self._base_env = self._build_env()
         # (work dir, identities of the allowed programs resolved there)
@@ -209,6 +211,23 @@ class SandboxIsolator:
         )
         # The child sets itself up before its exec (cgroups, rlimits, uid, no_new_privs).
         self._setup_in_child = self._strict or self._cgroups is not None or self._runas.drops
+        # A run under another uid gets an IPC namespace of its own where the host may
+        # make one: its SysV IPC objects and POSIX message queues end with it, and the
+        # host's are out of its reach.  Elsewhere they are swept by uid after the run.
+        self._new_ipc = self._runas.drops and ipc_namespaces()
+        # A run under another uid gets a session keyring of its own (it would possess the
+        # host's, whatever its uid); a dedicated uid's own keyrings, which outlive its
+        # processes, are emptied (and locked) before each run, so one run cannot leave
+        # keys for the next.
+        self._keyrings = 0 if not self._runas.drops else (
+            2 if self._runas.mode == "dedicated" else 1)
+        if self._keyrings and not (_NATIVE_KEYRINGS if _native_spawn is not None
+                                   else _keyctl() is not None):
+            _weaker(config, "keyring isolation",
+                    "this neuroflow-native build or this machine's Python cannot give runs "
+                    "a session keyring of their own (runs could read the host's session "
+                    "keyring and keys an earlier run of their uid left)", self._warnings)
+            self._keyrings = 0
         self._prctl = _prctl() if self._setup_in_child else None
 
     # --- set-up ------------------------------------------------------------------------
@@ -472,7 +491,7 @@ class SandboxIsolator:
         admitted = await self._admit(command, executable, cwd, args, env)
 
         async def start() -> ProcessHandle:
-            return self._start(command, executable, cwd, args, env, timeout)
+            return await self._start(command, executable, cwd, args, env, timeout)
 
         if admitted is None:
             return await start()
@@ -553,10 +572,12 @@ class SandboxIsolator:
             pid = _native_spawn(
                 executable, argv, [f"{name}={value}" for name, value in env.items()],
                 cwd, [stdin_fd, out_w, err_w],
-                _join_files(group) if group is not None else [],
+                group.join_files() if group is not None else [],
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,
+                **({"new_ipc": True} if self._new_ipc else {}),
+                **({"keyrings": self._keyrings} if self._keyrings else {}),
                 # Too little memory to join or exec in: the child ends by SIGKILL, as
                 # the OOM killer ends a forked child (it skips one sharing our memory).
                 nomem_kill=group is not None and "memory" in group.dirs,
@@ -580,12 +601,17 @@ class SandboxIsolator:
         """The child's set-up between ``fork()`` and ``exec``, in this order: join the
         run cgroups (only the child ever enters them), rlimits (while still allowed to
         raise them), its own view of the work directory when a directory above it is
-        closed to the run's uid (``closed``), drop to the run's uid and gid with no
-        supplementary groups, then ``no_new_privs`` (no set-uid program can give root
-        back)."""
+        closed to the run's uid (``closed``), an IPC namespace of its own (when the
+        isolator gives runs one), a session keyring of its own, drop to the run's uid and
+        gid with no supplementary groups, empty and lock that uid's keyrings, then
+        ``no_new_privs`` (no set-uid program can give root back)."""
         limits = self._rlimits
         procs = group.procs_files() if group is not None else []
         prctl = self._prctl
+        calls = _mount_calls() if self._new_ipc else None
+        unshare = calls[0] if calls is not None else None
+        keyrings = self._keyrings
+        keyctl = _keyctl() if keyrings else None
         ids = (identity.uid, identity.gid) if identity is not None else None
         view = _view_setup(cwd, closed) if closed is not None else None
 
@@ -598,11 +624,17 @@ class SandboxIsolator:
                 resource.setrlimit(which, value)
             if view is not None:
                 view()
+            if unshare is not None and unshare(_CLONE_NEWIPC) != 0:
+                raise OSError("unshare(CLONE_NEWIPC) failed")
+            if keyctl is not None:
+                _fresh_session_keyring(keyctl)
             if ids is not None:
                 uid, gid = ids
                 os.setgroups([])
                 os.setresgid(gid, gid, gid)
                 os.setresuid(uid, uid, uid)
+            if keyctl is not None and keyrings >= 2:
+                _clear_uid_keyrings(keyctl)
             if prctl is not None and prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
                 raise OSError("prctl(PR_SET_NO_NEW_PRIVS) failed")
 
@@ -610,12 +642,38 @@ class SandboxIsolator:
 
     # --- the run's identity ------------------------------------------------------------
 
-    def _take_lease(self, cwd: str) -> runas.Lease | None:
+    async def _lease_turn(self) -> anyio.Event | None:
+        """Wait until no hand-over or give-back of this isolator is under way in a thread.
+
+        Small ones run on the loop without awaiting, so they never interleave; a large one
+        (see :meth:`_tree_job`) marks itself under way while a worker thread does it.
+        """
+        while self._lease_busy is not None:
+            await self._lease_busy.wait()
+        return None
+
+    async def _tree_job(self, small: bool, job: Callable[[], object]) -> None:
+        """Run ``job`` (a walk: hand-over, give-back, clean-up) on the loop when what it
+        walks is ``small``, else in a worker thread, so that a run that leaves a million
+        files cannot stall the event loop (and an everyday run pays no thread hand-off)."""
+        if small:
+            job()
+            return
+        busy = self._lease_busy = anyio.Event()
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(job)
+        finally:
+            self._lease_busy = None
+            busy.set()
+
+    async def _take_lease(self, cwd: str) -> runas.Lease | None:
         """The identity for a run in ``cwd``: runs overlapping in one work directory
         share one (it owns the directory while they run); the directory is handed over."""
         plan = self._runas
         if not plan.drops:
             return None
+        await self._lease_turn()
         lease = self._leases.get(cwd)
         if lease is None:
             cfg = self.config
@@ -624,15 +682,19 @@ class SandboxIsolator:
             else:
                 assert plan.identity is not None
                 lease = runas.Lease(plan.identity, None)
+            # Registered first: a run in the same directory that starts while the hand-over
+            # runs in a thread waits for it (_lease_turn), then shares the lease.
+            self._leases[cwd] = lease
+            identity = lease.identity
             try:
-                runas.chown_tree(cwd, os.geteuid(), lease.identity.uid, lease.identity.gid,
-                                 hand_over=True)
+                await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
+                    cwd, os.geteuid(), identity.uid, identity.gid, hand_over=True))
             except OSError as exc:
+                del self._leases[cwd]
                 lease.release()
                 raise SandboxError(
                     f"work_dir: cannot hand {cwd!r} to uid {lease.identity.uid}: "
                     f"{exc.strerror}") from None
-            self._leases[cwd] = lease
             lease.closed = _closed_ancestor(cwd, lease.identity)
             if lease.closed is not None and _mount_calls() is None:
                 note = (f"work_dir {cwd!r}: {lease.closed} is closed to the run's uid, so "
@@ -644,19 +706,38 @@ class SandboxIsolator:
         lease.users += 1
         return lease
 
-    def _return_lease(self, cwd: str, lease: runas.Lease) -> None:
+    async def _return_lease(self, cwd: str, lease: runas.Lease) -> None:
         """The last run in ``cwd`` ended: remove what a dedicated uid left behind, give
-        the work directory back to the host's uid, free the uid."""
+        the work directory back to the host's uid, free the uid.  Large walks run in a
+        worker thread (:meth:`_tree_job`); the uid is held until they are done."""
         lease.users -= 1
         if lease.users:
             return
+        await self._lease_turn()
+        if lease.users:
+            return  # a run in this directory started meanwhile: it keeps the lease
         del self._leases[cwd]
         try:
             # First the work directory (it may itself be in /tmp), then the rest.
-            runas.chown_tree(cwd, lease.identity.uid, os.geteuid(), os.getegid())
+            uid = lease.identity.uid
+            await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
+                cwd, uid, os.geteuid(), os.getegid()))
             if self._runas.mode == "dedicated":
                 # Its processes died with the run cgroup; without one, find them by uid.
-                lease.clean(cwd, kill=self._cgroups is None)
+                kill = self._cgroups is None
+                lease.clean(cwd, kill=False, ipc=not self._new_ipc, scratch=False)
+                changed = lease.changed_scratch()
+                if changed or kill:
+                    # One pass over the changed directories (bounded) on the loop; the
+                    # uid's directories found there, which may hold any number of files,
+                    # are removed off it.
+                    small = not kill and all(
+                        runas.small_tree(d, 1024, recursive=False) for d in changed)
+                    trees: list[str] = []
+                    await self._tree_job(small, lambda: lease.clean_scratch(
+                        changed, kill, trees))
+                    if trees:
+                        await self._tree_job(False, lambda: runas.remove_trees(trees))
         finally:
             lease.release()
 
@@ -684,7 +765,7 @@ class SandboxIsolator:
             # is already there, and the directories above may be closed to its uid.
             executable = "./" + os.path.relpath(executable, cwd)
         timeout = cfg.wall_timeout if timeout is None else timeout
-        lease = self._take_lease(cwd)
+        lease = await self._take_lease(cwd)
         try:
             group = None
             if self._cgroups is not None:
@@ -709,7 +790,8 @@ class SandboxIsolator:
                             await anyio.to_thread.run_sync(self._cgroups.release, group)
         finally:
             if lease is not None:
-                self._return_lease(cwd, lease)
+                with anyio.CancelScope(shield=True):
+                    await self._return_lease(cwd, lease)
 
     async def _run_in(
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
@@ -719,9 +801,10 @@ class SandboxIsolator:
         cap = self.config.max_output_bytes
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        # Only our ends are non-blocking (the flag belongs to the open file, not the fd).
-        os.set_blocking(out_r, False)
-        os.set_blocking(err_r, False)
+        # Only our ends are non-blocking (the flag belongs to the open file, not the fd);
+        # a pipe end has no other status flag to keep.
+        fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)
+        fcntl.fcntl(err_r, fcntl.F_SETFL, os.O_NONBLOCK)
         if stdin:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
         else:
@@ -755,7 +838,7 @@ class SandboxIsolator:
             poller.register(pidfd, select.EPOLLIN)
             feed = memoryview(stdin or b"")
             if in_w >= 0:
-                os.set_blocking(in_w, False)
+                fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
                 poller.register(in_w, select.EPOLLOUT)
             deadline = math.inf if timeout is None else time.monotonic() + timeout
             exited = saw_eof = False
@@ -786,7 +869,7 @@ class SandboxIsolator:
                         wall = (time.perf_counter() - start) * 1000.0
                         poller.unregister(pidfd)
                         # The main process is a zombie: its pid cannot be reused yet.
-                        state.kill_rest()
+                        state.kill_rest(exited=True)
                         deadline = time.monotonic() + _DRAIN_GRACE
                     elif fd == in_w:
                         feed = self._feed(poller, in_w, feed, open_fds)
@@ -798,7 +881,9 @@ class SandboxIsolator:
                             poller.unregister(fd)
                             del streams[fd]
                             saw_eof = True
-                if not exited or streams:  # the last pass needs no trip through the loop
+                if (not exited or streams) and not saw_eof:
+                    # The last pass needs no trip through the loop, nor does one that just
+                    # saw a pipe close (the exit follows at once: the short wait above).
                     await anyio.lowlevel.checkpoint()
             await state.finish()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -806,7 +891,8 @@ class SandboxIsolator:
             return self._result(proc.returncode, status, usage, wall, out, err, state, group)
         finally:
             if poller is not None:
-                anyio.notify_closing(poller.fileno())
+                # Nothing waits on it any more: this task was the only waiter, and
+                # wait_readable removes its reader however it ends.
                 poller.close()
             for fd in open_fds:
                 os.close(fd)
@@ -814,7 +900,7 @@ class SandboxIsolator:
                 with anyio.CancelScope(shield=True):
                     await _reap_after_kill(proc, group)
 
-    def _start(
+    async def _start(
         self, command: str, executable: str | None, cwd: str, args: Sequence[str],
         extra_env: Mapping[str, str] | None, timeout: float | None,
     ) -> ProcessHandle:
@@ -829,7 +915,7 @@ class SandboxIsolator:
         if self._runas.drops and executable.startswith(cwd.rstrip("/") + "/"):
             executable = "./" + os.path.relpath(executable, cwd)
         cfg = self.config
-        lease = self._take_lease(cwd)
+        lease = await self._take_lease(cwd)
         group: cgroups.RunCgroup | None = None
         fds: list[int] = []
         try:
@@ -864,7 +950,8 @@ class SandboxIsolator:
             if group is not None and self._cgroups is not None:
                 self._cgroups.release(group)
             if lease is not None:
-                self._return_lease(cwd, lease)
+                with anyio.CancelScope(shield=True):
+                    await self._return_lease(cwd, lease)
             raise
         state = _RunState(proc.pid, group)
         pool = self._cgroups
@@ -878,7 +965,8 @@ class SandboxIsolator:
                         await anyio.to_thread.run_sync(pool.release, group)
             finally:
                 if lease is not None:
-                    self._return_lease(cwd, lease)
+                    with anyio.CancelScope(shield=True):
+                        await self._return_lease(cwd, lease)
 
         def report(code: int, status: int, usage: Any, wall: float) -> SandboxResult:
             return self._result(code, status, usage, wall, _Stream(-1, None),
@@ -1021,7 +1109,10 @@ def _cannot_start(exc: BaseException, argv: list[str], executable: str,
                   identity: runas.Identity | None) -> SandboxError:
     """The error for a program the spawn could not start."""
     why = getattr(exc, "strerror", None) or exc
-    if identity is not None and getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):
+    # the native spawn names the step that failed ("setuid: ..."); only exec is about access
+    step = str(why).split(":", 1)[0] if ":" in str(why) else "exec"
+    if identity is not None and step == "exec" and getattr(exc, "errno", None) in (
+            errno.EACCES, errno.EPERM):
         why = (f"{why}: the run's uid {identity.uid} may not execute it (a "
                "directory above it may not be searchable by others, e.g. a "
                "0700 home directory); name a program outside it (a bare "
@@ -1125,6 +1216,7 @@ def _running_event_loop() -> str | None:
 
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
 _mounts_fns: tuple[Callable[..., int], Callable[..., int]] | bool | None = False
 
@@ -1201,6 +1293,90 @@ def _view_setup(cwd: str, closed: str) -> Callable[[], None] | None:
     return view
 
 _prctl_fn: Callable[..., int] | None = None
+# keyctl(2) by number (glibc has no wrapper), for the fork path.
+_KEYCTL_NR = {"x86_64": 250, "aarch64": 219, "riscv64": 219}
+_keyctl_fn: Callable[..., int] | bool | None = False
+
+
+def _keyctl() -> Callable[..., int] | None:
+    """``keyctl(2)`` through libc's ``syscall`` (loaded once, before any fork), or
+    ``None`` on an architecture whose system call number is not listed here."""
+    global _keyctl_fn
+    if _keyctl_fn is False:
+        number = _KEYCTL_NR.get(os.uname().machine)
+        found: Callable[..., int] | None = None
+        if number is not None:
+            import ctypes
+
+            syscall = ctypes.CDLL(None, use_errno=True).syscall
+            syscall.restype = ctypes.c_long
+
+            def found(*args: int) -> int:
+                result = syscall(number, *(ctypes.c_long(a) for a in args))
+                return -ctypes.get_errno() if result < 0 else result
+        _keyctl_fn = found
+    return _keyctl_fn  # type: ignore[return-value]
+
+
+# keyctl(2) refused as a whole: no keys in this kernel, or a seccomp filter blocking the
+# key system calls (Docker's default profile), which binds the program as well.
+_NO_KEYRINGS = (errno.ENOSYS, errno.EPERM)
+
+
+def _fresh_session_keyring(keyctl: Callable[..., int]) -> None:
+    """(pre-exec, still the host's uid) Join a new, empty session keyring."""
+    done = keyctl(1, 0)  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
+    if done < 0 and -done not in _NO_KEYRINGS:
+        raise OSError(-done, "keyctl(KEYCTL_JOIN_SESSION_KEYRING) failed")
+
+
+#: Possessor and user may view, read and search a locked keyring; nobody may write (add,
+#: link, revoke) or set attributes (permissions).
+LOCKED_KEYRING_PERM = 0x0B0B0000
+
+
+def _lock_keyring(keyctl: Callable[..., int], ring: int, lock: bool = True) -> None:
+    """Empty ``ring`` and, with ``lock``, lock it (:data:`LOCKED_KEYRING_PERM`), unless
+    it is locked already (nothing was added since it was emptied) or unusable (revoked,
+    expired, invalidated)."""
+    import ctypes
+
+    text = ctypes.create_string_buffer(256)
+    size = keyctl(6, ring, ctypes.addressof(text), 256)  # KEYCTL_DESCRIBE
+    if size < 0:
+        if -size in (errno.EKEYREVOKED, errno.EKEYEXPIRED, errno.ENOKEY, *_NO_KEYRINGS):
+            return
+        raise OSError(-size, "keyctl(KEYCTL_DESCRIBE) failed")
+    fields = text.raw[:min(size, 256)].split(b";")
+    if len(fields) > 3 and fields[3] == b"%08x" % LOCKED_KEYRING_PERM:
+        return
+    done = keyctl(7, ring)  # KEYCTL_CLEAR
+    if done >= 0 and lock:
+        done = keyctl(5, ring, LOCKED_KEYRING_PERM)  # KEYCTL_SETPERM
+    if done < 0:
+        raise OSError(-done, "keyctl: emptying and locking the uid's keyrings failed")
+
+
+def _clear_uid_keyrings(keyctl: Callable[..., int]) -> None:
+    """(pre-exec, as the run's uid) Empty and lock its persistent, user and user-session
+    keyrings: they outlive its processes, and a run must find nothing of an earlier run
+    there, nor be able to leave anything, revoke them or change that."""
+    # Linked into the (new) session keyring, the persistent keyring is possessed, which
+    # emptying and locking it need; the links go again at the end.
+    ring = keyctl(22, -1, -3)  # KEYCTL_GET_PERSISTENT, self, KEY_SPEC_SESSION_KEYRING
+    if ring >= 0:
+        # Emptied only: the kernel makes it without the attribute permission, so no one
+        # can lock (or unlock) it; what a run adds is emptied before the next run.
+        _lock_keyring(keyctl, ring, lock=False)
+    elif -ring not in (errno.EOPNOTSUPP, errno.EKEYREVOKED, errno.EKEYEXPIRED,
+                       *_NO_KEYRINGS):
+        raise OSError(-ring, "keyctl(KEYCTL_GET_PERSISTENT) failed")
+    for spec in (-4, -5):  # KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING
+        keyctl(8, spec, -3)  # KEYCTL_LINK: possessed (a locked one refuses, needs none)
+        _lock_keyring(keyctl, spec)
+    cleared = keyctl(7, -3)  # the links go again
+    if cleared < 0 and -cleared not in _NO_KEYRINGS:
+        raise OSError(-cleared, "keyctl(KEYCTL_CLEAR) of the session keyring failed")
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -1260,10 +1436,13 @@ class _RunState:
             self.reason = reason
         self.kill_rest()
 
-    def kill_rest(self) -> None:
-        """SIGKILL every process of the run, without waiting (see :meth:`finish`)."""
+    def kill_rest(self, exited: bool = False) -> None:
+        """SIGKILL every process of the run, without waiting (see :meth:`finish`).
+
+        ``exited``: the main process has exited and is not reaped yet.
+        """
         if self.group is not None:
-            self.group.signal_all()
+            self.group.signal_all(zombies=1 if exited else 0)
             return
         try:
             os.killpg(self.pid, signal.SIGKILL)

@@ -4,20 +4,28 @@ Root inside the process sandbox could undo its own limits (write its cgroup file
 the host, read its environment and keys).  So when the host is root, each run gets an
 unprivileged uid of its own (``dedicated_uid_base`` .. ``+ dedicated_uid_count``, gid =
 uid, no supplementary groups), taken with a lock file so that no two runs on the machine
-share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp`` and
-``/dev/shm``, processes) is removed when the run ends.  The work directory is handed to
+share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp``,
+``/dev/shm``, ``/dev/mqueue`` and ``/run/lock``, SysV IPC objects, keyrings, processes)
+is removed when the run ends (keyrings: before the uid's next run).  Where the host
+may (``CAP_SYS_ADMIN``), each run has an IPC namespace of its own instead, so its SysV IPC
+objects and POSIX message queues vanish with it; :func:`remove_sysv_ipc` is the sweep by
+uid for hosts that may not.  The work directory is handed to
 the run's uid for the run and given back to the host afterwards.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import itertools
+import logging
 import os
 import pwd
 import shutil
 import signal
 import stat
+import threading
+from typing import Any
 
 import attrs
 
@@ -25,9 +33,30 @@ from neuroflow.errors import ConfigError, UnsupportedLimitError
 
 #: Where the per-uid lock files live (root only).
 LOCK_DIR = "/run/neuroflow/uids"
-#: World-writable places a run's uid can leave files in; cleaned after each run.
-SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+#: World-writable places a run's uid can leave files in; cleaned after each run
+#: (``/dev/mqueue``: POSIX message queues made through the file system, where it is
+#: mounted; ``/run/lock``: sticky and writable by anyone on Debian-like systems, and
+#: ``/var/lock`` usually links to it).  Those that exist are used, each once.
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock",
+                "/var/crash")
+_scratch: tuple[str, ...] | None = None
+
+
+def scratch_dirs() -> tuple[str, ...]:
+    """The scratch directories of this machine: :data:`SCRATCH_DIRS` with their links
+    resolved, each once (found once per process)."""
+    global _scratch
+    if _scratch is None:
+        found: list[str] = []
+        for directory in SCRATCH_DIRS:
+            real = os.path.realpath(directory)
+            if real not in found and os.path.isdir(real):
+                found.append(real)
+        _scratch = tuple(found)
+    return _scratch
 _TRIES = 512
+_RELEASED = b" " * 20 + b"\n"
+_log = logging.getLogger("neuroflow.sandbox")
 
 
 @attrs.frozen
@@ -111,19 +140,43 @@ def named_identity(run_as: str) -> Identity:
     return Identity(entry.pw_uid, entry.pw_gid)
 
 
-def _lock_dir() -> str:
-    try:
-        os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-        st = os.lstat(LOCK_DIR)
-    except OSError as exc:
-        raise UnsupportedLimitError(
-            f"run_as: cannot create the uid lock directory {LOCK_DIR}: {exc.strerror}"
-        ) from None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o077:
-        raise UnsupportedLimitError(
-            f"run_as: {LOCK_DIR} must be a directory owned by root with mode 0700"
-        )
-    return LOCK_DIR
+_lock_fd = -1
+_lock_guard = threading.Lock()
+
+
+def _lock_dir() -> int:
+    """A descriptor of :data:`LOCK_DIR`, checked (a directory of root's, mode 0700) and
+    opened once per process; lock files are opened relative to it."""
+    global _lock_fd
+    if _lock_fd >= 0:
+        return _lock_fd
+    with _lock_guard:
+        if _lock_fd >= 0:
+            return _lock_fd
+        try:
+            os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+            fd = os.open(LOCK_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise UnsupportedLimitError(
+                f"run_as: cannot create the uid lock directory {LOCK_DIR}: {exc.strerror}"
+            ) from None
+        st = os.fstat(fd)
+        if st.st_uid != 0 or st.st_mode & 0o077:
+            os.close(fd)
+            raise UnsupportedLimitError(
+                f"run_as: {LOCK_DIR} must be a directory owned by root with mode 0700"
+            )
+        _lock_fd = fd
+        return fd
+
+
+def _forget_lock_dir() -> None:
+    """The lock directory went away (someone removed /run/neuroflow): open it again."""
+    global _lock_fd
+    with _lock_guard:
+        if _lock_fd >= 0:
+            os.close(_lock_fd)
+        _lock_fd = -1
 
 
 _start = itertools.count(os.getpid() * 7919)
@@ -141,8 +194,8 @@ class Lease:
         self.identity = identity
         self._fd = fd
         self.users = 0
-        #: modification times of the scratch directories when the uid was taken
-        self.scratch = scratch_snapshot()
+        #: modification times of the scratch directories at (or before) the uid's taking
+        self.scratch = baseline_snapshot()
         #: the highest directory above the work directory the uid may not search
         self.closed: str | None = None
 
@@ -157,7 +210,18 @@ class Lease:
         first = next(_start)
         for step in range(min(count, _TRIES)):
             uid = base + (first + step) % count
-            fd = os.open(f"{directory}/{uid}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600, dir_fd=directory)
+            except FileNotFoundError:
+                if step:
+                    raise
+                # The directory was removed under us: a lock in it would lock nothing
+                # that another process could see.
+                _forget_lock_dir()
+                directory = _lock_dir()
+                fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600, dir_fd=directory)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -174,31 +238,120 @@ class Lease:
             "dedicated_uid_count): raise dedicated_uid_count"
         )
 
-    def clean(self, cwd: str | None, *, kill: bool = True, everywhere: bool = False) -> None:
-        """Remove what the uid left: its processes (``kill``) and its scratch files.
+    def changed_scratch(self) -> list[str]:
+        """The scratch (and shared) directories whose modification time changed since the
+        uid was taken: the only places it can have left entries in."""
+        return [directory for directory, mtime in scratch_snapshot().items()
+                if self.scratch.get(directory) != mtime]
+
+    def clean_scratch(self, changed: list[str], kill: bool = False,
+                      trees: list[str] | None = None) -> None:
+        """Kill the uid's processes (``kill``), then remove its entries from ``changed``
+        (from :meth:`changed_scratch`); with ``trees``, its directories are added to it
+        instead of removed."""
+        uid = self.identity.uid
+        if kill:
+            kill_uid(uid)
+        for directory in changed:
+            # Shared directories in a scratch directory (new ones too) are in the
+            # snapshot themselves: one level each is enough.
+            remove_owned(directory, uid, deep=False, trees=trees)
+
+    def clean(self, cwd: str | None, *, kill: bool = True, everywhere: bool = False,
+              ipc: bool = True, scratch: bool = True) -> None:
+        """Remove what the uid left: its processes (``kill``), its SysV IPC objects
+        (``ipc``: the run shared the host's IPC namespace) and its scratch files.
 
         Only scratch directories whose modification time changed since the uid was
         taken are searched (making or removing an entry changes it), unless
-        ``everywhere``.
+        ``everywhere`` (which also sweeps IPC objects); none with ``scratch=False``.
         """
         uid = self.identity.uid
         if kill:
             kill_uid(uid)
+        if ipc or everywhere:
+            for left in remove_sysv_ipc(uid):
+                _log.warning("uid %d: cannot remove %s", uid, left)
         if everywhere:
-            for directory in SCRATCH_DIRS:
+            for directory in scratch_dirs():
                 remove_owned(directory, uid)
             return
-        for directory, mtime in scratch_snapshot().items():
-            if self.scratch.get(directory) != mtime:
-                # A changed top directory may hold a new shared directory: look inside.
-                remove_owned(directory, uid, deep=directory in SCRATCH_DIRS)
+        if scratch:
+            self.clean_scratch(self.changed_scratch())
 
     def release(self) -> None:
         """Give the uid back (call :meth:`clean` first)."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            # Blank the holder's pid (a write of the same length costs a fraction of a
+            # truncate on tmpfs): a lock file that names no one was released cleanly.
+            os.pwrite(self._fd, _RELEASED, 0)
             os.close(self._fd)
             self._fd = None
+
+
+_SYSV_KINDS = (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid"))
+_IPC_RMID = 0
+_ipc_calls: dict[str, Any] = {}
+
+
+def _ipc_ctl(kind: str) -> Any:
+    """libc's ``shmctl`` / ``semctl`` / ``msgctl`` (loaded once)."""
+    if not _ipc_calls:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name in ("shmctl", "semctl", "msgctl"):
+            function = getattr(libc, name)
+            function.restype = ctypes.c_int
+            _ipc_calls[name[:3]] = function
+    return _ipc_calls[kind]
+
+
+def sysv_ipc_of(uid: int) -> list[tuple[str, int]]:
+    """The SysV IPC objects of this IPC namespace that ``uid`` created or owns, as
+    ``(kind, id)`` with kind ``shm``, ``sem`` or ``msg`` (read from ``/proc/sysvipc``).
+
+    The creator counts too: an owner may hand its object to another uid (``IPC_SET``),
+    never its creation.
+    """
+    found = []
+    for kind, id_column in _SYSV_KINDS:
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            continue
+        if len(lines) < 2:
+            continue
+        header = lines[0].split()
+        at_id, at_uid, at_cuid = (header.index(id_column), header.index("uid"),
+                                  header.index("cuid"))
+        for line in lines[1:]:
+            fields = line.split()
+            if uid in (int(fields[at_uid]), int(fields[at_cuid])):
+                found.append((kind, int(fields[at_id])))
+    return found
+
+
+def remove_sysv_ipc(uid: int) -> list[str]:
+    """Remove the SysV shared memory segments, semaphore sets and message queues that
+    ``uid`` created or owns; return the ones that could not be removed, with why (the
+    host lacks ``CAP_SYS_ADMIN`` and is neither their owner nor their creator).  A
+    segment still attached goes when its last process detaches (they are dead by now)."""
+    import ctypes
+
+    failed = []
+    for kind, ident in sysv_ipc_of(uid):
+        ctl = _ipc_ctl(kind)
+        if kind == "sem":
+            done = ctl(ident, 0, _IPC_RMID)
+        else:
+            done = ctl(ident, _IPC_RMID, None)
+        if done != 0:
+            error = ctypes.get_errno()
+            if error not in (errno.EINVAL, errno.EIDRM):  # already gone
+                failed.append(f"SysV {kind} {ident}: {os.strerror(error)}")
+    return failed
 
 
 def kill_uid(uid: int) -> None:
@@ -221,12 +374,25 @@ def _shared(mode: int) -> bool:
 _shared_dirs: dict[str, tuple[int, list[str]]] = {}
 
 
+_last_snapshot: dict[str, int] | None = None
+
+
+def baseline_snapshot() -> dict[str, int]:
+    """The scratch directories' modification times as last seen by this process (taken
+    now if never): a baseline for a uid taken now.  An older baseline than "now" can only
+    make :meth:`Lease.clean` search a directory that someone else changed meanwhile,
+    never miss one the uid changed (that happens after the uid is taken), so the
+    snapshot the previous run's clean-up took saves taking another."""
+    last = _last_snapshot
+    return last if last is not None else scratch_snapshot()
+
+
 def scratch_snapshot() -> dict[str, int]:
     """Modification times of the scratch directories and of the shared directories
     directly in them: everywhere a run's uid can create entries.  The list of shared
     directories is cached while their parent's modification time stays the same."""
     found: dict[str, int] = {}
-    for directory in SCRATCH_DIRS:
+    for directory in scratch_dirs():
         try:
             mtime = os.stat(directory).st_mtime_ns
         except OSError:
@@ -250,12 +416,38 @@ def scratch_snapshot() -> dict[str, int]:
                 found[path] = os.stat(path, follow_symlinks=False).st_mtime_ns
             except OSError:
                 continue
+    global _last_snapshot
+    _last_snapshot = found
     return found
 
 
-def remove_owned(directory: str, uid: int, *, deep: bool = True) -> None:
+def small_tree(path: str, limit: int = 256, *, recursive: bool = True) -> bool:
+    """Whether ``path`` holds at most ``limit`` entries (counting those of its
+    subdirectories, one file system, with ``recursive``).  Reads no more than about that
+    many entries and stats none (the directory entry's type is enough): cheap however
+    large the tree is."""
+    seen = 0
+    stack = [path]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > limit:
+                        return False
+                    if recursive and entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue  # nothing to walk there
+    return True
+
+
+def remove_owned(directory: str, uid: int, *, deep: bool = True,
+                 trees: list[str] | None = None) -> None:
     """Remove entries of ``directory`` owned by ``uid``; with ``deep``, look one level
-    into shared directories (``/tmp/.X11-unix`` style) for more."""
+    into shared directories (``/tmp/.X11-unix`` style) for more.  With ``trees``, the
+    directories among them are added to it instead (for :func:`remove_trees`: removing
+    one may take as long as it holds files)."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -266,9 +458,18 @@ def remove_owned(directory: str, uid: int, *, deep: bool = True) -> None:
         except OSError:
             continue
         if st.st_uid == uid:
-            _remove(entry.path, st)
+            if trees is not None and stat.S_ISDIR(st.st_mode):
+                trees.append(entry.path)
+            else:
+                _remove(entry.path, st)
         elif deep and _shared(st.st_mode):
-            remove_owned(entry.path, uid, deep=False)
+            remove_owned(entry.path, uid, deep=False, trees=trees)
+
+
+def remove_trees(paths: list[str]) -> None:
+    """Remove directories (from :func:`remove_owned`'s ``trees``) and all they hold."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove(path: str, st: os.stat_result) -> None:
