@@ -108,6 +108,7 @@ class NamespaceSandbox(SandboxIsolator):
                 "the namespace sandbox needs neuroflow-native's launcher: "
                 "pip install 'neuroflow[namespace]' (it compiles a small C extension)")
         self._ns_config = _as_config(config)
+        self._status_fds: dict[int, int] = {}  # PID 1 -> the pipe its command's status comes on
         cfg = self._ns_config
         self._seccomp = cfg.enable_seccomp or cfg.security_level is SandboxSecurityLevel.STRICT
         self._network = cfg.enable_network and cfg.security_level is not SandboxSecurityLevel.STRICT
@@ -172,8 +173,21 @@ class NamespaceSandbox(SandboxIsolator):
             return await super()._run_in(*args, **kwargs)
         finally:
             _RUN_STATUS.reset(token)
-            for _, fd in launched:
-                os.close(fd)
+            for pid, _ in launched:
+                self._close_status(pid)
+
+    def _close_status(self, pid: int) -> int | None:
+        """Forget PID 1 ``pid``'s status pipe; return the command's wait status if sent."""
+        fd = self._status_fds.pop(pid, None)
+        if fd is None:
+            return None
+        try:
+            data = os.read(fd, 4)
+        except BlockingIOError:
+            data = b""
+        finally:
+            os.close(fd)
+        return struct.unpack("i", data)[0] if len(data) == 4 else None
 
     def _spawn(self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
                stdin_fd: int, out_w: int, err_w: int, group: Any, identity: Any) -> _Pid1:
@@ -199,7 +213,10 @@ class NamespaceSandbox(SandboxIsolator):
             self._seccomp, self._network, self.config.hostname,
         )
         os.set_blocking(status_fd, False)
-        _RUN_STATUS.get().append((pid, status_fd))
+        # execute() closes what its run launched; a spawn()ed run's pipe is read and
+        # closed when its result is made (wait() or aclose()).
+        self._status_fds[pid] = status_fd
+        _RUN_STATUS.get([]).append((pid, status_fd))
         return _Pid1(pid)
 
     def _result(self, code: int, status: int, usage: Any, *rest: Any) -> Any:
@@ -207,16 +224,10 @@ class NamespaceSandbox(SandboxIsolator):
         # wait status is on the status pipe, unless PID 1 was killed first (timeout,
         # output cap: the run's reason says so).
         state = rest[3]
-        for pid, fd in _RUN_STATUS.get([]):
-            if pid != state.pid:
-                continue
-            try:
-                data = os.read(fd, 4)
-            except BlockingIOError:
-                data = b""
-            if len(data) == 4:
-                status = struct.unpack("i", data)[0]
-                code = os.waitstatus_to_exitcode(status)
+        sent = self._close_status(state.pid)
+        if sent is not None:
+            status = sent
+            code = os.waitstatus_to_exitcode(status)
         return super()._result(code, status, usage, *rest)
 
     @property
