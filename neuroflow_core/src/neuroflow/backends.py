@@ -132,6 +132,7 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.EMBEDDER, "minilm"): ("neuroflow-memory-sqlite", "minilm"),
     (BackendKind.MCP, "mcp"): ("neuroflow-mcp", "mcp"),
     (BackendKind.TRACER, "otel"): ("neuroflow-otel", "otel"),
+    (BackendKind.ISOLATION, "remote"): ("neuroflow-sandbox-remote", "ray"),
 }
 
 

@@ -1,0 +1,59 @@
+"""One local two-node Ray cluster (127.0.0.1, token authentication on) for the session.
+
+Ray takes tens of seconds to start a node on a busy machine, so the cluster is started
+once, by the first test that needs it, and stopped when the session ends; every node's
+runner writes its spans to ``node-spans.jsonl`` in the cluster's state folder.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+#: Fixed for the session, so test classes can name the cluster in a config class variable.
+STATE_DIR = Path(tempfile.mkdtemp(prefix="nf-remote-"))
+PORT = _free_port()
+NODE_SPANS = STATE_DIR / "node-spans.jsonl"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """The session's cluster (``LocalCluster``): a head node and one more."""
+    from neuroflow_sandbox_remote.cluster import up
+
+    cluster = up(STATE_DIR, port=PORT, workers=1, timeout=180,
+                 extra_env={"NEUROFLOW_TRACER__LOCAL__FILE": str(NODE_SPANS)})
+    try:
+        yield cluster
+    finally:
+        import ray
+
+        from neuroflow_sandbox_remote.backend import CLUSTER
+
+        if ray.is_initialized():
+            ray.shutdown()
+        CLUSTER.reset()
+        cluster.down()
+
+
+@pytest.fixture
+def remote_config(ray_cluster: Any) -> Any:
+    """A ``RemoteConfig`` naming the session's cluster and its token file."""
+    from neuroflow_sandbox_remote.config import RemoteConfig
+
+    return RemoteConfig(address=ray_cluster.address, auth_token_file=str(ray_cluster.token_file))
