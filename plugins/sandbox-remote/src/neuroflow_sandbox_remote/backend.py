@@ -68,13 +68,15 @@ class _Cluster:
         """Check the cluster's authentication, then ``ray.init`` (once per process)."""
         import ray
 
+        # Every backend checks the cluster it names, joined or not: a wrong token or a
+        # cluster without authentication is refused the same way each time.
+        auth.check_cluster(config.address, config.auth_token_file, config.require_token_auth)
         if self.address is not None and ray.is_initialized():
             if self.address != config.address:
                 raise ConfigError(
                     f"address: this process already joined the Ray cluster at "
                     f"{self.address}; one process joins one cluster, got {config.address!r}")
             return
-        auth.check_cluster(config.address, config.auth_token_file, config.require_token_auth)
         if config.require_token_auth:
             _use_token_auth(config.auth_token_file)
         if not ray.is_initialized():

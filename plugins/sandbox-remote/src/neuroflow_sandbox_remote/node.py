@@ -96,7 +96,14 @@ class NodeAgent:
                 "received": dict(self._received)}
 
     async def acquire(self, backend: str, options: dict[str, Any], digest: str) -> int:
-        """Start (or share) the runner for this configuration; return its pid."""
+        """Start (or share) the runner for this configuration; return its pid.
+
+        Raises ``ValueError`` when ``options`` are not what ``digest`` says (the runner
+        checks again before it builds anything)."""
+        from neuroflow_sandbox_remote.config import config_digest
+
+        if config_digest(backend, options) != digest:
+            raise ValueError("acquire: the options do not match their digest")
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
