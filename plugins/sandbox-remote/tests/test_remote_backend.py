@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from conftest import NODE_SPANS
 
+from conftest import NODE_SPANS
 from neuroflow import create_backend
 from neuroflow.errors import ConfigError, SandboxError, SecurityError
 from neuroflow.security import Verdict
@@ -127,7 +127,7 @@ def fake_gcs() -> Iterator[tuple[str, list[int]]]:
     calls: list[int] = []
 
     class Open(gcs_service_pb2_grpc.NodeInfoGcsServiceServicer):
-        def GetClusterId(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+        def GetClusterId(self, request: Any, context: Any) -> Any:
             calls.append(1)
             return gcs_service_pb2.GetClusterIdReply()
 
@@ -174,11 +174,11 @@ async def test_a_wrong_token_is_refused(ray_cluster: Any, tmp_path: Path) -> Non
 
 
 def test_bad_options_name_the_field() -> None:
-    with pytest.raises(ConfigError, match="sandbox.remote.address"):
+    with pytest.raises(ConfigError, match=r"sandbox\.remote\.address"):
         create_backend("isolation", "remote", {"address": "nowhere"}, gate=False)
-    with pytest.raises(ConfigError, match="sandbox.remote.max_in_flight"):
+    with pytest.raises(ConfigError, match=r"sandbox\.remote\.max_in_flight"):
         create_backend("isolation", "remote", {"max_in_flight": 0}, gate=False)
-    with pytest.raises(ConfigError, match="sandbox.remote.node_backend"):
+    with pytest.raises(ConfigError, match=r"sandbox\.remote\.node_backend"):
         create_backend("isolation", "remote", {"node_backend": "remote"}, gate=False)
 
 

@@ -153,7 +153,8 @@ class RemoteSandbox:
 
         with CLUSTER.lock:
             CLUSTER.join(self.config)
-            candidates = CLUSTER.refresh()
+            held = {node.node_id for node in self._nodes}
+            candidates = [node for node in CLUSTER.refresh() if node.node_id not in held]
         refs = {node.node_id: node.actor.acquire.remote(
             self.config.node_backend, self._options, self.digest) for node in candidates}
         ready: list[Node] = []
@@ -166,7 +167,7 @@ class RemoteSandbox:
                 if _is_node_failure(exc) or isinstance(exc, ray.exceptions.GetTimeoutError):
                     node.alive, node.why_dead = False, f"{type(exc).__name__}"
                 problems.append(f"{node.label}: {_cause(exc)}")
-        if not ready:
+        if not ready and not self._nodes:
             raise SandboxError(
                 f"sandbox.remote: no node of the cluster at {self.config.address} could start "
                 f"the {self.config.node_backend!r} backend: " + "; ".join(problems or ["no nodes"]))
@@ -174,16 +175,18 @@ class RemoteSandbox:
             log.warning("sandbox.remote: %s", problem)
         return ready
 
-    async def connect(self) -> None:
+    async def connect(self, *, refresh: bool = False) -> None:
         """Join the cluster and start this configuration's runner on every node
-        (``execute`` does it on first use)."""
+        (``execute`` does it on first use); ``refresh``: also on nodes that joined the
+        cluster since."""
         if self._closed:
             raise SandboxError("this remote sandbox is closed")
         if self._connecting is None:
             self._connecting = anyio.Lock()
         async with self._connecting:
-            if not self._connected:
-                self._nodes = await anyio.to_thread.run_sync(self._connect_sync)
+            if refresh or not self._connected:
+                added = await anyio.to_thread.run_sync(self._connect_sync)
+                self._nodes = [*self._nodes, *added]
                 self._connected = True
 
     @property
