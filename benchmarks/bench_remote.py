@@ -10,7 +10,10 @@ state folder; stopped at the end) and prints:
   executions per second and p50/p99 latency of ``process`` (the anchor, measured in the
   same run, interleaved) and of ``remote`` with one node, then with two, each node running
   ``process``; the ratio remote / local of the throughput;
-* the per-call overhead: remote p50 minus local p50 at one in flight.
+* the per-call overhead: remote p50 minus local p50 at one in flight;
+* the caller's CPU per remote execution (this process's CPU time over the run, Ray's
+  driver threads included): one calling process cannot send more than about 1000 / that
+  many executions per second, however many nodes there are.
 
 Every node of this cluster shares this machine's two cores with the caller, so two nodes
 cannot run more commands at once than one: the figures measure the path's cost, and what
@@ -41,8 +44,9 @@ def _free_port() -> int:
 
 
 async def _load(backend: object, argv: list[str], total: int, in_flight: int
-                ) -> tuple[float, list[float]]:
-    """Run ``argv`` ``total`` times, ``in_flight`` at once: (executions/s, latencies ms)."""
+                ) -> tuple[float, list[float], float]:
+    """Run ``argv`` ``total`` times, ``in_flight`` at once: (executions/s, latencies ms,
+    this process's CPU ms per execution)."""
     latencies: list[float] = []
     left = total
 
@@ -56,11 +60,12 @@ async def _load(backend: object, argv: list[str], total: int, in_flight: int
             if not result.ok:
                 raise SystemExit(f"run failed: {result}")
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     async with anyio.create_task_group() as group:
         for _ in range(in_flight):
             group.start_soon(worker)
-    return total / (time.perf_counter() - start), latencies
+    return (total / (time.perf_counter() - start), latencies,
+            (time.process_time() - cpu) * 1000 / total)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -74,21 +79,24 @@ async def _compare(label: str, local: object, remote: object, commands: dict[str
     overhead: dict[str, float] = {}
     print(f"\n{label}")
     print(f"{'command':<28}{'in flight':>9}{'local/s':>10}{'p50':>8}{'p99':>8}"
-          f"{'remote/s':>10}{'p50':>8}{'p99':>8}{'ratio':>8}")
+          f"{'remote/s':>10}{'p50':>8}{'p99':>8}{'ratio':>8}{'caller CPU':>12}")
     for name, argv in commands.items():
         for in_flight in (1, 2, 4, 8):
             local_rates, remote_rates, local_lat, remote_lat = [], [], [], []
+            caller_cpu: list[float] = []
             for _ in range(rounds):
-                rate, lat = await _load(local, argv, runs[name], in_flight)
+                rate, lat, _cpu = await _load(local, argv, runs[name], in_flight)
                 local_rates.append(rate)
                 local_lat += lat
-                rate, lat = await _load(remote, argv, runs[name], in_flight)
+                rate, lat, cpu = await _load(remote, argv, runs[name], in_flight)
                 remote_rates.append(rate)
                 remote_lat += lat
+                caller_cpu.append(cpu)
             lr, rr = statistics.median(local_rates), statistics.median(remote_rates)
             print(f"{name:<28}{in_flight:>9}{lr:>10.0f}{_pct(local_lat, .5):>8.2f}"
                   f"{_pct(local_lat, .99):>8.2f}{rr:>10.0f}{_pct(remote_lat, .5):>8.2f}"
-                  f"{_pct(remote_lat, .99):>8.2f}{rr / lr:>7.2f}x", flush=True)
+                  f"{_pct(remote_lat, .99):>8.2f}{rr / lr:>7.2f}x"
+                  f"{statistics.median(caller_cpu):>9.2f} ms", flush=True)
             if in_flight == 1:
                 overhead[name] = _pct(remote_lat, .5) - _pct(local_lat, .5)
     return overhead

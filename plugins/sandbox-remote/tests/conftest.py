@@ -11,6 +11,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,27 @@ def remote_config(ray_cluster: Any) -> Any:
     from neuroflow_sandbox_remote.config import RemoteConfig
 
     return RemoteConfig(address=ray_cluster.address, auth_token_file=str(ray_cluster.token_file))
+
+
+@pytest.fixture
+def fake_gcs() -> Iterator[tuple[str, list[int]]]:
+    """A gRPC server on loopback speaking Ray's GCS ``GetClusterId``: it answers anyone
+    (a cluster without token authentication); ``calls`` counts the RPCs it served."""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    calls: list[int] = []
+
+    class Open(gcs_service_pb2_grpc.NodeInfoGcsServiceServicer):
+        def GetClusterId(self, request: Any, context: Any) -> Any:
+            calls.append(1)
+            return gcs_service_pb2.GetClusterIdReply()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    gcs_service_pb2_grpc.add_NodeInfoGcsServiceServicer_to_server(Open(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", calls
+    finally:
+        server.stop(0)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -115,30 +113,6 @@ async def test_the_cluster_checks_tokens(ray_cluster: Any) -> None:
     assert probe(ray_cluster.address, None) == "unauthenticated"
     assert probe(ray_cluster.address, "not-the-token") == "unauthenticated"
     assert probe(ray_cluster.address, ray_cluster.token_file.read_text().strip()) == "ok"
-
-
-@pytest.fixture
-def fake_gcs() -> Iterator[tuple[str, list[int]]]:
-    """A gRPC server on loopback speaking Ray's GCS ``GetClusterId``: it answers anyone
-    (a cluster without token authentication); ``calls`` counts the RPCs it served."""
-    import grpc
-    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
-
-    calls: list[int] = []
-
-    class Open(gcs_service_pb2_grpc.NodeInfoGcsServiceServicer):
-        def GetClusterId(self, request: Any, context: Any) -> Any:
-            calls.append(1)
-            return gcs_service_pb2.GetClusterIdReply()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    gcs_service_pb2_grpc.add_NodeInfoGcsServiceServicer_to_server(Open(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}", calls
-    finally:
-        server.stop(0)
 
 
 async def test_a_cluster_without_token_authentication_is_refused(

@@ -96,7 +96,12 @@ class _Cluster:
         agent = ray.remote(NodeAgent)
         for info in ray.nodes():
             node_id = info["NodeID"]
-            if not info.get("Alive") or node_id in self.nodes:
+            known = self.nodes.get(node_id)
+            if not info.get("Alive"):
+                if known is not None and known.alive:
+                    known.alive, known.why_dead = False, "the cluster reports it dead"
+                continue
+            if known is not None:
                 continue
             actor = agent.options(
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
