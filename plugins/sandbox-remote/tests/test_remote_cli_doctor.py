@@ -9,11 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import STATE_DIR
-from neuroflow.cli import cli
+from neuroflow.cli import build_cli
 
 
 def test_cluster_status_reports_auth_and_nodes(ray_cluster: Any) -> None:
-    result = CliRunner().invoke(cli, ["cluster", "status", "--state-dir", str(STATE_DIR)])
+    result = CliRunner().invoke(build_cli(), ["cluster", "status", "--state-dir", str(STATE_DIR)],
+                                prog_name="neuroflow")
     assert result.exit_code == 0, result.output
     assert "token authentication: on" in result.output
     assert "head node answers our token: ok" in result.output
@@ -22,7 +23,8 @@ def test_cluster_status_reports_auth_and_nodes(ray_cluster: Any) -> None:
 
 def test_cluster_commands_without_a_cluster_say_so(tmp_path: Path) -> None:
     for command in ("status", "down"):
-        result = CliRunner().invoke(cli, ["cluster", command, "--state-dir", str(tmp_path)])
+        result = CliRunner().invoke(build_cli(), ["cluster", command, "--state-dir", str(tmp_path)],
+                                    prog_name="neuroflow")
         assert result.exit_code != 0
         assert "no local cluster is up" in result.output
 

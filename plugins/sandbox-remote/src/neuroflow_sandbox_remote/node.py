@@ -166,4 +166,4 @@ def installed_backends() -> list[str]:
     from neuroflow import BackendKind, get_plugin_manager
 
     manager = get_plugin_manager()
-    return sorted(spec.name for spec in manager.backends(BackendKind.ISOLATION))
+    return sorted(manager.backends(BackendKind.ISOLATION))
