@@ -17,10 +17,12 @@ sure the cluster enforces Ray's token authentication.  One actor per node serves
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -80,9 +82,10 @@ class _Cluster:
         if config.require_token_auth:
             _use_token_auth(config.auth_token_file)
         if not ray.is_initialized():
-            ray.init(address=config.address, namespace=config.namespace,
-                     log_to_driver=False, logging_level=logging.WARNING,
-                     include_dashboard=False)
+            with keep_fault_handlers():
+                ray.init(address=config.address, namespace=config.namespace,
+                         log_to_driver=False, logging_level=logging.WARNING,
+                         include_dashboard=False)
         self.address = config.address
         self.nodes = {}
 
@@ -117,6 +120,35 @@ class _Cluster:
 
 
 CLUSTER = _Cluster()
+
+
+#: The signals whose handlers turn hardware faults into errors in other libraries of the
+#: calling process (wasmtime's traps: SIGILL, SIGSEGV, SIGBUS, SIGFPE).
+_FAULT_SIGNALS = (signal.SIGILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE)
+
+
+@contextlib.contextmanager
+def keep_fault_handlers() -> Iterator[None]:
+    """Restore the process's fault-signal handlers after the block.
+
+    Joining a cluster (``ray.init``) installs Ray's crash reporter on SIGILL, SIGSEGV,
+    SIGBUS and SIGFPE without chaining to the handlers already there; a wasmtime trap in
+    the same process (the ``wasm`` sandbox) then kills the process instead of raising.
+    The handlers are saved and put back with ``sigaction`` (Python's ``signal`` module
+    cannot see native handlers)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = {}
+    for sig in _FAULT_SIGNALS:
+        buffer = ctypes.create_string_buffer(512)  # larger than any struct sigaction
+        if libc.sigaction(int(sig), None, buffer) == 0:
+            saved[sig] = buffer
+    try:
+        yield
+    finally:
+        for sig, buffer in saved.items():
+            libc.sigaction(int(sig), buffer, None)
 
 
 def _use_token_auth(token_file: str | None) -> None:

@@ -28,6 +28,8 @@ from neuroflow.errors import SandboxError
 from neuroflow_sandbox_remote.config import DEFAULT_PORT
 
 STATE_FILE = "cluster.json"
+#: Each node's object store: results (two capped output streams) pass through it.
+OBJECT_STORE_BYTES = 256 * 1024 * 1024
 TOKEN_FILE = "auth_token"
 
 
@@ -69,7 +71,10 @@ class LocalCluster:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [*_ray_command(), "start", "--block", "--disable-usage-stats",
-                 f"--node-ip-address={self.host}", "--num-cpus=1", *arguments],
+                 f"--node-ip-address={self.host}", "--num-cpus=1",
+                 # Requests and results are small: no need for Ray's default object
+                 # store (30% of memory, in /dev/shm).
+                 f"--object-store-memory={OBJECT_STORE_BYTES}", *arguments],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=self.environment(), start_new_session=True)
         self.pgids.append(proc.pid)
