@@ -7,9 +7,7 @@ runner writes its spans to ``node-spans.jsonl`` in the cluster's state folder.
 
 from __future__ import annotations
 
-import socket
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -19,17 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-#: Fixed for the session, so test classes can name the cluster in a config class variable.
-STATE_DIR = Path(tempfile.mkdtemp(prefix="nf-remote-"))
-PORT = _free_port()
-NODE_SPANS = STATE_DIR / "node-spans.jsonl"
+from remote_session import NODE_SPANS, PORT, STATE_DIR
 
 
 @pytest.fixture(scope="session")

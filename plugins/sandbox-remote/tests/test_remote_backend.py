@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 import attrs
 import pytest
+from remote_session import NODE_SPANS
 
-from conftest import NODE_SPANS
 from neuroflow import create_backend
 from neuroflow.errors import ConfigError, SandboxError, SecurityError
 from neuroflow.security import Verdict

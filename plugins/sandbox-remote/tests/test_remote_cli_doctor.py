@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from remote_session import STATE_DIR
 
-from conftest import STATE_DIR
 from neuroflow.cli import build_cli
 
 

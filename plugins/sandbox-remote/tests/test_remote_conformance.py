@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from remote_session import PORT, STATE_DIR
 
-from conftest import PORT, STATE_DIR
 from neuroflow.testing import IsolationBackendSuite
 from neuroflow_sandbox_remote.config import RemoteConfig
 
