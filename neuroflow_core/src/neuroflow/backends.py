@@ -148,6 +148,7 @@ KNOWN_BACKENDS: dict[tuple[BackendKind, str], tuple[str, str]] = {
     (BackendKind.TRANSPORT, "http-json"): ("neuroflow-a2a", "a2a"),
     (BackendKind.TRANSPORT, "grpc"): ("neuroflow-a2a", "a2a"),
     (BackendKind.REGISTRY, "sql"): ("neuroflow-a2a", "a2a"),
+    (BackendKind.ISOLATION, "remote"): ("neuroflow-sandbox-remote", "ray"),
 }
 
 
