@@ -156,3 +156,25 @@ async def test_an_unknown_sandbox_or_one_that_cannot_spawn_is_reported(
     assert "RunsToCompletionOnly" in statuses["a"].last_error
     assert "mcp.servers.b.sandbox" in statuses["b"].last_error
     assert "nosuch" in statuses["b"].last_error
+
+
+async def test_a_stdio_server_runs_in_the_namespace_sandbox(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("neuroflow_sandbox_namespace", reason="needs neuroflow[namespace]")
+    monkeypatch.setenv("HOST_SECRET", "s3cret")
+    configure()
+    async with create_backend("mcp", gate=False) as mcp:
+        status = await mcp.start_server(**sandboxed_raw(tmp_path / "work",
+                                                        sandbox="namespace"))
+        assert status.connected and status.tool_count == 5
+        pid = status.pid
+        inside = json.loads((await mcp.execute_tool("raw", "whoami"))["result"])
+        if os.geteuid() == 0:
+            assert inside["uid"] != 0
+        assert inside["cwd"] == str(tmp_path / "work")
+        assert "HOST_SECRET" not in inside["env"]
+        assert (await mcp.execute_tool("raw", "tool_2"))["result"] == "ran tool_2"
+        await mcp.stop_all()
+        assert not alive(pid)
+    started = [r for r in audit() if r["resource"] == "python3"]
+    assert started and started[0]["details"]["component"] == "sandbox.namespace"
