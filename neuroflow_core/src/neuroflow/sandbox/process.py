@@ -163,6 +163,9 @@ class SandboxIsolator:
 
     #: How the gate and the audit log name this backend (a subclass names its own).
     component = "sandbox.process"
+    #: The host's scratch directories: where a dedicated uid's leftovers are looked for
+    #: after its runs (see :meth:`_scratch_reachable`).
+    scratch_dirs: tuple[str, ...] = runas.SCRATCH_DIRS
 
     def __init__(
         self,
@@ -527,10 +530,12 @@ class SandboxIsolator:
         if lease is None:
             cfg = self.config
             if plan.mode == "dedicated":
-                lease = runas.Lease.dedicated(cfg.dedicated_uid_base, cfg.dedicated_uid_count)
+                lease = runas.Lease.dedicated(cfg.dedicated_uid_base, cfg.dedicated_uid_count,
+                                              scratch=self._scratch_reachable())
             else:
                 assert plan.identity is not None
-                lease = runas.Lease(plan.identity, None)
+                # Only a dedicated uid's leftovers are cleaned: no snapshot to take.
+                lease = runas.Lease(plan.identity, None, scratch=False)
             try:
                 runas.chown_tree(cwd, os.geteuid(), lease.identity.uid, lease.identity.gid,
                                  hand_over=True)
@@ -550,6 +555,12 @@ class SandboxIsolator:
                     self._warnings.append(note)
         lease.users += 1
         return lease
+
+    def _scratch_reachable(self) -> bool:
+        """Whether a run can create files in the host's scratch directories (``/tmp``,
+        ``/var/tmp``, ``/dev/shm``), so that a dedicated uid's leftovers there must be
+        looked for after it; a backend that gives runs their own says ``False``."""
+        return True
 
     def _return_lease(self, cwd: str, lease: runas.Lease) -> None:
         """The last run in ``cwd`` ended: remove what a dedicated uid left behind, give

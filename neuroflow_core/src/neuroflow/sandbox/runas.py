@@ -137,18 +137,22 @@ class Lease:
     holder was not released cleanly: whatever that uid left is removed before reuse.
     """
 
-    def __init__(self, identity: Identity, fd: int | None) -> None:
+    def __init__(self, identity: Identity, fd: int | None, *, scratch: bool = True) -> None:
         self.identity = identity
         self._fd = fd
         self.users = 0
-        #: modification times of the scratch directories when the uid was taken
-        self.scratch = scratch_snapshot()
+        #: modification times of the scratch directories when the uid was taken; ``None``
+        #: when the runs cannot reach them (``scratch=False``: nothing to clean there)
+        self.scratch = scratch_snapshot() if scratch else None
         #: the highest directory above the work directory the uid may not search
         self.closed: str | None = None
 
     @classmethod
-    def dedicated(cls, base: int, count: int) -> Lease:
+    def dedicated(cls, base: int, count: int, *, scratch: bool = True) -> Lease:
         """Take a free uid from ``base .. base + count - 1``.
+
+        ``scratch=False``: the runs cannot write the host's scratch directories (a
+        namespace sandbox with its own ``/tmp``), so :meth:`clean` does not search them.
 
         Raises:
             UnsupportedLimitError: every uid of the range is in use.
@@ -165,7 +169,7 @@ class Lease:
                 continue
             stale = os.pread(fd, 32, 0)
             os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
-            lease = cls(Identity(uid, uid), fd)
+            lease = cls(Identity(uid, uid), fd, scratch=scratch)
             if stale.strip():
                 lease.clean(None, everywhere=True)  # its last holder died mid-run
             return lease
@@ -187,6 +191,8 @@ class Lease:
         if everywhere:
             for directory in SCRATCH_DIRS:
                 remove_owned(directory, uid)
+            return
+        if self.scratch is None:
             return
         for directory, mtime in scratch_snapshot().items():
             if self.scratch.get(directory) != mtime:
