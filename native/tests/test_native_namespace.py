@@ -76,6 +76,17 @@ def test_a_command_runs_as_pid_2_of_its_own_namespace_with_the_run_s_uid(work: s
     assert out.decode().split() == ["2", str(UID), "box", work]
 
 
+def test_the_command_holds_no_capability_in_any_set(work: str) -> None:
+    # Every set, the bounding one included: a capability left there could come back
+    # through a file capability or an exec.
+    code, status, out, _ = launch(
+        work, [SH, "-c", "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status"])
+    assert (code, os.waitstatus_to_exitcode(status)) == (0, 0)
+    sets = dict(line.split(":") for line in out.decode().splitlines())
+    assert sorted(sets) == ["CapAmb", "CapBnd", "CapEff", "CapInh", "CapPrm"]
+    assert {name: int(value, 16) for name, value in sets.items()} == dict.fromkeys(sets, 0)
+
+
 def test_the_command_s_signal_is_reported_on_the_status_pipe(work: str) -> None:
     code, status, _, _ = launch(work, [SH, "-c", "kill -TERM $$"])
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM

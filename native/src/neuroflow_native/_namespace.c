@@ -552,9 +552,14 @@ static void __attribute__((noreturn)) run_command(const struct plan *p)
         if (close_others(keep, 4) < 0)
             fail(p, STEP_CLOSE_FDS, 0);
     }
+    /* Capabilities are numbered 0 .. cap_last_cap without gaps: the first EINVAL is
+     * the end of the list (not 64 calls when the kernel knows 41). */
     for (i = 0; i <= 63; i++)
-        if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0 && errno != EINVAL)
-            fail(p, STEP_CAPS, i);
+        if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0) {
+            if (errno != EINVAL)
+                fail(p, STEP_CAPS, i);
+            break;
+        }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         fail(p, STEP_CAPS, 64);
     memset(caps, 0, sizeof caps);
@@ -711,10 +716,14 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         fail(p, STEP_DUMPABLE, 0);
 
-    /* The command shares our memory until its exec (we wait, as vfork), on a stack of
-     * its own: no page tables are copied. */
-    cmd = clone(command_main, cmd_stack + sizeof cmd_stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                (void *)p);
+    /* The command shares our memory until its exec, on a stack of its own: no page
+     * tables are copied.  We do not wait for its exec (no CLONE_VFORK): our copy of the
+     * report pipe is closed at once, so the caller sees end of file the moment the
+     * command's exec closes the last copy, without a trip through us.  From here on we
+     * only close fds and wait -- nothing that writes memory the command reads (the plan,
+     * its stack), and no call that can fail and leave a value in the errno the command
+     * may still read. */
+    cmd = clone(command_main, cmd_stack + sizeof cmd_stack, CLONE_VM | SIGCHLD, (void *)p);
     if (cmd < 0)
         fail(p, STEP_FORK, 0);
     close(p->report_fd);

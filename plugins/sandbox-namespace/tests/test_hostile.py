@@ -262,3 +262,30 @@ def test_a_double_forked_daemon_dies_with_the_run(marker: str) -> None:
             "        time.sleep(1000)\n    os._exit(0)\nos.wait()\nprint('parent done')\n")
     result = run(py(code, marker))
     assert result.ok and result.stdout == b"parent done\n", result
+
+
+# --- what a run leaves on the host ---------------------------------------------------------
+
+
+def test_a_file_left_through_a_writable_bind_into_tmp_is_removed(marker: str) -> None:
+    # A run's own /tmp is a tmpfs that goes with it; the host's /tmp is reached only
+    # through a writable bind, and then what the run's uid leaves there is cleaned up.
+    if os.geteuid() != 0:
+        pytest.skip("a dedicated uid per run (whose leftovers are removed) needs root")
+    shared = Path(f"/tmp/{marker}-shared")
+    shared.mkdir()
+    shared.chmod(0o1777)  # anyone may create entries, as in /tmp itself
+    (shared / "someone-elses").write_text("keep")
+    try:
+        code = ("import sys\nopen('/mnt/shared/left', 'w').write('x')\n"
+                "open('/tmp/private', 'w').write('x')\nprint('ok')\n")
+        result = run(py(code, marker),
+                     binds=[{"source": str(shared), "target": "/mnt/shared",
+                             "writable": True}])
+        assert result.stdout == b"ok\n", result
+        assert sorted(p.name for p in shared.iterdir()) == ["someone-elses"]
+        assert not os.path.lexists("/tmp/private")
+    finally:
+        for child in shared.iterdir():
+            child.unlink()
+        shared.rmdir()

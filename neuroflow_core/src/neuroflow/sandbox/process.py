@@ -169,6 +169,9 @@ class SandboxIsolator:
 
     #: How the gate and the audit log name this backend (a subclass names its own).
     component = "sandbox.process"
+    #: The host's scratch directories: where a dedicated uid's leftovers are looked for
+    #: after its runs (see :meth:`_scratch_reachable`).
+    scratch_dirs: tuple[str, ...] = runas.SCRATCH_DIRS
 
     def __init__(
         self,
@@ -678,10 +681,12 @@ class SandboxIsolator:
         if lease is None:
             cfg = self.config
             if plan.mode == "dedicated":
-                lease = runas.Lease.dedicated(cfg.dedicated_uid_base, cfg.dedicated_uid_count)
+                lease = runas.Lease.dedicated(cfg.dedicated_uid_base, cfg.dedicated_uid_count,
+                                              scratch=self._scratch_reachable())
             else:
                 assert plan.identity is not None
-                lease = runas.Lease(plan.identity, None)
+                # Only a dedicated uid's leftovers are cleaned: no snapshot to take.
+                lease = runas.Lease(plan.identity, None, scratch=False)
             # Registered first: a run in the same directory that starts while the hand-over
             # runs in a thread waits for it (_lease_turn), then shares the lease.
             self._leases[cwd] = lease
@@ -705,6 +710,12 @@ class SandboxIsolator:
                     self._warnings.append(note)
         lease.users += 1
         return lease
+
+    def _scratch_reachable(self) -> bool:
+        """Whether a run can create files in the host's scratch directories (``/tmp``,
+        ``/var/tmp``, ``/dev/shm``), so that a dedicated uid's leftovers there must be
+        looked for after it; a backend that gives runs their own says ``False``."""
+        return True
 
     async def _return_lease(self, cwd: str, lease: runas.Lease) -> None:
         """The last run in ``cwd`` ended: remove what a dedicated uid left behind, give

@@ -190,18 +190,22 @@ class Lease:
     holder was not released cleanly: whatever that uid left is removed before reuse.
     """
 
-    def __init__(self, identity: Identity, fd: int | None) -> None:
+    def __init__(self, identity: Identity, fd: int | None, *, scratch: bool = True) -> None:
         self.identity = identity
         self._fd = fd
         self.users = 0
-        #: modification times of the scratch directories at (or before) the uid's taking
-        self.scratch = baseline_snapshot()
+        #: modification times of the scratch directories at (or before) the uid's taking;
+        #: ``None`` when the runs cannot reach them (``scratch=False``: nothing to clean)
+        self.scratch = baseline_snapshot() if scratch else None
         #: the highest directory above the work directory the uid may not search
         self.closed: str | None = None
 
     @classmethod
-    def dedicated(cls, base: int, count: int) -> Lease:
+    def dedicated(cls, base: int, count: int, *, scratch: bool = True) -> Lease:
         """Take a free uid from ``base .. base + count - 1``.
+
+        ``scratch=False``: the runs cannot write the host's scratch directories (a
+        namespace sandbox with its own ``/tmp``), so :meth:`clean` does not search them.
 
         Raises:
             UnsupportedLimitError: every uid of the range is in use.
@@ -229,7 +233,7 @@ class Lease:
                 continue
             stale = os.pread(fd, 32, 0)
             os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
-            lease = cls(Identity(uid, uid), fd)
+            lease = cls(Identity(uid, uid), fd, scratch=scratch)
             if stale.strip():
                 lease.clean(None, everywhere=True)  # its last holder died mid-run
             return lease
@@ -240,7 +244,10 @@ class Lease:
 
     def changed_scratch(self) -> list[str]:
         """The scratch (and shared) directories whose modification time changed since the
-        uid was taken: the only places it can have left entries in."""
+        uid was taken: the only places it can have left entries in (none when the runs
+        cannot reach them)."""
+        if self.scratch is None:
+            return []
         return [directory for directory, mtime in scratch_snapshot().items()
                 if self.scratch.get(directory) != mtime]
 
@@ -276,7 +283,7 @@ class Lease:
             for directory in scratch_dirs():
                 remove_owned(directory, uid)
             return
-        if scratch:
+        if scratch and self.scratch is not None:
             self.clean_scratch(self.changed_scratch())
 
     def release(self) -> None:

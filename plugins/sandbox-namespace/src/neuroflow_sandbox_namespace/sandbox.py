@@ -164,6 +164,20 @@ class NamespaceSandbox(SandboxIsolator):
                 self.config = cfg
         return super()._plan_identity()
 
+    def _scratch_reachable(self) -> bool:
+        # A run has its own /tmp and /dev/shm and no /var/tmp: the host's scratch
+        # directories are out of its reach unless a writable bind leads into (or
+        # above) one -- only then is there anything of the run's uid to look for there.
+        for bind in self._ns_config.binds:
+            if not bind.writable:
+                continue
+            source = os.path.realpath(bind.source)
+            for scratch in self.scratch_dirs:
+                scratch = os.path.realpath(scratch)
+                if _within(source, scratch) or _within(scratch, source):
+                    return True
+        return False
+
     # --- one run ---------------------------------------------------------------------
 
     async def _run_in(self, *args: Any, **kwargs: Any) -> Any:
@@ -242,6 +256,11 @@ class NamespaceSandbox(SandboxIsolator):
 
     def __repr__(self) -> str:
         return f"NamespaceSandbox({self.config!r})"
+
+
+def _within(path: str, top: str) -> bool:
+    """Whether ``path`` is ``top`` or below it (both real, absolute paths)."""
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def _join_files(group: Any) -> list[str]:
