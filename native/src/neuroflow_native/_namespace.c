@@ -7,7 +7,7 @@
  *
  *   parent-death signal, close every other fd, join the run's cgroups (before anything
  *   else runs), wait for the parent, signals back to their defaults, setsid, the bind sources
- *   opened, the run's ids, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
+ *   opened (no symlink followed on the way), the run's ids, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
  *   mounts of the plan (read-only binds, tmpfs, proc, device binds, symlinks), the old root
  *   detached, the new root read-only, chdir, loopback up, not dumpable; then it forks the
  *   command and waits, reaping every zombie, until the command ends, writes the command's
@@ -33,6 +33,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -387,6 +388,55 @@ static int make_dirs(const char *path, int last_too)
     return 0;
 }
 
+/* A bind source, opened without following any symlink on the way (ELOOP if there is
+ * one): a source the sandboxed code can reach (below the work directory or a writable bind)
+ * could otherwise be swapped for a link to any host directory between two runs, and the
+ * host's root would open it for the next run.  Kernels without openat2 walk the path one
+ * component at a time with O_NOFOLLOW. */
+static int open_source(const char *path)
+{
+    struct open_how how;
+    char part[256];
+    const char *at = path;
+    int dir, fd;
+
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS)
+        return fd;
+    dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    while (dir >= 0) {
+        size_t len;
+        while (*at == '/')
+            at++;
+        if (*at == '\0')
+            return dir;
+        len = strcspn(at, "/");
+        if (len >= sizeof part) {
+            close(dir);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(part, at, len);
+        part[len] = '\0';
+        at += len;
+        fd = openat(dir, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        close(dir);
+        if (fd >= 0) {
+            struct stat st;
+            if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+                close(fd);
+                errno = ELOOP;
+                return -1;
+            }
+        }
+        dir = fd;
+    }
+    return -1;
+}
+
 static int is_bind(int kind)
 {
     return kind == M_RO_BIND || kind == M_RW_BIND || kind == M_DEV_BIND;
@@ -643,7 +693,7 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         struct mnt *m = &p->mounts[i];
         if (!is_bind(m->kind))
             continue;
-        m->src_fd = open(m->src, O_PATH | O_CLOEXEC);
+        m->src_fd = open_source(m->src);
         if (m->src_fd < 0)
             fail(p, STEP_MOUNT, (int)i);
     }
@@ -805,8 +855,14 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
     if ((r->step == STEP_MOUNT || r->step == STEP_MKDIR) && r->index >= 0 &&
         r->index < p->nmounts) {
         const struct mnt *m = &p->mounts[r->index];
-        message = PyUnicode_FromFormat("%s: %s (%s%s%s)", name, strerror(r->err),
-                                       m->src ? m->src : "", m->src ? " -> " : "", m->dst);
+        if (r->step == STEP_MOUNT && r->err == ELOOP && is_bind(m->kind))
+            message = PyUnicode_FromFormat(
+                "mount: the bind source %s leads through a symbolic link (refused: it could "
+                "point anywhere on the host); bind its real path", m->src);
+        else
+            message = PyUnicode_FromFormat("%s: %s (%s%s%s)", name, strerror(r->err),
+                                           m->src ? m->src : "", m->src ? " -> " : "",
+                                           m->dst);
     } else if (r->step == STEP_SETRLIMIT && r->index >= 0 && r->index < p->nrl) {
         message = PyUnicode_FromFormat("setrlimit(resource %d): %s", p->rl_resource[r->index],
                                        strerror(r->err));

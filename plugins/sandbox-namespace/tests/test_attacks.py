@@ -1,0 +1,136 @@
+"""Attacks on the launcher's handling of paths a run can change: what a run plants in its
+work directory (or in a writable bind) must not decide what the next run of the same
+sandbox sees or where it writes.  Run as the host's root (as CI is) and, where the harm is
+worse, as an unprivileged host uid the test creates (the run then has that uid's access).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from test_unprivileged import UID, readable_site, system_python
+
+from neuroflow import create_backend
+from neuroflow.errors import SandboxError
+from neuroflow_sandbox_namespace.config import NamespaceConfig
+
+
+def _two_runs(work: Path, binds: list[str], first: str, second: str) -> tuple[object, object]:
+    """Run ``first`` then ``second`` (shell scripts) in one sandbox; the second run's
+    result, or the SandboxError it raised."""
+
+    async def runs() -> tuple[object, object]:
+        config = NamespaceConfig(work_dir=str(work), binds=binds, enable_network=False,
+                                 enable_seccomp=True, wall_timeout=30)
+        async with create_backend("isolation", "namespace", config, gate=False) as box:
+            one = await box.execute("/bin/sh", ["-c", first])
+            try:
+                two: object = await box.execute("/bin/sh", ["-c", second])
+            except SandboxError as exc:
+                two = exc
+            return one, two
+
+    return anyio.run(runs)
+
+
+@pytest.fixture
+def host_tree(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A host directory only root may reach (0700) holding a world-readable folder with a
+    secret, and a work directory with a ``data`` folder the sandbox binds."""
+    tmp_path.chmod(0o755)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    public = closed / "pub"
+    public.mkdir(mode=0o755)
+    (public / "secret").write_text("host secret\n")
+    (public / "secret").chmod(0o644)
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    yield public, work
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the host's root is what this attack borrows")
+def test_a_bind_source_swapped_for_a_symlink_binds_nothing_of_the_host(
+        host_tree: tuple[Path, Path]) -> None:
+    """Run 1 replaces the bind source ``work/data`` with a symlink to a directory only the
+    host's root can reach; run 2 must not get it bound (the launcher opens the source as
+    the host's root before it takes the run's uid)."""
+    public, work = host_tree
+    first, second = _two_runs(
+        work, [f"{work}/data:/data"],
+        f"rm -rf data && ln -s {public} data && echo planted",
+        "cat /data/secret; ls /data")
+    assert first.exit_code == 0 and first.stdout == b"planted\n", first
+    assert isinstance(second, SandboxError), f"the host's directory was bound: {second}"
+    assert "symbolic link" in str(second) and f"{work}/data" in str(second), second
+
+
+# The unprivileged host: a fresh uid runs a sandbox whose work directory holds a writable
+# bind's source; run 1 points it at the uid's own private folder outside the sandbox.
+UNPRIVILEGED = r"""
+import json, sys
+from neuroflow.errors import SandboxError
+from neuroflow_sandbox_namespace.config import NamespaceConfig
+from neuroflow_sandbox_namespace.sandbox import NamespaceSandbox
+
+work, private = sys.argv[1], sys.argv[2]
+box = NamespaceSandbox(NamespaceConfig(work_dir=work, binds=[work + "/data:/data:rw"],
+                                       max_processes=None, enable_network=False,
+                                       enable_seccomp=True), gate=False)
+out = {}
+r = box.execute_sync("/bin/sh", ["-c", f"rm -rf data && ln -s {private} data && echo planted"])
+out["first"] = r.stdout.decode()
+try:
+    r = box.execute_sync("/bin/sh", ["-c", "echo pwned > /data/authorized_keys; echo $?"])
+    out["second"] = r.stdout.decode()
+except SandboxError as exc:
+    out["second"] = "refused: " + str(exc)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    folder = readable_site()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_unprivileged_host_s_own_files_stay_out_of_a_swapped_bind(site: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("this test makes a fresh uid, which needs root")
+    python = system_python()
+    # Not under pytest's tmp_path: its root-only (0700) parent would stop the fresh uid.
+    tmp_path = Path(tempfile.mkdtemp(prefix="nf-ns-attack-", dir="/tmp"))
+    tmp_path.chmod(0o755)
+    try:
+        _unprivileged_swap(python, site, tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _unprivileged_swap(python: str, site: str, tmp_path: Path) -> None:
+    private = tmp_path / "home" / ".ssh"
+    private.mkdir(parents=True)
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    for path in (tmp_path / "home", private, work, work / "data"):
+        os.chown(path, UID, UID)
+    private.chmod(0o700)
+    done = subprocess.run([python, "-c", UNPRIVILEGED, str(work), str(private)],
+                          capture_output=True, text=True, timeout=120, cwd="/tmp",
+                          env={"PYTHONPATH": site, "HOME": "/tmp", "PATH": "/usr/bin:/bin"},
+                          user=UID, group=UID, extra_groups=[])
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["first"] == "planted\n", out
+    assert not (private / "authorized_keys").exists(), "the run wrote the host uid's file"
+    assert out["second"].startswith("refused: ") and "symbolic link" in out["second"], out
