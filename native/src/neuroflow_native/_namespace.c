@@ -442,89 +442,155 @@ static int is_bind(int kind)
     return kind == M_RO_BIND || kind == M_RW_BIND || kind == M_DEV_BIND;
 }
 
-static int mount_point(int src_fd, const char *dst)
+/* "/oldroot/proc/self/fd/N": what fd N refers to, as a path mount(2) takes. */
+static void fd_path(char link[64], int fd)
 {
-    struct stat st;
-    int fd;
+    static const char prefix[] = "/oldroot/proc/self/fd/";
+    char digits[16];
+    int nd = 0, at = (int)sizeof prefix - 1;
 
-    if (make_dirs(dst, 0) < 0)
-        return -1;
-    if (fstat(src_fd, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0 && errno != EEXIST)
-            return -1;
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    memcpy(link, prefix, sizeof prefix);
+    do {
+        digits[nd++] = (char)('0' + fd % 10);
+        fd /= 10;
+    } while (fd > 0);
+    while (nd > 0)
+        link[at++] = digits[--nd];
+    link[at] = '\0';
 }
 
-/* Remount a bind read-only, keeping the flags the kernel locked on it (in a user namespace
- * a remount may add restrictions but not lift the ones it inherited). */
-static int remount_ro(const char *dst, unsigned long extra)
+/* The mount point dst (absolute, in the new root), made where missing -- a directory, or
+ * an empty file when !dir -- and opened (O_PATH) without following any symlink: a path
+ * below the work directory or a writable bind is the sandboxed code's to change, and a
+ * link planted there must neither create anything outside (an intermediate link to
+ * /oldroot/...) nor carry the mount elsewhere.  ELOOP when a component is a link. */
+static int open_mount_point(const char *dst, int dir)
+{
+    char part[256];
+    const char *at = dst;
+    int d = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+    while (d >= 0) {
+        size_t len;
+        int fd, last;
+        struct stat st;
+
+        while (*at == '/')
+            at++;
+        if (*at == '\0')
+            return d;
+        len = strcspn(at, "/");
+        if (len >= sizeof part) {
+            close(d);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(part, at, len);
+        part[len] = '\0';
+        at += len;
+        last = at[strspn(at, "/")] == '\0';
+        if (!last || dir) {
+            if (mkdirat(d, part, 0755) < 0 && errno != EEXIST)
+                goto bad;
+        } else {
+            fd = openat(d, part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (fd < 0 && errno != EEXIST && errno != EISDIR)
+                goto bad;
+            if (fd >= 0)
+                close(fd);
+        }
+        fd = openat(d, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            goto bad;
+        close(d);
+        d = fd;
+        if (fstat(d, &st) < 0)
+            goto bad;
+        if (S_ISLNK(st.st_mode)) {
+            errno = ELOOP;
+            goto bad;
+        }
+    }
+    return -1;
+bad:
+    {
+        int saved = errno;
+        close(d);
+        errno = saved;
+    }
+    return -1;
+}
+
+/* Remount the mount at path (a path or an fd_path) with flags, keeping the flags the
+ * kernel locked on it (in a user namespace a remount may add restrictions but not lift
+ * the ones it inherited); keep: which of its current flags to keep. */
+static int remount(const char *path, unsigned long flags, unsigned long keep)
 {
     struct statvfs sv;
-    unsigned long keep = 0;
 
-    if (statvfs(dst, &sv) < 0)
+    if (statvfs(path, &sv) < 0)
         return -1;
-    keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME |
-                        ST_RELATIME);
-    return mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | extra | keep, NULL);
+    return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | flags | (sv.f_flag & keep), NULL);
+}
+
+#define KEEP_FLAGS (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME | ST_RELATIME)
+
+/* Mount src_path (or a new fs of type) at dst, by an fd of the mount point opened
+ * without following links; -2: the mount point could not be made. */
+static int mount_at(const char *src_path, const char *dst, int dir, const char *type,
+                    unsigned long flags, const char *data)
+{
+    char link[64];
+    int target = open_mount_point(dst, dir), rc, saved;
+
+    if (target < 0)
+        return -2;
+    fd_path(link, target);
+    rc = mount(src_path, link, type, flags, data);
+    saved = errno;
+    close(target);
+    errno = saved;
+    return rc;
 }
 
 static int do_mount(const struct mnt *m)
 {
+    char link[64];
+    int rc, top, saved;
+    struct stat st;
+
     switch (m->kind) {
     case M_RO_BIND:
     case M_RW_BIND:
     case M_DEV_BIND:
-        if (mount_point(m->src_fd, m->dst) < 0)
-            return -2;
-        {
-            /* The source, by the fd opened while our ids could still reach it (a 0700
-             * directory of the host's root above a work directory, say). */
-            char link[64] = "/oldroot/proc/self/fd/", digits[16];
-            int fd = m->src_fd, nd = 0, at = (int)strlen(link);
-            do {
-                digits[nd++] = (char)('0' + fd % 10);
-                fd /= 10;
-            } while (fd > 0);
-            while (nd > 0)
-                link[at++] = digits[--nd];
-            link[at] = '\0';
-            /* Read-only binds are not recursive: a mount below the source (with flags
-             * of its own, maybe writable) stays out of sight instead of coming along
-             * read-write. */
-            if (mount(link, m->dst, NULL,
-                      MS_BIND | (m->kind == M_RO_BIND ? 0 : MS_REC), NULL) < 0)
-                return -1;
-        }
+        /* The source, by the fd opened while our ids could still reach it (a 0700
+         * directory of the host's root above a work directory, say).  Read-only binds
+         * are not recursive: a mount below the source (with flags of its own, maybe
+         * writable) stays out of sight instead of coming along read-write. */
+        fd_path(link, m->src_fd);
+        rc = mount_at(link, m->dst, fstat(m->src_fd, &st) < 0 || S_ISDIR(st.st_mode), NULL,
+                      MS_BIND | (m->kind == M_RO_BIND ? 0 : MS_REC), NULL);
+        if (rc < 0)
+            return rc;
+        /* The new mount, found again the same way, for its flags. */
+        top = open_source(m->dst);
+        if (top < 0)
+            return -1;
+        fd_path(link, top);
         if (m->kind == M_RO_BIND)
-            return remount_ro(m->dst, MS_NOSUID | MS_NODEV);
-        {
-            struct statvfs sv;
-            unsigned long keep, extra = m->kind == M_DEV_BIND ? (MS_NOSUID | MS_NOEXEC)
-                                                              : (MS_NOSUID | MS_NODEV);
-            if (statvfs(m->dst, &sv) < 0)
-                return -1;
-            keep = sv.f_flag & (ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME |
-                                ST_NODIRATIME | ST_RELATIME);
-            if (m->kind == M_DEV_BIND)
-                keep &= ~(unsigned long)ST_NODEV;
-            return mount(NULL, m->dst, NULL, MS_BIND | MS_REMOUNT | extra | keep, NULL);
-        }
+            rc = remount(link, MS_RDONLY | MS_NOSUID | MS_NODEV, KEEP_FLAGS);
+        else if (m->kind == M_DEV_BIND)
+            rc = remount(link, MS_NOSUID | MS_NOEXEC, (KEEP_FLAGS | ST_RDONLY) & ~ST_NODEV);
+        else
+            rc = remount(link, MS_NOSUID | MS_NODEV, KEEP_FLAGS | ST_RDONLY);
+        saved = errno;
+        close(top);
+        errno = saved;
+        return rc;
     case M_TMPFS:
-        if (make_dirs(m->dst, 1) < 0)
-            return -2;
-        return mount("tmpfs", m->dst, "tmpfs", MS_NOSUID | MS_NODEV, m->data);
+        return mount_at("tmpfs", m->dst, 1, "tmpfs", MS_NOSUID | MS_NODEV, m->data);
     case M_PROC:
-        if (make_dirs(m->dst, 1) < 0)
-            return -2;
-        return mount("proc", m->dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        return mount_at("proc", m->dst, 1, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     case M_SYMLINK:
         if (make_dirs(m->dst, 0) < 0)
             return -2;
@@ -532,9 +598,13 @@ static int do_mount(const struct mnt *m)
             return -1;
         return 0;
     case M_DIR:
-        return make_dirs(m->dst, 1) < 0 ? -2 : 0;
+        top = open_mount_point(m->dst, 1);
+        if (top < 0)
+            return -2;
+        close(top);
+        return 0;
     case M_REMOUNT_RO:
-        return remount_ro(m->dst, 0);
+        return remount(m->dst, MS_RDONLY, KEEP_FLAGS);
     default:
         errno = EINVAL;
         return -1;
@@ -855,7 +925,11 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
     if ((r->step == STEP_MOUNT || r->step == STEP_MKDIR) && r->index >= 0 &&
         r->index < p->nmounts) {
         const struct mnt *m = &p->mounts[r->index];
-        if (r->step == STEP_MOUNT && r->err == ELOOP && is_bind(m->kind))
+        if (r->step == STEP_MKDIR && r->err == ELOOP)
+            message = PyUnicode_FromFormat(
+                "making a mount point: %s leads through a symbolic link (refused: a link "
+                "the sandboxed code planted could lead out of the sandbox)", m->dst);
+        else if (r->step == STEP_MOUNT && r->err == ELOOP && is_bind(m->kind))
             message = PyUnicode_FromFormat(
                 "mount: the bind source %s leads through a symbolic link (refused: it could "
                 "point anywhere on the host); bind its real path", m->src);

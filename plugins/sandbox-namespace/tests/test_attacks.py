@@ -134,3 +134,57 @@ def _unprivileged_swap(python: str, site: str, tmp_path: Path) -> None:
     assert out["first"] == "planted\n", out
     assert not (private / "authorized_keys").exists(), "the run wrote the host uid's file"
     assert out["second"].startswith("refused: ") and "symbolic link" in out["second"], out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the host's root is what builds the mounts")
+def test_a_mount_point_swapped_for_a_symlink_creates_nothing_outside(tmp_path: Path
+                                                                     ) -> None:
+    """A bind's target below the work directory: run 1 moves the folder holding it away and
+    puts a link to ``/oldroot/<a host directory>`` in its place (``/oldroot`` is where the
+    host's root is while the launcher binds); run 2's launcher must not make the mount
+    point's folders and file in that host directory, nor mount anything there."""
+    tmp_path.chmod(0o755)
+    # The victim where the run's uid can reach it (pytest's tmp_path is below a 0700
+    # folder): like /tmp or /var/tmp, anyone may create entries.
+    # (One level down: what a run's uid leaves directly in /tmp is removed after it.)
+    outer = Path(tempfile.mkdtemp(prefix="nf-ns-victim-", dir="/tmp"))
+    outer.chmod(0o755)
+    victim = outer / "shared"
+    victim.mkdir()
+    victim.chmod(0o1777)
+    try:
+        _swap_mount_point(tmp_path, victim)
+    finally:
+        shutil.rmtree(outer, ignore_errors=True)
+
+
+def _swap_mount_point(tmp_path: Path, victim: Path) -> None:
+    source = tmp_path / "source.txt"
+    source.write_text("bound\n")
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    first, second = _two_runs(
+        work, [f"{source}:{work}/sub/d/f.txt"],
+        f"mv sub old && ln -s /oldroot{victim} sub && echo planted",
+        "cat sub/d/f.txt")
+    assert first.exit_code == 0 and first.stdout == b"planted\n", first
+    assert list(victim.iterdir()) == [], "the launcher created entries outside the sandbox"
+    assert isinstance(second, SandboxError), second
+    assert "symbolic link" in str(second) and f"{work}/sub/d/f.txt" in str(second), second
+
+
+def test_binds_below_the_work_dir_still_work(tmp_path: Path) -> None:
+    """The walk that refuses links still makes missing mount points (folders and a file)
+    below the work directory, and the binds land there with their modes."""
+    source = tmp_path / "source.txt"
+    source.write_text("bound\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    first, second = _two_runs(
+        work, [f"{source}:{work}/a/b/f.txt", f"{tmp_path}/work:/mnt/w:rw"],
+        "cat a/b/f.txt; echo x > a/b/f.txt || echo read-only",
+        "ls /mnt/w/a/b; echo y > /mnt/w/new && cat new")
+    assert first.exit_code == 0, first
+    assert first.stdout.splitlines() == [b"bound", b"read-only"], first
+    assert not isinstance(second, SandboxError), second
+    assert second.stdout.splitlines() == [b"f.txt", b"y"], second
