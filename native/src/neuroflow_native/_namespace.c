@@ -280,8 +280,8 @@ static const int denied_syscalls[] = {
 
 #define NDENIED ((int)(sizeof denied_syscalls / sizeof denied_syscalls[0]))
 /* arch check (4) + x32 check (2) + denied (2 each) + ioctl (6) + clone (5) + clone3 (2)
- * + socket (6) + allow (1) */
-#define FILTER_MAX (2 * NDENIED + 40)
+ * + personality (9) + socket (6) + allow (1) */
+#define FILTER_MAX (2 * NDENIED + 48)
 
 static struct sock_filter filter[FILTER_MAX];
 static unsigned short filter_len;
@@ -326,6 +326,18 @@ static void build_filter(void)
     PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
     PUTS(BPF_RET | BPF_K, DENY_ERRNO(ENOSYS));
 #endif
+    /* personality(): only the values Docker's profile allows (the default, PER_LINUX32,
+     * UNAME26, both, and the query); the other bits switch off hardening for the
+     * sandboxed programs (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO...). */
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_personality, 0, 8);
+    PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x0, 5, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x8, 4, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x20000, 3, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x20008, 2, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffU, 1, 0);
+    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
+    PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     /* socket(AF_ALG | AF_VSOCK, ...) */
     PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 5);
     PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
