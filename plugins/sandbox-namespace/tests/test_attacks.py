@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -188,3 +189,26 @@ def test_binds_below_the_work_dir_still_work(tmp_path: Path) -> None:
     assert first.stdout.splitlines() == [b"bound", b"read-only"], first
     assert not isinstance(second, SandboxError), second
     assert second.stdout.splitlines() == [b"f.txt", b"y"], second
+
+
+def test_an_abstract_unix_socket_of_the_host_is_out_of_reach_with_network_off() -> None:
+    """Abstract unix sockets have no file to hide: they belong to the network namespace.
+    A host service listening on one (containerd's shims did) is unreachable with the
+    network off; with it on, the same probe connects (the probe works)."""
+    from ns_helpers import new_marker, py, run
+
+    name = new_marker()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("\0" + name)
+    server.listen()
+    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect('\\0' + sys.argv[1]); print('connected')\n"
+             "except OSError as exc:\n    print('errno', exc.errno)\n")
+    try:
+        off = run(py(probe, name), enable_network=False)
+        on = run(py(probe, name), enable_network=True)
+    finally:
+        server.close()
+    assert off.ok and on.ok, (off, on)
+    assert off.stdout == b"errno 111\n", off  # ECONNREFUSED: no such socket here
+    assert on.stdout == b"connected\n", on
