@@ -98,6 +98,9 @@
 #define NF_SYS_SETRESUID SYS_setresuid
 #endif
 
+/* How long PID 1 may take to set up (mounts, ids) before the caller gives up on it. */
+#define SETUP_TIMEOUT_MS 30000
+
 /* Namespace flags a sandboxed clone() may not use. */
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | \
                   CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME)
@@ -504,12 +507,9 @@ static int open_mount_point(const char *dst, int dir)
         if (!last || dir) {
             if (mkdirat(d, part, 0755) < 0 && errno != EEXIST)
                 goto bad;
-        } else {
-            fd = openat(d, part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (fd < 0 && errno != EEXIST && errno != EISDIR)
-                goto bad;
-            if (fd >= 0)
-                close(fd);
+        } else if (mknodat(d, part, S_IFREG | 0644, 0) < 0 && errno != EEXIST) {
+            /* Made, not opened: opening a FIFO planted there would block forever. */
+            goto bad;
         }
         fd = openat(d, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
@@ -1245,6 +1245,7 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
         char go = 1;
         struct report r;
         ssize_t got = -1;
+        int timed_out = 0;
 
         if (write_all(sync_pipe[1], &go, 1) < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
@@ -1256,11 +1257,32 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
         }
         close(sync_pipe[1]);
         sync_pipe[1] = -1;
+        /* Bounded: a set-up step that hangs (a FIFO or a hung file system where a path
+         * was expected) must not hang the caller. */
         Py_BEGIN_ALLOW_THREADS
-        do {
-            got = read(report_pipe[0], &r, sizeof r);
-        } while (got < 0 && errno == EINTR);
+        {
+            struct pollfd ready = {report_pipe[0], POLLIN, 0};
+            int rc;
+            do {
+                rc = poll(&ready, 1, SETUP_TIMEOUT_MS);
+            } while (rc < 0 && errno == EINTR);
+            if (rc == 0)
+                timed_out = 1;
+            else
+                do {
+                    got = read(report_pipe[0], &r, sizeof r);
+                } while (got < 0 && errno == EINTR);
+        }
         Py_END_ALLOW_THREADS
+        if (timed_out) {
+            PyErr_Format(PyExc_TimeoutError, "launch: the sandbox's PID 1 did not finish "
+                         "setting up within %d s (killed)", SETUP_TIMEOUT_MS / 1000);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+                ;
+            pid = -1;
+            goto done;
+        }
         if (got == (ssize_t)sizeof r) {
             /* A step failed: PID 1 ends (directly, or once the failed command did). */
             Py_BEGIN_ALLOW_THREADS

@@ -212,3 +212,44 @@ def test_an_abstract_unix_socket_of_the_host_is_out_of_reach_with_network_off() 
     assert off.ok and on.ok, (off, on)
     assert off.stdout == b"errno 111\n", off  # ECONNREFUSED: no such socket here
     assert on.stdout == b"connected\n", on
+
+
+FIFO = r"""
+import anyio, sys
+from neuroflow import create_backend
+from neuroflow_sandbox_namespace.config import NamespaceConfig
+
+work, source = sys.argv[1], sys.argv[2]
+
+async def main():
+    config = NamespaceConfig(work_dir=work, binds=[f"{source}:{work}/sub/d/f.txt"],
+                             enable_network=False, enable_seccomp=True, wall_timeout=10)
+    async with create_backend("isolation", "namespace", config, gate=False) as box:
+        r = await box.execute("/bin/sh", ["-c", "mv sub old && mkdir -p sub/d && "
+                                                "mkfifo sub/d/f.txt && echo planted"])
+        print(r.stdout.decode().strip())
+        r = await box.execute("/bin/sh", ["-c", "cat sub/d/f.txt"])
+        print(r.exit_code, r.stdout.decode().strip())
+
+anyio.run(main)
+"""
+
+
+def test_a_fifo_planted_at_a_mount_point_does_not_hang_the_host(tmp_path: Path) -> None:
+    """Run 1 leaves a FIFO where a file bind's mount point goes; the launcher of run 2 used
+    to open it for writing -- blocking forever, with the host's event loop inside
+    ``launch()``.  Run in a child process so that a hang fails the test."""
+    import sys
+
+    source = tmp_path / "source.txt"
+    source.write_text("bound")
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    try:
+        done = subprocess.run([sys.executable, "-c", FIFO, str(work), str(source)],
+                              capture_output=True, text=True, timeout=60, cwd="/tmp",
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    except subprocess.TimeoutExpired:
+        pytest.fail("the second run never started: the launcher hung on the FIFO")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["planted", "0 bound"], done.stdout
