@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -110,7 +111,7 @@ enum step {
     STEP_HOSTNAME, STEP_PRIVATE, STEP_ROOT_TMPFS, STEP_PIVOT, STEP_MOUNT, STEP_MKDIR,
     STEP_DETACH_OLDROOT, STEP_ROOT_READONLY, STEP_CHDIR, STEP_LOOPBACK, STEP_DUMPABLE,
     STEP_FORK, STEP_FD_MAP, STEP_SETGROUPS, STEP_SETRESGID, STEP_SETRESUID, STEP_CAPS,
-    STEP_NO_NEW_PRIVS, STEP_SETRLIMIT, STEP_SECCOMP, STEP_EXEC, STEP_COUNT
+    STEP_NO_NEW_PRIVS, STEP_SETRLIMIT, STEP_SECCOMP, STEP_EXEC, STEP_HIDE_ARGS, STEP_COUNT
 };
 
 static const char *const step_names[STEP_COUNT] = {
@@ -127,6 +128,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_SETRESGID] = "setresgid", [STEP_SETRESUID] = "setresuid",
     [STEP_CAPS] = "dropping capabilities", [STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
     [STEP_SETRLIMIT] = "setrlimit", [STEP_SECCOMP] = "seccomp", [STEP_EXEC] = "exec",
+    [STEP_HIDE_ARGS] = "wiping the caller's command line and environment",
 };
 
 /* What a mount of the plan is. */
@@ -712,6 +714,55 @@ static int command_main(void *arg)
     run_command(p);
 }
 
+/* PID 1 is a copy of the caller: its /proc/1/cmdline -- readable by anyone, whatever
+ * the dumpable flag -- would show the caller's command line (tokens, passwords given as
+ * arguments), and its environment block is the caller's.  Zero both areas of our copy
+ * (fields 48-51 of /proc/self/stat: arg_start, arg_end, env_start, env_end). */
+static int wipe_args(void)
+{
+    char buf[2048], *at;
+    unsigned long v[4];
+    ssize_t got = 0, n;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field, i;
+
+    if (fd < 0)
+        return -1;
+    while ((n = read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+        got += n;
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[got] = '\0';
+    at = strrchr(buf, ')'); /* the name (field 2) may hold spaces and parentheses */
+    if (at == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    at++;
+    for (field = 3; field < 48 && at != NULL; field++)
+        at = strchr(at + 1, ' ');
+    for (i = 0; i < 4; i++) {
+        char *end;
+        if (at == NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+        v[i] = strtoul(at + 1, &end, 10);
+        at = *end == ' ' ? end : NULL;
+        if (i < 3 && at == NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    if (v[1] < v[0] || v[3] < v[2]) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset((void *)v[0], 0, v[1] - v[0]);
+    memset((void *)v[2], 0, v[3] - v[2]);
+    return 0;
+}
+
 static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
 {
     char go;
@@ -745,6 +796,8 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
             close(p->cg_fds[j]);
         }
     }
+    if (wipe_args() < 0)
+        fail(p, STEP_HIDE_ARGS, 0);
     /* The parent writes our id maps, then one byte; end of file without it means the
      * parent gave up (or died before the death signal was armed). */
     for (;;) {

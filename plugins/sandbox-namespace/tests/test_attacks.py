@@ -11,12 +11,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+from ns_helpers import new_marker, py, run
 from test_unprivileged import UID, readable_site, system_python
 
 from neuroflow import create_backend
@@ -195,8 +197,6 @@ def test_an_abstract_unix_socket_of_the_host_is_out_of_reach_with_network_off() 
     """Abstract unix sockets have no file to hide: they belong to the network namespace.
     A host service listening on one (containerd's shims did) is unreachable with the
     network off; with it on, the same probe connects (the probe works)."""
-    from ns_helpers import new_marker, py, run
-
     name = new_marker()
     server = socket.socket(socket.AF_UNIX)
     server.bind("\0" + name)
@@ -239,8 +239,6 @@ def test_a_fifo_planted_at_a_mount_point_does_not_hang_the_host(tmp_path: Path) 
     """Run 1 leaves a FIFO where a file bind's mount point goes; the launcher of run 2 used
     to open it for writing -- blocking forever, with the host's event loop inside
     ``launch()``.  Run in a child process so that a hang fails the test."""
-    import sys
-
     source = tmp_path / "source.txt"
     source.write_text("bound")
     work = tmp_path / "work"
@@ -253,3 +251,27 @@ def test_a_fifo_planted_at_a_mount_point_does_not_hang_the_host(tmp_path: Path) 
         pytest.fail("the second run never started: the launcher hung on the FIFO")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["planted", "0 bound"], done.stdout
+
+
+CMDLINE = r"""
+import sys
+from ns_helpers import run
+
+r = run(["/bin/sh", "-c", "cat /proc/1/cmdline /proc/1/environ; echo; echo done"])
+sys.stdout.buffer.write(r.stdout)
+"""
+
+
+def test_the_host_s_command_line_is_not_readable_through_pid_1() -> None:
+    """The namespace's PID 1 is a copy of the host process: ``/proc/1/cmdline`` is readable
+    by anyone whatever the dumpable flag, and showed the host's arguments (a token given
+    on the command line, say)."""
+    secret = "--api-token=" + new_marker()
+    here = os.path.dirname(__file__)
+    done = subprocess.run(
+        [sys.executable, "-c", CMDLINE, secret], capture_output=True, timeout=60, cwd="/tmp",
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(b"done\n"), done.stdout  # the probe ran
+    assert secret.encode() not in done.stdout, "the host's command line leaked"
+    assert sys.executable.encode() not in done.stdout, done.stdout
