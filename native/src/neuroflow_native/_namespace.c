@@ -7,7 +7,7 @@
  *
  *   parent-death signal, close every other fd, join the run's cgroups (before anything
  *   else runs), wait for the parent, signals back to their defaults, setsid, the bind sources
- *   opened (no symlink followed on the way), the run's ids, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
+ *   opened (no symlink followed on the way), the run's ids, a new session keyring, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
  *   mounts of the plan (read-only binds, tmpfs, proc, device binds, symlinks), the old root
  *   detached, the new root read-only, chdir, loopback up, not dumpable; then it forks the
  *   command and waits, reaping every zombie, until the command ends, writes the command's
@@ -33,6 +33,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <linux/sockios.h>
@@ -111,7 +112,7 @@ enum step {
     STEP_HOSTNAME, STEP_PRIVATE, STEP_ROOT_TMPFS, STEP_PIVOT, STEP_MOUNT, STEP_MKDIR,
     STEP_DETACH_OLDROOT, STEP_ROOT_READONLY, STEP_CHDIR, STEP_LOOPBACK, STEP_DUMPABLE,
     STEP_FORK, STEP_FD_MAP, STEP_SETGROUPS, STEP_SETRESGID, STEP_SETRESUID, STEP_CAPS,
-    STEP_NO_NEW_PRIVS, STEP_SETRLIMIT, STEP_SECCOMP, STEP_EXEC, STEP_HIDE_ARGS, STEP_COUNT
+    STEP_NO_NEW_PRIVS, STEP_SETRLIMIT, STEP_SECCOMP, STEP_EXEC, STEP_HIDE_ARGS, STEP_KEYRING, STEP_COUNT
 };
 
 static const char *const step_names[STEP_COUNT] = {
@@ -129,6 +130,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_CAPS] = "dropping capabilities", [STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
     [STEP_SETRLIMIT] = "setrlimit", [STEP_SECCOMP] = "seccomp", [STEP_EXEC] = "exec",
     [STEP_HIDE_ARGS] = "wiping the caller's command line and environment",
+    [STEP_KEYRING] = "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
 };
 
 /* What a mount of the plan is. */
@@ -841,6 +843,10 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         fail(p, STEP_SETRESGID, 0);
     if (syscall(NF_SYS_SETRESUID, p->uid, p->uid, p->uid) < 0)
         fail(p, STEP_SETRESUID, 0);
+    /* A new, empty session keyring of the run's own: the caller's (inherited across
+     * clone, and "possessed" by whoever has it as session keyring) may hold its keys. */
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+        fail(p, STEP_KEYRING, 0);
     /* Changing ids cleared the parent-death signal: arm it again, then make sure the
      * parent did not die in between (it holds the report pipe's read end until the
      * command is exec'd: a pipe without readers polls POLLERR). */

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -67,6 +68,7 @@ enum step {
     STEP_SETGROUPS,
     STEP_SETRESGID,
     STEP_SETRESUID,
+    STEP_KEYRING,
     STEP_SIGMASK,
     STEP_EXEC,
     STEP_COUNT
@@ -90,6 +92,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_SETGROUPS] = "setgroups",
     [STEP_SETRESGID] = "setresgid",
     [STEP_SETRESUID] = "setresuid",
+    [STEP_KEYRING] = "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
     [STEP_SIGMASK] = "sigmask",
     [STEP_EXEC] = "exec",
 };
@@ -291,6 +294,11 @@ static int child_main(void *arg)
     if (p->uid >= 0 &&
         syscall(NF_SYS_SETRESUID, (uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) != 0)
         child_fail(p, STEP_SETRESUID, 0);
+    /* Another uid gets a new, empty session keyring of its own: the host's (inherited,
+     * and "possessed" by whoever has it as session keyring) may hold the host's keys. */
+    if (p->uid >= 0 && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 &&
+        errno != ENOSYS)
+        child_fail(p, STEP_KEYRING, 0);
 
     if (sigprocmask(SIG_SETMASK, &p->child_mask, NULL) != 0)
         child_fail(p, STEP_SIGMASK, 0);

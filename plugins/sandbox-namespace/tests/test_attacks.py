@@ -275,3 +275,45 @@ def test_the_host_s_command_line_is_not_readable_through_pid_1() -> None:
     assert done.stdout.endswith(b"done\n"), done.stdout  # the probe ran
     assert secret.encode() not in done.stdout, "the host's command line leaked"
     assert sys.executable.encode() not in done.stdout, done.stdout
+
+
+KEYRING = r"""
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True); libc.syscall.restype = ctypes.c_long
+keyctl, add_key = int(sys.argv[1]), int(sys.argv[2])
+name, secret = sys.argv[3].encode(), sys.argv[4].encode()
+assert libc.syscall(keyctl, 1, name) > 0  # this host process: a session keyring of its own
+assert libc.syscall(add_key, b"user", name, secret, len(secret), ctypes.c_long(-3)) > 0
+from ns_helpers import run
+probe = '''
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True); libc.syscall.restype = ctypes.c_long
+keyctl = int(sys.argv[1])
+key = libc.syscall(keyctl, 10, ctypes.c_long(-3), b"user", sys.argv[2].encode(), 0)
+buf = ctypes.create_string_buffer(256)
+n = libc.syscall(keyctl, 11, ctypes.c_long(key), buf, 256)
+print(buf.raw[:n].decode() if n > 0 else "refused")
+'''
+r = run(["python3", "-I", "-S", "-c", probe, sys.argv[1], sys.argv[3]], enable_seccomp=False)
+sys.stdout.buffer.write(r.stdout + r.stderr)
+"""
+
+
+def test_the_host_s_session_keyring_is_not_the_run_s() -> None:
+    """With seccomp off (the standard level) keyctl is allowed; the run had the host's
+    session keyring (inherited across clone) and "possessed" its keys.  Run in a child
+    process, which gets a session keyring of its own for the test."""
+    import platform
+
+    numbers = {"x86_64": (250, 248), "aarch64": (219, 217)}.get(platform.machine())
+    if numbers is None:
+        pytest.skip(f"no keyctl number for {platform.machine()} here")
+    secret = new_marker()
+    here = os.path.dirname(__file__)
+    done = subprocess.run(
+        [sys.executable, "-c", KEYRING, *map(str, numbers), new_marker(), secret],
+        capture_output=True, timeout=60, cwd="/tmp",
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])})
+    assert done.returncode == 0, done.stderr
+    assert secret.encode() not in done.stdout, "the host's key was read in the sandbox"
+    assert done.stdout == b"refused\n", done.stdout

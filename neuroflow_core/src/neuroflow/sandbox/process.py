@@ -495,6 +495,7 @@ class SandboxIsolator:
         prctl = self._prctl
         ids = (identity.uid, identity.gid) if identity is not None else None
         view = _view_setup(cwd, closed) if closed is not None else None
+        join_keyring = _session_keyring_joiner() if ids is not None else None
 
         def setup() -> None:
             for path in procs:
@@ -510,6 +511,8 @@ class SandboxIsolator:
                 os.setgroups([])
                 os.setresgid(gid, gid, gid)
                 os.setresuid(uid, uid, uid)
+                if join_keyring is not None:
+                    join_keyring()
             if prctl is not None and prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
                 raise OSError("prctl(PR_SET_NO_NEW_PRIVS) failed")
 
@@ -1043,6 +1046,33 @@ def _prctl() -> Callable[..., int] | None:
         function.restype = ctypes.c_int
         _prctl_fn = function
     return _prctl_fn
+
+
+_KEYCTL = {"x86_64": 250, "aarch64": 219}  # the keyctl system call's number
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def _session_keyring_joiner() -> Callable[[], None] | None:
+    """A pre-exec step giving the run's uid a new, empty session keyring: the host's
+    (inherited, and "possessed" by whoever has it as session keyring) may hold its keys.
+    ``None`` where this machine's system call number is unknown."""
+    import ctypes
+    import platform
+
+    number = _KEYCTL.get(platform.machine())
+    if number is None:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+
+    def join() -> None:
+        if syscall(number, _KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+            err = ctypes.get_errno()
+            if err != errno.ENOSYS:
+                raise OSError(err, "keyctl(KEYCTL_JOIN_SESSION_KEYRING) failed")
+
+    return join
 
 
 def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:
