@@ -317,3 +317,30 @@ def test_the_host_s_session_keyring_is_not_the_run_s() -> None:
     assert done.returncode == 0, done.stderr
     assert secret.encode() not in done.stdout, "the host's key was read in the sandbox"
     assert done.stdout == b"refused\n", done.stdout
+
+
+NESTED_CGROUP = r"""
+unshare -Urm --cgroup sh -c '
+mkdir -p /tmp/cg
+(mount -t cgroup -o pids none /tmp/cg || mount -t cgroup2 none /tmp/cg) && echo mounted
+echo "limit $(cat /tmp/cg/pids.max)"
+echo max > /tmp/cg/pids.max && echo WROTE
+echo $$ > /tmp/cg/cgroup.procs && echo MOVED
+mount -o remount,rw / || echo "root stays read-only"
+' 2>/dev/null
+"""
+
+
+def test_a_nested_namespace_mounting_its_cgroups_cannot_lift_the_limits() -> None:
+    """With seccomp off (the standard level) a run may make a nested user, mount and cgroup
+    namespace and mount the (pids or v2) cgroup file system there: it then sees its own limit,
+    but the files belong to the host's root, so it can neither raise it nor leave its
+    cgroup, nor remount the root read-write (a locked mount)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) here (util-linux)")
+    result = run(["/bin/sh", "-c", NESTED_CGROUP], enable_seccomp=False, max_processes=64)
+    assert result.ok, result
+    lines = result.stdout.decode().splitlines()
+    assert lines[:2] == ["mounted", "limit 64"], lines  # the attack reached the files
+    assert "WROTE" not in lines and "MOVED" not in lines, lines
+    assert lines[-1] == "root stays read-only", lines
