@@ -13,12 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
-from ns_helpers import new_marker, py, run
+from ns_helpers import new_marker, py, run, survivors
 from test_unprivileged import UID, readable_site, system_python
 
 from neuroflow import create_backend
@@ -344,3 +345,21 @@ def test_a_nested_namespace_mounting_its_cgroups_cannot_lift_the_limits() -> Non
     assert lines[:2] == ["mounted", "limit 64"], lines  # the attack reached the files
     assert "WROTE" not in lines and "MOVED" not in lines, lines
     assert lines[-1] == "root stays read-only", lines
+
+
+def test_a_daemon_in_a_nested_pid_namespace_dies_with_the_run() -> None:
+    """With seccomp off a run may start a nested user and pid namespace and leave a
+    setsid daemon there (the nested namespace's PID 1): it is still a process of the run's
+    pid namespace, and dies with the run."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) here (util-linux)")
+    marker = new_marker()
+    script = (f"setsid unshare -Urpf sh -c 'echo alive; sleep 300; : {marker}' </dev/null & "
+              "sleep 0.3; echo done")
+    result = run(["/bin/sh", "-c", script], enable_seccomp=False)
+    assert result.ok, result
+    assert result.stdout.split() == [b"alive", b"done"], result.stdout  # it was running
+    deadline = time.monotonic() + 2
+    while survivors(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors(marker) == [], "a process in a nested pid namespace outlived the run"
