@@ -755,3 +755,36 @@ def test_the_sandbox_cannot_read_the_hosts_session_keyring(
     assert result.ok, result
     assert secret.encode() not in result.stdout, "the host's key was read"
     assert result.stdout.startswith(b"refused"), result.stdout
+
+
+# --- the host's configuration inside the work directory ------------------------------------
+
+
+def test_a_work_dir_holding_the_hosts_config_file_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``work_dir = "."`` in a project folder: the run was handed the host's
+    ``neuroflow.toml`` with the rest of the folder and rewrote it (guards gone at the next
+    start).  A work directory holding a configuration file the host read is refused; a
+    subfolder of it is fine."""
+    from neuroflow.config import reload_config
+    from neuroflow.errors import SandboxError
+
+    project = tmp_path / "project"
+    project.mkdir()
+    config = project / "neuroflow.toml"
+    config.write_text("[security]\nguards = ['allowlist']\n")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("NEUROFLOW_CONFIG", raising=False)
+    reload_config()
+    try:
+        script = "printf '[security]\\nguards = []\\n' > neuroflow.toml && echo rewrote"
+        with pytest.raises(SandboxError) as info:
+            run(SandboxConfig(work_dir=str(project), wall_timeout=30), "/bin/sh", "-c", script)
+        assert "neuroflow.toml" in str(info.value) and "work_dir" in str(info.value)
+        assert config.read_text() == "[security]\nguards = ['allowlist']\n"
+        result = run(SandboxConfig(work_dir=str(project / "runs"), wall_timeout=30),
+                     "/bin/sh", "-c", "echo ok > f && cat f")
+        assert result.ok and result.stdout == b"ok\n", result
+    finally:
+        monkeypatch.undo()
+        reload_config()
