@@ -700,3 +700,91 @@ def test_a_work_dir_under_a_closed_directory_keeps_its_path_and_hides_its_neighb
     assert neighbours == "['ws']"  # secret.key is out of sight
     assert int(uid) != 0
     assert (tmp_path / "project" / "secret.key").read_text() == "neighbour"
+
+
+# --- the host's session keyring -----------------------------------------------------------
+
+KEYCTL_NR = {"x86_64": 250, "aarch64": 219}
+ADD_KEY_NR = {"x86_64": 248, "aarch64": 217}
+
+READ_SESSION_KEY = r"""
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True); libc.syscall.restype = ctypes.c_long
+keyctl = int(sys.argv[1])
+key = libc.syscall(keyctl, 10, ctypes.c_long(-3), b"user", sys.argv[2].encode(), 0)  # SEARCH
+buf = ctypes.create_string_buffer(256)
+n = libc.syscall(keyctl, 11, ctypes.c_long(key), buf, 256)  # READ
+print(buf.raw[:n].decode() if n > 0 else f"refused {ctypes.get_errno()}")
+"""
+
+
+def host_session_key() -> tuple[str, str, str]:
+    """A fresh session keyring for this test process holding a ``user`` key with a secret;
+    (keyctl's number, the key's name, the secret).  The test process keeps the keyring
+    (it is dropped with the process)."""
+    import ctypes
+    import platform
+
+    machine = platform.machine()
+    if machine not in KEYCTL_NR:
+        pytest.skip(f"no keyctl number for {machine} here")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    name, secret = new_marker(), new_marker()
+    if libc.syscall(KEYCTL_NR[machine], 1, name.encode()) < 0:  # JOIN_SESSION_KEYRING
+        pytest.skip(f"this kernel has no key rings (errno {ctypes.get_errno()})")
+    key = libc.syscall(ADD_KEY_NR[machine], b"user", name.encode(), secret.encode(),
+                       len(secret), ctypes.c_long(-3))
+    assert key > 0, ctypes.get_errno()
+    return str(KEYCTL_NR[machine]), name, secret
+
+
+@needs_root
+@pytest.mark.parametrize("native", [True, False], ids=["native-spawn", "fork"])
+def test_the_sandbox_cannot_read_the_hosts_session_keyring(
+        native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session keyring is inherited across fork and exec, and whoever has it as its
+    session keyring "possesses" its keys, whatever its uid: the run's uid read the host's
+    keys (kerberos tickets, file-system keys...) with keyctl."""
+    from neuroflow.sandbox import process
+
+    if not native:
+        monkeypatch.setattr(process, "_native_spawn", None)
+    keyctl, name, secret = host_session_key()
+    result = attack(READ_SESSION_KEY, None, keyctl, name)
+    assert result.ok, result
+    assert secret.encode() not in result.stdout, "the host's key was read"
+    assert result.stdout.startswith(b"refused"), result.stdout
+
+
+# --- the host's configuration inside the work directory ------------------------------------
+
+
+def test_a_work_dir_holding_the_hosts_config_file_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``work_dir = "."`` in a project folder: the run was handed the host's
+    ``neuroflow.toml`` with the rest of the folder and rewrote it (guards gone at the next
+    start).  A work directory holding a configuration file the host read is refused; a
+    subfolder of it is fine."""
+    from neuroflow.config import reload_config
+    from neuroflow.errors import SandboxError
+
+    project = tmp_path / "project"
+    project.mkdir()
+    config = project / "neuroflow.toml"
+    config.write_text("[security]\nguards = ['allowlist']\n")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("NEUROFLOW_CONFIG", raising=False)
+    reload_config()
+    try:
+        script = "printf '[security]\\nguards = []\\n' > neuroflow.toml && echo rewrote"
+        with pytest.raises(SandboxError) as info:
+            run(SandboxConfig(work_dir=str(project), wall_timeout=30), "/bin/sh", "-c", script)
+        assert "neuroflow.toml" in str(info.value) and "work_dir" in str(info.value)
+        assert config.read_text() == "[security]\nguards = ['allowlist']\n"
+        result = run(SandboxConfig(work_dir=str(project / "runs"), wall_timeout=30),
+                     "/bin/sh", "-c", "echo ok > f && cat f")
+        assert result.ok and result.stdout == b"ok\n", result
+    finally:
+        monkeypatch.undo()
+        reload_config()

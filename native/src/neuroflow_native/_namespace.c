@@ -7,7 +7,7 @@
  *
  *   parent-death signal, close every other fd, join the run's cgroups (before anything
  *   else runs), wait for the parent, signals back to their defaults, setsid, the bind sources
- *   opened, the run's ids, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
+ *   opened (no symlink followed on the way), the run's ids, a new session keyring, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
  *   mounts of the plan (read-only binds, tmpfs, proc, device binds, symlinks), the old root
  *   detached, the new root read-only, chdir, loopback up, not dumpable; then it forks the
  *   command and waits, reaping every zombie, until the command ends, writes the command's
@@ -33,6 +33,8 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -43,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -97,6 +100,9 @@
 #define NF_SYS_SETRESUID SYS_setresuid
 #endif
 
+/* How long PID 1 may take to set up (mounts, ids) before the caller gives up on it. */
+#define SETUP_TIMEOUT_MS 30000
+
 /* Namespace flags a sandboxed clone() may not use. */
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | \
                   CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME)
@@ -106,7 +112,7 @@ enum step {
     STEP_HOSTNAME, STEP_PRIVATE, STEP_ROOT_TMPFS, STEP_PIVOT, STEP_MOUNT, STEP_MKDIR,
     STEP_DETACH_OLDROOT, STEP_ROOT_READONLY, STEP_CHDIR, STEP_LOOPBACK, STEP_DUMPABLE,
     STEP_FORK, STEP_FD_MAP, STEP_SETGROUPS, STEP_SETRESGID, STEP_SETRESUID, STEP_CAPS,
-    STEP_NO_NEW_PRIVS, STEP_SETRLIMIT, STEP_SECCOMP, STEP_EXEC, STEP_COUNT
+    STEP_NO_NEW_PRIVS, STEP_SETRLIMIT, STEP_SECCOMP, STEP_EXEC, STEP_HIDE_ARGS, STEP_KEYRING, STEP_COUNT
 };
 
 static const char *const step_names[STEP_COUNT] = {
@@ -123,6 +129,8 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_SETRESGID] = "setresgid", [STEP_SETRESUID] = "setresuid",
     [STEP_CAPS] = "dropping capabilities", [STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
     [STEP_SETRLIMIT] = "setrlimit", [STEP_SECCOMP] = "seccomp", [STEP_EXEC] = "exec",
+    [STEP_HIDE_ARGS] = "wiping the caller's command line and environment",
+    [STEP_KEYRING] = "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
 };
 
 /* What a mount of the plan is. */
@@ -279,8 +287,8 @@ static const int denied_syscalls[] = {
 
 #define NDENIED ((int)(sizeof denied_syscalls / sizeof denied_syscalls[0]))
 /* arch check (4) + x32 check (2) + denied (2 each) + ioctl (6) + clone (5) + clone3 (2)
- * + socket (6) + allow (1) */
-#define FILTER_MAX (2 * NDENIED + 40)
+ * + personality (9) + socket (6) + allow (1) */
+#define FILTER_MAX (2 * NDENIED + 48)
 
 static struct sock_filter filter[FILTER_MAX];
 static unsigned short filter_len;
@@ -325,6 +333,18 @@ static void build_filter(void)
     PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
     PUTS(BPF_RET | BPF_K, DENY_ERRNO(ENOSYS));
 #endif
+    /* personality(): only the values Docker's profile allows (the default, PER_LINUX32,
+     * UNAME26, both, and the query); the other bits switch off hardening for the
+     * sandboxed programs (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO...). */
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_personality, 0, 8);
+    PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x0, 5, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x8, 4, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x20000, 3, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x20008, 2, 0);
+    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffU, 1, 0);
+    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
+    PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     /* socket(AF_ALG | AF_VSOCK, ...) */
     PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 5);
     PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
@@ -387,94 +407,206 @@ static int make_dirs(const char *path, int last_too)
     return 0;
 }
 
+/* A bind source, opened without following any symlink on the way (ELOOP if there is
+ * one): a source the sandboxed code can reach (below the work directory or a writable bind)
+ * could otherwise be swapped for a link to any host directory between two runs, and the
+ * host's root would open it for the next run.  Kernels without openat2 walk the path one
+ * component at a time with O_NOFOLLOW. */
+static int open_source(const char *path)
+{
+    struct open_how how;
+    char part[256];
+    const char *at = path;
+    int dir, fd;
+
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS)
+        return fd;
+    dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    while (dir >= 0) {
+        size_t len;
+        while (*at == '/')
+            at++;
+        if (*at == '\0')
+            return dir;
+        len = strcspn(at, "/");
+        if (len >= sizeof part) {
+            close(dir);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(part, at, len);
+        part[len] = '\0';
+        at += len;
+        fd = openat(dir, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        close(dir);
+        if (fd >= 0) {
+            struct stat st;
+            if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+                close(fd);
+                errno = ELOOP;
+                return -1;
+            }
+        }
+        dir = fd;
+    }
+    return -1;
+}
+
 static int is_bind(int kind)
 {
     return kind == M_RO_BIND || kind == M_RW_BIND || kind == M_DEV_BIND;
 }
 
-static int mount_point(int src_fd, const char *dst)
+/* "/oldroot/proc/self/fd/N": what fd N refers to, as a path mount(2) takes. */
+static void fd_path(char link[64], int fd)
 {
-    struct stat st;
-    int fd;
+    static const char prefix[] = "/oldroot/proc/self/fd/";
+    char digits[16];
+    int nd = 0, at = (int)sizeof prefix - 1;
 
-    if (make_dirs(dst, 0) < 0)
-        return -1;
-    if (fstat(src_fd, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0 && errno != EEXIST)
-            return -1;
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    memcpy(link, prefix, sizeof prefix);
+    do {
+        digits[nd++] = (char)('0' + fd % 10);
+        fd /= 10;
+    } while (fd > 0);
+    while (nd > 0)
+        link[at++] = digits[--nd];
+    link[at] = '\0';
 }
 
-/* Remount a bind read-only, keeping the flags the kernel locked on it (in a user namespace
- * a remount may add restrictions but not lift the ones it inherited). */
-static int remount_ro(const char *dst, unsigned long extra)
+/* The mount point dst (absolute, in the new root), made where missing -- a directory, or
+ * an empty file when !dir -- and opened (O_PATH) without following any symlink: a path
+ * below the work directory or a writable bind is the sandboxed code's to change, and a
+ * link planted there must neither create anything outside (an intermediate link to
+ * /oldroot/...) nor carry the mount elsewhere.  ELOOP when a component is a link. */
+static int open_mount_point(const char *dst, int dir)
+{
+    char part[256];
+    const char *at = dst;
+    int d = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+    while (d >= 0) {
+        size_t len;
+        int fd, last;
+        struct stat st;
+
+        while (*at == '/')
+            at++;
+        if (*at == '\0')
+            return d;
+        len = strcspn(at, "/");
+        if (len >= sizeof part) {
+            close(d);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(part, at, len);
+        part[len] = '\0';
+        at += len;
+        last = at[strspn(at, "/")] == '\0';
+        if (!last || dir) {
+            if (mkdirat(d, part, 0755) < 0 && errno != EEXIST)
+                goto bad;
+        } else if (mknodat(d, part, S_IFREG | 0644, 0) < 0 && errno != EEXIST) {
+            /* Made, not opened: opening a FIFO planted there would block forever. */
+            goto bad;
+        }
+        fd = openat(d, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            goto bad;
+        close(d);
+        d = fd;
+        if (fstat(d, &st) < 0)
+            goto bad;
+        if (S_ISLNK(st.st_mode)) {
+            errno = ELOOP;
+            goto bad;
+        }
+    }
+    return -1;
+bad:
+    {
+        int saved = errno;
+        close(d);
+        errno = saved;
+    }
+    return -1;
+}
+
+/* Remount the mount at path (a path or an fd_path) with flags, keeping the flags the
+ * kernel locked on it (in a user namespace a remount may add restrictions but not lift
+ * the ones it inherited); keep: which of its current flags to keep. */
+static int remount(const char *path, unsigned long flags, unsigned long keep)
 {
     struct statvfs sv;
-    unsigned long keep = 0;
 
-    if (statvfs(dst, &sv) < 0)
+    if (statvfs(path, &sv) < 0)
         return -1;
-    keep = sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME |
-                        ST_RELATIME);
-    return mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | extra | keep, NULL);
+    return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | flags | (sv.f_flag & keep), NULL);
+}
+
+#define KEEP_FLAGS (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME | ST_RELATIME)
+
+/* Mount src_path (or a new fs of type) at dst, by an fd of the mount point opened
+ * without following links; -2: the mount point could not be made. */
+static int mount_at(const char *src_path, const char *dst, int dir, const char *type,
+                    unsigned long flags, const char *data)
+{
+    char link[64];
+    int target = open_mount_point(dst, dir), rc, saved;
+
+    if (target < 0)
+        return -2;
+    fd_path(link, target);
+    rc = mount(src_path, link, type, flags, data);
+    saved = errno;
+    close(target);
+    errno = saved;
+    return rc;
 }
 
 static int do_mount(const struct mnt *m)
 {
+    char link[64];
+    int rc, top, saved;
+    struct stat st;
+
     switch (m->kind) {
     case M_RO_BIND:
     case M_RW_BIND:
     case M_DEV_BIND:
-        if (mount_point(m->src_fd, m->dst) < 0)
-            return -2;
-        {
-            /* The source, by the fd opened while our ids could still reach it (a 0700
-             * directory of the host's root above a work directory, say). */
-            char link[64] = "/oldroot/proc/self/fd/", digits[16];
-            int fd = m->src_fd, nd = 0, at = (int)strlen(link);
-            do {
-                digits[nd++] = (char)('0' + fd % 10);
-                fd /= 10;
-            } while (fd > 0);
-            while (nd > 0)
-                link[at++] = digits[--nd];
-            link[at] = '\0';
-            /* Read-only binds are not recursive: a mount below the source (with flags
-             * of its own, maybe writable) stays out of sight instead of coming along
-             * read-write. */
-            if (mount(link, m->dst, NULL,
-                      MS_BIND | (m->kind == M_RO_BIND ? 0 : MS_REC), NULL) < 0)
-                return -1;
-        }
+        /* The source, by the fd opened while our ids could still reach it (a 0700
+         * directory of the host's root above a work directory, say).  Read-only binds
+         * are not recursive: a mount below the source (with flags of its own, maybe
+         * writable) stays out of sight instead of coming along read-write. */
+        fd_path(link, m->src_fd);
+        rc = mount_at(link, m->dst, fstat(m->src_fd, &st) < 0 || S_ISDIR(st.st_mode), NULL,
+                      MS_BIND | (m->kind == M_RO_BIND ? 0 : MS_REC), NULL);
+        if (rc < 0)
+            return rc;
+        /* The new mount, found again the same way, for its flags. */
+        top = open_source(m->dst);
+        if (top < 0)
+            return -1;
+        fd_path(link, top);
         if (m->kind == M_RO_BIND)
-            return remount_ro(m->dst, MS_NOSUID | MS_NODEV);
-        {
-            struct statvfs sv;
-            unsigned long keep, extra = m->kind == M_DEV_BIND ? (MS_NOSUID | MS_NOEXEC)
-                                                              : (MS_NOSUID | MS_NODEV);
-            if (statvfs(m->dst, &sv) < 0)
-                return -1;
-            keep = sv.f_flag & (ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME |
-                                ST_NODIRATIME | ST_RELATIME);
-            if (m->kind == M_DEV_BIND)
-                keep &= ~(unsigned long)ST_NODEV;
-            return mount(NULL, m->dst, NULL, MS_BIND | MS_REMOUNT | extra | keep, NULL);
-        }
+            rc = remount(link, MS_RDONLY | MS_NOSUID | MS_NODEV, KEEP_FLAGS);
+        else if (m->kind == M_DEV_BIND)
+            rc = remount(link, MS_NOSUID | MS_NOEXEC, (KEEP_FLAGS | ST_RDONLY) & ~ST_NODEV);
+        else
+            rc = remount(link, MS_NOSUID | MS_NODEV, KEEP_FLAGS | ST_RDONLY);
+        saved = errno;
+        close(top);
+        errno = saved;
+        return rc;
     case M_TMPFS:
-        if (make_dirs(m->dst, 1) < 0)
-            return -2;
-        return mount("tmpfs", m->dst, "tmpfs", MS_NOSUID | MS_NODEV, m->data);
+        return mount_at("tmpfs", m->dst, 1, "tmpfs", MS_NOSUID | MS_NODEV, m->data);
     case M_PROC:
-        if (make_dirs(m->dst, 1) < 0)
-            return -2;
-        return mount("proc", m->dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        return mount_at("proc", m->dst, 1, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     case M_SYMLINK:
         if (make_dirs(m->dst, 0) < 0)
             return -2;
@@ -482,9 +614,13 @@ static int do_mount(const struct mnt *m)
             return -1;
         return 0;
     case M_DIR:
-        return make_dirs(m->dst, 1) < 0 ? -2 : 0;
+        top = open_mount_point(m->dst, 1);
+        if (top < 0)
+            return -2;
+        close(top);
+        return 0;
     case M_REMOUNT_RO:
-        return remount_ro(m->dst, 0);
+        return remount(m->dst, MS_RDONLY, KEEP_FLAGS);
     default:
         errno = EINVAL;
         return -1;
@@ -585,6 +721,55 @@ static int command_main(void *arg)
     run_command(p);
 }
 
+/* PID 1 is a copy of the caller: its /proc/1/cmdline -- readable by anyone, whatever
+ * the dumpable flag -- would show the caller's command line (tokens, passwords given as
+ * arguments), and its environment block is the caller's.  Zero both areas of our copy
+ * (fields 48-51 of /proc/self/stat: arg_start, arg_end, env_start, env_end). */
+static int wipe_args(void)
+{
+    char buf[2048], *at;
+    unsigned long v[4];
+    ssize_t got = 0, n;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field, i;
+
+    if (fd < 0)
+        return -1;
+    while ((n = read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
+        got += n;
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[got] = '\0';
+    at = strrchr(buf, ')'); /* the name (field 2) may hold spaces and parentheses */
+    if (at == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    at++;
+    for (field = 3; field < 48 && at != NULL; field++)
+        at = strchr(at + 1, ' ');
+    for (i = 0; i < 4; i++) {
+        char *end;
+        if (at == NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+        v[i] = strtoul(at + 1, &end, 10);
+        at = *end == ' ' ? end : NULL;
+        if (i < 3 && at == NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    if (v[1] < v[0] || v[3] < v[2]) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset((void *)v[0], 0, v[1] - v[0]);
+    memset((void *)v[2], 0, v[3] - v[2]);
+    return 0;
+}
+
 static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
 {
     char go;
@@ -618,6 +803,8 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
             close(p->cg_fds[j]);
         }
     }
+    if (wipe_args() < 0)
+        fail(p, STEP_HIDE_ARGS, 0);
     /* The parent writes our id maps, then one byte; end of file without it means the
      * parent gave up (or died before the death signal was armed). */
     for (;;) {
@@ -648,7 +835,7 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         struct mnt *m = &p->mounts[i];
         if (!is_bind(m->kind))
             continue;
-        m->src_fd = open(m->src, O_PATH | O_CLOEXEC);
+        m->src_fd = open_source(m->src);
         if (m->src_fd < 0)
             fail(p, STEP_MOUNT, (int)i);
     }
@@ -661,6 +848,10 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         fail(p, STEP_SETRESGID, 0);
     if (syscall(NF_SYS_SETRESUID, p->uid, p->uid, p->uid) < 0)
         fail(p, STEP_SETRESUID, 0);
+    /* A new, empty session keyring of the run's own: the caller's (inherited across
+     * clone, and "possessed" by whoever has it as session keyring) may hold its keys. */
+    if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+        fail(p, STEP_KEYRING, 0);
     /* Changing ids cleared the parent-death signal: arm it again, then make sure the
      * parent did not die in between (it holds the report pipe's read end until the
      * command is exec'd: a pipe without readers polls POLLERR). */
@@ -814,8 +1005,18 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
     if ((r->step == STEP_MOUNT || r->step == STEP_MKDIR) && r->index >= 0 &&
         r->index < p->nmounts) {
         const struct mnt *m = &p->mounts[r->index];
-        message = PyUnicode_FromFormat("%s: %s (%s%s%s)", name, strerror(r->err),
-                                       m->src ? m->src : "", m->src ? " -> " : "", m->dst);
+        if (r->step == STEP_MKDIR && r->err == ELOOP)
+            message = PyUnicode_FromFormat(
+                "making a mount point: %s leads through a symbolic link (refused: a link "
+                "the sandboxed code planted could lead out of the sandbox)", m->dst);
+        else if (r->step == STEP_MOUNT && r->err == ELOOP && is_bind(m->kind))
+            message = PyUnicode_FromFormat(
+                "mount: the bind source %s leads through a symbolic link (refused: it could "
+                "point anywhere on the host); bind its real path", m->src);
+        else
+            message = PyUnicode_FromFormat("%s: %s (%s%s%s)", name, strerror(r->err),
+                                           m->src ? m->src : "", m->src ? " -> " : "",
+                                           m->dst);
     } else if (r->step == STEP_SETRLIMIT && r->index >= 0 && r->index < p->nrl) {
         message = PyUnicode_FromFormat("setrlimit(resource %d): %s", p->rl_resource[r->index],
                                        strerror(r->err));
@@ -1112,6 +1313,7 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
         char go = 1;
         struct report r;
         ssize_t got = -1;
+        int timed_out = 0;
 
         if (write_all(sync_pipe[1], &go, 1) < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
@@ -1123,11 +1325,32 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
         }
         close(sync_pipe[1]);
         sync_pipe[1] = -1;
+        /* Bounded: a set-up step that hangs (a FIFO or a hung file system where a path
+         * was expected) must not hang the caller. */
         Py_BEGIN_ALLOW_THREADS
-        do {
-            got = read(report_pipe[0], &r, sizeof r);
-        } while (got < 0 && errno == EINTR);
+        {
+            struct pollfd ready = {report_pipe[0], POLLIN, 0};
+            int rc;
+            do {
+                rc = poll(&ready, 1, SETUP_TIMEOUT_MS);
+            } while (rc < 0 && errno == EINTR);
+            if (rc == 0)
+                timed_out = 1;
+            else
+                do {
+                    got = read(report_pipe[0], &r, sizeof r);
+                } while (got < 0 && errno == EINTR);
+        }
         Py_END_ALLOW_THREADS
+        if (timed_out) {
+            PyErr_Format(PyExc_TimeoutError, "launch: the sandbox's PID 1 did not finish "
+                         "setting up within %d s (killed)", SETUP_TIMEOUT_MS / 1000);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+                ;
+            pid = -1;
+            goto done;
+        }
         if (got == (ssize_t)sizeof r) {
             /* A step failed: PID 1 ends (directly, or once the failed command did). */
             Py_BEGIN_ALLOW_THREADS

@@ -32,7 +32,7 @@ _X86_64 = {
     "swapon": 167, "swapoff": 168, "userfaultfd": 323, "io_uring_setup": 425,
     "io_uring_enter": 426, "io_uring_register": 427, "ioctl": 16, "clone": 56,
     "clone3": 435, "socket": 41, "fsopen": 430, "open_tree": 428, "move_mount": 429,
-    "open_by_handle_at": 304, "process_vm_readv": 310,
+    "open_by_handle_at": 304, "process_vm_readv": 310, "personality": 135,
 }
 _AARCH64 = {
     "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "unshare": 97, "setns": 268,
@@ -42,13 +42,15 @@ _AARCH64 = {
     "userfaultfd": 282, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "ioctl": 29, "clone": 220, "clone3": 435, "socket": 198,
     "fsopen": 430, "open_tree": 428, "move_mount": 429, "open_by_handle_at": 265,
-    "process_vm_readv": 270,
+    "process_vm_readv": 270, "personality": 92,
 }
 NR = {"x86_64": _X86_64, "aarch64": _AARCH64}.get(platform.machine(), {})
 
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET = 0x10000000, 0x00020000, 0x40000000
 SIGCHLD = 17
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+# personality(2) bits that switch hardening off (Docker's profile refuses them too).
+READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO = 0x0400000, 0x0040000, 0x0100000
 AF_ALG, AF_VSOCK = 38, 40
 
 #: name -> (the call, the errno the filter gives).  Arguments are chosen so that, without
@@ -96,6 +98,11 @@ CASES: dict[str, tuple[str, int]] = {
     "move_mount": ("S(NR['move_mount'], -1, b'', -1, b'', 0)", errno.EPERM),
     "open_by_handle_at": ("S(NR['open_by_handle_at'], -1, 0, 0)", errno.EPERM),
     "process_vm_readv": ("S(NR['process_vm_readv'], 1, 0, 0, 0, 0, 0)", errno.EPERM),
+    "personality(READ_IMPLIES_EXEC)": ("S(NR['personality'], READ_IMPLIES_EXEC)",
+                                       errno.EPERM),
+    "personality(ADDR_NO_RANDOMIZE)": ("S(NR['personality'], ADDR_NO_RANDOMIZE)",
+                                       errno.EPERM),
+    "personality(MMAP_PAGE_ZERO)": ("S(NR['personality'], MMAP_PAGE_ZERO)", errno.EPERM),
 }
 
 #: Calls that, without the filter, succeed or fail another way on this kind of machine
@@ -108,6 +115,8 @@ DIFFERS_WITHOUT_FILTER = {
     "clone3", "delete_module", "finit_module", "init_module", "io_uring_enter",
     "io_uring_register", "io_uring_setup", "ioctl(TIOCLINUX)", "ioctl(TIOCSTI)",
     "kexec_file_load", "kexec_load", "keyctl", "mount", "open_by_handle_at", "open_tree",
+    "personality(ADDR_NO_RANDOMIZE)", "personality(MMAP_PAGE_ZERO)",
+    "personality(READ_IMPLIES_EXEC)",
     "perf_event_open", "process_vm_readv", "ptrace(TRACEME)", "request_key", "setns",
     "socket(AF_ALG)", "socket(AF_VSOCK)", "umount2", "unshare(CLONE_NEWUSER)",
     "unshare(CLONE_NEWUSER | CLONE_NEWNS)", "userfaultfd",
@@ -121,7 +130,8 @@ def _probe(call: str, seccomp: bool) -> tuple[int, int]:
     code = (PRELUDE + f"NR = {NR!r}\nCLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET = "
             f"{CLONE_NEWUSER}, {CLONE_NEWNS}, {CLONE_NEWNET}\nSIGCHLD = {SIGCHLD}\n"
             f"TIOCSTI, TIOCLINUX, AF_ALG, AF_VSOCK = {TIOCSTI}, {TIOCLINUX}, {AF_ALG}, "
-            f"{AF_VSOCK}\n"
+            f"{AF_VSOCK}\nREAD_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO = "
+            f"{READ_IMPLIES_EXEC}, {ADDR_NO_RANDOMIZE}, {MMAP_PAGE_ZERO}\n"
             f"r, e = {call}\nif r == 0 and 'clone' in {call!r}: os._exit(0)\n"
             "print(r, e)\n")
     result = run(py(code), enable_seccomp=seccomp, stdin=b"")
@@ -145,3 +155,11 @@ def test_allowed_calls_pass_the_filter() -> None:
     """The probe itself works: ``getpid`` is allowed under the filter."""
     r, e = _probe("(os.getpid(), 0)", seccomp=True)
     assert r == 2 and e == 0  # the command is pid 2 of its own pid namespace
+
+
+@pytest.mark.skipif(not NR, reason=f"no system call table for {platform.machine()} here")
+def test_the_harmless_personalities_pass_the_filter() -> None:
+    """``personality`` is filtered on its argument, not refused: the query (0xffffffff)
+    and PER_LINUX32 (what ``setarch``/``linux32`` set) still work under the filter."""
+    assert _probe("S(NR['personality'], 0xffffffff)", seccomp=True) == (0, 0)
+    assert _probe("S(NR['personality'], 0x0008)", seccomp=True) == (0, 0)  # was 0

@@ -50,7 +50,12 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from neuroflow.errors import CommandNotAllowedError, SandboxError, UnsupportedLimitError
+from neuroflow.errors import (
+    CommandNotAllowedError,
+    ConfigError,
+    SandboxError,
+    UnsupportedLimitError,
+)
 from neuroflow.sandbox import cgroups, runas
 from neuroflow.sandbox.config import SandboxConfig, is_dangerous_env
 from neuroflow.sandbox.host_tools import HostTools
@@ -343,6 +348,7 @@ class SandboxIsolator:
                     raise SandboxError(
                         f"work_dir: cannot create {path!r}: {exc.strerror}"
                     ) from None
+            _refuse_config_inside(path)
             return path
         if self._tmp is None or not os.path.isdir(self._tmp):
             self._tmp = tempfile.mkdtemp(prefix="neuroflow-sandbox-")
@@ -1404,6 +1410,27 @@ def _prctl() -> Callable[..., int] | None:
         function.restype = ctypes.c_int
         _prctl_fn = function
     return _prctl_fn
+
+
+def _refuse_config_inside(work_dir: str) -> None:
+    """Refuse a work directory that holds a configuration file this process read
+    (``neuroflow.toml``, a ``pyproject.toml`` with ``[tool.neuroflow]``): what is in the
+    work directory is the sandboxed code's to change (it is handed to the run's uid), so
+    it could rewrite the file and the next start would run without its guards."""
+    from neuroflow.config import get_config
+
+    try:
+        files = get_config().files
+    except (ConfigError, OSError):
+        return  # a configuration that cannot be read is reported where it is used
+    tops = {work_dir.rstrip("/") + "/", os.path.realpath(work_dir).rstrip("/") + "/"}
+    for file in files:
+        for candidate in (os.path.abspath(file), os.path.realpath(file)):
+            if any(candidate.startswith(top) for top in tops):
+                raise SandboxError(
+                    f"work_dir: {work_dir!r} holds the configuration file {str(file)!r}; "
+                    "the sandboxed code could rewrite it, and the next start would read "
+                    "it: give the sandbox a folder of its own (a subfolder will do)")
 
 
 def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:
