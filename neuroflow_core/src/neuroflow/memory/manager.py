@@ -491,34 +491,18 @@ class MemoryManager:
         qvec = None
         if query:
             qvec = self.embedder.embed([query])[0]
-        cands = await self.store.candidates(
-            q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None,
-            embedder=self._embedder_name())
+        cands = None
+        if qvec is not None and np.any(qvec):
+            cands = await self._nearest(q, now, words, qvec, limit, bool(query))
+        if cands is None:
+            cands = await self.store.candidates(
+                q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None,
+                embedder=self._embedder_name())
         if len(cands) == 0:
             return []
-        cfg = self.config
-        importance = np.asarray(cands.importance, dtype=np.float64)
-        age = np.maximum(now - np.asarray(cands.updated_at, dtype=np.float64), 0.0)
-        recency = np.exp2(-age / cfg.recency_half_life_seconds)
-        w_rel = cfg.relevance_weight if query else 0.0
-        total = w_rel + cfg.importance_weight + cfg.recency_weight
-        if total <= 0:
-            total, w_imp, w_rec = 1.0, 1.0, 0.0
-        else:
-            w_imp, w_rec = cfg.importance_weight, cfg.recency_weight
-        score = (w_imp * importance + w_rec * recency) / total
-        semantic = keyword = relevance = None
-        if query:
-            keyword = np.asarray(cands.keyword, dtype=np.float64)
-            if cands.vectors is not None and qvec is not None and np.any(qvec):
-                # einsum, not BLAS: a matrix-vector product gains nothing from BLAS threads,
-                # and on a busy machine waiting for them costs milliseconds.
-                semantic = np.einsum("ij,j->i", cands.vectors, qvec)
-                semantic = np.clip(semantic, 0.0, 1.0).astype(np.float64)
-            else:
-                semantic = np.zeros(len(cands), dtype=np.float64)
-            relevance = cfg.semantic_share * semantic + (1 - cfg.semantic_share) * keyword
-            score = score + w_rel * relevance / total
+        score, importance, recency, semantic, keyword, relevance, weights = self._score(
+            cands, qvec, now, bool(query))
+        w_rel, w_imp, w_rec, total = weights
         order, entries = await self._winners(score, cands, limit)
         out = []
         for i, entry in zip(order, entries, strict=True):
@@ -537,6 +521,68 @@ class MemoryManager:
                                   keyword=float(keyword[i]))
             out.append(attrs.evolve(entry, score=float(score[i]), explain=detail))
         return out
+
+    def _score(self, cands: Any, qvec: Any, now: float, has_query: bool) -> tuple[Any, ...]:
+        """Every candidate's score and its terms (see :meth:`search_memories`)."""
+        import numpy as np
+
+        cfg = self.config
+        importance = np.asarray(cands.importance, dtype=np.float64)
+        age = np.maximum(now - np.asarray(cands.updated_at, dtype=np.float64), 0.0)
+        recency = np.exp2(-age / cfg.recency_half_life_seconds)
+        w_rel = cfg.relevance_weight if has_query else 0.0
+        total = w_rel + cfg.importance_weight + cfg.recency_weight
+        if total <= 0:
+            total, w_imp, w_rec = 1.0, 1.0, 0.0
+        else:
+            w_imp, w_rec = cfg.importance_weight, cfg.recency_weight
+        score = (w_imp * importance + w_rec * recency) / total
+        semantic = keyword = relevance = None
+        if has_query:
+            keyword = np.asarray(cands.keyword, dtype=np.float64)
+            if cands.vectors is not None and qvec is not None and np.any(qvec):
+                # einsum, not BLAS: a matrix-vector product gains nothing from BLAS threads,
+                # and on a busy machine waiting for them costs milliseconds.
+                semantic = np.einsum("ij,j->i", cands.vectors, qvec)
+                semantic = np.clip(semantic, 0.0, 1.0).astype(np.float64)
+            else:
+                semantic = np.zeros(len(cands), dtype=np.float64)
+            relevance = cfg.semantic_share * semantic + (1 - cfg.semantic_share) * keyword
+            score = score + w_rel * relevance / total
+        return (score, importance, recency, semantic, keyword, relevance,
+                (w_rel, w_imp, w_rec, total))
+
+    async def _nearest(self, q: MemoryQuery, now: float, words: Any, qvec: Any, limit: int,
+                       has_query: bool) -> Any:
+        """Candidates from the store's vector index when it has one and they decide the
+        top ``limit``; ``None`` otherwise (the caller reads every candidate).
+
+        The store returns the nearest entries by embedding plus every keyword hit, and
+        bounds on what any entry left out could score (its similarity, importance and
+        recency at most those bounds, keyword 0).  If ``limit`` candidates score above
+        that, no entry left out can enter the top ``limit``: the result equals the exact
+        search.  Otherwise ask for four times as many, up to ``_NEAREST_MAX``.
+        """
+        import numpy as np
+
+        near = getattr(self.store, "nearest", None)
+        if near is None:
+            return None
+        cfg = self.config
+        want = max(4 * limit, 40)
+        while want <= _NEAREST_MAX:
+            found = await near(q, now=now, words=words, vector=qvec, limit=want,
+                               embedder=self._embedder_name())
+            if found is None:
+                return None
+            cands, semantic_out, importance_out = found
+            score, *_, (w_rel, w_imp, w_rec, total) = self._score(cands, qvec, now, has_query)
+            bound = (w_rel * cfg.semantic_share * min(max(semantic_out, 0.0), 1.0)
+                     + w_imp * importance_out + w_rec * 1.0) / total
+            if int(np.count_nonzero(score > bound + 1e-6)) >= limit:
+                return cands
+            want *= 4
+        return None
 
     async def _winners(self, score: Any, cands: Any, limit: int
                        ) -> tuple[list[int], list[MemoryEntry]]:
@@ -565,6 +611,10 @@ class MemoryManager:
                 kept = [i for i in order if i in found][:limit]
                 return kept, [found[i] for i in kept]
             want = min(len(score), want + max(limit, 2 * len(gone)))
+
+
+#: Most candidates asked of a store's vector index before reading every candidate.
+_NEAREST_MAX = 2560
 
 
 def _unconditional(query: MemoryQuery) -> bool:

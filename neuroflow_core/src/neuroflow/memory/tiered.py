@@ -111,6 +111,11 @@ class TieredStore:
         """Ask the persistent store."""
         return await self.persistent.candidates(query, **kwargs)
 
+    async def nearest(self, query: MemoryQuery, **kwargs: Any) -> Any:
+        """Ask the persistent store's index, if it has one (else ``None``)."""
+        near = getattr(self.persistent, "nearest", None)
+        return None if near is None else await near(query, **kwargs)
+
     async def list(
         self, query: MemoryQuery, *, now: float, limit: int | None, offset: int = 0
     ) -> list[MemoryEntry]:

@@ -23,9 +23,10 @@ worker thread (``anyio.to_thread``), so the store works under asyncio and trio.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -54,8 +55,12 @@ from neuroflow.memory import (
     matches_filter,
     tokenize,
 )
+from neuroflow.units import ByteSize, MiB, size_converter
+from neuroflow_memory_sqlite.agent_cache import VectorCache
+from neuroflow_memory_sqlite.pg_search import PgSearch, vector_literal
 
 T = TypeVar("T")
+log = logging.getLogger("neuroflow.memory")
 
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -76,6 +81,35 @@ def _check_prefix(_inst: object, _attr: attrs.Attribute, value: str) -> None:
             f"(starting with a letter or _), got {value!r}")
 
 
+def _one_of(*choices: str) -> Callable[[object, attrs.Attribute, str], None]:
+    def check(_inst: object, attr: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise ConfigError(f"{attr.name}: expected one of {', '.join(choices)}, "
+                              f"got {value!r}")
+    return check
+
+
+def _positive(_inst: object, attr: attrs.Attribute, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{attr.name}: expected an integer greater than 0, got {value!r}")
+
+
+def _search_fields() -> dict[str, Any]:
+    """Fields both store configs share: how PostgreSQL runs semantic search."""
+    return {
+        "vector_search": attrs.field(default="auto",
+                                     validator=_one_of("auto", "pgvector", "cache")),
+        "vector_index": attrs.field(default="hnsw", validator=_one_of("hnsw", "ivfflat")),
+        "hnsw_m": attrs.field(default=16, validator=_positive),
+        "hnsw_ef_construction": attrs.field(default=64, validator=_positive),
+        "hnsw_ef_search": attrs.field(default=100, validator=_positive),
+        "ivfflat_lists": attrs.field(default=100, validator=_positive),
+        "ivfflat_probes": attrs.field(default=10, validator=_positive),
+        "cache_bytes": attrs.field(default=256 * MiB, converter=size_converter("cache_bytes"),
+                                   validator=_positive),
+    }
+
+
 def _check_sync(_inst: object, _attr: attrs.Attribute, value: str) -> None:
     if value.upper() not in _SYNCHRONOUS:
         raise ConfigError(
@@ -94,9 +128,18 @@ class SqliteStoreConfig:
         synchronous: SQLite's ``synchronous`` pragma (``NORMAL`` survives a killed process,
             ``FULL`` also power loss).
         pool_size: connections kept open (PostgreSQL).
-        cache_entries: SQLite: most entries whose ranking columns and embeddings are kept in
-            memory between searches (rebuilt after any commit; 0 turns the cache off).
+        cache_entries: most entries whose ranking columns and embeddings are kept in
+            memory between searches (0 turns the cache off).  SQLite rebuilds it after any
+            commit; PostgreSQL keeps one cache per agent and fetches only what changed.
         echo: log every SQL statement.
+        vector_search: PostgreSQL: ``auto`` (pgvector when the server has the extension,
+            else the per-agent cache), ``pgvector`` (required) or ``cache``.
+        vector_index: PostgreSQL with pgvector: ``hnsw`` or ``ivfflat``, one index per
+            vector size.
+        hnsw_m, hnsw_ef_construction: HNSW build options; hnsw_ef_search: its search
+            breadth.
+        ivfflat_lists, ivfflat_probes: IVFFlat build and search options.
+        cache_bytes: PostgreSQL: most memory the per-agent cache holds (``"256M"``).
     """
 
     url: str = file_relative("sqlite-url", default="sqlite:///neuroflow-memory.db")
@@ -106,6 +149,14 @@ class SqliteStoreConfig:
     pool_size: int = 5
     cache_entries: int = 200_000
     echo: bool = False
+    vector_search: str = _search_fields()["vector_search"]
+    vector_index: str = _search_fields()["vector_index"]
+    hnsw_m: int = _search_fields()["hnsw_m"]
+    hnsw_ef_construction: int = _search_fields()["hnsw_ef_construction"]
+    hnsw_ef_search: int = _search_fields()["hnsw_ef_search"]
+    ivfflat_lists: int = _search_fields()["ivfflat_lists"]
+    ivfflat_probes: int = _search_fields()["ivfflat_probes"]
+    cache_bytes: ByteSize = _search_fields()["cache_bytes"]
 
 
 @attrs.frozen
@@ -119,6 +170,14 @@ class PostgresStoreConfig:
     pool_size: int = 5
     cache_entries: int = 200_000
     echo: bool = False
+    vector_search: str = _search_fields()["vector_search"]
+    vector_index: str = _search_fields()["vector_index"]
+    hnsw_m: int = _search_fields()["hnsw_m"]
+    hnsw_ef_construction: int = _search_fields()["hnsw_ef_construction"]
+    hnsw_ef_search: int = _search_fields()["hnsw_ef_search"]
+    ivfflat_lists: int = _search_fields()["ivfflat_lists"]
+    ivfflat_probes: int = _search_fields()["ivfflat_probes"]
+    cache_bytes: ByteSize = _search_fields()["cache_bytes"]
 
 
 class _Retry(Exception):
@@ -210,7 +269,7 @@ class _Columns:
         return found
 
 
-class SqlStore:
+class SqlStore(PgSearch):
     """Memory entries in SQL tables (see the module docstring)."""
 
     def __init__(self, config: SqliteStoreConfig | PostgresStoreConfig | None = None) -> None:
@@ -241,6 +300,27 @@ class SqlStore:
         self._cache: OrderedDict[str | None, _Columns] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._writes = 0
+        # PostgreSQL semantic search (see pg_search): the path, its cache, its indexes.
+        self._vec = False
+        self.vector_path = "sqlite-cache" if not self._pg else "cache"
+        self.search_paths: Counter[str] = Counter()
+        self._agents = VectorCache(self.config.cache_entries,
+                                   getattr(self.config, "cache_bytes", 256 * MiB))
+        self._indexed: set[int] = set()
+
+    async def describe(self) -> dict[str, Any]:
+        """Which database and semantic-search path this store uses, for ``doctor`` and
+        ``config show`` (opens the store)."""
+        await self.open()
+        out: dict[str, Any] = {"database": self.dialect,
+                               "url": self.url.render_as_string(hide_password=True),
+                               "vector_search": self.vector_path}
+        if self.vector_path == "pgvector":
+            out["vector_index"] = getattr(self.config, "vector_index", "hnsw")
+        elif self._pg:
+            out["cache_entries"] = self._agents.max_entries
+            out["cache_bytes"] = self._agents.max_bytes
+        return out
 
     # --- connections ------------------------------------------------------------------------
 
@@ -340,9 +420,26 @@ class SqlStore:
                 raise
             self._writer = engine.execution_options(neuroflow_write=True)
             if self._pg:
+                try:
+                    self._setup_vectors(engine)
+                except Exception:
+                    engine.dispose()
+                    raise
                 # Reads outside transactions: no BEGIN/ROLLBACK round trips.
                 self._read_engine = self._make_engine(isolation_level="AUTOCOMMIT",
                                                      pool_pre_ping=False)
+                if self._vec:
+                    settings = self._session_settings()
+
+                    @event.listens_for(self._read_engine, "connect")
+                    def _search_settings(dbapi_conn: Any, _record: Any) -> None:
+                        for statement in settings:
+                            try:
+                                dbapi_conn.execute(statement)
+                            except Exception as exc:  # noqa: BLE001 - older pgvector
+                                log.debug("memory: %s: %s", statement, exc)
+                        if not dbapi_conn.autocommit:
+                            dbapi_conn.commit()
             else:
                 self._reader = engine.raw_connection()
                 self._fast = engine.raw_connection()
@@ -394,6 +491,11 @@ class SqlStore:
                 # Tables made before the embedder's name was kept with each vector.
                 f"ALTER TABLE {e} ADD COLUMN IF NOT EXISTS model TEXT",
                 f"CREATE INDEX IF NOT EXISTS {e}_model_v ON {e} (id) WHERE false",
+                # Per-agent change counters, for the incremental search cache.
+                f"ALTER TABLE {e} ADD COLUMN IF NOT EXISTS seq BIGINT NOT NULL DEFAULT 0",
+                f"ALTER TABLE {c} ADD COLUMN IF NOT EXISTS changes BIGINT NOT NULL DEFAULT 0",
+                f"ALTER TABLE {c} ADD COLUMN IF NOT EXISTS deletes BIGINT NOT NULL DEFAULT 0",
+                f"CREATE INDEX IF NOT EXISTS {e}_seq ON {e} (agent_id, seq)",
             ]
         else:
             statements.append(
@@ -403,7 +505,7 @@ class SqlStore:
             # DDL takes table locks even when the object exists, which can deadlock with
             # other processes' writes: skip it when the schema is complete (its last
             # object exists), and serialise creation across processes.
-            done = f"SELECT to_regclass('{e}_model_v') IS NOT NULL"
+            done = f"SELECT to_regclass('{e}_seq') IS NOT NULL"
             with engine.begin() as conn:
                 if conn.exec_driver_sql(done).scalar():
                     return
@@ -433,6 +535,7 @@ class SqlStore:
             fast.close()
         with self._cache_lock:
             self._cache.clear()
+        self._agents.clear()
         read_engine, self._read_engine = self._read_engine, None
         if read_engine is not None:
             await anyio.to_thread.run_sync(read_engine.dispose)
@@ -443,9 +546,16 @@ class SqlStore:
     # --- helpers --------------------------------------------------------------------------------
 
     def _count(self, conn: sa.Connection, deltas: dict[str, int]) -> None:
+        """Add ``deltas`` (removals) to the live counts; PostgreSQL also counts the change."""
+        c = self.t_counts
         sql = sa.text(
-            f"INSERT INTO {self.t_counts} (scope, n) VALUES (:s, :d) ON CONFLICT (scope) "
-            f"DO UPDATE SET n = {self.t_counts}.n + excluded.n")
+            f"INSERT INTO {c} (scope, n) VALUES (:s, :d) ON CONFLICT (scope) "
+            f"DO UPDATE SET n = {c}.n + excluded.n")
+        if self._pg:
+            sql = sa.text(
+                f"INSERT INTO {c} (scope, n, changes, deletes) VALUES (:s, :d, 1, 1) "
+                f"ON CONFLICT (scope) DO UPDATE SET n = {c}.n + excluded.n, "
+                f"changes = {c}.changes + 1, deletes = {c}.deletes + 1")
         for scope, delta in sorted(deltas.items()):
             if delta:
                 conn.execute(sql, {"s": scope, "d": delta})
@@ -539,6 +649,8 @@ class SqlStore:
             arr = np.ascontiguousarray(vector, dtype=np.float32)
             blob, dim = arr.tobytes(), int(arr.shape[0])
         args = (entry, words, blob, dim, expected_version, now, keep_history, embedder)
+        if self._pg and dim is not None and self._vec and dim not in self._indexed:
+            await self._run(self._ensure_index, dim)
         if self._fast is not None and len(words) <= OFF_LOOP_BYTES and not is_large(entry.value):
             # A large value's write (JSON, full-text index) goes to a worker thread.
             try:
@@ -639,12 +751,19 @@ class SqlStore:
             "exp": stored.expires_at, "version": stored.version, "words": words,
             "emb": blob, "dim": dim, "model": model,
         }
+        vec = ""
+        if self._vec:
+            vec = ", vec = CAST(:vec AS vector)"
+            params["vec"] = vector_literal(np.frombuffer(blob, dtype=np.float32)) \
+                if blob is not None else None
         if row is None:
             cur.execute(sql(
                 f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
-                "updated_at, expires_at, version, words, embedding, dim, model) VALUES (:a, "
+                f"updated_at, expires_at, version, words, embedding, dim, model"
+                f"{', vec' if vec else ''}) VALUES (:a, "
                 ":k, :value, :tags, :imp, :created, :updated, :exp, :version, :words, "
-                ":emb, :dim, :model) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
+                f":emb, :dim, :model{', CAST(:vec AS vector)' if vec else ''}) "
+                "ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
                 params)
             new = cur.fetchone()
             if new is None:
@@ -660,13 +779,22 @@ class SqlStore:
                 f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
                 "created_at = :created, updated_at = :updated, expires_at = :exp, "
                 "version = :version, words = :words, embedding = :emb, dim = :dim, "
-                "model = :model "
+                f"model = :model{vec} "
                 "WHERE id = :id"), {**params, "id": entry_id})
             cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
                         {"id": entry_id})
             if not self._pg:
                 cur.execute(sql(f"DELETE FROM {self.t_fts} WHERE rowid = :id"),
                             {"id": entry_id})
+        if self._pg:
+            # Stamp the row with the agent's next change number (taken under the counts
+            # row's lock, so stamps commit in order): the search cache fetches by it.
+            c = self.t_counts
+            cur.execute(sql(
+                f"WITH b AS (INSERT INTO {c} (scope, n, changes) VALUES (:a, 0, 1) "
+                f"ON CONFLICT (scope) DO UPDATE SET changes = {c}.changes + 1 "
+                f"RETURNING changes) UPDATE {e} SET seq = (SELECT changes FROM b) "
+                "WHERE id = :id"), {"a": stored.agent_id, "id": entry_id})
         if stored.tags:
             cur.executemany(sql(
                 f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) "
@@ -861,6 +989,11 @@ class SqlStore:
                                    embedder)
             if found is not None:
                 await anyio.lowlevel.checkpoint()
+                return found
+        if self._pg and vector_dim and query.agent_id is not None:
+            found = await self._run(self._agent_candidates, query, now, words, vector_dim,
+                                    embedder)
+            if found is not None:
                 return found
         return await self._run(self._candidates_sync, query, now, words, vector_dim, embedder)
 
