@@ -1,10 +1,9 @@
 """Two processes share one PostgreSQL store: one writes, the other searches.
 
 Every write the writer acknowledged (printed after its commit returned) is found by the
-searcher's next semantic search, and every acknowledged delete is gone from it (the writer waits for the searcher
-between changes), on both
-PostgreSQL paths: the per-agent cache (system PostgreSQL, no pgvector) and the pgvector
-index (a server the test starts).
+searcher's next semantic search, and every acknowledged delete is gone from it (the writer
+waits for the searcher between changes), on both PostgreSQL paths: the per-agent cache
+(system PostgreSQL, no pgvector) and the pgvector index (a server the test starts).
 """
 
 from __future__ import annotations

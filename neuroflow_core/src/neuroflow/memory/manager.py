@@ -289,6 +289,91 @@ class MemoryManager:
         )
         return await self._put(entry, check.version(expected_version), now)
 
+    @_traced("store_many")
+    async def store_many(
+        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 256
+    ) -> list[MemoryEntry]:
+        """Store many memories: the embedder runs once per batch, off the event loop.
+
+        Each item is a mapping with ``agent_id``, ``key``, ``value`` and optionally
+        ``tags``, ``importance``, ``ttl`` and ``expires_at`` (as :meth:`store_memory`).
+        A batch is checked whole before any of it is written; a store with ``put_many``
+        writes it in one transaction.  With ``max_entries`` set, eviction runs once per
+        batch (entries evicted at once are not flagged, unlike :meth:`store_memory`).
+
+        Returns:
+            the stored entries, in order.
+
+        Raises:
+            InvalidMemoryError: an item is invalid (``items[i].field: ...``); the batches
+                before it are stored.
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidMemoryError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        out: list[MemoryEntry] = []
+        batch: list[Mapping[str, Any]] = []
+        for n, item in enumerate(items):
+            batch.append(item)
+            if len(batch) == batch_size:
+                out += await self._store_batch(batch, n + 1 - len(batch))
+                batch = []
+        if batch:
+            out += await self._store_batch(batch, len(out))
+        return out
+
+    async def _store_batch(self, items: list[Mapping[str, Any]], first: int) -> list[MemoryEntry]:
+        now = await self._ready()
+        entries = []
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, Mapping):
+                    raise InvalidMemoryError(f"item: expected a mapping, got {item!r}")
+                unknown = set(item) - _ITEM_FIELDS
+                if unknown:
+                    raise InvalidMemoryError(
+                        f"{sorted(unknown)[0]}: not a memory field (expected "
+                        f"{', '.join(sorted(_ITEM_FIELDS))})")
+                for need in ("agent_id", "key", "value"):
+                    if need not in item:
+                        raise InvalidMemoryError(f"{need}: missing")
+                importance = item.get("importance")
+                entries.append(MemoryEntry(
+                    agent_id=check.identifier("agent_id", item["agent_id"]),
+                    key=check.identifier("key", item["key"]),
+                    value=await self._value(item["value"]),
+                    tags=check.tags(item.get("tags")),
+                    importance=self.config.default_importance if importance is None
+                    else check.unit("importance", importance),
+                    expires_at=check.expiry(item.get("ttl"), item.get("expires_at"), now),
+                ))
+            except InvalidMemoryError as exc:
+                raise InvalidMemoryError(f"items[{first + i}].{exc}") from None
+        self.embedder  # noqa: B018 - built here, not in the worker thread
+
+        def index() -> tuple[list[str], Any]:
+            words = [search_words(e.key, e.value, e.tags) for e in entries]
+            vectors = self.embedder.embed([entry_text(e.key, e.value, e.tags)
+                                           for e in entries])
+            return words, vectors
+
+        words, vectors = await anyio.to_thread.run_sync(index)
+        keep = self.config.keep_history
+        put_many = getattr(self.store, "put_many", None)
+        if put_many is not None:
+            done = await put_many(list(zip(entries, words, vectors, strict=True)), now=now,
+                                  keep_history=keep, embedder=self._embedder_name())
+        else:
+            done = [await self.store.put(e, words=w, vector=v, expected_version=None, now=now,
+                                         keep_history=keep, embedder=self._embedder_name())
+                    for e, w, v in zip(entries, words, vectors, strict=True)]
+        limit = self.config.max_entries
+        if limit is not None and any(created for _, created in done):
+            scopes = ({e.agent_id for e, created in done if created}
+                      if self.config.eviction_scope == "agent" else {None})
+            for scope in sorted(scopes, key=str):
+                await self.store.evict(scope, limit, now=now, keep_history=keep)
+        return [stored for stored, _ in done]
+
     async def update_memory(
         self,
         agent_id: str,
@@ -612,6 +697,10 @@ class MemoryManager:
                 return kept, [found[i] for i in kept]
             want = min(len(score), want + max(limit, 2 * len(gone)))
 
+
+#: The keys an item of :meth:`MemoryManager.store_many` may have.
+_ITEM_FIELDS = frozenset({"agent_id", "key", "value", "tags", "importance", "ttl",
+                          "expires_at"})
 
 #: Most candidates asked of a store's vector index before reading every candidate.
 _NEAREST_MAX = 2560

@@ -80,6 +80,21 @@ class TieredStore:
         self._remember(stored)
         return stored, created
 
+    async def put_many(self, items: list[tuple[MemoryEntry, str, Any]], **kwargs: Any
+                       ) -> list[tuple[MemoryEntry, bool]]:
+        """Write a batch through (in one call if the persistent store can), then cache."""
+        for entry, _, _ in items:
+            self._hot.pop((entry.agent_id, entry.key), None)
+        many = getattr(self.persistent, "put_many", None)
+        if many is not None:
+            done = await many(items, **kwargs)
+        else:
+            done = [await self.persistent.put(e, words=w, vector=v, expected_version=None,
+                                              **kwargs) for e, w, v in items]
+        for stored, _ in done:
+            self._remember(stored)
+        return done
+
     async def get(self, agent_id: str, key: str, *, now: float) -> MemoryEntry | None:
         """From the cache if there, else from the persistent store."""
         hit = self._hot.get((agent_id, key))

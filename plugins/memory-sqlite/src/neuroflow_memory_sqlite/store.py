@@ -667,6 +667,41 @@ class SqlStore(PgSearch):
                 continue
         raise MemoryStoreError(f"memory {entry.key!r}: could not be written after 20 attempts")
 
+    async def put_many(
+        self,
+        items: Sequence[tuple[MemoryEntry, str, Any]],
+        *,
+        now: float,
+        keep_history: bool,
+        embedder: str | None = None,
+    ) -> list[tuple[MemoryEntry, bool]]:
+        """Create or replace many ``(entry, words, vector)`` in one transaction."""
+        rows = []
+        for entry, words, vector in items:
+            blob = dim = None
+            if vector is not None:
+                arr = np.ascontiguousarray(vector, dtype=np.float32)
+                blob, dim = arr.tobytes(), int(arr.shape[0])
+                if self._pg and self._vec and dim not in self._indexed:
+                    await self._run(self._ensure_index, dim)
+            rows.append((entry, words, blob, dim))
+
+        def run() -> list[tuple[MemoryEntry, bool]]:
+            with self._write() as conn:
+                cur = conn.connection.cursor()
+                try:
+                    return [self._put_on(cur, e, w, b, d, None, now, keep_history, embedder)
+                            for e, w, b, d in rows]
+                finally:
+                    cur.close()
+
+        for _ in range(20):
+            try:
+                return await self._run(run)
+            except _Retry:
+                continue
+        raise MemoryStoreError("memory batch: could not be written after 20 attempts")
+
     def _put_sync(
         self,
         entry: MemoryEntry,
