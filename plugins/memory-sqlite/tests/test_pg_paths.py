@@ -74,11 +74,11 @@ def test_pgvector_index_exists_and_is_used(pgvector_url: str, pgv_prefix: str) -
         await manager.store_many(corpus(300), batch_size=300)
         assert (await store.describe())["vector_search"] == "pgvector"
         rows = await anyio.to_thread.run_sync(
-            store._rows, "SELECT indexdef FROM pg_indexes WHERE indexname = :n",  # noqa: SLF001
+            store._rows, "SELECT indexdef FROM pg_indexes WHERE indexname = :n",
             {"n": f"{pgv_prefix}entries_vec256"})
         assert rows and "hnsw" in rows[0][0] and "WHERE (dim = 256)" in rows[0][0]
         plan = await anyio.to_thread.run_sync(
-            store._rows,  # noqa: SLF001
+            store._rows,
             f"EXPLAIN SELECT id FROM {pgv_prefix}entries WHERE dim = 256 ORDER BY "
             f"vec::vector(256) <#> CAST(:q AS vector(256)) LIMIT 5",
             {"q": "[" + ",".join(["0.0625"] * 256) + "]"})
@@ -138,23 +138,23 @@ def test_cache_is_incremental_and_bounded(postgres_url: str, pg_prefix: str) -> 
             for spec in searches()[:5]:
                 assert await results(manager, agent, spec) == await results(exact, agent, spec)
         # Both agents (80 rows) do not fit in 70: the one searched least recently went.
-        assert store._agents.entries() <= 70  # noqa: SLF001
+        assert store._agents.entries() <= 70
         assert store._agents.get("agent0") is None and store._agents.get("other") is not None
-        cached = store._agents.get("other")  # noqa: SLF001
+        cached = store._agents.get("other")
         # A change reads only the changed row, into a new copy of the columns.
         for m in (manager, exact):
             await m.store_memory("other", "o3", {"text": "w1 w2 w3"}, importance=0.9)
             await m.delete_memory("other", "o5")
         spec = {"query": "w1 w2", "limit": 10}
         assert await results(manager, "other", spec) == await results(exact, "other", spec)
-        fresh = store._agents.get("other")  # noqa: SLF001
+        fresh = store._agents.get("other")
         assert fresh is not cached and fresh.n == 39 and cached.n == 40
         # An agent larger than the cache is searched from the database.
         big = SqlStore(PostgresStoreConfig(url=postgres_url, table_prefix=pg_prefix,
                                            cache_entries=30, vector_search="cache"))
         bigm = make_manager(big, clock, max_entries=None)
         assert await results(bigm, "other", spec) == await results(exact, "other", spec)
-        assert big.search_paths["cache"] == 0 and big._agents.entries() == 0  # noqa: SLF001
+        assert big.search_paths["cache"] == 0 and big._agents.entries() == 0
         await bigm.aclose()
         await manager.aclose()
 
