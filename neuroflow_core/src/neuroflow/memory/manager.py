@@ -698,6 +698,38 @@ class MemoryManager:
             want = min(len(score), want + max(limit, 2 * len(gone)))
 
 
+def describe_memory_store(config: Any = None, *, timeout: float = 5.0) -> dict[str, Any]:
+    """Which memory store the configuration selects and, if the store can tell (it then
+    connects), how it works: ``{"backend": name, ...}`` plus the store's ``describe()``,
+    e.g. ``"vector_search": "pgvector"``, or ``"error"`` when it cannot be reached.
+
+    For ``neuroflow doctor`` and ``neuroflow config show``; call it outside an event loop.
+    """
+    loaded = _loaded_config(config)
+    name = loaded.section("memory").backend
+    out: dict[str, Any] = {"backend": name}
+    try:
+        store = create_backend(BackendKind.MEMORY, name, config=loaded)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return {**out, "error": str(exc)}
+    describe = getattr(store, "describe", None)
+    if describe is None:
+        return out
+
+    async def ask() -> dict[str, Any]:
+        try:
+            with anyio.fail_after(timeout):
+                return dict(await describe())
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+
+    try:
+        return {**out, **anyio.run(ask)}
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return {**out, "error": f"{type(exc).__name__}: {exc}"}
+
+
 #: The keys an item of :meth:`MemoryManager.store_many` may have.
 _ITEM_FIELDS = frozenset({"agent_id", "key", "value", "tags", "importance", "ttl",
                           "expires_at"})
@@ -737,4 +769,4 @@ def _loaded_config(config: Any) -> Any:
     return config
 
 
-__all__ = ["MemoryManager"]
+__all__ = ["MemoryManager", "describe_memory_store"]

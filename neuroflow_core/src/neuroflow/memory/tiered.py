@@ -126,6 +126,12 @@ class TieredStore:
         """Ask the persistent store."""
         return await self.persistent.candidates(query, **kwargs)
 
+    async def describe(self) -> dict[str, Any]:
+        """The persistent store's description (if it has one) and the cache size."""
+        describe = getattr(self.persistent, "describe", None)
+        out = dict(await describe()) if describe is not None else {}
+        return {**out, "hot_entries": self.hot_entries}
+
     async def nearest(self, query: MemoryQuery, **kwargs: Any) -> Any:
         """Ask the persistent store's index, if it has one (else ``None``)."""
         near = getattr(self.persistent, "nearest", None)

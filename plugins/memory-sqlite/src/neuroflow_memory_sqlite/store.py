@@ -310,7 +310,11 @@ class SqlStore(PgSearch):
 
     async def describe(self) -> dict[str, Any]:
         """Which database and semantic-search path this store uses, for ``doctor`` and
-        ``config show`` (opens the store)."""
+        ``config show`` (a PostgreSQL store connects; a SQLite file is not created)."""
+        if not self._pg:
+            return {"database": self.dialect,
+                    "url": self.url.render_as_string(hide_password=True),
+                    "vector_search": self.vector_path, "cache_entries": self.config.cache_entries}
         await self.open()
         out: dict[str, Any] = {"database": self.dialect,
                                "url": self.url.render_as_string(hide_password=True),
