@@ -317,8 +317,8 @@ class PgSearch:
             params_k["tsq"] = " | ".join(words)
             have = [r[0] for r in rows]
             kw = self._rows(  # type: ignore[attr-defined]
-                f"SELECT {_RANK}{extra}, words FROM {e} WHERE {where_k} AND "
-                "tsv @@ to_tsquery('simple', :tsq)", params_k)
+                self.keyword_sql(f"{_RANK}{extra}, words", where_k),  # type: ignore
+                params_k)
             seen = set(have)
             for r in kw:
                 hits[r[0]] = coverage(words, r[-1])
