@@ -36,12 +36,12 @@ import anyio
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import langgraph, line, p50, queries  # noqa: E402
+from bench_memory import langgraph, line, p50, queries
 
-from neuroflow.memory import MemoryConfig, MemoryManager  # noqa: E402
-from neuroflow.memory.embedders import LexicalEmbedder  # noqa: E402
-from neuroflow.memory.inmemory import InMemoryStore  # noqa: E402
-from neuroflow.memory.text import entry_text  # noqa: E402
+from neuroflow.memory import MemoryConfig, MemoryManager
+from neuroflow.memory.embedders import LexicalEmbedder
+from neuroflow.memory.inmemory import InMemoryStore
+from neuroflow.memory.text import entry_text
 
 SYSTEM_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TAGS = [f"tag{i}" for i in range(30)]
@@ -53,7 +53,7 @@ def make_entries(n: int, agents: int, big_share: float, seed: int = 7) -> list[d
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab = ["".join(rnd.choice(letters) for _ in range(rnd.randint(4, 9)))
              for _ in range(3000)]
-    every = max(int(round(1 / big_share)), 1) if big_share else 0
+    every = max(round(1 / big_share), 1) if big_share else 0
     out = []
     for i in range(n):
         agent = "big" if every and i % every == 0 else f"agent{i % max(agents - 1, 1)}"
@@ -167,7 +167,7 @@ def part_one(pgvector_url: str | None, rounds: int) -> None:
     line("anchor: raw psycopg read of every vector + numpy", p50(samples["raw_read"]), mem)
     line("postgres, cache path (PG 15, no pgvector)", p50(samples["cache"]), mem,
          "  vs in-memory; target <= 2 ms")
-    if "pgvector" in samples and samples["pgvector"]:
+    if samples.get("pgvector"):
         line("postgres, pgvector path (PG 18, HNSW)", p50(samples["pgvector"]), anchor,
              "  vs raw pgvector; target <= 2 ms")
         line("postgres, pgvector path, vs in-memory", p50(samples["pgvector"]), mem)
