@@ -184,6 +184,23 @@ class _Retry(Exception):
     """A concurrent writer created the same key first; run the transaction again."""
 
 
+def _is_deadlock(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", exc), "sqlstate", None) == "40P01"
+
+
+@contextmanager
+def _retry_deadlock() -> Iterator[None]:
+    """Turn PostgreSQL's "deadlock detected" into :class:`_Retry` (the transaction was
+    rolled back).  A new key's write takes the agent's counter before the row, other
+    writes after it, so a delete and a re-creation of one key at once may deadlock."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_deadlock(exc):
+            raise _Retry() from exc
+        raise
+
+
 def _entry(row: Any) -> MemoryEntry:
     return MemoryEntry(
         agent_id=row.agent_id,
@@ -394,7 +411,14 @@ class SqlStore(PgSearch):
         dbapi_error: Any = engine.dialect.loaded_dbapi.Error if engine is not None \
             else sa.exc.SQLAlchemyError
         try:
-            return await anyio.to_thread.run_sync(fn, *args)
+            for attempt in range(5):
+                try:
+                    return await anyio.to_thread.run_sync(fn, *args)
+                except (sa.exc.SQLAlchemyError, dbapi_error) as exc:
+                    # Rolled back as a deadlock victim (see _retry_deadlock): run it again.
+                    if not _is_deadlock(exc) or attempt == 4:
+                        raise
+            raise AssertionError("unreachable")
         except (sa.exc.SQLAlchemyError, dbapi_error, UnicodeError) as exc:
             # Raw DB-API errors come from the cursor-level fast paths; never let them out.
             raise MemoryStoreError(
@@ -694,7 +718,7 @@ class SqlStore(PgSearch):
             rows.append((entry, words, blob, dim))
 
         def run() -> list[tuple[MemoryEntry, bool]]:
-            with self._write() as conn:
+            with _retry_deadlock(), self._write() as conn:
                 cur = conn.connection.cursor()
                 try:
                     return [self._put_on(cur, e, w, b, d, None, now, keep_history, embedder)
@@ -721,7 +745,7 @@ class SqlStore(PgSearch):
         model: str | None = None,
     ) -> tuple[MemoryEntry, bool]:
         # Plain DB-API cursor calls inside SQLAlchemy's transaction (no statement compiling).
-        with self._write() as conn:
+        with _retry_deadlock(), self._write() as conn:
             cur = conn.connection.cursor()
             try:
                 return self._put_on(cur, entry, words, blob, dim, expected, now, keep, model)
@@ -793,6 +817,18 @@ class SqlStore(PgSearch):
             "exp": stored.expires_at, "version": stored.version, "words": words,
             "emb": blob, "dim": dim, "model": model,
         }
+        seq, stamp = "", ""
+        if self._pg:
+            # Stamp the row with the agent's next change number, taken under the lock of
+            # the agent's counts row (held to commit, so stamps commit in order): the
+            # search cache fetches what changed by it.
+            c = self.t_counts
+            cur.execute(sql(
+                f"INSERT INTO {c} (scope, n, changes) VALUES (:a, 0, 1) ON CONFLICT (scope) "
+                f"DO UPDATE SET changes = {c}.changes + 1 RETURNING changes"),
+                {"a": stored.agent_id})
+            params["seq"] = cur.fetchone()[0]
+            seq, stamp = ", seq", ", :seq"
         vec = ""
         if self._vec:
             vec = ", vec = CAST(:vec AS vector)"
@@ -802,9 +838,9 @@ class SqlStore(PgSearch):
             cur.execute(sql(
                 f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
                 f"updated_at, expires_at, version, words, embedding, dim, model"
-                f"{', vec' if vec else ''}) VALUES (:a, "
+                f"{', vec' if vec else ''}{seq}) VALUES (:a, "
                 ":k, :value, :tags, :imp, :created, :updated, :exp, :version, :words, "
-                f":emb, :dim, :model{', CAST(:vec AS vector)' if vec else ''}) "
+                f":emb, :dim, :model{', CAST(:vec AS vector)' if vec else ''}{stamp}) "
                 "ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
                 params)
             new = cur.fetchone()
@@ -821,22 +857,13 @@ class SqlStore(PgSearch):
                 f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
                 "created_at = :created, updated_at = :updated, expires_at = :exp, "
                 "version = :version, words = :words, embedding = :emb, dim = :dim, "
-                f"model = :model{vec} "
+                f"model = :model{vec}{seq and ', seq = :seq'} "
                 "WHERE id = :id"), {**params, "id": entry_id})
             cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
                         {"id": entry_id})
             if not self._pg:
                 cur.execute(sql(f"DELETE FROM {self.t_fts} WHERE rowid = :id"),
                             {"id": entry_id})
-        if self._pg:
-            # Stamp the row with the agent's next change number (taken under the counts
-            # row's lock, so stamps commit in order): the search cache fetches by it.
-            c = self.t_counts
-            cur.execute(sql(
-                f"WITH b AS (INSERT INTO {c} (scope, n, changes) VALUES (:a, 0, 1) "
-                f"ON CONFLICT (scope) DO UPDATE SET changes = {c}.changes + 1 "
-                f"RETURNING changes) UPDATE {e} SET seq = (SELECT changes FROM b) "
-                "WHERE id = :id"), {"a": stored.agent_id, "id": entry_id})
         if stored.tags:
             cur.executemany(sql(
                 f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) "
