@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -313,6 +314,8 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,cache,pgvector")
     parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args()
+    # Stopped from outside: still stop the PostgreSQL this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n = args.scale or (20_000 if args.quick else 1_000_000)
     rounds = args.rounds or (3 if args.quick else 5)
     server = None
