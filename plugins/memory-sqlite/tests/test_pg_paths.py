@@ -52,7 +52,7 @@ def test_pgvector_index_search_equals_exact_search(pgvector_url: str, pgv_prefix
     async def main() -> None:
         clock = Clock()
         store = SqlStore(PostgresStoreConfig(url=pgvector_url, table_prefix=pgv_prefix,
-                                             vector_search="pgvector"))
+                                             vector_search="pgvector", index_min_entries=1))
         ours = make_manager(store, clock, max_entries=None)
         exact = make_manager(InMemoryStore(), clock, max_entries=None)
         for manager in (ours, exact):
@@ -63,6 +63,29 @@ def test_pgvector_index_search_equals_exact_search(pgvector_url: str, pgv_prefix
         # Most searches were decided by the index candidates alone.
         assert store.search_paths["cache"] < 10, store.search_paths
         await ours.aclose()
+
+    anyio.run(main)
+
+
+def test_small_agents_are_searched_exactly_from_the_cache(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    async def main() -> None:
+        clock = Clock()
+        store = SqlStore(PostgresStoreConfig(url=pgvector_url, table_prefix=pgv_prefix,
+                                             index_min_entries=100))
+        manager = make_manager(store, clock, max_entries=None)
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        data = corpus(150, agents=3)  # 50 entries each
+        for m in (manager, exact):
+            await m.store_many(data)
+        spec = searches()[0]
+        assert await results(manager, "agent1", spec) == await results(exact, "agent1", spec)
+        assert store.search_paths == {"cache": 1}
+        for m in (manager, exact):
+            await m.store_many(corpus(100, seed=8, agents=1))  # agent0: 150 entries now
+        assert await results(manager, "agent0", spec) == await results(exact, "agent0", spec)
+        assert store.search_paths["pgvector"] == 1
+        await manager.aclose()
 
     anyio.run(main)
 
@@ -102,7 +125,7 @@ def test_cache_mode_table_switched_to_pgvector_is_backfilled(
         expected = [await results(first, "agent0", s) for s in searches()]
         await first.aclose()
         after = SqlStore(PostgresStoreConfig(url=pgvector_url, table_prefix=pgv_prefix,
-                                             vector_search="pgvector"))
+                                             vector_search="pgvector", index_min_entries=1))
         second = make_manager(after, clock, max_entries=None)
         assert (await after.describe())["vector_search"] == "pgvector"
         assert [await results(second, "agent0", s) for s in searches()] == expected

@@ -36,7 +36,8 @@ def path_and_url(request: pytest.FixtureRequest) -> tuple[str, str, str]:
 def test_every_acknowledged_write_is_found_by_the_next_search(
         path_and_url: tuple[str, str, str]) -> None:
     path, url, prefix = path_and_url
-    store = SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix))
+    # Every search of the (small) agent uses the index on the pgvector path.
+    store = SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix, index_min_entries=1))
 
     async def main() -> None:
         async with MemoryManager(MemoryConfig(max_entries=None), store=store,

@@ -38,7 +38,7 @@ class TestPgvectorStore(MemoryStoreSuite):
     @pytest.fixture
     def memory_store(self, pgvector_url: str, pgv_prefix: str) -> Any:
         return SqlStore(PostgresStoreConfig(url=pgvector_url, table_prefix=pgv_prefix,
-                                            vector_search="pgvector"))
+                                            vector_search="pgvector", index_min_entries=1))
 
 
 class TestTieredOverSqlite(MemoryStoreSuite):
@@ -66,5 +66,6 @@ class TestTieredOverPgvector(MemoryStoreSuite):
     @pytest.fixture
     def memory_store(self, pgvector_url: str, pgv_prefix: str) -> Any:
         return TieredStore(SqlStore(PostgresStoreConfig(
-            url=pgvector_url, table_prefix=pgv_prefix, vector_search="pgvector")),
+            url=pgvector_url, table_prefix=pgv_prefix, vector_search="pgvector",
+            index_min_entries=1)),
             hot_entries=3)

@@ -278,10 +278,13 @@ class PgSearch:
     ) -> tuple[Candidates, float, float] | None:
         """The ``limit`` nearest live matching entries by the ANN index, plus keyword hits.
 
+        An agent with fewer than ``index_min_entries`` entries is not searched by index.
+
         Returns ``(candidates, semantic_out, importance_out)``: every entry left out has
         semantic similarity at most ``semantic_out`` (as far as the index finds), keyword
         score 0, and importance at most ``importance_out``.  ``None`` when this store does
-        not search with pgvector (the caller uses :meth:`candidates`).
+        not search with pgvector, or not for this agent (the caller uses
+        :meth:`candidates`).
         """
         if not self._pg or self.vector_path != "pgvector":
             return None
@@ -292,7 +295,14 @@ class PgSearch:
     def _nearest_sync(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
         limit: int, model: str | None,
-    ) -> tuple[Candidates, float, float]:
+    ) -> tuple[Candidates, float, float] | None:
+        cfg: Any = self.config  # type: ignore[attr-defined]
+        if query.agent_id is not None and self._agents.enabled:
+            counted = self._rows(  # type: ignore[attr-defined]
+                f"SELECT n FROM {self.t_counts} WHERE scope = :s",  # type: ignore
+                {"s": query.agent_id})
+            if not counted or counted[0][0] < getattr(cfg, "index_min_entries", 2000):
+                return None  # a small agent: the exact search from the cache is faster
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
         where, params = self._where(query, now)  # type: ignore[attr-defined]

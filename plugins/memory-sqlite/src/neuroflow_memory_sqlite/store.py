@@ -105,6 +105,7 @@ def _search_fields() -> dict[str, Any]:
         "hnsw_ef_search": attrs.field(default=100, validator=_positive),
         "ivfflat_lists": attrs.field(default=100, validator=_positive),
         "ivfflat_probes": attrs.field(default=10, validator=_positive),
+        "index_min_entries": attrs.field(default=2000, validator=_positive),
         "cache_bytes": attrs.field(default=256 * MiB, converter=size_converter("cache_bytes"),
                                    validator=_positive),
     }
@@ -139,6 +140,8 @@ class SqliteStoreConfig:
         hnsw_m, hnsw_ef_construction: HNSW build options; hnsw_ef_search: its search
             breadth.
         ivfflat_lists, ivfflat_probes: IVFFlat build and search options.
+        index_min_entries: with pgvector, an agent with fewer entries is searched exactly
+            from the per-agent cache (faster than the index for small agents).
         cache_bytes: PostgreSQL: most memory the per-agent cache holds (``"256M"``).
     """
 
@@ -156,6 +159,7 @@ class SqliteStoreConfig:
     hnsw_ef_search: int = _search_fields()["hnsw_ef_search"]
     ivfflat_lists: int = _search_fields()["ivfflat_lists"]
     ivfflat_probes: int = _search_fields()["ivfflat_probes"]
+    index_min_entries: int = _search_fields()["index_min_entries"]
     cache_bytes: ByteSize = _search_fields()["cache_bytes"]
 
 
@@ -177,6 +181,7 @@ class PostgresStoreConfig:
     hnsw_ef_search: int = _search_fields()["hnsw_ef_search"]
     ivfflat_lists: int = _search_fields()["ivfflat_lists"]
     ivfflat_probes: int = _search_fields()["ivfflat_probes"]
+    index_min_entries: int = _search_fields()["index_min_entries"]
     cache_bytes: ByteSize = _search_fields()["cache_bytes"]
 
 
