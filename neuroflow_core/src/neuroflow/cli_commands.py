@@ -63,13 +63,24 @@ def _config_group() -> click.Group:
         if security is not None:
             # What the level stands for, concretely, for every isolation backend.
             data["security"]["level_settings"] = level_settings(security.level)
+        if isinstance(data.get("memory"), dict):
+            from neuroflow.memory import describe_memory_store
+
+            # What the configured store actually does (it connects): e.g. which
+            # semantic-search path a PostgreSQL store is on.
+            active = describe_memory_store(cfg)
+            data["memory"]["active"] = active
+            sources = {**cfg.sources,
+                       **{f"memory.active.{k}": "what the store reports" for k in active}}
+        else:
+            sources = dict(cfg.sources)
         if as_json:
             click.echo(json.dumps({"config": data, "sources": dict(cfg.sources)}, indent=2,
                                   default=str))
             return
         files = ", ".join(str(p) for p in cfg.files) or "none (defaults)"
         click.echo(f"# files read: {files}")
-        _print_table(data, "", cfg.sources)
+        _print_table(data, "", sources)
 
     @config.command("check")
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))

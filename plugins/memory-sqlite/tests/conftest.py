@@ -39,6 +39,27 @@ def postgres_url() -> str:
     return PG_URL
 
 
+@pytest.fixture(scope="session")
+def pgvector_url() -> Iterator[str]:
+    """A PostgreSQL 18 with pgvector this test session starts (and stops) itself."""
+    try:
+        from neuroflow_memory_sqlite.vector_server import VectorServer
+
+        server = VectorServer()
+    except Exception as exc:  # noqa: BLE001 - the wheel is missing
+        pytest.skip(f"no PostgreSQL with pgvector: {exc}")
+    with server:
+        yield server.url
+
+
+@pytest.fixture
+def pgv_prefix(pgvector_url: str) -> Iterator[str]:
+    """A fresh table prefix on the pgvector server; the tables are dropped afterwards."""
+    prefix = f"v{uuid.uuid4().hex[:12]}_"
+    yield prefix
+    drop_tables(pgvector_url, prefix)
+
+
 def drop_tables(url: str, prefix: str) -> None:
     """Remove every table a store with ``prefix`` created."""
     import sqlalchemy as sa

@@ -2,7 +2,10 @@
 
 Usage: python memory_writer.py URL PREFIX MODE WORKER COUNT
 MODE ``keys``: store COUNT distinct keys; ``counter``: increment one shared counter COUNT times
-with versioned updates; ``forever``: store keys until killed.
+with versioned updates; ``forever``: store keys until killed; ``notes``: store COUNT keys
+whose text holds one word of their own (``u<WORKER>x<i>``), and after every fifth one delete
+the one stored two before it (printing ``-KEY`` after the delete); before each write it
+waits for a line on stdin, so the reader checks each write before the next.
 """
 
 from __future__ import annotations
@@ -36,6 +39,18 @@ async def main(url: str, prefix: str, mode: str, worker: str, count: int) -> Non
                         break
                     except MemoryConflictError:
                         continue
+            elif mode == "notes":
+                sys.stdin.readline()
+                key = f"{worker}-{i}"
+                await manager.store_memory(f"agent-{worker}", key,
+                                           {"text": f"note number {i} u{worker}x{i}"},
+                                           tags=["note"])
+                print(key, flush=True)
+                if i % 5 == 4:
+                    sys.stdin.readline()
+                    gone = f"{worker}-{i - 2}"
+                    await manager.delete_memory(f"agent-{worker}", gone)
+                    print(f"-{gone}", flush=True)
             else:
                 key = f"{worker}-{i}"
                 await manager.store_memory(f"agent-{worker}", key, {"i": i, "pad": "x" * 200},

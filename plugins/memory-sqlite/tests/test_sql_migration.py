@@ -20,7 +20,13 @@ async def _store_then_drop_model(store: Any, url: str, prefix: str, pg: bool) ->
     with engine.begin() as conn:
         conn.exec_driver_sql(f"ALTER TABLE {prefix}entries DROP COLUMN model")
         if pg:
+            # Such a table also predates the change counters (whose index marks a
+            # complete schema).
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {prefix}entries_model_v")
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {prefix}entries_seq")
+            conn.exec_driver_sql(f"ALTER TABLE {prefix}entries DROP COLUMN seq")
+            conn.exec_driver_sql(f"ALTER TABLE {prefix}counts DROP COLUMN changes, "
+                                 "DROP COLUMN deletes")
     engine.dispose()
 
 
@@ -32,6 +38,11 @@ def _check_reopened(store: Any) -> None:
             "a", "dark", explain=True)}
         # An old vector has no embedder name: it is compared by size, as before.
         assert found["old"]["semantic"] > 0 and found["new"]["semantic"] > 0
+        # Later writes and deletes reach the search (the cache on PostgreSQL).
+        await manager.store_memory("a", "newer", {"text": "dark night"})
+        await manager.delete_memory("a", "old")
+        assert sorted(e.key for e in await manager.search_memories("a", "dark")) == \
+            ["new", "newer"]
         await manager.aclose()
 
     anyio.run(main)

@@ -21,6 +21,7 @@ from neuroflow._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "MemoryManager": "neuroflow.memory.manager",
+    "describe_memory_store": "neuroflow.memory.manager",
     "MemoryConfig": "neuroflow.memory.config",
     "MemoryEntry": "neuroflow.memory.model",
     "HistoryRecord": "neuroflow.memory.model",
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from neuroflow.memory.embedders import LexicalEmbedder
     from neuroflow.memory.filters import matches_filter
     from neuroflow.memory.inmemory import InMemoryStore
-    from neuroflow.memory.manager import MemoryManager
+    from neuroflow.memory.manager import MemoryManager, describe_memory_store
     from neuroflow.memory.model import Candidates, HistoryRecord, MemoryEntry, MemoryQuery
     from neuroflow.memory.protocol import Embedder, MemoryStore
     from neuroflow.memory.text import coverage, tokenize
@@ -75,6 +76,7 @@ __all__ = [
     "MemoryStoreError",
     "TieredStore",
     "coverage",
+    "describe_memory_store",
     "is_large",
     "matches_filter",
     "tokenize",

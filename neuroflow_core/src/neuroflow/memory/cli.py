@@ -1,4 +1,5 @@
-"""``neuroflow memory list|show|search|delete|stats``: look into the configured store.
+"""``neuroflow memory list|show|search|delete|stats|export|import``: look into the
+configured store, and move memories between stores as JSON lines.
 
 The store is the one the effective configuration selects (``[memory] backend = "sqlite"``,
 ``[memory.sqlite] url = "..."``); ``--backend`` picks another installed one.
@@ -79,6 +80,19 @@ def _print_entries(entries: list[Any], as_json: bool, show_score: bool = False) 
         if e.explain:
             terms = ", ".join(f"{k}={v:.3f}" for k, v in e.explain.items())
             click.echo(f"    {terms}")
+
+
+_PAGE = 1000
+#: Fields of an exported entry that the importing store sets itself.
+_SET_BY_STORE = ("created_at", "updated_at", "version")
+
+
+def _exported(entry: Any) -> dict[str, Any]:
+    """One line of ``export``: what ``import`` needs, plus the entry's times and version."""
+    return {"agent_id": entry.agent_id, "key": entry.key, "value": entry.value,
+            "tags": list(entry.tags), "importance": entry.importance,
+            "expires_at": entry.expires_at, "created_at": entry.created_at,
+            "updated_at": entry.updated_at, "version": entry.version}
 
 
 def memory_group() -> click.Group:
@@ -194,5 +208,64 @@ def memory_group() -> click.Group:
         click.echo(f"entries: {out['entries']}  (expired, not yet swept: {out['expired']})")
         for agent, n in out["agents"].items():
             click.echo(f"  {agent}: {n}")
+
+    @memory.command("export")
+    @click.argument("file", type=click.File("w", encoding="utf-8"), default="-")
+    @click.option("--agent", "agent_id", default=None, help="Only this agent's memories.")
+    @_backend_option
+    def export(file: Any, agent_id: str | None, backend: str | None) -> None:
+        """Write live memories to FILE (default: stdout), one JSON object a line."""
+        async def action(m: Any) -> int:
+            n = 0
+            while True:
+                page = await m.list_memories(agent_id, limit=_PAGE, offset=n)
+                for e in page:
+                    file.write(json.dumps(_exported(e), ensure_ascii=False) + "\n")
+                n += len(page)
+                if len(page) < _PAGE:
+                    return n
+
+        n = _run(backend, action)
+        click.echo(f"exported {n}", err=True)
+
+    @memory.command("import")
+    @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+    @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1),
+                  help="Entries embedded and written together.")
+    @_backend_option
+    def import_(file: Any, batch_size: int, backend: str | None) -> None:
+        """Store the memories in FILE (JSON lines, as `export` writes them).
+
+        Each line needs agent_id, key and value; tags, importance and expires_at are
+        kept; created_at, updated_at and version are set anew by the store.
+        """
+        from neuroflow.errors import InvalidMemoryError
+
+        items = []
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(f"line {number}: not JSON: {exc}",
+                                         param_hint="FILE") from None
+            if not isinstance(item, dict):
+                raise click.BadParameter(f"line {number}: expected a JSON object",
+                                         param_hint="FILE")
+            for name in _SET_BY_STORE:
+                item.pop(name, None)
+            items.append((number, item))
+        try:
+            stored = _run(backend, lambda m: m.store_many([i for _, i in items],
+                                                          batch_size=batch_size))
+        except InvalidMemoryError as exc:
+            found = re.match(r"items\[(\d+)\]\.(.*)", str(exc), re.DOTALL)
+            if found is None:
+                raise
+            line_no = items[int(found[1])][0]
+            raise click.BadParameter(f"line {line_no}: {found[2]}", param_hint="FILE") \
+                from None
+        click.echo(f"imported {len(stored)}")
 
     return memory

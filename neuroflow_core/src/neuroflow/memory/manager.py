@@ -289,6 +289,91 @@ class MemoryManager:
         )
         return await self._put(entry, check.version(expected_version), now)
 
+    @_traced("store_many")
+    async def store_many(
+        self, items: Iterable[Mapping[str, Any]], *, batch_size: int = 256
+    ) -> list[MemoryEntry]:
+        """Store many memories: the embedder runs once per batch, off the event loop.
+
+        Each item is a mapping with ``agent_id``, ``key``, ``value`` and optionally
+        ``tags``, ``importance``, ``ttl`` and ``expires_at`` (as :meth:`store_memory`).
+        A batch is checked whole before any of it is written; a store with ``put_many``
+        writes it in one transaction.  With ``max_entries`` set, eviction runs once per
+        batch (entries evicted at once are not flagged, unlike :meth:`store_memory`).
+
+        Returns:
+            the stored entries, in order.
+
+        Raises:
+            InvalidMemoryError: an item is invalid (``items[i].field: ...``); the batches
+                before it are stored.
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidMemoryError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        out: list[MemoryEntry] = []
+        batch: list[Mapping[str, Any]] = []
+        for n, item in enumerate(items):
+            batch.append(item)
+            if len(batch) == batch_size:
+                out += await self._store_batch(batch, n + 1 - len(batch))
+                batch = []
+        if batch:
+            out += await self._store_batch(batch, len(out))
+        return out
+
+    async def _store_batch(self, items: list[Mapping[str, Any]], first: int) -> list[MemoryEntry]:
+        now = await self._ready()
+        entries = []
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, Mapping):
+                    raise InvalidMemoryError(f"item: expected a mapping, got {item!r}")
+                unknown = set(item) - _ITEM_FIELDS
+                if unknown:
+                    raise InvalidMemoryError(
+                        f"{sorted(unknown)[0]}: not a memory field (expected "
+                        f"{', '.join(sorted(_ITEM_FIELDS))})")
+                for need in ("agent_id", "key", "value"):
+                    if need not in item:
+                        raise InvalidMemoryError(f"{need}: missing")
+                importance = item.get("importance")
+                entries.append(MemoryEntry(
+                    agent_id=check.identifier("agent_id", item["agent_id"]),
+                    key=check.identifier("key", item["key"]),
+                    value=await self._value(item["value"]),
+                    tags=check.tags(item.get("tags")),
+                    importance=self.config.default_importance if importance is None
+                    else check.unit("importance", importance),
+                    expires_at=check.expiry(item.get("ttl"), item.get("expires_at"), now),
+                ))
+            except InvalidMemoryError as exc:
+                raise InvalidMemoryError(f"items[{first + i}].{exc}") from None
+        self.embedder  # noqa: B018 - built here, not in the worker thread
+
+        def index() -> tuple[list[str], Any]:
+            words = [search_words(e.key, e.value, e.tags) for e in entries]
+            vectors = self.embedder.embed([entry_text(e.key, e.value, e.tags)
+                                           for e in entries])
+            return words, vectors
+
+        words, vectors = await anyio.to_thread.run_sync(index)
+        keep = self.config.keep_history
+        put_many = getattr(self.store, "put_many", None)
+        if put_many is not None:
+            done = await put_many(list(zip(entries, words, vectors, strict=True)), now=now,
+                                  keep_history=keep, embedder=self._embedder_name())
+        else:
+            done = [await self.store.put(e, words=w, vector=v, expected_version=None, now=now,
+                                         keep_history=keep, embedder=self._embedder_name())
+                    for e, w, v in zip(entries, words, vectors, strict=True)]
+        limit = self.config.max_entries
+        if limit is not None and any(created for _, created in done):
+            scopes = ({e.agent_id for e, created in done if created}
+                      if self.config.eviction_scope == "agent" else {None})
+            for scope in sorted(scopes, key=str):
+                await self.store.evict(scope, limit, now=now, keep_history=keep)
+        return [stored for stored, _ in done]
+
     async def update_memory(
         self,
         agent_id: str,
@@ -491,34 +576,18 @@ class MemoryManager:
         qvec = None
         if query:
             qvec = self.embedder.embed([query])[0]
-        cands = await self.store.candidates(
-            q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None,
-            embedder=self._embedder_name())
+        cands = None
+        if qvec is not None and np.any(qvec):
+            cands = await self._nearest(q, now, words, qvec, limit, bool(query))
+        if cands is None:
+            cands = await self.store.candidates(
+                q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None,
+                embedder=self._embedder_name())
         if len(cands) == 0:
             return []
-        cfg = self.config
-        importance = np.asarray(cands.importance, dtype=np.float64)
-        age = np.maximum(now - np.asarray(cands.updated_at, dtype=np.float64), 0.0)
-        recency = np.exp2(-age / cfg.recency_half_life_seconds)
-        w_rel = cfg.relevance_weight if query else 0.0
-        total = w_rel + cfg.importance_weight + cfg.recency_weight
-        if total <= 0:
-            total, w_imp, w_rec = 1.0, 1.0, 0.0
-        else:
-            w_imp, w_rec = cfg.importance_weight, cfg.recency_weight
-        score = (w_imp * importance + w_rec * recency) / total
-        semantic = keyword = relevance = None
-        if query:
-            keyword = np.asarray(cands.keyword, dtype=np.float64)
-            if cands.vectors is not None and qvec is not None and np.any(qvec):
-                # einsum, not BLAS: a matrix-vector product gains nothing from BLAS threads,
-                # and on a busy machine waiting for them costs milliseconds.
-                semantic = np.einsum("ij,j->i", cands.vectors, qvec)
-                semantic = np.clip(semantic, 0.0, 1.0).astype(np.float64)
-            else:
-                semantic = np.zeros(len(cands), dtype=np.float64)
-            relevance = cfg.semantic_share * semantic + (1 - cfg.semantic_share) * keyword
-            score = score + w_rel * relevance / total
+        score, importance, recency, semantic, keyword, relevance, weights = self._score(
+            cands, qvec, now, bool(query))
+        w_rel, w_imp, w_rec, total = weights
         order, entries = await self._winners(score, cands, limit)
         out = []
         for i, entry in zip(order, entries, strict=True):
@@ -537,6 +606,68 @@ class MemoryManager:
                                   keyword=float(keyword[i]))
             out.append(attrs.evolve(entry, score=float(score[i]), explain=detail))
         return out
+
+    def _score(self, cands: Any, qvec: Any, now: float, has_query: bool) -> tuple[Any, ...]:
+        """Every candidate's score and its terms (see :meth:`search_memories`)."""
+        import numpy as np
+
+        cfg = self.config
+        importance = np.asarray(cands.importance, dtype=np.float64)
+        age = np.maximum(now - np.asarray(cands.updated_at, dtype=np.float64), 0.0)
+        recency = np.exp2(-age / cfg.recency_half_life_seconds)
+        w_rel = cfg.relevance_weight if has_query else 0.0
+        total = w_rel + cfg.importance_weight + cfg.recency_weight
+        if total <= 0:
+            total, w_imp, w_rec = 1.0, 1.0, 0.0
+        else:
+            w_imp, w_rec = cfg.importance_weight, cfg.recency_weight
+        score = (w_imp * importance + w_rec * recency) / total
+        semantic = keyword = relevance = None
+        if has_query:
+            keyword = np.asarray(cands.keyword, dtype=np.float64)
+            if cands.vectors is not None and qvec is not None and np.any(qvec):
+                # einsum, not BLAS: a matrix-vector product gains nothing from BLAS threads,
+                # and on a busy machine waiting for them costs milliseconds.
+                semantic = np.einsum("ij,j->i", cands.vectors, qvec)
+                semantic = np.clip(semantic, 0.0, 1.0).astype(np.float64)
+            else:
+                semantic = np.zeros(len(cands), dtype=np.float64)
+            relevance = cfg.semantic_share * semantic + (1 - cfg.semantic_share) * keyword
+            score = score + w_rel * relevance / total
+        return (score, importance, recency, semantic, keyword, relevance,
+                (w_rel, w_imp, w_rec, total))
+
+    async def _nearest(self, q: MemoryQuery, now: float, words: Any, qvec: Any, limit: int,
+                       has_query: bool) -> Any:
+        """Candidates from the store's vector index when it has one and they decide the
+        top ``limit``; ``None`` otherwise (the caller reads every candidate).
+
+        The store returns the nearest entries by embedding plus every keyword hit, and
+        bounds on what any entry left out could score (its similarity, importance and
+        recency at most those bounds, keyword 0).  If ``limit`` candidates score above
+        that, no entry left out can enter the top ``limit``: the result equals the exact
+        search.  Otherwise ask for four times as many, up to ``_NEAREST_MAX``.
+        """
+        import numpy as np
+
+        near = getattr(self.store, "nearest", None)
+        if near is None:
+            return None
+        cfg = self.config
+        want = max(4 * limit, 40)
+        while want <= _NEAREST_MAX:
+            found = await near(q, now=now, words=words, vector=qvec, limit=want,
+                               embedder=self._embedder_name())
+            if found is None:
+                return None
+            cands, semantic_out, importance_out = found
+            score, *_, (w_rel, w_imp, w_rec, total) = self._score(cands, qvec, now, has_query)
+            bound = (w_rel * cfg.semantic_share * min(max(semantic_out, 0.0), 1.0)
+                     + w_imp * importance_out + w_rec * 1.0) / total
+            if int(np.count_nonzero(score > bound + 1e-6)) >= limit:
+                return cands
+            want *= 4
+        return None
 
     async def _winners(self, score: Any, cands: Any, limit: int
                        ) -> tuple[list[int], list[MemoryEntry]]:
@@ -565,6 +696,46 @@ class MemoryManager:
                 kept = [i for i in order if i in found][:limit]
                 return kept, [found[i] for i in kept]
             want = min(len(score), want + max(limit, 2 * len(gone)))
+
+
+def describe_memory_store(config: Any = None, *, timeout: float = 5.0) -> dict[str, Any]:
+    """Which memory store the configuration selects and, if the store can tell (it then
+    connects), how it works: ``{"backend": name, ...}`` plus the store's ``describe()``,
+    e.g. ``"vector_search": "pgvector"``, or ``"error"`` when it cannot be reached.
+
+    For ``neuroflow doctor`` and ``neuroflow config show``; call it outside an event loop.
+    """
+    loaded = _loaded_config(config)
+    name = loaded.section("memory").backend
+    out: dict[str, Any] = {"backend": name}
+    try:
+        store = create_backend(BackendKind.MEMORY, name, config=loaded)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return {**out, "error": str(exc)}
+    describe = getattr(store, "describe", None)
+    if describe is None:
+        return out
+
+    async def ask() -> dict[str, Any]:
+        try:
+            with anyio.fail_after(timeout):
+                return dict(await describe())
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+
+    try:
+        return {**out, **anyio.run(ask)}
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return {**out, "error": f"{type(exc).__name__}: {exc}"}
+
+
+#: The keys an item of :meth:`MemoryManager.store_many` may have.
+_ITEM_FIELDS = frozenset({"agent_id", "key", "value", "tags", "importance", "ttl",
+                          "expires_at"})
+
+#: Most candidates asked of a store's vector index before reading every candidate.
+_NEAREST_MAX = 2560
 
 
 def _unconditional(query: MemoryQuery) -> bool:
@@ -598,4 +769,4 @@ def _loaded_config(config: Any) -> Any:
     return config
 
 
-__all__ = ["MemoryManager"]
+__all__ = ["MemoryManager", "describe_memory_store"]

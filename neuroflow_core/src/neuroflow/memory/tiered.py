@@ -80,6 +80,21 @@ class TieredStore:
         self._remember(stored)
         return stored, created
 
+    async def put_many(self, items: list[tuple[MemoryEntry, str, Any]], **kwargs: Any
+                       ) -> list[tuple[MemoryEntry, bool]]:
+        """Write a batch through (in one call if the persistent store can), then cache."""
+        for entry, _, _ in items:
+            self._hot.pop((entry.agent_id, entry.key), None)
+        many = getattr(self.persistent, "put_many", None)
+        if many is not None:
+            done = await many(items, **kwargs)
+        else:
+            done = [await self.persistent.put(e, words=w, vector=v, expected_version=None,
+                                              **kwargs) for e, w, v in items]
+        for stored, _ in done:
+            self._remember(stored)
+        return done
+
     async def get(self, agent_id: str, key: str, *, now: float) -> MemoryEntry | None:
         """From the cache if there, else from the persistent store."""
         hit = self._hot.get((agent_id, key))
@@ -110,6 +125,17 @@ class TieredStore:
     async def candidates(self, query: MemoryQuery, **kwargs: Any) -> Candidates:
         """Ask the persistent store."""
         return await self.persistent.candidates(query, **kwargs)
+
+    async def describe(self) -> dict[str, Any]:
+        """The persistent store's description (if it has one) and the cache size."""
+        describe = getattr(self.persistent, "describe", None)
+        out = dict(await describe()) if describe is not None else {}
+        return {**out, "hot_entries": self.hot_entries}
+
+    async def nearest(self, query: MemoryQuery, **kwargs: Any) -> Any:
+        """Ask the persistent store's index, if it has one (else ``None``)."""
+        near = getattr(self.persistent, "nearest", None)
+        return None if near is None else await near(query, **kwargs)
 
     async def list(
         self, query: MemoryQuery, *, now: float, limit: int | None, offset: int = 0

@@ -399,6 +399,18 @@ class _DeletesAfterCandidates:
         self.victims = []
         return found
 
+    async def nearest(self, query: MemoryQuery, **kwargs: Any) -> Any:
+        """The same race for a store that answers from a vector index."""
+        near = getattr(self.store, "nearest", None)
+        if near is None:
+            return None
+        found = await near(query, **kwargs)
+        if found is not None:
+            for agent, key in self.victims:
+                await self.store.delete(agent, key, now=kwargs["now"], keep_history=True)
+            self.victims = []
+        return found
+
 
 # --- the suite ---------------------------------------------------------------------------------
 

@@ -76,9 +76,34 @@ def neuroflow_doctor_checks() -> list:
         ok = importlib.util.find_spec(module) is not None
         return ok, "installed" if ok else f"pip install 'neuroflow-memory-sqlite[{extra}]'"
 
-    return [
+    checks = [
         Check("memory: SQLite FTS5 keyword index", fts5, detail),
         Check("memory: psycopg for the postgres store", *installed("psycopg", "postgres")),
         Check("memory: wordllama embedder", *installed("wordllama", "wordllama")),
         Check("memory: minilm embedder", *installed("sentence_transformers", "minilm")),
     ]
+    active = _active_search()
+    if active is not None:
+        checks.append(active)
+    return checks
+
+
+def _active_search() -> object | None:
+    """The semantic-search path of the configured store, if it is one of ours on
+    PostgreSQL (it connects to say so)."""
+    from neuroflow import Check
+    from neuroflow.memory import describe_memory_store
+
+    info = describe_memory_store()
+    if info.get("database") != "postgresql" and "error" not in info:
+        return None
+    if "error" in info:
+        if info["backend"] not in ("postgres", "sql", "sqlite", "tiered"):
+            return None
+        return Check("memory: store reachable", False, info["error"])
+    path = info["vector_search"]
+    detail = (f"pgvector ({info.get('vector_index', 'hnsw')} index) at {info['url']}"
+              if path == "pgvector" else
+              f"per-agent cache (no pgvector on the server; at most "
+              f"{info['cache_entries']} entries, {info['cache_bytes']} bytes) at {info['url']}")
+    return Check("memory: PostgreSQL semantic search", True, detail)

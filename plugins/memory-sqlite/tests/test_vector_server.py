@@ -1,0 +1,44 @@
+"""The throwaway pgvector server the tests and benchmarks start: loopback only, never as
+root, gone afterwards."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+
+
+def test_server_runs_unprivileged_on_loopback_and_is_removed(tmp_path: Path) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        from neuroflow_memory_sqlite.vector_server import VectorServer
+
+        server = VectorServer()
+    except Exception as exc:  # noqa: BLE001 - the wheel is missing
+        pytest.skip(f"no PostgreSQL with pgvector: {exc}")
+    with server:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            listen = conn.execute("SHOW listen_addresses").fetchone()[0]
+            version = conn.execute("SHOW server_version_num").fetchone()[0]
+            available = conn.execute("SELECT default_version FROM pg_available_extensions "
+                                     "WHERE name = 'vector'").fetchone()
+            # A superuser of this server runs programs as the server's OS user.
+            conn.execute("CREATE TEMP TABLE who (line text)")
+            conn.execute("COPY who FROM PROGRAM 'id -u'")
+            uid = int(conn.execute("SELECT line FROM who").fetchone()[0])
+        pid = int((server.data / "postmaster.pid").read_text().split()[0])
+        owner = os.stat(f"/proc/{pid}").st_uid
+        base = server.base
+    assert listen == "127.0.0.1"
+    assert int(version) >= 180000 and available is not None and available[0] >= "0.8"
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody").pw_uid
+        assert uid == nobody and owner == nobody
+    else:
+        assert uid == os.geteuid() == owner
+    assert not base.exists()
+    status = Path(f"/proc/{pid}/status")
+    # Stopped: gone, or a zombie waiting for whoever adopted it to reap it.
+    assert not status.exists() or "\nState:\tZ" in status.read_text()
