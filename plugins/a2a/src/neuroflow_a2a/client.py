@@ -28,6 +28,7 @@ from neuroflow.a2a import (
     CardFetch,
     TransportConfig,
 )
+from neuroflow_a2a.grpc_support import grpc_module
 
 #: ``[a2a] backend`` name -> the protocol binding a2a-sdk names.
 BINDINGS = {"jsonrpc": "JSONRPC", "http-json": "HTTP+JSON", "grpc": "GRPC"}
@@ -100,7 +101,6 @@ class SdkTransport:
         client = self._clients.get(endpoint)
         if client is not None:
             return client
-        import grpc
         from a2a.client import ClientConfig, ClientFactory
         from a2a.types import AgentCapabilities, AgentCard, AgentInterface
 
@@ -110,8 +110,11 @@ class SdkTransport:
                              protocol_binding=BINDINGS[self.binding], url=url,
                              protocol_version="1.0")],
                          capabilities=AgentCapabilities(streaming=False))
+        channels: Any = None
+        if self.binding == "grpc":
+            channels = grpc_module().aio.insecure_channel
         config = ClientConfig(streaming=False, httpx_client=self._http_client(),
-                              grpc_channel_factory=grpc.aio.insecure_channel,
+                              grpc_channel_factory=channels,
                               supported_protocol_bindings=[BINDINGS[self.binding]])
         client = ClientFactory(config).create(card)
         self._clients[endpoint] = client

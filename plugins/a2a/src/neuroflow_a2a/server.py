@@ -23,6 +23,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from neuroflow.a2a import AgentTimeoutError, CollaborationRefused, ServedAgent
+from neuroflow_a2a.grpc_support import grpc_module
 
 log = logging.getLogger("neuroflow.a2a.server")
 
@@ -114,7 +115,7 @@ class _HttpAuth:
 
 
 def _grpc_auth(tokens: list[str], keys: list[str]) -> Any:
-    import grpc
+    grpc = grpc_module()
 
     class Interceptor(grpc.aio.ServerInterceptor):
         async def intercept_service(self, continuation: Any, details: Any) -> Any:
@@ -240,8 +241,7 @@ class A2AServer:
         self.port = sock.getsockname()[1]
         grpc_server = None
         if self.grpc_port is not None:
-            import grpc
-
+            grpc = grpc_module()
             interceptors = [_grpc_auth(self.tokens, self.keys)] if (
                 self.tokens or self.keys) else []
             grpc_server = grpc.aio.server(interceptors=interceptors)
