@@ -122,12 +122,12 @@ _Proc = subprocess.Popen[bytes] | _Child
 
 
 def _no_memory_to_start(exc: BaseException, group: cgroups.RunCgroup | None) -> bool:
-    """Whether the native spawn's child could not join its memory cgroup or exec in it
-    for the cgroup's limit."""
+    """Whether the child could not start for its memory cgroup's limit: any step after it
+    joined the cgroup (setgroups, the keyrings, the IPC namespace, exec...) may be the one
+    refused memory (ENOMEM)."""
     return (
         group is not None and "memory" in group.dirs and isinstance(exc, OSError)
         and exc.errno == errno.ENOMEM
-        and (exc.strerror or "").startswith(("exec:", "cgroup:"))
     )
 
 
