@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 CODE = """
 import anyio, json, urllib.request
 from neuroflow import AINativeAgent
+from neuroflow.errors import InvalidMemoryError
 from neuroflow.agent.llm import Completion, LLMConfig, ToolCall
 from neuroflow.memory import MemoryManager
 from neuroflow.observability import TracingService
@@ -54,10 +55,12 @@ async def main():
     memory = MemoryManager(store="memory")
     await memory.store_memory("a", "k", "v")
     await memory.retrieve_memory("a", "k")
-    try:
+    try:  # an empty key is refused: the error counter must show it
         await memory.store_memory("a", "", "v")
-    except Exception:
+    except InvalidMemoryError:
         pass
+    else:
+        raise SystemExit("an empty key was accepted")
     await memory.aclose()
     text = urllib.request.urlopen(tracing.tracer.metrics.url, timeout=30).read().decode()
     await tracing.stop()

@@ -303,13 +303,10 @@ async def a2a_registry() -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    try:
-        import attrs
+    import attrs
 
-        if attrs.has(type(value)):
-            return attrs.asdict(value)
-    except ImportError:
-        pass
+    if attrs.has(type(value)):
+        return attrs.asdict(value)
     to_dict = getattr(value, "to_dict", None) or getattr(value, "model_dump", None)
     if to_dict is not None:
         return to_dict()
