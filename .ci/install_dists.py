@@ -13,6 +13,7 @@ Used by tox.ini; one pip call, so pip resolves everything together -- after one 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -55,6 +56,18 @@ def pip(*arguments: str) -> int:
     return done.returncode
 
 
+def ensure_browser() -> int:
+    """Debian's chromium and chromedriver for the console's browser tests (playwright drives
+    them through ``executable_path``, so ``playwright install`` is never needed)."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return 0
+    print("install_dists: apt-get install chromium chromium-driver", flush=True)
+    if subprocess.call(["apt-get", "update", "-qq"]) != 0:
+        return 1
+    return subprocess.call(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+                           stdout=subprocess.DEVNULL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="every distribution")
@@ -79,6 +92,8 @@ def main() -> int:
         folders.append(ROOT / "examples" / "third-party-backend")
     # The core's own extras name sibling plugins by version; they come from their folders.
     targets = [str(folders[0]), *map(with_extras, folders[1:])]
+    if any(folder.name == "console" for folder in folders) and (status := ensure_browser()):
+        return status
     first = first_requirements(folders[1:])
     if first and (status := pip(*first)):
         return status
