@@ -68,6 +68,14 @@ def ensure_browser() -> int:
                            stdout=subprocess.DEVNULL)
 
 
+def warm_wasm_python() -> int:
+    """Compile the WebAssembly Python runtime (both flavours) once per machine, before any
+    test: the first compile takes a minute or more, and a test must never pay it (instant
+    when the machine's cache already holds it)."""
+    print("install_dists: neuroflow sandbox warm --fuel", flush=True)
+    return subprocess.call([sys.executable, "-m", "neuroflow", "sandbox", "warm", "--fuel"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="every distribution")
@@ -97,7 +105,11 @@ def main() -> int:
     first = first_requirements(folders[1:])
     if first and (status := pip(*first)):
         return status
-    return pip(*targets, *TEST_TOOLS)
+    if status := pip(*targets, *TEST_TOOLS):
+        return status
+    if any(folder.name == "sandbox-wasm" for folder in folders):
+        return warm_wasm_python()
+    return 0
 
 
 if __name__ == "__main__":
