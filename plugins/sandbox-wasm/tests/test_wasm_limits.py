@@ -13,7 +13,7 @@ import wat_modules as wat
 
 from neuroflow.sandbox import TerminationReason
 from neuroflow_sandbox_wasm.result import TRAP_EXIT_CODE, WasmEndReason
-from neuroflow_sandbox_wasm.sandbox import WasmSandbox
+from neuroflow_sandbox_wasm.sandbox import INLINE_MAX_FUEL, WasmSandbox
 
 pytestmark = pytest.mark.anyio
 MiB = 1024 * 1024
@@ -121,6 +121,24 @@ async def test_an_oversized_memory_grow_ends_the_run_as_memory_limit(
     assert result.peak_memory_bytes == 64 * 1024  # it never got the memory
     assert result.wall_time_ms < 20_000  # ended at its next check, not by the timeout
     assert fits.ok and fits.peak_memory_bytes == 17 * 64 * 1024
+
+
+@pytest.mark.parametrize("fuel", [INLINE_MAX_FUEL, 50_000_000])
+async def test_a_refused_grow_ends_as_memory_limit_even_when_fuel_runs_out_first(
+        make_config: Callable[..., Any], fuel: int) -> None:
+    """A module that ignores the refused memory.grow and spins until its fuel is gone (on
+    the event loop with a small budget, in a worker with a larger one) ended because of
+    the memory limit: that is its reason, fuel is only what stopped it."""
+    spin = "(loop $forever (br $forever))"
+    async with WasmSandbox(make_config(max_memory_bytes=2 * MiB, max_fuel=fuel,
+                                       timeout_seconds=None), gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            result = await sandbox.execute(_grow_once(1024, spin))
+            fits = await sandbox.execute(_grow_once(16, spin))
+    assert result.wasm_reason is WasmEndReason.MEMORY_LIMIT, result
+    assert result.reason is TerminationReason.MEMORY_LIMIT
+    assert "memory" in result.limits_hit and not result.ok
+    assert fits.ok, fits
 
 
 async def test_the_memory_limit_counts_the_whole_store(make_config: Callable[..., Any]) -> None:

