@@ -258,6 +258,70 @@ def test_a_failed_child_is_reaped(tmp_path: os.PathLike[str]) -> None:
     assert zombies == []
 
 
+def test_pidfd_gives_a_pidfd_of_the_child_that_turns_readable_at_its_exit() -> None:
+    import select
+
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        # The child waits for a byte on its stdin, so it is alive until we write.
+        pid, pidfd = spawn(SH, [SH, "-c", "read x; exit 7"], ENV,
+                           fd_map=[read_end, null, null], pidfd=True)
+    finally:
+        os.close(read_end)
+        os.close(null)
+    try:
+        assert fcntl.fcntl(pidfd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        # It names the child: a pidfd signal reaches that process and no other.
+        assert os.readlink(f"/proc/self/fd/{pidfd}") == "anon_inode:[pidfd]"
+        with open(f"/proc/self/fdinfo/{pidfd}") as fh:
+            assert f"Pid:\t{pid}\n" in fh.read()
+        assert select.select([pidfd], [], [], 0.2)[0] == []  # still running
+        os.write(write_end, b"\n")
+        assert select.select([pidfd], [], [], 10)[0] == [pidfd]
+        assert wait(pid) == 7
+    finally:
+        os.close(write_end)
+        os.close(pidfd)
+
+
+def test_a_failed_spawn_with_pidfd_leaves_no_fd_and_no_zombie(
+    tmp_path: os.PathLike[str],
+) -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(FileNotFoundError):
+            spawn("/bin/true", ["true"], ENV, cwd=os.path.join(tmp_path, "missing"),
+                  pidfd=True)
+    assert set(os.listdir("/proc/self/fd")) == before
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_spawns_from_many_threads_at_once_each_run_their_own_child() -> None:
+    # Each spawn needs a child stack of its own while its child runs on it; the one kept
+    # for the next spawn must never be handed to two at once.
+    results: dict[int, tuple[int, bytes]] = {}
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(20):
+                code, out, _ = run([SH, "-c", f"echo {n}-{i}; exit {(n + i) % 7}"])
+                assert (code, out) == ((n + i) % 7, f"{n}-{i}\n".encode())
+            results[n] = (code, out)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(results) == list(range(6))
+
+
 def test_a_refused_rlimit_is_reported_as_the_setrlimit_step() -> None:
     # No one, root included, may raise RLIMIT_NOFILE above fs.nr_open.
     with open("/proc/sys/fs/nr_open") as fh:

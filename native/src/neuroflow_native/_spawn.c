@@ -12,8 +12,10 @@
  * setuid()/setgid()/setgroups() broadcast the change to every thread of the process,
  * and in a child that shares the parent's memory that "process" is the parent's.
  *
- * A failing step is reported through a close-on-exec pipe as (errno, step, index) before
- * _exit(127); end of file on the pipe means the exec succeeded.
+ * A failing step is reported as (errno, step, index), written into the parent's memory
+ * (which the child shares) before _exit(127).  The parent resumes only once the child has
+ * exec'd or exited (CLONE_VFORK), so no step is left to report then: no pipe is needed,
+ * and none can be refused by a memory cgroup too full to charge its buffer to.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -31,6 +33,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +52,13 @@
 #endif
 
 #define CHILD_STACK_SIZE (256 * 1024)
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 /* <linux/keyctl.h>, which not every system installs */
 #define KEYCTL_JOIN_SESSION_KEYRING 1
@@ -125,7 +135,6 @@ struct plan {
     const char *cwd;
     int *fds;
     int nfds;
-    int errfd;
     int max_fd; /* for closing without close_range */
     const char *const *procs;
     int nprocs;
@@ -147,9 +156,8 @@ struct plan {
     const gid_t *groups;
     int ngroups;
     sigset_t child_mask;
-    /* The child's report, also written here: the pipe write can fail when the child's
-     * memory cgroup is full (a pipe buffer page is charged to it), and the parent reads
-     * this only once the child has exec'd or exited. */
+    /* The child's report of a failed step (step -1: none), read by the parent once the
+     * child has exec'd or exited. */
     struct report *shared;
 };
 
@@ -158,14 +166,10 @@ struct plan {
 static void __attribute__((noreturn)) child_fail(const struct plan *p, int step, int index)
 {
     struct report r;
-    ssize_t n;
     r.err = errno;
     r.step = step;
     r.index = index;
     *p->shared = r;
-    do {
-        n = write(p->errfd, &r, sizeof r);
-    } while (n < 0 && errno == EINTR);
     _exit(127);
 }
 
@@ -177,11 +181,7 @@ static void __attribute__((noreturn)) child_fail_nomem(const struct plan *p, int
 {
     if (errno == ENOMEM && p->nomem_kill) {
         struct report r = {ENOMEM, step, index};
-        ssize_t n;
         *p->shared = r;
-        do {
-            n = write(p->errfd, &r, sizeof r);
-        } while (n < 0 && errno == EINTR);
         syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
     }
     child_fail(p, step, index);
@@ -299,8 +299,7 @@ static int child_main(void *arg)
             child_fail(p, STEP_FD_MAP, i);
         }
     }
-    if (close_from(p, (unsigned int)p->nfds, (unsigned int)p->errfd - 1) != 0 ||
-        close_from(p, (unsigned int)p->errfd + 1, ~0U) != 0)
+    if (close_from(p, (unsigned int)p->nfds, ~0U) != 0)
         child_fail(p, STEP_CLOSE_FDS, 0);
 
     /* A session of its own: no controlling terminal, and SIGCONT (which a process may
@@ -418,7 +417,33 @@ static int child_main(void *arg)
     child_fail_nomem(p, STEP_EXEC, 0);
 }
 
-/* ---- the parent: turn Python arguments into C buffers ---------------------------------- */
+/* ---- the parent ------------------------------------------------------------------------ */
+
+/* One child stack kept for the next spawn: a fresh mapping costs two system calls and a
+ * page fault for each page the child touches.  A spawn takes it (or maps a new one when
+ * another thread's spawn holds it) and gives it back once its child has exec'd or exited,
+ * when nothing uses it any more. */
+static void *spare_stack = NULL;
+
+static void *take_stack(void)
+{
+    void *stack = __atomic_exchange_n(&spare_stack, NULL, __ATOMIC_ACQ_REL);
+    if (stack != NULL)
+        return stack;
+    stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    return stack == MAP_FAILED ? NULL : stack;
+}
+
+static void give_back_stack(void *stack)
+{
+    void *none = NULL;
+    if (!__atomic_compare_exchange_n(&spare_stack, &none, stack, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        munmap(stack, CHILD_STACK_SIZE);
+}
+
+/* Turning Python arguments into C buffers. */
 
 /* A NULL-terminated array of the encoded items of ``seq``; the bytes objects go to
  * ``keep`` (which owns them until the spawn is over). */
@@ -589,11 +614,13 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 PyDoc_STRVAR(spawn_doc,
 "spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
 "      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
-"      nomem_kill=False, new_ipc=False, keyrings=0) -> int\n"
+"      nomem_kill=False, new_ipc=False, keyrings=0, pidfd=False) -> int | (int, int)\n"
 "--\n\n"
 "Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
 "strings) in a child that shares this process's memory until its exec (``clone`` with\n"
-"``CLONE_VM | CLONE_VFORK``, as posix_spawn), and return its pid.\n\n"
+"``CLONE_VM | CLONE_VFORK``, as posix_spawn), and return its pid -- with ``pidfd``, the\n"
+"pair ``(pid, pidfd)``: a close-on-exec pidfd of the child made by the clone itself\n"
+"(``CLONE_PIDFD``), which the caller closes.\n\n"
 "In the child, in this order: signal handlers back to their defaults; ``fd_map[i]``\n"
 "becomes fd ``i`` (``-1``: closed) and every other fd is closed; ``setsid()`` when\n"
 "``new_session``; ``chdir(cwd)``; ``\"0\"`` written to each ``cgroup_procs`` file (the\n"
@@ -620,7 +647,7 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
                                "cgroup_procs", "uid", "gid", "groups", "rlimits",
                                "no_new_privs", "new_session", "view", "nomem_kill",
-                               "new_ipc", "keyrings", NULL};
+                               "new_ipc", "keyrings", "pidfd", NULL};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
     PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
     PyObject *rl_obj = NULL, *view_obj = Py_None;
@@ -631,16 +658,16 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     int *fds = NULL, *rl_resource = NULL;
     struct rlimit *rl_value = NULL;
     gid_t *groups = NULL;
-    void *stack = MAP_FAILED;
-    int pipefd[2] = {-1, -1};
+    void *stack = NULL;
+    int pidfd = -1, want_pidfd = 0;
     Py_ssize_t n, i;
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppi:spawn", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppip:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
                                      &no_new_privs, &new_session, &view_obj, &nomem_kill,
-                                     &new_ipc, &keyrings))
+                                     &new_ipc, &keyrings, &want_pidfd))
         return NULL;
     memset(&plan, 0, sizeof plan);
     plan.uid = plan.gid = -1;
@@ -875,63 +902,32 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     sigemptyset(&plan.child_mask);
 
-    stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    stack = take_stack();
+    if (stack == NULL) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
 
     {
         sigset_t all, old;
-        struct report report, shared = {0, -1, 0};
-        ssize_t got = 0;
+        struct report shared = {0, -1, 0};
         pid_t pid;
-        int clone_errno = 0, status;
+        int clone_errno = 0, status, flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 
+        if (want_pidfd)
+            flags |= CLONE_PIDFD;
         Py_BEGIN_ALLOW_THREADS
-        if (pipe2(pipefd, O_CLOEXEC) != 0) {
-            clone_errno = errno;
-            pid = -1;
-        } else {
-            if (pipefd[1] < plan.nfds) {
-                /* The pipe must not sit where the fd map puts the child's fds. */
-                int moved = fcntl(pipefd[1], F_DUPFD_CLOEXEC, plan.nfds);
-                if (moved >= 0) {
-                    close(pipefd[1]);
-                    pipefd[1] = moved;
-                }
-            }
-            plan.errfd = pipefd[1];
-            if (plan.errfd < plan.nfds) {
-                clone_errno = EMFILE;
-                pid = -1;
-            } else {
-                /* Nothing may run a handler of ours in the child before its exec. */
-                plan.shared = &shared;
-                sigfillset(&all);
-                pthread_sigmask(SIG_SETMASK, &all, &old);
-                pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-                            CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
-                clone_errno = errno;
-                pthread_sigmask(SIG_SETMASK, &old, NULL);
-                close(pipefd[1]);
-                pipefd[1] = -1;
-                if (pid > 0) {
-                    do {
-                        got = read(pipefd[0], &report, sizeof report);
-                    } while (got < 0 && errno == EINTR);
-                    if (got == 0 && shared.step >= 0) {
-                        report = shared; /* its pipe write failed */
-                        got = (ssize_t)sizeof report;
-                    }
-                    if (got != 0) {
-                        /* The child failed (it has already exited): reap it. */
-                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                            ;
-                    }
-                }
-            }
+        /* Nothing may run a handler of ours in the child before its exec. */
+        plan.shared = &shared;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, flags, &plan, &pidfd);
+        clone_errno = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        /* Here the child has exec'd or exited: a failed step has left its report. */
+        if (pid > 0 && shared.step >= 0) {
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
         }
         Py_END_ALLOW_THREADS
 
@@ -940,25 +936,36 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
             PyErr_SetFromErrno(PyExc_OSError);
             goto done;
         }
-        if (got == (ssize_t)sizeof report) {
-            step_error(&report, &plan);
+        if (shared.step >= 0) {
+            step_error(&shared, &plan);
             goto done;
         }
-        if (got != 0) {
-            PyErr_Format(PyExc_OSError, "spawn: the child failed before its exec and sent "
-                         "an incomplete report (%zd bytes)", got);
+        if (!want_pidfd) {
+            result = PyLong_FromLong((long)pid);
             goto done;
         }
-        result = PyLong_FromLong((long)pid);
+        if (pidfd < 0) {
+            /* A kernel that ignored CLONE_PIDFD: the child cannot have been reaped yet
+             * (only we may reap it), so its pid still names it. */
+            pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+            if (pidfd < 0) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                kill(pid, SIGKILL);
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                    ;
+                goto done;
+            }
+        }
+        result = Py_BuildValue("(ii)", (int)pid, pidfd);
+        if (result != NULL)
+            pidfd = -1; /* the caller's now */
     }
 
 done:
-    if (pipefd[0] >= 0)
-        close(pipefd[0]);
-    if (pipefd[1] >= 0)
-        close(pipefd[1]);
-    if (stack != MAP_FAILED)
-        munmap(stack, CHILD_STACK_SIZE);
+    if (pidfd >= 0)
+        close(pidfd);
+    if (stack != NULL)
+        give_back_stack(stack);
     Py_XDECREF(fast);
     PyMem_Free(argv);
     PyMem_Free(envp);
@@ -972,8 +979,49 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(deadline_fd_doc,
+"deadline_fd(seconds) -> int\n"
+"--\n\n"
+"A close-on-exec, non-blocking timerfd (``CLOCK_MONOTONIC``) that turns readable once\n"
+"``seconds`` (> 0, finite) have passed, for the caller to close: a deadline that an epoll\n"
+"set can wait on with the rest.\n\n"
+"Raises ValueError for a bad ``seconds``, OSError when the timer cannot be made.");
+
+static PyObject *deadline_fd(PyObject *module, PyObject *arg)
+{
+    struct itimerspec when;
+    double seconds = PyFloat_AsDouble(arg);
+    int fd;
+
+    (void)module;
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(seconds > 0.0) || seconds > 1e12) {
+        PyErr_Format(PyExc_ValueError, "seconds: expected a positive, finite number, got %R",
+                     arg);
+        return NULL;
+    }
+    memset(&when, 0, sizeof when);
+    when.it_value.tv_sec = (time_t)seconds;
+    when.it_value.tv_nsec = (long)((seconds - (double)when.it_value.tv_sec) * 1e9);
+    if (when.it_value.tv_nsec >= 1000000000L)
+        when.it_value.tv_nsec = 999999999L;
+    if (when.it_value.tv_sec == 0 && when.it_value.tv_nsec == 0)
+        when.it_value.tv_nsec = 1; /* zero would disarm it */
+    fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (timerfd_settime(fd, 0, &when, NULL) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(fd);
+        return NULL;
+    }
+    return PyLong_FromLong(fd);
+}
+
 static PyMethodDef methods[] = {
     {"spawn", (PyCFunction)(void (*)(void))spawn, METH_VARARGS | METH_KEYWORDS, spawn_doc},
+    {"deadline_fd", deadline_fd, METH_O, deadline_fd_doc},
     {NULL, NULL, 0, NULL},
 };
 
