@@ -206,6 +206,9 @@ class SandboxIsolator:
         # Who the program runs as, for finding programs that identity may execute.
         self._who = (identity.uid, identity.gid) if identity is not None else None
         self._leases: dict[str, runas.Lease] = {}
+        # (work dir, uid, gid) -> (the directories above it as seen, _closed_ancestor)
+        self._closed_cache: dict[tuple[str, int, int],
+                                 tuple[list[tuple[int, int, int, int, int]], str | None]] = {}
         self._lease_busy: anyio.Event | None = None
         self._search_path = config.env.get("PATH") or os.environ.get("PATH", DEFAULT_PATH)
         self._base_env = self._build_env()
@@ -678,11 +681,13 @@ class SandboxIsolator:
 
     async def _take_lease(self, cwd: str) -> runas.Lease | None:
         """The identity for a run in ``cwd``: runs overlapping in one work directory
-        share one (it owns the directory while they run); the directory is handed over."""
+        share one (it owns the directory while they run); the directory is handed over
+        (a small one at once, a large one in a worker thread, see :meth:`_tree_job`)."""
         plan = self._runas
         if not plan.drops:
             return None
-        await self._lease_turn()
+        if self._lease_busy is not None:
+            await self._lease_turn()
         lease = self._leases.get(cwd)
         if lease is None:
             cfg = self.config
@@ -697,16 +702,19 @@ class SandboxIsolator:
             # runs in a thread waits for it (_lease_turn), then shares the lease.
             self._leases[cwd] = lease
             identity = lease.identity
+            uid, gid, host = identity.uid, identity.gid, os.geteuid()
             try:
-                await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
-                    cwd, os.geteuid(), identity.uid, identity.gid, hand_over=True))
+                if not runas.chown_small_tree(cwd, host, uid, gid, hand_over=True):
+                    await self._tree_job(False, lambda: runas.chown_tree(
+                        cwd, host, uid, gid, hand_over=True))
             except OSError as exc:
                 del self._leases[cwd]
+                lease.cleaned = True  # nothing ran as it
                 lease.release()
                 raise SandboxError(
                     f"work_dir: cannot hand {cwd!r} to uid {lease.identity.uid}: "
                     f"{exc.strerror}") from None
-            lease.closed = _closed_ancestor(cwd, lease.identity)
+            lease.closed = self._closed_above(cwd, identity)
             if lease.closed is not None and _mount_calls() is None:
                 note = (f"work_dir {cwd!r}: {lease.closed} is closed to the run's uid, so "
                         "programs there cannot open files by absolute path (`python3 "
@@ -716,6 +724,31 @@ class SandboxIsolator:
                     self._warnings.append(note)
         lease.users += 1
         return lease
+
+    def _closed_above(self, cwd: str, identity: runas.Identity) -> str | None:
+        """:func:`_closed_ancestor`, remembered per work directory and uid for as long as
+        the directories above it keep their identity, owner and mode."""
+        parts = cwd.strip("/").split("/")[:-1]
+        sign: list[tuple[int, int, int, int, int]] = []
+        current = ""
+        for part in parts:
+            current += "/" + part
+            try:
+                st = os.stat(current)
+            except OSError:
+                sign.clear()
+                break
+            sign.append((st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid))
+        key = (cwd, identity.uid, identity.gid)
+        known = self._closed_cache.get(key)
+        if sign and known is not None and known[0] == sign:
+            return known[1]
+        closed = _closed_ancestor(cwd, identity)
+        if sign:
+            if len(self._closed_cache) >= 64:
+                self._closed_cache.clear()
+            self._closed_cache[key] = (sign, closed)
+        return closed
 
     def _scratch_reachable(self) -> bool:
         """Whether a run can create files in the host's scratch directories (``/tmp``,
@@ -730,19 +763,22 @@ class SandboxIsolator:
         lease.users -= 1
         if lease.users:
             return
-        await self._lease_turn()
-        if lease.users:
-            return  # a run in this directory started meanwhile: it keeps the lease
+        if self._lease_busy is not None:
+            with anyio.CancelScope(shield=True):
+                await self._lease_turn()
+            if lease.users:
+                return  # a run in this directory started meanwhile: it keeps the lease
         del self._leases[cwd]
         try:
             # First the work directory (it may itself be in /tmp), then the rest.
-            uid = lease.identity.uid
-            await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
-                cwd, uid, os.geteuid(), os.getegid()))
+            uid, host, group = lease.identity.uid, os.geteuid(), os.getegid()
+            if not runas.chown_small_tree(cwd, uid, host, group):
+                await self._tree_job(False, lambda: runas.chown_tree(cwd, uid, host, group))
             if self._runas.mode == "dedicated":
+                if not self._new_ipc:
+                    lease.clean(cwd, kill=False, ipc=True, scratch=False)
                 # Its processes died with the run cgroup; without one, find them by uid.
                 kill = self._cgroups is None
-                lease.clean(cwd, kill=False, ipc=not self._new_ipc, scratch=False)
                 changed = lease.changed_scratch()
                 if changed or kill:
                     # One pass over the changed directories (bounded) on the loop; the
@@ -755,6 +791,7 @@ class SandboxIsolator:
                         changed, kill, trees))
                     if trees:
                         await self._tree_job(False, lambda: runas.remove_trees(trees))
+            lease.cleaned = True
         finally:
             lease.release()
 
@@ -807,8 +844,8 @@ class SandboxIsolator:
                             await anyio.to_thread.run_sync(self._cgroups.release, group)
         finally:
             if lease is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._return_lease(cwd, lease)
+                # Never cancelled half-way: it waits only under shields of its own.
+                await self._return_lease(cwd, lease)
 
     async def _run_in(
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
