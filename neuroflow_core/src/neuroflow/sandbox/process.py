@@ -71,11 +71,17 @@ try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), w
     from neuroflow_native import spawn as _native_spawn
 except ImportError:
     _native_spawn = None
+try:  # its timerfd for a run's deadline (an older build has none)
+    from neuroflow_native import deadline_fd as _deadline_fd
+except ImportError:
+    _deadline_fd = None
 # Whether the C spawn can give the child an IPC namespace of its own (an older build
 # cannot).
 _NATIVE_IPC = "new_ipc" in (getattr(_native_spawn, "__doc__", None) or "")
 # Whether it can give the child a session keyring of its own and clear its uid's.
 _NATIVE_KEYRINGS = "keyrings" in (getattr(_native_spawn, "__doc__", None) or "")
+# Whether it returns a pidfd of the child made by the clone itself.
+_NATIVE_PIDFD = "pidfd" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
@@ -83,6 +89,10 @@ _READ_CHUNK = 65536
 _PASS_BYTES = 4 * _READ_CHUNK
 _DRAIN_GRACE = 2.0  # seconds to drain pipes after the tree was killed
 _EXIT_SPIN = 0.001  # seconds to block for the exit right after a pipe closed
+# Seconds to block for a run to end before waiting through the event loop, when this
+# isolator's previous run ended within that time: a trip through the loop costs several
+# times the CPU of one blocking wait, and a command this quick would have ended by then.
+_QUICK_RUN = 0.002
 
 _RLIMITS = {
     "cpu": resource.RLIMIT_CPU,
@@ -109,12 +119,14 @@ def _weaker(config: SandboxConfig, what: str, why: str, warnings: list[str]) -> 
 
 
 class _Child:
-    """A child started by the native spawn: its pid and, once reaped, its exit code."""
+    """A child started by the native spawn: its pid, a pidfd of it (``-1``: none yet;
+    the caller owns it) and, once reaped, its exit code."""
 
-    __slots__ = ("pid", "returncode")
+    __slots__ = ("pid", "pidfd", "returncode")
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, pidfd: int = -1) -> None:
         self.pid = pid
+        self.pidfd = pidfd
         self.returncode: int | None = None
 
 
@@ -240,6 +252,8 @@ class SandboxIsolator:
                     "keyring and keys an earlier run of their uid left)", self._warnings)
             self._keyrings = 0
         self._prctl = _prctl() if self._setup_in_child else None
+        # Whether the last run ended within _QUICK_RUN of its start (see _run_in).
+        self._quick = False
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -581,7 +595,7 @@ class SandboxIsolator:
             if closed is not None and _mount_calls() is not None:
                 view = (closed, _view_steps(cwd, closed))
             ids = (identity.uid, identity.gid, []) if identity is not None else (-1, -1, None)
-            pid = _native_spawn(
+            started = _native_spawn(
                 executable, argv, [f"{name}={value}" for name, value in env.items()],
                 cwd, [stdin_fd, out_w, err_w],
                 group.join_files() if group is not None else [],
@@ -593,8 +607,9 @@ class SandboxIsolator:
                 # Too little memory to join or exec in: the child ends by SIGKILL, as
                 # the OOM killer ends a forked child (it skips one sharing our memory).
                 nomem_kill=group is not None and "memory" in group.dirs,
+                **({"pidfd": True} if _NATIVE_PIDFD else {}),
             )
-            return _Child(pid)
+            return _Child(*started) if isinstance(started, tuple) else _Child(started)
         common: dict[str, Any] = dict(
             executable=executable, stdin=stdin_fd, stdout=out_w, stderr=err_w, cwd=cwd,
             env=env, close_fds=True, start_new_session=True, restore_signals=True,
@@ -876,14 +891,15 @@ class SandboxIsolator:
                     assert group is not None
                     return self._no_memory_result(group, (time.perf_counter() - start) * 1e3)
                 raise _cannot_start(exc, argv, executable, identity) from None
+            pidfd = _take_pidfd(proc)
+            open_fds.append(pidfd)
             for fd in (out_w, err_w, in_r) if in_w >= 0 else (out_w, err_w):
                 os.close(fd)
                 open_fds.remove(fd)
-            pidfd = os.pidfd_open(proc.pid)
-            open_fds.append(pidfd)
-            # One private epoll set for the pipes and the pidfd: a single task waits on
-            # it, instead of a task per stream (much cheaper per run).
-            poller = select.epoll(4)
+            # One private epoll set for the pipes and the pidfd (and the deadline's
+            # timerfd, once waiting is needed): a single task waits on it, instead of a task
+            # per stream (much cheaper per run).
+            poller = select.epoll(5)
             state = _RunState(proc.pid, group)
             out, err = _Stream(out_r, cap), _Stream(err_r, cap)
             streams = {out_r: out, err_r: err}
@@ -895,9 +911,14 @@ class SandboxIsolator:
                 fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
                 poller.register(in_w, select.EPOLLOUT)
             deadline = math.inf if timeout is None else time.monotonic() + timeout
+            alarm = -1  # the deadline's timerfd, made when the first wait needs it
             exited = saw_eof = False
             spins = 0
             wall = 0.0
+            # A run like the last one, which ended at once, is waited for here a moment
+            # (the loop is held at most _QUICK_RUN): no trip through the event loop.
+            first = min(_QUICK_RUN, max(deadline - time.monotonic(), 0.0)) if (
+                self._quick) else 0
             while not exited or streams:
                 if time.monotonic() >= deadline:
                     # Checked on every pass: a program that never stops writing never
@@ -906,16 +927,28 @@ class SandboxIsolator:
                         break  # something escaped the kill and holds a pipe open
                     state.kill(TerminationReason.TIMED_OUT)
                     deadline = math.inf  # wait for the kill to land
-                events = poller.poll(0)
-                if not events and saw_eof and spins < 2:
+                events = poller.poll(first)
+                first = 0
+                if not events and saw_eof and not exited and spins < 2:
                     # A pipe just closed: the program is almost always exiting right now,
-                    # and a short blocking wait beats another trip through the event loop.
+                    # and a short blocking wait for its exit alone (the other pipe closes
+                    # before it) beats another trip through the event loop.
                     spins += 1
-                    events = poller.poll(_EXIT_SPIN)
+                    if select.select((pidfd,), (), (), _EXIT_SPIN)[0]:
+                        events = [(pidfd, select.EPOLLIN)]
                 saw_eof = False
                 if not events:
-                    with anyio.move_on_after(deadline - time.monotonic()):
-                        await anyio.wait_readable(poller.fileno())
+                    if deadline == math.inf or _deadline_fd is None:
+                        with anyio.move_on_after(deadline - time.monotonic()):
+                            await anyio.wait_readable(poller.fileno())
+                        continue
+                    if alarm < 0:
+                        # The deadline as a timerfd in the same set: waiting costs one
+                        # trip through the event loop and no timer of the loop's.
+                        alarm = _deadline_fd(max(deadline - time.monotonic(), 1e-6))
+                        open_fds.append(alarm)
+                        poller.register(alarm, select.EPOLLIN)
+                    await anyio.wait_readable(poller.fileno())
                     continue
                 for fd, _ in events:
                     if fd == pidfd:
@@ -925,11 +958,29 @@ class SandboxIsolator:
                         # The main process is a zombie: its pid cannot be reused yet.
                         state.kill_rest(exited=True)
                         deadline = time.monotonic() + _DRAIN_GRACE
+                        if alarm >= 0:
+                            poller.unregister(alarm)
+                            open_fds.remove(alarm)
+                            os.close(alarm)
+                            alarm = -1
+                        # Its descriptors closed before it exited: what is left in the
+                        # pipes is read now (one still open is shared with a process
+                        # that escaped the tree; it was just killed, the loop waits).
+                        for stream_fd in list(streams):
+                            if self._read(streams[stream_fd], state):
+                                poller.unregister(stream_fd)
+                                del streams[stream_fd]
+                    elif fd == alarm:
+                        # The deadline passed: the check at the top of the loop acts.
+                        poller.unregister(alarm)
+                        open_fds.remove(alarm)
+                        os.close(alarm)
+                        alarm = -1
                     elif fd == in_w:
                         feed = self._feed(poller, in_w, feed, open_fds)
                         if not feed:
                             in_w = -1
-                    else:
+                    elif fd in streams:
                         stream = streams[fd]
                         if self._read(stream, state):
                             poller.unregister(fd)
@@ -939,6 +990,7 @@ class SandboxIsolator:
                     # The last pass needs no trip through the loop, nor does one that just
                     # saw a pipe close (the exit follows at once: the short wait above).
                     await anyio.lowlevel.checkpoint()
+            self._quick = 0.0 < wall <= _QUICK_RUN * 1000.0
             await state.finish()
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -994,10 +1046,12 @@ class SandboxIsolator:
                         f"cannot start {argv[0]!r}: memory_limit={cfg.memory_limit} is too "
                         "small for the program to start") from None
                 raise _cannot_start(exc, argv, executable, identity) from None
+            pidfd = _take_pidfd(proc)
+            fds.append(pidfd)
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
                 fds.remove(fd)
-            pidfd = os.pidfd_open(proc.pid)
+            fds.remove(pidfd)
         except BaseException:
             for fd in fds:
                 os.close(fd)
@@ -1468,6 +1522,16 @@ def _refuse_config_inside(work_dir: str) -> None:
                     f"work_dir: {work_dir!r} holds the configuration file {str(file)!r}; "
                     "the sandboxed code could rewrite it, and the next start would read "
                     "it: give the sandbox a folder of its own (a subfolder will do)")
+
+
+def _take_pidfd(proc: Any) -> int:
+    """A pidfd of the just-started ``proc``, for the caller to close: the one its spawn
+    made, else a new one (nothing has reaped it yet, so its pid still names it)."""
+    pidfd = getattr(proc, "pidfd", -1)
+    if pidfd is not None and pidfd >= 0:
+        proc.pidfd = -1
+        return int(pidfd)
+    return os.pidfd_open(proc.pid)
 
 
 def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:
