@@ -258,6 +258,7 @@ class RunCgroup:
     #: (path, flags) -> an open descriptor of one of the cgroup's control files
     _fds: dict[tuple[str, int], int] = attrs.field(factory=dict)
     _join: list[str] | None = None
+    _hot: dict[str, int] | None = None
 
     # --- the control files ---------------------------------------------------------------
     #
@@ -282,6 +283,7 @@ class RunCgroup:
     def close_files(self) -> None:
         """Close the control files this object keeps open."""
         fds, self._fds = self._fds, {}
+        self._hot = None
         for fd in fds.values():
             try:
                 os.close(fd)
@@ -293,45 +295,83 @@ class RunCgroup:
     def _set(self, controller: str, name: str, value: str) -> None:
         self._put(self.dirs[controller] + "/" + name, value)
 
+    def _files(self) -> dict[str, int]:
+        """The control files every run reads or writes, opened once: name -> descriptor
+        (``memsw``: ``memory.memsw.limit_in_bytes``, or on v2 ``memory.swap.max``, only
+        where swap is accounted)."""
+        files = self._hot
+        if files is not None:
+            return files
+        files = {}
+        read, write = os.O_RDONLY, os.O_WRONLY
+        pids = self.dirs.get("pids")
+        if pids is not None:
+            files["pids.max"] = self._fd(pids + "/pids.max", write)
+            files["pids.events"] = self._fd(pids + "/pids.events", read)
+            files["pids.current"] = self._fd(pids + "/pids.current", read)
+        memory = self.dirs.get("memory")
+        if memory is not None:
+            if self.version == 1:
+                names = {"limit": ("memory.limit_in_bytes", write),
+                         "max_usage": ("memory.max_usage_in_bytes", write),
+                         "peak": ("memory.max_usage_in_bytes", read),
+                         "failcnt": ("memory.failcnt", read),
+                         "usage": ("memory.usage_in_bytes", read)}
+                swap = "memory.memsw.limit_in_bytes"
+            else:
+                names = {"limit": ("memory.max", write), "events": ("memory.events", read),
+                         "usage": ("memory.current", read)}
+                swap = "memory.swap.max"
+            for key, (name, flags) in names.items():
+                files[key] = self._fd(f"{memory}/{name}", flags)
+            if self._has_memsw is None:
+                self._has_memsw = os.path.exists(f"{memory}/{swap}")
+            if self._has_memsw:
+                files["memsw"] = self._fd(f"{memory}/{swap}", write)
+        self._hot = files
+        return files
+
     def configure(self, max_processes: int | None, memory_limit: int | None) -> None:
         """Set this run's limits (and, for a new cgroup, the event-counter baselines)."""
         self._max_processes = max_processes
         self.emptied = False
         fresh, self._fresh = self._fresh, False
+        files = self._files()
         if "pids" in self.dirs:
-            self._set("pids", "pids.max", "max" if max_processes is None
-                      else str(max_processes))
+            os.pwrite(files["pids.max"], b"max" if max_processes is None
+                      else b"%d" % max_processes, 0)
             if fresh:
                 self._pids_base = _counter(self._get(self.dirs["pids"] + "/pids.events"), "max")
         if "memory" in self.dirs:
             if self.version == 1:
-                self._configure_memory_v1(memory_limit, fresh)
+                self._configure_memory_v1(memory_limit, fresh, files)
             else:
-                self._set("memory", "memory.max", "max" if memory_limit is None
-                          else str(memory_limit))
-                if self._has_memsw is None:
-                    self._has_memsw = os.path.exists(self.dirs["memory"] + "/memory.swap.max")
-                if self._has_memsw:
-                    self._set("memory", "memory.swap.max", "0" if memory_limit else "max")
+                os.pwrite(files["limit"], b"max" if memory_limit is None
+                          else b"%d" % memory_limit, 0)
+                if "memsw" in files:
+                    os.pwrite(files["memsw"], b"0" if memory_limit else b"max", 0)
                 if fresh:
                     events = self._get(self.dirs["memory"] + "/memory.events")
                     self._oom_base = _counter(events, "oom_kill")
                     self._mem_max_base = _counter(events, "max")
 
-    def _configure_memory_v1(self, memory_limit: int | None, fresh: bool) -> None:
+    def _configure_memory_v1(self, memory_limit: int | None, fresh: bool,
+                             files: dict[str, int]) -> None:
         base = self.dirs["memory"]
-        value = "-1" if memory_limit is None else str(memory_limit)
-        memsw = base + "/memory.memsw.limit_in_bytes"
-        if self._has_memsw is None:
-            self._has_memsw = os.path.exists(memsw)
-        has_memsw = self._has_memsw
-        if has_memsw:
-            # memsw must stay >= the memory limit while both change.
-            self._put(memsw, "-1")
-        self._set("memory", "memory.limit_in_bytes", value)
-        if has_memsw:
-            self._set("memory", "memory.memsw.limit_in_bytes", value)
-        self._put(base + "/memory.max_usage_in_bytes", "0")  # peak := current usage
+        value = b"-1" if memory_limit is None else b"%d" % memory_limit
+        memsw = files.get("memsw")
+        try:
+            os.pwrite(files["limit"], value, 0)
+        except OSError as exc:
+            # Above the current memsw limit: memsw must stay >= the memory limit while
+            # both change, so it is lifted first.
+            if memsw is None or exc.errno != errno.EINVAL:
+                raise
+            os.pwrite(memsw, b"-1", 0)
+            os.pwrite(files["limit"], value, 0)
+        if memsw is not None:
+            os.pwrite(memsw, value, 0)
+        os.pwrite(files["max_usage"], b"0", 0)  # peak := current usage
         if self._failcnt_dirty:
             self._put(base + "/memory.failcnt", "0")
             if self._has_memsw:
@@ -381,7 +421,7 @@ class RunCgroup:
         file instead of listing the members.
         """
         if zombies and "pids" in self.dirs and int(
-            self._get(self.dirs["pids"] + "/pids.current")
+            os.pread(self._files()["pids.current"], 64, 0)
         ) <= zombies:
             self.emptied = True
             return True
@@ -444,11 +484,12 @@ class RunCgroup:
         """
         peak: int | None = None
         oom = mem_hit = pids_hit = False
+        files = self._files()
         if "memory" in self.dirs:
             base = self.dirs["memory"]
             if self.version == 1:
-                peak = int(self._get(base + "/memory.max_usage_in_bytes"))
-                mem_hit = int(self._get(base + "/memory.failcnt")) > 0
+                peak = int(os.pread(files["peak"], 64, 0))
+                mem_hit = int(os.pread(files["failcnt"], 64, 0)) > 0
                 if mem_hit or not clean_exit:
                     # With swap accounting the memsw limit may be the one that was hit.
                     if self._has_memsw:
@@ -463,13 +504,13 @@ class RunCgroup:
                     peak = int(self._get(base + "/memory.peak"))
                 except OSError:
                     peak = None
-                events = self._get(base + "/memory.events")
+                events = os.pread(files["events"], 65536, 0).decode()
                 kills = _counter(events, "oom_kill")
                 oom, self._oom_base = kills > self._oom_base, kills
                 mem_hit = oom or _counter(events, "max") > self._mem_max_base
                 self._mem_max_base = _counter(events, "max")
         if "pids" in self.dirs:
-            hits = _counter(self._get(self.dirs["pids"] + "/pids.events"), "max")
+            hits = _counter(os.pread(files["pids.events"], 4096, 0).decode(), "max")
             pids_hit, self._pids_base = hits > self._pids_base, hits
         return peak, oom, mem_hit, pids_hit
 
@@ -481,8 +522,7 @@ class RunCgroup:
         if not empty and self.pids():
             return False
         if "memory" in self.dirs:
-            name = "/memory.usage_in_bytes" if self.version == 1 else "/memory.current"
-            return int(self._get(self.dirs["memory"] + name)) <= _REUSE_MAX_CHARGE
+            return int(os.pread(self._files()["usage"], 64, 0)) <= _REUSE_MAX_CHARGE
         return True
 
     def remove(self) -> None:
