@@ -590,6 +590,10 @@ class SandboxIsolator:
     ) -> _Proc:
         lease = self._leases.get(cwd) if identity is not None else None
         closed = lease.closed if lease is not None else None
+        # Born in this process's scheduling group (when it has one), the run joins its own
+        # cpu cgroup in it: its new session then costs no wait for a turn of its own.
+        sched = group is not None and group.sched_dir is not None and (
+            cgroups.enter_sched_group())
         if _native_spawn is not None:
             view = None
             if closed is not None and _mount_calls() is not None:
@@ -598,7 +602,7 @@ class SandboxIsolator:
             started = _native_spawn(
                 executable, argv, [f"{name}={value}" for name, value in env.items()],
                 cwd, [stdin_fd, out_w, err_w],
-                group.join_files() if group is not None else [],
+                group.join_files(sched) if group is not None else [],
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,
@@ -615,15 +619,15 @@ class SandboxIsolator:
             env=env, close_fds=True, start_new_session=True, restore_signals=True,
         )
         if self._setup_in_child:
-            return subprocess.Popen(argv, preexec_fn=self._preexec(group, identity, cwd, closed),
-                                    **common)
+            return subprocess.Popen(
+                argv, preexec_fn=self._preexec(group, identity, cwd, closed, sched), **common)
         proc = subprocess.Popen(argv, **common)
         _prlimit_all(proc.pid, self._rlimits)
         return proc
 
     def _preexec(
         self, group: cgroups.RunCgroup | None, identity: runas.Identity | None,
-        cwd: str = "", closed: str | None = None,
+        cwd: str = "", closed: str | None = None, sched: bool = False,
     ) -> Callable[[], None]:
         """The child's set-up between ``fork()`` and ``exec``, in this order: join the
         run cgroups (only the child ever enters them), rlimits (while still allowed to
@@ -634,6 +638,8 @@ class SandboxIsolator:
         ``no_new_privs`` (no set-uid program can give root back)."""
         limits = self._rlimits
         procs = group.procs_files() if group is not None else []
+        if sched and group is not None and group.sched_dir is not None:
+            procs.append(group.sched_dir + "/tasks")
         prctl = self._prctl
         calls = _mount_calls() if self._new_ipc else None
         unshare = calls[0] if calls is not None else None
