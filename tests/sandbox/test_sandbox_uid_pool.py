@@ -172,3 +172,30 @@ def test_at_exit_the_held_uids_are_released_cleanly() -> None:
     assert not _locked_by_someone(base)
     with open(_lock_file(base)) as fh:
         assert fh.read().strip() == ""  # names no holder: nothing to clean up first
+
+
+@pytest.mark.parametrize("walk", ["native", "python"])
+def test_the_bounded_hand_over_walk(walk: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+                                    ) -> None:
+    if walk == "native" and runas._native_chown_tree is None:
+        pytest.skip("neuroflow-native is not installed here")
+    if walk == "python":
+        monkeypatch.setattr(runas, "_native_chown_tree", None)
+    uid = 691000 + os.getpid() % 5000
+    top = tmp_path / "work"
+    (top / "sub").mkdir(parents=True)
+    for name in ("a", "sub/b", "theirs", "linked"):
+        (top / name).write_text(name)
+    os.chown(top / "theirs", uid + 1, uid + 1)
+    os.link(top / "linked", tmp_path / "elsewhere")
+    (top / "link").symlink_to(tmp_path / "elsewhere")
+
+    assert runas.chown_small_tree(str(top), 0, uid, uid, hand_over=True, limit=5) is False
+    assert {p.lstat().st_uid for p in [top, *top.rglob("*")]} == {0, uid + 1}  # unchanged
+    assert runas.chown_small_tree(str(top), 0, uid, uid, hand_over=True) is True
+    owners = {str(p.relative_to(top)): p.lstat().st_uid for p in [top, *top.rglob("*")]}
+    assert owners == {".": uid, "a": uid, "sub": uid, "sub/b": uid, "theirs": uid + 1,
+                      "linked": 0, "link": uid}
+    assert (tmp_path / "elsewhere").stat().st_uid == 0
+    assert runas.chown_small_tree(str(top), uid, 0, 0) is True
+    assert {p.lstat().st_uid for p in [top, *top.rglob("*")]} == {0, uid + 1}

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import fcntl
 import itertools
 import os
 import signal
@@ -468,6 +469,23 @@ class RunCgroup:
             return [*self._join, self.sched_dir + "/tasks"]
         return self._join
 
+    def join_fds(self, sched: bool = False) -> list[int]:
+        """:meth:`join_files`, opened for writing and kept open with the cgroup's other
+        control files (close-on-exec, above fd 2): a child that writes ``0`` to them joins
+        without opening anything itself."""
+        fds = []
+        for path in self.join_files(sched):
+            fd = self._fds.get((path, -1))
+            if fd is None:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                if fd < 3:  # never where a child's fd map puts its stdin, stdout, stderr
+                    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+                    os.close(fd)
+                    fd = moved
+                self._fds[(path, -1)] = fd
+            fds.append(fd)
+        return fds
+
     # --- ending ------------------------------------------------------------------------
 
     def pids(self) -> list[int]:
@@ -649,9 +667,12 @@ class CgroupPool:
             group = sched_group()
             sched = None
             if group is not None:
-                sched = os.path.join(group, name)
-                os.mkdir(sched)
-                made.append(sched)
+                try:
+                    os.mkdir(os.path.join(group, name))
+                    sched = os.path.join(group, name)
+                    made.append(sched)
+                except OSError:
+                    sched = None  # the run stays where it is born, in the group
         except OSError:
             for directory in reversed(made):
                 try:

@@ -82,6 +82,8 @@ _NATIVE_IPC = "new_ipc" in (getattr(_native_spawn, "__doc__", None) or "")
 _NATIVE_KEYRINGS = "keyrings" in (getattr(_native_spawn, "__doc__", None) or "")
 # Whether it returns a pidfd of the child made by the clone itself.
 _NATIVE_PIDFD = "pidfd" in (getattr(_native_spawn, "__doc__", None) or "")
+# Whether the child can join its cgroups through files opened for it.
+_NATIVE_JOIN_FDS = "an fd open for writing" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
@@ -602,7 +604,9 @@ class SandboxIsolator:
             started = _native_spawn(
                 executable, argv, [f"{name}={value}" for name, value in env.items()],
                 cwd, [stdin_fd, out_w, err_w],
-                group.join_files(sched) if group is not None else [],
+                # Opened once per cgroup: the child only writes to them.
+                (group.join_fds(sched) if _NATIVE_JOIN_FDS else group.join_files(sched))
+                if group is not None else [],
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,

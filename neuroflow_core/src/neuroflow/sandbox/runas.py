@@ -35,6 +35,11 @@ import attrs
 
 from neuroflow.errors import ConfigError, UnsupportedLimitError
 
+try:  # the bounded walk in C (neuroflow-native), when installed
+    from neuroflow_native import chown_tree as _native_chown_tree
+except ImportError:
+    _native_chown_tree = None
+
 #: Where the per-uid lock files live (root only).
 LOCK_DIR = "/run/neuroflow/uids"
 #: World-writable places a run's uid can leave files in; cleaned after each run
@@ -587,7 +592,10 @@ def chown_small_tree(path: str, owner: int, uid: int, gid: int, *, hand_over: bo
     larger one, return ``False`` having changed nothing (hand it to :func:`chown_tree`,
     off the event loop: its walk may take as long as the tree is large).
 
-    Reads no more than about ``limit`` entries before it decides."""
+    Reads no more than about ``limit`` entries before it decides.  With
+    ``neuroflow-native``, in C, every step relative to an open directory."""
+    if _native_chown_tree is not None:
+        return bool(_native_chown_tree(path, owner, uid, gid, hand_over, limit))
     try:
         top = os.lstat(path)
     except OSError:
