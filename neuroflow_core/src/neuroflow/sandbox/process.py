@@ -906,100 +906,114 @@ class SandboxIsolator:
             for fd in (out_w, err_w, in_r) if in_w >= 0 else (out_w, err_w):
                 os.close(fd)
                 open_fds.remove(fd)
-            # One private epoll set for the pipes and the pidfd (and the deadline's
-            # timerfd, once waiting is needed): a single task waits on it, instead of a task
-            # per stream (much cheaper per run).
-            poller = select.epoll(5)
             state = _RunState(proc.pid, group)
             out, err = _Stream(out_r, cap), _Stream(err_r, cap)
             streams = {out_r: out, err_r: err}
-            poller.register(out_r, select.EPOLLIN)
-            poller.register(err_r, select.EPOLLIN)
-            poller.register(pidfd, select.EPOLLIN)
             feed = memoryview(stdin or b"")
-            if in_w >= 0:
-                fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
-                poller.register(in_w, select.EPOLLOUT)
             deadline = math.inf if timeout is None else time.monotonic() + timeout
-            alarm = -1  # the deadline's timerfd, made when the first wait needs it
-            exited = saw_eof = False
-            spins = 0
+            exited = False
             wall = 0.0
-            # A run like the last one, which ended at once, is waited for here a moment
-            # (the loop is held at most _QUICK_RUN): no trip through the event loop.
-            first = min(_QUICK_RUN, max(deadline - time.monotonic(), 0.0)) if (
-                self._quick) else 0
-            while not exited or streams:
-                if time.monotonic() >= deadline:
-                    # Checked on every pass: a program that never stops writing never
-                    # lets the poll below come back empty.
-                    if exited:
-                        break  # something escaped the kill and holds a pipe open
-                    state.kill(TerminationReason.TIMED_OUT)
-                    deadline = math.inf  # wait for the kill to land
-                events = poller.poll(first)
-                first = 0
-                if not events and saw_eof and not exited and spins < 2:
-                    # A pipe just closed: the program is almost always exiting right now,
-                    # and a short blocking wait for its exit alone (the other pipe closes
-                    # before it) beats another trip through the event loop.
-                    spins += 1
-                    if select.select((pidfd,), (), (), _EXIT_SPIN)[0]:
-                        events = [(pidfd, select.EPOLLIN)]
+            if self._quick and in_w < 0:
+                # A run like the last one, which ended at once, is waited for here a
+                # moment, for its exit alone (its pipes close just before it exits: they
+                # cannot wake us early), holding the loop at most _QUICK_RUN: no trip
+                # through the event loop.  Then what it left in the pipes is read.
+                pause = min(_QUICK_RUN, max(deadline - time.monotonic(), 0.0))
+                if select.select((pidfd,), (), (), pause)[0]:
+                    exited = True
+                    wall = (time.perf_counter() - start) * 1000.0
+                    # The main process is a zombie: its pid cannot be reused yet.
+                    state.kill_rest(exited=True)
+                    deadline = time.monotonic() + _DRAIN_GRACE
+                    for stream_fd in (out_r, err_r):
+                        if self._read(streams[stream_fd], state):
+                            del streams[stream_fd]
+            if not exited or streams:
+                # One private epoll set for the pipes and the pidfd (and the deadline's
+                # timerfd, once waiting is needed): a single task waits on it, instead of
+                # a task per stream (much cheaper per run).
+                poller = select.epoll(5)
+                for stream_fd in streams:
+                    poller.register(stream_fd, select.EPOLLIN)
+                if not exited:
+                    poller.register(pidfd, select.EPOLLIN)
+                if in_w >= 0:
+                    fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
+                    poller.register(in_w, select.EPOLLOUT)
+                alarm = -1  # the deadline's timerfd, made when the first wait needs it
                 saw_eof = False
-                if not events:
-                    if deadline == math.inf or _deadline_fd is None:
-                        with anyio.move_on_after(deadline - time.monotonic()):
-                            await anyio.wait_readable(poller.fileno())
+                spins = 0
+                while not exited or streams:
+                    if time.monotonic() >= deadline:
+                        # Checked on every pass: a program that never stops writing never
+                        # lets the poll below come back empty.
+                        if exited:
+                            break  # something escaped the kill and holds a pipe open
+                        state.kill(TerminationReason.TIMED_OUT)
+                        deadline = math.inf  # wait for the kill to land
+                    events = poller.poll(0)
+                    if not events and saw_eof and not exited and spins < 2:
+                        # A pipe just closed: the program is almost always exiting right
+                        # now, and a short blocking wait for its exit alone (the other pipe
+                        # closes before it) beats another trip through the event loop.
+                        spins += 1
+                        if select.select((pidfd,), (), (), _EXIT_SPIN)[0]:
+                            events = [(pidfd, select.EPOLLIN)]
+                    saw_eof = False
+                    if not events:
+                        if deadline == math.inf or _deadline_fd is None:
+                            with anyio.move_on_after(deadline - time.monotonic()):
+                                await anyio.wait_readable(poller.fileno())
+                            continue
+                        if alarm < 0:
+                            # The deadline as a timerfd in the same set: waiting costs one
+                            # trip through the event loop and no timer of the loop's.
+                            alarm = _deadline_fd(max(deadline - time.monotonic(), 1e-6))
+                            open_fds.append(alarm)
+                            poller.register(alarm, select.EPOLLIN)
+                        await anyio.wait_readable(poller.fileno())
                         continue
-                    if alarm < 0:
-                        # The deadline as a timerfd in the same set: waiting costs one
-                        # trip through the event loop and no timer of the loop's.
-                        alarm = _deadline_fd(max(deadline - time.monotonic(), 1e-6))
-                        open_fds.append(alarm)
-                        poller.register(alarm, select.EPOLLIN)
-                    await anyio.wait_readable(poller.fileno())
-                    continue
-                for fd, _ in events:
-                    if fd == pidfd:
-                        exited = True
-                        wall = (time.perf_counter() - start) * 1000.0
-                        poller.unregister(pidfd)
-                        # The main process is a zombie: its pid cannot be reused yet.
-                        state.kill_rest(exited=True)
-                        deadline = time.monotonic() + _DRAIN_GRACE
-                        if alarm >= 0:
+                    for fd, _ in events:
+                        if fd == pidfd:
+                            exited = True
+                            wall = (time.perf_counter() - start) * 1000.0
+                            poller.unregister(pidfd)
+                            # The main process is a zombie: its pid cannot be reused yet.
+                            state.kill_rest(exited=True)
+                            deadline = time.monotonic() + _DRAIN_GRACE
+                            if alarm >= 0:
+                                poller.unregister(alarm)
+                                open_fds.remove(alarm)
+                                os.close(alarm)
+                                alarm = -1
+                            # Its descriptors closed before it exited: what is left in the
+                            # pipes is read now (one still open is shared with a process
+                            # that escaped the tree; it was just killed, the loop waits).
+                            for stream_fd in list(streams):
+                                if self._read(streams[stream_fd], state):
+                                    poller.unregister(stream_fd)
+                                    del streams[stream_fd]
+                        elif fd == alarm:
+                            # The deadline passed: the check at the top of the loop acts.
                             poller.unregister(alarm)
                             open_fds.remove(alarm)
                             os.close(alarm)
                             alarm = -1
-                        # Its descriptors closed before it exited: what is left in the
-                        # pipes is read now (one still open is shared with a process
-                        # that escaped the tree; it was just killed, the loop waits).
-                        for stream_fd in list(streams):
-                            if self._read(streams[stream_fd], state):
-                                poller.unregister(stream_fd)
-                                del streams[stream_fd]
-                    elif fd == alarm:
-                        # The deadline passed: the check at the top of the loop acts.
-                        poller.unregister(alarm)
-                        open_fds.remove(alarm)
-                        os.close(alarm)
-                        alarm = -1
-                    elif fd == in_w:
-                        feed = self._feed(poller, in_w, feed, open_fds)
-                        if not feed:
-                            in_w = -1
-                    elif fd in streams:
-                        stream = streams[fd]
-                        if self._read(stream, state):
-                            poller.unregister(fd)
-                            del streams[fd]
-                            saw_eof = True
-                if (not exited or streams) and not saw_eof:
-                    # The last pass needs no trip through the loop, nor does one that just
-                    # saw a pipe close (the exit follows at once: the short wait above).
-                    await anyio.lowlevel.checkpoint()
+                        elif fd == in_w:
+                            feed = self._feed(poller, in_w, feed, open_fds)
+                            if not feed:
+                                in_w = -1
+                        elif fd in streams:
+                            stream = streams[fd]
+                            if self._read(stream, state):
+                                poller.unregister(fd)
+                                del streams[fd]
+                                saw_eof = True
+                    if (not exited or streams) and not saw_eof:
+                        # The last pass needs no trip through the loop, nor does one that
+                        # just saw a pipe close (the exit follows at once: the short wait
+                        # above).
+                        await anyio.lowlevel.checkpoint()
             self._quick = 0.0 < wall <= _QUICK_RUN * 1000.0
             await state.finish()
             _, status, usage = os.wait4(proc.pid, 0)
