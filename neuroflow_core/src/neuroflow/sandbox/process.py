@@ -6,7 +6,8 @@ One run, in order:
    refuse a command outside ``allowed_commands`` or (strict) a dangerous ``env`` name,
    ask the gate -- nothing has run yet;
 2. build a clean environment; when the host is root, take a dedicated uid for the run
-   and hand the work directory to it;
+   (one this process holds already, cleaned up after its last run, else one locked with
+   a lock file) and hand the work directory to it;
 3. take a run cgroup from the pool and write all its limits;
 4. spawn in a new session (no controlling terminal; SIGCONT, which a process may send
    to anyone in its session whatever the uid, cannot reach the host's).  With
@@ -17,13 +18,18 @@ One run, in order:
    same set-up runs in Python after ``fork()`` when there are run cgroups or a uid to
    drop to; otherwise it spawns with ``vfork`` and sets the rlimits with ``prlimit``
    right after.  Either way only the child ever enters a run cgroup, and the program
-   starts limited;
-5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
-   all through one private epoll set that a single task awaits;
+   starts limited.  Where a new session would be a new top-level scheduling group
+   (autogroup), the starting thread sits in this process's scheduling group and the
+   child is born there (see :mod:`neuroflow.sandbox.cgroups`);
+5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout:
+   a run like the last one, which ended within 2 ms, on its pidfd alone for that long;
+   otherwise through one private epoll set (pipes, pidfd, the deadline's timerfd) that a
+   single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
-   reap, remove what the run's uid left in ``/tmp``, ``/var/tmp``, ``/dev/shm``,
-   ``/dev/mqueue`` and ``/run/lock`` (and its SysV IPC objects, where the run had no
-   IPC namespace of its own), give the work directory back, and report.
+   reap, give the work directory back, remove what the run's uid left in ``/tmp``,
+   ``/var/tmp``, ``/dev/shm``, ``/dev/mqueue`` and ``/run/lock`` (and its SysV IPC
+   objects, where the run had no IPC namespace of its own), and report; the uid stays
+   with this process for its next run.
 """
 
 from __future__ import annotations
