@@ -162,3 +162,27 @@ def test_the_group_goes_with_its_process(how: str) -> None:
     assert os.path.isdir(group)  # its run cgroup is still inside
     cgroups._sweep(cgroups.support().sched)
     assert not os.path.exists(group)
+
+
+def test_a_backend_that_starts_its_children_its_own_way_gets_the_same_placement() -> None:
+    # What a backend writes its children into (the namespace backend writes its PID 1 into
+    # procs_files()): from a thread in the group, the run's cpu cgroup comes too, last.
+    pool = cgroups.pool()
+    assert pool is not None
+    group = pool.acquire(None, None)
+    seen: dict[str, list[str]] = {}
+
+    def outside() -> None:  # a fresh thread: not (yet) in the group
+        seen["outside"] = group.procs_files()
+
+    try:
+        worker = threading.Thread(target=outside)
+        worker.start()
+        worker.join()
+        assert cgroups.enter_sched_group()
+        seen["inside"] = group.procs_files()
+    finally:
+        pool.release(group)
+    assert group.sched_dir is not None
+    assert not any(path.startswith(group.sched_dir) for path in seen["outside"])
+    assert seen["inside"] == [*seen["outside"], group.sched_dir + "/cgroup.procs"]

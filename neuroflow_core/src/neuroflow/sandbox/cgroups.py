@@ -447,7 +447,16 @@ class RunCgroup:
     # --- joining ---------------------------------------------------------------------
 
     def procs_files(self) -> list[str]:
-        """The ``cgroup.procs`` files the child writes itself into before its exec."""
+        """The ``cgroup.procs`` files the child writes itself into before its exec: the
+        limits' (pids, memory) and, when the calling thread is in this process's
+        scheduling group (so the child is born there), the run's cpu cgroup in it, last.
+        A backend that starts its children its own way gets the same placement."""
+        files = self._limit_procs_files()
+        if self.sched_dir is not None and in_sched_group():
+            files.append(self.sched_dir + "/cgroup.procs")
+        return files
+
+    def _limit_procs_files(self) -> list[str]:
         return sorted({d + "/cgroup.procs" for d in self.dirs.values()})
 
     def join_files(self, sched: bool = False) -> list[str]:
@@ -461,7 +470,7 @@ class RunCgroup:
         """
         if self._join is None:
             files = []
-            for procs in self.procs_files():
+            for procs in self._limit_procs_files():
                 tasks = procs[: -len("cgroup.procs")] + "tasks"
                 files.append(tasks if self.version == 1 and os.path.exists(tasks) else procs)
             self._join = files
@@ -782,6 +791,12 @@ def enter_sched_group() -> bool:
             inside = False
     _sched_thread.inside = inside
     return inside
+
+
+def in_sched_group() -> bool:
+    """Whether the calling thread sits in this process's scheduling group (see
+    :func:`enter_sched_group`): the children it starts are born there."""
+    return bool(getattr(_sched_thread, "inside", False))
 
 
 def _leave_sched_group(group: str, parent: str) -> None:

@@ -630,14 +630,14 @@ class SandboxIsolator:
         )
         if self._setup_in_child:
             return subprocess.Popen(
-                argv, preexec_fn=self._preexec(group, identity, cwd, closed, sched), **common)
+                argv, preexec_fn=self._preexec(group, identity, cwd, closed), **common)
         proc = subprocess.Popen(argv, **common)
         _prlimit_all(proc.pid, self._rlimits)
         return proc
 
     def _preexec(
         self, group: cgroups.RunCgroup | None, identity: runas.Identity | None,
-        cwd: str = "", closed: str | None = None, sched: bool = False,
+        cwd: str = "", closed: str | None = None,
     ) -> Callable[[], None]:
         """The child's set-up between ``fork()`` and ``exec``, in this order: join the
         run cgroups (only the child ever enters them), rlimits (while still allowed to
@@ -647,9 +647,8 @@ class SandboxIsolator:
         gid with no supplementary groups, empty and lock that uid's keyrings, then
         ``no_new_privs`` (no set-uid program can give root back)."""
         limits = self._rlimits
+        # With the thread in the scheduling group, the run's cpu cgroup comes last.
         procs = group.procs_files() if group is not None else []
-        if sched and group is not None and group.sched_dir is not None:
-            procs.append(group.sched_dir + "/tasks")
         prctl = self._prctl
         calls = _mount_calls() if self._new_ipc else None
         unshare = calls[0] if calls is not None else None
