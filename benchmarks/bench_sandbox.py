@@ -5,11 +5,13 @@ Run: ``python benchmarks/bench_sandbox.py [--runs N] [--rounds R] [--backend asy
 For each command it times a bare ``subprocess.run(argv, capture_output=True)`` and
 ``await SandboxIsolator(SandboxConfig(), gate=False).execute(...)`` (default limits:
 rlimits, a per-run pids + memory cgroup, clean environment, capped output, whole-tree
-kill, a session of its own; as root, the privilege drop: a dedicated uid per run taken
-with a lock file, the work directory handed to it and back, an IPC namespace and a
-session keyring of its own, the uid's keyrings cleared, ``no_new_privs``, and the
-clean-up of what the uid left in /tmp, /var/tmp, /dev/shm and /run/lock), alternately
-in the same process, in R rounds of N pairs.  It prints the median over all pairs, the
+kill, a session of its own; as root, the privilege drop: a dedicated uid per run (held
+by the process between its runs, cleaned up after each), the work directory handed to it
+and back, an IPC namespace and a session keyring of its own, the uid's keyrings cleared,
+``no_new_privs``, and the clean-up of what the uid left in /tmp, /var/tmp, /dev/shm and
+/run/lock), alternately in the same process and thread, in R rounds of N pairs.  Where
+the sandbox uses a scheduling group (see ``neuroflow doctor``), the bare spawns start from
+the same thread, in that group.  It prints the median over all pairs, the
 minimum of each side, and the quietest round (the round with the lowest bare median:
 other load on the machine inflates the sandbox's several wake-ups more than one spawn),
 each with the ratio sandbox / bare and its target (<= 1.5x for ``/bin/true``, <= 1.15x
@@ -85,6 +87,8 @@ def main() -> None:
     python = resolve_command("python3", who=who) or sys.executable
     info = support()
     cgroups = f"v{info.version} {', '.join(sorted(info.parents))}" if info.version else "none"
+    if info.version:
+        cgroups += f", scheduling group {'on' if info.sched else 'off'}"
     print(f"process sandbox start-up; {options.rounds} rounds x {options.runs} pairs; "
           f"event loop {options.backend}; cgroups: {cgroups}; load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")

@@ -258,6 +258,79 @@ def test_a_failed_child_is_reaped(tmp_path: os.PathLike[str]) -> None:
     assert zombies == []
 
 
+def test_pidfd_gives_a_pidfd_of_the_child_that_turns_readable_at_its_exit() -> None:
+    import select
+
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        # The child waits for a byte on its stdin, so it is alive until we write.
+        pid, pidfd = spawn(SH, [SH, "-c", "read x; exit 7"], ENV,
+                           fd_map=[read_end, null, null], pidfd=True)
+    finally:
+        os.close(read_end)
+        os.close(null)
+    try:
+        assert fcntl.fcntl(pidfd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        # It names the child: a pidfd signal reaches that process and no other.
+        assert os.readlink(f"/proc/self/fd/{pidfd}") == "anon_inode:[pidfd]"
+        with open(f"/proc/self/fdinfo/{pidfd}") as fh:
+            assert f"Pid:\t{pid}\n" in fh.read()
+        assert select.select([pidfd], [], [], 0.2)[0] == []  # still running
+        os.write(write_end, b"\n")
+        assert select.select([pidfd], [], [], 10)[0] == [pidfd]
+        assert wait(pid) == 7
+    finally:
+        os.close(write_end)
+        os.close(pidfd)
+
+
+def test_a_failed_spawn_with_pidfd_leaves_no_fd_and_no_zombie(
+    tmp_path: os.PathLike[str],
+) -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    processes = set(os.listdir("/proc"))
+    for _ in range(5):
+        with pytest.raises(FileNotFoundError):
+            spawn("/bin/true", ["true"], ENV, cwd=os.path.join(tmp_path, "missing"),
+                  pidfd=True)
+    assert set(os.listdir("/proc/self/fd")) == before
+    mine = str(os.getpid())
+    zombies = []
+    for entry in set(os.listdir("/proc")) - processes:
+        try:
+            status = status_of(entry)
+        except OSError:
+            continue
+        if status.get("PPid") == mine and status.get("State", "").startswith("Z"):
+            zombies.append(entry)
+    assert zombies == []
+
+
+def test_spawns_from_many_threads_at_once_each_run_their_own_child() -> None:
+    # Each spawn needs a child stack of its own while its child runs on it; the one kept
+    # for the next spawn must never be handed to two at once.
+    results: dict[int, tuple[int, bytes]] = {}
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(20):
+                code, out, _ = run([SH, "-c", f"echo {n}-{i}; exit {(n + i) % 7}"])
+                assert (code, out) == ((n + i) % 7, f"{n}-{i}\n".encode())
+            results[n] = (code, out)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(results) == list(range(6))
+
+
 def test_a_refused_rlimit_is_reported_as_the_setrlimit_step() -> None:
     # No one, root included, may raise RLIMIT_NOFILE above fs.nr_open.
     with open("/proc/sys/fs/nr_open") as fh:
@@ -333,16 +406,27 @@ def _pids_cgroup_root() -> str | None:
 
 
 @root_only
-def test_the_child_joins_the_cgroups_itself(sleeper: list[int]) -> None:
+@pytest.mark.parametrize("given", ["path", "open fd"])
+def test_the_child_joins_the_cgroups_itself(sleeper: list[int], given: str) -> None:
     top = _pids_cgroup_root()
     if top is None or not os.access(top, os.W_OK):
         pytest.skip("this machine has no writable pids (or v2) cgroup hierarchy")
     name = f"neuroflow-native-test-{uuid.uuid4().hex[:8]}"
     group = os.path.join(top, name)
     os.mkdir(group)
+    opened = -1
     try:
-        pid = spawn(SLEEP, [SLEEP, "30"], ENV, cgroup_procs=[group + "/cgroup.procs"])
+        procs: list[str | int] = [group + "/cgroup.procs"]
+        if given == "open fd":
+            opened = os.open(group + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            assert opened >= 3
+            procs = [opened]
+        pid = spawn(SLEEP, [SLEEP, "30"], ENV, cgroup_procs=procs)
         sleeper.append(pid)
+        if opened >= 0:
+            # Ours stays open; the child's copy was closed with the rest before its exec.
+            assert fcntl.fcntl(opened, fcntl.F_GETFD) >= 0
+            assert str(opened) not in os.listdir(f"/proc/{pid}/fd")
         with open(f"/proc/{pid}/cgroup") as fh:
             assert any(line.rstrip("\n").endswith("/" + name) for line in fh)
         with open(group + "/cgroup.procs") as fh:
@@ -357,12 +441,22 @@ def test_the_child_joins_the_cgroups_itself(sleeper: list[int]) -> None:
             except (ProcessLookupError, ChildProcessError):
                 pass
         sleeper.clear()
+        if opened >= 0:
+            os.close(opened)
         for _ in range(50):
             try:
                 os.rmdir(group)
                 break
             except OSError:
                 time.sleep(0.02)
+
+
+def test_a_cgroup_fd_must_be_open_and_above_the_fd_map() -> None:
+    spare = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    os.close(spare)  # a closed fd
+    for bad in (1, spare):
+        with pytest.raises(ValueError, match=r"cgroup_procs\[0\]: expected a path or an open fd"):
+            spawn("/bin/true", ["true"], ENV, cgroup_procs=[bad])
 
 
 def test_a_missing_cgroup_file_is_reported_with_its_path(tmp_path: os.PathLike[str]) -> None:
@@ -566,3 +660,74 @@ def test_an_unprivileged_caller_gets_each_refused_step_named(tmp_path: os.PathLi
     assert seen["setgroups"] == ["EPERM", "setgroups"]
     assert seen["setrlimit"][1].startswith("setrlimit(resource")
     assert seen["setrlimit"][0] == "EPERM"
+
+
+@root_only
+def test_chown_tree_gives_what_the_owner_owns_and_nothing_else(tmp_path: os.PathLike[str]
+                                                                ) -> None:
+    from neuroflow_native import chown_tree
+
+    top = os.path.join(tmp_path, "work")
+    os.makedirs(os.path.join(top, "sub", "deeper"))
+    for name in ("a", "sub/b", "sub/deeper/c", "theirs", "linked"):
+        with open(os.path.join(top, name), "w") as fh:
+            fh.write(name)
+    os.chown(os.path.join(top, "theirs"), UNUSED_UID + 1, UNUSED_UID + 1)
+    os.link(os.path.join(top, "linked"), os.path.join(tmp_path, "elsewhere"))
+    outside = os.path.join(tmp_path, "outside")
+    with open(outside, "w") as fh:
+        fh.write("not in the tree")
+    os.symlink(outside, os.path.join(top, "link"))
+
+    assert chown_tree(top, 0, UNUSED_UID, UNUSED_UID, hand_over=True) is True
+    owners = {name: os.lstat(os.path.join(top, name)).st_uid
+              for name in (".", "a", "sub", "sub/b", "sub/deeper", "sub/deeper/c",
+                           "theirs", "linked", "link")}
+    assert owners == {".": UNUSED_UID, "a": UNUSED_UID, "sub": UNUSED_UID,
+                      "sub/b": UNUSED_UID, "sub/deeper": UNUSED_UID,
+                      "sub/deeper/c": UNUSED_UID, "theirs": UNUSED_UID + 1,
+                      "linked": 0,  # a hard link: maybe a file elsewhere (hand-over only)
+                      "link": UNUSED_UID}  # the link itself, never what it points to
+    assert os.stat(outside).st_uid == 0
+    # ... and back: everything of that uid, the hard-linked file included.
+    os.chown(os.path.join(top, "linked"), UNUSED_UID, UNUSED_UID)
+    assert chown_tree(top, UNUSED_UID, 0, 0) is True
+    assert {os.lstat(os.path.join(top, name)).st_uid
+            for name in (".", "a", "sub/deeper/c", "linked", "link")} == {0}
+    assert os.lstat(os.path.join(top, "theirs")).st_uid == UNUSED_UID + 1
+
+
+@root_only
+def test_chown_tree_leaves_a_tree_larger_than_its_limit_unchanged(
+    tmp_path: os.PathLike[str],
+) -> None:
+    from neuroflow_native import chown_tree
+
+    top = os.path.join(tmp_path, "work")
+    os.mkdir(top)
+    for i in range(40):
+        open(os.path.join(top, str(i)), "w").close()
+    assert chown_tree(top, 0, UNUSED_UID, UNUSED_UID, limit=39) is False
+    assert {os.lstat(os.path.join(top, name)).st_uid
+            for name in [".", *os.listdir(top)]} == {0}
+    assert chown_tree(top, 0, UNUSED_UID, UNUSED_UID, limit=40) is True
+    assert {os.lstat(os.path.join(top, name)).st_uid
+            for name in [".", *os.listdir(top)]} == {UNUSED_UID}
+
+
+def test_chown_tree_of_a_link_or_a_file_or_nothing_changes_nothing(
+    tmp_path: os.PathLike[str],
+) -> None:
+    from neuroflow_native import chown_tree
+
+    real = os.path.join(tmp_path, "real")
+    os.mkdir(real)
+    os.symlink(real, os.path.join(tmp_path, "link"))
+    open(os.path.join(tmp_path, "file"), "w").close()
+    me = os.geteuid()
+    for name in ("link", "file", "missing"):
+        assert chown_tree(os.path.join(tmp_path, name), me, UNUSED_UID, UNUSED_UID) is True
+    assert os.stat(real).st_uid == me
+    assert os.stat(os.path.join(tmp_path, "file")).st_uid == me
+    with pytest.raises(ValueError, match="owner, uid, gid"):
+        chown_tree(real, -1, 0, 0)

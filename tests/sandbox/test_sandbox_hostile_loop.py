@@ -29,15 +29,20 @@ MANY = ("import os, sys\n"
         "print('ok')\n")
 
 
-def _record_threads(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
-    """Record, for each call of runas.<name>, whether it ran on the event loop's thread."""
+def _record_threads(monkeypatch: pytest.MonkeyPatch, name: str,
+                    results: list[object] | None = None) -> list[bool]:
+    """Record, for each call of runas.<name>, whether it ran on the event loop's thread
+    (and, with ``results``, what it returned)."""
     loop_thread = threading.get_ident()
     on_loop: list[bool] = []
     real = getattr(runas, name)
 
     def recorded(*args, **kwargs):
         on_loop.append(threading.get_ident() == loop_thread)
-        return real(*args, **kwargs)
+        result = real(*args, **kwargs)
+        if results is not None:
+            results.append(result)
+        return result
 
     monkeypatch.setattr(runas, name, recorded)
     return on_loop
@@ -48,6 +53,8 @@ def test_a_large_work_dir_is_handed_over_and_back_off_the_loop(
 ) -> None:
     work = tmp_path / "ws"
     on_loop = _record_threads(monkeypatch, "chown_tree")
+    bounded: list[object] = []
+    bounded_on_loop = _record_threads(monkeypatch, "chown_small_tree", bounded)
 
     async def go() -> tuple[bytes, bytes]:
         async with SandboxIsolator(SandboxConfig(work_dir=str(work), wall_timeout=60),
@@ -57,9 +64,13 @@ def test_a_large_work_dir_is_handed_over_and_back_off_the_loop(
             return first.stdout, second.stdout
 
     assert anyio.run(go) == (b"ok\n", b"ok\n")
-    # Run 1: hand-over of an empty directory on the loop, give-back of 3000 files off it;
-    # run 2: both off it.
-    assert on_loop == [True, False, False, False]
+    # Each hand-over and give-back first reads a bounded part of the tree on the loop:
+    # run 1's hand-over (an empty directory) is done there; the other three find more
+    # than it may walk there and leave the directory as it was ...
+    assert bounded_on_loop == [True] * 4
+    assert bounded == [True, False, False, False]
+    # ... and walk the 3000 files off the loop: run 1's give-back, run 2's both.
+    assert on_loop == [False, False, False]
     assert all(p.stat().st_uid == 0 for p in (work / "many").iterdir())
 
 

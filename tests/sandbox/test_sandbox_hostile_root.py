@@ -430,8 +430,17 @@ def test_run_as_is_checked() -> None:
 @needs_root
 @needs_cgroups
 def test_no_host_thread_ever_enters_a_run_cgroup() -> None:
-    """A watcher thread samples the cgroups of every host thread while runs start."""
+    """A watcher thread samples the cgroups of every host thread while runs start.
+
+    A run cgroup is ``neuroflow-<pid>-<n>`` in any hierarchy.  Where runs need a
+    scheduling group (``cgroups.support().sched``), the thread that starts them sits in
+    ``neuroflow-<pid>-cpu`` of the cpu hierarchy, which has no limits and no controller
+    but cpu: it is the parent of the runs' cpu cgroups, never one of them."""
+    import re
+
+    run_cgroup = re.compile(rf"/neuroflow-{os.getpid()}-\d+$")
     seen: list[str] = []
+    sched: set[str] = set()
     stop = threading.Event()
 
     def watch() -> None:
@@ -442,8 +451,12 @@ def test_no_host_thread_ever_enters_a_run_cgroup() -> None:
                         text = fh.read()
                 except OSError:
                     continue
-                if "neuroflow-" in text:
-                    seen.append(text)
+                for line in text.splitlines():
+                    _, names, path = line.split(":", 2)
+                    if run_cgroup.search(path):
+                        seen.append(line)
+                    elif "neuroflow-" in path:
+                        sched.add(f"{names}:{path}")
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -458,6 +471,13 @@ def test_no_host_thread_ever_enters_a_run_cgroup() -> None:
         stop.set()
         watcher.join()
     assert seen == []
+    # The scheduling group, if any: only in the cpu hierarchy (no memory or pids limit
+    # there could ever count or kill a host thread).
+    for entry in sched:
+        names, path = entry.split(":", 1)
+        assert cgroups.support().sched
+        assert "cpu" in names.split(",") and not {"memory", "pids"} & set(names.split(","))
+        assert path.endswith(f"/neuroflow-{os.getpid()}-cpu")
 
 
 @needs_root

@@ -2,9 +2,10 @@
  * shares the parent's memory and suspends the calling thread until the child execs or
  * exits), with the set-up a sandbox needs done in the child, in order, every call checked:
  *
- *   signal handlers back to their defaults, the fd map, the rest of the fds closed,
- *   setsid, chdir, join the run's cgroups, rlimits, an optional private view of the work
- *   directory (mount namespace), no_new_privs, drop privileges, execve.
+ *   signal handlers back to their defaults, the fd map, setsid, chdir, join the run's
+ *   cgroups (through files the caller may have opened), the rest of the fds closed,
+ *   rlimits, an optional private view of the work directory (mount namespace), an IPC
+ *   namespace and a session keyring of its own, no_new_privs, drop privileges, execve.
  *
  * The child shares the parent's memory, so it only reads what the parent prepared before
  * the clone (argument arrays, paths, numbers) and it never allocates, takes a lock or
@@ -12,12 +13,15 @@
  * setuid()/setgid()/setgroups() broadcast the change to every thread of the process,
  * and in a child that shares the parent's memory that "process" is the parent's.
  *
- * A failing step is reported through a close-on-exec pipe as (errno, step, index) before
- * _exit(127); end of file on the pipe means the exec succeeded.
+ * A failing step is reported as (errno, step, index), written into the parent's memory
+ * (which the child shares) before _exit(127).  The parent resumes only once the child has
+ * exec'd or exited (CLONE_VFORK), so no step is left to report then: no pipe is needed,
+ * and none can be refused by a memory cgroup too full to charge its buffer to.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/keyctl.h>
@@ -31,6 +35,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +54,13 @@
 #endif
 
 #define CHILD_STACK_SIZE (256 * 1024)
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 /* <linux/keyctl.h>, which not every system installs */
 #define KEYCTL_JOIN_SESSION_KEYRING 1
@@ -125,9 +137,9 @@ struct plan {
     const char *cwd;
     int *fds;
     int nfds;
-    int errfd;
     int max_fd; /* for closing without close_range */
-    const char *const *procs;
+    const char *const *procs; /* NULL where proc_fds[i] is given */
+    const int *proc_fds;      /* an open file of procs[i] (>= nfds), or -1 */
     int nprocs;
     const int *rl_resource;
     const struct rlimit *rl_value;
@@ -147,9 +159,8 @@ struct plan {
     const gid_t *groups;
     int ngroups;
     sigset_t child_mask;
-    /* The child's report, also written here: the pipe write can fail when the child's
-     * memory cgroup is full (a pipe buffer page is charged to it), and the parent reads
-     * this only once the child has exec'd or exited. */
+    /* The child's report of a failed step (step -1: none), read by the parent once the
+     * child has exec'd or exited. */
     struct report *shared;
 };
 
@@ -158,14 +169,10 @@ struct plan {
 static void __attribute__((noreturn)) child_fail(const struct plan *p, int step, int index)
 {
     struct report r;
-    ssize_t n;
     r.err = errno;
     r.step = step;
     r.index = index;
     *p->shared = r;
-    do {
-        n = write(p->errfd, &r, sizeof r);
-    } while (n < 0 && errno == EINTR);
     _exit(127);
 }
 
@@ -177,11 +184,7 @@ static void __attribute__((noreturn)) child_fail_nomem(const struct plan *p, int
 {
     if (errno == ENOMEM && p->nomem_kill) {
         struct report r = {ENOMEM, step, index};
-        ssize_t n;
         *p->shared = r;
-        do {
-            n = write(p->errfd, &r, sizeof r);
-        } while (n < 0 && errno == EINTR);
         syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
     }
     child_fail(p, step, index);
@@ -299,10 +302,6 @@ static int child_main(void *arg)
             child_fail(p, STEP_FD_MAP, i);
         }
     }
-    if (close_from(p, (unsigned int)p->nfds, (unsigned int)p->errfd - 1) != 0 ||
-        close_from(p, (unsigned int)p->errfd + 1, ~0U) != 0)
-        child_fail(p, STEP_CLOSE_FDS, 0);
-
     /* A session of its own: no controlling terminal, and SIGCONT (which a process may
      * send to anyone in its session, whatever the uid) cannot reach the caller's. */
     if (p->new_session && setsid() < 0)
@@ -310,8 +309,11 @@ static int child_main(void *arg)
     if (p->cwd != NULL && chdir(p->cwd) != 0)
         child_fail(p, STEP_CHDIR, 0);
 
+    /* A file the caller opened for us (proc_fds[i] >= 0, above the fd map) saves an open
+     * and a close; it is closed with the rest below. */
     for (i = 0; i < p->nprocs; i++) {
-        int fd = open(p->procs[i], O_WRONLY | O_CLOEXEC);
+        int given = p->proc_fds[i] >= 0;
+        int fd = given ? p->proc_fds[i] : open(p->procs[i], O_WRONLY | O_CLOEXEC);
         ssize_t n;
         if (fd < 0)
             child_fail(p, STEP_CGROUP, i);
@@ -323,9 +325,12 @@ static int child_main(void *arg)
                 errno = EIO;
             child_fail_nomem(p, STEP_CGROUP, i); /* a memory cgroup too full to join */
         }
-        if (close(fd) != 0 && errno != EINTR)
+        if (!given && close(fd) != 0 && errno != EINTR)
             child_fail(p, STEP_CGROUP, i);
     }
+
+    if (close_from(p, (unsigned int)p->nfds, ~0U) != 0)
+        child_fail(p, STEP_CLOSE_FDS, 0);
 
     for (i = 0; i < p->nrl; i++) {
         if (setrlimit(p->rl_resource[i], &p->rl_value[i]) != 0)
@@ -418,7 +423,33 @@ static int child_main(void *arg)
     child_fail_nomem(p, STEP_EXEC, 0);
 }
 
-/* ---- the parent: turn Python arguments into C buffers ---------------------------------- */
+/* ---- the parent ------------------------------------------------------------------------ */
+
+/* One child stack kept for the next spawn: a fresh mapping costs two system calls and a
+ * page fault for each page the child touches.  A spawn takes it (or maps a new one when
+ * another thread's spawn holds it) and gives it back once its child has exec'd or exited,
+ * when nothing uses it any more. */
+static void *spare_stack = NULL;
+
+static void *take_stack(void)
+{
+    void *stack = __atomic_exchange_n(&spare_stack, NULL, __ATOMIC_ACQ_REL);
+    if (stack != NULL)
+        return stack;
+    stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    return stack == MAP_FAILED ? NULL : stack;
+}
+
+static void give_back_stack(void *stack)
+{
+    void *none = NULL;
+    if (!__atomic_compare_exchange_n(&spare_stack, &none, stack, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        munmap(stack, CHILD_STACK_SIZE);
+}
+
+/* Turning Python arguments into C buffers. */
 
 /* A NULL-terminated array of the encoded items of ``seq``; the bytes objects go to
  * ``keep`` (which owns them until the spawn is over). */
@@ -539,7 +570,7 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
         break;
     case STEP_CGROUP:
         if (r->index >= 0 && r->index < p->nprocs)
-            file = p->procs[r->index];
+            file = p->procs[r->index]; /* NULL for a file given open */
         break;
     case STEP_VIEW_TMPFS:
         file = p->view_top;
@@ -589,15 +620,18 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 PyDoc_STRVAR(spawn_doc,
 "spawn(executable, argv, envp, cwd=None, fd_map=(0, 1, 2), cgroup_procs=(), uid=-1, gid=-1,\n"
 "      groups=None, rlimits=(), no_new_privs=False, new_session=False, *, view=None,\n"
-"      nomem_kill=False, new_ipc=False, keyrings=0) -> int\n"
+"      nomem_kill=False, new_ipc=False, keyrings=0, pidfd=False) -> int | (int, int)\n"
 "--\n\n"
 "Start ``executable`` with ``argv`` and the environment ``envp`` (``\"NAME=value\"``\n"
 "strings) in a child that shares this process's memory until its exec (``clone`` with\n"
-"``CLONE_VM | CLONE_VFORK``, as posix_spawn), and return its pid.\n\n"
+"``CLONE_VM | CLONE_VFORK``, as posix_spawn), and return its pid -- with ``pidfd``, the\n"
+"pair ``(pid, pidfd)``: a close-on-exec pidfd of the child made by the clone itself\n"
+"(``CLONE_PIDFD``), which the caller closes.\n\n"
 "In the child, in this order: signal handlers back to their defaults; ``fd_map[i]``\n"
-"becomes fd ``i`` (``-1``: closed) and every other fd is closed; ``setsid()`` when\n"
-"``new_session``; ``chdir(cwd)``; ``\"0\"`` written to each ``cgroup_procs`` file (the\n"
-"child joins those cgroups itself); ``setrlimit`` for each ``(resource, soft, hard)`` of\n"
+"becomes fd ``i`` (``-1``: closed); ``setsid()`` when\n"
+"``new_session``; ``chdir(cwd)``; ``\"0\"`` written to each ``cgroup_procs`` file (a path,\n"
+"or an fd open for writing above the fd map: the child joins those cgroups itself); the\n"
+"fds outside the map closed; ``setrlimit`` for each ``(resource, soft, hard)`` of\n"
 "``rlimits``; with ``view=(top, dirs)``: a private mount namespace in which ``top`` is an\n"
 "empty tmpfs, ``dirs`` are made in it and ``cwd`` is bound back at its own path;\n"
 "``unshare(CLONE_NEWIPC)`` when ``new_ipc`` (SysV IPC and POSIX message queues of its own);\n"
@@ -620,7 +654,7 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fd_map",
                                "cgroup_procs", "uid", "gid", "groups", "rlimits",
                                "no_new_privs", "new_session", "view", "nomem_kill",
-                               "new_ipc", "keyrings", NULL};
+                               "new_ipc", "keyrings", "pidfd", NULL};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj = Py_None, *fd_obj = NULL;
     PyObject *procs_obj = NULL, *uid_obj = NULL, *gid_obj = NULL, *groups_obj = Py_None;
     PyObject *rl_obj = NULL, *view_obj = Py_None;
@@ -628,19 +662,19 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *keep = NULL, *fast = NULL, *result = NULL;
     struct plan plan;
     char **argv = NULL, **envp = NULL, **procs = NULL, **view_steps = NULL;
-    int *fds = NULL, *rl_resource = NULL;
+    int *fds = NULL, *rl_resource = NULL, *proc_fds = NULL;
     struct rlimit *rl_value = NULL;
     gid_t *groups = NULL;
-    void *stack = MAP_FAILED;
-    int pipefd[2] = {-1, -1};
+    void *stack = NULL;
+    int pidfd = -1, want_pidfd = 0;
     Py_ssize_t n, i;
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppi:spawn", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOOOOpp$Oppip:spawn", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fd_obj,
                                      &procs_obj, &uid_obj, &gid_obj, &groups_obj, &rl_obj,
                                      &no_new_privs, &new_session, &view_obj, &nomem_kill,
-                                     &new_ipc, &keyrings))
+                                     &new_ipc, &keyrings, &want_pidfd))
         return NULL;
     memset(&plan, 0, sizeof plan);
     plan.uid = plan.gid = -1;
@@ -748,17 +782,48 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     plan.fds = fds;
 
-    /* cgroup_procs */
+    /* cgroup_procs: paths, or files opened for writing (fds above the fd map) */
     if (procs_obj != NULL) {
         if (PyUnicode_Check(procs_obj) || PyBytes_Check(procs_obj)) {
             PyErr_SetString(PyExc_TypeError,
-                            "cgroup_procs: expected a list of paths, got a string");
+                            "cgroup_procs: expected a list of paths or fds, got a string");
             goto done;
         }
-        if ((procs = to_strings(procs_obj, keep, "cgroup_procs", &n)) == NULL)
+        if ((fast = PySequence_Fast(procs_obj, "cgroup_procs: expected a list of paths or "
+                                    "fds")) == NULL)
             goto done;
+        n = PySequence_Fast_GET_SIZE(fast);
+        procs = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+        proc_fds = PyMem_Calloc((size_t)n + 1, sizeof(int));
+        if (procs == NULL || proc_fds == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+            proc_fds[i] = -1;
+            if (PyLong_Check(item)) {
+                long fd = PyLong_AsLong(item);
+                if (fd == -1 && PyErr_Occurred())
+                    goto done;
+                if (fd < plan.nfds || fd > INT_MAX || fcntl((int)fd, F_GETFD) < 0) {
+                    PyErr_Format(PyExc_ValueError, "cgroup_procs[%zd]: expected a path or an "
+                                 "open fd >= %d (above the fd map), got %ld", i, plan.nfds,
+                                 fd);
+                    goto done;
+                }
+                proc_fds[i] = (int)fd;
+            } else {
+                char what[40];
+                PyOS_snprintf(what, sizeof what, "cgroup_procs[%zd]", i);
+                if ((procs[i] = (char *)to_path(item, keep, what)) == NULL)
+                    goto done;
+            }
+        }
         plan.procs = (const char *const *)procs;
+        plan.proc_fds = proc_fds;
         plan.nprocs = (int)n;
+        Py_CLEAR(fast);
     }
 
     if (uid_obj != NULL && to_id(uid_obj, "uid", &plan.uid) != 0)
@@ -875,63 +940,32 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     sigemptyset(&plan.child_mask);
 
-    stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    stack = take_stack();
+    if (stack == NULL) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
 
     {
         sigset_t all, old;
-        struct report report, shared = {0, -1, 0};
-        ssize_t got = 0;
+        struct report shared = {0, -1, 0};
         pid_t pid;
-        int clone_errno = 0, status;
+        int clone_errno = 0, status, flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 
+        if (want_pidfd)
+            flags |= CLONE_PIDFD;
         Py_BEGIN_ALLOW_THREADS
-        if (pipe2(pipefd, O_CLOEXEC) != 0) {
-            clone_errno = errno;
-            pid = -1;
-        } else {
-            if (pipefd[1] < plan.nfds) {
-                /* The pipe must not sit where the fd map puts the child's fds. */
-                int moved = fcntl(pipefd[1], F_DUPFD_CLOEXEC, plan.nfds);
-                if (moved >= 0) {
-                    close(pipefd[1]);
-                    pipefd[1] = moved;
-                }
-            }
-            plan.errfd = pipefd[1];
-            if (plan.errfd < plan.nfds) {
-                clone_errno = EMFILE;
-                pid = -1;
-            } else {
-                /* Nothing may run a handler of ours in the child before its exec. */
-                plan.shared = &shared;
-                sigfillset(&all);
-                pthread_sigmask(SIG_SETMASK, &all, &old);
-                pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE,
-                            CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
-                clone_errno = errno;
-                pthread_sigmask(SIG_SETMASK, &old, NULL);
-                close(pipefd[1]);
-                pipefd[1] = -1;
-                if (pid > 0) {
-                    do {
-                        got = read(pipefd[0], &report, sizeof report);
-                    } while (got < 0 && errno == EINTR);
-                    if (got == 0 && shared.step >= 0) {
-                        report = shared; /* its pipe write failed */
-                        got = (ssize_t)sizeof report;
-                    }
-                    if (got != 0) {
-                        /* The child failed (it has already exited): reap it. */
-                        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                            ;
-                    }
-                }
-            }
+        /* Nothing may run a handler of ours in the child before its exec. */
+        plan.shared = &shared;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, flags, &plan, &pidfd);
+        clone_errno = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        /* Here the child has exec'd or exited: a failed step has left its report. */
+        if (pid > 0 && shared.step >= 0) {
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
         }
         Py_END_ALLOW_THREADS
 
@@ -940,29 +974,41 @@ static PyObject *spawn(PyObject *module, PyObject *args, PyObject *kwargs)
             PyErr_SetFromErrno(PyExc_OSError);
             goto done;
         }
-        if (got == (ssize_t)sizeof report) {
-            step_error(&report, &plan);
+        if (shared.step >= 0) {
+            step_error(&shared, &plan);
             goto done;
         }
-        if (got != 0) {
-            PyErr_Format(PyExc_OSError, "spawn: the child failed before its exec and sent "
-                         "an incomplete report (%zd bytes)", got);
+        if (!want_pidfd) {
+            result = PyLong_FromLong((long)pid);
             goto done;
         }
-        result = PyLong_FromLong((long)pid);
+        if (pidfd < 0) {
+            /* A kernel that ignored CLONE_PIDFD: the child cannot have been reaped yet
+             * (only we may reap it), so its pid still names it. */
+            pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+            if (pidfd < 0) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                kill(pid, SIGKILL);
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                    ;
+                goto done;
+            }
+        }
+        result = Py_BuildValue("(ii)", (int)pid, pidfd);
+        if (result != NULL)
+            pidfd = -1; /* the caller's now */
     }
 
 done:
-    if (pipefd[0] >= 0)
-        close(pipefd[0]);
-    if (pipefd[1] >= 0)
-        close(pipefd[1]);
-    if (stack != MAP_FAILED)
-        munmap(stack, CHILD_STACK_SIZE);
+    if (pidfd >= 0)
+        close(pidfd);
+    if (stack != NULL)
+        give_back_stack(stack);
     Py_XDECREF(fast);
     PyMem_Free(argv);
     PyMem_Free(envp);
     PyMem_Free(procs);
+    PyMem_Free(proc_fds);
     PyMem_Free(view_steps);
     PyMem_Free(fds);
     PyMem_Free(groups);
@@ -972,8 +1018,228 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(deadline_fd_doc,
+"deadline_fd(seconds) -> int\n"
+"--\n\n"
+"A close-on-exec, non-blocking timerfd (``CLOCK_MONOTONIC``) that turns readable once\n"
+"``seconds`` (> 0, finite) have passed, for the caller to close: a deadline that an epoll\n"
+"set can wait on with the rest.\n\n"
+"Raises ValueError for a bad ``seconds``, OSError when the timer cannot be made.");
+
+static PyObject *deadline_fd(PyObject *module, PyObject *arg)
+{
+    struct itimerspec when;
+    double seconds = PyFloat_AsDouble(arg);
+    int fd;
+
+    (void)module;
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(seconds > 0.0) || seconds > 1e12) {
+        PyErr_Format(PyExc_ValueError, "seconds: expected a positive, finite number, got %R",
+                     arg);
+        return NULL;
+    }
+    memset(&when, 0, sizeof when);
+    when.it_value.tv_sec = (time_t)seconds;
+    when.it_value.tv_nsec = (long)((seconds - (double)when.it_value.tv_sec) * 1e9);
+    if (when.it_value.tv_nsec >= 1000000000L)
+        when.it_value.tv_nsec = 999999999L;
+    if (when.it_value.tv_sec == 0 && when.it_value.tv_nsec == 0)
+        when.it_value.tv_nsec = 1; /* zero would disarm it */
+    fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (timerfd_settime(fd, 0, &when, NULL) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(fd);
+        return NULL;
+    }
+    return PyLong_FromLong(fd);
+}
+
+/* ---- chown_tree: a bounded walk, relative to open directories ----------------------- */
+
+struct walk_entry {
+    int dir;      /* index into the open directories */
+    size_t name;  /* offset into the names buffer */
+    int change;   /* owned by the owner (and not a hand-over's extra hard link) */
+};
+
+struct walk {
+    int *dirs;
+    size_t ndirs, cap_dirs;
+    struct walk_entry *entries;
+    size_t nentries, cap_entries;
+    char *names;
+    size_t used, cap_names;
+};
+
+static int walk_grow(void **buf, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t next = *cap ? *cap * 2 : 16;
+    while (next < need)
+        next *= 2;
+    void *grown = PyMem_RawRealloc(*buf, next * size);
+    if (grown == NULL)
+        return -1;
+    *buf = grown;
+    *cap = next;
+    return 0;
+}
+
+static void walk_free(struct walk *w)
+{
+    for (size_t i = 0; i < w->ndirs; i++)
+        close(w->dirs[i]);
+    PyMem_RawFree(w->dirs);
+    PyMem_RawFree(w->entries);
+    PyMem_RawFree(w->names);
+}
+
+/* 1: done (or nothing to do), 0: more than ``limit`` entries (nothing changed),
+ * -1: failed with errno (nothing changed but what the error says). */
+static int chown_walk(const char *path, long owner, uid_t uid, gid_t gid, int hand_over,
+                      size_t limit)
+{
+    struct walk w;
+    struct stat top;
+    char buf[16384];
+    size_t seen = 0;
+    int result = 1;
+
+    memset(&w, 0, sizeof w);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 1; /* gone, not a directory, or a link: nothing to hand over */
+    if (fstat(fd, &top) != 0 || walk_grow((void **)&w.dirs, &w.cap_dirs, 1, sizeof(int)) != 0) {
+        close(fd);
+        return 1;
+    }
+    w.dirs[w.ndirs++] = fd;
+    for (size_t d = 0; d < w.ndirs; d++) {
+        for (;;) {
+            long got = syscall(SYS_getdents64, w.dirs[d], buf, sizeof buf);
+            if (got <= 0)
+                break; /* the end, or a directory that cannot be read: skipped */
+            for (long at = 0; at < got;) {
+                struct dirent64 *ent = (struct dirent64 *)(buf + at);
+                struct stat st;
+                at += ent->d_reclen;
+                if (ent->d_name[0] == '.' &&
+                    (ent->d_name[1] == 0 || (ent->d_name[1] == '.' && ent->d_name[2] == 0)))
+                    continue;
+                if (++seen > limit) {
+                    result = 0;
+                    goto done;
+                }
+                if (fstatat(w.dirs[d], ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                    continue;
+                size_t len = strlen(ent->d_name) + 1;
+                if (walk_grow((void **)&w.entries, &w.cap_entries, w.nentries + 1,
+                              sizeof(struct walk_entry)) != 0 ||
+                    walk_grow((void **)&w.names, &w.cap_names, w.used + len, 1) != 0) {
+                    errno = ENOMEM;
+                    result = -1;
+                    goto done;
+                }
+                memcpy(w.names + w.used, ent->d_name, len);
+                w.entries[w.nentries].dir = (int)d;
+                w.entries[w.nentries].name = w.used;
+                w.entries[w.nentries].change =
+                    (long)st.st_uid == owner &&
+                    !(hand_over && st.st_nlink > 1 && !S_ISDIR(st.st_mode));
+                w.nentries++;
+                w.used += len;
+                if (S_ISDIR(st.st_mode) && st.st_dev == top.st_dev) {
+                    int sub = openat(w.dirs[d], ent->d_name,
+                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                    if (sub < 0)
+                        continue;
+                    if (walk_grow((void **)&w.dirs, &w.cap_dirs, w.ndirs + 1,
+                                  sizeof(int)) != 0) {
+                        close(sub);
+                        errno = ENOMEM;
+                        result = -1;
+                        goto done;
+                    }
+                    w.dirs[w.ndirs++] = sub;
+                }
+            }
+        }
+    }
+    if ((long)top.st_uid == owner && fchown(w.dirs[0], uid, gid) != 0) {
+        result = -1;
+        goto done;
+    }
+    for (size_t i = 0; i < w.nentries; i++) {
+        if (w.entries[i].change)  /* a failure is left as it is, as chown_tree does */
+            (void)fchownat(w.dirs[w.entries[i].dir], w.names + w.entries[i].name, uid, gid,
+                           AT_SYMLINK_NOFOLLOW);
+    }
+done:
+    {
+        int saved = errno;
+        walk_free(&w);
+        errno = saved;
+    }
+    return result;
+}
+
+PyDoc_STRVAR(chown_tree_doc,
+"chown_tree(path, owner, uid, gid, hand_over=False, limit=256) -> bool\n"
+"--\n\n"
+"Give what ``owner`` owns of the directory ``path`` and everything under it (one file\n"
+"system, links not followed) to ``uid:gid``, every step relative to an open directory (a\n"
+"path swapped for a link meanwhile is not followed).  ``hand_over``: a file with more than\n"
+"one hard link is left as it is.  The tree is read first: one of more than ``limit``\n"
+"entries is left unchanged and ``False`` returned; otherwise ``True`` (also when ``path``\n"
+"is not a directory, or gone).\n\n"
+"Raises OSError when ``path`` itself cannot be changed; ValueError for a bad argument.");
+
+static PyObject *chown_tree(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"path", "owner", "uid", "gid", "hand_over", "limit", NULL};
+    PyObject *path_obj, *bytes = NULL;
+    long owner, uid, gid;
+    int hand_over = 0, result;
+    Py_ssize_t limit = 256;
+
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Olll|pn:chown_tree", keywords, &path_obj,
+                                     &owner, &uid, &gid, &hand_over, &limit))
+        return NULL;
+    if (owner < 0 || uid < 0 || gid < 0 || owner > (long)UINT32_MAX - 1 ||
+        uid > (long)UINT32_MAX - 1 || gid > (long)UINT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "owner, uid, gid: expected ids 0..4294967294");
+        return NULL;
+    }
+    if (limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "limit: expected a number of entries >= 0");
+        return NULL;
+    }
+    if (!PyUnicode_FSConverter(path_obj, &bytes))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    result = chown_walk(PyBytes_AS_STRING(bytes), owner, (uid_t)uid, (gid_t)gid, hand_over,
+                        (size_t)limit);
+    Py_END_ALLOW_THREADS
+    if (result < 0) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path_obj);
+        Py_DECREF(bytes);
+        return NULL;
+    }
+    Py_DECREF(bytes);
+    return PyBool_FromLong(result);
+}
+
 static PyMethodDef methods[] = {
+    {"chown_tree", (PyCFunction)(void (*)(void))chown_tree, METH_VARARGS | METH_KEYWORDS,
+     chown_tree_doc},
     {"spawn", (PyCFunction)(void (*)(void))spawn, METH_VARARGS | METH_KEYWORDS, spawn_doc},
+    {"deadline_fd", deadline_fd, METH_O, deadline_fd_doc},
     {NULL, NULL, 0, NULL},
 };
 

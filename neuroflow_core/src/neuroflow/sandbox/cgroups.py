@@ -19,12 +19,26 @@ that dropped to an unprivileged uid cannot write them.
 Cgroups are created as children of this process's own cgroup in each hierarchy, so the
 host's limits still apply to the sandbox.  They are named ``neuroflow-<pid>-<n>``; ones
 left by a process that died are removed at the next detection.
+
+The scheduling group.  Each run leads a session of its own (``setsid``).  Where the host
+sits in the root cpu cgroup and the kernel's autogroup is on (a root process on a plain VM
+or machine, not in a container), a new session is a new scheduling group at the top
+level, so every run would first wait for its own turn behind whatever else the machine
+runs (about a time slice, a millisecond or more under load, before its first
+instruction).  There, the thread that starts runs is put in a cpu cgroup of this process
+(``neuroflow-<pid>-cpu``, no limits; see :func:`enter_sched_group`), and each run in a
+child cpu cgroup of it: the run is born in the group that is already running and its
+``setsid`` changes nothing about scheduling.  A run still shares no weight with the host:
+inside the group, the starting thread and each run weigh the same (a run's processes share
+its own cgroup's weight), so a run cannot starve the host, nor another run, whatever it
+forks; the group as a whole weighs what the host's session did.
 """
 
 from __future__ import annotations
 
 import atexit
 import errno
+import fcntl
 import itertools
 import os
 import signal
@@ -84,6 +98,11 @@ class CgroupSupport:
     mounts: dict[str, str] = attrs.field(factory=dict)
     mounted: str = ""
     problem: str = ""
+    #: the directory (the root of the v1 cpu hierarchy) this process's scheduling group
+    #: is made in, or "" when runs need none (see the module docstring)
+    sched: str = ""
+    #: why there is no scheduling group, when ``sched`` is ""
+    sched_note: str = ""
 
     @property
     def pids(self) -> bool:
@@ -158,7 +177,8 @@ def _probe(parent: str, files: tuple[str, ...]) -> str:
 
 
 def _sweep(parent: str) -> None:
-    """Remove empty run cgroups left behind by processes that no longer exist."""
+    """Remove empty run cgroups left behind by processes that no longer exist (and the
+    run cgroups in a scheduling group left behind, then the group)."""
     try:
         names = os.listdir(parent)
     except OSError:
@@ -169,10 +189,48 @@ def _sweep(parent: str) -> None:
             continue
         if int(owner) == os.getpid() or os.path.exists(f"/proc/{owner}"):
             continue
+        path = os.path.join(parent, name)
+        if name.endswith(_SCHED_SUFFIX):
+            try:
+                inner = [n for n in os.listdir(path) if n.startswith(_PREFIX)]
+            except OSError:
+                inner = []
+            for child in inner:
+                try:
+                    os.rmdir(os.path.join(path, child))
+                except OSError:
+                    pass
         try:
-            os.rmdir(os.path.join(parent, name))
+            os.rmdir(path)
         except OSError:
             pass
+
+
+_SCHED_SUFFIX = "-cpu"
+
+
+def _sched_parent(v1_mounts: dict[str, str], v1_paths: dict[str, str]) -> tuple[str, str]:
+    """Where this process's scheduling group goes, or ``("", why not)``: only where a new
+    session makes a new top-level scheduling group (autogroup on, this process in the
+    root of a v1 cpu hierarchy) and this process may make cpu cgroups there."""
+    mount = v1_mounts.get("cpu")
+    if mount is None:
+        return "", "no v1 cpu hierarchy (a new session does not change the run's group)"
+    if v1_paths.get("cpu", "/") != "/":
+        return "", ("this process has a cpu cgroup of its own: a run's new session keeps "
+                    "it, no scheduling group is needed")
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
+            enabled = fh.read().strip() == "1"
+    except OSError:
+        enabled = False
+    if not enabled:
+        return "", "the kernel's autogroup is off: a run's new session keeps its group"
+    problem = _probe(mount, ("tasks",))
+    if problem:
+        return "", problem
+    _sweep(mount)
+    return mount, ""
 
 
 def detect() -> CgroupSupport:
@@ -202,7 +260,9 @@ def detect() -> CgroupSupport:
             parents[controller] = parent
             _sweep(parent)
     if parents:
-        return CgroupSupport(1, parents, {c: v1_mounts[c] for c in parents}, mounted)
+        sched, note = _sched_parent(v1_mounts, v1_paths)
+        return CgroupSupport(1, parents, {c: v1_mounts[c] for c in parents}, mounted,
+                             sched=sched, sched_note=note)
     if v2_mount and v2_path is not None:
         parent = os.path.normpath(v2_mount + "/" + v2_path.lstrip("/"))
         try:
@@ -215,7 +275,9 @@ def detect() -> CgroupSupport:
             if not problem:
                 _sweep(parent)
                 return CgroupSupport(
-                    2, dict.fromkeys(usable, parent), dict.fromkeys(usable, v2_mount), mounted
+                    2, dict.fromkeys(usable, parent), dict.fromkeys(usable, v2_mount), mounted,
+                    sched_note="cgroup v2: a run's new session keeps its group unless this "
+                    "process sits in the root cgroup with the kernel's autogroup on",
                 )
             problems.append(problem)
         else:
@@ -258,6 +320,9 @@ class RunCgroup:
     #: (path, flags) -> an open descriptor of one of the cgroup's control files
     _fds: dict[tuple[str, int], int] = attrs.field(factory=dict)
     _join: list[str] | None = None
+    #: the run's cpu cgroup in this process's scheduling group (no limits), if any
+    sched_dir: str | None = None
+    _hot: dict[str, int] | None = None
 
     # --- the control files ---------------------------------------------------------------
     #
@@ -282,6 +347,7 @@ class RunCgroup:
     def close_files(self) -> None:
         """Close the control files this object keeps open."""
         fds, self._fds = self._fds, {}
+        self._hot = None
         for fd in fds.values():
             try:
                 os.close(fd)
@@ -293,45 +359,83 @@ class RunCgroup:
     def _set(self, controller: str, name: str, value: str) -> None:
         self._put(self.dirs[controller] + "/" + name, value)
 
+    def _files(self) -> dict[str, int]:
+        """The control files every run reads or writes, opened once: name -> descriptor
+        (``memsw``: ``memory.memsw.limit_in_bytes``, or on v2 ``memory.swap.max``, only
+        where swap is accounted)."""
+        files = self._hot
+        if files is not None:
+            return files
+        files = {}
+        read, write = os.O_RDONLY, os.O_WRONLY
+        pids = self.dirs.get("pids")
+        if pids is not None:
+            files["pids.max"] = self._fd(pids + "/pids.max", write)
+            files["pids.events"] = self._fd(pids + "/pids.events", read)
+            files["pids.current"] = self._fd(pids + "/pids.current", read)
+        memory = self.dirs.get("memory")
+        if memory is not None:
+            if self.version == 1:
+                names = {"limit": ("memory.limit_in_bytes", write),
+                         "max_usage": ("memory.max_usage_in_bytes", write),
+                         "peak": ("memory.max_usage_in_bytes", read),
+                         "failcnt": ("memory.failcnt", read),
+                         "usage": ("memory.usage_in_bytes", read)}
+                swap = "memory.memsw.limit_in_bytes"
+            else:
+                names = {"limit": ("memory.max", write), "events": ("memory.events", read),
+                         "usage": ("memory.current", read)}
+                swap = "memory.swap.max"
+            for key, (name, flags) in names.items():
+                files[key] = self._fd(f"{memory}/{name}", flags)
+            if self._has_memsw is None:
+                self._has_memsw = os.path.exists(f"{memory}/{swap}")
+            if self._has_memsw:
+                files["memsw"] = self._fd(f"{memory}/{swap}", write)
+        self._hot = files
+        return files
+
     def configure(self, max_processes: int | None, memory_limit: int | None) -> None:
         """Set this run's limits (and, for a new cgroup, the event-counter baselines)."""
         self._max_processes = max_processes
         self.emptied = False
         fresh, self._fresh = self._fresh, False
+        files = self._files()
         if "pids" in self.dirs:
-            self._set("pids", "pids.max", "max" if max_processes is None
-                      else str(max_processes))
+            os.pwrite(files["pids.max"], b"max" if max_processes is None
+                      else b"%d" % max_processes, 0)
             if fresh:
                 self._pids_base = _counter(self._get(self.dirs["pids"] + "/pids.events"), "max")
         if "memory" in self.dirs:
             if self.version == 1:
-                self._configure_memory_v1(memory_limit, fresh)
+                self._configure_memory_v1(memory_limit, fresh, files)
             else:
-                self._set("memory", "memory.max", "max" if memory_limit is None
-                          else str(memory_limit))
-                if self._has_memsw is None:
-                    self._has_memsw = os.path.exists(self.dirs["memory"] + "/memory.swap.max")
-                if self._has_memsw:
-                    self._set("memory", "memory.swap.max", "0" if memory_limit else "max")
+                os.pwrite(files["limit"], b"max" if memory_limit is None
+                          else b"%d" % memory_limit, 0)
+                if "memsw" in files:
+                    os.pwrite(files["memsw"], b"0" if memory_limit else b"max", 0)
                 if fresh:
                     events = self._get(self.dirs["memory"] + "/memory.events")
                     self._oom_base = _counter(events, "oom_kill")
                     self._mem_max_base = _counter(events, "max")
 
-    def _configure_memory_v1(self, memory_limit: int | None, fresh: bool) -> None:
+    def _configure_memory_v1(self, memory_limit: int | None, fresh: bool,
+                             files: dict[str, int]) -> None:
         base = self.dirs["memory"]
-        value = "-1" if memory_limit is None else str(memory_limit)
-        memsw = base + "/memory.memsw.limit_in_bytes"
-        if self._has_memsw is None:
-            self._has_memsw = os.path.exists(memsw)
-        has_memsw = self._has_memsw
-        if has_memsw:
-            # memsw must stay >= the memory limit while both change.
-            self._put(memsw, "-1")
-        self._set("memory", "memory.limit_in_bytes", value)
-        if has_memsw:
-            self._set("memory", "memory.memsw.limit_in_bytes", value)
-        self._put(base + "/memory.max_usage_in_bytes", "0")  # peak := current usage
+        value = b"-1" if memory_limit is None else b"%d" % memory_limit
+        memsw = files.get("memsw")
+        try:
+            os.pwrite(files["limit"], value, 0)
+        except OSError as exc:
+            # Above the current memsw limit: memsw must stay >= the memory limit while
+            # both change, so it is lifted first.
+            if memsw is None or exc.errno != errno.EINVAL:
+                raise
+            os.pwrite(memsw, b"-1", 0)
+            os.pwrite(files["limit"], value, 0)
+        if memsw is not None:
+            os.pwrite(memsw, value, 0)
+        os.pwrite(files["max_usage"], b"0", 0)  # peak := current usage
         if self._failcnt_dirty:
             self._put(base + "/memory.failcnt", "0")
             if self._has_memsw:
@@ -343,23 +447,53 @@ class RunCgroup:
     # --- joining ---------------------------------------------------------------------
 
     def procs_files(self) -> list[str]:
-        """The ``cgroup.procs`` files the child writes itself into before its exec."""
+        """The ``cgroup.procs`` files the child writes itself into before its exec: the
+        limits' (pids, memory) and, when the calling thread is in this process's
+        scheduling group (so the child is born there), the run's cpu cgroup in it, last.
+        A backend that starts its children its own way gets the same placement."""
+        files = self._limit_procs_files()
+        if self.sched_dir is not None and in_sched_group():
+            files.append(self.sched_dir + "/cgroup.procs")
+        return files
+
+    def _limit_procs_files(self) -> list[str]:
         return sorted({d + "/cgroup.procs" for d in self.dirs.values()})
 
-    def join_files(self) -> list[str]:
+    def join_files(self, sched: bool = False) -> list[str]:
         """The files a child that is a single thread writes ``0`` to, to join the cgroups.
 
         On cgroup v1 that is ``tasks``: a write of one thread skips the threadgroup lock
         whose taking can wait for an RCU grace period (milliseconds); ``cgroup.procs``
-        elsewhere.  Found once per cgroup.
+        elsewhere.  Found once per cgroup.  ``sched``: the child is born in this process's
+        scheduling group (:func:`enter_sched_group`), so it joins the run's cpu cgroup in
+        it too (last: the others' limits hold first).
         """
         if self._join is None:
             files = []
-            for procs in self.procs_files():
+            for procs in self._limit_procs_files():
                 tasks = procs[: -len("cgroup.procs")] + "tasks"
                 files.append(tasks if self.version == 1 and os.path.exists(tasks) else procs)
             self._join = files
+        if sched and self.sched_dir is not None:
+            return [*self._join, self.sched_dir + "/tasks"]
         return self._join
+
+    def join_fds(self, sched: bool = False) -> list[int]:
+        """:meth:`join_files`, opened for writing and kept open with the cgroup's other
+        control files (close-on-exec, above fd 2): a child that writes ``0`` to them joins
+        without opening anything itself."""
+        fds = []
+        for path in self.join_files(sched):
+            fd = self._fds.get((path, -1))
+            if fd is None:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                if fd < 3:  # never where a child's fd map puts its stdin, stdout, stderr
+                    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+                    os.close(fd)
+                    fd = moved
+                self._fds[(path, -1)] = fd
+            fds.append(fd)
+        return fds
 
     # --- ending ------------------------------------------------------------------------
 
@@ -381,7 +515,7 @@ class RunCgroup:
         file instead of listing the members.
         """
         if zombies and "pids" in self.dirs and int(
-            self._get(self.dirs["pids"] + "/pids.current")
+            os.pread(self._files()["pids.current"], 64, 0)
         ) <= zombies:
             self.emptied = True
             return True
@@ -444,11 +578,12 @@ class RunCgroup:
         """
         peak: int | None = None
         oom = mem_hit = pids_hit = False
+        files = self._files()
         if "memory" in self.dirs:
             base = self.dirs["memory"]
             if self.version == 1:
-                peak = int(self._get(base + "/memory.max_usage_in_bytes"))
-                mem_hit = int(self._get(base + "/memory.failcnt")) > 0
+                peak = int(os.pread(files["peak"], 64, 0))
+                mem_hit = int(os.pread(files["failcnt"], 64, 0)) > 0
                 if mem_hit or not clean_exit:
                     # With swap accounting the memsw limit may be the one that was hit.
                     if self._has_memsw:
@@ -463,13 +598,13 @@ class RunCgroup:
                     peak = int(self._get(base + "/memory.peak"))
                 except OSError:
                     peak = None
-                events = self._get(base + "/memory.events")
+                events = os.pread(files["events"], 65536, 0).decode()
                 kills = _counter(events, "oom_kill")
                 oom, self._oom_base = kills > self._oom_base, kills
                 mem_hit = oom or _counter(events, "max") > self._mem_max_base
                 self._mem_max_base = _counter(events, "max")
         if "pids" in self.dirs:
-            hits = _counter(self._get(self.dirs["pids"] + "/pids.events"), "max")
+            hits = _counter(os.pread(files["pids.events"], 4096, 0).decode(), "max")
             pids_hit, self._pids_base = hits > self._pids_base, hits
         return peak, oom, mem_hit, pids_hit
 
@@ -481,8 +616,7 @@ class RunCgroup:
         if not empty and self.pids():
             return False
         if "memory" in self.dirs:
-            name = "/memory.usage_in_bytes" if self.version == 1 else "/memory.current"
-            return int(self._get(self.dirs["memory"] + name)) <= _REUSE_MAX_CHARGE
+            return int(os.pread(self._files()["usage"], 64, 0)) <= _REUSE_MAX_CHARGE
         return True
 
     def remove(self) -> None:
@@ -491,7 +625,10 @@ class RunCgroup:
             self.kill_all(deadline=1.0)
         finally:
             self.close_files()
-        for directory in self.dirs.values():
+        directories = list(self.dirs.values())
+        if self.sched_dir is not None:
+            directories.append(self.sched_dir)
+        for directory in directories:
             for _ in range(50):
                 try:
                     os.rmdir(directory)
@@ -520,25 +657,39 @@ class CgroupPool:
         self._idle: list[RunCgroup] = []
         self._lock = threading.Lock()
         self._names = itertools.count()
+        # The scheduling group first: at exit the pool's cgroups (some in the group) go
+        # before the group does (atexit runs the last registered first).
+        sched_group()
         atexit.register(self.clear)
 
     def _create(self) -> RunCgroup:
         name = f"{_PREFIX}{os.getpid()}-{next(self._names)}"
         dirs: dict[str, str] = {}
+        made: list[str] = []
         try:
             for controller, parent in self._info.parents.items():
                 directory = os.path.join(parent, name)
                 if directory not in dirs.values():
                     os.mkdir(directory)
+                    made.append(directory)
                 dirs[controller] = directory
+            group = sched_group()
+            sched = None
+            if group is not None:
+                try:
+                    os.mkdir(os.path.join(group, name))
+                    sched = os.path.join(group, name)
+                    made.append(sched)
+                except OSError:
+                    sched = None  # the run stays where it is born, in the group
         except OSError:
-            for directory in set(dirs.values()):
+            for directory in reversed(made):
                 try:
                     os.rmdir(directory)
                 except OSError:
                     pass
             raise
-        return RunCgroup(self._info.version or 1, dirs)
+        return RunCgroup(self._info.version or 1, dirs, sched_dir=sched)
 
     def acquire(self, max_processes: int | None, memory_limit: int | None) -> RunCgroup:
         """Return an idle run cgroup (or a new one) configured with these limits."""
@@ -581,6 +732,101 @@ class CgroupPool:
             idle, self._idle = self._idle, []
         for group in idle:
             group.remove()
+
+
+_sched: str | bool | None = False
+_sched_guard = threading.Lock()
+_sched_thread = threading.local()
+
+
+def sched_group() -> str | None:
+    """This process's scheduling group (made on first use), or ``None`` where runs need
+    none or it cannot be made (see the module docstring)."""
+    global _sched
+    if _sched is False:
+        with _sched_guard:
+            if _sched is False:
+                parent = support().sched
+                found: str | None = None
+                if parent:
+                    path = os.path.join(parent, f"{_PREFIX}{os.getpid()}{_SCHED_SUFFIX}")
+                    try:
+                        os.mkdir(path)
+                    except FileExistsError:
+                        pass
+                    except OSError:
+                        path = ""
+                    found = path or None
+                    if found is not None:
+                        atexit.register(_leave_sched_group, found, parent)
+                _sched = found
+    return _sched  # type: ignore[return-value]
+
+
+def enter_sched_group() -> bool:
+    """Put the calling thread in this process's scheduling group, once per thread; return
+    whether it is there, so that the children it starts are born in the group and may
+    join their run's cpu cgroup in it.
+
+    A thread that has a cpu cgroup of its own already stays where it is (a run's new
+    session keeps the group it is born in there): ``False``.
+    """
+    inside = getattr(_sched_thread, "inside", None)
+    if inside is not None:
+        return inside
+    group = sched_group()
+    inside = False
+    if group is not None:
+        try:
+            with open("/proc/thread-self/cgroup") as fh:
+                lines = fh.read().splitlines()
+            cpu = next((line.split(":", 2)[2] for line in lines
+                        if "cpu" in line.split(":", 2)[1].split(",")), None)
+            if cpu == "/":
+                _write(group + "/tasks", str(threading.get_native_id()))
+                inside = True
+            else:
+                inside = cpu == "/" + os.path.basename(group)
+        except (OSError, IndexError):
+            inside = False
+    _sched_thread.inside = inside
+    return inside
+
+
+def in_sched_group() -> bool:
+    """Whether the calling thread sits in this process's scheduling group (see
+    :func:`enter_sched_group`): the children it starts are born there."""
+    return bool(getattr(_sched_thread, "inside", False))
+
+
+def _leave_sched_group(group: str, parent: str) -> None:
+    """(at interpreter exit, after the pool's cgroups are gone) Move the exiting thread
+    back where it came from and remove the group; one that still holds a thread of this
+    process is left to the next process's sweep."""
+    if getattr(_sched_thread, "inside", False):
+        try:
+            _write(parent + "/tasks", str(threading.get_native_id()))
+        except OSError:
+            return
+    try:
+        os.rmdir(group)
+    except OSError:
+        pass
+
+
+def _forget_sched_after_fork() -> None:
+    """A forked child is a new process: its threads' flags and its group are its own."""
+    global _sched, _sched_thread, _sched_guard
+    inside = getattr(_sched_thread, "inside", None)
+    _sched_thread = threading.local()
+    _sched_guard = threading.Lock()
+    if _sched not in (False, None):
+        # The forking thread is still in its parent's group: fine for this process's
+        # runs (they are born there); this process makes run cgroups in that group.
+        _sched_thread.inside = inside
+
+
+os.register_at_fork(after_in_child=_forget_sched_after_fork)
 
 
 _pool: CgroupPool | None = None

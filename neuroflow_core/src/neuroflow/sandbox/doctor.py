@@ -87,6 +87,14 @@ def cgroup_checks() -> list[Check]:
         "allow_weaker_isolation=True here",
         required=_config_needs_cgroups(),
     ))
+    if info.usable:
+        # Informational either way: without it runs start slower under load, not weaker.
+        checks.append(Check(
+            "process sandbox: scheduling group", True,
+            f"runs start in a cpu cgroup of their own inside this process's group "
+            f"(neuroflow-<pid>-cpu in {info.sched}): a run's new session waits for no "
+            "turn of its own" if info.sched else
+            f"none needed or possible ({info.sched_note or 'cgroup v2'})"))
     return checks
 
 

@@ -6,7 +6,8 @@ One run, in order:
    refuse a command outside ``allowed_commands`` or (strict) a dangerous ``env`` name,
    ask the gate -- nothing has run yet;
 2. build a clean environment; when the host is root, take a dedicated uid for the run
-   and hand the work directory to it;
+   (one this process holds already, cleaned up after its last run, else one locked with
+   a lock file) and hand the work directory to it;
 3. take a run cgroup from the pool and write all its limits;
 4. spawn in a new session (no controlling terminal; SIGCONT, which a process may send
    to anyone in its session whatever the uid, cannot reach the host's).  With
@@ -17,13 +18,18 @@ One run, in order:
    same set-up runs in Python after ``fork()`` when there are run cgroups or a uid to
    drop to; otherwise it spawns with ``vfork`` and sets the rlimits with ``prlimit``
    right after.  Either way only the child ever enters a run cgroup, and the program
-   starts limited;
-5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout,
-   all through one private epoll set that a single task awaits;
+   starts limited.  Where a new session would be a new top-level scheduling group
+   (autogroup), the starting thread sits in this process's scheduling group and the
+   child is born there (see :mod:`neuroflow.sandbox.cgroups`);
+5. read stdout/stderr incrementally, capped, and wait on a pidfd with the wall timeout:
+   a run like the last one, which ended within 2 ms, on its pidfd alone for that long;
+   otherwise through one private epoll set (pipes, pidfd, the deadline's timerfd) that a
+   single task awaits;
 6. kill everything left in the run cgroup (or the process group without cgroups),
-   reap, remove what the run's uid left in ``/tmp``, ``/var/tmp``, ``/dev/shm``,
-   ``/dev/mqueue`` and ``/run/lock`` (and its SysV IPC objects, where the run had no
-   IPC namespace of its own), give the work directory back, and report.
+   reap, give the work directory back, remove what the run's uid left in ``/tmp``,
+   ``/var/tmp``, ``/dev/shm``, ``/dev/mqueue`` and ``/run/lock`` (and its SysV IPC
+   objects, where the run had no IPC namespace of its own), and report; the uid stays
+   with this process for its next run.
 """
 
 from __future__ import annotations
@@ -71,11 +77,19 @@ try:  # the C spawn of ``neuroflow-native`` (pip install 'neuroflow[native]'), w
     from neuroflow_native import spawn as _native_spawn
 except ImportError:
     _native_spawn = None
+try:  # its timerfd for a run's deadline (an older build has none)
+    from neuroflow_native import deadline_fd as _deadline_fd
+except ImportError:
+    _deadline_fd = None
 # Whether the C spawn can give the child an IPC namespace of its own (an older build
 # cannot).
 _NATIVE_IPC = "new_ipc" in (getattr(_native_spawn, "__doc__", None) or "")
 # Whether it can give the child a session keyring of its own and clear its uid's.
 _NATIVE_KEYRINGS = "keyrings" in (getattr(_native_spawn, "__doc__", None) or "")
+# Whether it returns a pidfd of the child made by the clone itself.
+_NATIVE_PIDFD = "pidfd" in (getattr(_native_spawn, "__doc__", None) or "")
+# Whether the child can join its cgroups through files opened for it.
+_NATIVE_JOIN_FDS = "an fd open for writing" in (getattr(_native_spawn, "__doc__", None) or "")
 
 _READ_CHUNK = 65536
 # Bytes read from one pipe before the loop checks the deadline and lets other tasks run:
@@ -83,6 +97,10 @@ _READ_CHUNK = 65536
 _PASS_BYTES = 4 * _READ_CHUNK
 _DRAIN_GRACE = 2.0  # seconds to drain pipes after the tree was killed
 _EXIT_SPIN = 0.001  # seconds to block for the exit right after a pipe closed
+# Seconds to block for a run to end before waiting through the event loop, when this
+# isolator's previous run ended within that time: a trip through the loop costs several
+# times the CPU of one blocking wait, and a command this quick would have ended by then.
+_QUICK_RUN = 0.002
 
 _RLIMITS = {
     "cpu": resource.RLIMIT_CPU,
@@ -109,12 +127,14 @@ def _weaker(config: SandboxConfig, what: str, why: str, warnings: list[str]) -> 
 
 
 class _Child:
-    """A child started by the native spawn: its pid and, once reaped, its exit code."""
+    """A child started by the native spawn: its pid, a pidfd of it (``-1``: none yet;
+    the caller owns it) and, once reaped, its exit code."""
 
-    __slots__ = ("pid", "returncode")
+    __slots__ = ("pid", "pidfd", "returncode")
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, pidfd: int = -1) -> None:
         self.pid = pid
+        self.pidfd = pidfd
         self.returncode: int | None = None
 
 
@@ -206,6 +226,9 @@ class SandboxIsolator:
         # Who the program runs as, for finding programs that identity may execute.
         self._who = (identity.uid, identity.gid) if identity is not None else None
         self._leases: dict[str, runas.Lease] = {}
+        # (work dir, uid, gid) -> (the directories above it as seen, _closed_ancestor)
+        self._closed_cache: dict[tuple[str, int, int],
+                                 tuple[list[tuple[int, int, int, int, int]], str | None]] = {}
         self._lease_busy: anyio.Event | None = None
         self._search_path = config.env.get("PATH") or os.environ.get("PATH", DEFAULT_PATH)
         self._base_env = self._build_env()
@@ -237,6 +260,8 @@ class SandboxIsolator:
                     "keyring and keys an earlier run of their uid left)", self._warnings)
             self._keyrings = 0
         self._prctl = _prctl() if self._setup_in_child else None
+        # Whether the last run ended within _QUICK_RUN of its start (see _run_in).
+        self._quick = False
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -573,15 +598,21 @@ class SandboxIsolator:
     ) -> _Proc:
         lease = self._leases.get(cwd) if identity is not None else None
         closed = lease.closed if lease is not None else None
+        # Born in this process's scheduling group (when it has one), the run joins its own
+        # cpu cgroup in it: its new session then costs no wait for a turn of its own.
+        sched = group is not None and group.sched_dir is not None and (
+            cgroups.enter_sched_group())
         if _native_spawn is not None:
             view = None
             if closed is not None and _mount_calls() is not None:
                 view = (closed, _view_steps(cwd, closed))
             ids = (identity.uid, identity.gid, []) if identity is not None else (-1, -1, None)
-            pid = _native_spawn(
+            started = _native_spawn(
                 executable, argv, [f"{name}={value}" for name, value in env.items()],
                 cwd, [stdin_fd, out_w, err_w],
-                group.join_files() if group is not None else [],
+                # Opened once per cgroup: the child only writes to them.
+                (group.join_fds(sched) if _NATIVE_JOIN_FDS else group.join_files(sched))
+                if group is not None else [],
                 *ids,
                 [(which, soft, hard) for which, (soft, hard) in self._rlimits],
                 self._setup_in_child, True, view=view,
@@ -590,15 +621,16 @@ class SandboxIsolator:
                 # Too little memory to join or exec in: the child ends by SIGKILL, as
                 # the OOM killer ends a forked child (it skips one sharing our memory).
                 nomem_kill=group is not None and "memory" in group.dirs,
+                **({"pidfd": True} if _NATIVE_PIDFD else {}),
             )
-            return _Child(pid)
+            return _Child(*started) if isinstance(started, tuple) else _Child(started)
         common: dict[str, Any] = dict(
             executable=executable, stdin=stdin_fd, stdout=out_w, stderr=err_w, cwd=cwd,
             env=env, close_fds=True, start_new_session=True, restore_signals=True,
         )
         if self._setup_in_child:
-            return subprocess.Popen(argv, preexec_fn=self._preexec(group, identity, cwd, closed),
-                                    **common)
+            return subprocess.Popen(
+                argv, preexec_fn=self._preexec(group, identity, cwd, closed), **common)
         proc = subprocess.Popen(argv, **common)
         _prlimit_all(proc.pid, self._rlimits)
         return proc
@@ -615,6 +647,7 @@ class SandboxIsolator:
         gid with no supplementary groups, empty and lock that uid's keyrings, then
         ``no_new_privs`` (no set-uid program can give root back)."""
         limits = self._rlimits
+        # With the thread in the scheduling group, the run's cpu cgroup comes last.
         procs = group.procs_files() if group is not None else []
         prctl = self._prctl
         calls = _mount_calls() if self._new_ipc else None
@@ -678,11 +711,13 @@ class SandboxIsolator:
 
     async def _take_lease(self, cwd: str) -> runas.Lease | None:
         """The identity for a run in ``cwd``: runs overlapping in one work directory
-        share one (it owns the directory while they run); the directory is handed over."""
+        share one (it owns the directory while they run); the directory is handed over
+        (a small one at once, a large one in a worker thread, see :meth:`_tree_job`)."""
         plan = self._runas
         if not plan.drops:
             return None
-        await self._lease_turn()
+        if self._lease_busy is not None:
+            await self._lease_turn()
         lease = self._leases.get(cwd)
         if lease is None:
             cfg = self.config
@@ -697,16 +732,19 @@ class SandboxIsolator:
             # runs in a thread waits for it (_lease_turn), then shares the lease.
             self._leases[cwd] = lease
             identity = lease.identity
+            uid, gid, host = identity.uid, identity.gid, os.geteuid()
             try:
-                await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
-                    cwd, os.geteuid(), identity.uid, identity.gid, hand_over=True))
+                if not runas.chown_small_tree(cwd, host, uid, gid, hand_over=True):
+                    await self._tree_job(False, lambda: runas.chown_tree(
+                        cwd, host, uid, gid, hand_over=True))
             except OSError as exc:
                 del self._leases[cwd]
+                lease.cleaned = True  # nothing ran as it
                 lease.release()
                 raise SandboxError(
                     f"work_dir: cannot hand {cwd!r} to uid {lease.identity.uid}: "
                     f"{exc.strerror}") from None
-            lease.closed = _closed_ancestor(cwd, lease.identity)
+            lease.closed = self._closed_above(cwd, identity)
             if lease.closed is not None and _mount_calls() is None:
                 note = (f"work_dir {cwd!r}: {lease.closed} is closed to the run's uid, so "
                         "programs there cannot open files by absolute path (`python3 "
@@ -716,6 +754,31 @@ class SandboxIsolator:
                     self._warnings.append(note)
         lease.users += 1
         return lease
+
+    def _closed_above(self, cwd: str, identity: runas.Identity) -> str | None:
+        """:func:`_closed_ancestor`, remembered per work directory and uid for as long as
+        the directories above it keep their identity, owner and mode."""
+        parts = cwd.strip("/").split("/")[:-1]
+        sign: list[tuple[int, int, int, int, int]] = []
+        current = ""
+        for part in parts:
+            current += "/" + part
+            try:
+                st = os.stat(current)
+            except OSError:
+                sign.clear()
+                break
+            sign.append((st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid))
+        key = (cwd, identity.uid, identity.gid)
+        known = self._closed_cache.get(key)
+        if sign and known is not None and known[0] == sign:
+            return known[1]
+        closed = _closed_ancestor(cwd, identity)
+        if sign:
+            if len(self._closed_cache) >= 64:
+                self._closed_cache.clear()
+            self._closed_cache[key] = (sign, closed)
+        return closed
 
     def _scratch_reachable(self) -> bool:
         """Whether a run can create files in the host's scratch directories (``/tmp``,
@@ -730,19 +793,22 @@ class SandboxIsolator:
         lease.users -= 1
         if lease.users:
             return
-        await self._lease_turn()
-        if lease.users:
-            return  # a run in this directory started meanwhile: it keeps the lease
+        if self._lease_busy is not None:
+            with anyio.CancelScope(shield=True):
+                await self._lease_turn()
+            if lease.users:
+                return  # a run in this directory started meanwhile: it keeps the lease
         del self._leases[cwd]
         try:
             # First the work directory (it may itself be in /tmp), then the rest.
-            uid = lease.identity.uid
-            await self._tree_job(runas.small_tree(cwd), lambda: runas.chown_tree(
-                cwd, uid, os.geteuid(), os.getegid()))
+            uid, host, group = lease.identity.uid, os.geteuid(), os.getegid()
+            if not runas.chown_small_tree(cwd, uid, host, group):
+                await self._tree_job(False, lambda: runas.chown_tree(cwd, uid, host, group))
             if self._runas.mode == "dedicated":
+                if not self._new_ipc:
+                    lease.clean(cwd, kill=False, ipc=True, scratch=False)
                 # Its processes died with the run cgroup; without one, find them by uid.
                 kill = self._cgroups is None
-                lease.clean(cwd, kill=False, ipc=not self._new_ipc, scratch=False)
                 changed = lease.changed_scratch()
                 if changed or kill:
                     # One pass over the changed directories (bounded) on the loop; the
@@ -755,6 +821,7 @@ class SandboxIsolator:
                         changed, kill, trees))
                     if trees:
                         await self._tree_job(False, lambda: runas.remove_trees(trees))
+            lease.cleaned = True
         finally:
             lease.release()
 
@@ -807,8 +874,8 @@ class SandboxIsolator:
                             await anyio.to_thread.run_sync(self._cgroups.release, group)
         finally:
             if lease is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._return_lease(cwd, lease)
+                # Never cancelled half-way: it waits only under shields of its own.
+                await self._return_lease(cwd, lease)
 
     async def _run_in(
         self, argv: list[str], executable: str, cwd: str, env: dict[str, str],
@@ -839,69 +906,120 @@ class SandboxIsolator:
                     assert group is not None
                     return self._no_memory_result(group, (time.perf_counter() - start) * 1e3)
                 raise _cannot_start(exc, argv, executable, identity) from None
+            pidfd = _take_pidfd(proc)
+            open_fds.append(pidfd)
             for fd in (out_w, err_w, in_r) if in_w >= 0 else (out_w, err_w):
                 os.close(fd)
                 open_fds.remove(fd)
-            pidfd = os.pidfd_open(proc.pid)
-            open_fds.append(pidfd)
-            # One private epoll set for the pipes and the pidfd: a single task waits on
-            # it, instead of a task per stream (much cheaper per run).
-            poller = select.epoll(4)
             state = _RunState(proc.pid, group)
             out, err = _Stream(out_r, cap), _Stream(err_r, cap)
             streams = {out_r: out, err_r: err}
-            poller.register(out_r, select.EPOLLIN)
-            poller.register(err_r, select.EPOLLIN)
-            poller.register(pidfd, select.EPOLLIN)
             feed = memoryview(stdin or b"")
-            if in_w >= 0:
-                fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
-                poller.register(in_w, select.EPOLLOUT)
             deadline = math.inf if timeout is None else time.monotonic() + timeout
-            exited = saw_eof = False
-            spins = 0
+            exited = False
             wall = 0.0
-            while not exited or streams:
-                if time.monotonic() >= deadline:
-                    # Checked on every pass: a program that never stops writing never
-                    # lets the poll below come back empty.
-                    if exited:
-                        break  # something escaped the kill and holds a pipe open
-                    state.kill(TerminationReason.TIMED_OUT)
-                    deadline = math.inf  # wait for the kill to land
-                events = poller.poll(0)
-                if not events and saw_eof and spins < 2:
-                    # A pipe just closed: the program is almost always exiting right now,
-                    # and a short blocking wait beats another trip through the event loop.
-                    spins += 1
-                    events = poller.poll(_EXIT_SPIN)
+            if self._quick and in_w < 0:
+                # A run like the last one, which ended at once, is waited for here a
+                # moment, for its exit alone (its pipes close just before it exits: they
+                # cannot wake us early), holding the loop at most _QUICK_RUN: no trip
+                # through the event loop.  Then what it left in the pipes is read.
+                pause = min(_QUICK_RUN, max(deadline - time.monotonic(), 0.0))
+                if select.select((pidfd,), (), (), pause)[0]:
+                    exited = True
+                    wall = (time.perf_counter() - start) * 1000.0
+                    # The main process is a zombie: its pid cannot be reused yet.
+                    state.kill_rest(exited=True)
+                    deadline = time.monotonic() + _DRAIN_GRACE
+                    for stream_fd in (out_r, err_r):
+                        if self._read(streams[stream_fd], state):
+                            del streams[stream_fd]
+            if not exited or streams:
+                # One private epoll set for the pipes and the pidfd (and the deadline's
+                # timerfd, once waiting is needed): a single task waits on it, instead of
+                # a task per stream (much cheaper per run).
+                poller = select.epoll(5)
+                for stream_fd in streams:
+                    poller.register(stream_fd, select.EPOLLIN)
+                if not exited:
+                    poller.register(pidfd, select.EPOLLIN)
+                if in_w >= 0:
+                    fcntl.fcntl(in_w, fcntl.F_SETFL, os.O_NONBLOCK)
+                    poller.register(in_w, select.EPOLLOUT)
+                alarm = -1  # the deadline's timerfd, made when the first wait needs it
                 saw_eof = False
-                if not events:
-                    with anyio.move_on_after(deadline - time.monotonic()):
+                spins = 0
+                while not exited or streams:
+                    if time.monotonic() >= deadline:
+                        # Checked on every pass: a program that never stops writing never
+                        # lets the poll below come back empty.
+                        if exited:
+                            break  # something escaped the kill and holds a pipe open
+                        state.kill(TerminationReason.TIMED_OUT)
+                        deadline = math.inf  # wait for the kill to land
+                    events = poller.poll(0)
+                    if not events and saw_eof and not exited and spins < 2:
+                        # A pipe just closed: the program is almost always exiting right
+                        # now, and a short blocking wait for its exit alone (the other pipe
+                        # closes before it) beats another trip through the event loop.
+                        spins += 1
+                        if select.select((pidfd,), (), (), _EXIT_SPIN)[0]:
+                            events = [(pidfd, select.EPOLLIN)]
+                    saw_eof = False
+                    if not events:
+                        if deadline == math.inf or _deadline_fd is None:
+                            with anyio.move_on_after(deadline - time.monotonic()):
+                                await anyio.wait_readable(poller.fileno())
+                            continue
+                        if alarm < 0:
+                            # The deadline as a timerfd in the same set: waiting costs one
+                            # trip through the event loop and no timer of the loop's.
+                            alarm = _deadline_fd(max(deadline - time.monotonic(), 1e-6))
+                            open_fds.append(alarm)
+                            poller.register(alarm, select.EPOLLIN)
                         await anyio.wait_readable(poller.fileno())
-                    continue
-                for fd, _ in events:
-                    if fd == pidfd:
-                        exited = True
-                        wall = (time.perf_counter() - start) * 1000.0
-                        poller.unregister(pidfd)
-                        # The main process is a zombie: its pid cannot be reused yet.
-                        state.kill_rest(exited=True)
-                        deadline = time.monotonic() + _DRAIN_GRACE
-                    elif fd == in_w:
-                        feed = self._feed(poller, in_w, feed, open_fds)
-                        if not feed:
-                            in_w = -1
-                    else:
-                        stream = streams[fd]
-                        if self._read(stream, state):
-                            poller.unregister(fd)
-                            del streams[fd]
-                            saw_eof = True
-                if (not exited or streams) and not saw_eof:
-                    # The last pass needs no trip through the loop, nor does one that just
-                    # saw a pipe close (the exit follows at once: the short wait above).
-                    await anyio.lowlevel.checkpoint()
+                        continue
+                    for fd, _ in events:
+                        if fd == pidfd:
+                            exited = True
+                            wall = (time.perf_counter() - start) * 1000.0
+                            poller.unregister(pidfd)
+                            # The main process is a zombie: its pid cannot be reused yet.
+                            state.kill_rest(exited=True)
+                            deadline = time.monotonic() + _DRAIN_GRACE
+                            if alarm >= 0:
+                                poller.unregister(alarm)
+                                open_fds.remove(alarm)
+                                os.close(alarm)
+                                alarm = -1
+                            # Its descriptors closed before it exited: what is left in the
+                            # pipes is read now (one still open is shared with a process
+                            # that escaped the tree; it was just killed, the loop waits).
+                            for stream_fd in list(streams):
+                                if self._read(streams[stream_fd], state):
+                                    poller.unregister(stream_fd)
+                                    del streams[stream_fd]
+                        elif fd == alarm:
+                            # The deadline passed: the check at the top of the loop acts.
+                            poller.unregister(alarm)
+                            open_fds.remove(alarm)
+                            os.close(alarm)
+                            alarm = -1
+                        elif fd == in_w:
+                            feed = self._feed(poller, in_w, feed, open_fds)
+                            if not feed:
+                                in_w = -1
+                        elif fd in streams:
+                            stream = streams[fd]
+                            if self._read(stream, state):
+                                poller.unregister(fd)
+                                del streams[fd]
+                                saw_eof = True
+                    if (not exited or streams) and not saw_eof:
+                        # The last pass needs no trip through the loop, nor does one that
+                        # just saw a pipe close (the exit follows at once: the short wait
+                        # above).
+                        await anyio.lowlevel.checkpoint()
+            self._quick = 0.0 < wall <= _QUICK_RUN * 1000.0
             await state.finish()
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -957,10 +1075,12 @@ class SandboxIsolator:
                         f"cannot start {argv[0]!r}: memory_limit={cfg.memory_limit} is too "
                         "small for the program to start") from None
                 raise _cannot_start(exc, argv, executable, identity) from None
+            pidfd = _take_pidfd(proc)
+            fds.append(pidfd)
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
                 fds.remove(fd)
-            pidfd = os.pidfd_open(proc.pid)
+            fds.remove(pidfd)
         except BaseException:
             for fd in fds:
                 os.close(fd)
@@ -1431,6 +1551,16 @@ def _refuse_config_inside(work_dir: str) -> None:
                     f"work_dir: {work_dir!r} holds the configuration file {str(file)!r}; "
                     "the sandboxed code could rewrite it, and the next start would read "
                     "it: give the sandbox a folder of its own (a subfolder will do)")
+
+
+def _take_pidfd(proc: Any) -> int:
+    """A pidfd of the just-started ``proc``, for the caller to close: the one its spawn
+    made, else a new one (nothing has reaped it yet, so its pid still names it)."""
+    pidfd = getattr(proc, "pidfd", -1)
+    if pidfd is not None and pidfd >= 0:
+        proc.pidfd = -1
+        return int(pidfd)
+    return os.pidfd_open(proc.pid)
 
 
 def _prlimit_all(pid: int, limits: list[tuple[int, tuple[int, int]]]) -> None:

@@ -6,7 +6,10 @@ unprivileged uid of its own (``dedicated_uid_base`` .. ``+ dedicated_uid_count``
 uid, no supplementary groups), taken with a lock file so that no two runs on the machine
 share one, and everything that uid left behind (files in ``/tmp``, ``/var/tmp``,
 ``/dev/shm``, ``/dev/mqueue`` and ``/run/lock``, SysV IPC objects, keyrings, processes)
-is removed when the run ends (keyrings: before the uid's next run).  Where the host
+is removed when the run ends (keyrings: before the uid's next run).  A uid whose run
+ended and was cleaned up stays locked by this process, in a small pool, for its next run
+here (taking it again costs no system call); only a uid that was cleaned up completely
+goes back to the pool.  Where the host
 may (``CAP_SYS_ADMIN``), each run has an IPC namespace of its own instead, so its SysV IPC
 objects and POSIX message queues vanish with it; :func:`remove_sysv_ipc` is the sweep by
 uid for hosts that may not.  The work directory is handed to
@@ -15,6 +18,7 @@ the run's uid for the run and given back to the host afterwards.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import fcntl
 import itertools
@@ -30,6 +34,11 @@ from typing import Any
 import attrs
 
 from neuroflow.errors import ConfigError, UnsupportedLimitError
+
+try:  # the bounded walk in C (neuroflow-native), when installed
+    from neuroflow_native import chown_tree as _native_chown_tree
+except ImportError:
+    _native_chown_tree = None
 
 #: Where the per-uid lock files live (root only).
 LOCK_DIR = "/run/neuroflow/uids"
@@ -56,6 +65,8 @@ def scratch_dirs() -> tuple[str, ...]:
     return _scratch
 _TRIES = 512
 _RELEASED = b" " * 20 + b"\n"
+#: How many cleaned-up uids a process keeps locked for its next runs (per uid range).
+_IDLE_MAX = 8
 _log = logging.getLogger("neuroflow.sandbox")
 
 
@@ -182,6 +193,98 @@ def _forget_lock_dir() -> None:
 _start = itertools.count(os.getpid() * 7919)
 
 
+class _Hold:
+    """A dedicated uid this process holds: the ``flock`` of its lock file."""
+
+    __slots__ = ("fd", "uid")
+
+    def __init__(self, uid: int, fd: int) -> None:
+        self.uid = uid
+        self.fd = fd
+
+    def free(self, clean: bool) -> None:
+        """Unlock the uid; ``clean``: everything it left was removed, so the lock file is
+        blanked (a lock file that still names a holder makes the next taker clean up
+        everywhere first)."""
+        if clean:
+            # Blank the holder's pid (a write of the same length costs a fraction of a
+            # truncate on tmpfs): a lock file that names no one was released cleanly.
+            os.pwrite(self.fd, _RELEASED, 0)
+        os.close(self.fd)
+
+
+#: (base, count) -> uids this process holds, cleaned up and free for its next run
+_idle: dict[tuple[int, int], list[_Hold]] = {}
+_idle_guard = threading.Lock()
+
+
+def _drop_idle() -> None:
+    """Unlock every idle uid, blanking its lock file (at interpreter exit)."""
+    with _idle_guard:
+        holds = [hold for pool in _idle.values() for hold in pool]
+        _idle.clear()
+    for hold in holds:
+        try:
+            hold.free(clean=True)
+        except OSError:
+            pass
+
+
+def _forget_idle_after_fork() -> None:
+    """In a forked child: the idle uids are its parent's (the lock is shared through the
+    inherited descriptors), never the child's to run as."""
+    global _idle_guard
+    _idle_guard = threading.Lock()
+    for pool in _idle.values():
+        for hold in pool:
+            try:
+                os.close(hold.fd)
+            except OSError:
+                pass
+    _idle.clear()
+
+
+atexit.register(_drop_idle)
+os.register_at_fork(after_in_child=_forget_idle_after_fork)
+
+
+def _lock_free_uid(base: int, count: int) -> tuple[_Hold, bool]:
+    """Lock a uid of ``base .. base + count - 1`` that no process holds; return it and
+    whether its last holder did not release it cleanly (it died mid-run).
+
+    Raises:
+        UnsupportedLimitError: every uid of the range is in use.
+    """
+    directory = _lock_dir()
+    first = next(_start)
+    for step in range(min(count, _TRIES)):
+        uid = base + (first + step) % count
+        try:
+            fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o600, dir_fd=directory)
+        except FileNotFoundError:
+            if step:
+                raise
+            # The directory was removed under us: a lock in it would lock nothing
+            # that another process could see.
+            _forget_lock_dir()
+            directory = _lock_dir()
+            fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o600, dir_fd=directory)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        stale = os.pread(fd, 32, 0)
+        os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
+        return _Hold(uid, fd), bool(stale.strip())
+    raise UnsupportedLimitError(
+        f"run_as: no free uid in {base}..{base + count - 1} (dedicated_uid_base, "
+        "dedicated_uid_count): raise dedicated_uid_count"
+    )
+
+
 class Lease:
     """One uid held for one run (or overlapping runs in one work directory).
 
@@ -190,10 +293,18 @@ class Lease:
     holder was not released cleanly: whatever that uid left is removed before reuse.
     """
 
-    def __init__(self, identity: Identity, fd: int | None, *, scratch: bool = True) -> None:
+    def __init__(self, identity: Identity, fd: int | None = None, *, scratch: bool = True,
+                 hold: _Hold | None = None, pool: tuple[int, int] | None = None) -> None:
         self.identity = identity
-        self._fd = fd
+        if hold is None and fd is not None:
+            hold = _Hold(identity.uid, fd)
+        self._hold = hold
+        self._pool = pool
         self.users = 0
+        #: set once everything the uid left was removed (:meth:`release` then keeps the
+        #: uid for this process's next run; otherwise its lock file keeps naming this
+        #: process, and whoever takes it next cleans up everywhere first)
+        self.cleaned = False
         #: modification times of the scratch directories at (or before) the uid's taking;
         #: ``None`` when the runs cannot reach them (``scratch=False``: nothing to clean)
         self.scratch = baseline_snapshot() if scratch else None
@@ -202,7 +313,8 @@ class Lease:
 
     @classmethod
     def dedicated(cls, base: int, count: int, *, scratch: bool = True) -> Lease:
-        """Take a free uid from ``base .. base + count - 1``.
+        """Take a free uid from ``base .. base + count - 1``: one this process holds
+        already (cleaned up after its last run), else one no process holds.
 
         ``scratch=False``: the runs cannot write the host's scratch directories (a
         namespace sandbox with its own ``/tmp``), so :meth:`clean` does not search them.
@@ -210,37 +322,17 @@ class Lease:
         Raises:
             UnsupportedLimitError: every uid of the range is in use.
         """
-        directory = _lock_dir()
-        first = next(_start)
-        for step in range(min(count, _TRIES)):
-            uid = base + (first + step) % count
-            try:
-                fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                             0o600, dir_fd=directory)
-            except FileNotFoundError:
-                if step:
-                    raise
-                # The directory was removed under us: a lock in it would lock nothing
-                # that another process could see.
-                _forget_lock_dir()
-                directory = _lock_dir()
-                fd = os.open(str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                             0o600, dir_fd=directory)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            stale = os.pread(fd, 32, 0)
-            os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
-            lease = cls(Identity(uid, uid), fd, scratch=scratch)
-            if stale.strip():
-                lease.clean(None, everywhere=True)  # its last holder died mid-run
-            return lease
-        raise UnsupportedLimitError(
-            f"run_as: no free uid in {base}..{base + count - 1} (dedicated_uid_base, "
-            "dedicated_uid_count): raise dedicated_uid_count"
-        )
+        key = (base, count)
+        with _idle_guard:
+            pool = _idle.get(key)
+            hold = pool.pop() if pool else None
+        if hold is not None:
+            return cls(Identity(hold.uid, hold.uid), scratch=scratch, hold=hold, pool=key)
+        hold, stale = _lock_free_uid(base, count)
+        lease = cls(Identity(hold.uid, hold.uid), scratch=scratch, hold=hold, pool=key)
+        if stale:
+            lease.clean(None, everywhere=True)  # its last holder died mid-run
+        return lease
 
     def changed_scratch(self) -> list[str]:
         """The scratch (and shared) directories whose modification time changed since the
@@ -287,13 +379,18 @@ class Lease:
             self.clean_scratch(self.changed_scratch())
 
     def release(self) -> None:
-        """Give the uid back (call :meth:`clean` first)."""
-        if self._fd is not None:
-            # Blank the holder's pid (a write of the same length costs a fraction of a
-            # truncate on tmpfs): a lock file that names no one was released cleanly.
-            os.pwrite(self._fd, _RELEASED, 0)
-            os.close(self._fd)
-            self._fd = None
+        """Give the uid back (call :meth:`clean` first, and set :attr:`cleaned` once it
+        has all gone): to this process's pool of idle uids, or to the machine."""
+        hold, self._hold = self._hold, None
+        if hold is None:
+            return
+        if self.cleaned and self._pool is not None:
+            with _idle_guard:
+                pool = _idle.setdefault(self._pool, [])
+                if len(pool) < _IDLE_MAX:
+                    pool.append(hold)
+                    return
+        hold.free(self.cleaned)
 
 
 _SYSV_KINDS = (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid"))
@@ -487,6 +584,56 @@ def _remove(path: str, st: os.stat_result) -> None:
             os.unlink(path)
     except OSError:
         pass
+
+
+def chown_small_tree(path: str, owner: int, uid: int, gid: int, *, hand_over: bool = False,
+                     limit: int = 256) -> bool:
+    """:func:`chown_tree` for a tree of at most ``limit`` entries, in one pass; for a
+    larger one, return ``False`` having changed nothing (hand it to :func:`chown_tree`,
+    off the event loop: its walk may take as long as the tree is large).
+
+    Reads no more than about ``limit`` entries before it decides.  With
+    ``neuroflow-native``, in C, every step relative to an open directory."""
+    if _native_chown_tree is not None:
+        return bool(_native_chown_tree(path, owner, uid, gid, hand_over, limit))
+    try:
+        top = os.lstat(path)
+    except OSError:
+        return True
+    if not stat.S_ISDIR(top.st_mode):
+        return True
+    found: list[tuple[str, os.stat_result]] = []
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if len(found) >= limit:
+                        return False
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    found.append((entry.path, st))
+                    if stat.S_ISDIR(st.st_mode) and st.st_dev == top.st_dev:
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    if top.st_uid == owner:
+        try:
+            os.chown(path, uid, gid, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+    for entry_path, st in found:
+        if st.st_uid == owner and not (
+            hand_over and st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode)
+        ):
+            try:
+                os.chown(entry_path, uid, gid, follow_symlinks=False)
+            except OSError:
+                continue
+    return True
 
 
 def chown_tree(path: str, owner: int, uid: int, gid: int, *, hand_over: bool = False
