@@ -75,3 +75,42 @@ async def test_a_pipe_kept_by_an_escaped_process_ends_with_the_tree(timer: str, 
     assert result.reason is TerminationReason.EXITED
     assert result.stdout == b"hi\n"
     assert survivors(marker) == []
+
+
+class _SelectRecorder:
+    """Stands in for the ``select`` module inside ``process``: records each blocking
+    ``select.select`` on one pidfd for longer than the exit spin (the quick-run wait)."""
+
+    def __init__(self) -> None:
+        import select as real
+
+        self._real = real
+        self.quick_waits: list[float] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def select(self, r: object, w: object, x: object, timeout: float | None = None) -> object:
+        if timeout is not None and timeout > process._EXIT_SPIN:
+            self.quick_waits.append(timeout)
+        return self._real.select(r, w, x, timeout)
+
+
+async def test_a_run_beside_another_never_holds_the_loop(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    recorder = _SelectRecorder()
+    monkeypatch.setattr(process, "select", recorder)
+    async with SandboxIsolator(SandboxConfig(wall_timeout=30), gate=False) as box:
+        # Alone, a run after a quick one is waited for on its pidfd (the loop held).
+        box._quick = True
+        assert (await box.execute("/bin/true")).ok
+        assert len(recorder.quick_waits) == 1
+        recorder.quick_waits.clear()
+        # Beside a run in flight, never: the other run's task must keep being served.
+        async with anyio.create_task_group() as group:
+            group.start_soon(box.execute, "/bin/sh", ["-c", "sleep 0.5"])
+            await anyio.sleep(0.1)
+            for _ in range(5):
+                box._quick = True
+                assert (await box.execute("/bin/true")).ok
+        assert recorder.quick_waits == []

@@ -98,8 +98,9 @@ _PASS_BYTES = 4 * _READ_CHUNK
 _DRAIN_GRACE = 2.0  # seconds to drain pipes after the tree was killed
 _EXIT_SPIN = 0.001  # seconds to block for the exit right after a pipe closed
 # Seconds to block for a run to end before waiting through the event loop, when this
-# isolator's previous run ended within that time: a trip through the loop costs several
-# times the CPU of one blocking wait, and a command this quick would have ended by then.
+# isolator's previous run ended within that time and no other run of it is in flight: a
+# trip through the loop costs several times the CPU of one blocking wait, and a command
+# this quick would have ended by then.  Concurrent runs never block the loop this way.
 _QUICK_RUN = 0.002
 
 _RLIMITS = {
@@ -260,8 +261,10 @@ class SandboxIsolator:
                     "keyring and keys an earlier run of their uid left)", self._warnings)
             self._keyrings = 0
         self._prctl = _prctl() if self._setup_in_child else None
-        # Whether the last run ended within _QUICK_RUN of its start (see _run_in).
+        # Whether the last run ended within _QUICK_RUN of its start, and how many runs are
+        # waited for now (see _run_in).
         self._quick = False
+        self._in_flight = 0
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -896,6 +899,7 @@ class SandboxIsolator:
         open_fds = [out_r, out_w, err_r, err_w] + ([in_r, in_w] if in_w >= 0 else [])
         proc: _Proc | None = None
         poller: select.epoll | None = None
+        self._in_flight += 1
         try:
             start = time.perf_counter()
             try:
@@ -918,7 +922,7 @@ class SandboxIsolator:
             deadline = math.inf if timeout is None else time.monotonic() + timeout
             exited = False
             wall = 0.0
-            if self._quick and in_w < 0:
+            if self._quick and in_w < 0 and self._in_flight == 1:
                 # A run like the last one, which ended at once, is waited for here a
                 # moment, for its exit alone (its pipes close just before it exits: they
                 # cannot wake us early), holding the loop at most _QUICK_RUN: no trip
@@ -1025,6 +1029,7 @@ class SandboxIsolator:
             proc.returncode = os.waitstatus_to_exitcode(status)
             return self._result(proc.returncode, status, usage, wall, out, err, state, group)
         finally:
+            self._in_flight -= 1
             if poller is not None:
                 # Nothing waits on it any more: this task was the only waiter, and
                 # wait_readable removes its reader however it ends.
