@@ -69,49 +69,152 @@ def launch(work: str, argv: list[str], **kwargs: object) -> tuple[int, int, byte
     return os.waitstatus_to_exitcode(pid1), command, b"".join(chunks), pid
 
 
-def test_a_command_runs_as_pid_2_of_its_own_namespace_with_the_run_s_uid(work: str) -> None:
+# PID 1 is made two ways: by default it sets the sandbox up sharing this process's memory
+# and then executes the embedded init program; where that program cannot be executed, it
+# is a copy of this process (init_program=False forces that).  Both must behave the same.
+MODES = pytest.mark.parametrize("init_program", [True, False], ids=["init", "copy"])
+
+
+@MODES
+def test_a_command_runs_as_pid_2_of_its_own_namespace_with_the_run_s_uid(
+        work: str, init_program: bool) -> None:
     code, status, out, _ = launch(work, [SH, "-c", "echo $$; id -u; hostname; pwd"],
-                                  hostname="box")
+                                  hostname="box", init_program=init_program)
     assert (code, os.waitstatus_to_exitcode(status)) == (0, 0)
     assert out.decode().split() == ["2", str(UID), "box", work]
 
 
-def test_the_command_holds_no_capability_in_any_set(work: str) -> None:
+@MODES
+def test_the_command_holds_no_capability_in_any_set(work: str, init_program: bool) -> None:
     # Every set, the bounding one included: a capability left there could come back
     # through a file capability or an exec.
     code, status, out, _ = launch(
-        work, [SH, "-c", "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status"])
+        work, [SH, "-c", "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' "
+               "/proc/self/status"], init_program=init_program)
     assert (code, os.waitstatus_to_exitcode(status)) == (0, 0)
-    sets = dict(line.split(":") for line in out.decode().splitlines())
-    assert sorted(sets) == ["CapAmb", "CapBnd", "CapEff", "CapInh", "CapPrm"]
-    assert {name: int(value, 16) for name, value in sets.items()} == dict.fromkeys(sets, 0)
+    fields = dict(line.split(":") for line in out.decode().splitlines())
+    assert {name: int(value, 16) for name, value in fields.items()} == {
+        "CapAmb": 0, "CapBnd": 0, "CapEff": 0, "CapInh": 0, "CapPrm": 0,
+        "NoNewPrivs": 1, "Seccomp": 2}
 
 
-def test_the_command_s_signal_is_reported_on_the_status_pipe(work: str) -> None:
-    code, status, _, _ = launch(work, [SH, "-c", "kill -TERM $$"])
+@MODES
+def test_the_command_s_signal_is_reported_on_the_status_pipe(
+        work: str, init_program: bool) -> None:
+    code, status, _, _ = launch(work, [SH, "-c", "kill -TERM $$"], init_program=init_program)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
     assert code == 128 + signal.SIGTERM  # PID 1 cannot die by a signal from inside
 
 
-def test_exit_codes_pass_through(work: str) -> None:
-    code, status, _, _ = launch(work, [SH, "-c", "exit 7"])
+@MODES
+def test_exit_codes_pass_through(work: str, init_program: bool) -> None:
+    code, status, _, _ = launch(work, [SH, "-c", "exit 7"], init_program=init_program)
     assert code == 7 and os.waitstatus_to_exitcode(status) == 7
 
 
-def test_a_missing_program_is_an_error_naming_it(work: str) -> None:
+@MODES
+def test_a_missing_program_is_an_error_naming_it(work: str, init_program: bool) -> None:
     with pytest.raises(FileNotFoundError, match=r"exec: .*nf-no-such-program"):
-        launch(work, ["/usr/bin/nf-no-such-program"])
+        launch(work, ["/usr/bin/nf-no-such-program"], init_program=init_program)
 
 
-def test_a_bad_mount_names_it(work: str) -> None:
+@MODES
+def test_a_bad_mount_names_it(work: str, init_program: bool) -> None:
     mounts = [*base_mounts(work), (ns.RO_BIND, "/nf-no-such-dir", "/data", None)]
     with pytest.raises(OSError, match=r"mount: .*\(/nf-no-such-dir -> /data\)"):
-        launch(work, [SH, "-c", "true"], mounts=mounts)
+        launch(work, [SH, "-c", "true"], mounts=mounts, init_program=init_program)
 
 
-def test_the_root_is_read_only_and_the_work_dir_writable(work: str) -> None:
+@MODES
+def test_a_failed_start_leaves_no_child_behind(work: str, init_program: bool) -> None:
+    """Every way a start fails reaps PID 1 (and the go-between)."""
+    before = _children()
+    mounts = [*base_mounts(work), (ns.RO_BIND, "/nf-no-such-dir", "/data", None)]
+    for _ in range(3):
+        with pytest.raises(OSError):
+            launch(work, [SH, "-c", "true"], mounts=mounts, init_program=init_program)
+        with pytest.raises(FileNotFoundError):
+            launch(work, ["/usr/bin/nf-no-such-program"], init_program=init_program)
+    assert _children() == before
+
+
+def _children() -> set[int]:
+    """Pids of this process's children, zombies included."""
+    me = str(os.getpid())
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me:
+                found.add(int(entry))
+    return found
+
+
+def test_pid_1_keeps_none_of_the_caller_s_memory(work: str) -> None:
+    """PID 1 sets the sandbox up sharing this process's memory, then executes the init
+    program: while the command runs it maps nothing of the caller (not its interpreter,
+    not its heap) and holds a few pages."""
+    in_r, in_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid, status_fd = ns.launch(SH, [SH, "-c", "read line"], [], work, (in_r, 2, 2),
+                                   base_mounts(work), (UID, UID, UID, UID, os.geteuid() == 0))
+    finally:
+        os.close(in_r)
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            maps = fh.read()
+        with open(f"/proc/{pid}/status") as fh:
+            status = dict(line.split(":", 1) for line in fh)
+        ours = {line.split()[-1] for line in open("/proc/self/maps") if "/" in line}
+    finally:
+        os.close(in_w)  # the command reads end of file and ends
+        os.waitpid(pid, 0)
+        os.close(status_fd)
+    mapped = {line.split()[-1] for line in maps.splitlines() if "/" in line}
+    assert mapped.isdisjoint(ours), mapped & ours
+    assert os.path.realpath(sys.executable) not in maps
+    assert int(status["VmRSS"].split()[0]) < 1024, status["VmRSS"]  # KiB
+    assert int(status["VmSize"].split()[0]) < 4096, status["VmSize"]
+
+
+def test_the_caller_stays_dumpable(work: str) -> None:
+    """PID 1 takes the run's ids while it shares our memory; for a root caller that marks
+    the memory undumpable -- ours, which the launcher puts back."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    before = prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+    assert before in (0, 1)
+    for dumpable in (1, 0, 1):
+        assert prctl(4, dumpable, 0, 0, 0) == 0  # PR_SET_DUMPABLE
+        code, _, _, _ = launch(work, [SH, "-c", "true"])
+        assert code == 0
+        assert prctl(3, 0, 0, 0, 0) == dumpable
+    prctl(4, before, 0, 0, 0)
+
+
+def test_launches_from_several_threads_at_once(work: str) -> None:
+    """Each launch has its own go-between and stacks: threads do not get in each
+    other's way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[int, int, bytes]:
+        code, status, out, _ = launch(work, [SH, "-c", f"echo {i}; exit {i % 5}"])
+        return code, os.waitstatus_to_exitcode(status), out
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(24)))
+    assert results == [(i % 5, i % 5, f"{i}\n".encode()) for i in range(24)]
+
+
+@MODES
+def test_the_root_is_read_only_and_the_work_dir_writable(work: str, init_program: bool) -> None:
     code, _, out, _ = launch(work, [SH, "-c", "touch /x 2>/dev/null || echo ro; "
-                                    "touch made && echo rw; ls /"])
+                                    "touch made && echo rw; ls /"], init_program=init_program)
     assert code == 0
     lines = out.decode().split()
     assert lines[:2] == ["ro", "rw"]
@@ -133,10 +236,12 @@ def _alive(marker: str) -> list[int]:
     return found
 
 
-def test_everything_left_in_the_namespace_dies_with_the_command(work: str) -> None:
+@MODES
+def test_everything_left_in_the_namespace_dies_with_the_command(
+        work: str, init_program: bool) -> None:
     marker = f"nf-native-{uuid.uuid4().hex}"
     code, _, _, _ = launch(work, [SH, "-c", f"(setsid sleep 100 {marker} &) ; "
-                                  "sleep 0.2; exit 0"])
+                                  "sleep 0.2; exit 0"], init_program=init_program)
     assert code == 0
     time.sleep(0.2)
     assert _alive(marker) == []

@@ -26,5 +26,6 @@ def launch(
     seccomp: bool = True,
     network: bool = False,
     hostname: _Path | None = None,
+    init_program: bool = True,
 ) -> tuple[int, int]: ...
 def seccomp_filter() -> bytes: ...
