@@ -4,9 +4,8 @@
  * namespaces, a child of the caller.  By default PID 1 does not start as a copy of the
  * caller (a large interpreter: copying its page tables, then the copy-on-write faults
  * of both while the run lasts, cost more than the rest of a start): the calling thread
- * waits (vfork) while a go-between -- a clone sharing its memory -- clones PID 1, also
- * sharing that memory, writes PID 1's uid/gid maps and waits for its report.  PID 1,
- * every call checked, in this order:
+ * clones PID 1 sharing its memory (see launch_shared for what that asks of it), writes
+ * PID 1's uid/gid maps and waits for its report.  PID 1, every call checked, in order:
  *
  *   parent-death signal, close every other fd, wait for the go, signals back to their
  *   defaults, setsid, the bind sources opened (no symlink followed on the way), the run's
@@ -173,15 +172,7 @@ struct plan {
     char *const *init_argv; /* shared: its argv: name, path, the command's argv */
     unsigned long clone_flags;
     long long ids[4];     /* inside uid, outside uid, inside gid, outside gid */
-    /* shared: what the go-between (see launch_shared) works with and leaves behind */
-    char *pid1_stack;     /* top of PID 1's stack */
-    int status_r;         /* the caller's read end of the status pipe */
-    pid_t pid1;
-    const char *failed;   /* what failed in the go-between (with err) */
-    int err;
-    struct report report;
-    ssize_t got;
-    int timed_out;
+    pid_t pid1;           /* shared: PID 1, once started */
 };
 
 /* --- the seccomp filter (_ns_filter.h) ------------------------------------------------ */
@@ -869,9 +860,8 @@ static void __attribute__((noreturn)) pid1(const struct plan *p)
 #define F_SEAL_WRITE 0x0008
 #endif
 
-/* Stacks of the go-between and of a shared PID 1 (below each, a guard page). */
+/* The stack of a shared PID 1 (below it, a guard page). */
 #define GUARD_SIZE 4096
-#define GO_BETWEEN_STACK (64 * 1024)
 #define PID1_STACK (192 * 1024)
 
 static int init_fd = -1;
@@ -903,8 +893,8 @@ static int init_program(void)
     return fd;
 }
 
-/* Decimal digits of v (>= 0) at `at`; return the end.  No libc formatting: the
- * go-between shares the caller's memory. */
+/* Decimal digits of v (>= 0) at `at`; return the end (used while PID 1 shares our
+ * memory: nothing that allocates or takes a lock). */
 static char *put_num(char *at, long long v)
 {
     char digits[24];
@@ -1000,56 +990,6 @@ static int pid1_main(void *arg)
     pid1(arg);
 }
 
-/* The go-between of a shared PID 1 (see launch_shared): a clone of the caller sharing its
- * memory, while the caller's thread waits (vfork).  It makes the sync and report pipes,
- * clones PID 1 (a child of the caller: CLONE_PARENT), writes its id maps, lets it go and
- * waits for its report.  It alone holds the report pipe's read end, so end of file comes
- * when the command is exec'd.  Every signal is blocked here. */
-static int go_between(void *arg)
-{
-    struct plan *p = arg;
-    int sync_pipe[2], report_pipe[2];
-    char go = 1;
-    pid_t pid;
-
-    close(p->status_r); /* the caller alone reads it: PID 1 checks it is still there */
-    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0) {
-        p->err = errno;
-        p->failed = "pipe2";
-        return 0;
-    }
-    p->sync_fd = sync_pipe[0];
-    p->report_fd = report_pipe[1];
-    /* The kernel stores PID 1's pid in the plan before it runs: the caller learns it even
-     * if we die right after. */
-    pid = clone(pid1_main, p->pid1_stack,
-                (int)(p->clone_flags | CLONE_VM | CLONE_PARENT | CLONE_PARENT_SETTID | SIGCHLD),
-                p, &p->pid1);
-    if (pid < 0) {
-        p->err = errno;
-        p->failed = "clone";
-        return 0;
-    }
-    close(sync_pipe[0]);
-    close(report_pipe[1]);
-    if (write_maps(pid, p, &p->failed) < 0) {
-        p->err = errno;
-        kill(pid, SIGKILL);
-        return 0;
-    }
-    if (write_all(sync_pipe[1], &go, 1) < 0) {
-        p->err = errno;
-        p->failed = "sync";
-        kill(pid, SIGKILL);
-        return 0;
-    }
-    close(sync_pipe[1]);
-    await_report(report_pipe[0], &p->report, &p->got, &p->timed_out);
-    if (p->timed_out)
-        kill(pid, SIGKILL);
-    return 0;
-}
-
 static void clone_error(int err)
 {
     if (err == EPERM || err == ENOSPC || err == EUSERS)
@@ -1103,9 +1043,11 @@ static int outcome(const struct plan *p, pid_t pid, const char *failed, int err,
         return -1;
     }
     if (timed_out || got != 0) {
-        Py_BEGIN_ALLOW_THREADS
-        kill_and_reap(pid);
-        Py_END_ALLOW_THREADS
+        if (pid > 0) {
+            Py_BEGIN_ALLOW_THREADS
+            kill_and_reap(pid);
+            Py_END_ALLOW_THREADS
+        }
         if (timed_out)
             PyErr_Format(PyExc_TimeoutError, "launch: the sandbox's PID 1 did not finish "
                          "setting up within %d s (killed)", SETUP_TIMEOUT_MS / 1000);
@@ -1121,65 +1063,85 @@ static int outcome(const struct plan *p, pid_t pid, const char *failed, int err,
     return 0;
 }
 
-/* PID 1 as a clone sharing our memory (see launch's docstring); 0, 1 or -1 as outcome(). */
+/* PID 1 as a clone sharing our memory (see the top of this file); 0, 1 or -1 as
+ * outcome().
+ *
+ * Until PID 1 has executed the init program (or failed) it also shares this thread's
+ * thread-local storage -- errno among it.  So this thread releases the GIL before the
+ * clone (no Python code runs here meanwhile), blocks every signal (no handler runs here,
+ * no call is interrupted), and makes only calls that do not fail in the normal course
+ * (writing the id maps, one byte, poll, read): it never writes errno while PID 1 may read
+ * its own; a failure here ends PID 1. */
 static int launch_shared(struct plan *p, int status_r)
 {
-    size_t size = GUARD_SIZE + GO_BETWEEN_STACK + GUARD_SIZE + PID1_STACK;
-    char *stacks;
-    pid_t gb;
-    int err = 0, st = 0, dumpable, rc;
+    size_t size = GUARD_SIZE + PID1_STACK;
+    char *stack;
+    int sync_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, k, dumpable, rc;
+    const char *failed = NULL;
+    int err = 0, timed_out = 0;
+    ssize_t got = -1;
+    struct report r;
+    pid_t pid = -1;
     sigset_t all, old;
+    char go = 1;
 
-    stacks = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-    if (stacks == MAP_FAILED) {
+    (void)status_r;
+    stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stack == MAP_FAILED) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    if (mprotect(stacks, GUARD_SIZE, PROT_NONE) < 0 ||
-        mprotect(stacks + GUARD_SIZE + GO_BETWEEN_STACK, GUARD_SIZE, PROT_NONE) < 0) {
+    if (mprotect(stack, GUARD_SIZE, PROT_NONE) < 0 || pipe2(sync_pipe, O_CLOEXEC) < 0 ||
+        pipe2(report_pipe, O_CLOEXEC) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
-        munmap(stacks, size);
-        return -1;
+        rc = -1;
+        goto done;
     }
-    p->pid1_stack = stacks + size;
-    p->status_r = status_r;
-    p->pid1 = -1;
-    p->failed = NULL;
-    p->err = 0;
-    p->got = -1;
-    p->timed_out = 0;
+    p->sync_fd = sync_pipe[0];
+    p->report_fd = report_pipe[1];
     /* PID 1 takes the run's ids while it shares our memory: when that changes its
      * effective uid (a caller that is root), the kernel marks the memory undumpable --
      * ours.  Put back below. */
     dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     Py_BEGIN_ALLOW_THREADS
-    /* No handler of ours may run in the go-between or in PID 1 (they unblock signals only
-     * once their handlers are the defaults). */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    gb = clone(go_between, stacks + GUARD_SIZE + GO_BETWEEN_STACK,
-               CLONE_VM | CLONE_VFORK | SIGCHLD, p);
-    err = errno;
+    pid = clone(pid1_main, stack + size, (int)(p->clone_flags | CLONE_VM | SIGCHLD), p);
+    if (pid < 0) {
+        err = errno;
+        failed = "clone";
+    } else {
+        close(sync_pipe[0]);
+        sync_pipe[0] = -1;
+        close(report_pipe[1]);
+        report_pipe[1] = -1;
+        if (write_maps(pid, p, &failed) < 0)
+            err = errno;
+        else if (write_all(sync_pipe[1], &go, 1) < 0) {
+            err = errno;
+            failed = "sync";
+        } else
+            await_report(report_pipe[0], &r, &got, &timed_out);
+        if (failed != NULL || timed_out || got != 0)
+            kill_and_reap(pid); /* before PID 1's stack goes */
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (gb > 0)
-        while (waitpid(gb, &st, 0) < 0 && errno == EINTR)
-            ;
     Py_END_ALLOW_THREADS
     if ((dumpable == 0 || dumpable == 1) && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != dumpable)
         prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-    if (gb < 0) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        rc = -1;
-    } else if (p->failed == NULL && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-        rc = outcome(p, p->pid1, "the go-between died", EIO, 0, 0, NULL);
-    } else {
-        rc = outcome(p, p->pid1, p->failed, p->err, p->timed_out, p->got, &p->report);
+    rc = outcome(p, -1, failed, err, timed_out, got, &r);
+    p->pid1 = pid;
+done:
+    for (k = 0; k < 2; k++) {
+        if (sync_pipe[k] >= 0)
+            close(sync_pipe[k]);
+        if (report_pipe[k] >= 0)
+            close(report_pipe[k]);
     }
-    /* PID 1 no longer runs on its stack: it was exec'd (end of file comes only once the
+    /* PID 1 no longer runs on this stack: it was exec'd (end of file comes only once the
      * command, which the init program starts, is exec'd) or it was reaped. */
-    munmap(stacks, size);
+    munmap(stack, size);
     return rc;
 }
 
