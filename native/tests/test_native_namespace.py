@@ -211,6 +211,110 @@ def test_launches_from_several_threads_at_once(work: str) -> None:
     assert results == [(i % 5, i % 5, f"{i}\n".encode()) for i in range(24)]
 
 
+NET_PROBE = ("readlink /proc/self/ns/net; cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; "
+             "(exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 | grep -o -e refused -e unreachable | sort -u")
+BASH = shutil.which("bash", path="/usr/bin:/bin")
+
+
+def _net(work: str, **kwargs: object) -> list[str]:
+    code, status, out, _ = launch(work, [BASH or SH, "-c", NET_PROBE], **kwargs)
+    assert (code, os.waitstatus_to_exitcode(status)) == (0, 0), out
+    return out.decode().split()
+
+
+def _start_live(work: str, count: int, **kwargs: object) -> tuple[list[str], list[tuple]]:
+    """Start ``count`` runs that stay alive; return their network namespaces and handles
+    for :func:`_stop` (namespace numbers are reused once a namespace is gone, so only
+    live ones can be told apart)."""
+    started: list[tuple] = []
+    try:
+        for _ in range(count):
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            try:
+                pid, status_fd = ns.launch(
+                    SH, [SH, "-c", "readlink /proc/self/ns/net; read line"], [], work,
+                    (in_r, out_w, out_w), base_mounts(work),
+                    (UID, UID, UID, UID, os.geteuid() == 0), **kwargs)
+            except BaseException:
+                for fd in (in_w, out_r):
+                    os.close(fd)
+                raise
+            finally:
+                os.close(in_r)
+                os.close(out_w)
+            started.append((pid, status_fd, in_w, out_r))
+        return [os.read(h[3], 100).decode().strip() for h in started], started
+    except BaseException:
+        _stop(started)
+        raise
+
+
+def _stop(started: list[tuple]) -> None:
+    for pid, status_fd, in_w, out_r in started:
+        os.close(in_w)  # the run reads end of file and ends
+        os.waitpid(pid, 0)
+        os.close(status_fd)
+        os.close(out_r)
+
+
+@pytest.mark.skipif(BASH is None, reason="the probe uses bash's /dev/tcp")
+@MODES
+def test_every_run_has_a_network_namespace_of_its_own(work: str, init_program: bool) -> None:
+    """Network off: each run is in a fresh network namespace (some are made ahead, each
+    for one run), never the host's nor another run's, with only a loopback, which is up
+    (a refused connection, not an unreachable network)."""
+    host = os.readlink("/proc/thread-self/ns/net")
+    for _ in range(3):
+        probe = _net(work, init_program=init_program)
+        assert probe[0] != host and probe[1:] == ["lo", "refused"], probe
+    spaces, started = _start_live(work, 6, init_program=init_program)
+    _stop(started)
+    assert len(set(spaces)) == 6 and host not in spaces, (host, spaces)
+    assert all(space.startswith("net:[") for space in spaces), spaces
+    assert os.readlink("/proc/thread-self/ns/net") == host  # this thread went back
+
+
+def test_a_forked_child_uses_none_of_its_parent_s_network_namespaces(work: str) -> None:
+    """Namespaces made ahead are the parent's to give out: a child of fork() closes its
+    copies, and its runs never share a namespace with the parent's."""
+    _stop(_start_live(work, 1)[1])  # the parent's maker runs
+    time.sleep(0.2)  # and has made a few
+    report_r, report_w = os.pipe()
+    go_r, go_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(go_w)
+            os.close(report_r)
+            held = []
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    held.append(os.readlink(f"/proc/self/fd/{fd}"))
+                except OSError:
+                    pass
+            spaces, started = _start_live(work, 3)
+            os.write(report_w, " ".join(
+                [*[h for h in held if h.startswith("net:")], "|", *spaces]).encode())
+            os.read(go_r, 1)
+            _stop(started)
+        finally:
+            os._exit(0)
+    os.close(report_w)
+    os.close(go_r)
+    words = os.read(report_r, 4096).decode().split()  # the child's runs are alive
+    try:
+        spaces, started = _start_live(work, 3)
+        _stop(started)
+    finally:
+        os.close(go_w)
+        os.close(report_r)
+        os.waitpid(child, 0)
+    held, theirs = words[:words.index("|")], words[words.index("|") + 1:]
+    assert held == [], held
+    assert len(theirs) == 3 and not set(theirs) & set(spaces), (theirs, spaces)
+
+
 def test_launches_under_a_storm_of_signals(work: str) -> None:
     """Signals aimed at the launching thread while PID 1 shares its memory (and its errno)
     wait until PID 1 is done with it: every launch succeeds, and every signal arrives."""

@@ -23,6 +23,10 @@
  *   it, reaps every zombie until the command ends, writes the command's wait status to
  *   the status pipe and exits (which kills whatever is left in the namespace).
  *
+ * With the network off, PID 1's network namespace is one made ahead where this process
+ * may make them (a root host): a thread of its own keeps two ready, loopback up, each for
+ * one run only; the calling thread enters it for the clone and goes back right after.
+ *
  * Where the init program cannot be executed (a security module refusing a memfd, say),
  * PID 1 is a copy of the caller (fork semantics, a raw clone): it joins the cgroups
  * first, wipes its copy of the caller's command line and environment, makes the cgroup
@@ -173,6 +177,7 @@ struct plan {
     unsigned long clone_flags;
     long long ids[4];     /* inside uid, outside uid, inside gid, outside gid */
     pid_t pid1;           /* shared: PID 1, once started */
+    int net_fd;           /* a fresh network namespace made ahead (lo up), or -1 */
 };
 
 /* --- the seccomp filter (_ns_filter.h) ------------------------------------------------ */
@@ -985,6 +990,157 @@ static void kill_and_reap(pid_t pid)
         ;
 }
 
+/* --- fresh network namespaces, made ahead --------------------------------------------- */
+
+/* Making a network namespace is most of what the clone of PID 1 costs (its loopback,
+ * every protocol's per-namespace set-up): a thread of its own makes a few ahead, with
+ * the loopback up, and each one goes to one run, never to another.  Only where this
+ * process may make network namespaces (CAP_SYS_ADMIN: a root host); elsewhere the clone
+ * makes PID 1's.  The namespaces belong to this process's user namespace, so nothing in
+ * the sandbox may change their configuration (it could not before either: the command
+ * holds no capability). */
+#define NET_POOL 2
+
+static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t net_wanted = PTHREAD_COND_INITIALIZER;
+static int net_pool[NET_POOL];
+static int net_count;
+static int net_state; /* 0: no maker yet, 1: the maker runs, -1: none can be made here */
+
+/* A new network namespace with its loopback up (an fd of it), made by this thread, which
+ * then goes back to its own; -1 when that cannot be done here. */
+static int make_net_namespace(void)
+{
+    int back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), fd = -1;
+
+    if (back < 0)
+        return -1;
+    if (unshare(CLONE_NEWNET) == 0) {
+        if (loopback_up() == 0)
+            fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (setns(back, CLONE_NEWNET) < 0 && fd >= 0) {
+            close(fd); /* we would still be in it: not one to give away */
+            fd = -1;
+        }
+    }
+    close(back);
+    return fd;
+}
+
+static void *net_maker(void *unused)
+{
+    sigset_t all;
+    int fd;
+
+    (void)unused;
+    sigfillset(&all); /* no signal of the process is handled here */
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    for (;;) {
+        pthread_mutex_lock(&net_lock);
+        while (net_count >= NET_POOL && net_state == 1)
+            pthread_cond_wait(&net_wanted, &net_lock);
+        if (net_state != 1) {
+            pthread_mutex_unlock(&net_lock);
+            return NULL;
+        }
+        pthread_mutex_unlock(&net_lock);
+        fd = make_net_namespace();
+        pthread_mutex_lock(&net_lock);
+        if (fd < 0 || net_state != 1) {
+            if (fd >= 0)
+                close(fd);
+            net_state = -1;
+            pthread_mutex_unlock(&net_lock);
+            return NULL;
+        }
+        net_pool[net_count++] = fd;
+        pthread_mutex_unlock(&net_lock);
+    }
+}
+
+/* A network namespace made ahead for one run (the caller closes the fd once PID 1 is in
+ * it), or -1: PID 1's clone makes one.  The first call starts the maker. */
+static int take_net_namespace(void)
+{
+    int fd = -1;
+
+    pthread_mutex_lock(&net_lock);
+    if (net_state == 0) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        net_state = -1;
+        if (pthread_attr_init(&attr) == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            pthread_attr_setstacksize(&attr, 64 * 1024);
+            if (pthread_create(&thread, &attr, net_maker, NULL) == 0)
+                net_state = 1;
+            pthread_attr_destroy(&attr);
+        }
+    }
+    if (net_count > 0) {
+        fd = net_pool[--net_count];
+        pthread_cond_signal(&net_wanted);
+    }
+    pthread_mutex_unlock(&net_lock);
+    return fd;
+}
+
+/* fork(): the child has no maker, and the namespaces made for the parent are the
+ * parent's to give out (one run each): the child closes its copies. */
+static void net_before_fork(void)
+{
+    pthread_mutex_lock(&net_lock);
+}
+
+static void net_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&net_lock);
+}
+
+static void net_after_fork_child(void)
+{
+    int i;
+
+    for (i = 0; i < net_count; i++)
+        close(net_pool[i]);
+    net_count = 0;
+    net_state = 0;
+    pthread_mutex_init(&net_lock, NULL);
+    pthread_cond_init(&net_wanted, NULL);
+}
+
+/* Put this thread in the run's network namespace made ahead, for PID 1's clone to
+ * inherit (it then makes none, and finds the loopback up); *back: an fd of this
+ * thread's own, to go back to right after the clone (-1: nothing to undo). */
+static void enter_net(struct plan *p, int *back)
+{
+    *back = -1;
+    if (p->net_fd < 0)
+        return;
+    *back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (*back >= 0 && setns(p->net_fd, CLONE_NEWNET) == 0) {
+        p->clone_flags &= ~(unsigned long)CLONE_NEWNET;
+        p->loopback = 0;
+        return;
+    }
+    if (*back >= 0)
+        close(*back);
+    *back = -1;
+}
+
+/* Back to this thread's network namespace; -1 (errno set) if that failed.  The plan is
+ * left as PID 1 saw it: a shared PID 1 reads it after the clone. */
+static int leave_net(int back)
+{
+    int rc;
+
+    if (back < 0)
+        return 0;
+    rc = setns(back, CLONE_NEWNET);
+    close(back);
+    return rc;
+}
+
 static int pid1_main(void *arg)
 {
     pid1(arg);
@@ -1076,7 +1232,7 @@ static int launch_shared(struct plan *p, int status_r)
 {
     size_t size = GUARD_SIZE + PID1_STACK;
     char *stack;
-    int sync_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, k, dumpable, rc;
+    int sync_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, k, dumpable, rc, net_back;
     const char *failed = NULL;
     int err = 0, timed_out = 0;
     ssize_t got = -1;
@@ -1107,9 +1263,18 @@ static int launch_shared(struct plan *p, int status_r)
     Py_BEGIN_ALLOW_THREADS
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    enter_net(p, &net_back);
     pid = clone(pid1_main, stack + size, (int)(p->clone_flags | CLONE_VM | SIGCHLD), p);
-    if (pid < 0) {
+    if (pid < 0)
         err = errno;
+    if (leave_net(net_back) < 0 && pid > 0) {
+        /* Cannot happen (our own namespace, as root); this thread would stay in the
+         * run's: that is fatal for a caller that uses the network. */
+        kill_and_reap(pid);
+        pid = -1;
+        err = errno;
+        failed = "setns(back to the caller's network namespace)";
+    } else if (pid < 0) {
         failed = "clone";
     } else {
         close(sync_pipe[0]);
@@ -1169,12 +1334,26 @@ static int launch_copy(struct plan *p, int status_r, pid_t *pid_out)
         int saved;
         /* No Python signal handler may run in the clone: block everything around it (the
          * clone sets its own mask once its handlers are back to the defaults). */
+        int back;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
+        enter_net(p, &back);
         pid = (pid_t)syscall(SYS_clone, p->clone_flags | SIGCHLD, 0, 0, 0, 0);
         if (pid == 0)
             pid1(p); /* never returns */
         saved = errno;
+        if (leave_net(back) < 0) {
+            err = errno;
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            if (pid > 0) {
+                Py_BEGIN_ALLOW_THREADS
+                kill_and_reap(pid);
+                Py_END_ALLOW_THREADS
+            }
+            os_error(err, PyUnicode_FromFormat(
+                "launch: setns(back to the caller's network namespace): %s", strerror(err)));
+            goto done;
+        }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         errno = saved;
     }
@@ -1353,7 +1532,7 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
                                      &network, &host_obj, &use_init))
         return NULL;
     memset(&plan, 0, sizeof plan);
-    plan.sync_fd = plan.report_fd = plan.status_fd = -1;
+    plan.sync_fd = plan.report_fd = plan.status_fd = plan.net_fd = -1;
     keep = PyList_New(0);
     if (keep == NULL)
         return NULL;
@@ -1487,8 +1666,11 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
     plan.ids[2] = in_gid;
     plan.ids[3] = out_gid;
     plan.clone_flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-    if (!network)
+    plan.net_fd = -1;
+    if (!network) {
         plan.clone_flags |= CLONE_NEWNET;
+        plan.net_fd = take_net_namespace();
+    }
     if (pipe2(status_pipe, O_CLOEXEC) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
@@ -1519,6 +1701,12 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
     if (rc == 1) {
         plan.shared = 0;
         plan.init_fd = -1;
+        if (plan.net_fd >= 0) { /* the failed PID 1's: not for another */
+            close(plan.net_fd);
+            plan.net_fd = -1;
+            plan.clone_flags |= CLONE_NEWNET;
+            plan.loopback = 1;
+        }
         rc = launch_copy(&plan, status_pipe[0], &pid);
     }
     if (rc == 0) {
@@ -1533,6 +1721,8 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
     }
 
 done:
+    if (plan.net_fd >= 0)
+        close(plan.net_fd);
     for (i = 0; i < 2; i++)
         if (status_pipe[i] >= 0)
             close(status_pipe[i]);
@@ -1582,6 +1772,10 @@ PyMODINIT_FUNC PyInit__namespace(void)
     PyObject *m;
 
     filter_len = build_filter(filter);
+    if (pthread_atfork(net_before_fork, net_after_fork_parent, net_after_fork_child) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+        return NULL;
+    }
     m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
