@@ -315,6 +315,90 @@ def test_a_forked_child_uses_none_of_its_parent_s_network_namespaces(work: str) 
     assert len(theirs) == 3 and not set(theirs) & set(spaces), (theirs, spaces)
 
 
+def _mount_table(text: str) -> dict[str, tuple[set[str], str]]:
+    """/proc/self/mountinfo as {mount point: (its per-mount options, file system type)}
+    (the last mount on a point wins)."""
+    table = {}
+    for line in text.splitlines():
+        fields = line.split()
+        dash = fields.index("-")
+        table[fields[4]] = (set(fields[5].split(",")), fields[dash + 1])
+    return table
+
+
+@pytest.fixture
+def submounts(work: str) -> Iterator[tuple[str, str]]:
+    """A host folder with a tmpfs mounted inside (a marker file in it), and the same below
+    the work directory."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs on the host needs root")
+    outer = tempfile.mkdtemp(prefix="nf-native-sub-")
+    os.chmod(outer, 0o755)
+    points = [os.path.join(outer, "sub"), os.path.join(work, "sub")]
+    mounted = []
+    try:
+        for point in points:
+            os.mkdir(point)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0777", "nf-sub",
+                            point], check=True)
+            mounted.append(point)
+            with open(os.path.join(point, "marker"), "w") as fh:
+                fh.write("below\n")
+        yield outer, points[1]
+    finally:
+        for point in mounted:
+            subprocess.run(["umount", point], check=False)
+        shutil.rmtree(outer, ignore_errors=True)
+
+
+@MODES
+@pytest.mark.parametrize("by_fds", [True, False], ids=["open_tree", "mount"])
+def test_every_mount_has_the_flags_it_should(work: str, submounts: tuple[str, str],
+                                             init_program: bool, by_fds: bool) -> None:
+    """Read inside from /proc/self/mountinfo: read-only binds ro,nosuid,nodev (and not
+    recursive: one with a mount below its source is refused); the work dir rw,nosuid,nodev
+    and recursive (a mount below it comes along); devices nosuid,noexec but usable; /proc
+    nosuid,nodev,noexec; tmpfs nosuid,nodev; /dev and the root read-only.  Both ways of
+    making a bind (the fd-based calls, and mount(2) where they are missing)."""
+    outer, inner = submounts
+    plain = tempfile.mkdtemp(prefix="nf-native-plain-")
+    os.chmod(plain, 0o755)
+    mounts = base_mounts(work)
+    at = mounts.index((ns.DEV_BIND, "/dev/null", "/dev/null", None)) + 1
+    mounts[at:at] = [(ns.DEV_BIND, "/dev/zero", "/dev/zero", None)]  # before /dev goes ro
+    mounts.append((ns.RO_BIND, plain, "/data", None))
+    ns._set_binds_by_fds(by_fds)
+    try:
+        code, status, out, _ = launch(
+            work, [SH, "-c", "cat /proc/self/mountinfo; echo ==; touch /data/x 2>&1; "
+                   f"echo ==; cat {inner}/marker; head -c 3 /dev/zero | wc -c"],
+            mounts=mounts, init_program=init_program)
+        # A read-only bind is not recursive, and the kernel refuses one that would leave
+        # a mount of the host below it behind (showing what that mount hides): refused.
+        with pytest.raises(OSError, match=r"mount: Invalid argument \(.*nf-native-sub-"):
+            launch(work, [SH, "-c", "true"], init_program=init_program,
+                   mounts=[*base_mounts(work), (ns.RO_BIND, outer, "/data", None)])
+    finally:
+        ns._set_binds_by_fds(True)
+        shutil.rmtree(plain, ignore_errors=True)
+    assert (code, os.waitstatus_to_exitcode(status)) == (0, 0), out
+    info, listing, rest = out.decode().split("==\n")
+    table = _mount_table(info)
+    for point in ("/usr", "/etc/ld.so.cache", "/data"):
+        assert {"ro", "nosuid", "nodev"} <= table[point][0], (point, table[point])
+    assert {"rw", "nosuid", "nodev"} <= table[work][0], table[work]
+    for point in ("/dev/null", "/dev/zero"):
+        opts = table[point][0]
+        assert {"nosuid", "noexec"} <= opts and "nodev" not in opts, (point, opts)
+    assert {"nosuid", "nodev", "noexec"} <= table["/proc"][0], table["/proc"]
+    for point in ("/tmp", "/dev"):
+        assert table[point][1] == "tmpfs" and {"nosuid", "nodev"} <= table[point][0]
+    assert "ro" in table["/dev"][0] and {"ro", "nosuid", "nodev"} <= table["/"][0]
+    assert "Read-only file system" in listing, listing
+    # The work dir's bind is recursive: the mount below it comes along.
+    assert inner in table and rest.split() == ["below", "3"], rest
+
+
 def test_launches_under_a_storm_of_signals(work: str) -> None:
     """Signals aimed at the launching thread while PID 1 shares its memory (and its errno)
     wait until PID 1 is done with it: every launch succeeds, and every signal arrives."""

@@ -400,7 +400,89 @@ static int mount_at(const char *src_path, const char *dst, int dir, const char *
     return rc;
 }
 
-static int do_mount(const struct mnt *m)
+/* The fd-based mount calls (Linux 5.2; mount_setattr 5.12), by number: libc headers
+ * differ on them. */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define NF_OPEN_TREE_CLONE 1
+#define NF_AT_RECURSIVE 0x8000
+#define NF_MOVE_MOUNT_F_EMPTY_PATH 0x04
+#define NF_MOVE_MOUNT_T_EMPTY_PATH 0x40
+#define NF_MOUNT_ATTR_RDONLY 0x1
+#define NF_MOUNT_ATTR_NOSUID 0x2
+#define NF_MOUNT_ATTR_NODEV 0x4
+#define NF_MOUNT_ATTR_NOEXEC 0x8
+
+struct nf_mount_attr {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* Whether binds may use the fd-based calls at all (tests turn them off to exercise the
+ * mount(2) way, which kernels before 5.12 take). */
+static int binds_by_fds = 1;
+
+/* These calls refused as a whole (missing, or a seccomp profile of the host's that does
+ * not know them): mount(2) does the same. */
+static int refused(int err)
+{
+    return err == ENOSYS || err == EPERM || err == EINVAL;
+}
+
+/* A bind with the fd-based calls: a detached copy of the source's mount (open_tree),
+ * its flags set before anyone can see it (mount_setattr: only the flags asked for change,
+ * the ones the kernel locked stay), attached at the mount point's fd (move_mount).  No
+ * path is walked.  0, -1 (errno), -2 (the mount point), -3: the calls are refused here
+ * (the caller falls back to mount(2)). */
+static int bind_by_fds(const struct mnt *m, int dir)
+{
+    struct nf_mount_attr attr;
+    int tree, target, rc, saved;
+
+    memset(&attr, 0, sizeof attr);
+    if (m->kind == M_RO_BIND)
+        attr.attr_set = NF_MOUNT_ATTR_RDONLY | NF_MOUNT_ATTR_NOSUID | NF_MOUNT_ATTR_NODEV;
+    else if (m->kind == M_DEV_BIND) {
+        attr.attr_set = NF_MOUNT_ATTR_NOSUID | NF_MOUNT_ATTR_NOEXEC;
+        attr.attr_clr = NF_MOUNT_ATTR_NODEV;
+    } else
+        attr.attr_set = NF_MOUNT_ATTR_NOSUID | NF_MOUNT_ATTR_NODEV;
+    tree = (int)syscall(SYS_open_tree, m->src_fd, "",
+                        NF_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH |
+                            (m->kind == M_RO_BIND ? 0 : NF_AT_RECURSIVE));
+    if (tree < 0)
+        return refused(errno) ? -3 : -1;
+    /* On the top mount only, as a remount would. */
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+        saved = errno;
+        close(tree);
+        errno = saved;
+        return refused(saved) ? -3 : -1;
+    }
+    target = open_mount_point(m->dst, dir);
+    if (target < 0) {
+        saved = errno;
+        close(tree);
+        errno = saved;
+        return -2;
+    }
+    rc = (int)syscall(SYS_move_mount, tree, "", target, "",
+                      NF_MOVE_MOUNT_F_EMPTY_PATH | NF_MOVE_MOUNT_T_EMPTY_PATH);
+    saved = errno;
+    close(tree);
+    close(target);
+    errno = saved;
+    return rc;
+}
+
+/* *by_fds: whether binds may use the fd-based calls (cleared once they are missing). */
+static int do_mount(const struct mnt *m, int *by_fds)
 {
     char link[64];
     int rc, top, saved;
@@ -414,6 +496,12 @@ static int do_mount(const struct mnt *m)
          * directory of the host's root above a work directory, say).  Read-only binds
          * are not recursive: a mount below the source (with flags of its own, maybe
          * writable) stays out of sight instead of coming along read-write. */
+        if (*by_fds) {
+            rc = bind_by_fds(m, fstat(m->src_fd, &st) < 0 || S_ISDIR(st.st_mode));
+            if (rc != -3)
+                return rc;
+            *by_fds = 0;
+        }
         fd_path(link, m->src_fd);
         rc = mount_at(link, m->dst, fstat(m->src_fd, &st) < 0 || S_ISDIR(st.st_mode), NULL,
                       MS_BIND | (m->kind == M_RO_BIND ? 0 : MS_REC), NULL);
@@ -681,6 +769,7 @@ static void __attribute__((noreturn)) pid1(const struct plan *p)
 {
     char go;
     Py_ssize_t i;
+    int by_fds = binds_by_fds;
     int sig, status = 0, code;
     pid_t cmd, done;
     struct sigaction dfl;
@@ -798,7 +887,7 @@ static void __attribute__((noreturn)) pid1(const struct plan *p)
     if (chdir("/") < 0)
         fail(p, STEP_CHDIR, -1);
     for (i = 0; i < p->nmounts; i++) {
-        int rc = do_mount(&p->mounts[i]);
+        int rc = do_mount(&p->mounts[i], &by_fds);
         if (rc == -2)
             fail(p, STEP_MKDIR, (int)i);
         if (rc < 0)
@@ -1755,9 +1844,23 @@ static PyObject *seccomp_filter(PyObject *module, PyObject *unused)
                                      (Py_ssize_t)(filter_len * sizeof filter[0]));
 }
 
+static PyObject *set_binds_by_fds(PyObject *module, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+
+    (void)module;
+    if (on < 0)
+        return NULL;
+    binds_by_fds = on;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"launch", (PyCFunction)(void (*)(void))launch, METH_VARARGS | METH_KEYWORDS, launch_doc},
     {"seccomp_filter", seccomp_filter, METH_NOARGS, filter_doc},
+    {"_set_binds_by_fds", set_binds_by_fds, METH_O,
+     "For tests: make binds with open_tree/mount_setattr/move_mount (True, the default "
+     "where the kernel has them) or with mount(2) (False)."},
     {NULL, NULL, 0, NULL},
 };
 
