@@ -399,6 +399,30 @@ def test_every_mount_has_the_flags_it_should(work: str, submounts: tuple[str, st
     assert inner in table and rest.split() == ["below", "3"], rest
 
 
+def test_where_the_init_program_is_refused_pid_1_is_a_copy(work: str) -> None:
+    """A security module or a mount may refuse to execute the init program (here: a
+    character device stands in for it, which execveat refuses): the start is made again
+    with PID 1 a copy of this process (its command line wiped), and so are the next ones;
+    the command runs the same."""
+    assert ns.init_program_usable()
+    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    ns._set_init_program(null)
+    try:
+        for _ in range(2):
+            code, status, out, _ = launch(
+                work, [SH, "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; id -u"])
+            assert (code, os.waitstatus_to_exitcode(status)) == (0, 0), out
+            cmdline, uid = out.decode().split("\n")[:2]
+            assert cmdline.strip() == "" and uid == str(UID), out  # a copy, wiped
+            assert not ns.init_program_usable()
+    finally:
+        ns._set_init_program(None)
+        os.close(null)
+    assert ns.init_program_usable()
+    code, _, out, _ = launch(work, [SH, "-c", "tr '\\0' ' ' < /proc/1/cmdline"])
+    assert code == 0 and out.split() == [b"neuroflow-init"], out
+
+
 def test_launches_under_a_storm_of_signals(work: str) -> None:
     """Signals aimed at the launching thread while PID 1 shares its memory (and its errno)
     wait until PID 1 is done with it: every launch succeeds, and every signal arrives."""

@@ -1844,6 +1844,30 @@ static PyObject *seccomp_filter(PyObject *module, PyObject *unused)
                                      (Py_ssize_t)(filter_len * sizeof filter[0]));
 }
 
+static PyObject *set_init_program(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (arg == Py_None) {
+        if (init_state > 0)
+            close(init_fd);
+        init_fd = -1;
+        init_state = 0; /* made again at the next launch */
+        Py_RETURN_NONE;
+    }
+    init_fd = PyLong_AsLong(arg);
+    if (init_fd == -1 && PyErr_Occurred())
+        return NULL;
+    init_state = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *init_program_usable(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(init_program() >= 0);
+}
+
 static PyObject *set_binds_by_fds(PyObject *module, PyObject *arg)
 {
     int on = PyObject_IsTrue(arg);
@@ -1858,6 +1882,13 @@ static PyObject *set_binds_by_fds(PyObject *module, PyObject *arg)
 static PyMethodDef methods[] = {
     {"launch", (PyCFunction)(void (*)(void))launch, METH_VARARGS | METH_KEYWORDS, launch_doc},
     {"seccomp_filter", seccomp_filter, METH_NOARGS, filter_doc},
+    {"init_program_usable", init_program_usable, METH_NOARGS,
+     "init_program_usable() -> bool\n--\n\nWhether PID 1 runs the embedded init program "
+     "here (False: it is a copy of this process: the memfd cannot be made, or executing it "
+     "was refused once)."},
+    {"_set_init_program", set_init_program, METH_O,
+     "For tests: PID 1 executes this fd (the caller keeps it open) as the init program; "
+     "None: the embedded one again."},
     {"_set_binds_by_fds", set_binds_by_fds, METH_O,
      "For tests: make binds with open_tree/mount_setattr/move_mount (True, the default "
      "where the kernel has them) or with mount(2) (False)."},
