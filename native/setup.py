@@ -41,7 +41,6 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             if ext.name == "neuroflow_native._namespace":
                 ext.include_dirs.append(out_dir)
-                ext.depends.append(INIT_SOURCE)
         super().build_extensions()
 
 
@@ -56,7 +55,8 @@ setup(
         Extension(
             "neuroflow_native._namespace",
             sources=["src/neuroflow_native/_namespace.c"],
-            depends=["src/neuroflow_native/_ns_common.h"],
+            depends=["src/neuroflow_native/_ns_common.h", "src/neuroflow_native/_ns_filter.h",
+                     INIT_SOURCE],
             extra_compile_args=FLAGS,
         ),
     ],
