@@ -275,6 +275,36 @@ def test_every_run_has_a_network_namespace_of_its_own(work: str, init_program: b
     assert os.readlink("/proc/thread-self/ns/net") == host  # this thread went back
 
 
+@pytest.mark.slow
+def test_the_maker_of_network_namespaces_ends_when_idle(work: str) -> None:
+    """The thread that makes network namespaces ahead goes after a few idle seconds, and
+    the next start brings it back."""
+    if os.geteuid() != 0:
+        pytest.skip("only a root host makes network namespaces ahead")
+
+    def makers() -> int:
+        found = 0
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/comm") as fh:
+                    found += fh.read().strip() == "nf-netns"
+            except OSError:
+                pass
+        return found
+
+    def wait_for(count: int, seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        while makers() != count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return makers()
+
+    _stop(_start_live(work, 1)[1])
+    assert wait_for(1, 2) == 1  # one maker, however many starts came before
+    assert wait_for(0, 10) == 0  # gone after 5 idle seconds
+    _stop(_start_live(work, 1)[1])
+    assert wait_for(1, 2) == 1
+
+
 def test_a_forked_child_uses_none_of_its_parent_s_network_namespaces(work: str) -> None:
     """Namespaces made ahead are the parent's to give out: a child of fork() closes its
     copies, and its runs never share a namespace with the parent's."""

@@ -25,7 +25,8 @@
  *
  * With the network off, PID 1's network namespace is one made ahead where this process
  * may make them (a root host): a thread of its own keeps two ready, loopback up, each for
- * one run only; the calling thread enters it for the clone and goes back right after.
+ * one run only (it ends after a few idle seconds); the calling thread enters one for the
+ * clone and goes back right after.
  *
  * Where the init program cannot be executed (a security module refusing a memfd, say),
  * PID 1 is a copy of the caller (fork semantics, a raw clone): it joins the cgroups
@@ -72,6 +73,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "_ns_common.h"
@@ -1089,6 +1091,7 @@ static void kill_and_reap(pid_t pid)
  * the sandbox may change their configuration (it could not before either: the command
  * holds no capability). */
 #define NET_POOL 2
+#define NET_IDLE_S 5
 
 static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t net_wanted = PTHREAD_COND_INITIALIZER;
@@ -1116,6 +1119,9 @@ static int make_net_namespace(void)
     return fd;
 }
 
+/* The maker: keeps NET_POOL namespaces ready; after NET_IDLE_S seconds without a run
+ * taking one it ends (the next run starts it again), so a process that starts sandboxes
+ * now and then does not keep a thread for it. */
 static void *net_maker(void *unused)
 {
     sigset_t all;
@@ -1124,10 +1130,17 @@ static void *net_maker(void *unused)
     (void)unused;
     sigfillset(&all); /* no signal of the process is handled here */
     pthread_sigmask(SIG_SETMASK, &all, NULL);
+    prctl(PR_SET_NAME, "nf-netns", 0, 0, 0);
     for (;;) {
         pthread_mutex_lock(&net_lock);
-        while (net_count >= NET_POOL && net_state == 1)
-            pthread_cond_wait(&net_wanted, &net_lock);
+        while (net_count >= NET_POOL && net_state == 1) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += NET_IDLE_S;
+            if (pthread_cond_timedwait(&net_wanted, &net_lock, &until) == ETIMEDOUT &&
+                net_count >= NET_POOL)
+                net_state = 0; /* idle: the next take starts a maker again */
+        }
         if (net_state != 1) {
             pthread_mutex_unlock(&net_lock);
             return NULL;
@@ -1138,7 +1151,8 @@ static void *net_maker(void *unused)
         if (fd < 0 || net_state != 1) {
             if (fd >= 0)
                 close(fd);
-            net_state = -1;
+            if (fd < 0)
+                net_state = -1; /* none can be made here */
             pthread_mutex_unlock(&net_lock);
             return NULL;
         }
