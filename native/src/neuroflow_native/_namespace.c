@@ -1556,6 +1556,12 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
             message = PyUnicode_FromFormat(
                 "mount: the bind source %s leads through a symbolic link (refused: it could "
                 "point anywhere on the host); bind its real path", m->src);
+        else if (r->step == STEP_MOUNT && r->err == EINVAL && m->kind == M_RO_BIND)
+            message = PyUnicode_FromFormat(
+                "mount: Invalid argument (%s -> %s): a read-only bind is not recursive, and "
+                "the kernel refuses one whose source has other mounts below it (it would "
+                "show what those mounts hide); bind the directories below it instead", m->src,
+                m->dst);
         else
             message = PyUnicode_FromFormat("%s: %s (%s%s%s)", name, strerror(r->err),
                                            m->src ? m->src : "", m->src ? " -> " : "",
