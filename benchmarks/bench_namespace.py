@@ -2,7 +2,8 @@
 
 Run: ``python benchmarks/bench_namespace.py [--runs N] [--rounds R] [--quick]``
 
-For ``/bin/true`` and ``python3 -I -S -c pass`` it times, alternately in the same process:
+For ``/bin/true`` and ``python3 -I -S -c pass`` it times, in turn in the same process
+(the order rotating from one run to the next):
 
 - ``bwrap``: ``subprocess.run([bwrap, --unshare-all, --die-with-parent, <a root like
   ours: /usr read-only, the /bin and /lib links, /proc, /dev, a /tmp tmpfs, the work dir
@@ -73,29 +74,36 @@ async def _measure(argv: list[str], runs: int, rounds: int, bwrap: str, work: st
         for _ in range(10):  # warm up: caches, the cgroup pool
             await sandbox.execute(argv[0], argv[1:])
             subprocess.run(wrapped, capture_output=True, check=True)
+        def bwrap_run() -> None:
+            subprocess.run(wrapped, capture_output=True, check=True)
+
+        async def namespace_run() -> None:
+            result = await sandbox.execute(argv[0], argv[1:])
+            if not result.ok:
+                raise SystemExit(f"sandbox run failed: {result}")
+
+        def launcher_run() -> None:
+            pid, fd = _namespace.launch(
+                argv[0], argv, ["PATH=/usr/bin:/bin"], work, (0, 1, 2),
+                plan.mounts(work), (uid, uid, uid, uid, os.geteuid() == 0), [],
+                [(4, 0, 0)], True, False, "sandbox")
+            os.waitpid(pid, 0)
+            os.close(fd)
+
         for _ in range(rounds):
-            bw: list[float] = []
-            ns: list[float] = []
-            raw: list[float] = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                subprocess.run(wrapped, capture_output=True, check=True)
-                middle = time.perf_counter()
-                result = await sandbox.execute(argv[0], argv[1:])
-                end = time.perf_counter()
-                if not result.ok:
-                    raise SystemExit(f"sandbox run failed: {result}")
-                pid, fd = _namespace.launch(
-                    argv[0], argv, ["PATH=/usr/bin:/bin"], work, (0, 1, 2),
-                    plan.mounts(work), (uid, uid, uid, uid, os.geteuid() == 0), [],
-                    [(4, 0, 0)], True, False, "sandbox")
-                os.waitpid(pid, 0)
-                os.close(fd)
-                last = time.perf_counter()
-                bw.append((middle - start) * 1e3)
-                ns.append((end - middle) * 1e3)
-                raw.append((last - end) * 1e3)
-            out.append((bw, ns, raw))
+            times: list[list[float]] = [[], [], []]  # bwrap, namespace, launcher alone
+            for i in range(runs):
+                # Each start leaves work the kernel finishes afterwards (a network
+                # namespace is cleaned up by a kernel thread): the order turns, so that no
+                # variant always runs right after the same other one.
+                for which in ((i + k) % 3 for k in range(3)):
+                    start = time.perf_counter()
+                    if which == 1:
+                        await namespace_run()
+                    else:
+                        (bwrap_run if which == 0 else launcher_run)()
+                    times[which].append((time.perf_counter() - start) * 1e3)
+            out.append((times[0], times[1], times[2]))
     return out
 
 

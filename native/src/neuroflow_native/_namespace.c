@@ -1,29 +1,44 @@
 /* neuroflow_native._namespace: start a program in a fresh set of Linux namespaces.
  *
- * launch() clones the calling process straight into new user, pid, mount, ipc, uts and
- * (optionally) network namespaces -- no helper binary is executed -- and the clone becomes
- * PID 1 of the new pid namespace.  The parent opens the run's cgroup files, maps the run's
- * uid/gid, then lets the clone go on.  PID 1, every call checked, in this order:
+ * launch() makes PID 1 of new user, pid, mount, ipc, uts and (optionally) network
+ * namespaces, a child of the caller.  By default PID 1 does not start as a copy of the
+ * caller (a large interpreter: copying its page tables, then the copy-on-write faults
+ * of both while the run lasts, cost more than the rest of a start): the calling thread
+ * clones PID 1 sharing its memory (see launch_shared for what that asks of it), writes
+ * PID 1's uid/gid maps and waits for its report.  PID 1, every call checked, in order:
  *
- *   parent-death signal, close every other fd, join the run's cgroups (before anything
- *   else runs), wait for the parent, signals back to their defaults, setsid, the bind sources
- *   opened (no symlink followed on the way), the run's ids, a new session keyring, a new cgroup namespace, hostname, every mount private, a tmpfs root, pivot_root into it, the
- *   mounts of the plan (read-only binds, tmpfs, proc, device binds, symlinks), the old root
- *   detached, the new root read-only, chdir, loopback up, not dumpable; then it forks the
- *   command and waits, reaping every zombie, until the command ends, writes the command's
- *   wait status to the status pipe and exits (which kills whatever is left in the
- *   namespace).
+ *   parent-death signal, close every other fd, wait for the go, signals back to their
+ *   defaults, setsid, the bind sources opened (no symlink followed on the way), the run's
+ *   ids, a new session keyring, the parent-death signal again (and the caller checked),
+ *   hostname, every mount private, a tmpfs root, pivot_root into it, the mounts of the
+ *   plan (read-only binds, tmpfs, proc, device binds, symlinks), the old root detached,
+ *   the new root read-only, chdir, loopback up; then its fds become the init program's,
+ *   the run's rlimits, every capability dropped but CAP_SYS_ADMIN (kept ambient), and it
+ *   executes the init program (_ns_init.c, embedded here and run from a sealed,
+ *   unreadable memfd) -- a static program of a few pages, so PID 1 shares nothing of the
+ *   caller any more.  The init program makes itself undumpable, joins the run's cgroups
+ *   (only now: an out-of-memory kill in the run's memory cgroup kills every process that
+ *   shares the victim's memory), makes a new cgroup namespace, drops the rest of its
+ *   capabilities, sets no_new_privs and the seccomp filter, forks the command and execs
+ *   it, reaps every zombie until the command ends, writes the command's wait status to
+ *   the status pipe and exits (which kills whatever is left in the namespace).
  *
- * PID 1 takes the run's ids first (setgroups([]) when the caller may map any id, setresgid,
- * setresuid).  The command, in order: its fds 0-2 (every other fd closed), every
- * capability dropped (bounding, ambient, effective, permitted, inheritable), no_new_privs,
- * rlimits, the seccomp filter, execve.
+ * With the network off, PID 1's network namespace is one made ahead where this process
+ * may make them (a root host): a thread of its own keeps two ready, loopback up, each for
+ * one run only (it ends after a few idle seconds); the calling thread enters one for the
+ * clone and goes back right after.
  *
- * The clone is a copy of the caller (fork semantics) made with a raw system call, so the
- * child never returns to Python, never allocates and only uses what the parent prepared;
- * credentials change through raw system calls (glibc's wrappers would try to signal the
- * parent's other threads, which the child does not have).  A failing step is reported on a
- * close-on-exec pipe as (errno, step, index); end of file means the command was exec'd.
+ * Where the init program cannot be executed (a security module refusing a memfd, say),
+ * PID 1 is a copy of the caller (fork semantics, a raw clone): it joins the cgroups
+ * first, wipes its copy of the caller's command line and environment, makes the cgroup
+ * namespace itself, does the same set-up, makes itself undumpable, and starts the
+ * command sharing its memory, which drops every capability, sets no_new_privs, its
+ * rlimits and the seccomp filter before its exec.
+ *
+ * The clones never return to Python, never allocate and only use what the parent
+ * prepared; credentials change through raw system calls (glibc's wrappers would try to
+ * signal the caller's other threads).  A failing step is reported on a close-on-exec pipe
+ * as (errno, step, index); end of file means the command was exec'd.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -57,37 +73,26 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
-#ifndef CLONE_NEWCGROUP
-#define CLONE_NEWCGROUP 0x02000000
-#endif
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
+#include "_ns_common.h"
+#include "_ns_filter.h"
+
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
 #endif
 #ifndef MNT_DETACH
 #define MNT_DETACH 2
 #endif
-#ifndef AF_ALG
-#define AF_ALG 38
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
 #endif
-#ifndef AF_VSOCK
-#define AF_VSOCK 40
-#endif
-#ifndef TIOCLINUX
-#define TIOCLINUX 0x541C
-#endif
-
-#if defined(__x86_64__)
-#define NF_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define NF_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#else
-#error "neuroflow_native._namespace supports x86_64 and aarch64"
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
 #endif
 
 #if defined(SYS_setgroups32)
@@ -103,17 +108,6 @@
 /* How long PID 1 may take to set up (mounts, ids) before the caller gives up on it. */
 #define SETUP_TIMEOUT_MS 30000
 
-/* Namespace flags a sandboxed clone() may not use. */
-#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | \
-                  CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME)
-
-enum step {
-    STEP_PDEATHSIG, STEP_SYNC, STEP_CGROUP, STEP_SIGNALS, STEP_CLOSE_FDS, STEP_SETSID, STEP_CGROUPNS,
-    STEP_HOSTNAME, STEP_PRIVATE, STEP_ROOT_TMPFS, STEP_PIVOT, STEP_MOUNT, STEP_MKDIR,
-    STEP_DETACH_OLDROOT, STEP_ROOT_READONLY, STEP_CHDIR, STEP_LOOPBACK, STEP_DUMPABLE,
-    STEP_FORK, STEP_FD_MAP, STEP_SETGROUPS, STEP_SETRESGID, STEP_SETRESUID, STEP_CAPS,
-    STEP_NO_NEW_PRIVS, STEP_SETRLIMIT, STEP_SECCOMP, STEP_EXEC, STEP_HIDE_ARGS, STEP_KEYRING, STEP_COUNT
-};
 
 static const char *const step_names[STEP_COUNT] = {
     [STEP_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)", [STEP_SYNC] = "waiting for the parent",
@@ -131,6 +125,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_SETRLIMIT] = "setrlimit", [STEP_SECCOMP] = "seccomp", [STEP_EXEC] = "exec",
     [STEP_HIDE_ARGS] = "wiping the caller's command line and environment",
     [STEP_KEYRING] = "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
+    [STEP_INIT_EXEC] = "executing the PID 1 program",
 };
 
 /* What a mount of the plan is. */
@@ -152,12 +147,6 @@ struct mnt {
     const char *src;  /* host path (binds) or link target */
     const char *dst;  /* path in the new root */
     const char *data; /* tmpfs options */
-};
-
-struct report {
-    int err;
-    int step;
-    int index;
 };
 
 struct plan {
@@ -182,190 +171,34 @@ struct plan {
     int status_fd; /* write end: the command's wait status */
     int *cg_fds;   /* the run's cgroup.procs / tasks files, opened by the caller */
     int ncg;
+    /* How PID 1 is made: shared (a clone sharing the caller's memory, which executes the
+     * init program once set up) or a copy of the caller (fork semantics). */
+    int shared;
+    int init_fd;          /* shared: the init program (a sealed memfd) */
+    char *const *init_argv; /* shared: its argv: name, path, the command's argv */
+    unsigned long clone_flags;
+    long long ids[4];     /* inside uid, outside uid, inside gid, outside gid */
+    pid_t pid1;           /* shared: PID 1, once started */
+    int net_fd;           /* a fresh network namespace made ahead (lo up), or -1 */
 };
 
-/* --- the seccomp filter --------------------------------------------------------------- */
-
-#define ARG_LO(n) (offsetof(struct seccomp_data, args) + 8 * (n))
-#define DENY_ERRNO(e) (SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
-
-static const int denied_syscalls[] = {
-#ifdef SYS_mount
-    SYS_mount,
-#endif
-#ifdef SYS_umount2
-    SYS_umount2,
-#endif
-#ifdef SYS_umount
-    SYS_umount,
-#endif
-#ifdef SYS_pivot_root
-    SYS_pivot_root,
-#endif
-#ifdef SYS_chroot
-    SYS_chroot,
-#endif
-#ifdef SYS_fsopen
-    SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_move_mount, SYS_open_tree,
-#endif
-#ifdef SYS_mount_setattr
-    SYS_mount_setattr,
-#endif
-#ifdef SYS_open_tree_attr
-    SYS_open_tree_attr,
-#endif
-    SYS_unshare, SYS_setns, SYS_ptrace,
-#ifdef SYS_process_vm_readv
-    SYS_process_vm_readv, SYS_process_vm_writev,
-#endif
-#ifdef SYS_kcmp
-    SYS_kcmp,
-#endif
-#ifdef SYS_bpf
-    SYS_bpf,
-#endif
-#ifdef SYS_perf_event_open
-    SYS_perf_event_open,
-#endif
-    SYS_keyctl, SYS_add_key, SYS_request_key,
-#ifdef SYS_kexec_load
-    SYS_kexec_load,
-#endif
-#ifdef SYS_kexec_file_load
-    SYS_kexec_file_load,
-#endif
-    SYS_init_module, SYS_finit_module, SYS_delete_module,
-#ifdef SYS_create_module
-    SYS_create_module,
-#endif
-    SYS_reboot, SYS_swapon, SYS_swapoff,
-#ifdef SYS_userfaultfd
-    SYS_userfaultfd,
-#endif
-#ifdef SYS_io_uring_setup
-    SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
-#endif
-#ifdef SYS_open_by_handle_at
-    SYS_open_by_handle_at, SYS_name_to_handle_at,
-#endif
-    SYS_acct, SYS_settimeofday, SYS_clock_settime, SYS_clock_adjtime, SYS_adjtimex,
-    SYS_quotactl, SYS_syslog, SYS_vhangup, SYS_sethostname, SYS_setdomainname,
-#ifdef SYS_iopl
-    SYS_iopl, SYS_ioperm,
-#endif
-#ifdef SYS_lookup_dcookie
-    SYS_lookup_dcookie,
-#endif
-#ifdef SYS_uselib
-    SYS_uselib,
-#endif
-#ifdef SYS_ustat
-    SYS_ustat,
-#endif
-#ifdef SYS_sysfs
-    SYS_sysfs,
-#endif
-#ifdef SYS__sysctl
-    SYS__sysctl,
-#endif
-#ifdef SYS_nfsservctl
-    SYS_nfsservctl,
-#endif
-#ifdef SYS_fanotify_init
-    SYS_fanotify_init,
-#endif
-#ifdef SYS_pidfd_getfd
-    SYS_pidfd_getfd,
-#endif
-#ifdef SYS_quotactl_fd
-    SYS_quotactl_fd,
-#endif
-#ifdef SYS_lsm_set_self_attr
-    SYS_lsm_set_self_attr,
-#endif
-};
-
-#define NDENIED ((int)(sizeof denied_syscalls / sizeof denied_syscalls[0]))
-/* arch check (4) + x32 check (2) + denied (2 each) + ioctl (6) + clone (5) + clone3 (2)
- * + personality (9) + socket (6) + allow (1) */
-#define FILTER_MAX (2 * NDENIED + 48)
+/* --- the seccomp filter (_ns_filter.h) ------------------------------------------------ */
 
 static struct sock_filter filter[FILTER_MAX];
 static unsigned short filter_len;
 
-#define PUT(code, k, jt, jf) (filter[n++] = (struct sock_filter)BPF_JUMP(code, k, jt, jf))
-#define PUTS(code, k) (filter[n++] = (struct sock_filter)BPF_STMT(code, k))
-
-static void build_filter(void)
-{
-    unsigned short n = 0;
-    int i;
-
-    /* Another architecture's system call numbers mean other calls: kill. */
-    PUTS(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, NF_AUDIT_ARCH, 1, 0);
-    PUTS(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-    PUTS(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-#if defined(__x86_64__)
-    /* The x32 ABI (numbers with bit 30 set) would bypass every check below. */
-    PUT(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
-    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
-#endif
-    for (i = 0; i < NDENIED; i++) {
-        PUT(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)denied_syscalls[i], 0, 1);
-        PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
-    }
-    /* ioctl(fd, TIOCSTI | TIOCLINUX, ...): pushing input into a terminal. */
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 5);
-    PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1));
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 2, 0);
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 1, 0);
-    PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
-    /* clone() with any namespace flag; clone3's flags are in memory the filter cannot
-     * read, so it says ENOSYS and libc falls back to clone(). */
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
-    PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
-    PUT(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 1, 0);
-    PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
-#ifdef SYS_clone3
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
-    PUTS(BPF_RET | BPF_K, DENY_ERRNO(ENOSYS));
-#endif
-    /* personality(): only the values Docker's profile allows (the default, PER_LINUX32,
-     * UNAME26, both, and the query); the other bits switch off hardening for the
-     * sandboxed programs (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO...). */
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_personality, 0, 8);
-    PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x0, 5, 0);
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x8, 4, 0);
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x20000, 3, 0);
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0x20008, 2, 0);
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffU, 1, 0);
-    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
-    PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    /* socket(AF_ALG | AF_VSOCK, ...) */
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 5);
-    PUTS(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, AF_ALG, 2, 0);
-    PUT(BPF_JMP | BPF_JEQ | BPF_K, AF_VSOCK, 1, 0);
-    PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    PUTS(BPF_RET | BPF_K, DENY_ERRNO(EPERM));
-    PUTS(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    filter_len = n;
-}
-
 /* --- the child: PID 1 and the command ---------------------------------------------- */
 
-static void __attribute__((noreturn)) fail(const struct plan *p, int step, int index)
+static void __attribute__((noreturn)) fail_to(int report_fd, int step, int index)
 {
     struct report r = {errno, step, index};
-    ssize_t unused = write(p->report_fd, &r, sizeof r);
+    ssize_t unused = write(report_fd, &r, sizeof r);
 
     (void)unused;
     _exit(127);
 }
+
+#define fail(p, step, index) fail_to((p)->report_fd, step, index)
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -569,7 +402,89 @@ static int mount_at(const char *src_path, const char *dst, int dir, const char *
     return rc;
 }
 
-static int do_mount(const struct mnt *m)
+/* The fd-based mount calls (Linux 5.2; mount_setattr 5.12), by number: libc headers
+ * differ on them. */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define NF_OPEN_TREE_CLONE 1
+#define NF_AT_RECURSIVE 0x8000
+#define NF_MOVE_MOUNT_F_EMPTY_PATH 0x04
+#define NF_MOVE_MOUNT_T_EMPTY_PATH 0x40
+#define NF_MOUNT_ATTR_RDONLY 0x1
+#define NF_MOUNT_ATTR_NOSUID 0x2
+#define NF_MOUNT_ATTR_NODEV 0x4
+#define NF_MOUNT_ATTR_NOEXEC 0x8
+
+struct nf_mount_attr {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* Whether binds may use the fd-based calls at all (tests turn them off to exercise the
+ * mount(2) way, which kernels before 5.12 take). */
+static int binds_by_fds = 1;
+
+/* These calls refused as a whole (missing, or a seccomp profile of the host's that does
+ * not know them): mount(2) does the same. */
+static int refused(int err)
+{
+    return err == ENOSYS || err == EPERM || err == EINVAL;
+}
+
+/* A bind with the fd-based calls: a detached copy of the source's mount (open_tree),
+ * its flags set before anyone can see it (mount_setattr: only the flags asked for change,
+ * the ones the kernel locked stay), attached at the mount point's fd (move_mount).  No
+ * path is walked.  0, -1 (errno), -2 (the mount point), -3: the calls are refused here
+ * (the caller falls back to mount(2)). */
+static int bind_by_fds(const struct mnt *m, int dir)
+{
+    struct nf_mount_attr attr;
+    int tree, target, rc, saved;
+
+    memset(&attr, 0, sizeof attr);
+    if (m->kind == M_RO_BIND)
+        attr.attr_set = NF_MOUNT_ATTR_RDONLY | NF_MOUNT_ATTR_NOSUID | NF_MOUNT_ATTR_NODEV;
+    else if (m->kind == M_DEV_BIND) {
+        attr.attr_set = NF_MOUNT_ATTR_NOSUID | NF_MOUNT_ATTR_NOEXEC;
+        attr.attr_clr = NF_MOUNT_ATTR_NODEV;
+    } else
+        attr.attr_set = NF_MOUNT_ATTR_NOSUID | NF_MOUNT_ATTR_NODEV;
+    tree = (int)syscall(SYS_open_tree, m->src_fd, "",
+                        NF_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH |
+                            (m->kind == M_RO_BIND ? 0 : NF_AT_RECURSIVE));
+    if (tree < 0)
+        return refused(errno) ? -3 : -1;
+    /* On the top mount only, as a remount would. */
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+        saved = errno;
+        close(tree);
+        errno = saved;
+        return refused(saved) ? -3 : -1;
+    }
+    target = open_mount_point(m->dst, dir);
+    if (target < 0) {
+        saved = errno;
+        close(tree);
+        errno = saved;
+        return -2;
+    }
+    rc = (int)syscall(SYS_move_mount, tree, "", target, "",
+                      NF_MOVE_MOUNT_F_EMPTY_PATH | NF_MOVE_MOUNT_T_EMPTY_PATH);
+    saved = errno;
+    close(tree);
+    close(target);
+    errno = saved;
+    return rc;
+}
+
+/* *by_fds: whether binds may use the fd-based calls (cleared once they are missing). */
+static int do_mount(const struct mnt *m, int *by_fds)
 {
     char link[64];
     int rc, top, saved;
@@ -583,6 +498,12 @@ static int do_mount(const struct mnt *m)
          * directory of the host's root above a work directory, say).  Read-only binds
          * are not recursive: a mount below the source (with flags of its own, maybe
          * writable) stays out of sight instead of coming along read-write. */
+        if (*by_fds) {
+            rc = bind_by_fds(m, fstat(m->src_fd, &st) < 0 || S_ISDIR(st.st_mode));
+            if (rc != -3)
+                return rc;
+            *by_fds = 0;
+        }
         fd_path(link, m->src_fd);
         rc = mount_at(link, m->dst, fstat(m->src_fd, &st) < 0 || S_ISDIR(st.st_mode), NULL,
                       MS_BIND | (m->kind == M_RO_BIND ? 0 : MS_REC), NULL);
@@ -667,12 +588,41 @@ static int close_others(int *keep, int n)
     return (int)syscall(SYS_close_range, (unsigned)low, ~0U, 0);
 }
 
-static void __attribute__((noreturn)) run_command(const struct plan *p)
+/* Every capability (bounding, ambient, effective, permitted, inheritable), then
+ * no_new_privs, the run's rlimits and the seccomp filter: what the command runs under. */
+static void drop_privileges(const struct plan *p, int report_fd)
 {
-    int i, moved[3];
+    int i;
     struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct caps[2];
     struct sock_fprog prog = {filter_len, filter};
+
+    /* Capabilities are numbered 0 .. cap_last_cap without gaps: the first EINVAL is
+     * the end of the list (not 64 calls when the kernel knows 41). */
+    for (i = 0; i <= 63; i++)
+        if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0) {
+            if (errno != EINVAL)
+                fail_to(report_fd, STEP_CAPS, i);
+            break;
+        }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        fail_to(report_fd, STEP_CAPS, 64);
+    memset(caps, 0, sizeof caps);
+    if (syscall(SYS_capset, &head, caps) < 0)
+        fail_to(report_fd, STEP_CAPS, 65);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail_to(report_fd, STEP_NO_NEW_PRIVS, 0);
+    for (i = 0; i < p->nrl; i++)
+        if (setrlimit(p->rl_resource[i], &p->rl_value[i]) < 0)
+            fail_to(report_fd, STEP_SETRLIMIT, i);
+    if (p->seccomp && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+        fail_to(report_fd, STEP_SECCOMP, 0);
+}
+
+/* A copy-made PID 1's command: its fds 0-2 (every other fd closed), privileges, exec. */
+static void __attribute__((noreturn)) run_command(const struct plan *p)
+{
+    int i, moved[3];
 
     /* The fd map: first out of the way (above 2), then into place. */
     for (i = 0; i < 3; i++) {
@@ -688,28 +638,75 @@ static void __attribute__((noreturn)) run_command(const struct plan *p)
         if (close_others(keep, 4) < 0)
             fail(p, STEP_CLOSE_FDS, 0);
     }
-    /* Capabilities are numbered 0 .. cap_last_cap without gaps: the first EINVAL is
-     * the end of the list (not 64 calls when the kernel knows 41). */
+    drop_privileges(p, p->report_fd);
+    execve(p->path, p->argv, p->envp);
+    fail(p, STEP_EXEC, 0);
+}
+
+/* A shared PID 1, its file system set up: its fds become the init program's (0-2 the
+ * command's, the report and status pipes at NF_INIT_REPORT_FD and NF_INIT_STATUS_FD, the
+ * run's cgroup files after them, nothing else), it sets the run's rlimits, keeps only
+ * CAP_SYS_ADMIN (ambient, for the init program's cgroup namespace; the bounding set goes)
+ * and executes the init program (_ns_init.c) -- from then on it no longer shares the
+ * caller's memory.  The init program joins the cgroups and drops the rest. */
+static void __attribute__((noreturn)) exec_init(const struct plan *p)
+{
+    int i, n = 5 + p->ncg, moved[5 + 8 + 1], from[5 + 8 + 1];
+    struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[2];
+    const unsigned admin = CAP_TO_MASK(CAP_SYS_ADMIN);
+
+    from[0] = p->fds[0];
+    from[1] = p->fds[1];
+    from[2] = p->fds[2];
+    from[3] = p->report_fd;
+    from[4] = p->status_fd;
+    for (i = 0; i < p->ncg; i++)
+        from[5 + i] = p->cg_fds[i];
+    from[n] = p->init_fd;
+    /* First out of the way, then into place (dup2: without close-on-exec, the init
+     * program keeps them); the program's own fd stays close-on-exec (an ELF file may be
+     * executed through one). */
+    for (i = 0; i <= n; i++) {
+        moved[i] = fcntl(from[i], F_DUPFD_CLOEXEC, n + 1);
+        if (moved[i] < 0)
+            fail(p, STEP_FD_MAP, i);
+    }
+    for (i = 0; i < n; i++)
+        if (dup2(moved[i], i) < 0)
+            fail_to(moved[3], STEP_FD_MAP, i);
+    if (dup3(moved[n], n, O_CLOEXEC) < 0)
+        fail_to(NF_INIT_REPORT_FD, STEP_FD_MAP, n);
+    if (syscall(SYS_close_range, (unsigned)n + 1, ~0U, 0) < 0)
+        fail_to(NF_INIT_REPORT_FD, STEP_CLOSE_FDS, 0);
+    for (i = 0; i < p->nrl; i++)
+        if (setrlimit(p->rl_resource[i], &p->rl_value[i]) < 0)
+            fail_to(NF_INIT_REPORT_FD, STEP_SETRLIMIT, i);
+    /* CAP_SYS_ADMIN inheritable and ambient (it then survives the exec of a program
+     * without file capabilities by a uid other than 0), the bounding set emptied, then
+     * every other capability dropped. */
+    if (syscall(SYS_capget, &head, caps) < 0)
+        fail_to(NF_INIT_REPORT_FD, STEP_CAPS, 66);
+    caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].inheritable |= admin;
+    if (syscall(SYS_capset, &head, caps) < 0)
+        fail_to(NF_INIT_REPORT_FD, STEP_CAPS, 67);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ||
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN, 0, 0) < 0)
+        fail_to(NF_INIT_REPORT_FD, STEP_CAPS, 64);
     for (i = 0; i <= 63; i++)
         if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) < 0) {
             if (errno != EINVAL)
-                fail(p, STEP_CAPS, i);
+                fail_to(NF_INIT_REPORT_FD, STEP_CAPS, i);
             break;
         }
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-        fail(p, STEP_CAPS, 64);
     memset(caps, 0, sizeof caps);
+    caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective = admin;
+    caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].permitted = admin;
+    caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].inheritable = admin;
     if (syscall(SYS_capset, &head, caps) < 0)
-        fail(p, STEP_CAPS, 65);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        fail(p, STEP_NO_NEW_PRIVS, 0);
-    for (i = 0; i < p->nrl; i++)
-        if (setrlimit(p->rl_resource[i], &p->rl_value[i]) < 0)
-            fail(p, STEP_SETRLIMIT, i);
-    if (p->seccomp && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-        fail(p, STEP_SECCOMP, 0);
-    execve(p->path, p->argv, p->envp);
-    fail(p, STEP_EXEC, 0);
+        fail_to(NF_INIT_REPORT_FD, STEP_CAPS, 65);
+    syscall(SYS_execveat, n, "", p->init_argv, p->envp, AT_EMPTY_PATH);
+    fail_to(NF_INIT_REPORT_FD, STEP_INIT_EXEC, 0);
 }
 
 static char cmd_stack[64 * 1024] __attribute__((aligned(64)));
@@ -770,10 +767,11 @@ static int wipe_args(void)
     return 0;
 }
 
-static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
+static void __attribute__((noreturn)) pid1(const struct plan *p)
 {
     char go;
     Py_ssize_t i;
+    int by_fds = binds_by_fds;
     int sig, status = 0, code;
     pid_t cmd, done;
     struct sigaction dfl;
@@ -781,29 +779,34 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         fail(p, STEP_PDEATHSIG, 0);
-    (void)parent;
     {
-        int keep[6 + 8], nkeep = 6, j;
+        int keep[7 + 8], nkeep = 6, j;
         keep[0] = p->fds[0];
         keep[1] = p->fds[1];
         keep[2] = p->fds[2];
         keep[3] = p->sync_fd;
         keep[4] = p->report_fd;
         keep[5] = p->status_fd;
+        if (p->shared)
+            keep[nkeep++] = p->init_fd;
         for (j = 0; j < p->ncg; j++)
             keep[nkeep++] = p->cg_fds[j];
         if (close_others(keep, nkeep) < 0)
             fail(p, STEP_CLOSE_FDS, 0);
         /* Join the run's cgroups: "0" is ourselves, which skips the global lock a write
          * of another pid takes (it can wait for an RCU grace period: milliseconds).  The
-         * files were opened by the caller, whose credentials the kernel checks. */
-        for (j = 0; j < p->ncg; j++) {
+         * files were opened by the caller, whose credentials the kernel checks.  A shared
+         * PID 1 leaves that to the init program: in a memory cgroup, an out-of-memory
+         * kill of a process sharing the caller's memory would kill the caller too. */
+        for (j = 0; j < p->ncg && !p->shared; j++) {
             if (write(p->cg_fds[j], "0", 1) != 1)
                 fail(p, STEP_CGROUP, j);
             close(p->cg_fds[j]);
         }
     }
-    if (wipe_args() < 0)
+    /* A copy of the caller carries its command line and environment; a shared PID 1
+     * gets the init program's before anything of the sandbox runs. */
+    if (!p->shared && wipe_args() < 0)
         fail(p, STEP_HIDE_ARGS, 0);
     /* The parent writes our id maps, then one byte; end of file without it means the
      * parent gave up (or died before the death signal was armed). */
@@ -853,16 +856,19 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
     if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
         fail(p, STEP_KEYRING, 0);
     /* Changing ids cleared the parent-death signal: arm it again, then make sure the
-     * parent did not die in between (it holds the report pipe's read end until the
-     * command is exec'd: a pipe without readers polls POLLERR). */
+     * parent did not die in between (it alone holds the status pipe's read end: a pipe
+     * without readers polls POLLERR; the caller's fds are closed before its death
+     * signal is sent). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         fail(p, STEP_PDEATHSIG, 1);
     {
-        struct pollfd alive = {p->report_fd, POLLOUT, 0};
+        struct pollfd alive = {p->status_fd, POLLOUT, 0};
         if (poll(&alive, 1, 0) < 0 || (alive.revents & (POLLERR | POLLHUP)))
             _exit(127);
     }
-    if (unshare(CLONE_NEWCGROUP) < 0)
+    /* The cgroup namespace, rooted where we are: in the run's cgroups (a shared PID 1's
+     * init program makes it once it joined them). */
+    if (!p->shared && unshare(CLONE_NEWCGROUP) < 0)
         fail(p, STEP_CGROUPNS, 0);
     if (sethostname(p->hostname, strlen(p->hostname)) < 0)
         fail(p, STEP_HOSTNAME, 0);
@@ -883,7 +889,7 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
     if (chdir("/") < 0)
         fail(p, STEP_CHDIR, -1);
     for (i = 0; i < p->nmounts; i++) {
-        int rc = do_mount(&p->mounts[i]);
+        int rc = do_mount(&p->mounts[i], &by_fds);
         if (rc == -2)
             fail(p, STEP_MKDIR, (int)i);
         if (rc < 0)
@@ -903,6 +909,8 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
         fail(p, STEP_CHDIR, 0);
     if (p->loopback && loopback_up() < 0)
         fail(p, STEP_LOOPBACK, 0);
+    if (p->shared)
+        exec_init(p); /* the init program makes itself undumpable and runs the command */
     /* Nothing in the sandbox may trace us or read our memory. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         fail(p, STEP_DUMPABLE, 0);
@@ -937,16 +945,551 @@ static void __attribute__((noreturn)) pid1(const struct plan *p, pid_t parent)
 
 /* --- the parent ------------------------------------------------------------------- */
 
-static int write_file(const char *path, const char *text)
+/* The init program (_ns_init.c, built by setup.py). */
+#include "_ns_init_image.h"
+
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#define F_SEAL_WRITE 0x0008
+#endif
+
+/* The stack of a shared PID 1 (below it, a guard page). */
+#define GUARD_SIZE 4096
+#define PID1_STACK (192 * 1024)
+
+static int init_fd = -1;
+static int init_state; /* 0: not made yet, 1: usable, -1: cannot be used here */
+
+/* The init program in a sealed memfd, made once per process (under the GIL).  Mode
+ * 0111: nobody may read it, which also makes the kernel start PID 1's new address
+ * space undumpable at its exec.  -1 where it cannot be made (PID 1 is then a copy). */
+static int init_program(void)
+{
+    int fd;
+
+    if (init_state != 0)
+        return init_state > 0 ? init_fd : -1;
+    init_state = -1;
+    fd = (int)syscall(SYS_memfd_create, "neuroflow-init",
+                      MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 knows no MFD_EXEC */
+        fd = (int)syscall(SYS_memfd_create, "neuroflow-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    if (write_all(fd, init_image, sizeof init_image) < 0 || fchmod(fd, 0111) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        close(fd);
+        return -1;
+    }
+    init_fd = fd;
+    init_state = 1;
+    return fd;
+}
+
+/* Decimal digits of v (>= 0) at `at`; return the end (used while PID 1 shares our
+ * memory: nothing that allocates or takes a lock). */
+static char *put_num(char *at, long long v)
+{
+    char digits[24];
+    int n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n > 0)
+        *at++ = digits[--n];
+    return at;
+}
+
+static char *put_str(char *at, const char *s)
+{
+    while (*s)
+        *at++ = *s++;
+    return at;
+}
+
+static int write_file(const char *path, const char *text, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC), rc = 0;
 
     if (fd < 0)
         return -1;
-    if (write_all(fd, text, strlen(text)) < 0)
+    if (write_all(fd, text, len) < 0)
         rc = -1;
     if (close(fd) < 0 && rc == 0)
         rc = -1;
+    return rc;
+}
+
+/* Write PID 1's one-line uid map, "deny" to its setgroups (unless the caller may map any
+ * id) and its gid map; 0, or -1 with errno and *what naming the file. */
+static int write_maps(pid_t pid, const struct plan *p, const char **what)
+{
+    static const char *const names[3] = {"uid_map", "setgroups", "gid_map"};
+    char path[64], text[64], *end;
+    int k;
+
+    for (k = 0; k < 3; k++) {
+        if (k == 1 && p->drop_groups)
+            continue;
+        end = put_str(put_str(put_num(put_str(path, "/proc/"), pid), "/"), names[k]);
+        *end = '\0';
+        if (k == 1)
+            end = put_str(text, "deny");
+        else
+            end = put_str(put_num(put_str(put_num(text, p->ids[k]), " "), p->ids[k + 1]),
+                          " 1\n");
+        if (write_file(path, text, (size_t)(end - text)) < 0) {
+            *what = names[k];
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* PID 1's report: end of file (the command was exec'd), a report of the step that failed,
+ * or nothing within SETUP_TIMEOUT_MS (a step that hangs: a FIFO or a hung file system
+ * where a path was expected). */
+static void await_report(int fd, struct report *r, ssize_t *got, int *timed_out)
+{
+    struct pollfd ready = {fd, POLLIN, 0};
+    int rc;
+
+    *got = -1;
+    *timed_out = 0;
+    do {
+        rc = poll(&ready, 1, SETUP_TIMEOUT_MS);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+        *timed_out = 1;
+        return;
+    }
+    do {
+        *got = read(fd, r, sizeof *r);
+    } while (*got < 0 && errno == EINTR);
+}
+
+/* Kill PID 1 and reap it (a failed or abandoned start). */
+static void kill_and_reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+        ;
+}
+
+/* --- fresh network namespaces, made ahead --------------------------------------------- */
+
+/* Making a network namespace is most of what the clone of PID 1 costs (its loopback,
+ * every protocol's per-namespace set-up): a thread of its own makes a few ahead, with
+ * the loopback up, and each one goes to one run, never to another.  Only where this
+ * process may make network namespaces (CAP_SYS_ADMIN: a root host); elsewhere the clone
+ * makes PID 1's.  The namespaces belong to this process's user namespace, so nothing in
+ * the sandbox may change their configuration (it could not before either: the command
+ * holds no capability). */
+#define NET_POOL 2
+#define NET_IDLE_S 5
+
+static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t net_wanted = PTHREAD_COND_INITIALIZER;
+static int net_pool[NET_POOL];
+static int net_count;
+static int net_state; /* 0: no maker yet, 1: the maker runs, -1: none can be made here */
+
+/* A new network namespace with its loopback up (an fd of it), made by this thread, which
+ * then goes back to its own; -1 when that cannot be done here. */
+static int make_net_namespace(void)
+{
+    int back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), fd = -1;
+
+    if (back < 0)
+        return -1;
+    if (unshare(CLONE_NEWNET) == 0) {
+        if (loopback_up() == 0)
+            fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (setns(back, CLONE_NEWNET) < 0 && fd >= 0) {
+            close(fd); /* we would still be in it: not one to give away */
+            fd = -1;
+        }
+    }
+    close(back);
+    return fd;
+}
+
+/* The maker: keeps NET_POOL namespaces ready; after NET_IDLE_S seconds without a run
+ * taking one it ends (the next run starts it again), so a process that starts sandboxes
+ * now and then does not keep a thread for it. */
+static void *net_maker(void *unused)
+{
+    sigset_t all;
+    int fd;
+
+    (void)unused;
+    sigfillset(&all); /* no signal of the process is handled here */
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    prctl(PR_SET_NAME, "nf-netns", 0, 0, 0);
+    for (;;) {
+        pthread_mutex_lock(&net_lock);
+        while (net_count >= NET_POOL && net_state == 1) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += NET_IDLE_S;
+            if (pthread_cond_timedwait(&net_wanted, &net_lock, &until) == ETIMEDOUT &&
+                net_count >= NET_POOL)
+                net_state = 0; /* idle: the next take starts a maker again */
+        }
+        if (net_state != 1) {
+            pthread_mutex_unlock(&net_lock);
+            return NULL;
+        }
+        pthread_mutex_unlock(&net_lock);
+        fd = make_net_namespace();
+        pthread_mutex_lock(&net_lock);
+        if (fd < 0 || net_state != 1) {
+            if (fd >= 0)
+                close(fd);
+            if (fd < 0)
+                net_state = -1; /* none can be made here */
+            pthread_mutex_unlock(&net_lock);
+            return NULL;
+        }
+        net_pool[net_count++] = fd;
+        pthread_mutex_unlock(&net_lock);
+    }
+}
+
+/* A network namespace made ahead for one run (the caller closes the fd once PID 1 is in
+ * it), or -1: PID 1's clone makes one.  The first call starts the maker. */
+static int take_net_namespace(void)
+{
+    int fd = -1;
+
+    pthread_mutex_lock(&net_lock);
+    if (net_state == 0) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        net_state = -1;
+        if (pthread_attr_init(&attr) == 0) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            pthread_attr_setstacksize(&attr, 64 * 1024);
+            if (pthread_create(&thread, &attr, net_maker, NULL) == 0)
+                net_state = 1;
+            pthread_attr_destroy(&attr);
+        }
+    }
+    if (net_count > 0) {
+        fd = net_pool[--net_count];
+        pthread_cond_signal(&net_wanted);
+    }
+    pthread_mutex_unlock(&net_lock);
+    return fd;
+}
+
+/* fork(): the child has no maker, and the namespaces made for the parent are the
+ * parent's to give out (one run each): the child closes its copies. */
+static void net_before_fork(void)
+{
+    pthread_mutex_lock(&net_lock);
+}
+
+static void net_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&net_lock);
+}
+
+static void net_after_fork_child(void)
+{
+    int i;
+
+    for (i = 0; i < net_count; i++)
+        close(net_pool[i]);
+    net_count = 0;
+    net_state = 0;
+    pthread_mutex_init(&net_lock, NULL);
+    pthread_cond_init(&net_wanted, NULL);
+}
+
+/* Put this thread in the run's network namespace made ahead, for PID 1's clone to
+ * inherit (it then makes none, and finds the loopback up); *back: an fd of this
+ * thread's own, to go back to right after the clone (-1: nothing to undo). */
+static void enter_net(struct plan *p, int *back)
+{
+    *back = -1;
+    if (p->net_fd < 0)
+        return;
+    *back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (*back >= 0 && setns(p->net_fd, CLONE_NEWNET) == 0) {
+        p->clone_flags &= ~(unsigned long)CLONE_NEWNET;
+        p->loopback = 0;
+        return;
+    }
+    if (*back >= 0)
+        close(*back);
+    *back = -1;
+}
+
+/* Back to this thread's network namespace; -1 (errno set) if that failed.  The plan is
+ * left as PID 1 saw it: a shared PID 1 reads it after the clone. */
+static int leave_net(int back)
+{
+    int rc;
+
+    if (back < 0)
+        return 0;
+    rc = setns(back, CLONE_NEWNET);
+    close(back);
+    return rc;
+}
+
+static int pid1_main(void *arg)
+{
+    pid1(arg);
+}
+
+static void clone_error(int err)
+{
+    if (err == EPERM || err == ENOSPC || err == EUSERS)
+        PyErr_Format(PyExc_PermissionError,
+                     "clone(CLONE_NEWUSER|CLONE_NEWPID|...): %s: this kernel or its "
+                     "settings forbid new user namespaces for this process "
+                     "(check the sysctls user.max_user_namespaces and "
+                     "kernel.unprivileged_userns_clone / "
+                     "kernel.apparmor_restrict_unprivileged_userns)", strerror(err));
+    else {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+}
+
+static void os_error(int err, PyObject *message)
+{
+    PyObject *exc;
+
+    if (message == NULL)
+        return;
+    exc = PyObject_CallFunction(PyExc_OSError, "iN", err, message);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
+static PyObject *step_error(const struct report *r, const struct plan *p);
+
+/* The outcome of a start, once the caller knows PID 1's pid (or that there is none):
+ * 0 (the command was exec'd), 1 (the init program cannot be executed here: the caller
+ * retries with a copy), -1 (a Python error is set; PID 1 was reaped). */
+static int outcome(const struct plan *p, pid_t pid, const char *failed, int err,
+                   int timed_out, ssize_t got, const struct report *r)
+{
+    if (failed != NULL) {
+        if (pid > 0) {
+            Py_BEGIN_ALLOW_THREADS
+            kill_and_reap(pid);
+            Py_END_ALLOW_THREADS
+        }
+        if (strcmp(failed, "clone") == 0)
+            clone_error(err);
+        else if (strcmp(failed, "uid_map") == 0 || strcmp(failed, "gid_map") == 0 ||
+                 strcmp(failed, "setgroups") == 0)
+            os_error(err, PyUnicode_FromFormat("id map: writing %s: %s", failed,
+                                               strerror(err)));
+        else
+            os_error(err, PyUnicode_FromFormat("launch: %s: %s", failed, strerror(err)));
+        return -1;
+    }
+    if (timed_out || got != 0) {
+        if (pid > 0) {
+            Py_BEGIN_ALLOW_THREADS
+            kill_and_reap(pid);
+            Py_END_ALLOW_THREADS
+        }
+        if (timed_out)
+            PyErr_Format(PyExc_TimeoutError, "launch: the sandbox's PID 1 did not finish "
+                         "setting up within %d s (killed)", SETUP_TIMEOUT_MS / 1000);
+        else if (got == (ssize_t)sizeof *r) {
+            if (r->step == STEP_INIT_EXEC && (r->err == EACCES || r->err == EPERM ||
+                                              r->err == ENOEXEC || r->err == ETXTBSY))
+                return 1;
+            step_error(r, p);
+        } else
+            PyErr_SetString(PyExc_OSError, "launch: short report from the sandbox's PID 1");
+        return -1;
+    }
+    return 0;
+}
+
+/* PID 1 as a clone sharing our memory (see the top of this file); 0, 1 or -1 as
+ * outcome().
+ *
+ * Until PID 1 has executed the init program (or failed) it also shares this thread's
+ * thread-local storage -- errno among it.  So this thread releases the GIL before the
+ * clone (no Python code runs here meanwhile), blocks every signal (no handler runs here,
+ * no call is interrupted), and makes only calls that do not fail in the normal course
+ * (writing the id maps, one byte, poll, read): it never writes errno while PID 1 may read
+ * its own; a failure here ends PID 1. */
+static int launch_shared(struct plan *p, int status_r)
+{
+    size_t size = GUARD_SIZE + PID1_STACK;
+    char *stack;
+    int sync_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, k, dumpable, rc, net_back;
+    const char *failed = NULL;
+    int err = 0, timed_out = 0;
+    ssize_t got = -1;
+    struct report r;
+    pid_t pid = -1;
+    sigset_t all, old;
+    char go = 1;
+
+    (void)status_r;
+    stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stack == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (mprotect(stack, GUARD_SIZE, PROT_NONE) < 0 || pipe2(sync_pipe, O_CLOEXEC) < 0 ||
+        pipe2(report_pipe, O_CLOEXEC) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        rc = -1;
+        goto done;
+    }
+    p->sync_fd = sync_pipe[0];
+    p->report_fd = report_pipe[1];
+    /* PID 1 takes the run's ids while it shares our memory: when that changes its
+     * effective uid (a caller that is root), the kernel marks the memory undumpable --
+     * ours.  Put back below. */
+    dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    Py_BEGIN_ALLOW_THREADS
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    enter_net(p, &net_back);
+    pid = clone(pid1_main, stack + size, (int)(p->clone_flags | CLONE_VM | SIGCHLD), p);
+    if (pid < 0)
+        err = errno;
+    if (leave_net(net_back) < 0 && pid > 0) {
+        /* Cannot happen (our own namespace, as root); this thread would stay in the
+         * run's: that is fatal for a caller that uses the network. */
+        kill_and_reap(pid);
+        pid = -1;
+        err = errno;
+        failed = "setns(back to the caller's network namespace)";
+    } else if (pid < 0) {
+        failed = "clone";
+    } else {
+        close(sync_pipe[0]);
+        sync_pipe[0] = -1;
+        close(report_pipe[1]);
+        report_pipe[1] = -1;
+        if (write_maps(pid, p, &failed) < 0)
+            err = errno;
+        else if (write_all(sync_pipe[1], &go, 1) < 0) {
+            err = errno;
+            failed = "sync";
+        } else
+            await_report(report_pipe[0], &r, &got, &timed_out);
+        if (failed != NULL || timed_out || got != 0)
+            kill_and_reap(pid); /* before PID 1's stack goes */
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    Py_END_ALLOW_THREADS
+    if ((dumpable == 0 || dumpable == 1) && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != dumpable)
+        prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+    rc = outcome(p, -1, failed, err, timed_out, got, &r);
+    p->pid1 = pid;
+done:
+    for (k = 0; k < 2; k++) {
+        if (sync_pipe[k] >= 0)
+            close(sync_pipe[k]);
+        if (report_pipe[k] >= 0)
+            close(report_pipe[k]);
+    }
+    /* PID 1 no longer runs on this stack: it was exec'd (end of file comes only once the
+     * command, which the init program starts, is exec'd) or it was reaped. */
+    munmap(stack, size);
+    return rc;
+}
+
+/* PID 1 as a copy of this process (fork semantics), where the init program cannot be
+ * executed; 0 or -1 as outcome(). */
+static int launch_copy(struct plan *p, int status_r, pid_t *pid_out)
+{
+    int sync_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, k, rc = -1;
+    pid_t pid = -1;
+    const char *failed = NULL;
+    struct report r;
+    ssize_t got = -1;
+    int timed_out = 0, err = 0;
+    char go = 1;
+
+    (void)status_r;
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    p->sync_fd = sync_pipe[0];
+    p->report_fd = report_pipe[1];
+    {
+        sigset_t all, old;
+        int saved;
+        /* No Python signal handler may run in the clone: block everything around it (the
+         * clone sets its own mask once its handlers are back to the defaults). */
+        int back;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        enter_net(p, &back);
+        pid = (pid_t)syscall(SYS_clone, p->clone_flags | SIGCHLD, 0, 0, 0, 0);
+        if (pid == 0)
+            pid1(p); /* never returns */
+        saved = errno;
+        if (leave_net(back) < 0) {
+            err = errno;
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            if (pid > 0) {
+                Py_BEGIN_ALLOW_THREADS
+                kill_and_reap(pid);
+                Py_END_ALLOW_THREADS
+            }
+            os_error(err, PyUnicode_FromFormat(
+                "launch: setns(back to the caller's network namespace): %s", strerror(err)));
+            goto done;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
+    }
+    if (pid < 0) {
+        clone_error(errno);
+        goto done;
+    }
+    close(sync_pipe[0]);
+    sync_pipe[0] = -1;
+    close(report_pipe[1]);
+    report_pipe[1] = -1;
+    if (write_maps(pid, p, &failed) < 0)
+        err = errno;
+    else if (write_all(sync_pipe[1], &go, 1) < 0) {
+        err = errno;
+        failed = "sync";
+    } else {
+        close(sync_pipe[1]);
+        sync_pipe[1] = -1;
+        Py_BEGIN_ALLOW_THREADS
+        await_report(report_pipe[0], &r, &got, &timed_out);
+        Py_END_ALLOW_THREADS
+    }
+    rc = outcome(p, pid, failed, err, timed_out, got, &r);
+    if (rc == 0)
+        *pid_out = pid;
+done:
+    for (k = 0; k < 2; k++) {
+        if (sync_pipe[k] >= 0)
+            close(sync_pipe[k]);
+        if (report_pipe[k] >= 0)
+            close(report_pipe[k]);
+    }
     return rc;
 }
 
@@ -1013,6 +1556,12 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
             message = PyUnicode_FromFormat(
                 "mount: the bind source %s leads through a symbolic link (refused: it could "
                 "point anywhere on the host); bind its real path", m->src);
+        else if (r->step == STEP_MOUNT && r->err == EINVAL && m->kind == M_RO_BIND)
+            message = PyUnicode_FromFormat(
+                "mount: Invalid argument (%s -> %s): a read-only bind is not recursive, and "
+                "the kernel refuses one whose source has other mounts below it (it would "
+                "show what those mounts hide); bind the directories below it instead", m->src,
+                m->dst);
         else
             message = PyUnicode_FromFormat("%s: %s (%s%s%s)", name, strerror(r->err),
                                            m->src ? m->src : "", m->src ? " -> " : "",
@@ -1040,7 +1589,8 @@ static PyObject *step_error(const struct report *r, const struct plan *p)
 
 PyDoc_STRVAR(launch_doc,
 "launch(executable, argv, envp, cwd, fds, mounts, ids, cgroup_files=(), rlimits=(),\n"
-"       seccomp=True, network=False, hostname='sandbox') -> (pid, status_fd)\n"
+"       seccomp=True, network=False, hostname='sandbox', init_program=True)\n"
+"       -> (pid, status_fd)\n"
 "--\n\n"
 "Start ``executable`` in new user, pid, mount, ipc, uts, cgroup and (unless ``network``)\n"
 "network namespaces; return the pid of the namespace's PID 1 (a child of the caller) and\n"
@@ -1050,12 +1600,15 @@ PyDoc_STRVAR(launch_doc,
 "tuples applied in order in the new root (kinds: 0 read-only bind, 1 read-write bind,\n"
 "2 tmpfs with options ``data``, 3 proc, 4 device bind, 5 symlink ``dst`` -> ``src``,\n"
 "6 directory, 7 remount read-only); bind sources are host paths.  ``ids``:\n"
-"``(inside_uid, outside_uid, inside_gid, outside_gid, drop_groups)``; the caller writes\n"
-"the one-line uid/gid maps (``drop_groups``: the caller may map any id, so the command\n"
+"``(inside_uid, outside_uid, inside_gid, outside_gid, drop_groups)``; the caller's side\n"
+"writes the one-line uid/gid maps (``drop_groups``: the caller may map any id, so PID 1\n"
 "calls ``setgroups([])``; otherwise ``setgroups`` is denied in the namespace).\n"
 "``cgroup_files``: the run's ``cgroup.procs`` (or v1 ``tasks``) files: opened here, and\n"
-"PID 1 writes itself (\"0\") into each before anything else.\n"
-"``rlimits``: ``(resource, soft, hard)`` for the command (-1: infinity).\n\n"
+"PID 1 writes itself (\"0\") into each before the command starts.\n"
+"``rlimits``: ``(resource, soft, hard)`` for the command (-1: infinity).\n"
+"``init_program``: PID 1 sets up sharing this process's memory, then executes the\n"
+"embedded init program (False, or where that program cannot be executed: PID 1 is a\n"
+"copy of this process).\n\n"
 "Blocks until the command was exec'd.  Raises OSError(errno, '<step>: <reason>') when a\n"
 "step fails (PID 1 is reaped).");
 
@@ -1063,40 +1616,40 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"executable", "argv", "envp", "cwd", "fds", "mounts", "ids",
                                "cgroup_files", "rlimits", "seccomp", "network", "hostname",
-                               NULL};
+                               "init_program", NULL};
+    static char *const counts[9] = {"0", "1", "2", "3", "4", "5", "6", "7", "8"};
     PyObject *executable, *argv_obj, *envp_obj, *cwd_obj, *fds_obj, *mounts_obj, *ids_obj;
     PyObject *cg_obj = NULL, *rl_obj = NULL, *host_obj = NULL;
-    int seccomp = 1, network = 0;
+    int seccomp = 1, network = 0, use_init = 1, rc;
     PyObject *keep = NULL, *result = NULL;
     struct plan plan;
-    char **argv = NULL, **envp = NULL, **cg = NULL;
+    char **argv = NULL, **envp = NULL, **cg = NULL, **init_argv = NULL;
     struct mnt *mounts = NULL;
     int *rl_resource = NULL;
     struct rlimit *rl_value = NULL;
-    int sync_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+    int status_pipe[2] = {-1, -1};
     int *cg_fds = NULL;
-    Py_ssize_t n, i, ncg = 0;
+    Py_ssize_t n, nargs, i, ncg = 0;
     long long in_uid, out_uid, in_gid, out_gid;
     int drop_groups;
-    pid_t pid = -1, parent = getpid();
-    unsigned long flags;
+    pid_t pid = -1;
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOO|OOppO:launch", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOO|OOppOp:launch", keywords,
                                      &executable, &argv_obj, &envp_obj, &cwd_obj, &fds_obj,
                                      &mounts_obj, &ids_obj, &cg_obj, &rl_obj, &seccomp,
-                                     &network, &host_obj))
+                                     &network, &host_obj, &use_init))
         return NULL;
     memset(&plan, 0, sizeof plan);
-    plan.sync_fd = plan.report_fd = plan.status_fd = -1;
+    plan.sync_fd = plan.report_fd = plan.status_fd = plan.net_fd = -1;
     keep = PyList_New(0);
     if (keep == NULL)
         return NULL;
     if ((plan.path = to_path(executable, keep, "executable")) == NULL)
         goto done;
-    if ((argv = to_strings(argv_obj, keep, "argv", &n)) == NULL)
+    if ((argv = to_strings(argv_obj, keep, "argv", &nargs)) == NULL)
         goto done;
-    if (n < 1) {
+    if (nargs < 1) {
         PyErr_SetString(PyExc_ValueError, "argv: expected at least one item (argv[0])");
         goto done;
     }
@@ -1210,182 +1763,81 @@ static PyObject *launch(PyObject *module, PyObject *args, PyObject *kwargs)
     for (i = 0; i < ncg; i++) {
         cg_fds[i] = open(cg[i], O_WRONLY | O_CLOEXEC);
         if (cg_fds[i] < 0) {
-            PyObject *exc = PyObject_CallFunction(
-                PyExc_OSError, "iN", errno, PyUnicode_FromFormat(
-                    "cgroup: opening %s: %s", cg[i], strerror(errno)));
-            if (exc != NULL) {
-                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-                Py_DECREF(exc);
-            }
+            int err = errno;
+            os_error(err, PyUnicode_FromFormat("cgroup: opening %s: %s", cg[i], strerror(err)));
             goto done;
         }
     }
     plan.cg_fds = cg_fds;
     plan.ncg = (int)ncg;
-    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0 ||
-        pipe2(status_pipe, O_CLOEXEC) < 0) {
+    plan.ids[0] = in_uid;
+    plan.ids[1] = out_uid;
+    plan.ids[2] = in_gid;
+    plan.ids[3] = out_gid;
+    plan.clone_flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+    plan.net_fd = -1;
+    if (!network) {
+        plan.clone_flags |= CLONE_NEWNET;
+        plan.net_fd = take_net_namespace();
+    }
+    if (pipe2(status_pipe, O_CLOEXEC) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
-    plan.sync_fd = sync_pipe[0];
-    plan.report_fd = report_pipe[1];
     plan.status_fd = status_pipe[1];
-
-    flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-    if (!network)
-        flags |= CLONE_NEWNET;
-    {
-        sigset_t all, old;
-        int saved;
-        /* No Python signal handler may run in the clone: block everything around it (the
-         * clone sets its own mask once its handlers are back to the defaults). */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
-        if (pid == 0)
-            pid1(&plan, parent); /* never returns */
-        saved = errno;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        errno = saved;
-    }
-    if (pid < 0) {
-        if (errno == EPERM || errno == ENOSPC || errno == EUSERS)
-            PyErr_Format(PyExc_PermissionError,
-                         "clone(CLONE_NEWUSER|CLONE_NEWPID|...): %s: this kernel or its "
-                         "settings forbid new user namespaces for this process "
-                         "(check the sysctls user.max_user_namespaces and "
-                         "kernel.unprivileged_userns_clone / "
-                         "kernel.apparmor_restrict_unprivileged_userns)", strerror(errno));
-        else
-            PyErr_SetFromErrno(PyExc_OSError);
+    /* The init program's argv: its name, the number of cgroup files, seccomp, the
+     * command's path and argv. */
+    init_argv = PyMem_Calloc((size_t)nargs + 5, sizeof *init_argv);
+    if (init_argv == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
-    close(sync_pipe[0]);
-    sync_pipe[0] = -1;
-    close(report_pipe[1]);
-    report_pipe[1] = -1;
-    close(status_pipe[1]);
-    status_pipe[1] = -1;
-    {
-        char path[64], text[64];
-        const char *failed = NULL;
-        int err = 0;
-
-        snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
-        snprintf(text, sizeof text, "%lld %lld 1\n", in_uid, out_uid);
-        if (write_file(path, text) < 0) {
-            failed = "uid_map";
-            err = errno;
-        }
-        if (failed == NULL && !drop_groups) {
-            snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
-            if (write_file(path, "deny") < 0) {
-                failed = "setgroups";
-                err = errno;
-            }
-        }
-        if (failed == NULL) {
-            snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
-            snprintf(text, sizeof text, "%lld %lld 1\n", in_gid, out_gid);
-            if (write_file(path, text) < 0) {
-                failed = "gid_map";
-                err = errno;
-            }
-        }
-        if (failed != NULL) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-                ;
-            pid = -1;
-            {
-                PyObject *exc = PyObject_CallFunction(
-                    PyExc_OSError, "iN", err, PyUnicode_FromFormat(
-                        "id map: writing %s: %s", failed, strerror(err)));
-                if (exc != NULL) {
-                    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-                    Py_DECREF(exc);
-                }
-            }
-            goto done;
-        }
+    init_argv[0] = "neuroflow-init";
+    init_argv[1] = counts[ncg];
+    init_argv[2] = seccomp ? "1" : "0";
+    init_argv[3] = (char *)plan.path;
+    for (i = 0; i < nargs; i++)
+        init_argv[4 + i] = argv[i];
+    plan.init_argv = init_argv;
+    rc = 1;
+    if (use_init && (plan.init_fd = init_program()) >= 0) {
+        plan.shared = 1;
+        rc = launch_shared(&plan, status_pipe[0]);
+        pid = plan.pid1;
+        if (rc == 1)
+            init_state = -1; /* refused here (a security module, say): copies from now on */
     }
-    {
-        char go = 1;
-        struct report r;
-        ssize_t got = -1;
-        int timed_out = 0;
-
-        if (write_all(sync_pipe[1], &go, 1) < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-                ;
-            pid = -1;
-            goto done;
+    if (rc == 1) {
+        plan.shared = 0;
+        plan.init_fd = -1;
+        if (plan.net_fd >= 0) { /* the failed PID 1's: not for another */
+            close(plan.net_fd);
+            plan.net_fd = -1;
+            plan.clone_flags |= CLONE_NEWNET;
+            plan.loopback = 1;
         }
-        close(sync_pipe[1]);
-        sync_pipe[1] = -1;
-        /* Bounded: a set-up step that hangs (a FIFO or a hung file system where a path
-         * was expected) must not hang the caller. */
-        Py_BEGIN_ALLOW_THREADS
-        {
-            struct pollfd ready = {report_pipe[0], POLLIN, 0};
-            int rc;
-            do {
-                rc = poll(&ready, 1, SETUP_TIMEOUT_MS);
-            } while (rc < 0 && errno == EINTR);
-            if (rc == 0)
-                timed_out = 1;
-            else
-                do {
-                    got = read(report_pipe[0], &r, sizeof r);
-                } while (got < 0 && errno == EINTR);
-        }
-        Py_END_ALLOW_THREADS
-        if (timed_out) {
-            PyErr_Format(PyExc_TimeoutError, "launch: the sandbox's PID 1 did not finish "
-                         "setting up within %d s (killed)", SETUP_TIMEOUT_MS / 1000);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-                ;
-            pid = -1;
-            goto done;
-        }
-        if (got == (ssize_t)sizeof r) {
-            /* A step failed: PID 1 ends (directly, or once the failed command did). */
+        rc = launch_copy(&plan, status_pipe[0], &pid);
+    }
+    if (rc == 0) {
+        result = Py_BuildValue("(ii)", (int)pid, status_pipe[0]);
+        if (result != NULL)
+            status_pipe[0] = -1;
+        else {
             Py_BEGIN_ALLOW_THREADS
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-                ;
+            kill_and_reap(pid);
             Py_END_ALLOW_THREADS
-            pid = -1;
-            step_error(&r, &plan);
-            goto done;
-        }
-        if (got != 0) {
-            PyErr_SetString(PyExc_OSError, "launch: short report from the sandbox's PID 1");
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-                ;
-            pid = -1;
-            goto done;
         }
     }
-    result = Py_BuildValue("(ii)", (int)pid, status_pipe[0]);
-    if (result != NULL)
-        status_pipe[0] = -1;
 
 done:
-    for (i = 0; i < 2; i++) {
-        if (sync_pipe[i] >= 0)
-            close(sync_pipe[i]);
-        if (report_pipe[i] >= 0)
-            close(report_pipe[i]);
+    if (plan.net_fd >= 0)
+        close(plan.net_fd);
+    for (i = 0; i < 2; i++)
         if (status_pipe[i] >= 0)
             close(status_pipe[i]);
-    }
     PyMem_Free(argv);
     PyMem_Free(envp);
+    PyMem_Free(init_argv);
     if (cg_fds != NULL)
         for (i = 0; i < ncg; i++)
             if (cg_fds[i] >= 0)
@@ -1412,9 +1864,54 @@ static PyObject *seccomp_filter(PyObject *module, PyObject *unused)
                                      (Py_ssize_t)(filter_len * sizeof filter[0]));
 }
 
+static PyObject *set_init_program(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (arg == Py_None) {
+        if (init_state > 0)
+            close(init_fd);
+        init_fd = -1;
+        init_state = 0; /* made again at the next launch */
+        Py_RETURN_NONE;
+    }
+    init_fd = PyLong_AsLong(arg);
+    if (init_fd == -1 && PyErr_Occurred())
+        return NULL;
+    init_state = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *init_program_usable(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(init_program() >= 0);
+}
+
+static PyObject *set_binds_by_fds(PyObject *module, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+
+    (void)module;
+    if (on < 0)
+        return NULL;
+    binds_by_fds = on;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"launch", (PyCFunction)(void (*)(void))launch, METH_VARARGS | METH_KEYWORDS, launch_doc},
     {"seccomp_filter", seccomp_filter, METH_NOARGS, filter_doc},
+    {"init_program_usable", init_program_usable, METH_NOARGS,
+     "init_program_usable() -> bool\n--\n\nWhether PID 1 runs the embedded init program "
+     "here (False: it is a copy of this process: the memfd cannot be made, or executing it "
+     "was refused once)."},
+    {"_set_init_program", set_init_program, METH_O,
+     "For tests: PID 1 executes this fd (the caller keeps it open) as the init program; "
+     "None: the embedded one again."},
+    {"_set_binds_by_fds", set_binds_by_fds, METH_O,
+     "For tests: make binds with open_tree/mount_setattr/move_mount (True, the default "
+     "where the kernel has them) or with mount(2) (False)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1428,7 +1925,11 @@ PyMODINIT_FUNC PyInit__namespace(void)
 {
     PyObject *m;
 
-    build_filter();
+    filter_len = build_filter(filter);
+    if (pthread_atfork(net_before_fork, net_after_fork_parent, net_after_fork_child) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+        return NULL;
+    }
     m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;

@@ -57,3 +57,38 @@ def run(argv: list[str] | tuple[str, ...], timeout: float | None = None,
 def py(code: str, marker: str = "") -> tuple[str, ...]:
     """argv running ``code`` in the sandbox's python3 (``sys.argv[1]`` is ``marker``)."""
     return (PYTHON, "-I", "-S", "-c", code, marker or new_marker())
+
+
+# What a run probes PID 1 with; seccomp off (the standard level), so that ptrace and a
+# nested user namespace are the kernel's to refuse, not the filter's.
+PID1_PROBE = r"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+
+
+def probe(tag):
+    out = []
+    r = libc.ptrace(16, 1, None, None)  # PTRACE_ATTACH
+    out.append(f"attach {r} {ctypes.get_errno()}")
+    for name in ("mem", "maps", "environ", "auxv"):
+        try:
+            with open(f"/proc/1/{name}", "rb") as fh:
+                fh.read(1)
+            out.append(f"{name} read")
+        except OSError as exc:
+            out.append(f"{name} {exc.errno}")
+    try:
+        os.readlink("/proc/1/exe")
+        out.append("exe read")
+    except OSError as exc:
+        out.append(f"exe {exc.errno}")
+    print(tag, " ".join(out))
+
+
+probe("run")
+print("nested", libc.unshare(0x10000000))  # CLONE_NEWUSER: 0, it worked
+probe("nested")
+"""
+
+PID1_REFUSED = "attach -1 1 mem 13 maps 13 environ 13 auxv 13 exe 13"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from ns_helpers import new_marker, py, run, survivors
+from ns_helpers import PID1_PROBE, PID1_REFUSED, new_marker, py, run, survivors
 from test_unprivileged import UID, readable_site, system_python
 
 from neuroflow import create_backend
@@ -363,3 +363,46 @@ def test_a_daemon_in_a_nested_pid_namespace_dies_with_the_run() -> None:
     while survivors(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert survivors(marker) == [], "a process in a nested pid namespace outlived the run"
+
+
+def test_pid_1_can_be_neither_traced_nor_read_with_seccomp_off() -> None:
+    """PID 1 sets the sandbox up sharing the host's memory, then executes the init program
+    and makes itself undumpable before the command exists: the command (same uid, no
+    filter) may not attach to it or read its memory, maps, environment or executable --
+    nor from a user namespace of its own, whose capabilities do not reach PID 1's."""
+    result = run(py(PID1_PROBE), enable_seccomp=False)
+    assert result.ok, result
+    lines = result.stdout.decode().splitlines()
+    assert lines == [f"run {PID1_REFUSED}", "nested 0", f"nested {PID1_REFUSED}"], lines
+
+
+SMALL_MEMORY = r"""
+import json
+from neuroflow.errors import SandboxError
+from ns_helpers import run
+out = {}
+for limit in (64 << 10, 256 << 10, 1 << 20):
+    try:
+        r = run(["/bin/true"], memory_limit=limit)
+        out[limit] = [r.reason.value, r.limits_hit]
+    except SandboxError as exc:
+        out[limit] = ["error", str(exc)]
+print(json.dumps(out))
+"""
+
+
+def test_a_memory_limit_too_small_to_start_in_harms_only_the_run() -> None:
+    """PID 1 shares the host's memory while it sets the sandbox up; an out-of-memory kill
+    in the run's memory cgroup kills every process sharing the victim's memory, so PID 1
+    must not be in that cgroup then (the init program, with memory of its own, joins it).
+    Runs whose limit is too small to start in end as memory_limit (or a start error
+    naming it) and the host -- a child process here -- lives on."""
+    here = os.path.dirname(__file__)
+    done = subprocess.run(
+        [sys.executable, "-c", SMALL_MEMORY], capture_output=True, text=True, timeout=120,
+        cwd="/tmp", env={**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])})
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    for limit, (reason, detail) in json.loads(done.stdout).items():
+        assert reason in ("memory_limit", "exited"), (limit, reason, detail)
+        if reason == "memory_limit":
+            assert "memory" in detail, (limit, detail)

@@ -111,6 +111,7 @@ def test_doctor_reports_the_namespace_backend() -> None:
     checks = {c.name: c for c in get_plugin_manager().doctor_checks()}
     assert checks["namespace sandbox: user namespaces"].ok
     assert checks["namespace sandbox: launcher"].ok
+    assert checks["namespace sandbox: PID 1"].ok, checks["namespace sandbox: PID 1"]
     assert "namespace sandbox: cgroup limits" in checks
     assert checks["namespace sandbox backend"].ok  # the core's check sees it installed
 

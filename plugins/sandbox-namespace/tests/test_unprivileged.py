@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ns_helpers import new_marker, run, survivors
+from ns_helpers import PID1_PROBE, PID1_REFUSED, new_marker, run, survivors
 
 from neuroflow_sandbox_namespace.userns import userns_problem
 
@@ -79,6 +79,10 @@ print(" ".join(out))
 '''
 r = box.execute_sync("python3", ["-I", "-S", "-c", attacks])
 out["attacks"] = r.stdout.decode().strip()
+box = NamespaceSandbox(NamespaceConfig(max_processes=None, enable_network=False,
+                                       enable_seccomp=False), gate=False)
+r = box.execute_sync("python3", ["-I", "-S", "-c", PID1_PROBE])
+out["pid1"] = r.stdout.decode().splitlines()
 print(json.dumps(out))
 """
 
@@ -103,7 +107,8 @@ def readable_site() -> str:
     """A folder anyone may read, holding every package the checks import (this test's
     environment is often under root's 0700 home); for ``PYTHONPATH``."""
     probe = subprocess.run(
-        [sys.executable, "-c", CHECKS + MODULES, new_marker()], capture_output=True,
+        [sys.executable, "-c", f"PID1_PROBE = {PID1_PROBE!r}\n" + CHECKS + MODULES,
+         new_marker()], capture_output=True,
         text=True, timeout=120, cwd="/tmp", check=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     files = json.loads(probe.stdout.splitlines()[-1])
@@ -152,7 +157,8 @@ def test_an_unprivileged_host_runs_sandboxes(site: str) -> None:
     victim = subprocess.Popen(["sleep", "60"], user=UID, group=UID, extra_groups=[])
     try:
         done = subprocess.run(
-            [python, "-c", CHECKS, marker, str(server.getsockname()[1]), str(victim.pid)],
+            [python, "-c", f"PID1_PROBE = {PID1_PROBE!r}\n" + CHECKS, marker,
+             str(server.getsockname()[1]), str(victim.pid)],
             capture_output=True, text=True, timeout=120, cwd="/tmp",
             env={"PYTHONPATH": site, "HOME": "/tmp", "PATH": "/usr/bin:/bin"},
             user=UID, group=UID, extra_groups=[])
@@ -183,6 +189,9 @@ def test_an_unprivileged_host_runs_sandboxes(site: str) -> None:
     # Network off, a host process of the same uid out of reach, the root read-only, PID 1
     # unreadable (EACCES).
     assert out["attacks"] == "refused kill 3 ro ro ro environ 13", out["attacks"]
+    # Seccomp off: PID 1 (the init program, undumpable) is out of the run's reach, from a
+    # nested user namespace too.
+    assert out["pid1"] == [f"run {PID1_REFUSED}", "nested 0", f"nested {PID1_REFUSED}"]
 
 
 def test_a_kernel_refusing_user_namespaces_gets_a_clear_error(site: str) -> None:

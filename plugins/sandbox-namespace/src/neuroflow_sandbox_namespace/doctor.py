@@ -24,6 +24,15 @@ def checks() -> list[Check]:
                        "neuroflow_native._namespace" if launcher else
                        "neuroflow-native is missing or too old: "
                        "pip install 'neuroflow[namespace]'"))
+    if launcher:
+        from neuroflow_native import _namespace
+
+        usable = getattr(_namespace, "init_program_usable", lambda: False)()
+        found.append(Check(
+            "namespace sandbox: PID 1", usable,
+            "the launcher's init program (PID 1 shares nothing of this process)" if usable
+            else "a copy of this process (the init program cannot be executed here: a "
+                 "memfd refused execution, or an older neuroflow-native): slower starts"))
     info = cgroup_support()
     if info.pids and info.memory:
         found.append(Check("namespace sandbox: cgroup limits", True,

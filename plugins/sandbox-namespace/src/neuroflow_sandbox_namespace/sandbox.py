@@ -5,17 +5,21 @@ dedicated uid per run when the host is root, run cgroups, capped output, wall-cl
 timeout, whole-tree kill and result), started by ``neuroflow-native``'s namespace launcher
 instead of a plain spawn:
 
-1. the launcher clones this process straight into new user, pid, mount, ipc, uts and
-   (network off) network namespaces; this process maps the run's uid and gid (the same
-   id inside and out: the dedicated uid when the host is root, else our own) and writes
-   the clone into the run's cgroups before it goes on;
-2. the clone is PID 1 of the new pid namespace: it takes the run's ids, a new cgroup
-   namespace, its own host name, builds a minimal root on a tmpfs (``/usr``, ``/lib*``,
-   ``/bin`` and a few ``/etc`` files read-only, a fresh ``/proc``, a ``/dev`` of five
-   device binds, size-capped tmpfs ``/tmp`` and ``/dev/shm``, the work directory and
-   ``binds``), pivots into it, detaches the host's root and makes the new one read-only;
-3. it forks the command, which drops every capability, sets ``no_new_privs``, its rlimits
-   and the seccomp filter, and execs;
+1. the launcher clones the run's PID 1 into new user, pid, mount, ipc, uts and (network
+   off) network namespaces -- one made ahead where this process may, with its loopback
+   up --, sharing this process's memory while it sets up (no copy of the interpreter is
+   made); this process maps the run's uid and gid (the same id inside and out: the
+   dedicated uid when the host is root, else our own);
+2. PID 1 takes the run's ids, its own host name, builds a minimal root on a tmpfs
+   (``/usr``, ``/lib*``, ``/bin`` and a few ``/etc`` files read-only, a fresh ``/proc``, a
+   ``/dev`` of five device binds, size-capped tmpfs ``/tmp`` and ``/dev/shm``, the work
+   directory and ``binds``), pivots into it, detaches the host's root and makes the new
+   one read-only, then executes the launcher's init program (a static program of a few
+   pages: from then on it holds nothing of this process);
+3. the init program makes itself undumpable, joins the run's cgroups, makes a new cgroup
+   namespace, drops its last capability, sets ``no_new_privs`` and the seccomp filter
+   (the rlimits were set before its exec) -- all of which the command inherits -- and
+   forks the command, which execs;
 4. PID 1 reaps every zombie; when the command ends it reports the command's wait status
    and exits, and the kernel kills whatever else is left in the namespace.
 
@@ -222,7 +226,7 @@ class NamespaceSandbox(SandboxIsolator):
             executable, argv, [f"{name}={value}" for name, value in env.items()], cwd,
             (stdin_fd, out_w, err_w), self._mount_plan.mounts(cwd),
             (uid, uid, gid, gid, root),
-            _join_files(group) if group is not None else [],
+            group.join_files() if group is not None else [],
             [(which, soft, hard) for which, (soft, hard) in self._rlimits],
             self._seccomp, self._network, self.config.hostname,
         )
@@ -262,12 +266,3 @@ def _within(path: str, top: str) -> bool:
     """Whether ``path`` is ``top`` or below it (both real, absolute paths)."""
     return path == top or path.startswith(top.rstrip("/") + "/")
 
-
-def _join_files(group: Any) -> list[str]:
-    """The files the run's PID 1 is written into: ``tasks`` on cgroup v1 (it is a single
-    thread; a write of one thread skips the threadgroup lock), ``cgroup.procs`` on v2."""
-    files = []
-    for procs in group.procs_files():
-        tasks = procs[: -len("cgroup.procs")] + "tasks"
-        files.append(tasks if group.version == 1 and os.path.exists(tasks) else procs)
-    return files
