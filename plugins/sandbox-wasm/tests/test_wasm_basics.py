@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import wat_modules as wat
 
@@ -63,6 +64,55 @@ async def test_arguments_come_after_the_configured_ones(make_config: Callable[..
     assert from_path.stdout == b"args.wasm\0--fixed\0x\0"
 
 
+async def test_each_run_sees_its_own_arguments(make_config: Callable[..., Any]) -> None:
+    # Runs with the same arguments share what is built from them: many distinct lists,
+    # repeated and interleaved, some inline and some in worker threads at once, must each
+    # see exactly their own (non-ASCII too).
+    from neuroflow_sandbox_wasm.runner import _ARGV_KEEP
+
+    lists = [[f"w{i}", "é" * (i % 3), str(i * 7)] for i in range(_ARGV_KEEP * 2 + 5)]
+    async with WasmSandbox(make_config(max_fuel=100_000), gate=False) as sandbox:
+        for round_ in range(2):
+            for args in lists if round_ == 0 else reversed(lists):
+                result = await sandbox.execute(wat.PRINT_ARGS, args)
+                assert result.stdout == b"\0".join(
+                    a.encode() for a in ["module.wasm", *args]) + b"\0"
+        results: dict[int, Any] = {}
+
+        async def one(i: int) -> None:
+            results[i] = await sandbox.execute(wat.PRINT_ARGS, lists[i % 7], fuel=10**7)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(21):
+                tg.start_soon(one, i)
+    for i, result in results.items():
+        assert result.stdout == b"\0".join(
+            a.encode() for a in ["module.wasm", *lists[i % 7]]) + b"\0"
+
+
+async def test_one_call_s_settings_do_not_reach_the_next(
+        make_config: Callable[..., Any]) -> None:
+    # Calls with default settings share one plan: what another call gave must not stick.
+    async with WasmSandbox(make_config(env={"A": "1"}, max_fuel=100_000),
+                           gate=False) as sandbox:
+        bare = await sandbox.execute(wat.PRINT_ENV)
+        given = await sandbox.execute(wat.PRINT_ENV, env={"B": "two"})
+        again = await sandbox.execute(wat.PRINT_ENV)
+        with_args = await sandbox.execute(wat.PRINT_ARGS, ["x"])
+        without = await sandbox.execute(wat.PRINT_ARGS)
+        little = await sandbox.execute(wat.SPIN, fuel=1000)
+        default = await sandbox.execute(wat.SPIN)
+        short = await sandbox.execute(wat.SPIN, timeout=0.05, fuel=10**12)
+    assert (bare.stdout, given.stdout, again.stdout) == (b"A=1\0", b"A=1\0B=two\0",
+                                                         b"A=1\0")
+    assert (with_args.stdout, without.stdout) == (b"module.wasm\0x\0", b"module.wasm\0")
+    assert little.wasm_reason is WasmEndReason.OUT_OF_FUEL
+    assert little.fuel_consumed is not None and little.fuel_consumed <= 1000
+    assert default.wasm_reason is WasmEndReason.OUT_OF_FUEL
+    assert default.fuel_consumed is not None and default.fuel_consumed > 90_000
+    assert short.wasm_reason is WasmEndReason.TIMED_OUT
+
+
 async def test_environment_holds_only_what_was_given(make_config: Callable[..., Any],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOST_SECRET", "do-not-leak")
@@ -94,8 +144,13 @@ async def test_named_export(make_config: Callable[..., Any]) -> None:
     async with WasmSandbox(make_config(), gate=False) as sandbox:
         assert (await sandbox.execute(module, entry="other")).exit_code == 9
         missing = await sandbox.execute(module, entry="nope")
+        not_a_function = await sandbox.execute(module, entry="memory")
+        non_ascii = await sandbox.execute(module, entry="é")
     assert missing.wasm_reason is WasmEndReason.ERROR
     assert "nope" in (missing.trap or "")
+    assert not_a_function.wasm_reason is WasmEndReason.ERROR
+    assert "'memory'" in (not_a_function.trap or "")
+    assert non_ascii.wasm_reason is WasmEndReason.ERROR
 
 
 async def test_files_in_and_out(make_config: Callable[..., Any]) -> None:

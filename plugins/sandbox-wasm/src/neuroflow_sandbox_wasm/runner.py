@@ -8,12 +8,15 @@ what wasmtime raised.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from collections.abc import Mapping, Sequence
 
 import attrs
 import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime._extern import wrap_extern
 
 from neuroflow_sandbox_wasm.config import Preopen, WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime
@@ -47,6 +50,40 @@ class RunPlan:
     preopens: tuple[Preopen, ...]
     files_dir: str | None = None
     files_guest_path: str = "/work"
+
+
+#: ``argv`` tuples -> their C array (``wasi_config_set_argv`` copies the strings, so one
+#: array serves every execution with the same arguments); at most :data:`_ARGV_KEEP`.
+_ARGV_ARRAYS: dict[tuple[str, ...], tuple[int, object, object]] = {}
+_ARGV_KEEP = 64
+_CHAR_PP = ctypes.POINTER(ctypes.POINTER(ctypes.c_char))
+
+
+def _set_argv(wasi: wasmtime.WasiConfig, argv: tuple[str, ...]) -> None:
+    """``wasi.argv = argv``, the C array built once per distinct ``argv``."""
+    found = _ARGV_ARRAYS.get(argv)
+    if found is None:
+        # The array holds the encoded strings; the cast pointer holds the array.
+        array = (ctypes.c_char_p * len(argv))(*(arg.encode() for arg in argv))
+        found = (len(argv), ctypes.cast(array, _CHAR_PP), array)
+        if len(_ARGV_ARRAYS) >= _ARGV_KEEP:
+            _ARGV_ARRAYS.clear()
+        _ARGV_ARRAYS[argv] = found
+    if not ffi.wasi_config_set_argv(wasi.ptr(), found[0], found[1]):
+        raise wasmtime.WasmtimeError("failed to configure argv")
+
+
+def _export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> object:
+    """The export ``name`` of ``instance`` (one lookup, not a map of every export), or
+    ``None``."""
+    raw = name.encode()
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_instance_export_get(
+            store._context(), ctypes.byref(instance._instance),
+            ctypes.cast(ctypes.c_char_p(raw), ctypes.POINTER(ctypes.c_char)), len(raw),
+            ctypes.byref(item)):
+        return None
+    return wrap_extern(item)
 
 
 def _trap_reason(exc: BaseException) -> WasmEndReason:
@@ -110,7 +147,7 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
     ticker.enter()
     try:
         wasi = wasmtime.WasiConfig()
-        wasi.argv = list(plan.argv)
+        _set_argv(wasi, plan.argv)
         if plan.env:
             wasi.env = list(plan.env.items())
         if plan.stdin:
@@ -149,7 +186,7 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
                 reason = WasmEndReason.ERROR
             trap = f"instantiation failed: {_message(exc)}"
         if instance is not None:
-            entry = instance.exports(store).get(plan.entry)
+            entry = _export(store, instance, plan.entry)
             if not isinstance(entry, wasmtime.Func):
                 reason = WasmEndReason.ERROR
                 trap = f"the module exports no function {plan.entry!r}"

@@ -61,6 +61,8 @@ INLINE_YIELD_SECONDS = 0.002
 _clock = time.perf_counter
 #: Guest path of the folder ``execute(files=...)`` fills.
 FILES_GUEST_PATH = "/work"
+#: Plans of executions with default settings kept per sandbox (module name, arguments).
+_PLANS_KEEP = 64
 
 
 @attrs.frozen
@@ -115,6 +117,7 @@ class WasmSandbox:
         self._path_hashes: dict[tuple[str, int, int, int, int], str] = {}
         self._closed = False
         self._inline_ok = not config.preopens
+        self._plans: dict[tuple[str, tuple[str, ...]], RunPlan] = {}
         self._yielded = 0.0
 
     # --- public API ----------------------------------------------------------------------
@@ -158,7 +161,18 @@ class WasmSandbox:
             raise SandboxError("this WasmSandbox is closed")
         plan_args = _check_args(args)
         source = self._source(module)
-        plan = self._plan(source, plan_args, stdin, env, files, entry, timeout, fuel)
+        if (stdin is None and env is None and files is None and entry is None
+                and timeout is None and fuel is None):
+            # Every such call with this module name and arguments has the same plan.
+            key = (source.name, plan_args)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plan(source, plan_args, None, None, None, None, None, None)
+                if len(self._plans) >= _PLANS_KEEP:
+                    self._plans.clear()
+                self._plans[key] = plan
+        else:
+            plan = self._plan(source, plan_args, stdin, env, files, entry, timeout, fuel)
         if self._gate is None:
             return await self._run(source, plan, files)
         from neuroflow.sandbox import command_action, run_guarded
