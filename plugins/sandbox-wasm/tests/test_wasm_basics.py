@@ -140,17 +140,29 @@ async def test_named_export(make_config: Callable[..., Any]) -> None:
       (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
       (memory (export "memory") 1)
       (func (export "_start") (call $exit (i32.const 1)))
-      (func (export "other") (call $exit (i32.const 9))))""")
+      (func (export "other") (call $exit (i32.const 9)))
+      (func (export "needs") (param i32) (call $exit (local.get 0)))
+      (func (export "gives") (result i32) (i32.const 7)))""")
     async with WasmSandbox(make_config(), gate=False) as sandbox:
         assert (await sandbox.execute(module, entry="other")).exit_code == 9
         missing = await sandbox.execute(module, entry="nope")
         not_a_function = await sandbox.execute(module, entry="memory")
         non_ascii = await sandbox.execute(module, entry="é")
+        # Twice each: the entry's type is looked up once per module, then remembered.
+        needs = [await sandbox.execute(module, entry="needs") for _ in range(2)]
+        gives = [await sandbox.execute(module, entry="gives") for _ in range(2)]
+        again = await sandbox.execute(module, entry="other")
     assert missing.wasm_reason is WasmEndReason.ERROR
     assert "nope" in (missing.trap or "")
     assert not_a_function.wasm_reason is WasmEndReason.ERROR
     assert "'memory'" in (not_a_function.trap or "")
     assert non_ascii.wasm_reason is WasmEndReason.ERROR
+    for result in needs:
+        assert result.wasm_reason is WasmEndReason.ERROR
+        assert "parameters" in (result.trap or "")
+    for result in gives:
+        assert (result.wasm_reason, result.exit_code) == (WasmEndReason.EXITED, 0)
+    assert again.exit_code == 9
 
 
 async def test_files_in_and_out(make_config: Callable[..., Any]) -> None:

@@ -143,6 +143,8 @@ class CompiledModule:
         pre: the module pre-linked against the runtime's linker (fast instantiation).
         source: ``"compiled"`` or ``"disk"``: where it came from the first time.
         size: the module's size in bytes.
+        entry_shapes: export name -> (parameter count, result count) of that exported
+            function, filled in as executions call it (a property of the module).
     """
 
     sha256: str
@@ -150,6 +152,7 @@ class CompiledModule:
     pre: wasmtime.InstancePre
     source: str
     size: int = 0
+    entry_shapes: dict[str, tuple[int, int]] = attrs.field(factory=dict)
 
 
 def _private_dir(path: str) -> bool:

@@ -17,6 +17,7 @@ import attrs
 import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._extern import wrap_extern
+from wasmtime._func import enter_wasm
 
 from neuroflow_sandbox_wasm.config import Preopen, WasmSandboxConfig
 from neuroflow_sandbox_wasm.engine import CompiledModule, Runtime
@@ -83,7 +84,35 @@ def _export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> ob
             ctypes.cast(ctypes.c_char_p(raw), ctypes.POINTER(ctypes.c_char)), len(raw),
             ctypes.byref(item)):
         return None
+    if item.kind == _EXTERN_FUNC:
+        return wasmtime.Func._from_raw(item.of.func)
     return wrap_extern(item)
+
+
+_EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
+_NO_VALUES = (ffi.wasmtime_val_t * 0)()  # never written: nothing goes in or comes out
+
+
+def _call_entry(store: wasmtime.Store, func: wasmtime.Func, compiled: CompiledModule,
+                name: str) -> None:
+    """Call the entry ``func`` (export ``name``) with no arguments, discarding results.
+
+    An entry that takes and returns nothing (a WASI command's ``_start``: its type is
+    looked up once per module) is called directly; any other goes through wasmtime-py's
+    checks, which refuse one that needs arguments.  Traps raise as from ``func(store)``.
+    """
+    shape = compiled.entry_shapes.get(name)
+    if shape is None:
+        ty = func.type(store)
+        shape = compiled.entry_shapes[name] = (len(ty.params), len(ty.results))
+    if shape != (0, 0):
+        func(store)
+        return
+    with enter_wasm(store) as trap:
+        error = ffi.wasmtime_func_call(store._context(), ctypes.byref(func._func), _NO_VALUES,
+                                       0, _NO_VALUES, 0, trap)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
 
 
 def _trap_reason(exc: BaseException) -> WasmEndReason:
@@ -192,7 +221,7 @@ def run_module(runtime: Runtime, compiled: CompiledModule, config: WasmSandboxCo
                 trap = f"the module exports no function {plan.entry!r}"
             else:
                 try:
-                    entry(store)
+                    _call_entry(store, entry, compiled, plan.entry)
                 except wasmtime.ExitTrap as exc:
                     exit_code = exc.code
                 except wasmtime.Trap as exc:
