@@ -154,6 +154,18 @@ def _children() -> set[int]:
     return found
 
 
+def _mapped_paths(maps: str) -> set[str]:
+    """The whole path of every file mapping in a ``/proc/PID/maps`` text (the sixth field
+    to the end of the line: a path may hold spaces, and a removed file ends in
+    `` (deleted)``)."""
+    paths = set()
+    for line in maps.splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and "/" in fields[5]:
+            paths.add(fields[5])
+    return paths
+
+
 def test_pid_1_keeps_none_of_the_caller_s_memory(work: str) -> None:
     """PID 1 sets the sandbox up sharing this process's memory, then executes the init
     program: while the command runs it maps nothing of the caller (not its interpreter,
@@ -169,12 +181,13 @@ def test_pid_1_keeps_none_of_the_caller_s_memory(work: str) -> None:
             maps = fh.read()
         with open(f"/proc/{pid}/status") as fh:
             status = dict(line.split(":", 1) for line in fh)
-        ours = {line.split()[-1] for line in open("/proc/self/maps") if "/" in line}
+        with open("/proc/self/maps") as fh:
+            ours = _mapped_paths(fh.read())
     finally:
         os.close(in_w)  # the command reads end of file and ends
         os.waitpid(pid, 0)
         os.close(status_fd)
-    mapped = {line.split()[-1] for line in maps.splitlines() if "/" in line}
+    mapped = _mapped_paths(maps)
     assert mapped.isdisjoint(ours), mapped & ours
     assert os.path.realpath(sys.executable) not in maps
     assert int(status["VmRSS"].split()[0]) < 1024, status["VmRSS"]  # KiB
