@@ -113,7 +113,8 @@ class AgentColumns:
     def _grow(self, need: int) -> None:
         if need <= self._cap:
             return
-        cap = max(need, 2 * self._cap, 64)
+        # A first fill takes what it needs; later growth doubles (few copies over time).
+        cap = need if self._cap == 0 else max(need, 2 * self._cap)
         for name in _ARRAYS[:-1]:
             old = getattr(self, name)
             new = np.zeros(cap, dtype=old.dtype)
