@@ -383,3 +383,37 @@ def test_bulk_load_builds_the_vector_index_at_the_end(pgvector_url: str,
         await ours.aclose()
 
     anyio.run(main)
+
+
+def test_fewer_index_rows_than_asked_count_as_every_match_only_when_they_are() -> None:
+    """An HNSW scan may stop early (at ``hnsw.max_scan_tuples``) and return fewer rows
+    than asked although more match.  Fewer rows than asked are taken as every match only
+    when the agent has no more rows; otherwise the search goes to the exact path."""
+    from neuroflow.memory import MemoryQuery
+
+    store = SqlStore(PostgresStoreConfig(url="postgresql+psycopg://nobody@127.0.0.1:1/x",
+                                         vector_search="pgvector"))
+    vector = np.array([1, 0, 0, 0], dtype=np.float32).tobytes()
+
+    def row(i: int) -> tuple[Any, ...]:
+        # part, id, agent_id, key, importance, updated_at, embedding, dim, model, value,
+        # tags, created_at, expires_at, version, d, words matched
+        return (1, i, "a", f"k{i}", 0.5, 0.0, vector, 4, None, "1", "[]", 0.0, None, 1,
+                -0.5, None)
+
+    def meta(n: int) -> tuple[Any, ...]:
+        return (0, n, None, None, 0.9, *[None] * 11)
+
+    query = MemoryQuery(agent_id="a")
+    found = [row(1), row(2), row(3)]
+    assert store._nearest_result([*found, meta(50)], query, None, 4, 40, None, None, 0) \
+        is None
+    cands, semantic_out, importance_out = store._nearest_result(
+        [*found, meta(3)], query, None, 4, 40, None, None, 0)
+    assert list(cands.keys) == ["k1", "k2", "k3"] and semantic_out == 0.0
+    assert importance_out == 0.9
+    # As many as asked: the worst of them bounds what was left out.
+    many = [row(i) for i in range(40)]
+    _, semantic_out, _ = store._nearest_result([*many, meta(500)], query, None, 4, 40, None,
+                                               None, 0)
+    assert semantic_out == 0.5

@@ -572,6 +572,12 @@ class PgSearch:
         #  created_at, expires_at, version, d, words matched)
         data = [r[1:] for r in rows if r[0] == 1]
         distances = [float(r[13]) for r in data if r[13] is not None]
+        if len(distances) < limit:
+            # Fewer than asked: every match, or an index scan that stopped early (at
+            # hnsw.max_scan_tuples, say) - known only when the agent has no more rows.
+            entries = meta[1] if meta is not None else None
+            if entries is None or len(distances) < entries:
+                return None
         semantic_out = -max(distances) if len(distances) >= limit else 0.0
         hits = {r[0]: int(r[14]) / len(words) for r in data if words and r[14] is not None}
         refs = [RowRef(r[0], (r[1], r[2], r[8], r[9], r[3], r[10], r[4], r[11], r[12]), epoch)
