@@ -395,25 +395,21 @@ def test_fewer_index_rows_than_asked_count_as_every_match_only_when_they_are() -
                                          vector_search="pgvector"))
     vector = np.array([1, 0, 0, 0], dtype=np.float32).tobytes()
 
-    def row(i: int) -> tuple[Any, ...]:
-        # part, id, agent_id, key, importance, updated_at, embedding, dim, model, value,
-        # tags, created_at, expires_at, version, d, words matched
-        return (1, i, "a", f"k{i}", 0.5, 0.0, vector, 4, None, "1", "[]", 0.0, None, 1,
-                -0.5, None)
-
-    def meta(n: int) -> tuple[Any, ...]:
-        return (0, n, None, None, 0.9, *[None] * 11)
+    def found(count: int, entries: int) -> list[tuple[Any, ...]]:
+        """The one row of the search statement: ``count`` rows of the index."""
+        ids = list(range(count))
+        return [(entries, 0.9, vector * count, [16] * count, ids, ["a"] * count,
+                 [f"k{i}" for i in ids], [0.5] * count, [0.0] * count, [4] * count,
+                 [None] * count, ["1"] * count, ["[]"] * count, [0.0] * count,
+                 [None] * count, [1] * count, [-0.5] * count, [None] * count)]
 
     query = MemoryQuery(agent_id="a")
-    found = [row(1), row(2), row(3)]
-    assert store._nearest_result([*found, meta(50)], query, None, 4, 40, None, None, 0) \
-        is None
+    assert store._nearest_result(found(3, 50), query, None, 4, 40, None, None, 0) is None
     cands, semantic_out, importance_out = store._nearest_result(
-        [*found, meta(3)], query, None, 4, 40, None, None, 0)
-    assert list(cands.keys) == ["k1", "k2", "k3"] and semantic_out == 0.0
-    assert importance_out == 0.9
+        found(3, 3), query, None, 4, 40, None, None, 0)
+    assert list(cands.keys) == ["k0", "k1", "k2"] and semantic_out == 0.0
+    assert importance_out == 0.9 and cands.vectors.tolist() == [[1, 0, 0, 0]] * 3
     # As many as asked: the worst of them bounds what was left out.
-    many = [row(i) for i in range(40)]
-    _, semantic_out, _ = store._nearest_result([*many, meta(500)], query, None, 4, 40, None,
+    _, semantic_out, _ = store._nearest_result(found(40, 500), query, None, 4, 40, None,
                                                None, 0)
     assert semantic_out == 0.5

@@ -222,6 +222,10 @@ class CachedRef:
         """The cached entry, or ``None`` if its value was not kept."""
         return self.cols.entry(self.at)
 
+    def agent_key(self) -> tuple[str, str]:
+        """The candidate's agent and key."""
+        return self.cols.agent_id, self.cols.keys[self.at]
+
     def __int__(self) -> int:
         return self.id
 

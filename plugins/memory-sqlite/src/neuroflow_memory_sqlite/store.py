@@ -1169,18 +1169,38 @@ class SqlStore(PgSearch):
         carries the row its search read, a :class:`CachedRef` (the per-agent cache) the
         columns it was ranked from: each gives that entry, read in the same snapshot as
         the candidates, unless this store has written anything since the search began;
-        then (and for a cached value too long to keep) the row is read now, so a winner
-        this process deleted meanwhile is reported gone.  Other processes' writes in that
-        window are ordered after the search.
+        then (and for a cached value too long to keep) the entry is read now by its agent
+        and key, so a winner deleted meanwhile is reported gone and one deleted and stored
+        again is found.  Other processes' writes in that window are ordered after the
+        search.
         """
-        known: list[MemoryEntry | None] = [
-            r.entry() if isinstance(r, (RowRef, CachedRef)) and r.epoch == self._writes
-            else None for r in refs]
-        if any(e is not None for e in known):
-            rest = [int(r) for r, e in zip(refs, known, strict=True) if e is None]
-            read = iter(await self.get_many(rest)) if rest else iter(())
-            return [e if e is not None else next(read) for e in known]
-        ids = [int(r) for r in refs]
+        out: list[MemoryEntry | None] = [None] * len(refs)
+        by_key: dict[tuple[str, str], list[int]] = {}
+        by_id: dict[int, list[int]] = {}
+        for i, r in enumerate(refs):
+            if isinstance(r, (RowRef, CachedRef)):
+                if r.epoch == self._writes:
+                    out[i] = r.entry()
+                if out[i] is None:
+                    by_key.setdefault(r.agent_key(), []).append(i)
+            else:
+                by_id.setdefault(int(r), []).append(i)
+        if by_key:
+            rows = await self._fetch(
+                f"SELECT {_FULL} FROM {self.t_entries} e JOIN unnest(CAST(:a AS text[]), "
+                "CAST(:k AS text[])) AS t(a, k) ON e.agent_id = t.a AND e.key = t.k",
+                {"a": [a for a, _ in by_key], "k": [k for _, k in by_key]})
+            for row in rows:
+                for i in by_key.get((row[1], row[2]), ()):
+                    out[i] = _entry_row(row)
+        if by_id:
+            for rid, entry in zip(by_id, await self._by_ids(list(by_id)), strict=True):
+                for i in by_id[rid]:
+                    out[i] = entry
+        return out
+
+    async def _by_ids(self, ids: list[int]) -> list[MemoryEntry | None]:
+        """The entries of these row ids now, in order (``None``: no such row)."""
         if self._pg:
             rows = await self._fetch(
                 f"SELECT {_FULL} FROM {self.t_entries} WHERE id = ANY(:ids)", {"ids": ids})
