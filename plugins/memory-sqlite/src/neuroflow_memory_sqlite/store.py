@@ -103,7 +103,7 @@ def _search_fields() -> dict[str, Any]:
         "vector_index": attrs.field(default="hnsw", validator=_one_of("hnsw", "ivfflat")),
         "hnsw_m": attrs.field(default=16, validator=_positive),
         "hnsw_ef_construction": attrs.field(default=64, validator=_positive),
-        "hnsw_ef_search": attrs.field(default=100, validator=_positive),
+        "hnsw_ef_search": attrs.field(default=40, validator=_positive),
         "ivfflat_lists": attrs.field(default=100, validator=_positive),
         "ivfflat_probes": attrs.field(default=10, validator=_positive),
         "index_min_entries": attrs.field(default=2000, validator=_positive),
@@ -142,7 +142,7 @@ class SqliteStoreConfig:
         vector_index: PostgreSQL with pgvector: ``hnsw`` or ``ivfflat``, one index per
             vector size.
         hnsw_m, hnsw_ef_construction: HNSW build options; hnsw_ef_search: its search
-            breadth.
+            breadth (40, pgvector's default; more finds more of the true nearest, slower).
         ivfflat_lists, ivfflat_probes: IVFFlat build and search options.
         index_min_entries: with pgvector, an agent with fewer entries is searched exactly
             from the per-agent cache (faster than the index for small agents).
