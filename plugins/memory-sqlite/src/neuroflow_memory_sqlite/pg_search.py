@@ -323,8 +323,11 @@ class PgSearch:
             try:
                 cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 out = []
+                # Binary results: a cache fill reads every embedding of the agent, and
+                # hex-decoding bytea would cost more than reading it.
+                binary = {"binary": True} if self._psycopg else {}
                 for sql, params in statements:
-                    cur.execute(self._driver(sql), params)  # type: ignore[attr-defined]
+                    cur.execute(self._driver(sql), params, **binary)  # type: ignore
                     out.append(cur.fetchall())
                 cur.execute("COMMIT")
                 return out
