@@ -476,6 +476,8 @@ def main() -> None:
     parser.add_argument("--skip-part-one", action="store_true")
     parser.add_argument("--stores", default="sqlite,cache,pgvector")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--shared-buffers", default="2GB",
+                        help="shared_buffers of the PostgreSQL with pgvector this run starts")
     parser.add_argument("--langgraph-python", default=None,
                         help="an interpreter with langgraph installed (outside anchor)")
     args = parser.parse_args()
@@ -488,8 +490,11 @@ def main() -> None:
     try:
         from neuroflow_memory_sqlite.vector_server import VectorServer
 
-        server = VectorServer().start()
+        # Room for the 1M-entry table and its HNSW index (the default is 128 MB).
+        server = VectorServer(settings={"shared_buffers": args.shared_buffers}).start()
         url = server.url
+        print(f"PostgreSQL 18 + pgvector started for this run: shared_buffers = "
+              f"{args.shared_buffers}; the system PostgreSQL 15 keeps its own settings")
     except Exception as exc:  # noqa: BLE001 - the bench runs without that path
         print(f"(no PostgreSQL with pgvector: {exc})")
     try:
