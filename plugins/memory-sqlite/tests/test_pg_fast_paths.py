@@ -396,12 +396,12 @@ def test_fewer_index_rows_than_asked_count_as_every_match_only_when_they_are() -
     vector = np.array([1, 0, 0, 0], dtype=np.float32).tobytes()
 
     def found(count: int, entries: int) -> list[tuple[Any, ...]]:
-        """The one row of the search statement: ``count`` rows of the index."""
-        ids = list(range(count))
-        return [(entries, 0.9, vector * count, [16] * count, ids, ["a"] * count,
-                 [f"k{i}" for i in ids], [0.5] * count, [0.0] * count, [4] * count,
-                 [None] * count, ["1"] * count, ["[]"] * count, [0.0] * count,
-                 [None] * count, [1] * count, [-0.5] * count, [None] * count)]
+        """The rows of the search statement: ``count`` rows of the index, the agent's."""
+        # part, id, agent_id, key, importance, updated_at, embedding, dim, model, value,
+        # tags, created_at, expires_at, version, distance, words matched
+        return [*((1, i, "a", f"k{i}", 0.5, 0.0, vector, 4, None, "1", "[]", 0.0, None, 1,
+                   -0.5, None) for i in range(count)),
+                (0, entries, None, None, 0.9, *[None] * 11)]
 
     query = MemoryQuery(agent_id="a")
     assert store._nearest_result(found(3, 50), query, None, 4, 40, None, None, 0) is None

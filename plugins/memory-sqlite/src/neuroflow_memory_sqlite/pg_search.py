@@ -526,11 +526,12 @@ class PgSearch:
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
         limit: int, model: str | None, least: int | None,
     ) -> tuple[str, dict[str, Any]]:
-        """One statement, one row: the agent's entry count and top importance, then the
-        index's ``limit`` nearest rows and every other keyword hit, whole, as arrays (the
-        embeddings as one ``bytea``).  Each row is read once; one row of arrays reaches
-        the client in a few large reads.  With ``least``, the index is not searched when
-        the agent has fewer entries."""
+        """One statement: the index's ``limit`` nearest rows and every other keyword hit,
+        whole, each read once (rows ``(1, id, agent_id, key, importance, updated_at,
+        embedding, dim, model, value, tags, created_at, expires_at, version, distance,
+        words matched)``), and the agent's entry count and top importance (one row ``(0,
+        count, NULL, NULL, top, NULL...)``).  With ``least``, the index is not searched
+        when the agent has fewer entries."""
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
         c = self.t_counts  # type: ignore[attr-defined]
@@ -546,81 +547,74 @@ class PgSearch:
             params["least"] = least
         distance = f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))"
         columns = f"{_RANK}, {_ENTRY}"
-        found = "SELECT * FROM ann"
+        found = "SELECT 1, * FROM ann"
         matched = "NULL::bigint"
         if words:
             params["tsq"] = " | ".join(words)
             count = matched_sql(words, params)
-            matched = f"CASE WHEN tsv @@ to_tsquery('simple', :tsq) THEN {count} END"
+            # The tsquery as an InitPlan: parsed once, not for every index row.
+            matched = (f"CASE WHEN tsv @@ (SELECT to_tsquery('simple', :tsq)) THEN {count} "
+                       "END")
             found += " UNION ALL " + self.keyword_sql(  # type: ignore[attr-defined]
-                f"{columns}, NULL::float8, {count}",
+                f"1, {columns}, NULL::float8, {count}",
                 f"{where}{gate} AND id NOT IN (SELECT id FROM ann)")
         if query.agent_id is not None:
             top = f"(SELECT max(importance) FROM {e} WHERE agent_id = :agent_id)"
             entries = f"(SELECT n FROM {c} WHERE scope = :agent_id)"
         else:
             top, entries = "1.0::double precision", "NULL::bigint"
-        arrays = ", ".join(f"array_agg({x})" for x in _RANK.split(", ") if x != "embedding")
+        blanks = ", ".join(["NULL"] * 11)
         sql = (f"WITH ann AS MATERIALIZED (SELECT {columns}, {distance} AS d, {matched} AS "
                f"matched FROM {e} WHERE {ann_where} AND dim = {dim}{gate} ORDER BY {distance} "
-               f"LIMIT {limit}), found AS ({found}) "
-               f"SELECT {entries}, {top}, string_agg(embedding, ''::bytea), "
-               f"array_agg(octet_length(embedding)), {arrays}, "
-               + ", ".join(f"array_agg({x})" for x in _ENTRY.split(", "))
-               + ", array_agg(d), array_agg(matched) FROM found")
+               f"LIMIT {limit}) {found} UNION ALL SELECT 0, {entries}, NULL, NULL, {top}, "
+               f"{blanks}")
         return sql, params
 
     def _nearest_result(
         self, rows: list[Any], query: MemoryQuery, words: Sequence[str] | None, dim: int,
         limit: int, model: str | None, least: int | None, epoch: int,
     ) -> tuple[Candidates, float, float] | None:
-        """Candidates from the one row of :meth:`_nearest_sql` (``None``: not decided by
-        the index; the caller searches exactly)."""
-        (entries, top, blob, sizes, ids, agents, keys, importance, updated, dims, models,
-         values, tags, created, expires, versions, distances, matched) = rows[0]
+        """Candidates from the rows of :meth:`_nearest_sql` (``None``: not decided by the
+        index; the caller searches exactly)."""
+        meta = next((r for r in rows if r[0] == 0), None)
+        entries = meta[1] if meta is not None else None
         if least is not None and (entries is None or entries < least):
             return None
-        ids = ids or []
-        n = len(ids)
-        importance_out = float(top) if top is not None else 1.0
-        near = [float(d) for d in distances or () if d is not None]
+        importance_out = float(meta[4]) if meta is not None and meta[4] is not None else 1.0
+        # (id, agent_id, key, importance, updated_at, embedding, dim, model, value, tags,
+        #  created_at, expires_at, version, d, words matched)
+        data = [r[1:] for r in rows if r[0] == 1]
+        near = [float(r[13]) for r in data if r[13] is not None]
         if len(near) < limit and (entries is None or len(near) < entries):
             # Fewer than asked: every match, or an index scan that stopped early (at
             # hnsw.max_scan_tuples, say) - known only when the agent has no more rows.
             return None
         semantic_out = -max(near) if len(near) >= limit else 0.0
-        keyword = np.zeros(n, dtype=np.float64)
-        if words:
-            for i, m in enumerate(matched or ()):
-                if m is not None:
-                    keyword[i] = int(m) / len(words)
-        size = dim * 4
-        if n and all(s == size for s in sizes) and all(d == dim for d in dims) and (
-                model is None or all(m is None or m == model for m in models)):
-            vectors = np.frombuffer(blob, dtype=np.float32).reshape(n, dim)
-        else:
-            vectors = np.zeros((n, dim), dtype=np.float32)
-            at = 0
-            for i in range(n):
-                if sizes[i] is None:
-                    continue
-                if dims[i] == dim and sizes[i] == size and (
-                        model is None or models[i] in (None, model)):
-                    vectors[i] = np.frombuffer(blob, dtype=np.float32, count=dim, offset=at)
-                at += sizes[i]
-        refs = [RowRef(ids[i], (agents[i], keys[i], values[i], tags[i], importance[i],
-                                created[i], updated[i], expires[i], versions[i]), epoch)
-                for i in range(n)]
-        keep: Any = slice(None)
+        refs = [RowRef(r[0], (r[1], r[2], r[8], r[9], r[3], r[10], r[4], r[11], r[12]), epoch)
+                for r in data]
         if query.filter:
             keep = [i for i, ref in enumerate(refs) if matches_filter(query.filter, ref.entry())]
-            refs = [refs[i] for i in keep]
+            data, refs = [data[i] for i in keep], [refs[i] for i in keep]
+        n = len(data)
+        good = [r[6] == dim and r[5] is not None and (model is None or r[7] in (None, model))
+                for r in data]
+        if all(good):
+            vectors = np.frombuffer(b"".join(r[5] for r in data), dtype=np.float32
+                                    ).reshape(n, dim)
+        else:
+            vectors = np.zeros((n, dim), dtype=np.float32)
+            for i, r in enumerate(data):
+                if good[i]:
+                    vectors[i] = np.frombuffer(r[5], dtype=np.float32)
+        per = len(words) if words else 1
         self.search_paths["pgvector"] += 1
         return Candidates(
-            refs=refs, agent_ids=[r.row[0] for r in refs], keys=[r.row[1] for r in refs],
-            importance=np.asarray(importance or [], dtype=np.float64)[keep],
-            updated_at=np.asarray(updated or [], dtype=np.float64)[keep],
-            keyword=keyword[keep], vectors=vectors[keep]), semantic_out, importance_out
+            refs=refs, agent_ids=[r[1] for r in data], keys=[r[2] for r in data],
+            importance=np.fromiter((r[3] for r in data), dtype=np.float64, count=n),
+            updated_at=np.fromiter((r[4] for r in data), dtype=np.float64, count=n),
+            keyword=np.fromiter((0.0 if r[14] is None else int(r[14]) / per
+                                 for r in data), dtype=np.float64, count=n),
+            vectors=vectors), semantic_out, importance_out
 
 
 def _entry_of(row: Sequence[Any], **known: Any) -> MemoryEntry:
