@@ -11,7 +11,11 @@ therefore seen by the next search, without reading every vector again.
 
 Each row's whole entry is kept too (its value and tags as their JSON text, up to
 :data:`VALUE_CHARS` characters; a longer value is read when it is a winner), so a search
-answered from a fresh cache resolves its winners without another query.
+answered from a fresh cache resolves its winners without another query.  So are its
+indexed words, as integer ids in one flat array (a small inverted file): keyword scores
+come from the cache as well, in a few numpy operations, instead of the full-text index,
+whose hits for a large agent in a large table cost tens of milliseconds to intersect
+with the agent's rows.
 
 The cache is bounded by a number of entries and a number of bytes over all agents; the
 least recently searched agents are dropped first, and an agent that alone exceeds a bound
@@ -40,7 +44,9 @@ VALUE_CHARS = 16384
 #: Columns a cache refresh reads, in :meth:`AgentColumns.upsert` order.
 ROW_COLUMNS = ("id, key, importance, updated_at, expires_at, dim, embedding, model, "
                f"CASE WHEN length(value) <= {VALUE_CHARS} THEN value END, tags, created_at, "
-               "version")
+               "version, words")
+#: Estimated bytes of one distinct word in an agent's vocabulary besides its text.
+WORD_OVERHEAD = 100
 
 
 class AgentColumns:
@@ -73,6 +79,16 @@ class AgentColumns:
         self.matrix = np.zeros((0, dim or 0), dtype=np.float32)
         self._pos: dict[int, int] = {}
         self._codes: dict[str | None, int] = {None: 0}
+        # Indexed words: row ``r`` holds tokens[tstart[r] : tstart[r] + tcount[r]] (word
+        # ids); token_row says whose each slot is (-1: replaced or removed since).
+        self.tstart = np.zeros(0, dtype=np.int64)
+        self.tcount = np.zeros(0, dtype=np.int64)
+        self.vocab: dict[str, int] = {}
+        self.vocab_bytes = 0
+        self.tokens = np.zeros(0, dtype=np.int32)
+        self.token_row = np.zeros(0, dtype=np.int32)
+        self.token_n = 0
+        self.token_dead = 0
 
     def clone(self) -> AgentColumns:
         """A copy to update, so that columns already handed out never change."""
@@ -87,6 +103,11 @@ class AgentColumns:
         other.text_bytes = self.text_bytes
         other._pos = dict(self._pos)
         other._codes = dict(self._codes)
+        other.vocab = dict(self.vocab)
+        other.vocab_bytes = self.vocab_bytes
+        other.tokens = self.tokens[: self.token_n].copy()
+        other.token_row = self.token_row[: self.token_n].copy()
+        other.token_n, other.token_dead = self.token_n, self.token_dead
         return other
 
     def position(self, rid: int) -> int | None:
@@ -94,8 +115,66 @@ class AgentColumns:
         return self._pos.get(rid)
 
     def nbytes(self) -> int:
-        """Bytes held, estimated: the vectors, the kept texts, a fixed overhead per row."""
-        return int(self.matrix.nbytes) + self._cap * ROW_OVERHEAD + self.text_bytes
+        """Bytes held, estimated: the vectors, the kept texts, the word index, a fixed
+        overhead per row."""
+        return (int(self.matrix.nbytes) + self._cap * ROW_OVERHEAD + self.text_bytes
+                + int(self.tokens.nbytes + self.token_row.nbytes) + self.vocab_bytes)
+
+    def keyword(self, words: Sequence[str]) -> Any:
+        """Per row, the fraction of ``words`` (distinct) its indexed words hold."""
+        n = self.n
+        ids = [self.vocab[w] for w in words if w in self.vocab]
+        if not ids or not words:
+            return np.zeros(n, dtype=np.float64)
+        tokens = self.tokens[: self.token_n]
+        rows = self.token_row[: self.token_n]
+        hit = np.isin(tokens, ids) if len(ids) > 1 else tokens == ids[0]
+        hit &= rows >= 0
+        counts = np.bincount(rows[hit], minlength=n)[:n]
+        return counts / len(words)
+
+    def _word_ids(self, words: str | None) -> list[int]:
+        vocab = self.vocab
+        out = []
+        for w in (words or "").split():
+            found = vocab.get(w)
+            if found is None:
+                found = vocab[w] = len(vocab)
+                self.vocab_bytes += sys.getsizeof(w) + WORD_OVERHEAD
+            out.append(found)
+        return out
+
+    def _kill_tokens(self, at: int) -> None:
+        start, count = int(self.tstart[at]), int(self.tcount[at])
+        if count:
+            self.token_row[start : start + count] = -1
+            self.token_dead += count
+
+    def _append_tokens(self, tokens: list[int], owners: list[int]) -> None:
+        need = self.token_n + len(tokens)
+        if need > len(self.tokens):
+            cap = max(need, 2 * len(self.tokens))
+            for name in ("tokens", "token_row"):
+                new = np.zeros(cap, dtype=np.int32)
+                new[: self.token_n] = getattr(self, name)[: self.token_n]
+                setattr(self, name, new)
+        self.tokens[self.token_n : need] = tokens
+        self.token_row[self.token_n : need] = owners
+        self.token_n = need
+
+    def _compact_tokens(self) -> None:
+        """Drop dead token slots once they are most of the array."""
+        if self.token_dead <= max(1024, self.token_n // 2):
+            return
+        live = self.token_row[: self.token_n] >= 0
+        moved = np.cumsum(live) - 1
+        n = self.n
+        has = self.tcount[:n] > 0
+        self.tstart[:n] = np.where(has, moved[np.where(has, self.tstart[:n], 0)], 0)
+        self.tokens = self.tokens[: self.token_n][live].copy()
+        self.token_row = self.token_row[: self.token_n][live].copy()
+        self.token_n = len(self.tokens)
+        self.token_dead = 0
 
     def entry(self, at: int) -> MemoryEntry | None:
         """The entry of the row at ``at``, or ``None`` if its value was too long to keep."""
@@ -137,8 +216,11 @@ class AgentColumns:
         return self._codes.get(model, -1)
 
     def upsert(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Add or replace rows of :data:`ROW_COLUMNS`."""
+        """Add or replace rows of :data:`ROW_COLUMNS` (a row id given twice: the last)."""
+        rows = list({int(r[0]): r for r in rows}.values())
         self._grow(self.n + len(rows))
+        tokens: list[int] = []
+        owners: list[int] = []
         for row in rows:
             rid = int(row[0])
             at = self._pos.get(rid)
@@ -156,6 +238,12 @@ class AgentColumns:
                 self.keys[at] = row[1]
                 self.values[at] = value
                 self.tags[at] = tags
+                self._kill_tokens(at)
+            ids = self._word_ids(row[12])
+            self.tstart[at] = self.token_n + len(tokens)
+            self.tcount[at] = len(ids)
+            tokens += ids
+            owners += [at] * len(ids)
             self.text_bytes += size
             self.created_at[at] = row[10]
             self.versions[at] = row[11]
@@ -170,6 +258,8 @@ class AgentColumns:
                 self.matrix[at] = np.frombuffer(blob, dtype=np.float32)
             else:
                 self.matrix[at] = 0.0
+        self._append_tokens(tokens, owners)
+        self._compact_tokens()
 
     def keep_only(self, present: Sequence[int]) -> None:
         """Drop every cached row whose id is not in ``present`` (moving the last row in)."""
@@ -177,6 +267,7 @@ class AgentColumns:
         for rid in [r for r in self._pos if r not in alive]:
             at = self._pos.pop(rid)
             self.text_bytes -= _text_size(self.values[at]) + _text_size(self.tags[at])
+            self._kill_tokens(at)
             last = self.n - 1
             if at != last:
                 moved = int(self.ids[last])
@@ -186,14 +277,17 @@ class AgentColumns:
                     column[at] = column[last]
                 for texts in (self.keys, self.values, self.tags):
                     texts[at] = texts[last]
+                start, count = int(self.tstart[at]), int(self.tcount[at])
+                self.token_row[start : start + count] = at
             for texts in (self.keys, self.values, self.tags):
                 texts.pop()
             self.n -= 1
+        self._compact_tokens()
 
 
 #: The per-row numpy columns (``matrix`` last: it has two dimensions).
 _ARRAYS = ("ids", "importance", "updated_at", "expires_at", "dims", "models", "created_at",
-           "versions", "matrix")
+           "versions", "tstart", "tcount", "matrix")
 
 
 def _text_size(text: str | None) -> int:

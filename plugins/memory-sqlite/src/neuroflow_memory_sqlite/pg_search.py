@@ -164,20 +164,16 @@ def matched_sql(words: Sequence[str], params: dict[str, Any]) -> str:
     return "(" + " + ".join(terms) + ")::bigint" if terms else "0::bigint"
 
 
-def _split_probe(rows: Sequence[Sequence[Any]], words: Sequence[str] | None
-                 ) -> tuple[tuple[int, int, int], dict[int, float], list[int]]:
-    """The parts of a cache probe: (changes, deletes, n), keyword hits, filtered ids."""
+def _split_probe(rows: Sequence[Sequence[Any]]) -> tuple[tuple[int, int, int], list[int]]:
+    """The parts of a cache probe: (changes, deletes, n) and the ids passing the filters."""
     counters = (0, 0, 0)
-    hits: dict[int, float] = {}
     passed: list[int] = []
     for r in rows:
         if r[0] == 0:
             counters = (int(r[1]), int(r[2]), int(r[3]))
-        elif r[0] == 1:
-            hits[int(r[1])] = int(r[4]) / len(words) if words else 0.0
         else:
             passed.append(int(r[1]))
-    return counters, hits, passed
+    return counters, passed
 
 
 class PgSearch:
@@ -340,24 +336,18 @@ class PgSearch:
         finally:
             conn.close()
 
-    def _probe_sql(self, query: MemoryQuery, now: float, words: Sequence[str] | None
-                   ) -> tuple[str, dict[str, Any]]:
+    def _probe_sql(self, query: MemoryQuery, now: float) -> tuple[str, dict[str, Any]]:
         """One statement for a cached search of ``query.agent_id``: the agent's counters
-        (rows ``(0, changes, deletes, n, NULL)``), its keyword hits ``(1, id, NULL, NULL,
-        words matched)`` and, with tags, the ids passing the SQL filters ``(2, id, ...)``."""
+        (a row ``(0, changes, deletes, n)``) and, with tags, the ids passing the SQL
+        filters (rows ``(1, id, NULL, NULL)``).  Keyword scores come from the cache."""
         c = self.t_counts  # type: ignore[attr-defined]
         e = self.t_entries  # type: ignore[attr-defined]
         where, params = self._where(query, now)  # type: ignore[attr-defined]
-        parts = [f"SELECT 0, changes, deletes, n, NULL::bigint FROM {c} "
-                 "WHERE scope = :agent_id"]
-        if words:
-            params["tsq"] = " | ".join(words)
-            parts.append(self.keyword_sql(  # type: ignore[attr-defined]
-                f"1, id, NULL::bigint, NULL::bigint, {matched_sql(words, params)}", where))
+        sql = f"SELECT 0, changes, deletes, n FROM {c} WHERE scope = :agent_id"
         if query.tags:
-            parts.append(f"SELECT 2, id, NULL::bigint, NULL::bigint, NULL::bigint FROM {e} "
-                         f"WHERE {where}")
-        return " UNION ALL ".join(f"({p})" for p in parts), params
+            sql = (f"({sql}) UNION ALL (SELECT 1, id, NULL::bigint, NULL::bigint FROM {e} "
+                   f"WHERE {where})")
+        return sql, params
 
     def _agent_columns(self, agent_id: str, dim: int, probe: tuple[str, dict[str, Any]]
                        ) -> tuple[AgentColumns | None, list[Any]]:
@@ -370,7 +360,7 @@ class PgSearch:
             if cached is not None and cached.dim != dim:
                 cached = None
             rows = self._rows(*probe)  # type: ignore[attr-defined]
-            changes, deletes, n = _split_probe(rows, None)[0]
+            changes, deletes, n = _split_probe(rows)[0]
             if cached is not None and cached.changes == changes and cached.deletes == deletes:
                 return cached, rows
             if not cache.fits(n, dim):
@@ -388,7 +378,7 @@ class PgSearch:
             columns.upsert(found[1])
             if len(found) > 2:
                 columns.keep_only([r[0] for r in found[2]])
-            columns.changes, columns.deletes, _ = _split_probe(found[0], None)[0]
+            columns.changes, columns.deletes, _ = _split_probe(found[0])[0]
             if not cache.holds(columns):
                 cache.drop(agent_id)
                 return None, found[0]
@@ -407,11 +397,10 @@ class PgSearch:
         epoch = self._writes  # type: ignore[attr-defined]
         cached = self._agents.get(query.agent_id)
         if cached is not None and cached.dim == dim and not query.filter:
-            probe = self._probe_sql(query, now, words)
-            counters, hits, passed = _split_probe(
-                await self._fetch(*probe), words)  # type: ignore[attr-defined]
+            probe = self._probe_sql(query, now)
+            counters, passed = _split_probe(await self._fetch(*probe))  # type: ignore
             if (cached.changes, cached.deletes) == counters[:2]:
-                return self._rank_agent(cached, query, now, dim, model, hits,
+                return self._rank_agent(cached, query, now, dim, model, words,
                                         passed if query.tags else None, epoch)
         return await self._run(  # type: ignore[attr-defined]
             self._agent_candidates, query, now, words, dim, model, epoch)
@@ -422,11 +411,10 @@ class PgSearch:
     ) -> Candidates | None:
         """:meth:`_agent_search` in a worker thread, refreshing the cache if needed."""
         assert query.agent_id is not None
-        cols, rows = self._agent_columns(query.agent_id, dim,
-                                         self._probe_sql(query, now, words))
+        cols, rows = self._agent_columns(query.agent_id, dim, self._probe_sql(query, now))
         if cols is None:
             return None
-        _, hits, passed = _split_probe(rows, words)
+        _, passed = _split_probe(rows)
         allowed: list[int] | None = passed if query.tags else None
         if query.filter:
             columns = "id, agent_id, key" + _FILTER + ", importance, updated_at"
@@ -434,15 +422,16 @@ class PgSearch:
             allowed = [r[0] for r in self._rows(sql, params)  # type: ignore[attr-defined]
                        if matches_filter(query.filter, _entry_of(
                            r[:8], importance=r[8], updated_at=r[9]))]
-        return self._rank_agent(cols, query, now, dim, model, hits, allowed, epoch)
+        return self._rank_agent(cols, query, now, dim, model, words, allowed, epoch)
 
     def _rank_agent(
         self, cols: AgentColumns, query: MemoryQuery, now: float, dim: int,
-        model: str | None, hits: dict[int, float], allowed: Sequence[int] | None,
+        model: str | None, words: Sequence[str] | None, allowed: Sequence[int] | None,
         epoch: int,
     ) -> Candidates:
         """The cached rows passing ``query``'s conditions (``allowed``: the ids that pass
-        its tags and filter, ``None`` when it has neither), with keyword scores."""
+        its tags and filter, ``None`` when it has neither), with keyword scores of
+        ``words`` from the cache's word index."""
         n = cols.n
         mask = cols.expires_at[:n] > now
         if query.min_importance is not None:
@@ -454,11 +443,7 @@ class PgSearch:
         if allowed is not None:
             mask &= np.isin(cols.ids[:n], np.fromiter(allowed, dtype=np.int64,
                                                        count=len(allowed)))
-        keyword = np.zeros(n, dtype=np.float64)
-        for rid, share in hits.items():
-            at = cols.position(rid)
-            if at is not None:
-                keyword[at] = share
+        keyword = cols.keyword(words) if words else np.zeros(n, dtype=np.float64)
         good = cols.dims[:n] == dim
         if model is not None:
             codes = cols.models[:n]
