@@ -12,10 +12,10 @@ therefore seen by the next search, without reading every vector again.
 Each row's whole entry is kept too (its value and tags as their JSON text, up to
 :data:`VALUE_CHARS` characters; a longer value is read when it is a winner), so a search
 answered from a fresh cache resolves its winners without another query.  So are its
-indexed words, as integer ids in one flat array (a small inverted file): keyword scores
-come from the cache as well, in a few numpy operations, instead of the full-text index,
-whose hits for a large agent in a large table cost tens of milliseconds to intersect
-with the agent's rows.
+indexed words, as a small inverted index (per word, the slots of the rows holding it):
+keyword scores come from the cache as well, in time proportional to the query words'
+hits, instead of the full-text index, whose hits for a large agent in a large table cost
+tens of milliseconds to intersect with the agent's rows.
 
 The cache is bounded by a number of entries and a number of bytes over all agents; the
 least recently searched agents are dropped first, and an agent that alone exceeds a bound
@@ -79,13 +79,16 @@ class AgentColumns:
         self.matrix = np.zeros((0, dim or 0), dtype=np.float32)
         self._pos: dict[int, int] = {}
         self._codes: dict[str | None, int] = {None: 0}
-        # Indexed words: row ``r`` holds tokens[tstart[r] : tstart[r] + tcount[r]] (word
-        # ids); token_row says whose each slot is (-1: replaced or removed since).
+        # Indexed words: row ``r``'s words own the slots tstart[r] : tstart[r] + tcount[r];
+        # token_row says whose each slot is (-1: replaced or removed since); postings
+        # maps a word id to the slots of its rows (arrays never changed in place, so a
+        # clone shares them).
         self.tstart = np.zeros(0, dtype=np.int64)
         self.tcount = np.zeros(0, dtype=np.int64)
         self.vocab: dict[str, int] = {}
         self.vocab_bytes = 0
-        self.tokens = np.zeros(0, dtype=np.int32)
+        self.postings: dict[int, Any] = {}
+        self.postings_bytes = 0
         self.token_row = np.zeros(0, dtype=np.int32)
         self.token_n = 0
         self.token_dead = 0
@@ -105,7 +108,8 @@ class AgentColumns:
         other._codes = dict(self._codes)
         other.vocab = dict(self.vocab)
         other.vocab_bytes = self.vocab_bytes
-        other.tokens = self.tokens[: self.token_n].copy()
+        other.postings = dict(self.postings)
+        other.postings_bytes = self.postings_bytes
         other.token_row = self.token_row[: self.token_n].copy()
         other.token_n, other.token_dead = self.token_n, self.token_dead
         return other
@@ -118,19 +122,17 @@ class AgentColumns:
         """Bytes held, estimated: the vectors, the kept texts, the word index, a fixed
         overhead per row."""
         return (int(self.matrix.nbytes) + self._cap * ROW_OVERHEAD + self.text_bytes
-                + int(self.tokens.nbytes + self.token_row.nbytes) + self.vocab_bytes)
+                + int(self.token_row.nbytes) + self.postings_bytes + self.vocab_bytes)
 
     def keyword(self, words: Sequence[str]) -> Any:
         """Per row, the fraction of ``words`` (distinct) its indexed words hold."""
         n = self.n
-        ids = [self.vocab[w] for w in words if w in self.vocab]
-        if not ids or not words:
+        found = (self.postings.get(self.vocab.get(w, -1)) for w in words)
+        slots = [p for p in found if p is not None]
+        if not slots:
             return np.zeros(n, dtype=np.float64)
-        tokens = self.tokens[: self.token_n]
-        rows = self.token_row[: self.token_n]
-        hit = np.isin(tokens, ids) if len(ids) > 1 else tokens == ids[0]
-        hit &= rows >= 0
-        counts = np.bincount(rows[hit], minlength=n)[:n]
+        rows = self.token_row[np.concatenate(slots) if len(slots) > 1 else slots[0]]
+        counts = np.bincount(rows[rows >= 0], minlength=n)[:n]
         return counts / len(words)
 
     def _word_ids(self, words: str | None) -> list[int]:
@@ -151,19 +153,29 @@ class AgentColumns:
             self.token_dead += count
 
     def _append_tokens(self, tokens: list[int], owners: list[int]) -> None:
-        need = self.token_n + len(tokens)
-        if need > len(self.tokens):
-            cap = max(need, 2 * len(self.tokens))
-            for name in ("tokens", "token_row"):
-                new = np.zeros(cap, dtype=np.int32)
-                new[: self.token_n] = getattr(self, name)[: self.token_n]
-                setattr(self, name, new)
-        self.tokens[self.token_n : need] = tokens
-        self.token_row[self.token_n : need] = owners
+        """Give the new rows' words the next slots and add those to the postings."""
+        first, need = self.token_n, self.token_n + len(tokens)
+        if need > len(self.token_row):
+            new = np.zeros(max(need, 2 * len(self.token_row)), dtype=np.int32)
+            new[:first] = self.token_row[:first]
+            self.token_row = new
+        self.token_row[first:need] = owners
         self.token_n = need
+        if not tokens:
+            return
+        words = np.asarray(tokens, dtype=np.int64)
+        order = np.argsort(words, kind="stable")
+        sorted_words = words[order]
+        starts = np.flatnonzero(np.r_[True, sorted_words[1:] != sorted_words[:-1]])
+        slots = order + first
+        for word, part in zip(sorted_words[starts].tolist(),
+                              np.split(slots, starts[1:]), strict=True):
+            old = self.postings.get(word)
+            self.postings[word] = part if old is None else np.concatenate((old, part))
+            self.postings_bytes += part.nbytes + (0 if old is not None else 96)
 
     def _compact_tokens(self) -> None:
-        """Drop dead token slots once they are most of the array."""
+        """Drop dead word slots once they are most of them (renumbering the rest)."""
         if self.token_dead <= max(1024, self.token_n // 2):
             return
         live = self.token_row[: self.token_n] >= 0
@@ -171,9 +183,15 @@ class AgentColumns:
         n = self.n
         has = self.tcount[:n] > 0
         self.tstart[:n] = np.where(has, moved[np.where(has, self.tstart[:n], 0)], 0)
-        self.tokens = self.tokens[: self.token_n][live].copy()
+        postings = {}
+        for word, slots in self.postings.items():
+            kept = slots[live[slots]]
+            if len(kept):
+                postings[word] = moved[kept]
+        self.postings = postings
+        self.postings_bytes = sum(a.nbytes + 96 for a in postings.values())
         self.token_row = self.token_row[: self.token_n][live].copy()
-        self.token_n = len(self.tokens)
+        self.token_n = len(self.token_row)
         self.token_dead = 0
 
     def entry(self, at: int) -> MemoryEntry | None:
