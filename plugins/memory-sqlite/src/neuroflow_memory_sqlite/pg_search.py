@@ -17,10 +17,10 @@ uses it.
   round trip per search.  An agent with fewer than ``index_min_entries`` entries is
   searched from the cache instead (exactly, and faster than the index for small agents).
 * **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
-  statement, the agent's change counters, its keyword hits and (with tags) the ids that
-  pass the SQL filters; when the counters equal the cached ones it ranks from the cache.
-  Otherwise the cache is brought up to date (in a worker thread) and that statement is
-  read again in the same snapshot.
+  statement, the agent's change counters and (with tags) the ids that pass the SQL
+  filters; when the counters equal the cached ones it ranks from the cache, keyword
+  scores included (the cache's word index).  Otherwise the cache is brought up to date
+  (in a worker thread) and that statement is read again in the same snapshot.
 
 Both stamp rows with a per-agent change counter (``seq``); see the cache module.  Query
 vectors are sent as binary ``real[]`` parameters (:class:`Float4Array`), cast to
