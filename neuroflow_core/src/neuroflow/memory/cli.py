@@ -256,9 +256,16 @@ def memory_group() -> click.Group:
             for name in _SET_BY_STORE:
                 item.pop(name, None)
             items.append((number, item))
+        async def load(manager: Any) -> list[Any]:
+            # A store that can (PostgreSQL with pgvector) indexes the vectors once, at the end.
+            bulk = getattr(manager.store, "bulk_load", None)
+            if bulk is None:
+                return await manager.store_many([i for _, i in items], batch_size=batch_size)
+            async with bulk():
+                return await manager.store_many([i for _, i in items], batch_size=batch_size)
+
         try:
-            stored = _run(backend, lambda m: m.store_many([i for _, i in items],
-                                                          batch_size=batch_size))
+            stored = _run(backend, load)
         except InvalidMemoryError as exc:
             found = re.match(r"items\[(\d+)\]\.(.*)", str(exc), re.DOTALL)
             if found is None:

@@ -576,17 +576,19 @@ class MemoryManager:
         qvec = None
         if query:
             qvec = self.embedder.embed([query])[0]
-        cands = None
+        cands = scored = None
         if qvec is not None and np.any(qvec):
-            cands = await self._nearest(q, now, words, qvec, limit, bool(query))
+            found = await self._nearest(q, now, words, qvec, limit, bool(query))
+            if found is not None:
+                cands, scored = found
         if cands is None:
             cands = await self.store.candidates(
                 q, now=now, words=words, vector_dim=len(qvec) if qvec is not None else None,
                 embedder=self._embedder_name())
         if len(cands) == 0:
             return []
-        score, importance, recency, semantic, keyword, relevance, weights = self._score(
-            cands, qvec, now, bool(query))
+        score, importance, recency, semantic, keyword, relevance, weights = \
+            scored or self._score(cands, qvec, now, bool(query))
         w_rel, w_imp, w_rec, total = weights
         order, entries = await self._winners(score, cands, limit)
         out = []
@@ -640,7 +642,8 @@ class MemoryManager:
     async def _nearest(self, q: MemoryQuery, now: float, words: Any, qvec: Any, limit: int,
                        has_query: bool) -> Any:
         """Candidates from the store's vector index when it has one and they decide the
-        top ``limit``; ``None`` otherwise (the caller reads every candidate).
+        top ``limit``, with their scores (``_score``); ``None`` otherwise (the caller reads
+        every candidate).
 
         The store returns the nearest entries by embedding plus every keyword hit, and
         bounds on what any entry left out could score (its similarity, importance and
@@ -661,11 +664,12 @@ class MemoryManager:
             if found is None:
                 return None
             cands, semantic_out, importance_out = found
-            score, *_, (w_rel, w_imp, w_rec, total) = self._score(cands, qvec, now, has_query)
+            scored = self._score(cands, qvec, now, has_query)
+            score, (w_rel, w_imp, w_rec, total) = scored[0], scored[-1]
             bound = (w_rel * cfg.semantic_share * min(max(semantic_out, 0.0), 1.0)
                      + w_imp * importance_out + w_rec * 1.0) / total
             if int(np.count_nonzero(score > bound + 1e-6)) >= limit:
-                return cands
+                return cands, scored
             want *= 4
         return None
 

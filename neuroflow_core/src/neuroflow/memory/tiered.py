@@ -10,7 +10,8 @@ keys, use the persistent store directly (or keep ``hot_entries`` small).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -131,6 +132,16 @@ class TieredStore:
         describe = getattr(self.persistent, "describe", None)
         out = dict(await describe()) if describe is not None else {}
         return {**out, "hot_entries": self.hot_entries}
+
+    @asynccontextmanager
+    async def bulk_load(self) -> AsyncIterator[None]:
+        """The persistent store's ``bulk_load()`` around the block, if it has one."""
+        bulk = getattr(self.persistent, "bulk_load", None)
+        if bulk is None:
+            yield
+            return
+        async with bulk():
+            yield
 
     async def nearest(self, query: MemoryQuery, **kwargs: Any) -> Any:
         """Ask the persistent store's index, if it has one (else ``None``)."""

@@ -9,6 +9,14 @@ the rows stamped after the cached counter and, if something was deleted, the age
 of ids (no vectors) to drop what is gone.  Writes from other processes and machines are
 therefore seen by the next search, without reading every vector again.
 
+Each row's whole entry is kept too (its value and tags as their JSON text, up to
+:data:`VALUE_CHARS` characters; a longer value is read when it is a winner), so a search
+answered from a fresh cache resolves its winners without another query.  So are its
+indexed words, as a small inverted index (per word, the slots of the rows holding it):
+keyword scores come from the cache as well, in time proportional to the query words'
+hits, instead of the full-text index, whose hits for a large agent in a large table cost
+tens of milliseconds to intersect with the agent's rows.
+
 The cache is bounded by a number of entries and a number of bytes over all agents; the
 least recently searched agents are dropped first, and an agent that alone exceeds a bound
 is not cached (its searches read from the database).
@@ -16,6 +24,8 @@ is not cached (its searches read from the database).
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,8 +33,20 @@ from typing import Any
 
 import numpy as np
 
-#: Estimated bytes per cached row besides its vector (ids, floats, key and agent strings).
-ROW_OVERHEAD = 160
+from neuroflow.memory import MemoryEntry
+
+#: Estimated bytes per cached row besides its vector and texts (ids, numbers, the key, the
+#: position map); used to decide before reading an agent whether it may fit.
+ROW_OVERHEAD = 260
+#: Values whose JSON text is longer are not kept (read from the database when needed).
+VALUE_CHARS = 16384
+
+#: Columns a cache refresh reads, in :meth:`AgentColumns.upsert` order.
+ROW_COLUMNS = ("id, key, importance, updated_at, expires_at, dim, embedding, model, "
+               f"CASE WHEN length(value) <= {VALUE_CHARS} THEN value END, tags, created_at, "
+               "version, words")
+#: Estimated bytes of one distinct word in an agent's vocabulary besides its text.
+WORD_OVERHEAD = 100
 
 
 class AgentColumns:
@@ -48,22 +70,48 @@ class AgentColumns:
         self.expires_at = np.zeros(0, dtype=np.float64)
         self.dims = np.zeros(0, dtype=np.int64)
         self.models = np.zeros(0, dtype=np.int32)  # code of the embedder's name, 0 = none
+        self.created_at = np.zeros(0, dtype=np.float64)
+        self.versions = np.zeros(0, dtype=np.int64)
         self.keys: list[str] = []
+        self.values: list[str | None] = []  # JSON text, None when too long to keep
+        self.tags: list[str] = []  # JSON text
+        self.text_bytes = 0
         self.matrix = np.zeros((0, dim or 0), dtype=np.float32)
         self._pos: dict[int, int] = {}
         self._codes: dict[str | None, int] = {None: 0}
+        # Indexed words: row ``r``'s words own the slots tstart[r] : tstart[r] + tcount[r];
+        # token_row says whose each slot is (-1: replaced or removed since); postings
+        # maps a word id to the slots of its rows (arrays never changed in place, so a
+        # clone shares them).
+        self.tstart = np.zeros(0, dtype=np.int64)
+        self.tcount = np.zeros(0, dtype=np.int64)
+        self.vocab: dict[str, int] = {}
+        self.vocab_bytes = 0
+        self.postings: dict[int, Any] = {}
+        self.postings_bytes = 0
+        self.token_row = np.zeros(0, dtype=np.int32)
+        self.token_n = 0
+        self.token_dead = 0
 
     def clone(self) -> AgentColumns:
         """A copy to update, so that columns already handed out never change."""
         other = AgentColumns(self.agent_id, self.dim)
         other.changes, other.deletes, other.n, other._cap = (
             self.changes, self.deletes, self.n, self.n)
-        for name in ("ids", "importance", "updated_at", "expires_at", "dims", "models",
-                     "matrix"):
+        for name in _ARRAYS:
             setattr(other, name, getattr(self, name)[: self.n].copy())
         other.keys = list(self.keys)
+        other.values = list(self.values)
+        other.tags = list(self.tags)
+        other.text_bytes = self.text_bytes
         other._pos = dict(self._pos)
         other._codes = dict(self._codes)
+        other.vocab = dict(self.vocab)
+        other.vocab_bytes = self.vocab_bytes
+        other.postings = dict(self.postings)
+        other.postings_bytes = self.postings_bytes
+        other.token_row = self.token_row[: self.token_n].copy()
+        other.token_n, other.token_dead = self.token_n, self.token_dead
         return other
 
     def position(self, rid: int) -> int | None:
@@ -71,14 +119,100 @@ class AgentColumns:
         return self._pos.get(rid)
 
     def nbytes(self) -> int:
-        """Bytes held, estimated: the vectors plus a fixed overhead per row."""
-        return int(self.matrix.nbytes) + self._cap * ROW_OVERHEAD
+        """Bytes held, estimated: the vectors, the kept texts, the word index, a fixed
+        overhead per row."""
+        return (int(self.matrix.nbytes) + self._cap * ROW_OVERHEAD + self.text_bytes
+                + int(self.token_row.nbytes) + self.postings_bytes + self.vocab_bytes)
+
+    def keyword(self, words: Sequence[str]) -> Any:
+        """Per row, the fraction of ``words`` (distinct) its indexed words hold."""
+        n = self.n
+        found = (self.postings.get(self.vocab.get(w, -1)) for w in words)
+        slots = [p for p in found if p is not None]
+        if not slots:
+            return np.zeros(n, dtype=np.float64)
+        rows = self.token_row[np.concatenate(slots) if len(slots) > 1 else slots[0]]
+        counts = np.bincount(rows[rows >= 0], minlength=n)[:n]
+        return counts / len(words)
+
+    def _word_ids(self, words: str | None) -> list[int]:
+        vocab = self.vocab
+        out = []
+        for w in (words or "").split():
+            found = vocab.get(w)
+            if found is None:
+                found = vocab[w] = len(vocab)
+                self.vocab_bytes += sys.getsizeof(w) + WORD_OVERHEAD
+            out.append(found)
+        return out
+
+    def _kill_tokens(self, at: int) -> None:
+        start, count = int(self.tstart[at]), int(self.tcount[at])
+        if count:
+            self.token_row[start : start + count] = -1
+            self.token_dead += count
+
+    def _append_tokens(self, tokens: list[int], owners: list[int]) -> None:
+        """Give the new rows' words the next slots and add those to the postings."""
+        first, need = self.token_n, self.token_n + len(tokens)
+        if need > len(self.token_row):
+            new = np.zeros(max(need, 2 * len(self.token_row)), dtype=np.int32)
+            new[:first] = self.token_row[:first]
+            self.token_row = new
+        self.token_row[first:need] = owners
+        self.token_n = need
+        if not tokens:
+            return
+        words = np.asarray(tokens, dtype=np.int64)
+        order = np.argsort(words, kind="stable")
+        sorted_words = words[order]
+        starts = np.flatnonzero(np.r_[True, sorted_words[1:] != sorted_words[:-1]])
+        slots = order + first
+        for word, part in zip(sorted_words[starts].tolist(),
+                              np.split(slots, starts[1:]), strict=True):
+            old = self.postings.get(word)
+            self.postings[word] = part if old is None else np.concatenate((old, part))
+            self.postings_bytes += part.nbytes + (0 if old is not None else 96)
+
+    def _compact_tokens(self) -> None:
+        """Drop dead word slots once they are most of them (renumbering the rest)."""
+        if self.token_dead <= max(1024, self.token_n // 2):
+            return
+        live = self.token_row[: self.token_n] >= 0
+        moved = np.cumsum(live) - 1
+        n = self.n
+        has = self.tcount[:n] > 0
+        self.tstart[:n] = np.where(has, moved[np.where(has, self.tstart[:n], 0)], 0)
+        postings = {}
+        for word, slots in self.postings.items():
+            kept = slots[live[slots]]
+            if len(kept):
+                postings[word] = moved[kept]
+        self.postings = postings
+        self.postings_bytes = sum(a.nbytes + 96 for a in postings.values())
+        self.token_row = self.token_row[: self.token_n][live].copy()
+        self.token_n = len(self.token_row)
+        self.token_dead = 0
+
+    def entry(self, at: int) -> MemoryEntry | None:
+        """The entry of the row at ``at``, or ``None`` if its value was too long to keep."""
+        value = self.values[at]
+        if value is None:
+            return None
+        expires = float(self.expires_at[at])
+        return MemoryEntry(
+            agent_id=self.agent_id, key=self.keys[at], value=json.loads(value),
+            tags=tuple(json.loads(self.tags[at])), importance=float(self.importance[at]),
+            created_at=float(self.created_at[at]), updated_at=float(self.updated_at[at]),
+            expires_at=None if expires == np.inf else expires,
+            version=int(self.versions[at]))
 
     def _grow(self, need: int) -> None:
         if need <= self._cap:
             return
-        cap = max(need, 2 * self._cap, 64)
-        for name in ("ids", "importance", "updated_at", "expires_at", "dims", "models"):
+        # A first fill takes what it needs; later growth doubles (few copies over time).
+        cap = need if self._cap == 0 else max(need, 2 * self._cap)
+        for name in _ARRAYS[:-1]:
             old = getattr(self, name)
             new = np.zeros(cap, dtype=old.dtype)
             new[: self.n] = old[: self.n]
@@ -100,19 +234,37 @@ class AgentColumns:
         return self._codes.get(model, -1)
 
     def upsert(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Add or replace rows ``(id, key, importance, updated_at, expires_at, dim,
-        embedding, model)``."""
+        """Add or replace rows of :data:`ROW_COLUMNS` (a row id given twice: the last)."""
+        rows = list({int(r[0]): r for r in rows}.values())
         self._grow(self.n + len(rows))
+        tokens: list[int] = []
+        owners: list[int] = []
         for row in rows:
             rid = int(row[0])
             at = self._pos.get(rid)
+            value, tags = row[8], row[9]
+            size = _text_size(value) + _text_size(tags)
             if at is None:
                 at = self.n
                 self.n += 1
                 self._pos[rid] = at
                 self.keys.append(row[1])
+                self.values.append(value)
+                self.tags.append(tags)
             else:
+                self.text_bytes -= _text_size(self.values[at]) + _text_size(self.tags[at])
                 self.keys[at] = row[1]
+                self.values[at] = value
+                self.tags[at] = tags
+                self._kill_tokens(at)
+            ids = self._word_ids(row[12])
+            self.tstart[at] = self.token_n + len(tokens)
+            self.tcount[at] = len(ids)
+            tokens += ids
+            owners += [at] * len(ids)
+            self.text_bytes += size
+            self.created_at[at] = row[10]
+            self.versions[at] = row[11]
             self.ids[at] = rid
             self.importance[at] = row[2]
             self.updated_at[at] = row[3]
@@ -124,34 +276,110 @@ class AgentColumns:
                 self.matrix[at] = np.frombuffer(blob, dtype=np.float32)
             else:
                 self.matrix[at] = 0.0
+        self._append_tokens(tokens, owners)
+        self._compact_tokens()
 
     def keep_only(self, present: Sequence[int]) -> None:
         """Drop every cached row whose id is not in ``present`` (moving the last row in)."""
         alive = set(int(i) for i in present)
         for rid in [r for r in self._pos if r not in alive]:
             at = self._pos.pop(rid)
+            self.text_bytes -= _text_size(self.values[at]) + _text_size(self.tags[at])
+            self._kill_tokens(at)
             last = self.n - 1
             if at != last:
                 moved = int(self.ids[last])
                 self._pos[moved] = at
-                for column in (self.ids, self.importance, self.updated_at, self.expires_at,
-                               self.dims, self.models, self.matrix):
+                for name in _ARRAYS:
+                    column = getattr(self, name)
                     column[at] = column[last]
-                self.keys[at] = self.keys[last]
-            self.keys.pop()
+                for texts in (self.keys, self.values, self.tags):
+                    texts[at] = texts[last]
+                start, count = int(self.tstart[at]), int(self.tcount[at])
+                self.token_row[start : start + count] = at
+            for texts in (self.keys, self.values, self.tags):
+                texts.pop()
             self.n -= 1
+        self._compact_tokens()
+
+
+#: The per-row numpy columns (``matrix`` last: it has two dimensions).
+_ARRAYS = ("ids", "importance", "updated_at", "expires_at", "dims", "models", "created_at",
+           "versions", "tstart", "tcount", "matrix")
+
+
+def _text_size(text: str | None) -> int:
+    return 0 if text is None else sys.getsizeof(text)
+
+
+class CachedRef:
+    """A search candidate from the cache: its entry as the cached columns it was ranked
+    from hold it (see ``SqlStore.get_many`` for when that is used).
+
+    Attributes:
+        epoch: the store's count of its own writes when the search began.
+    """
+
+    __slots__ = ("at", "cols", "epoch")
+
+    def __init__(self, cols: AgentColumns, at: int, epoch: int) -> None:
+        self.cols, self.at, self.epoch = cols, at, epoch
+
+    @property
+    def id(self) -> int:
+        """The row id."""
+        return int(self.cols.ids[self.at])
+
+    def entry(self) -> MemoryEntry | None:
+        """The cached entry, or ``None`` if its value was not kept."""
+        return self.cols.entry(self.at)
+
+    def agent_key(self) -> tuple[str, str]:
+        """The candidate's agent and key."""
+        return self.cols.agent_id, self.cols.keys[self.at]
+
+    def __int__(self) -> int:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"CachedRef({self.id})"
+
+
+class CachedRefs(Sequence[CachedRef]):
+    """The refs of a search from the cache: rows ``positions`` (``None``: the first
+    ``n``) of ``cols``, made one at a time as the ranker asks for them."""
+
+    def __init__(self, cols: AgentColumns, positions: Any, n: int, epoch: int) -> None:
+        self.cols, self.positions, self.n, self.epoch = cols, positions, n, epoch
+
+    def __len__(self) -> int:
+        return self.n if self.positions is None else len(self.positions)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        at = int(i) if self.positions is None else int(self.positions[i])
+        return CachedRef(self.cols, at, self.epoch)
 
 
 class VectorCache:
     """Agents' :class:`AgentColumns`, least recently used dropped beyond the bounds."""
+
+    #: Refresh locks are striped over this many locks (bounded memory, however many agents).
+    STRIPES = 64
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._agents: OrderedDict[str, AgentColumns] = OrderedDict()
         self.lock = threading.Lock()
-        #: per-agent locks, so one agent's refresh never waits for another's
-        self._agent_locks: dict[str, threading.Lock] = {}
+        self._rows = 0
+        self._bytes = 0
+        self._stripes = [threading.Lock() for _ in range(self.STRIPES)]
 
     @property
     def enabled(self) -> bool:
@@ -159,12 +387,8 @@ class VectorCache:
         return self.max_entries > 0 and self.max_bytes > 0
 
     def agent_lock(self, agent_id: str) -> threading.Lock:
-        """The lock held while one agent's columns are refreshed."""
-        with self.lock:
-            found = self._agent_locks.get(agent_id)
-            if found is None:
-                found = self._agent_locks[agent_id] = threading.Lock()
-            return found
+        """The lock held while one agent's columns are refreshed (shared by a few agents)."""
+        return self._stripes[hash(agent_id) % self.STRIPES]
 
     def get(self, agent_id: str) -> AgentColumns | None:
         """The agent's columns (marked as recently used), or ``None``."""
@@ -175,53 +399,56 @@ class VectorCache:
             return found
 
     def fits(self, rows: int, dim: int | None) -> bool:
-        """Whether one agent of ``rows`` rows may be cached at all."""
+        """Whether one agent of ``rows`` rows may be cached at all (estimated before
+        reading it: its vectors and the fixed overhead, not its texts)."""
         size = rows * ((dim or 0) * 4 + ROW_OVERHEAD)
         return self.enabled and rows <= self.max_entries and size <= self.max_bytes
 
+    def holds(self, columns: AgentColumns) -> bool:
+        """Whether these columns, as read, may be cached (within both bounds alone)."""
+        return self.enabled and columns.n <= self.max_entries and \
+            columns.nbytes() <= self.max_bytes
+
     def put(self, columns: AgentColumns) -> None:
-        """Keep ``columns``; drop other agents, oldest first, to stay within the bounds."""
+        """Keep ``columns``; drop other agents, oldest first, to stay within the bounds.
+
+        Columns never change once put (a refresh puts a new copy), so their size is
+        counted once.
+        """
         with self.lock:
+            self._pop(columns.agent_id)
             self._agents[columns.agent_id] = columns
-            self._agents.move_to_end(columns.agent_id)
-            self._trim()
+            self._rows += columns.n
+            self._bytes += columns.nbytes()
+            while len(self._agents) > 1 and (
+                    self._rows > self.max_entries or self._bytes > self.max_bytes):
+                self._pop(next(iter(self._agents)))
 
     def drop(self, agent_id: str) -> None:
         """Forget one agent."""
         with self.lock:
-            self._agents.pop(agent_id, None)
+            self._pop(agent_id)
 
-    def _trim(self) -> None:
-        while len(self._agents) > 1 and (
-                self.entries() > self.max_entries or self.nbytes() > self.max_bytes):
-            self._agents.popitem(last=False)
+    def _pop(self, agent_id: str) -> None:
+        gone = self._agents.pop(agent_id, None)
+        if gone is not None:
+            self._rows -= gone.n
+            self._bytes -= gone.nbytes()
 
     def entries(self) -> int:
         """Rows cached over all agents."""
-        return sum(c.n for c in self._agents.values())
-
-    def clone(self) -> AgentColumns:
-        """A copy to update, so that columns already handed out never change."""
-        other = AgentColumns(self.agent_id, self.dim)
-        other.changes, other.deletes, other.n, other._cap = (
-            self.changes, self.deletes, self.n, self.n)
-        for name in ("ids", "importance", "updated_at", "expires_at", "dims", "models",
-                     "matrix"):
-            setattr(other, name, getattr(self, name)[: self.n].copy())
-        other.keys = list(self.keys)
-        other._pos = dict(self._pos)
-        other._codes = dict(self._codes)
-        return other
-
-    def position(self, rid: int) -> int | None:
-        """Where row ``rid`` is, or ``None``."""
-        return self._pos.get(rid)
+        return self._rows
 
     def nbytes(self) -> int:
         """Bytes held over all agents (estimated, see :meth:`AgentColumns.nbytes`)."""
-        return sum(c.nbytes() for c in self._agents.values())
+        return self._bytes
+
+    def agents(self) -> int:
+        """How many agents are cached."""
+        return len(self._agents)
 
     def clear(self) -> None:
         """Forget everything."""
         with self.lock:
             self._agents.clear()
+            self._rows = self._bytes = 0

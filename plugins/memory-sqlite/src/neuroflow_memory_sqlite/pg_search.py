@@ -12,31 +12,50 @@ uses it.
   float32 embeddings, so the ranker scores them exactly as an exact search would.  It
   also returns bounds on what the entries left out could score, so the ranker can tell
   whether the candidates decide the top results or it must look further.
-* **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`; :meth:`PgSearch._agent_candidates`
-  ranks from it.
+  The same statement reads the whole rows of the candidates (their refs carry them, so
+  the winners need no further query), the keyword hits and the agent's entry count: one
+  round trip per search.  An agent with fewer than ``index_min_entries`` entries is
+  searched from the cache instead (exactly, and faster than the index for small agents).
+* **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
+  statement, the agent's change counters and (with tags) the ids that pass the SQL
+  filters; when the counters equal the cached ones it ranks from the cache, keyword
+  scores included (the cache's word index).  Otherwise the cache is brought up to date
+  (in a worker thread) and that statement is read again in the same snapshot.
 
-Both stamp rows with a per-agent change counter (``seq``); see the cache module.
+Both stamp rows with a per-agent change counter (``seq``); see the cache module.  Query
+vectors are sent as binary ``real[]`` parameters (:class:`Float4Array`), cast to
+``vector`` by the server: formatting 384 floats as text costs more than the query.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import numpy as np
 
 from neuroflow.errors import MemoryStoreError
-from neuroflow.memory import Candidates, MemoryEntry, MemoryQuery, coverage, matches_filter
-from neuroflow_memory_sqlite.agent_cache import AgentColumns, VectorCache
+from neuroflow.memory import Candidates, MemoryEntry, MemoryQuery, matches_filter
+from neuroflow_memory_sqlite.agent_cache import (
+    ROW_COLUMNS,
+    AgentColumns,
+    CachedRefs,
+    VectorCache,
+)
 
 log = logging.getLogger("neuroflow.memory")
 
 _BACKFILL_CHUNK = 1000
-_ROW = "id, key, importance, updated_at, expires_at, dim, embedding, model"
 _RANK = "id, agent_id, key, importance, updated_at, embedding, dim, model"
 _FILTER = ", value, tags, created_at, expires_at, version"
+_ENTRY = "value, tags, created_at, expires_at, version"
+_FLOAT4_OID, _FLOAT4_ARRAY_OID = 700, 1021
 
 
 def vector_literal(vector: Any) -> str | None:
@@ -51,6 +70,112 @@ def vector_literal(vector: Any) -> str | None:
         + "]"
 
 
+class Float4Array:
+    """A float32 vector as a query parameter: sent as a binary PostgreSQL ``real[]``.
+
+    Register :func:`register_vector_param` on the psycopg connection first; in SQL cast it:
+    ``CAST(:q AS vector(384))``.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, vector: Any) -> None:
+        self.data = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+
+
+def _float4_array_dumper() -> type:
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class Float4ArrayDumper(Dumper):
+        """PostgreSQL's binary array format: header, then (length, big-endian float4)."""
+
+        format = Format.BINARY
+        oid = _FLOAT4_ARRAY_OID
+
+        def dump(self, obj: Float4Array) -> bytes:
+            n = int(obj.data.shape[0])
+            if n == 0:
+                return struct.pack(">iii", 0, 0, _FLOAT4_OID)
+            body = np.empty(n, dtype=[("size", ">i4"), ("value", ">f4")])
+            body["size"] = 4
+            body["value"] = obj.data
+            return struct.pack(">iiiii", 1, 0, _FLOAT4_OID, n, 1) + body.tobytes()
+
+    return Float4ArrayDumper
+
+
+_DUMPER: list[type] = []
+
+
+def register_vector_param(conn: Any) -> None:
+    """Teach one psycopg connection (sync or async) to send :class:`Float4Array`."""
+    if not _DUMPER:
+        _DUMPER.append(_float4_array_dumper())
+    conn.adapters.register_dumper(Float4Array, _DUMPER[0])
+
+
+class RowRef:
+    """A search candidate whose whole row the search statement already read (see
+    ``SqlStore.get_many`` for when that row is used).
+
+    Attributes:
+        id: the row id.
+        row: ``(agent_id, key, value, tags, importance, created_at, updated_at,
+            expires_at, version)``.
+        epoch: the store's count of its own writes when the search began.
+    """
+
+    __slots__ = ("epoch", "id", "row")
+
+    def __init__(self, rid: int, row: Sequence[Any], epoch: int) -> None:
+        self.id, self.row, self.epoch = rid, row, epoch
+
+    def agent_key(self) -> tuple[str, str]:
+        """The candidate's agent and key."""
+        return self.row[0], self.row[1]
+
+    def entry(self) -> MemoryEntry:
+        """The candidate's entry."""
+        r = self.row
+        return MemoryEntry(agent_id=r[0], key=r[1], value=json.loads(r[2]),
+                           tags=tuple(json.loads(r[3])), importance=r[4], created_at=r[5],
+                           updated_at=r[6], expires_at=r[7], version=r[8])
+
+    def __int__(self) -> int:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"RowRef({self.id})"
+
+
+def matched_sql(words: Sequence[str], params: dict[str, Any]) -> str:
+    """SQL counting how many of the (distinct) query ``words`` a row's indexed words
+    hold: the numerator of :func:`neuroflow.memory.coverage`, counted by the server.
+
+    Indexed and query words are runs of letters and digits (no space, ``%``, ``_`` or
+    backslash in them) and the indexed ones are joined by single spaces, so ``' ' || words
+    || ' '`` holds ``' w '`` exactly when ``w`` is one of them.
+    """
+    terms = []
+    for i, w in enumerate(words):
+        params[f"w{i}"] = f"% {w} %"
+        terms.append(f"((' ' || words || ' ') LIKE :w{i})::int")
+    return "(" + " + ".join(terms) + ")::bigint" if terms else "0::bigint"
+
+
+def _split_probe(rows: Sequence[Sequence[Any]]) -> tuple[tuple[int, int, int], list[int]]:
+    """The parts of a cache probe: (changes, deletes, n) and the ids passing the filters."""
+    counters = (0, 0, 0)
+    passed: list[int] = []
+    for r in rows:
+        if r[0] == 0:
+            counters = (int(r[1]), int(r[2]), int(r[3]))
+        else:
+            passed.append(int(r[1]))
+    return counters, passed
+
+
 class PgSearch:
     """PostgreSQL's vector search paths (mixed into ``SqlStore``)."""
 
@@ -61,6 +186,10 @@ class PgSearch:
     search_paths: Counter[str]
     _agents: VectorCache
     _indexed: set[int]
+    _psycopg: bool
+    _bulk_loads: int
+    _deferred: set[int]
+    _writes: int
 
     # --- schema -------------------------------------------------------------------------
 
@@ -110,12 +239,13 @@ class PgSearch:
                 return
             conn.exec_driver_sql(
                 f"UPDATE {e} SET vec = CAST(%(v)s AS vector) WHERE id = %(id)s",
-                [{"id": r[0], "v": vector_literal(np.frombuffer(r[1], dtype=np.float32))}
+                [{"id": r[0], "v": self._vector_param(np.frombuffer(r[1], dtype=np.float32))}
                  for r in rows])
             last = rows[-1][0]
 
     def _ensure_index(self, dim: int) -> None:
-        """Create the ANN index for vectors of size ``dim`` if it is missing."""
+        """Create the ANN index for vectors of size ``dim`` if it is missing (inside
+        :meth:`bulk_load`: note it, to be built when the load ends)."""
         if dim in self._indexed or not self._vec:
             return
         cfg: Any = self.config  # type: ignore[attr-defined]
@@ -124,7 +254,13 @@ class PgSearch:
         engine: Any = self._engine  # type: ignore[attr-defined]
         with engine.begin() as conn:
             if not conn.exec_driver_sql(f"SELECT to_regclass('{name}') IS NOT NULL").scalar():
+                if self._bulk_loads:
+                    self._deferred.add(dim)
+                    return
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7311090413)")
+                memory = int(getattr(cfg, "index_build_memory", 0)) // 1024
+                if memory:
+                    conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = {memory}")
                 method, ops = getattr(cfg, "vector_index", "hnsw"), "vector_ip_ops"
                 options = (f"m = {int(cfg.hnsw_m)}, ef_construction = "
                            f"{int(cfg.hnsw_ef_construction)}" if method == "hnsw"
@@ -133,6 +269,33 @@ class PgSearch:
                     f"CREATE INDEX IF NOT EXISTS {name} ON {e} USING {method} "
                     f"((vec::vector({dim})) {ops}) WITH ({options}) WHERE dim = {dim}")
         self._indexed.add(dim)
+
+    @asynccontextmanager
+    async def bulk_load(self) -> AsyncIterator[None]:
+        """Load many entries, then index them.
+
+        On PostgreSQL with pgvector, a vector index that does not exist yet is built once
+        when the block ends, over every row loaded, instead of at the first write and then
+        row by row (building it at once is several times faster; IVFFlat also learns its
+        lists from the data).  Searches during the load are exact (no index).  Elsewhere,
+        and for an index that exists already, nothing changes.
+        """
+        self._bulk_loads += 1
+        try:
+            yield
+        finally:
+            self._bulk_loads -= 1
+            if not self._bulk_loads and self._deferred:
+                dims, self._deferred = sorted(self._deferred), set()
+                for dim in dims:
+                    with anyio.CancelScope(shield=True):
+                        await self._run(self._ensure_index, dim)  # type: ignore[attr-defined]
+
+    def _vector_param(self, vector: Any) -> Any:
+        """A vector as a query parameter for this store's driver (``None`` stays)."""
+        if vector is None:
+            return None
+        return Float4Array(vector) if self._psycopg else vector_literal(vector)
 
     def _session_settings(self) -> list[str]:
         """``SET`` statements for a reading connection (search breadth, iterative scans)."""
@@ -156,8 +319,11 @@ class PgSearch:
             try:
                 cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 out = []
+                # Binary results: a cache fill reads every embedding of the agent, and
+                # hex-decoding bytea would cost more than reading it.
+                binary = {"binary": True} if self._psycopg else {}
                 for sql, params in statements:
-                    cur.execute(self._driver(sql), params)  # type: ignore[attr-defined]
+                    cur.execute(self._driver(sql), params, **binary)  # type: ignore
                     out.append(cur.fetchall())
                 cur.execute("COMMIT")
                 return out
@@ -170,29 +336,41 @@ class PgSearch:
         finally:
             conn.close()
 
-    def _agent_columns(self, agent_id: str, dim: int) -> AgentColumns | None:
-        """The agent's cached columns, brought up to date; ``None`` if it is too big."""
-        cache = self._agents
-        if not cache.enabled:
-            return None
+    def _probe_sql(self, query: MemoryQuery, now: float) -> tuple[str, dict[str, Any]]:
+        """One statement for a cached search of ``query.agent_id``: the agent's counters
+        (a row ``(0, changes, deletes, n)``) and, with tags, the ids passing the SQL
+        filters (rows ``(1, id, NULL, NULL)``).  Keyword scores come from the cache."""
         c = self.t_counts  # type: ignore[attr-defined]
         e = self.t_entries  # type: ignore[attr-defined]
-        counters = f"SELECT changes, deletes, n FROM {c} WHERE scope = :s"
+        where, params = self._where(query, now)  # type: ignore[attr-defined]
+        sql = f"SELECT 0, changes, deletes, n FROM {c} WHERE scope = :agent_id"
+        if query.tags:
+            sql = (f"({sql}) UNION ALL (SELECT 1, id, NULL::bigint, NULL::bigint FROM {e} "
+                   f"WHERE {where})")
+        return sql, params
+
+    def _agent_columns(self, agent_id: str, dim: int, probe: tuple[str, dict[str, Any]]
+                       ) -> tuple[AgentColumns | None, list[Any]]:
+        """The agent's cached columns brought up to date (``None`` if it is too big), and
+        the rows of ``probe`` (see :meth:`_probe_sql`) read in the same snapshot."""
+        cache = self._agents
+        e = self.t_entries  # type: ignore[attr-defined]
         with cache.agent_lock(agent_id):
             cached = cache.get(agent_id)
             if cached is not None and cached.dim != dim:
                 cached = None
-            rows = self._rows(counters, {"s": agent_id})  # type: ignore[attr-defined]
-            changes, deletes, n = rows[0] if rows else (0, 0, 0)
+            rows = self._rows(*probe)  # type: ignore[attr-defined]
+            changes, deletes, n = _split_probe(rows)[0]
             if cached is not None and cached.changes == changes and cached.deletes == deletes:
-                return cached
+                return cached, rows
             if not cache.fits(n, dim):
                 cache.drop(agent_id)
-                return None
+                return None, rows
             fresh = cached is None
             columns = AgentColumns(agent_id, dim) if fresh else cached.clone()
-            statements = [(counters, {"s": agent_id}),
-                          (f"SELECT {_ROW} FROM {e} WHERE agent_id = :a AND seq > :last",
+            statements = [probe,
+                          (f"SELECT {ROW_COLUMNS} FROM {e} WHERE agent_id = :a AND "
+                           "seq > :last",
                            {"a": agent_id, "last": -1 if fresh else columns.changes})]
             if not fresh and columns.deletes != deletes:
                 statements.append((f"SELECT id FROM {e} WHERE agent_id = :a", {"a": agent_id}))
@@ -200,25 +378,60 @@ class PgSearch:
             columns.upsert(found[1])
             if len(found) > 2:
                 columns.keep_only([r[0] for r in found[2]])
-            if found[0]:
-                columns.changes, columns.deletes = found[0][0][0], found[0][0][1]
-            else:
-                columns.changes = columns.deletes = 0
-            if not cache.fits(columns.n, dim):
+            columns.changes, columns.deletes, _ = _split_probe(found[0])[0]
+            if not cache.holds(columns):
                 cache.drop(agent_id)
-                return None
+                return None, found[0]
             cache.put(columns)
-            return columns
+            return columns, found[0]
 
-    def _agent_candidates(
+    async def _agent_search(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, dim: int,
         model: str | None,
     ) -> Candidates | None:
-        """Candidates of one agent ranked from the cache, or ``None`` (not cacheable)."""
+        """Candidates of one agent from the cache, or ``None`` (the agent is not
+        cacheable).  A fresh cache costs one statement (on the event loop when it can)."""
         assert query.agent_id is not None
-        cols = self._agent_columns(query.agent_id, dim)
+        if not self._agents.enabled:
+            return None
+        epoch = self._writes  # type: ignore[attr-defined]
+        cached = self._agents.get(query.agent_id)
+        if cached is not None and cached.dim == dim and not query.filter:
+            probe = self._probe_sql(query, now)
+            counters, passed = _split_probe(await self._fetch(*probe))  # type: ignore
+            if (cached.changes, cached.deletes) == counters[:2]:
+                return self._rank_agent(cached, query, now, dim, model, words,
+                                        passed if query.tags else None, epoch)
+        return await self._run(  # type: ignore[attr-defined]
+            self._agent_candidates, query, now, words, dim, model, epoch)
+
+    def _agent_candidates(
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None, dim: int,
+        model: str | None, epoch: int,
+    ) -> Candidates | None:
+        """:meth:`_agent_search` in a worker thread, refreshing the cache if needed."""
+        assert query.agent_id is not None
+        cols, rows = self._agent_columns(query.agent_id, dim, self._probe_sql(query, now))
         if cols is None:
             return None
+        _, passed = _split_probe(rows)
+        allowed: list[int] | None = passed if query.tags else None
+        if query.filter:
+            columns = "id, agent_id, key" + _FILTER + ", importance, updated_at"
+            sql, params = self._select(columns, query, now)  # type: ignore[attr-defined]
+            allowed = [r[0] for r in self._rows(sql, params)  # type: ignore[attr-defined]
+                       if matches_filter(query.filter, _entry_of(
+                           r[:8], importance=r[8], updated_at=r[9]))]
+        return self._rank_agent(cols, query, now, dim, model, words, allowed, epoch)
+
+    def _rank_agent(
+        self, cols: AgentColumns, query: MemoryQuery, now: float, dim: int,
+        model: str | None, words: Sequence[str] | None, allowed: Sequence[int] | None,
+        epoch: int,
+    ) -> Candidates:
+        """The cached rows passing ``query``'s conditions (``allowed``: the ids that pass
+        its tags and filter, ``None`` when it has neither), with keyword scores of
+        ``words`` from the cache's word index."""
         n = cols.n
         mask = cols.expires_at[:n] > now
         if query.min_importance is not None:
@@ -227,21 +440,10 @@ class PgSearch:
             mask &= cols.updated_at[:n] >= query.since
         if query.until is not None:
             mask &= cols.updated_at[:n] < query.until
-        if query.tags or query.filter:
-            columns = "id, agent_id, key" + _FILTER + ", importance, updated_at" \
-                if query.filter else "id"
-            sql, params = self._select(columns, query, now)  # type: ignore[attr-defined]
-            rows = self._rows(sql, params)  # type: ignore[attr-defined]
-            if query.filter:
-                rows = [r for r in rows if matches_filter(query.filter, _entry_of(
-                    r[:8], importance=r[8], updated_at=r[9]))]
-            mask &= np.isin(cols.ids[:n], np.fromiter((r[0] for r in rows), dtype=np.int64))
-        keyword = np.zeros(n, dtype=np.float64)
-        if words:
-            for rid, share in self._keyword_hits(query, now, words).items():  # type: ignore
-                at = cols.position(rid)
-                if at is not None:
-                    keyword[at] = share
+        if allowed is not None:
+            mask &= np.isin(cols.ids[:n], np.fromiter(allowed, dtype=np.int64,
+                                                       count=len(allowed)))
+        keyword = cols.keyword(words) if words else np.zeros(n, dtype=np.float64)
         good = cols.dims[:n] == dim
         if model is not None:
             codes = cols.models[:n]
@@ -259,8 +461,9 @@ class PgSearch:
         vectors = matrix if pos is None else matrix[pos]
         keys = cols.keys[:n] if pos is None else [cols.keys[i] for i in pos]
         self.search_paths["cache"] += 1
-        return Candidates(refs=pick(cols.ids), agent_ids=[cols.agent_id] * len(keys),
-                          keys=keys, importance=pick(cols.importance),
+        return Candidates(refs=CachedRefs(cols, pos, n, epoch),
+                          agent_ids=[cols.agent_id] * len(keys), keys=keys,
+                          importance=pick(cols.importance),
                           updated_at=pick(cols.updated_at), keyword=pick(keyword),
                           vectors=vectors)
 
@@ -288,76 +491,120 @@ class PgSearch:
         """
         if not self._pg or self.vector_path != "pgvector":
             return None
-        return await self._run(  # type: ignore[attr-defined]
-            self._nearest_sync, query, now, words, np.asarray(vector, dtype=np.float32),
-            int(limit), embedder)
-
-    def _nearest_sync(
-        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
-        limit: int, model: str | None,
-    ) -> tuple[Candidates, float, float] | None:
         cfg: Any = self.config  # type: ignore[attr-defined]
-        if query.agent_id is not None and self._agents.enabled:
-            counted = self._rows(  # type: ignore[attr-defined]
-                f"SELECT n FROM {self.t_counts} WHERE scope = :s",  # type: ignore
-                {"s": query.agent_id})
-            if not counted or counted[0][0] < getattr(cfg, "index_min_entries", 2000):
-                return None  # a small agent: the exact search from the cache is faster
+        least = int(getattr(cfg, "index_min_entries", 2000))
+        gate = query.agent_id is not None and self._agents.enabled
+        if gate:
+            assert query.agent_id is not None
+            cached = self._agents.get(query.agent_id)
+            if cached is not None and cached.n < least:
+                return None  # small when last seen: the cache path reads its count again
+        vec = np.asarray(vector, dtype=np.float32)
+        epoch = self._writes  # type: ignore[attr-defined]
+        sql, params = self._nearest_sql(query, now, words, vec, int(limit), embedder,
+                                        least if gate else None)
+        rows = await self._fetch(sql, params)  # type: ignore[attr-defined]
+        return self._nearest_result(rows, query, words, int(vec.shape[0]), int(limit),
+                                    embedder, least if gate else None, epoch)
+
+    def _nearest_sql(
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
+        limit: int, model: str | None, least: int | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """One statement: the index's ``limit`` nearest rows and every other keyword hit,
+        whole, each read once (rows ``(1, id, agent_id, key, importance, updated_at,
+        embedding, dim, model, value, tags, created_at, expires_at, version, distance,
+        words matched)``), and the agent's entry count and top importance (one row ``(0,
+        count, NULL, NULL, top, NULL...)``).  With ``least``, the index is not searched
+        when the agent has fewer entries."""
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
+        c = self.t_counts  # type: ignore[attr-defined]
         where, params = self._where(query, now)  # type: ignore[attr-defined]
-        params["q"] = vector_literal(vector)
+        params["q"] = self._vector_param(vector)
+        ann_where = where
         if model is not None:
-            where += " AND (model IS NULL OR model = :model)"
+            ann_where += " AND (model IS NULL OR model = :model)"
             params["model"] = model
-        extra = _FILTER if query.filter else ""
+        gate = ""
+        if least is not None:
+            gate = f" AND (SELECT n FROM {c} WHERE scope = :agent_id) >= :least"
+            params["least"] = least
         distance = f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))"
-        top = f"(SELECT max(importance) FROM {e} WHERE agent_id = :agent_id)" \
-            if query.agent_id is not None else "1.0"
-        sql = (f"WITH ann AS (SELECT id, {distance} AS d FROM {e} WHERE {where} AND "
-               f"dim = {dim} ORDER BY {distance} LIMIT {limit}) "
-               f"SELECT {', '.join('e.' + c for c in _RANK.split(', '))}{extra}, ann.d, "
-               f"{top} FROM ann JOIN {e} e ON e.id = ann.id")
-        rows = self._rows(sql, params)  # type: ignore[attr-defined]
-        importance_out = float(rows[0][-1]) if rows and rows[0][-1] is not None else 1.0
-        semantic_out = -max(float(r[-2]) for r in rows) if len(rows) >= limit else 0.0
-        hits: dict[int, float] = {}
+        columns = f"{_RANK}, {_ENTRY}"
+        found = "SELECT 1, * FROM ann"
+        matched = "NULL::bigint"
         if words:
-            where_k, params_k = self._where(query, now)  # type: ignore[attr-defined]
-            params_k["tsq"] = " | ".join(words)
-            have = [r[0] for r in rows]
-            kw = self._rows(  # type: ignore[attr-defined]
-                self.keyword_sql(f"{_RANK}{extra}, words", where_k),  # type: ignore
-                params_k)
-            seen = set(have)
-            for r in kw:
-                hits[r[0]] = coverage(words, r[-1])
-                if r[0] not in seen:
-                    rows.append(r)
-                    seen.add(r[0])
+            params["tsq"] = " | ".join(words)
+            count = matched_sql(words, params)
+            # The tsquery as an InitPlan: parsed once, not for every index row.
+            matched = (f"CASE WHEN tsv @@ (SELECT to_tsquery('simple', :tsq)) THEN {count} "
+                       "END")
+            found += " UNION ALL " + self.keyword_sql(  # type: ignore[attr-defined]
+                f"1, {columns}, NULL::float8, {count}",
+                f"{where}{gate} AND id NOT IN (SELECT id FROM ann)")
+        if query.agent_id is not None:
+            top = f"(SELECT max(importance) FROM {e} WHERE agent_id = :agent_id)"
+            entries = f"(SELECT n FROM {c} WHERE scope = :agent_id)"
+        else:
+            top, entries = "1.0::double precision", "NULL::bigint"
+        blanks = ", ".join(["NULL"] * 11)
+        sql = (f"WITH ann AS MATERIALIZED (SELECT {columns}, {distance} AS d, {matched} AS "
+               f"matched FROM {e} WHERE {ann_where} AND dim = {dim}{gate} ORDER BY {distance} "
+               f"LIMIT {limit}) {found} UNION ALL SELECT 0, {entries}, NULL, NULL, {top}, "
+               f"{blanks}")
+        return sql, params
+
+    def _nearest_result(
+        self, rows: list[Any], query: MemoryQuery, words: Sequence[str] | None, dim: int,
+        limit: int, model: str | None, least: int | None, epoch: int,
+    ) -> tuple[Candidates, float, float] | None:
+        """Candidates from the rows of :meth:`_nearest_sql` (``None``: not decided by the
+        index; the caller searches exactly)."""
+        meta = next((r for r in rows if r[0] == 0), None)
+        entries = meta[1] if meta is not None else None
+        if least is not None and (entries is None or entries < least):
+            return None
+        importance_out = float(meta[4]) if meta is not None and meta[4] is not None else 1.0
+        # (id, agent_id, key, importance, updated_at, embedding, dim, model, value, tags,
+        #  created_at, expires_at, version, d, words matched)
+        data = [r[1:] for r in rows if r[0] == 1]
+        near = [float(r[13]) for r in data if r[13] is not None]
+        if len(near) < limit and (entries is None or len(near) < entries):
+            # Fewer than asked: every match, or an index scan that stopped early (at
+            # hnsw.max_scan_tuples, say) - known only when the agent has no more rows.
+            return None
+        semantic_out = -max(near) if len(near) >= limit else 0.0
+        refs = [RowRef(r[0], (r[1], r[2], r[8], r[9], r[3], r[10], r[4], r[11], r[12]), epoch)
+                for r in data]
         if query.filter:
-            rows = [r for r in rows if matches_filter(query.filter, _entry_of(
-                (r[0], r[1], r[2], *r[8:13]), importance=r[3], updated_at=r[4]))]
-        n = len(rows)
-        vectors = np.zeros((n, dim), dtype=np.float32)
-        for i, r in enumerate(rows):
-            if r[6] == dim and r[5] is not None and (model is None or r[7] in (None, model)):
-                vectors[i] = np.frombuffer(r[5], dtype=np.float32)
-        ids = [r[0] for r in rows]
+            keep = [i for i, ref in enumerate(refs) if matches_filter(query.filter, ref.entry())]
+            data, refs = [data[i] for i in keep], [refs[i] for i in keep]
+        n = len(data)
+        good = [r[6] == dim and r[5] is not None and (model is None or r[7] in (None, model))
+                for r in data]
+        if all(good):
+            vectors = np.frombuffer(b"".join(r[5] for r in data), dtype=np.float32
+                                    ).reshape(n, dim)
+        else:
+            vectors = np.zeros((n, dim), dtype=np.float32)
+            for i, r in enumerate(data):
+                if good[i]:
+                    vectors[i] = np.frombuffer(r[5], dtype=np.float32)
+        per = len(words) if words else 1
         self.search_paths["pgvector"] += 1
         return Candidates(
-            refs=ids, agent_ids=[r[1] for r in rows], keys=[r[2] for r in rows],
-            importance=np.fromiter((r[3] for r in rows), dtype=np.float64, count=n),
-            updated_at=np.fromiter((r[4] for r in rows), dtype=np.float64, count=n),
-            keyword=np.fromiter((hits.get(i, 0.0) for i in ids), dtype=np.float64, count=n),
+            refs=refs, agent_ids=[r[1] for r in data], keys=[r[2] for r in data],
+            importance=np.fromiter((r[3] for r in data), dtype=np.float64, count=n),
+            updated_at=np.fromiter((r[4] for r in data), dtype=np.float64, count=n),
+            keyword=np.fromiter((0.0 if r[14] is None else int(r[14]) / per
+                                 for r in data), dtype=np.float64, count=n),
             vectors=vectors), semantic_out, importance_out
 
 
 def _entry_of(row: Sequence[Any], **known: Any) -> MemoryEntry:
     """An entry from ``(id, agent_id, key, value, tags, created_at, expires_at, version)``
     plus ``importance``/``updated_at`` when given (filters may test them)."""
-    import json
-
     return MemoryEntry(agent_id=row[1], key=row[2], value=json.loads(row[3]),
                        tags=tuple(json.loads(row[4])), created_at=row[5], expires_at=row[6],
                        version=row[7], importance=known.get("importance", 0.5),

@@ -56,8 +56,9 @@ from neuroflow.memory import (
     tokenize,
 )
 from neuroflow.units import ByteSize, MiB, size_converter
-from neuroflow_memory_sqlite.agent_cache import VectorCache
-from neuroflow_memory_sqlite.pg_search import PgSearch, vector_literal
+from neuroflow_memory_sqlite.agent_cache import CachedRef, VectorCache
+from neuroflow_memory_sqlite.loop_reads import LoopReader
+from neuroflow_memory_sqlite.pg_search import PgSearch, RowRef, register_vector_param
 
 T = TypeVar("T")
 log = logging.getLogger("neuroflow.memory")
@@ -102,12 +103,15 @@ def _search_fields() -> dict[str, Any]:
         "vector_index": attrs.field(default="hnsw", validator=_one_of("hnsw", "ivfflat")),
         "hnsw_m": attrs.field(default=16, validator=_positive),
         "hnsw_ef_construction": attrs.field(default=64, validator=_positive),
-        "hnsw_ef_search": attrs.field(default=100, validator=_positive),
+        "hnsw_ef_search": attrs.field(default=40, validator=_positive),
         "ivfflat_lists": attrs.field(default=100, validator=_positive),
         "ivfflat_probes": attrs.field(default=10, validator=_positive),
         "index_min_entries": attrs.field(default=2000, validator=_positive),
         "cache_bytes": attrs.field(default=256 * MiB, converter=size_converter("cache_bytes"),
                                    validator=_positive),
+        "index_build_memory": attrs.field(
+            default=1024 * MiB, converter=size_converter("index_build_memory"),
+            validator=_positive),
     }
 
 
@@ -138,11 +142,13 @@ class SqliteStoreConfig:
         vector_index: PostgreSQL with pgvector: ``hnsw`` or ``ivfflat``, one index per
             vector size.
         hnsw_m, hnsw_ef_construction: HNSW build options; hnsw_ef_search: its search
-            breadth.
+            breadth (40, pgvector's default; more finds more of the true nearest, slower).
         ivfflat_lists, ivfflat_probes: IVFFlat build and search options.
         index_min_entries: with pgvector, an agent with fewer entries is searched exactly
             from the per-agent cache (faster than the index for small agents).
         cache_bytes: PostgreSQL: most memory the per-agent cache holds (``"256M"``).
+        index_build_memory: PostgreSQL with pgvector: ``maintenance_work_mem`` while the
+            vector index is built (an HNSW graph that does not fit builds much slower).
     """
 
     url: str = file_relative("sqlite-url", default="sqlite:///neuroflow-memory.db")
@@ -161,6 +167,7 @@ class SqliteStoreConfig:
     ivfflat_probes: int = _search_fields()["ivfflat_probes"]
     index_min_entries: int = _search_fields()["index_min_entries"]
     cache_bytes: ByteSize = _search_fields()["cache_bytes"]
+    index_build_memory: ByteSize = _search_fields()["index_build_memory"]
 
 
 @attrs.frozen
@@ -183,6 +190,7 @@ class PostgresStoreConfig:
     ivfflat_probes: int = _search_fields()["ivfflat_probes"]
     index_min_entries: int = _search_fields()["index_min_entries"]
     cache_bytes: ByteSize = _search_fields()["cache_bytes"]
+    index_build_memory: ByteSize = _search_fields()["index_build_memory"]
 
 
 class _Retry(Exception):
@@ -303,6 +311,7 @@ class SqlStore(PgSearch):
                 f"memory.sqlite.url: supported databases are sqlite and postgresql, "
                 f"got {self.dialect!r} ({self.config.url!r})")
         self._pg = self.dialect == "postgresql"
+        self._psycopg = self._pg and self.url.get_driver_name() == "psycopg"
         p = self.config.table_prefix
         self.t_entries, self.t_tags = f"{p}entries", f"{p}tags"
         self.t_history, self.t_counts, self.t_fts = f"{p}history", f"{p}counts", f"{p}fts"
@@ -329,6 +338,9 @@ class SqlStore(PgSearch):
         self._agents = VectorCache(self.config.cache_entries,
                                    getattr(self.config, "cache_bytes", 256 * MiB))
         self._indexed: set[int] = set()
+        self._loop_reader: LoopReader | None = None  # PostgreSQL reads on the event loop
+        self._bulk_loads = 0  # open bulk_load() blocks
+        self._deferred: set[int] = set()  # vector sizes whose index waits for their end
 
     async def describe(self) -> dict[str, Any]:
         """Which database and semantic-search path this store uses, for ``doctor`` and
@@ -355,10 +367,15 @@ class SqlStore(PgSearch):
         if self._pg:
             options.setdefault("pool_pre_ping", True)
             try:
-                return sa.create_engine(self.url, echo=cfg.echo, pool_size=cfg.pool_size,
-                                        **options)
+                engine = sa.create_engine(self.url, echo=cfg.echo, pool_size=cfg.pool_size,
+                                          **options)
             except ImportError as exc:  # SQLAlchemy imports the driver here
                 raise self._driver_missing(exc) from None
+            if self._psycopg:
+                @event.listens_for(engine, "connect")
+                def _vector_param(dbapi_conn: Any, _record: Any) -> None:
+                    register_vector_param(dbapi_conn)
+            return engine
         if self.url.database in (None, "", ":memory:"):
             raise ConfigError(
                 "memory.sqlite.url: an in-memory SQLite database is not persistent; use the "
@@ -408,6 +425,26 @@ class SqlStore(PgSearch):
     def _exec(self, conn: sa.Connection, sql: str, params: Any = None) -> Any:
         """Run SQL written with ``:name`` parameters straight on the driver (no compiling)."""
         return conn.exec_driver_sql(self._driver(sql), params if params is not None else {})
+
+    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """Rows of one read-only statement (``:name`` parameters): on the event loop when
+        it can (PostgreSQL under asyncio, see :mod:`.loop_reads`), else in a thread."""
+        if self._engine is None:
+            await self.open()
+        reader = self._loop_reader
+        if reader is not None:
+            import psycopg
+
+            try:
+                rows = await reader.rows(self._driver(sql), params)
+            except psycopg.Error as exc:
+                raise MemoryStoreError(
+                    f"memory store {self.dialect} "
+                    f"({self.url.render_as_string(hide_password=True)}): "
+                    f"{type(exc).__name__}: {exc}") from exc
+            if rows is not None:
+                return rows
+        return await self._run(self._rows, sql, params)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._engine is None:
@@ -473,6 +510,11 @@ class SqlStore(PgSearch):
                                 log.debug("memory: %s: %s", statement, exc)
                         if not dbapi_conn.autocommit:
                             dbapi_conn.commit()
+                if self._psycopg:
+                    args = self._read_engine.dialect.create_connect_args(self.url)[1]
+                    self._loop_reader = LoopReader(
+                        args, self._session_settings() if self._vec else [],
+                        setup=register_vector_param)
             else:
                 self._reader = engine.raw_connection()
                 self._fast = engine.raw_connection()
@@ -572,6 +614,9 @@ class SqlStore(PgSearch):
         with self._cache_lock:
             self._cache.clear()
         self._agents.clear()
+        loop_reader, self._loop_reader = self._loop_reader, None
+        if loop_reader is not None:
+            loop_reader.close()
         read_engine, self._read_engine = self._read_engine, None
         if read_engine is not None:
             await anyio.to_thread.run_sync(read_engine.dispose)
@@ -685,7 +730,8 @@ class SqlStore(PgSearch):
             arr = np.ascontiguousarray(vector, dtype=np.float32)
             blob, dim = arr.tobytes(), int(arr.shape[0])
         args = (entry, words, blob, dim, expected_version, now, keep_history, embedder)
-        if self._pg and dim is not None and self._vec and dim not in self._indexed:
+        if self._pg and dim is not None and self._vec and dim not in self._indexed and \
+                dim not in self._deferred:
             await self._run(self._ensure_index, dim)
         if self._fast is not None and len(words) <= OFF_LOOP_BYTES and not is_large(entry.value):
             # A large value's write (JSON, full-text index) goes to a worker thread.
@@ -718,14 +764,22 @@ class SqlStore(PgSearch):
             if vector is not None:
                 arr = np.ascontiguousarray(vector, dtype=np.float32)
                 blob, dim = arr.tobytes(), int(arr.shape[0])
-                if self._pg and self._vec and dim not in self._indexed:
-                    await self._run(self._ensure_index, dim)
             rows.append((entry, words, blob, dim))
+        if self._pg and self._vec:
+            for dim in {d for _, _, _, d in rows if d is not None} - self._indexed - \
+                    self._deferred:
+                await self._run(self._ensure_index, dim)
+
+        # PostgreSQL writes a batch of distinct keys with a few set-based statements.
+        bulk = self._psycopg and len(rows) > 1 and \
+            len({(e.agent_id, e.key) for e, _, _, _ in rows}) == len(rows)
 
         def run() -> list[tuple[MemoryEntry, bool]]:
             with _retry_deadlock(), self._write() as conn:
                 cur = conn.connection.cursor()
                 try:
+                    if bulk:
+                        return self._put_many_on(cur, rows, now, keep_history, embedder)
                     return [self._put_on(cur, e, w, b, d, None, now, keep_history, embedder)
                             for e, w, b, d in rows]
                 finally:
@@ -737,6 +791,138 @@ class SqlStore(PgSearch):
             except _Retry:
                 continue
         raise MemoryStoreError("memory batch: could not be written after 20 attempts")
+
+    def _put_many_on(
+        self, cur: Any, rows: Sequence[tuple[MemoryEntry, str, bytes | None, int | None]],
+        now: float, keep: bool, model: str | None,
+    ) -> list[tuple[MemoryEntry, bool]]:
+        """PostgreSQL: :meth:`_put_on` for a batch of distinct keys, set-based.
+
+        The same rows, counters, stamps and history as putting them one by one in batch
+        order, in eight statements whatever the batch size.  A key another writer
+        creates meanwhile makes the batch run again (:class:`_Retry`).
+        """
+        e, c, sql = self.t_entries, self.t_counts, self._driver
+        agents = [r[0].agent_id for r in rows]
+        keys = [r[0].key for r in rows]
+        cur.execute(sql(
+            f"SELECT e.id, e.agent_id, e.key, e.version, e.created_at, e.expires_at FROM {e} e "
+            "JOIN unnest(CAST(:a AS text[]), CAST(:k AS text[])) AS t(a, k) "
+            "ON e.agent_id = t.a AND e.key = t.k ORDER BY e.id FOR UPDATE OF e"),
+            {"a": agents, "k": keys})
+        found = {(r[1], r[2]): r for r in cur.fetchall()}
+        # Each agent's change counter goes up by its rows; they take the numbers in order.
+        per_agent = Counter(agents)
+        scopes = sorted(per_agent)
+        cur.execute(sql(
+            f"INSERT INTO {c} (scope, n, changes) SELECT s, 0, d FROM unnest(CAST(:s AS "
+            "text[]), CAST(:d AS bigint[])) AS t(s, d) ORDER BY s ON CONFLICT (scope) DO "
+            f"UPDATE SET changes = {c}.changes + excluded.changes RETURNING scope, changes"),
+            {"s": scopes, "d": [per_agent[a] for a in scopes]})
+        next_seq = {r[0]: r[1] - per_agent[r[0]] + 1 for r in cur.fetchall()}
+        out: list[tuple[MemoryEntry, bool]] = []
+        new: list[dict[str, Any]] = []
+        old: list[dict[str, Any]] = []
+        flat: list[Any] = []
+        offset = 0
+        for (entry, words, blob, dim), agent in zip(rows, agents, strict=True):
+            row = found.get((agent, entry.key))
+            live = row is not None and (row[5] is None or row[5] > now)
+            stored = attrs.evolve(entry, version=(row[3] if live else 0) + 1, updated_at=now,
+                                  created_at=row[4] if live else now, score=None, explain=None)
+            out.append((stored, not live))
+            seq = next_seq[agent]
+            next_seq[agent] = seq + 1
+            size = 0
+            if self._vec and blob is not None:
+                flat.append(np.frombuffer(blob, dtype=np.float32))
+                size = len(flat[-1])
+            item = {"id": None if row is None else row[0], "a": agent, "k": entry.key,
+                    "v": json.dumps(stored.value), "tg": json.dumps(list(stored.tags)),
+                    "imp": stored.importance, "cr": stored.created_at,
+                    "exp": stored.expires_at, "ver": stored.version, "w": words,
+                    "emb": blob, "dim": dim, "seq": seq, "off": offset, "len": size,
+                    "tags": stored.tags, "live": live, "n": len(out)}
+            offset += size
+            (new if row is None else old).append(item)
+        types = {"a": "text", "k": "text", "v": "text", "tg": "text", "imp": "float8",
+                 "cr": "float8", "exp": "float8", "ver": "int", "w": "text", "emb": "bytea",
+                 "dim": "int", "seq": "bigint", "off": "int", "len": "int"}
+
+        def source(*names: str, ordinality: bool = False) -> str:
+            """Rows from parallel arrays: ``unnest(CAST(:a AS text[]), ...) AS t(a, ...)``
+            (``WITH ORDINALITY``: a last column ``o`` numbers them)."""
+            arrays = ", ".join(f"CAST(:{n} AS {types.get(n, 'bigint')}[])" for n in names)
+            if ordinality:
+                return f"unnest({arrays}) WITH ORDINALITY AS t({', '.join(names)}, o)"
+            return f"unnest({arrays}) AS t({', '.join(names)})"
+
+        def arrays(items: list[dict[str, Any]], *names: str) -> dict[str, list[Any]]:
+            return {n: [i[n] for i in items] for n in names}
+
+        params: dict[str, Any] = {"now": now, "model": model}
+        vec = ""
+        if self._vec:
+            params["flat"] = self._vector_param(np.concatenate(flat) if flat else
+                                                np.zeros(0, dtype=np.float32))
+            vec = ("CASE WHEN t.len > 0 THEN CAST((CAST(:flat AS real[]))[t.off + 1 : "
+                   "t.off + t.len] AS vector) END")
+        ids: dict[tuple[str, str], int] = {}
+        if new:
+            cur.execute(sql(
+                f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
+                "updated_at, expires_at, version, words, embedding, dim, model, seq"
+                f"{', vec' if vec else ''}) SELECT t.a, t.k, t.v, t.tg, t.imp, t.cr, :now, "
+                "t.exp, t.ver, t.w, t.emb, t.dim, :model, t.seq"
+                f"{', ' + vec if vec else ''} FROM {source(*types)} ON CONFLICT (agent_id, "
+                "key) DO NOTHING RETURNING id, agent_id, key"),
+                {**params, **arrays(new, *types)})
+            ids = {(r[1], r[2]): r[0] for r in cur.fetchall()}
+            if len(ids) != len(new):
+                raise _Retry()  # another writer created one of these keys first
+            for i in new:
+                i["id"] = ids[(i["a"], i["k"])]
+        if old:
+            cur.execute(sql(
+                f"UPDATE {e} SET value = t.v, tags = t.tg, importance = t.imp, created_at = "
+                "t.cr, updated_at = :now, expires_at = t.exp, version = t.ver, words = t.w, "
+                "embedding = t.emb, dim = t.dim, model = :model, seq = t.seq"
+                f"{', vec = ' + vec if vec else ''} FROM {source('id', *types)} "
+                f"WHERE {e}.id = t.id"),
+                {**params, **arrays(old, "id", *types)})
+            cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = ANY(:ids)"),
+                        {"ids": [i["id"] for i in old]})
+        every = new + old
+        tagged = [(i["id"], i["a"], t) for i in every for t in i["tags"]]
+        if tagged:
+            cur.execute(sql(
+                f"INSERT INTO {self.t_tags} (entry_id, agent_id, tag) SELECT * FROM unnest("
+                "CAST(:e AS bigint[]), CAST(:a AS text[]), CAST(:t AS text[]))"),
+                {"e": [x[0] for x in tagged], "a": [x[1] for x in tagged],
+                 "t": [x[2] for x in tagged]})
+        if new:
+            added = Counter(i["a"] for i in new)
+            added[""] = len(new)
+            counted = sorted(added)
+            cur.execute(sql(
+                f"INSERT INTO {c} (scope, n) SELECT s, d FROM unnest(CAST(:s AS text[]), "
+                "CAST(:d AS bigint[])) AS t(s, d) ORDER BY s ON CONFLICT (scope) DO UPDATE "
+                f"SET n = {c}.n + excluded.n"),
+                {"s": counted, "d": [added[s] for s in counted]})
+        if keep:
+            in_order = sorted(every, key=lambda i: i["n"])
+            for i in in_order:
+                i["op"] = "update" if i["live"] else "create"
+            types["op"] = "text"
+            cur.execute(sql(
+                f"INSERT INTO {self.t_history} (agent_id, key, version, op, at, value, tags, "
+                "importance, expires_at) SELECT t.a, t.k, t.ver, t.op, :now, t.v, t.tg, "
+                f"t.imp, t.exp FROM "
+                f"{source('a', 'k', 'ver', 'op', 'v', 'tg', 'imp', 'exp', ordinality=True)} "
+                "ORDER BY t.o"),
+                {"now": now, **arrays(in_order, "a", "k", "ver", "op", "v", "tg", "imp",
+                                      "exp")})
+        return out
 
     def _put_sync(
         self,
@@ -837,7 +1023,7 @@ class SqlStore(PgSearch):
         vec = ""
         if self._vec:
             vec = ", vec = CAST(:vec AS vector)"
-            params["vec"] = vector_literal(np.frombuffer(blob, dtype=np.float32)) \
+            params["vec"] = self._vector_param(np.frombuffer(blob, dtype=np.float32)) \
                 if blob is not None else None
         if row is None:
             cur.execute(sql(
@@ -967,6 +1153,9 @@ class SqlStore(PgSearch):
         params = {"a": agent_id, "k": key, "now": now}
         # A WAL reader never waits for writers: a point read is done in place, unless a
         # worker thread is using the reader connection right now.
+        if self._pg:
+            rows = await self._fetch(sql, params)
+            return _entry_row(rows[0]) if rows else None
         rows = self._in_place(self._reader_rows, sql, params) if self._reader is not None \
             else None
         if rows is None:
@@ -974,8 +1163,49 @@ class SqlStore(PgSearch):
         return _entry_row(rows[0]) if rows else None
 
     async def get_many(self, refs: Sequence[Any]) -> list[MemoryEntry | None]:
-        """Resolve row ids from :meth:`candidates`, in order (``None``: deleted since)."""
-        ids = [int(r) for r in refs]
+        """Resolve refs from :meth:`candidates` / :meth:`nearest`, in order.
+
+        A row id is read now (``None``: deleted since).  A :class:`RowRef` (pgvector)
+        carries the row its search read, a :class:`CachedRef` (the per-agent cache) the
+        columns it was ranked from: each gives that entry, read in the same snapshot as
+        the candidates, unless this store has written anything since the search began;
+        then (and for a cached value too long to keep) the entry is read now by its agent
+        and key, so a winner deleted meanwhile is reported gone and one deleted and stored
+        again is found.  Other processes' writes in that window are ordered after the
+        search.
+        """
+        out: list[MemoryEntry | None] = [None] * len(refs)
+        by_key: dict[tuple[str, str], list[int]] = {}
+        by_id: dict[int, list[int]] = {}
+        for i, r in enumerate(refs):
+            if isinstance(r, (RowRef, CachedRef)):
+                if r.epoch == self._writes:
+                    out[i] = r.entry()
+                if out[i] is None:
+                    by_key.setdefault(r.agent_key(), []).append(i)
+            else:
+                by_id.setdefault(int(r), []).append(i)
+        if by_key:
+            rows = await self._fetch(
+                f"SELECT {_FULL} FROM {self.t_entries} e JOIN unnest(CAST(:a AS text[]), "
+                "CAST(:k AS text[])) AS t(a, k) ON e.agent_id = t.a AND e.key = t.k",
+                {"a": [a for a, _ in by_key], "k": [k for _, k in by_key]})
+            for row in rows:
+                for i in by_key.get((row[1], row[2]), ()):
+                    out[i] = _entry_row(row)
+        if by_id:
+            for rid, entry in zip(by_id, await self._by_ids(list(by_id)), strict=True):
+                for i in by_id[rid]:
+                    out[i] = entry
+        return out
+
+    async def _by_ids(self, ids: list[int]) -> list[MemoryEntry | None]:
+        """The entries of these row ids now, in order (``None``: no such row)."""
+        if self._pg:
+            rows = await self._fetch(
+                f"SELECT {_FULL} FROM {self.t_entries} WHERE id = ANY(:ids)", {"ids": ids})
+            found = {row[0]: _entry_row(row) for row in rows}
+            return [found.get(r) for r in ids]
 
         def fetch(part: Sequence[int]) -> list[Any]:
             names = ", ".join(f":i{n}" for n in range(len(part)))
@@ -1065,8 +1295,7 @@ class SqlStore(PgSearch):
                 await anyio.lowlevel.checkpoint()
                 return found
         if self._pg and vector_dim and query.agent_id is not None:
-            found = await self._run(self._agent_candidates, query, now, words, vector_dim,
-                                    embedder)
+            found = await self._agent_search(query, now, words, vector_dim, embedder)
             if found is not None:
                 return found
         return await self._run(self._candidates_sync, query, now, words, vector_dim, embedder)
@@ -1145,13 +1374,15 @@ class SqlStore(PgSearch):
     def keyword_sql(self, columns: str, where: str) -> str:
         """PostgreSQL: ``columns`` of the entries matching ``:tsq`` and ``where``.
 
-        The full-text index is searched first (its ids first), then the other
-        conditions apply to its hits: left to itself, the planner may walk the agent's
-        rows and test every ``tsvector`` instead, which costs milliseconds per thousand.
+        One plain condition, so the planner can AND the full-text index's bitmap with
+        the agent's (``BitmapAnd``): only rows with both are read.  Forcing the
+        full-text hits first instead reads every hit of every agent (at 1M entries a
+        common word's thousands of rows, ~100 ms for a small agent), and walking the
+        agent's rows tests every ``tsvector`` of a large agent; with statistics and no
+        GIN pending list (``fastupdate = off``) the planner picks well for both.
         """
-        e = self.t_entries
-        return (f"SELECT {columns} FROM {e} WHERE id = ANY(ARRAY(SELECT id FROM {e} WHERE "
-                f"tsv @@ to_tsquery('simple', :tsq))) AND {where}")
+        return (f"SELECT {columns} FROM {self.t_entries} WHERE tsv @@ to_tsquery('simple', "
+                f":tsq) AND {where}")
 
     def _candidates_sync(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None,

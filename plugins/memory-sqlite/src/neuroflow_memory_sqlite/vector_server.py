@@ -60,7 +60,14 @@ class VectorServer:
         dsn: the same for psycopg.
     """
 
-    def __init__(self, parent: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, parent: str | os.PathLike[str] | None = None,
+                 settings: dict[str, str] | None = None) -> None:
+        """``settings``: server parameters (``{"shared_buffers": "2GB"}``), on top of
+        trust authentication and no fsync."""
+        self.settings = dict(settings or {})
+        for name, value in self.settings.items():
+            if not name.replace("_", "").replace(".", "").isalnum() or "'" in str(value):
+                raise ValueError(f"settings: not a server parameter: {name}={value!r}")
         self.bin = _binaries()
         self.base = Path(tempfile.mkdtemp(prefix="nf-pgvector-", dir=parent))
         self.data = self.base / "data"
@@ -99,6 +106,7 @@ class VectorServer:
                   "-E", "UTF8", "--no-sync")
         options = (f"-p {self.port} -h 127.0.0.1 -k {self.base} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off")
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.base / "log", "-w",
                   "-t", "60", "-o", options, "start")
         return self
