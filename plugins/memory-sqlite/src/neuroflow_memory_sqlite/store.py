@@ -58,7 +58,12 @@ from neuroflow.memory import (
 from neuroflow.units import ByteSize, MiB, size_converter
 from neuroflow_memory_sqlite.agent_cache import CachedRef, VectorCache
 from neuroflow_memory_sqlite.loop_reads import LoopReader
-from neuroflow_memory_sqlite.pg_search import PgSearch, RowRef, register_vector_param
+from neuroflow_memory_sqlite.pg_search import (
+    AgentSizes,
+    PgSearch,
+    RowRef,
+    register_vector_param,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("neuroflow.memory")
@@ -95,6 +100,17 @@ def _positive(_inst: object, attr: attrs.Attribute, value: int) -> None:
         raise ConfigError(f"{attr.name}: expected an integer greater than 0, got {value!r}")
 
 
+def _to_share(value: Any) -> Any:
+    """A share given as an int or float becomes a float (a bool or text is left to fail)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else value
+
+
+def _share_range(_inst: object, attr: attrs.Attribute, value: float) -> None:
+    if not isinstance(value, float) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{attr.name}: expected a number from 0 to 1, got {value!r}")
+
+
 def _search_fields() -> dict[str, Any]:
     """Fields both store configs share: how PostgreSQL runs semantic search."""
     return {
@@ -107,6 +123,8 @@ def _search_fields() -> dict[str, Any]:
         "ivfflat_lists": attrs.field(default=100, validator=_positive),
         "ivfflat_probes": attrs.field(default=10, validator=_positive),
         "index_min_entries": attrs.field(default=2000, validator=_positive),
+        "index_min_share": attrs.field(default=0.5, converter=_to_share,
+                                       validator=_share_range),
         "cache_bytes": attrs.field(default=256 * MiB, converter=size_converter("cache_bytes"),
                                    validator=_positive),
         "index_build_memory": attrs.field(
@@ -146,6 +164,10 @@ class SqliteStoreConfig:
         ivfflat_lists, ivfflat_probes: IVFFlat build and search options.
         index_min_entries: with pgvector, an agent with fewer entries is searched exactly
             from the per-agent cache (faster than the index for small agents).
+        index_min_share: with pgvector, an agent holding less than this share of the
+            table's entries is searched exactly from the per-agent cache when it fits
+            there (an index scan filtered to a small share of the table visits many
+            other agents' entries first); 0 turns this off.
         cache_bytes: PostgreSQL: most memory the per-agent cache holds (``"256M"``).
         index_build_memory: PostgreSQL with pgvector: ``maintenance_work_mem`` while the
             vector index is built (an HNSW graph that does not fit builds much slower).
@@ -166,6 +188,7 @@ class SqliteStoreConfig:
     ivfflat_lists: int = _search_fields()["ivfflat_lists"]
     ivfflat_probes: int = _search_fields()["ivfflat_probes"]
     index_min_entries: int = _search_fields()["index_min_entries"]
+    index_min_share: float = _search_fields()["index_min_share"]
     cache_bytes: ByteSize = _search_fields()["cache_bytes"]
     index_build_memory: ByteSize = _search_fields()["index_build_memory"]
 
@@ -189,6 +212,7 @@ class PostgresStoreConfig:
     ivfflat_lists: int = _search_fields()["ivfflat_lists"]
     ivfflat_probes: int = _search_fields()["ivfflat_probes"]
     index_min_entries: int = _search_fields()["index_min_entries"]
+    index_min_share: float = _search_fields()["index_min_share"]
     cache_bytes: ByteSize = _search_fields()["cache_bytes"]
     index_build_memory: ByteSize = _search_fields()["index_build_memory"]
 
@@ -337,6 +361,10 @@ class SqlStore(PgSearch):
         self.search_paths: Counter[str] = Counter()
         self._agents = VectorCache(self.config.cache_entries,
                                    getattr(self.config, "cache_bytes", 256 * MiB))
+        self._sizes = AgentSizes()  # pgvector: which agents the index answers
+        self._warmers: dict[str, threading.Thread] = {}  # pgvector: filling agents' caches
+        self._warm_lock = threading.Lock()
+        self._closing = False
         self._indexed: set[int] = set()
         self._loop_reader: LoopReader | None = None  # PostgreSQL reads on the event loop
         self._bulk_loads = 0  # open bulk_load() blocks
@@ -602,6 +630,7 @@ class SqlStore(PgSearch):
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
+        await anyio.to_thread.run_sync(self._stop_warming)
         with self._reader_lock:
             reader, self._reader = self._reader, None
         if reader is not None:
