@@ -38,7 +38,8 @@ class TestPgvectorStore(MemoryStoreSuite):
     @pytest.fixture
     def memory_store(self, pgvector_url: str, pgv_prefix: str) -> Any:
         return SqlStore(PostgresStoreConfig(url=pgvector_url, table_prefix=pgv_prefix,
-                                            vector_search="pgvector", index_min_entries=1))
+                                            vector_search="pgvector", index_min_entries=1,
+                                            index_min_share=0.0))
 
 
 class TestTieredOverSqlite(MemoryStoreSuite):
@@ -67,5 +68,5 @@ class TestTieredOverPgvector(MemoryStoreSuite):
     def memory_store(self, pgvector_url: str, pgv_prefix: str) -> Any:
         return TieredStore(SqlStore(PostgresStoreConfig(
             url=pgvector_url, table_prefix=pgv_prefix, vector_search="pgvector",
-            index_min_entries=1)),
+            index_min_entries=1, index_min_share=0.0)),
             hot_entries=3)

@@ -1,0 +1,205 @@
+"""Which way a search of one agent takes on a PostgreSQL store with pgvector, and that
+every way gives the exact search's results.
+
+* the index with whole rows (the agent's rows are not cached);
+* the index with ids only, the rows from the agent's cached rows (filled in the
+  background after a search by whole rows; stale as soon as anyone writes to the agent);
+* the per-agent cache, for an agent holding less than ``index_min_share`` of the table
+  that fits the cache (a filtered index scan over a small share visits mostly other
+  agents' rows).
+
+Expected results come from the in-memory store, which shares no code with these paths.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from neuroflow.config import structure
+from neuroflow.errors import ConfigError
+from neuroflow.memory.inmemory import InMemoryStore
+from neuroflow.testing.memory import Clock, make_manager
+from neuroflow_memory_sqlite.store import PostgresStoreConfig, SqlStore
+
+pytestmark = pytest.mark.postgres
+
+VOCAB = [f"w{i}" for i in range(300)]
+
+
+def corpus(n: int, agent: str, seed: int) -> list[dict[str, Any]]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        item = {"agent_id": agent, "key": f"{agent}-{i}",
+                "value": {"text": " ".join(rnd.choice(VOCAB) for _ in range(6))},
+                "tags": [f"t{rnd.randrange(4)}"], "importance": round(rnd.random(), 2)}
+        if i % 17 == 0:
+            item["ttl"] = 50.0  # expired by the time the searches run
+        out.append(item)
+    return out
+
+
+def specs(seed: int) -> list[dict[str, Any]]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(30):
+        q = " ".join(rnd.choice(VOCAB) for _ in range(rnd.choice([1, 2, 3])))
+        extra = rnd.choice([{}, {}, {"tags": ["t1", "t2"]}, {"tags": ["t0"]},
+                            {"min_importance": 0.5}, {"since": 1_700_000_000.0 + 5},
+                            {"until": 1_700_000_000.0 + 5},
+                            {"filter": {"importance": {"$lt": 0.8}}}])
+        out.append({"query": q, "limit": rnd.choice([1, 5, 10]), **extra})
+    return out
+
+
+async def results(manager: Any, agent: str, spec: dict[str, Any]) -> list[tuple[str, float]]:
+    found = await manager.search_memories(agent, **spec)
+    return [(e.key, round(e.score, 9)) for e in found]
+
+
+async def wait_cached(store: SqlStore, agent: str) -> None:
+    """Until the background filler has put the agent's rows in the cache."""
+    deadline = time.monotonic() + 30
+    while store._agents.get(agent) is None or store._warmers:
+        assert time.monotonic() < deadline, "the agent's rows were never cached"
+        await anyio.sleep(0.02)
+
+
+def pgvector_store(url: str, prefix: str, **options: Any) -> SqlStore:
+    return SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix,
+                                        vector_search="pgvector", **options))
+
+
+def test_ids_from_the_index_and_rows_from_the_cache_give_the_exact_search(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    data = corpus(1200, "solo", seed=3)
+
+    async def main() -> None:
+        clock = Clock()
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
+        ours = make_manager(store, clock, max_entries=None)
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        for manager in (ours, exact):
+            await manager.store_many(data, batch_size=400)
+        clock.now += 10
+        for manager in (ours, exact):
+            await manager.store_memory("solo", "late", {"text": "w1 w2 w3 late"},
+                                       importance=0.9)
+        clock.now += 100  # the ttl entries are expired now
+        first = specs(11)[0]
+        assert await results(ours, "solo", first) == await results(exact, "solo", first)
+        assert store.search_paths["pgvector, rows cached"] == 0  # whole rows, then filled
+        await wait_cached(store, "solo")
+        for spec in specs(11):
+            assert await results(ours, "solo", spec) == await results(exact, "solo", spec), \
+                spec
+        unfiltered = sum(1 for s in specs(11) if "filter" not in s)
+        assert store.search_paths["pgvector, rows cached"] >= unfiltered - 3, \
+            store.search_paths
+        assert store.search_paths["cache"] <= 3, store.search_paths
+        await ours.aclose()
+
+    anyio.run(main)
+
+
+def test_writes_by_another_store_are_seen_by_the_next_search(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    """Another store on the same tables (as another process or machine would) adds,
+    replaces and deletes: the next search of the cached agent sees each change, and
+    the cache is filled again afterwards."""
+    data = corpus(600, "solo", seed=4)
+
+    async def main() -> None:
+        clock = Clock()
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
+        other = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
+        ours = make_manager(store, clock, max_entries=None)
+        writer = make_manager(other, clock, max_entries=None)
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        for manager in (writer, exact):
+            await manager.store_many(data, batch_size=300)
+        spec = {"query": "zebra quartz w5", "limit": 5}
+        await results(ours, "solo", spec)
+        await wait_cached(store, "solo")
+        changes = [
+            ("store", "fresh", {"text": "zebra quartz"}, 0.2),
+            ("store", "solo-3", {"text": "quartz zebra w5"}, 0.99),
+            ("delete", "fresh", None, None),
+            ("store", "solo-9", {"text": "zebra w5"}, 0.1),
+            ("delete", "solo-3", None, None),
+        ]
+        for op, key, value, importance in changes:
+            for manager in (writer, exact):
+                if op == "store":
+                    await manager.store_memory("solo", key, value, importance=importance)
+                else:
+                    assert await manager.delete_memory("solo", key)
+            assert await results(ours, "solo", spec) == await results(exact, "solo", spec), \
+                (op, key)
+            await wait_cached(store, "solo")
+        before = store.search_paths["pgvector, rows cached"]
+        assert await results(ours, "solo", spec) == await results(exact, "solo", spec)
+        assert store.search_paths["pgvector, rows cached"] > before
+        await ours.aclose()
+        await writer.aclose()
+
+    anyio.run(main)
+
+
+def test_an_agent_under_the_share_that_fits_the_cache_is_searched_from_the_cache(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    data = corpus(700, "big", seed=5) + corpus(200, "small", seed=6)
+
+    async def main() -> None:
+        clock = Clock()
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        await exact.store_many(data, batch_size=300)
+        spec = {"query": "w7 w8", "limit": 10}
+        runs = [({}, "cache"), ({"index_min_share": 0.0}, "pgvector"),
+                ({"cache_bytes": "64K"}, "pgvector")]  # 200 rows do not fit in 64 KiB
+        loaded = False
+        for options, path in runs:
+            store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=50,
+                                   **options)
+            ours = make_manager(store, clock, max_entries=None)
+            if not loaded:
+                await ours.store_many(data, batch_size=300)
+                loaded = True
+            for _ in range(2):  # the size is asked once, then known
+                assert await results(ours, "small", spec) == \
+                    await results(exact, "small", spec)
+            assert store.search_paths[path] == 2, (options, store.search_paths)
+            assert await results(ours, "big", spec) == await results(exact, "big", spec)
+            assert store.search_paths["pgvector"] == (3 if path == "pgvector" else 1)
+            await ours.aclose()
+
+    anyio.run(main)
+
+
+def test_closing_the_store_waits_for_its_cache_filler(pgvector_url: str,
+                                                     pgv_prefix: str) -> None:
+    async def main() -> None:
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
+        manager = make_manager(store, Clock(), max_entries=None)
+        await manager.store_many(corpus(2000, "solo", seed=7), batch_size=1000)
+        await manager.search_memories("solo", "w1 w2", limit=3)
+        await manager.aclose()
+        assert not [t for t in threading.enumerate() if t.name == "nf-memory-warm"]
+        assert not store._warmers
+
+    anyio.run(main)
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "half", True])
+def test_index_min_share_must_be_a_share(value: Any) -> None:
+    """Out of range: "expected a number from 0 to 1, got 1.5"; not a number: "expected a
+    number, got 'half'"."""
+    with pytest.raises(ConfigError,
+                       match=r"memory\.postgres\.index_min_share: expected a number"):
+        structure({"index_min_share": value}, PostgresStoreConfig, path="memory.postgres")
