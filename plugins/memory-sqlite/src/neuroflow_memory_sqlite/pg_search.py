@@ -7,15 +7,19 @@ uses it.
   back-filled from the stored embeddings when the column is added), and one partial
   HNSW (or IVFFlat) index per vector size: ``((vec::vector(D)) vector_ip_ops) WHERE dim =
   D``.  :meth:`PgSearch.nearest` asks the index for the nearest candidates under the same
-  SQL pre-filters as an exact search (agent, tags, importance, time; iterative index scans
-  keep filtered searches complete), adds every keyword hit, and returns their stored
-  float32 embeddings, so the ranker scores them exactly as an exact search would.  It
-  also returns bounds on what the entries left out could score, so the ranker can tell
-  whether the candidates decide the top results or it must look further.
-  The same statement reads the whole rows of the candidates (their refs carry them, so
-  the winners need no further query), the keyword hits and the agent's entry count: one
-  round trip per search.  An agent with fewer than ``index_min_entries`` entries is
-  searched from the cache instead (exactly, and faster than the index for small agents).
+  SQL pre-filters as an exact search (agent, tags, importance, time; iterative index
+  scans keep filtered searches complete), adds every keyword hit, and scores them from
+  their stored float32 embeddings exactly as an exact search would.  It also returns
+  bounds on what the entries left out could score, so the ranker can tell whether the
+  candidates decide the top results or it must look further.  Two forms:
+  whole rows (:meth:`PgSearch._nearest_sql`: the candidates' rows, keyword hits and the
+  agent's counts in one statement, so the winners need no further query), and, once the
+  agent's rows are in the cache, ids only (:meth:`PgSearch._ids_sql`: the nearest ids and
+  the agent's change counters; while those equal the cache's, everything else comes from
+  the cache).  After a search by whole rows a background thread brings the agent's
+  cached rows up to date (:meth:`PgSearch._warm`).  An agent with fewer than
+  ``index_min_entries`` entries, or under ``index_min_share`` of the table that fits the
+  cache, is searched from the cache instead (:meth:`PgSearch._by_index`).
 * **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
   statement, the agent's change counters and (with tags) the ids that pass the SQL
   filters; when the counters equal the cached ones it ranks from the cache, keyword
