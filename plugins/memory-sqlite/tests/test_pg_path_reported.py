@@ -45,7 +45,8 @@ def test_config_show_and_doctor_name_the_path(configured: str) -> None:
     doctor = runner.invoke(build_cli(), ["doctor"]).stdout
     line = next(x for x in doctor.splitlines() if "PostgreSQL semantic search" in x)
     if configured == "pgvector":
-        assert "[ok ]" in line and "pgvector (hnsw index)" in line
+        assert "[ok ]" in line and "pgvector (hnsw index;" in line
+        assert f"cached up to {64 * 1024 * 1024} bytes" in line and "under 0.5 of" in line
     else:
         assert "per-agent cache" in line and f"{64 * 1024 * 1024} bytes" in line
 

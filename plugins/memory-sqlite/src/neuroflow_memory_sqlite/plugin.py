@@ -102,7 +102,10 @@ def _active_search() -> object | None:
             return None
         return Check("memory: store reachable", False, info["error"])
     path = info["vector_search"]
-    detail = (f"pgvector ({info.get('vector_index', 'hnsw')} index) at {info['url']}"
+    detail = (f"pgvector ({info.get('vector_index', 'hnsw')} index; agents' rows cached up "
+              f"to {info.get('cache_bytes')} bytes, agents under "
+              f"{info.get('index_min_share')} of the table searched from that cache) at "
+              f"{info['url']}"
               if path == "pgvector" else
               f"per-agent cache (no pgvector on the server; at most "
               f"{info['cache_entries']} entries, {info['cache_bytes']} bytes) at {info['url']}")

@@ -383,9 +383,9 @@ class SqlStore(PgSearch):
                                "vector_search": self.vector_path}
         if self.vector_path == "pgvector":
             out["vector_index"] = getattr(self.config, "vector_index", "hnsw")
-        elif self._pg:
-            out["cache_entries"] = self._agents.max_entries
-            out["cache_bytes"] = self._agents.max_bytes
+            out["index_min_share"] = getattr(self.config, "index_min_share", 0.5)
+        out["cache_entries"] = self._agents.max_entries
+        out["cache_bytes"] = self._agents.max_bytes
         return out
 
     # --- connections ------------------------------------------------------------------------
