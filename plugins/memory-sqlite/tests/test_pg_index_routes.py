@@ -203,3 +203,32 @@ def test_index_min_share_must_be_a_share(value: Any) -> None:
     with pytest.raises(ConfigError,
                        match=r"memory\.postgres\.index_min_share: expected a number"):
         structure({"index_min_share": value}, PostgresStoreConfig, path="memory.postgres")
+
+
+def test_a_search_cancelled_while_the_server_answers_leaves_the_store_usable(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    """The ids statement runs in a task of its own while the cache's keyword hits are
+    found; cancelling the search at any point cancels that task too."""
+    data = corpus(800, "solo", seed=12)
+
+    async def main() -> None:
+        clock = Clock()
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
+        ours = make_manager(store, clock, max_entries=None)
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        for manager in (ours, exact):
+            await manager.store_many(data, batch_size=400)
+        spec = {"query": "w3 w4 w5", "limit": 5}
+        await results(ours, "solo", spec)
+        await wait_cached(store, "solo")
+        cancelled = 0
+        for i in range(40):
+            with anyio.move_on_after(0.0002 * i) as scope:
+                await ours.search_memories("solo", **spec)
+            cancelled += scope.cancelled_caught
+            assert await results(ours, "solo", spec) == await results(exact, "solo", spec)
+        assert cancelled, "no search was cancelled: the test proves nothing"
+        assert store.search_paths["pgvector, rows cached"] >= 40
+        await ours.aclose()
+
+    anyio.run(main)

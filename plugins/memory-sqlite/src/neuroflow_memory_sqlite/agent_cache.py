@@ -92,6 +92,7 @@ class AgentColumns:
         self.token_row = np.zeros(0, dtype=np.int32)
         self.token_n = 0
         self.token_dead = 0
+        self._top: float | None = None
 
     def clone(self) -> AgentColumns:
         """A copy to update, so that columns already handed out never change."""
@@ -134,6 +135,13 @@ class AgentColumns:
         rows = self.token_row[np.concatenate(slots) if len(slots) > 1 else slots[0]]
         counts = np.bincount(rows[rows >= 0], minlength=n)[:n]
         return counts / len(words)
+
+    def top_importance(self) -> float:
+        """The highest importance of any cached row (1.0 when there is none); computed
+        once, as cached columns never change."""
+        if self._top is None:
+            self._top = float(self.importance[: self.n].max()) if self.n else 1.0
+        return self._top
 
     def keyword_hits(self, words: Sequence[str]) -> tuple[Any, Any]:
         """The rows holding any of ``words`` (distinct), ascending, and the fraction of

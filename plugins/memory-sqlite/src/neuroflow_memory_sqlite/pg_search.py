@@ -33,15 +33,17 @@ vectors are sent as binary ``real[]`` parameters (:class:`Float4Array`), cast to
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -56,6 +58,7 @@ from neuroflow_memory_sqlite.agent_cache import (
 )
 
 log = logging.getLogger("neuroflow.memory")
+T = TypeVar("T")
 
 _BACKFILL_CHUNK = 1000
 #: :meth:`PgSearch._ids_result`: the cache does not hold what the statement saw.
@@ -526,8 +529,10 @@ class PgSearch:
             if cols is not None and cols.dim == dim:
                 sql, params = self._ids_sql(query, now, words, vec, int(limit), embedder,
                                             gated)
-                rows = await self._fetch(sql, params)  # type: ignore[attr-defined]
-                found = self._ids_result(rows, cols, query, now, words, dim, int(limit),
+                # The cache's keyword hits are found while the server runs the statement.
+                rows, hits = await self._overlapped(
+                    sql, params, lambda: cols.keyword_hits(words) if words else None)
+                found = self._ids_result(rows, cols, hits, query, now, dim, int(limit),
                                          embedder, gated, epoch)
                 if found is not _STALE:
                     return found  # type: ignore[return-value]
@@ -570,8 +575,9 @@ class PgSearch:
         """:meth:`_nearest_sql` for an agent whose rows are cached: ids only.  Rows ``(1,
         id, distance, NULL...)`` of the index's ``limit`` nearest, with tags ``(2, id,
         NULL...)`` of every keyword hit (without tags the cache's word index finds them),
-        and one row ``(0, entries, top importance, changes, deletes, table's entries)``
-        (the agent's counts row: none when it has no entries)."""
+        and one row ``(0, entries, NULL, changes, deletes, table's entries)`` (the agent's
+        counts row: none when it has no entries; the top importance comes from the
+        cache)."""
         assert query.agent_id is not None
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
@@ -592,19 +598,44 @@ class PgSearch:
             params["tsq"] = " | ".join(words)
             parts.append("(" + self.keyword_sql(  # type: ignore[attr-defined]
                 f"2, id, NULL::float8, {blanks}", where) + ")")
-        parts.append(f"SELECT 0, n, (SELECT max(importance) FROM {e} WHERE agent_id = "
-                     f":agent_id), changes, deletes, (SELECT n FROM {c} WHERE scope = '') "
-                     f"FROM {c} WHERE scope = :agent_id")
+        parts.append(f"SELECT 0, n, NULL::float8, changes, deletes, (SELECT n FROM {c} "
+                     f"WHERE scope = '') FROM {c} WHERE scope = :agent_id")
         return " UNION ALL ".join(parts), params
 
+    async def _overlapped(self, sql: str, params: dict[str, Any], work: Callable[[], T]
+                          ) -> tuple[list[Any], T]:
+        """The rows of one read and ``work()``, run while the server answers the read
+        (under asyncio: the read is sent first, then ``work`` runs while the loop would
+        otherwise wait for the server; elsewhere one after the other)."""
+        fetch: Any = self._fetch  # type: ignore[attr-defined]
+        try:
+            asyncio.get_running_loop()
+            inside_task = asyncio.current_task() is not None
+        except RuntimeError:
+            inside_task = False
+        if not inside_task:
+            rows = await fetch(sql, params)
+            return rows, work()
+        task = asyncio.ensure_future(fetch(sql, params))
+        try:
+            await asyncio.sleep(0)  # the task sends the statement and waits for the reply
+            done = work()
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+        return await task, done
+
     def _ids_result(
-        self, rows: list[Any], cols: AgentColumns, query: MemoryQuery, now: float,
-        words: Sequence[str] | None, dim: int, limit: int, model: str | None, gated: bool,
-        epoch: int,
+        self, rows: list[Any], cols: AgentColumns, hits: tuple[Any, Any] | None,
+        query: MemoryQuery, now: float, dim: int, limit: int, model: str | None,
+        gated: bool, epoch: int,
     ) -> tuple[Candidates, float, float] | object | None:
-        """Candidates from the rows of :meth:`_ids_sql` and the agent's cached columns
-        ``cols``; ``None`` as :meth:`_nearest_result`; ``_STALE`` when the cache does not
-        hold what the statement saw (the caller reads whole rows)."""
+        """Candidates from the rows of :meth:`_ids_sql`, the agent's cached columns
+        ``cols`` and their keyword ``hits`` (``AgentColumns.keyword_hits``; ``None``
+        without query words); ``None`` as :meth:`_nearest_result`; ``_STALE`` when the
+        cache does not hold what the statement saw (the caller reads whole rows)."""
         agent = cols.agent_id
         near: list[tuple[int, float]] = []
         hit_ids: list[int] = []
@@ -628,7 +659,7 @@ class PgSearch:
         if len(near) < limit and len(near) < entries:
             return None  # as in _nearest_result
         semantic_out = -max(d for _, d in near) if len(near) >= limit else 0.0
-        importance_out = float(meta[2]) if meta[2] is not None else 1.0
+        importance_out = cols.top_importance()
         position = cols.position
         found = [position(rid) for rid, _ in near]
         if query.tags:
@@ -637,8 +668,8 @@ class PgSearch:
             return _STALE
         pos = np.fromiter(found, dtype=np.int64, count=len(found))
         keyword = None
-        if words:
-            hit_rows, hit_scores = cols.keyword_hits(words)
+        if hits is not None:
+            hit_rows, hit_scores = hits
             if not query.tags:
                 pos = np.concatenate((pos, hit_rows))
         pos = np.unique(pos)
@@ -651,7 +682,7 @@ class PgSearch:
             mask &= cols.updated_at[pos] < query.until
         if not bool(mask.all()):
             pos = pos[mask]
-        if words:
+        if hits is not None:
             # Each candidate's score among the hits (rows and candidates both ascending).
             at = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
             keyword = np.where(hit_rows[at] == pos, hit_scores[at], 0.0) if len(hit_rows) \
