@@ -76,17 +76,25 @@ def pgvector_store(url: str, prefix: str, **options: Any) -> SqlStore:
                                         vector_search="pgvector", **options))
 
 
+async def loaded(url: str, prefix: str, clock: Clock, data: list[dict[str, Any]]
+                 ) -> tuple[SqlStore, Any, Any]:
+    """A pgvector store searching every agent by index, its manager and an in-memory
+    manager, both holding ``data``."""
+    store = pgvector_store(url, prefix, index_min_entries=1)
+    ours = make_manager(store, clock, max_entries=None)
+    exact = make_manager(InMemoryStore(), clock, max_entries=None)
+    for manager in (ours, exact):
+        await manager.store_many(data, batch_size=400)
+    return store, ours, exact
+
+
 def test_ids_from_the_index_and_rows_from_the_cache_give_the_exact_search(
         pgvector_url: str, pgv_prefix: str) -> None:
     data = corpus(1200, "solo", seed=3)
 
     async def main() -> None:
         clock = Clock()
-        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
-        ours = make_manager(store, clock, max_entries=None)
-        exact = make_manager(InMemoryStore(), clock, max_entries=None)
-        for manager in (ours, exact):
-            await manager.store_many(data, batch_size=400)
+        store, ours, exact = await loaded(pgvector_url, pgv_prefix, clock, data)
         clock.now += 10
         for manager in (ours, exact):
             await manager.store_memory("solo", "late", {"text": "w1 w2 w3 late"},
@@ -213,11 +221,7 @@ def test_a_search_cancelled_while_the_server_answers_leaves_the_store_usable(
 
     async def main() -> None:
         clock = Clock()
-        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
-        ours = make_manager(store, clock, max_entries=None)
-        exact = make_manager(InMemoryStore(), clock, max_entries=None)
-        for manager in (ours, exact):
-            await manager.store_many(data, batch_size=400)
+        store, ours, exact = await loaded(pgvector_url, pgv_prefix, clock, data)
         spec = {"query": "w3 w4 w5", "limit": 5}
         await results(ours, "solo", spec)
         await wait_cached(store, "solo")

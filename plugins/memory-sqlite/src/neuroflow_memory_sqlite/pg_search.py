@@ -568,6 +568,23 @@ class PgSearch:
         return (f"COALESCE((SELECT n >= :least AND (n >= :share * (SELECT n FROM {c} WHERE "
                 f"scope = '') OR n > :fit) FROM {c} WHERE scope = :agent_id), false)")
 
+    def _index_conditions(
+        self, query: MemoryQuery, now: float, vector: Any, model: str | None, gated: bool,
+    ) -> tuple[str, str, str, dict[str, Any]]:
+        """The parts both index statements share: the query's conditions (with ``gated``,
+        :meth:`_gate_sql` too), those plus the embedder's for the index rows, the distance
+        to the query vector ``:q``, and the parameters."""
+        dim = int(vector.shape[0])
+        where, params = self._where(query, now)  # type: ignore[attr-defined]
+        params["q"] = self._vector_param(vector)
+        if gated:
+            where += " AND " + self._gate_sql(dim, params)
+        ann_where = where
+        if model is not None:
+            ann_where += " AND (model IS NULL OR model = :model)"
+            params["model"] = model
+        return where, ann_where, f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))", params
+
     def _ids_sql(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
         limit: int, model: str | None, gated: bool,
@@ -582,15 +599,8 @@ class PgSearch:
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
         c = self.t_counts  # type: ignore[attr-defined]
-        where, params = self._where(query, now)  # type: ignore[attr-defined]
-        params["q"] = self._vector_param(vector)
-        if gated:
-            where += " AND " + self._gate_sql(dim, params)
-        ann_where = where
-        if model is not None:
-            ann_where += " AND (model IS NULL OR model = :model)"
-            params["model"] = model
-        distance = f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))"
+        where, ann_where, distance, params = self._index_conditions(
+            query, now, vector, model, gated)
         blanks = "NULL::bigint, NULL::bigint, NULL::bigint"
         parts = [f"(SELECT 1, id, {distance}, {blanks} FROM {e} WHERE {ann_where} AND "
                  f"dim = {dim} ORDER BY {distance} LIMIT {limit})"]
@@ -753,15 +763,8 @@ class PgSearch:
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
         c = self.t_counts  # type: ignore[attr-defined]
-        where, params = self._where(query, now)  # type: ignore[attr-defined]
-        params["q"] = self._vector_param(vector)
-        if gated:
-            where += " AND " + self._gate_sql(dim, params)
-        ann_where = where
-        if model is not None:
-            ann_where += " AND (model IS NULL OR model = :model)"
-            params["model"] = model
-        distance = f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))"
+        where, ann_where, distance, params = self._index_conditions(
+            query, now, vector, model, gated)
         row = f"{_RANK}, {_ENTRY}"
         parts = [f"(SELECT 1, {row}, {distance}, NULL::bigint FROM {e} WHERE {ann_where} "
                  f"AND dim = {dim} ORDER BY {distance} LIMIT {limit})"]
