@@ -390,6 +390,7 @@ def test_fewer_index_rows_than_asked_count_as_every_match_only_when_they_are() -
     than asked although more match.  Fewer rows than asked are taken as every match only
     when the agent has no more rows; otherwise the search goes to the exact path."""
     from neuroflow.memory import MemoryQuery
+    from neuroflow_memory_sqlite.pg_search import _split
 
     store = SqlStore(PostgresStoreConfig(url="postgresql+psycopg://nobody@127.0.0.1:1/x",
                                          vector_search="pgvector"))
@@ -404,12 +405,14 @@ def test_fewer_index_rows_than_asked_count_as_every_match_only_when_they_are() -
                 (0, entries, None, None, 0.9, *[None] * 11)]
 
     query = MemoryQuery(agent_id="a")
-    assert store._nearest_result(found(3, 50), query, None, 4, 40, None, None, 0) is None
-    cands, semantic_out, importance_out = store._nearest_result(
-        found(3, 3), query, None, 4, 40, None, None, 0)
+
+    def result(rows: list[tuple[Any, ...]]) -> Any:
+        return store._nearest_result(*_split(rows), query, None, 4, 40, None, 0)
+
+    assert result(found(3, 50)) is None
+    cands, semantic_out, importance_out = result(found(3, 3))
     assert list(cands.keys) == ["k0", "k1", "k2"] and semantic_out == 0.0
     assert importance_out == 0.9 and cands.vectors.tolist() == [[1, 0, 0, 0]] * 3
     # As many as asked: the worst of them bounds what was left out.
-    _, semantic_out, _ = store._nearest_result(found(40, 500), query, None, 4, 40, None,
-                                               None, 0)
+    _, semantic_out, _ = result(found(40, 500))
     assert semantic_out == 0.5

@@ -236,3 +236,75 @@ def test_a_search_cancelled_while_the_server_answers_leaves_the_store_usable(
         await ours.aclose()
 
     anyio.run(main)
+
+
+def test_a_delete_between_the_counters_and_the_refresh_is_not_missed(
+        postgres_url: str, pg_prefix: str) -> None:
+    """A refresh reads the agent's counters, then the changed rows in one snapshot.  A
+    delete committed in between must still drop its row from the cache: had the refresh
+    trusted the first read ("no deletes"), the cache would keep the deleted entry under
+    counters that say it is current, and every later search would return it."""
+    async def main() -> None:
+        clock = Clock()
+        store = SqlStore(PostgresStoreConfig(url=postgres_url, table_prefix=pg_prefix,
+                                             vector_search="cache"))
+        other = SqlStore(PostgresStoreConfig(url=postgres_url, table_prefix=pg_prefix,
+                                             vector_search="cache"))
+        ours = make_manager(store, clock, max_entries=None)
+        writer = make_manager(other, clock, max_entries=None)
+        await writer.store_many(corpus(50, "solo", seed=13), batch_size=50)
+        await writer.store_memory("solo", "doomed", {"text": "zebra quartz"})
+        assert [e.key for e in await ours.search_memories("solo", "zebra quartz",
+                                                            limit=1)] == ["doomed"]
+        await writer.store_memory("solo", "newer", {"text": "w1"})  # the cache is stale
+        original = store._snapshot
+        raced = []
+
+        def snapshot_after_a_delete(*args: Any, **kwargs: Any) -> Any:
+            if not raced:
+                raced.append(anyio.from_thread.run(writer.delete_memory, "solo", "doomed"))
+            return original(*args, **kwargs)
+
+        store._snapshot = snapshot_after_a_delete  # type: ignore[method-assign]
+        await ours.search_memories("solo", "w1", limit=1)  # refreshes the cache
+        assert raced == [True]
+        for _ in range(2):
+            found = await ours.search_memories("solo", "zebra quartz", limit=5)
+            assert "doomed" not in [e.key for e in found]
+        await ours.aclose()
+        await writer.aclose()
+
+    anyio.run(main)
+
+
+def test_the_cache_filler_never_evicts_and_starts_again_after_a_reopen(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    """Agents on the cache path stay cached beside an index agent too big to fit with
+    them (a background fill that evicted them would make every search re-read them);
+    a store closed and used again fills caches again."""
+    data = corpus(900, "big", seed=14) + [
+        item for i in range(3) for item in corpus(60, f"small{i}", seed=15 + i)]
+
+    async def main() -> None:
+        clock = Clock()
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=50,
+                               cache_entries=1000)
+        manager = make_manager(store, clock, max_entries=None)
+        await manager.store_many(data, batch_size=500)
+        for _ in range(3):
+            for agent in ("big", "small0", "small1", "small2"):
+                await manager.search_memories(agent, "w1 w2", limit=3)
+                while store._warmers:
+                    await anyio.sleep(0.01)
+        assert {a for a in ("big", "small0", "small1", "small2")
+                if store._agents.get(a) is not None} == {"small0", "small1", "small2"}
+        assert store.search_paths["cache"] == 9  # small agents were filled once each
+        assert store._agents.entries() == 180
+        await manager.aclose()
+        await manager.search_memories("big", "w1 w2", limit=3)  # reopens the store
+        await wait_cached(store, "big")  # the small agents' cache went with the close
+        await manager.search_memories("big", "w1 w2", limit=3)
+        assert store.search_paths["pgvector, rows cached"] >= 1
+        await manager.aclose()
+
+    anyio.run(main)

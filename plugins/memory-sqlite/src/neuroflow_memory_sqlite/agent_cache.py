@@ -449,6 +449,16 @@ class VectorCache:
                     self._rows > self.max_entries or self._bytes > self.max_bytes):
                 self._pop(next(iter(self._agents)))
 
+    def has_room(self, agent_id: str, rows: int, dim: int | None) -> bool:
+        """Whether ``rows`` rows of this agent (estimated as :meth:`fits` does) fit beside
+        every other agent cached now, without dropping any."""
+        with self.lock:
+            held = self._agents.get(agent_id)
+            other_rows = self._rows - (held.n if held is not None else 0)
+            other_bytes = self._bytes - (held.nbytes() if held is not None else 0)
+        return self.fits(rows, dim) and other_rows + rows <= self.max_entries and \
+            other_bytes + rows * ((dim or 0) * 4 + ROW_OVERHEAD) <= self.max_bytes
+
     def drop(self, agent_id: str) -> None:
         """Forget one agent."""
         with self.lock:

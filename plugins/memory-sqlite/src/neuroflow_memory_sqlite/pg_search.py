@@ -61,11 +61,7 @@ log = logging.getLogger("neuroflow.memory")
 T = TypeVar("T")
 
 _BACKFILL_CHUNK = 1000
-#: :meth:`PgSearch._ids_result`: the cache does not hold what the statement saw.
-_STALE = object()
-_RANK = "id, agent_id, key, importance, updated_at, embedding, dim, model"
 _FILTER = ", value, tags, created_at, expires_at, version"
-_ENTRY = "value, tags, created_at, expires_at, version"
 _FLOAT4_OID, _FLOAT4_ARRAY_OID = 700, 1021
 
 
@@ -322,8 +318,12 @@ class PgSearch:
 
     # --- the per-agent cache ------------------------------------------------------------
 
-    def _snapshot(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
-        """Rows of several read statements seen in one consistent snapshot."""
+    def _snapshot(
+        self, statements: Sequence[tuple[str, dict[str, Any]]],
+        then: Callable[[list[Any]], Sequence[tuple[str, dict[str, Any]]]] | None = None,
+    ) -> list[list[Any]]:
+        """Rows of several read statements seen in one consistent snapshot; ``then``, given
+        the first statement's rows, names more statements to read in it."""
         read_engine: Any = self._read_engine  # type: ignore[attr-defined]
         if read_engine is None:
             raise MemoryStoreError("memory store is closed")
@@ -337,9 +337,13 @@ class PgSearch:
                 # Binary results: a cache fill reads every embedding of the agent, and
                 # hex-decoding bytea would cost more than reading it.
                 binary = {"binary": True} if self._psycopg else {}
-                for sql, params in statements:
+                todo = list(statements)
+                while todo:
+                    sql, params = todo.pop(0)
                     cur.execute(self._driver(sql), params, **binary)  # type: ignore
                     out.append(cur.fetchall())
+                    if then is not None and len(out) == 1:
+                        todo += then(out[0])
                 cur.execute("COMMIT")
                 return out
             finally:
@@ -388,9 +392,15 @@ class PgSearch:
                           (f"SELECT {ROW_COLUMNS} FROM {e} WHERE agent_id = :a AND "
                            "seq > :last",
                            {"a": agent_id, "last": -1 if fresh else columns.changes})]
-            if not fresh and columns.deletes != deletes:
-                statements.append((f"SELECT id FROM {e} WHERE agent_id = :a", {"a": agent_id}))
-            found = self._snapshot(statements)
+
+            def after_deletes(counts: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+                # Decided on the snapshot's own counters: a delete committed after the
+                # probe above but before the snapshot must be seen too.
+                if fresh or _split_probe(counts)[0][1] == columns.deletes:
+                    return []
+                return [(f"SELECT id FROM {e} WHERE agent_id = :a", {"a": agent_id})]
+
+            found = self._snapshot(statements, then=after_deletes)
             columns.upsert(found[1])
             if len(found) > 2:
                 columns.keep_only([r[0] for r in found[2]])
@@ -500,7 +510,8 @@ class PgSearch:
 
         A search of one agent goes to the cache path instead when the agent has fewer
         than ``index_min_entries`` entries, or holds less than ``index_min_share`` of the
-        table and fits the cache (see :meth:`_by_index`).
+        table and fits the cache (see :meth:`_by_index`).  When the agent's rows are
+        cached, the statement returns ids only unless the agent changed since.
 
         Returns ``(candidates, semantic_out, importance_out)``: every entry left out has
         semantic similarity at most ``semantic_out`` (as far as the index finds), keyword
@@ -514,35 +525,47 @@ class PgSearch:
         dim = int(vec.shape[0])
         agent = query.agent_id
         gated = False
+        cached = None
         if agent is not None and self._agents.enabled:
             cached = self._agents.get(agent)
             if cached is not None and cached.n < self._least():
                 return None  # small when last seen: the cache path reads its count again
             known = self._sizes.get(agent)
             if known is None:
-                gated = True  # the statement decides, from the agent's and table's counts
+                # The statement decides, from the agent's and the table's counts.
+                gated = not self._sizes.uncacheable(agent)
             elif not self._by_index(agent, known[0], known[1], dim):
                 return None
+        cols = cached if cached is not None and cached.dim == dim and not query.filter \
+            else None
         epoch = self._writes  # type: ignore[attr-defined]
-        if agent is not None and not query.filter:
-            cols = self._agents.get(agent)
-            if cols is not None and cols.dim == dim:
-                sql, params = self._ids_sql(query, now, words, vec, int(limit), embedder,
-                                            gated)
-                # The cache's keyword hits are found while the server runs the statement.
-                rows, hits = await self._overlapped(
-                    sql, params, lambda: cols.keyword_hits(words) if words else None)
-                found = self._ids_result(rows, cols, hits, query, now, dim, int(limit),
-                                         embedder, gated, epoch)
-                if found is not _STALE:
-                    return found  # type: ignore[return-value]
-        sql, params = self._nearest_sql(query, now, words, vec, int(limit), embedder, gated)
-        rows = await self._fetch(sql, params)  # type: ignore[attr-defined]
-        found = self._nearest_result(rows, query, words, dim, int(limit), embedder, gated,
-                                     epoch)
-        if found is not None and agent is not None:
-            self._warm(agent, dim)
-        return found
+        sql, params = self._nearest_sql(query, now, words, vec, int(limit), embedder, gated,
+                                        cols)
+        if cols is not None and words:
+            # The cache's keyword hits are found while the server runs the statement.
+            rows, hits = await self._overlapped(sql, params, lambda: cols.keyword_hits(words))
+        else:
+            rows, hits = await self._fetch(sql, params), None  # type: ignore[attr-defined]
+        near, found, meta = _split(rows)
+        if meta is None:
+            if gated or agent is not None:
+                return None  # no entries (or a counts row missing): the cache path says so
+            meta = (0,) + (None,) * 15
+        entries = meta[1]
+        if agent is not None:
+            total = int(meta[15] or 0)
+            self._sizes.note(agent, int(entries), total)
+            if gated and not self._by_index(agent, int(entries), total, dim):
+                return None
+            counters = (int(meta[13]), int(meta[7]))
+            if cols is not None and counters == (cols.changes, cols.deletes):
+                return self._ids_result(near, found, cols, hits, entries, query, now, dim,
+                                        int(limit), embedder, epoch)
+            if cached is None or cached.dim != dim or \
+                    counters != (cached.changes, cached.deletes):
+                self._warm(agent, dim)
+        return self._nearest_result(near, found, meta, query, words, dim, int(limit),
+                                    embedder, epoch)
 
     def _least(self) -> int:
         return int(getattr(self.config, "index_min_entries", 2000))  # type: ignore[attr-defined]
@@ -551,7 +574,7 @@ class PgSearch:
         """Whether a search of ``agent`` (``entries`` of the table's ``total``) goes to the
         index: it has at least ``index_min_entries`` entries and either holds at least
         ``index_min_share`` of the table or does not fit the cache.  :meth:`_gate_sql` is
-        the same rule in SQL."""
+        the same rule in SQL (an agent recently found not to fit is not gated)."""
         if entries < self._least():
             return False
         share = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
@@ -568,13 +591,22 @@ class PgSearch:
         return (f"COALESCE((SELECT n >= :least AND (n >= :share * (SELECT n FROM {c} WHERE "
                 f"scope = '') OR n > :fit) FROM {c} WHERE scope = :agent_id), false)")
 
-    def _index_conditions(
-        self, query: MemoryQuery, now: float, vector: Any, model: str | None, gated: bool,
-    ) -> tuple[str, str, str, dict[str, Any]]:
-        """The parts both index statements share: the query's conditions (with ``gated``,
-        :meth:`_gate_sql` too), those plus the embedder's for the index rows, the distance
-        to the query vector ``:q``, and the parameters."""
+    def _nearest_sql(
+        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
+        limit: int, model: str | None, gated: bool, cols: AgentColumns | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """One statement (see :func:`_split` for its rows): the index's ``limit`` nearest
+        rows, every keyword hit (a hit among the nearest comes twice), and the counts.
+
+        ``gated``: the index and keyword parts run only when :meth:`_gate_sql` holds.
+        ``cols``: the agent's cached rows; then the rows' columns and the keyword hits
+        are read only when the agent's change counters differ from the cache's ("stale",
+        one small read of the counts table); otherwise the rows carry only their kind, id
+        and distance (and, with tags, the keyword hits' ids: the cache cannot test tags).
+        """
         dim = int(vector.shape[0])
+        e = self.t_entries  # type: ignore[attr-defined]
+        c = self.t_counts  # type: ignore[attr-defined]
         where, params = self._where(query, now)  # type: ignore[attr-defined]
         params["q"] = self._vector_param(vector)
         if gated:
@@ -583,34 +615,33 @@ class PgSearch:
         if model is not None:
             ann_where += " AND (model IS NULL OR model = :model)"
             params["model"] = model
-        return where, ann_where, f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))", params
-
-    def _ids_sql(
-        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
-        limit: int, model: str | None, gated: bool,
-    ) -> tuple[str, dict[str, Any]]:
-        """:meth:`_nearest_sql` for an agent whose rows are cached: ids only.  Rows ``(1,
-        id, distance, NULL...)`` of the index's ``limit`` nearest, with tags ``(2, id,
-        NULL...)`` of every keyword hit (without tags the cache's word index finds them),
-        and one row ``(0, entries, NULL, changes, deletes, table's entries)`` (the agent's
-        counts row: none when it has no entries; the top importance comes from the
-        cache)."""
-        assert query.agent_id is not None
-        dim = int(vector.shape[0])
-        e = self.t_entries  # type: ignore[attr-defined]
-        c = self.t_counts  # type: ignore[attr-defined]
-        where, ann_where, distance, params = self._index_conditions(
-            query, now, vector, model, gated)
-        blanks = "NULL::bigint, NULL::bigint, NULL::bigint"
-        parts = [f"(SELECT 1, id, {distance}, {blanks} FROM {e} WHERE {ann_where} AND "
-                 f"dim = {dim} ORDER BY {distance} LIMIT {limit})"]
-        if words and query.tags:
+        distance = f"vec::vector({dim}) <#> CAST(:q AS vector({dim}))"
+        head = ""
+        columns = [*_ROW_COLUMNS]
+        if cols is not None:
+            params["ch"], params["de"] = cols.changes, cols.deletes
+            head = (f"WITH s AS MATERIALIZED (SELECT COALESCE((SELECT changes <> :ch OR "
+                    f"deletes <> :de FROM {c} WHERE scope = :agent_id), true) AS stale) ")
+            columns = [f"CASE WHEN (SELECT stale FROM s) THEN {x} END" for x in columns]
+        row = ", ".join(columns)
+        parts = [f"(SELECT 1, id, {row}, {distance}, NULL::bigint FROM {e} WHERE "
+                 f"{ann_where} AND dim = {dim} ORDER BY {distance} LIMIT {limit})"]
+        if words:
             params["tsq"] = " | ".join(words)
+            count = matched_sql(words, params)
+            hit_where = where
+            if cols is not None:
+                count = f"CASE WHEN (SELECT stale FROM s) THEN {count} END"
+                if not query.tags:
+                    hit_where += " AND (SELECT stale FROM s)"
             parts.append("(" + self.keyword_sql(  # type: ignore[attr-defined]
-                f"2, id, NULL::float8, {blanks}", where) + ")")
-        parts.append(f"SELECT 0, n, NULL::float8, changes, deletes, (SELECT n FROM {c} "
-                     f"WHERE scope = '') FROM {c} WHERE scope = :agent_id")
-        return " UNION ALL ".join(parts), params
+                f"2, id, {row}, NULL::float8, {count}", hit_where) + ")")
+        if query.agent_id is not None:
+            top = f"(SELECT max(importance) FROM {e} WHERE agent_id = :agent_id)"
+            parts.append(f"SELECT 0, n, NULL, NULL, {top}, NULL, NULL, deletes, NULL, NULL, "
+                         f"NULL, NULL, NULL, changes, NULL, (SELECT n FROM {c} WHERE scope "
+                         f"= '') FROM {c} WHERE scope = :agent_id")
+        return head + " UNION ALL ".join(parts), params
 
     async def _overlapped(self, sql: str, params: dict[str, Any], work: Callable[[], T]
                           ) -> tuple[list[Any], T]:
@@ -638,45 +669,29 @@ class PgSearch:
         return await task, done
 
     def _ids_result(
-        self, rows: list[Any], cols: AgentColumns, hits: tuple[Any, Any] | None,
-        query: MemoryQuery, now: float, dim: int, limit: int, model: str | None,
-        gated: bool, epoch: int,
-    ) -> tuple[Candidates, float, float] | object | None:
-        """Candidates from the rows of :meth:`_ids_sql`, the agent's cached columns
+        self, near: list[Any], found: list[Any], cols: AgentColumns,
+        hits: tuple[Any, Any] | None, entries: int, query: MemoryQuery, now: float,
+        dim: int, limit: int, model: str | None, epoch: int,
+    ) -> tuple[Candidates, float, float] | None:
+        """Candidates from the index rows ``near`` and (with tags) keyword-hit rows
+        ``found`` of a statement that found the cache fresh, the agent's cached columns
         ``cols`` and their keyword ``hits`` (``AgentColumns.keyword_hits``; ``None``
-        without query words); ``None`` as :meth:`_nearest_result`; ``_STALE`` when the
-        cache does not hold what the statement saw (the caller reads whole rows)."""
-        agent = cols.agent_id
-        near: list[tuple[int, float]] = []
-        hit_ids: list[int] = []
-        meta = None
-        for r in rows:
-            if r[0] == 1:
-                near.append((r[1], r[2]))
-            elif r[0] == 2:
-                hit_ids.append(r[1])
-            else:
-                meta = r
-        if meta is None:
-            return None  # the agent has no entries: the cache path says so
-        entries, total = int(meta[1]), int(meta[5] or 0)
-        self._sizes.note(agent, entries, total)
-        if gated and not self._by_index(agent, entries, total, dim):
-            return None
-        if (int(meta[3]), int(meta[4])) != (cols.changes, cols.deletes):
-            self._warm(agent, dim)
-            return _STALE
+        without query words); ``None`` as :meth:`_nearest_result`."""
         if len(near) < limit and len(near) < entries:
             return None  # as in _nearest_result
-        semantic_out = -max(d for _, d in near) if len(near) >= limit else 0.0
-        importance_out = cols.top_importance()
+        semantic_out = -max(float(r[14]) for r in near) if len(near) >= limit else 0.0
         position = cols.position
-        found = [position(rid) for rid, _ in near]
+        at = [position(r[1]) for r in near]
         if query.tags:
-            found += [position(rid) for rid in hit_ids]
-        if None in found:
-            return _STALE
-        pos = np.fromiter(found, dtype=np.int64, count=len(found))
+            at += [position(r[1]) for r in found]
+        if None in at:
+            # Never while the counters match: should it happen, forget the cache and let
+            # the caller search exactly (which fills it again).
+            log.error("memory: the cache of agent %r lacks a row its counters say it "
+                      "holds; dropping it", cols.agent_id)
+            self._agents.drop(cols.agent_id)
+            return None
+        pos = np.fromiter(at, dtype=np.int64, count=len(at))
         keyword = None
         if hits is not None:
             hit_rows, hit_scores = hits
@@ -694,8 +709,8 @@ class PgSearch:
             pos = pos[mask]
         if hits is not None:
             # Each candidate's score among the hits (rows and candidates both ascending).
-            at = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
-            keyword = np.where(hit_rows[at] == pos, hit_scores[at], 0.0) if len(hit_rows) \
+            i = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
+            keyword = np.where(hit_rows[i] == pos, hit_scores[i], 0.0) if len(hit_rows) \
                 else np.zeros(len(pos))
         good = cols.dims[pos] == dim
         if model is not None:
@@ -708,121 +723,33 @@ class PgSearch:
         self.search_paths["pgvector"] += 1
         self.search_paths["pgvector, rows cached"] += 1
         return Candidates(
-            refs=CachedRefs(cols, pos, cols.n, epoch), agent_ids=[agent] * len(pos),
+            refs=CachedRefs(cols, pos, cols.n, epoch), agent_ids=[cols.agent_id] * len(pos),
             keys=[keys[i] for i in pos.tolist()], importance=cols.importance[pos],
             updated_at=cols.updated_at[pos],
             keyword=keyword if keyword is not None else np.zeros(len(pos)),
-            vectors=vectors), semantic_out, importance_out
-
-    def _warm(self, agent: str, dim: int) -> None:
-        """Bring the agent's cached rows up to date in a background thread, if the agent
-        fits the cache, so its next searches by index need only ids (one warmer per
-        agent at a time; a failure is logged and left for the next search)."""
-        known = self._sizes.get(agent)
-        if known is None or not self._agents.fits(known[0], dim) or \
-                self._sizes.uncacheable(agent) or self._closing:
-            return
-        with self._warm_lock:
-            if agent in self._warmers:
-                return
-            thread = threading.Thread(target=self._warm_run, args=(agent, dim),
-                                      name="nf-memory-warm", daemon=True)
-            self._warmers[agent] = thread
-        thread.start()
-
-    def _warm_run(self, agent: str, dim: int) -> None:
-        try:
-            if not self._closing:
-                self._agent_columns(agent, dim, self._probe_sql(MemoryQuery(agent_id=agent),
-                                                                0.0))
-        except Exception as exc:  # noqa: BLE001 - the next search tries again
-            log.debug("memory: filling the cache of agent %r failed: %s", agent, exc)
-        finally:
-            with self._warm_lock:
-                self._warmers.pop(agent, None)
-
-    def _stop_warming(self) -> None:
-        """Let no new warmer start and wait for the running ones (store closing)."""
-        self._closing = True
-        with self._warm_lock:
-            threads = list(self._warmers.values())
-        for thread in threads:
-            thread.join()
-
-    def _nearest_sql(
-        self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
-        limit: int, model: str | None, gated: bool,
-    ) -> tuple[str, dict[str, Any]]:
-        """One statement: the index's ``limit`` nearest rows (rows ``(1, id, agent_id, key,
-        importance, updated_at, embedding, dim, model, value, tags, created_at,
-        expires_at, version, distance, NULL)``), every keyword hit (rows ``(2, <the same
-        columns>, NULL, words matched)``; a hit among the nearest comes twice), and the
-        counts (one row ``(0, the agent's entries, NULL, NULL, the agent's top importance,
-        NULL..., the table's entries)``).  ``gated``: the index and keyword parts run only when
-        :meth:`_gate_sql` holds."""
-        dim = int(vector.shape[0])
-        e = self.t_entries  # type: ignore[attr-defined]
-        c = self.t_counts  # type: ignore[attr-defined]
-        where, ann_where, distance, params = self._index_conditions(
-            query, now, vector, model, gated)
-        row = f"{_RANK}, {_ENTRY}"
-        parts = [f"(SELECT 1, {row}, {distance}, NULL::bigint FROM {e} WHERE {ann_where} "
-                 f"AND dim = {dim} ORDER BY {distance} LIMIT {limit})"]
-        if words:
-            params["tsq"] = " | ".join(words)
-            count = matched_sql(words, params)
-            parts.append("(" + self.keyword_sql(  # type: ignore[attr-defined]
-                f"2, {row}, NULL::float8, {count}", where) + ")")
-        if query.agent_id is not None:
-            top = f"(SELECT max(importance) FROM {e} WHERE agent_id = :agent_id)"
-            entries = f"(SELECT n FROM {c} WHERE scope = :agent_id)"
-            total = f"(SELECT n FROM {c} WHERE scope = '')"
-        else:
-            top, entries, total = "1.0::double precision", "NULL::bigint", "NULL::bigint"
-        blanks = ", ".join(["NULL"] * 10)
-        parts.append(f"SELECT 0, {entries}, NULL, NULL, {top}, {blanks}, {total}")
-        return " UNION ALL ".join(parts), params
+            vectors=vectors), semantic_out, cols.top_importance()
 
     def _nearest_result(
-        self, rows: list[Any], query: MemoryQuery, words: Sequence[str] | None, dim: int,
-        limit: int, model: str | None, gated: bool, epoch: int,
+        self, near: list[Any], found: list[Any], meta: Sequence[Any], query: MemoryQuery,
+        words: Sequence[str] | None, dim: int, limit: int, model: str | None, epoch: int,
     ) -> tuple[Candidates, float, float] | None:
-        """Candidates from the rows of :meth:`_nearest_sql` (``None``: not decided by the
-        index; the caller searches exactly)."""
-        # (kind, id, agent_id, key, importance, updated_at, embedding, dim, model, value,
-        #  tags, created_at, expires_at, version, distance, words matched)
-        data: list[Any] = []
-        hits: list[Any] = []
-        meta = None
-        for r in rows:
-            kind = r[0]
-            if kind == 1:
-                data.append(r)
-            elif kind == 2:
-                hits.append(r)
-            else:
-                meta = r
-        entries = meta[1] if meta is not None else None
-        agent = query.agent_id
-        if agent is not None and entries is not None and meta is not None:
-            total = int(meta[15] or 0)
-            self._sizes.note(agent, int(entries), total)
-            if gated and not self._by_index(agent, int(entries), total, dim):
-                return None
-        elif gated:
-            return None  # no entries at all
-        importance_out = float(meta[4]) if meta is not None and meta[4] is not None else 1.0
-        near = len(data)
-        if near < limit and (entries is None or near < entries):
+        """Candidates from whole index rows ``near`` and keyword-hit rows ``found`` (see
+        :func:`_split`) and the counts row ``meta`` (``None``: not decided by the index;
+        the caller searches exactly)."""
+        entries = meta[1]
+        importance_out = float(meta[4]) if meta[4] is not None else 1.0
+        count = len(near)
+        if count < limit and (entries is None or count < entries):
             # Fewer than asked: every match, or an index scan that stopped early (at
             # hnsw.max_scan_tuples, say) - known only when the agent has no more rows.
             return None
         # Relaxed-order index scans may return the nearest slightly out of order.
-        semantic_out = -max(float(r[14]) for r in data) if near >= limit else 0.0
-        matched: list[Any] = [None] * near
-        if hits:
-            at = {r[1]: i for i, r in enumerate(data)}
-            for h in hits:
+        semantic_out = -max(float(r[14]) for r in near) if count >= limit else 0.0
+        data = list(near)
+        matched: list[Any] = [None] * count
+        if found:
+            at = {r[1]: i for i, r in enumerate(near)}
+            for h in found:
                 i = at.get(h[1])
                 if i is None:
                     data.append(h)
@@ -856,6 +783,69 @@ class PgSearch:
                                 dtype=np.float64, count=n),
             vectors=vectors), semantic_out, importance_out
 
+    def _warm(self, agent: str, dim: int) -> None:
+        """Bring the agent's cached rows up to date in a background thread, so its next
+        searches by index need only ids: only when the agent fits the cache beside what
+        it holds (a fill never evicts other agents), and one filler per store at a time
+        (it holds a connection; a later search asks again).  A failure is logged."""
+        known = self._sizes.get(agent)
+        if known is None or self._sizes.uncacheable(agent) or \
+                not self._agents.has_room(agent, known[0], dim):
+            return
+        with self._warm_lock:
+            if self._closing or self._warmers:
+                return
+            thread = threading.Thread(target=self._warm_run, args=(agent, dim),
+                                      name="nf-memory-warm", daemon=True)
+            self._warmers[agent] = thread
+            thread.start()
+
+    def _warm_run(self, agent: str, dim: int) -> None:
+        try:
+            if not self._closing:
+                self._agent_columns(agent, dim, self._probe_sql(MemoryQuery(agent_id=agent),
+                                                                0.0))
+        except Exception as exc:  # noqa: BLE001 - the next search tries again
+            log.debug("memory: filling the cache of agent %r failed: %s", agent, exc)
+        finally:
+            with self._warm_lock:
+                self._warmers.pop(agent, None)
+
+    def _stop_warming(self) -> None:
+        """Let no new filler start and wait for the running one (the store closes)."""
+        with self._warm_lock:
+            self._closing = True
+            threads = list(self._warmers.values())
+        for thread in threads:
+            thread.join()
+
+
+#: The columns of an entry row in a search statement, after its kind and id.
+_ROW_COLUMNS = ("agent_id", "key", "importance", "updated_at", "embedding", "dim", "model",
+                "value", "tags", "created_at", "expires_at", "version")
+
+
+def _split(rows: list[Any]) -> tuple[list[Any], list[Any], Any]:
+    """The rows of :meth:`PgSearch._nearest_sql` by kind: index rows ``(1, id, agent_id,
+    key, importance, updated_at, embedding, dim, model, value, tags, created_at,
+    expires_at, version, distance, NULL)``, keyword hits ``(2, <the same>, NULL, words
+    matched)`` (every column but the id ``NULL`` when the cache was fresh) and the counts
+    row ``(0, the agent's entries, NULL, NULL, its top importance, NULL, NULL, its delete
+    counter, NULL..., its change counter, NULL, the table's entries)`` or ``None`` (the
+    agent has no counts row)."""
+    near: list[Any] = []
+    found: list[Any] = []
+    meta = None
+    for r in rows:
+        kind = r[0]
+        if kind == 1:
+            near.append(r)
+        elif kind == 2:
+            found.append(r)
+        else:
+            meta = r
+    return near, found, meta
+
 
 class RowRefs(Sequence[RowRef]):
     """The refs of a pgvector search: rows of :meth:`PgSearch._nearest_sql` (``(kind, id,
@@ -886,6 +876,8 @@ class AgentSizes:
 
     MAX = 65_536
     TTL = 10.0
+    #: How long an agent found too big for the cache (by its texts) stays so.
+    UNCACHEABLE_TTL = 300.0
 
     def __init__(self) -> None:
         self._known: dict[str, tuple[int, int, float]] = {}
@@ -913,7 +905,7 @@ class AgentSizes:
     def uncacheable(self, agent: str) -> bool:
         """Whether the agent recently did not fit the cache."""
         when = self._uncacheable.get(agent)
-        return when is not None and time.monotonic() - when <= self.TTL
+        return when is not None and time.monotonic() - when <= self.UNCACHEABLE_TTL
 
 
 def _entry_of(row: Sequence[Any], **known: Any) -> MemoryEntry:

@@ -517,6 +517,8 @@ class SqlStore(PgSearch):
                 engine.dispose()
                 raise
             self._writer = engine.execution_options(neuroflow_write=True)
+            with self._warm_lock:
+                self._closing = False  # reopened after aclose: fill caches again
             if self._pg:
                 try:
                     self._setup_vectors(engine)
