@@ -215,8 +215,8 @@ def test_index_min_share_must_be_a_share(value: Any) -> None:
 
 def test_a_search_cancelled_while_the_server_answers_leaves_the_store_usable(
         pgvector_url: str, pgv_prefix: str) -> None:
-    """The ids statement runs in a task of its own while the cache's keyword hits are
-    found; cancelling the search at any point cancels that task too."""
+    """Cancelling a search on the ids path at any point (the statement in flight, the
+    loop connection busy) leaves the store answering exactly."""
     data = corpus(800, "solo", seed=12)
 
     async def main() -> None:

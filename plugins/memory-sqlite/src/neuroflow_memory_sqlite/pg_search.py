@@ -33,8 +33,6 @@ vectors are sent as binary ``real[]`` parameters (:class:`Float4Array`), cast to
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import struct
@@ -43,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import numpy as np
@@ -58,7 +56,6 @@ from neuroflow_memory_sqlite.agent_cache import (
 )
 
 log = logging.getLogger("neuroflow.memory")
-T = TypeVar("T")
 
 _BACKFILL_CHUNK = 1000
 _FILTER = ", value, tags, created_at, expires_at, version"
@@ -541,11 +538,7 @@ class PgSearch:
         epoch = self._writes  # type: ignore[attr-defined]
         sql, params = self._nearest_sql(query, now, words, vec, int(limit), embedder, gated,
                                         cols)
-        if cols is not None and words:
-            # The cache's keyword hits are found while the server runs the statement.
-            rows, hits = await self._overlapped(sql, params, lambda: cols.keyword_hits(words))
-        else:
-            rows, hits = await self._fetch(sql, params), None  # type: ignore[attr-defined]
+        rows = await self._fetch(sql, params)  # type: ignore[attr-defined]
         near, found, meta = _split(rows)
         if meta is None:
             if gated or agent is not None:
@@ -559,6 +552,7 @@ class PgSearch:
                 return None
             counters = (int(meta[13]), int(meta[7]))
             if cols is not None and counters == (cols.changes, cols.deletes):
+                hits = cols.keyword_hits(words) if words else None
                 return self._ids_result(near, found, cols, hits, entries, query, now, dim,
                                         int(limit), embedder, epoch)
             if cached is None or cached.dim != dim or \
@@ -642,31 +636,6 @@ class PgSearch:
                          f"NULL, NULL, NULL, changes, NULL, (SELECT n FROM {c} WHERE scope "
                          f"= '') FROM {c} WHERE scope = :agent_id")
         return head + " UNION ALL ".join(parts), params
-
-    async def _overlapped(self, sql: str, params: dict[str, Any], work: Callable[[], T]
-                          ) -> tuple[list[Any], T]:
-        """The rows of one read and ``work()``, run while the server answers the read
-        (under asyncio: the read is sent first, then ``work`` runs while the loop would
-        otherwise wait for the server; elsewhere one after the other)."""
-        fetch: Any = self._fetch  # type: ignore[attr-defined]
-        try:
-            asyncio.get_running_loop()
-            inside_task = asyncio.current_task() is not None
-        except RuntimeError:
-            inside_task = False
-        if not inside_task:
-            rows = await fetch(sql, params)
-            return rows, work()
-        task = asyncio.ensure_future(fetch(sql, params))
-        try:
-            await asyncio.sleep(0)  # the task sends the statement and waits for the reply
-            done = work()
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            raise
-        return await task, done
 
     def _ids_result(
         self, near: list[Any], found: list[Any], cols: AgentColumns,
