@@ -308,3 +308,51 @@ def test_the_cache_filler_never_evicts_and_starts_again_after_a_reopen(
         await manager.aclose()
 
     anyio.run(main)
+
+
+def test_rows_of_another_embedder_count_as_not_similar_on_the_ids_path(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    """Two embedders with vectors of the same size write to one agent: from the cached
+    rows, each manager's search compares only its own embedder's vectors (the other's
+    rows still count by keyword), as the in-memory store does."""
+    from neuroflow import create_backend
+    from neuroflow.memory import MemoryConfig, MemoryManager
+
+    def manager_of(store: Any, clock: Clock, name: str | None) -> MemoryManager:
+        embedder = create_backend("embedder", "lexical")
+        if name is not None:
+            embedder.name = name
+        return MemoryManager(MemoryConfig(gc_interval_seconds=1e9, max_entries=None),
+                             store=store, embedder=embedder, clock=clock)
+
+    async def main() -> None:
+        clock = Clock()
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1)
+        exact = InMemoryStore()
+        pairs = [(manager_of(s, clock, None), manager_of(s, clock, "another-model"))
+                 for s in (store, exact)]
+        data = corpus(1000, "solo", seed=21)
+        for i in (0, 500):  # one entry of each embedder says exactly what is searched
+            data[i]["value"] = {"text": "zebra quartz"}
+        for first, second in pairs:
+            await first.store_many(data[:500])
+            await second.store_many(data[500:])
+        spec = {"query": "zebra quartz", "limit": 10, "explain": True}
+        await pairs[0][0].search_memories("solo", **spec)
+        await wait_cached(store, "solo")
+        before = store.search_paths["pgvector, rows cached"]
+        for i in (0, 1):
+            ours = await pairs[0][i].search_memories("solo", **spec)
+            want = await pairs[1][i].search_memories("solo", **spec)
+            assert [(e.key, round(e.score, 9), e.explain["semantic"]) for e in ours] == \
+                [(e.key, round(e.score, 9), e.explain["semantic"]) for e in want]
+            mine = {d["key"] for d in (data[:500] if i == 0 else data[500:])}
+            alien = [e for e in ours if e.key not in mine]
+            assert [e.key for e in alien][:1] == ["solo-500" if i == 0 else "solo-0"]
+            assert all(e.explain["semantic"] == 0 for e in alien)
+        # Candidates came from the cached rows (a search the index cannot decide goes on
+        # to the cache path, which must agree as well).
+        assert store.search_paths["pgvector, rows cached"] >= before + 2
+        await pairs[0][0].aclose()
+
+    anyio.run(main)

@@ -93,6 +93,8 @@ class AgentColumns:
         self.token_n = 0
         self.token_dead = 0
         self._top: float | None = None
+        self._soonest: float | None = None
+        self._models_used: frozenset[tuple[int, int]] | None = None
 
     def clone(self) -> AgentColumns:
         """A copy to update, so that columns already handed out never change."""
@@ -137,11 +139,33 @@ class AgentColumns:
         return counts / len(words)
 
     def top_importance(self) -> float:
-        """The highest importance of any cached row (1.0 when there is none); computed
-        once, as cached columns never change."""
+        """The highest importance of any cached row (1.0 when there is none).
+
+        This and :meth:`soonest_expiry` and :meth:`models_used` are computed once per
+        columns put in the cache, as those never change.
+        """
         if self._top is None:
             self._top = float(self.importance[: self.n].max()) if self.n else 1.0
         return self._top
+
+    def soonest_expiry(self) -> float:
+        """The earliest expiry of any cached row (``inf``: none expires)."""
+        if self._soonest is None:
+            self._soonest = float(self.expires_at[: self.n].min()) if self.n else np.inf
+        return self._soonest
+
+    def models_used(self) -> frozenset[tuple[int, int]]:
+        """The distinct (vector size, embedder code) pairs of the cached rows."""
+        if self._models_used is None:
+            n = self.n
+            self._models_used = frozenset(zip(self.dims[:n].tolist(), self.models[:n].tolist(),
+                                              strict=True))
+        return self._models_used
+
+    def positions(self, ids: Sequence[int]) -> list[int | None]:
+        """Where each of these row ids is (``None``: not cached)."""
+        get = self._pos.get
+        return [get(i) for i in ids]
 
     def keyword_hits(self, words: Sequence[str]) -> tuple[Any, Any]:
         """The rows holding any of ``words`` (distinct), ascending, and the fraction of

@@ -649,10 +649,9 @@ class PgSearch:
         if len(near) < limit and len(near) < entries:
             return None  # as in _nearest_result
         semantic_out = -max(float(r[14]) for r in near) if len(near) >= limit else 0.0
-        position = cols.position
-        at = [position(r[1]) for r in near]
+        at = cols.positions([r[1] for r in near])
         if query.tags:
-            at += [position(r[1]) for r in found]
+            at += cols.positions([r[1] for r in found])
         if None in at:
             # Never while the counters match: should it happen, forget the cache and let
             # the caller search exactly (which fills it again).
@@ -667,26 +666,29 @@ class PgSearch:
             if not query.tags:
                 pos = np.concatenate((pos, hit_rows))
         pos = np.unique(pos)
-        mask = cols.expires_at[pos] > now
-        if query.min_importance is not None:
-            mask &= cols.importance[pos] >= query.min_importance
-        if query.since is not None:
-            mask &= cols.updated_at[pos] >= query.since
-        if query.until is not None:
-            mask &= cols.updated_at[pos] < query.until
-        if not bool(mask.all()):
+        mask = None if cols.soonest_expiry() > now else cols.expires_at[pos] > now
+        for column, bound, above in ((cols.importance, query.min_importance, True),
+                                     (cols.updated_at, query.since, True),
+                                     (cols.updated_at, query.until, False)):
+            if bound is not None:
+                passes = column[pos] >= bound if above else column[pos] < bound
+                mask = passes if mask is None else mask & passes
+        if mask is not None and not bool(mask.all()):
             pos = pos[mask]
         if hits is not None:
             # Each candidate's score among the hits (rows and candidates both ascending).
             i = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
             keyword = np.where(hit_rows[i] == pos, hit_scores[i], 0.0) if len(hit_rows) \
                 else np.zeros(len(pos))
-        good = cols.dims[pos] == dim
-        if model is not None:
-            codes = cols.models[pos]
-            good &= (codes == cols.code_of(model)) | (codes == 0)
         vectors = cols.matrix[pos]
-        if not bool(good.all()):
+        wanted = {0, cols.code_of(model)} if model is not None else None
+        if any(d != dim or (wanted is not None and code not in wanted)
+               for d, code in cols.models_used()):
+            # Rows of another size or embedder count as not similar at all.
+            good = cols.dims[pos] == dim
+            if wanted is not None:
+                codes = cols.models[pos]
+                good &= (codes == cols.code_of(model)) | (codes == 0)
             vectors = vectors * good[:, None]
         keys = cols.keys
         self.search_paths["pgvector"] += 1
