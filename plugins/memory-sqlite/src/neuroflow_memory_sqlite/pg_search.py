@@ -11,13 +11,13 @@ uses it.
   scans keep filtered searches complete), adds every keyword hit, and scores them from
   their stored float32 embeddings exactly as an exact search would.  It also returns
   bounds on what the entries left out could score, so the ranker can tell whether the
-  candidates decide the top results or it must look further.  Two forms:
-  whole rows (:meth:`PgSearch._nearest_sql`: the candidates' rows, keyword hits and the
-  agent's counts in one statement, so the winners need no further query), and, once the
-  agent's rows are in the cache, ids only (:meth:`PgSearch._ids_sql`: the nearest ids and
-  the agent's change counters; while those equal the cache's, everything else comes from
-  the cache).  After a search by whole rows a background thread brings the agent's
-  cached rows up to date (:meth:`PgSearch._warm`).  An agent with fewer than
+  candidates decide the top results or it must look further.  One statement
+  (:meth:`PgSearch._nearest_sql`) returns the candidates' whole rows, the keyword hits
+  and the agent's counts, so the winners need no further query; once the agent's rows
+  are in the cache it carries the cache's change counters, and while they equal the
+  agent's it returns ids only and everything else comes from the cache.  After a search
+  by whole rows a background thread brings the agent's cached rows up to date
+  (:meth:`PgSearch._warm`).  An agent with fewer than
   ``index_min_entries`` entries, or under ``index_min_share`` of the table that fits the
   cache, is searched from the cache instead (:meth:`PgSearch._by_index`).
 * **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
