@@ -8,9 +8,10 @@ import random
 from typing import Any
 
 import numpy as np
+import pytest
 
 from neuroflow.memory.text import coverage
-from neuroflow_memory_sqlite.agent_cache import AgentColumns, CachedRefs, VectorCache
+from neuroflow_memory_sqlite.agent_cache import AgentColumns, CachedRefs, PickedKeys, VectorCache
 
 
 def row(rid: int, words: str, rnd: random.Random, dim: int = 4) -> tuple[Any, ...]:
@@ -96,3 +97,15 @@ def test_the_cache_stays_within_its_bounds() -> None:
     cols = AgentColumns("big", 4)
     cols.upsert([row(i, "w1 " * 50, rnd) for i in range(20)])
     assert not small.holds(cols) and small.fits(1, 4)
+
+
+def test_picked_keys_read_the_keys_at_their_positions() -> None:
+    keys = ["a", "b", "c", "d"]
+    picked = PickedKeys(keys, np.array([3, 0, 2]), 4)
+    assert len(picked) == 3 and list(picked) == ["d", "a", "c"]
+    assert picked[-1] == "c" and picked[0:2] == ["d", "a"]
+    first = PickedKeys(keys, None, 2)  # the first n rows
+    assert list(first) == ["a", "b"] and first[-1] == "b"
+    for bad in (3, -4):
+        with pytest.raises(IndexError):
+            picked[bad]

@@ -356,3 +356,53 @@ def test_rows_of_another_embedder_count_as_not_similar_on_the_ids_path(
         await pairs[0][0].aclose()
 
     anyio.run(main)
+
+
+class SameVector:
+    """Every text gets the same vector: similarities tie, so the order is decided by the
+    ranker's tie-breaks (recency, then key), which read the candidates' keys."""
+
+    dimension = 8
+    name = "same-8"
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        out[:, 0] = 1.0
+        return out
+
+
+@pytest.mark.parametrize(("least", "path"), [(10_000, "cache"),
+                                             (1, "pgvector, rows cached")])
+def test_ties_are_broken_by_key_on_cached_rows_as_in_the_exact_search(
+        pgvector_url: str, pgv_prefix: str, least: int, path: str) -> None:
+    """Equal scores everywhere: the top results are the lowest keys, on the cache path
+    and by index with the rows from the cache (keys shuffled on the way in)."""
+    keys = [f"k{i:03d}" for i in range(300)]
+    random.Random(9).shuffle(keys)
+    data = [{"agent_id": "solo", "key": k, "value": {"text": "same words"},
+             "importance": 0.5} for k in keys]
+
+    async def main() -> None:
+        clock = Clock()
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=least)
+        ours = make_manager(store, clock, embedder=SameVector(), max_entries=None)
+        exact = make_manager(InMemoryStore(), clock, embedder=SameVector(),
+                             max_entries=None)
+        for manager in (ours, exact):
+            await manager.store_many(data, batch_size=300)
+        clock.now += 10
+        spec = {"query": "same words", "limit": 7}
+        await results(ours, "solo", spec)
+        await wait_cached(store, "solo")
+        store.search_paths.clear()
+        for limit in (1, 7, 25):
+            spec["limit"] = limit
+            got = await results(ours, "solo", spec)
+            assert got == await results(exact, "solo", spec)
+            assert [k for k, _ in got] == sorted(keys)[:limit]
+        assert store.search_paths[path] == 3, store.search_paths
+        await ours.aclose()
+
+    anyio.run(main)

@@ -409,6 +409,28 @@ class CachedRefs(Sequence[CachedRef]):
         return CachedRef(self.cols, at, self.epoch)
 
 
+class PickedKeys(Sequence[str]):
+    """The keys of rows ``positions`` (``None``: the first ``n``) of an agent's cached
+    keys, looked up as the ranker asks (it reads only those it must order)."""
+
+    __slots__ = ("keys", "n", "positions")
+
+    def __init__(self, keys: list[str], positions: Any, n: int) -> None:
+        self.keys, self.positions, self.n = keys, positions, n
+
+    def __len__(self) -> int:
+        return self.n if self.positions is None else len(self.positions)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.keys[int(i) if self.positions is None else int(self.positions[i])]
+
+
 class VectorCache:
     """Agents' :class:`AgentColumns`, least recently used dropped beyond the bounds."""
 

@@ -52,6 +52,7 @@ from neuroflow_memory_sqlite.agent_cache import (
     ROW_COLUMNS,
     AgentColumns,
     CachedRefs,
+    PickedKeys,
     VectorCache,
 )
 
@@ -483,7 +484,7 @@ class PgSearch:
         if not bool(good.all()):
             matrix = matrix * good[:, None]
         vectors = matrix if pos is None else matrix[pos]
-        keys = cols.keys[:n] if pos is None else [cols.keys[i] for i in pos]
+        keys = PickedKeys(cols.keys, pos, n)
         self.search_paths["cache"] += 1
         return Candidates(refs=CachedRefs(cols, pos, n, epoch),
                           agent_ids=[cols.agent_id] * len(keys), keys=keys,
@@ -553,7 +554,7 @@ class PgSearch:
             counters = (int(meta[13]), int(meta[7]))
             if cols is not None and counters == (cols.changes, cols.deletes):
                 hits = cols.keyword_hits(words) if words else None
-                return self._ids_result(near, found, cols, hits, entries, query, now, dim,
+                return self._ids_result(near, found, cols, hits, entries, query, now, vec,
                                         int(limit), embedder, epoch)
             if cached is None or cached.dim != dim or \
                     counters != (cached.changes, cached.deletes):
@@ -596,7 +597,9 @@ class PgSearch:
         ``cols``: the agent's cached rows; then the rows' columns and the keyword hits
         are read only when the agent's change counters differ from the cache's ("stale",
         one small read of the counts table); otherwise the rows carry only their kind, id
-        and distance (and, with tags, the keyword hits' ids: the cache cannot test tags).
+        (and, with tags, the keyword hits' ids: the cache cannot test tags); their
+        similarities then come from the cached vectors (the server skips a vector cast and
+        product per row).
         """
         dim = int(vector.shape[0])
         e = self.t_entries  # type: ignore[attr-defined]
@@ -618,7 +621,8 @@ class PgSearch:
                     f"deletes <> :de FROM {c} WHERE scope = :agent_id), true) AS stale) ")
             columns = [f"CASE WHEN (SELECT stale FROM s) THEN {x} END" for x in columns]
         row = ", ".join(columns)
-        parts = [f"(SELECT 1, id, {row}, {distance}, NULL::bigint FROM {e} WHERE "
+        shown = distance if cols is None else f"CASE WHEN (SELECT stale FROM s) THEN {distance} END"
+        parts = [f"(SELECT 1, id, {row}, {shown}, NULL::bigint FROM {e} WHERE "
                  f"{ann_where} AND dim = {dim} ORDER BY {distance} LIMIT {limit})"]
         if words:
             params["tsq"] = " | ".join(words)
@@ -640,15 +644,16 @@ class PgSearch:
     def _ids_result(
         self, near: list[Any], found: list[Any], cols: AgentColumns,
         hits: tuple[Any, Any] | None, entries: int, query: MemoryQuery, now: float,
-        dim: int, limit: int, model: str | None, epoch: int,
+        vector: Any, limit: int, model: str | None, epoch: int,
     ) -> tuple[Candidates, float, float] | None:
         """Candidates from the index rows ``near`` and (with tags) keyword-hit rows
         ``found`` of a statement that found the cache fresh, the agent's cached columns
         ``cols`` and their keyword ``hits`` (``AgentColumns.keyword_hits``; ``None``
-        without query words); ``None`` as :meth:`_nearest_result`."""
+        without query words), for the query ``vector``; ``None`` as
+        :meth:`_nearest_result`."""
+        dim = int(vector.shape[0])
         if len(near) < limit and len(near) < entries:
             return None  # as in _nearest_result
-        semantic_out = -max(float(r[14]) for r in near) if len(near) >= limit else 0.0
         at = cols.positions([r[1] for r in near])
         if query.tags:
             at += cols.positions([r[1] for r in found])
@@ -660,12 +665,19 @@ class PgSearch:
             self._agents.drop(cols.agent_id)
             return None
         pos = np.fromiter(at, dtype=np.int64, count=len(at))
+        # As _nearest_result's: the least similarity among the nearest rows.
+        semantic_out = float(np.einsum("ij,j->i", cols.matrix[pos], vector).min()) \
+            if len(near) >= limit else 0.0
         keyword = None
-        if hits is not None:
+        if hits is not None and not query.tags:
+            # Every keyword hit, then the nearest rows that are not hits (no sort needed).
             hit_rows, hit_scores = hits
-            if not query.tags:
-                pos = np.concatenate((pos, hit_rows))
-        pos = np.unique(pos)
+            i = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
+            others = pos[hit_rows[i] != pos] if len(hit_rows) else pos
+            pos = np.concatenate((hit_rows, others))
+            keyword = np.concatenate((hit_scores, np.zeros(len(others))))
+        else:
+            pos = np.unique(pos)
         mask = None if cols.soonest_expiry() > now else cols.expires_at[pos] > now
         for column, bound, above in ((cols.importance, query.min_importance, True),
                                      (cols.updated_at, query.since, True),
@@ -675,8 +687,11 @@ class PgSearch:
                 mask = passes if mask is None else mask & passes
         if mask is not None and not bool(mask.all()):
             pos = pos[mask]
-        if hits is not None:
+            if keyword is not None:
+                keyword = keyword[mask]
+        if hits is not None and keyword is None:
             # Each candidate's score among the hits (rows and candidates both ascending).
+            hit_rows, hit_scores = hits
             i = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
             keyword = np.where(hit_rows[i] == pos, hit_scores[i], 0.0) if len(hit_rows) \
                 else np.zeros(len(pos))
@@ -690,12 +705,11 @@ class PgSearch:
                 codes = cols.models[pos]
                 good &= (codes == cols.code_of(model)) | (codes == 0)
             vectors = vectors * good[:, None]
-        keys = cols.keys
         self.search_paths["pgvector"] += 1
         self.search_paths["pgvector, rows cached"] += 1
         return Candidates(
             refs=CachedRefs(cols, pos, cols.n, epoch), agent_ids=[cols.agent_id] * len(pos),
-            keys=[keys[i] for i in pos.tolist()], importance=cols.importance[pos],
+            keys=PickedKeys(cols.keys, pos, cols.n), importance=cols.importance[pos],
             updated_at=cols.updated_at[pos],
             keyword=keyword if keyword is not None else np.zeros(len(pos)),
             vectors=vectors), semantic_out, cols.top_importance()
@@ -800,10 +814,10 @@ def _split(rows: list[Any]) -> tuple[list[Any], list[Any], Any]:
     """The rows of :meth:`PgSearch._nearest_sql` by kind: index rows ``(1, id, agent_id,
     key, importance, updated_at, embedding, dim, model, value, tags, created_at,
     expires_at, version, distance, NULL)``, keyword hits ``(2, <the same>, NULL, words
-    matched)`` (every column but the id ``NULL`` when the cache was fresh) and the counts
-    row ``(0, the agent's entries, NULL, NULL, its top importance, NULL, NULL, its delete
-    counter, NULL..., its change counter, NULL, the table's entries)`` or ``None`` (the
-    agent has no counts row)."""
+    matched)`` (in both, every column but the kind and id ``NULL`` when the cache was
+    fresh) and the counts row ``(0, the agent's entries, NULL, NULL, its top importance,
+    NULL, NULL, its delete counter, NULL..., its change counter, NULL, the table's
+    entries)`` or ``None`` (the agent has no counts row)."""
     near: list[Any] = []
     found: list[Any] = []
     meta = None
