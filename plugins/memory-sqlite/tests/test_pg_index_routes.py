@@ -406,3 +406,61 @@ def test_ties_are_broken_by_key_on_cached_rows_as_in_the_exact_search(
         await ours.aclose()
 
     anyio.run(main)
+
+
+class Angles:
+    """A text ``r<i>`` gets a vector at angle ``i / 1000`` from the query's, a text with
+    ``hit`` one at right angles to it (the query ``foo`` is at angle 0)."""
+
+    dimension = 8
+    name = "angles-8"
+
+    def embed(self, texts: list[str]) -> Any:
+        import re
+
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            found = re.search(r"\br(\d+)\b", text)
+            if "hit" in text.split():
+                out[row, 2] = 1.0
+            elif found:
+                angle = int(found.group(1)) / 1000
+                out[row, 0], out[row, 1] = np.cos(angle), np.sin(angle)
+            else:
+                out[row, 0] = 1.0
+        return out
+
+
+def test_a_far_keyword_hit_under_tags_does_not_lower_the_bound_of_the_nearest(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    """By index with cached rows and tags: the 40 nearest rows have importance 0; the 45th
+    nearest has importance 1 and is the best match overall; a keyword hit at right angles
+    to the query is a candidate too.  What the index left out may score up to the 40th
+    nearest's similarity: counting the far hit in that bound would end the search early
+    with the wrong winner."""
+    data = [{"agent_id": "solo", "key": f"r{i:03d}", "value": {"text": f"r{i}"},
+             "tags": ["x"], "importance": 1.0 if i == 45 else 0.0} for i in range(80)]
+    data.append({"agent_id": "solo", "key": "far", "value": {"text": "foo hit"},
+                 "tags": ["x"], "importance": 0.0})
+
+    async def main() -> None:
+        clock = Clock()
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_entries=1,
+                               index_min_share=0.0)
+        ours = make_manager(store, clock, embedder=Angles(), max_entries=None)
+        exact = make_manager(InMemoryStore(), clock, embedder=Angles(), max_entries=None)
+        for manager in (ours, exact):
+            await manager.store_many(data, batch_size=100)
+        spec = {"query": "foo", "tags": ["x"], "limit": 1}
+        await results(ours, "solo", spec)
+        await wait_cached(store, "solo")
+        store.search_paths.clear()
+        want = await results(exact, "solo", spec)
+        assert want[0][0] == "r045"
+        assert await results(ours, "solo", spec) == want
+        assert store.search_paths["pgvector, rows cached"] >= 1, store.search_paths
+        await ours.aclose()
+
+    anyio.run(main)

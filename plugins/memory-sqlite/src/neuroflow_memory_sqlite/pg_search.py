@@ -665,9 +665,10 @@ class PgSearch:
             self._agents.drop(cols.agent_id)
             return None
         pos = np.fromiter(at, dtype=np.int64, count=len(at))
-        # As _nearest_result's: the least similarity among the nearest rows.
-        semantic_out = float(np.einsum("ij,j->i", cols.matrix[pos], vector).min()) \
-            if len(near) >= limit else 0.0
+        # As _nearest_result's: the least similarity among the nearest rows (only they
+        # come first in pos; keyword hits under tags follow, of any similarity).
+        semantic_out = float(np.einsum("ij,j->i", cols.matrix[pos[: len(near)]], vector)
+                             .min()) if len(near) >= limit else 0.0
         keyword = None
         if hits is not None and not query.tags:
             # Every keyword hit, then the nearest rows that are not hits (no sort needed).
@@ -690,7 +691,7 @@ class PgSearch:
             if keyword is not None:
                 keyword = keyword[mask]
         if hits is not None and keyword is None:
-            # Each candidate's score among the hits (rows and candidates both ascending).
+            # Each candidate's score among the hits (hit rows ascending).
             hit_rows, hit_scores = hits
             i = np.minimum(np.searchsorted(hit_rows, pos), max(len(hit_rows) - 1, 0))
             keyword = np.where(hit_rows[i] == pos, hit_scores[i], 0.0) if len(hit_rows) \

