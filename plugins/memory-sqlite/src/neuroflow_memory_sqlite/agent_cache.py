@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -388,12 +389,14 @@ class CachedRef:
         return f"CachedRef({self.id})"
 
 
-class CachedRefs(Sequence[CachedRef]):
-    """The refs of a search from the cache: rows ``positions`` (``None``: the first
-    ``n``) of ``cols``, made one at a time as the ranker asks for them."""
+class _RowsView(Sequence[Any]):
+    """A sequence over an agent's cached rows ``positions`` (``None``: the first ``n``),
+    each item made from its row only when asked for (the ranker reads few of them)."""
 
-    def __init__(self, cols: AgentColumns, positions: Any, n: int, epoch: int) -> None:
-        self.cols, self.positions, self.n, self.epoch = cols, positions, n, epoch
+    __slots__ = ("n", "positions")
+
+    def __init__(self, positions: Any, n: int) -> None:
+        self.positions, self.n = positions, n
 
     def __len__(self) -> int:
         return self.n if self.positions is None else len(self.positions)
@@ -405,30 +408,37 @@ class CachedRefs(Sequence[CachedRef]):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
-        at = int(i) if self.positions is None else int(self.positions[i])
+        return self._item(int(i) if self.positions is None else int(self.positions[i]))
+
+    @abstractmethod
+    def _item(self, at: int) -> Any:
+        """The item of the row at ``at``."""
+
+
+class CachedRefs(_RowsView):
+    """The refs of a search from the cache: a :class:`CachedRef` per row of ``cols``."""
+
+    __slots__ = ("cols", "epoch")
+
+    def __init__(self, cols: AgentColumns, positions: Any, n: int, epoch: int) -> None:
+        super().__init__(positions, n)
+        self.cols, self.epoch = cols, epoch
+
+    def _item(self, at: int) -> CachedRef:
         return CachedRef(self.cols, at, self.epoch)
 
 
-class PickedKeys(Sequence[str]):
-    """The keys of rows ``positions`` (``None``: the first ``n``) of an agent's cached
-    keys, looked up as the ranker asks (it reads only those it must order)."""
+class PickedKeys(_RowsView):
+    """The keys of the rows: ``keys[at]`` per row (an agent's cached keys)."""
 
-    __slots__ = ("keys", "n", "positions")
+    __slots__ = ("keys",)
 
     def __init__(self, keys: list[str], positions: Any, n: int) -> None:
-        self.keys, self.positions, self.n = keys, positions, n
+        super().__init__(positions, n)
+        self.keys = keys
 
-    def __len__(self) -> int:
-        return self.n if self.positions is None else len(self.positions)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self.keys[int(i) if self.positions is None else int(self.positions[i])]
+    def _item(self, at: int) -> str:
+        return self.keys[at]
 
 
 class VectorCache:
