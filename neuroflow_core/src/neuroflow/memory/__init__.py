@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "MemoryStore": "neuroflow.memory.protocol",
     "Embedder": "neuroflow.memory.protocol",
     "LexicalEmbedder": "neuroflow.memory.embedders",
+    "similarities": "neuroflow.memory.embedders",
     "InMemoryStore": "neuroflow.memory.inmemory",
     "TieredStore": "neuroflow.memory.tiered",
     "MemoryStoreError": "neuroflow.errors",
@@ -45,7 +46,7 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:
     from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
     from neuroflow.memory.config import MemoryConfig
-    from neuroflow.memory.embedders import LexicalEmbedder
+    from neuroflow.memory.embedders import LexicalEmbedder, similarities
     from neuroflow.memory.filters import matches_filter
     from neuroflow.memory.inmemory import InMemoryStore
     from neuroflow.memory.manager import MemoryManager, describe_memory_store
@@ -79,5 +80,6 @@ __all__ = [
     "describe_memory_store",
     "is_large",
     "matches_filter",
+    "similarities",
     "tokenize",
 ]
