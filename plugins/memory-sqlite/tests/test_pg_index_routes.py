@@ -4,9 +4,9 @@ every way gives the exact search's results.
 * the index with whole rows (the agent's rows are not cached);
 * the index with ids only, the rows from the agent's cached rows (filled in the
   background after a search by whole rows; stale as soon as anyone writes to the agent);
-* the per-agent cache, for an agent holding less than ``index_min_share`` of the table
-  that fits the cache (a filtered index scan over a small share visits mostly other
-  agents' rows).
+* the per-agent cache, for an agent that fits the cache and has fewer than
+  ``index_min_entries`` entries or holds less than ``index_min_share`` of the table (a
+  filtered index scan over a small share visits mostly other agents' rows).
 
 Expected results come from the in-memory store, which shares no code with these paths.
 """
@@ -185,6 +185,40 @@ def test_an_agent_under_the_share_that_fits_the_cache_is_searched_from_the_cache
             assert store.search_paths[path] == 2, (options, store.search_paths)
             assert await results(ours, "big", spec) == await results(exact, "big", spec)
             assert store.search_paths["pgvector"] == (3 if path == "pgvector" else 1)
+            await ours.aclose()
+
+    anyio.run(main)
+
+
+def test_below_index_min_entries_an_agent_that_fits_uses_the_cache_even_alone(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    """With the default ``index_min_entries``, an agent of 2 100 entries holding the whole
+    table is searched exactly from the cache; when the cache cannot hold it, by index
+    (from 2 000 entries on); a 300-entry agent the cache cannot hold is read whole."""
+    data = corpus(2100, "solo", seed=21) + corpus(300, "few", seed=22)
+
+    async def main() -> None:
+        clock = Clock()
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        await exact.store_many(data, batch_size=700)
+        spec = {"query": "w3 w4", "limit": 10}
+        loaded = False
+        for options, path in (({}, "cache"), ({"cache_bytes": "64K"}, "pgvector")):
+            store = pgvector_store(pgvector_url, pgv_prefix, index_min_share=0.8,
+                                   **options)
+            ours = make_manager(store, clock, max_entries=None)
+            if not loaded:
+                await ours.store_many(data, batch_size=700)
+                loaded = True
+            for _ in range(2):
+                assert await results(ours, "solo", spec) == \
+                    await results(exact, "solo", spec)
+            assert store.search_paths[path] == 2, (options, store.search_paths)
+            assert sum(store.search_paths.values()) == 2, store.search_paths
+            if options:
+                store.search_paths.clear()
+                assert await results(ours, "few", spec) == await results(exact, "few", spec)
+                assert not store.search_paths, store.search_paths  # neither: read whole
             await ours.aclose()
 
     anyio.run(main)

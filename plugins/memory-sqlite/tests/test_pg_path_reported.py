@@ -46,7 +46,9 @@ def test_config_show_and_doctor_name_the_path(configured: str) -> None:
     line = next(x for x in doctor.splitlines() if "PostgreSQL semantic search" in x)
     if configured == "pgvector":
         assert "[ok ]" in line and "pgvector (hnsw index;" in line
-        assert f"cached up to {64 * 1024 * 1024} bytes" in line and "under 0.5 of" in line
+        assert f"cached up to {64 * 1024 * 1024} bytes" in line
+        assert "under 15000 entries or 0.5 of the table" in line
+        assert active["index_min_entries"] == 15000 and active["index_min_share"] == 0.5
     else:
         assert "per-agent cache" in line and f"{64 * 1024 * 1024} bytes" in line
 

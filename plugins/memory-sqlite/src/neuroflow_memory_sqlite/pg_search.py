@@ -17,9 +17,10 @@ uses it.
   are in the cache it carries the cache's change counters, and while they equal the
   agent's it returns ids only and everything else comes from the cache.  After a search
   by whole rows a background thread brings the agent's cached rows up to date
-  (:meth:`PgSearch._warm`).  An agent with fewer than
-  ``index_min_entries`` entries, or under ``index_min_share`` of the table that fits the
-  cache, is searched from the cache instead (:meth:`PgSearch._by_index`).
+  (:meth:`PgSearch._warm`).  An agent that fits the cache with fewer than
+  ``index_min_entries`` entries (an exact scan of its cached rows is then cheaper than
+  the index query), or under ``index_min_share`` of the table, is searched from the cache
+  instead (:meth:`PgSearch._by_index`).
 * **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
   statement, the agent's change counters and (with tags) the ids that pass the SQL
   filters; when the counters equal the cached ones it ranks from the cache, keyword
@@ -47,7 +48,13 @@ import anyio
 import numpy as np
 
 from neuroflow.errors import MemoryStoreError
-from neuroflow.memory import Candidates, MemoryEntry, MemoryQuery, matches_filter
+from neuroflow.memory import (
+    Candidates,
+    MemoryEntry,
+    MemoryQuery,
+    matches_filter,
+    similarities,
+)
 from neuroflow_memory_sqlite.agent_cache import (
     ROW_COLUMNS,
     AgentColumns,
@@ -59,6 +66,9 @@ from neuroflow_memory_sqlite.agent_cache import (
 log = logging.getLogger("neuroflow.memory")
 
 _BACKFILL_CHUNK = 1000
+#: With pgvector, an agent the cache cannot hold is searched by reading its rows whole
+#: below this many entries (cheaper than an index scan filtered to so few), else by index.
+READ_WHOLE_MAX = 2000
 _FILTER = ", value, tags, created_at, expires_at, version"
 _FLOAT4_OID, _FLOAT4_ARRAY_OID = 700, 1021
 
@@ -563,28 +573,33 @@ class PgSearch:
                                     embedder, epoch)
 
     def _least(self) -> int:
-        return int(getattr(self.config, "index_min_entries", 2000))  # type: ignore[attr-defined]
+        return int(getattr(self.config, "index_min_entries", 15_000))  # type: ignore[attr-defined]
 
     def _by_index(self, agent: str, entries: int, total: int, dim: int) -> bool:
         """Whether a search of ``agent`` (``entries`` of the table's ``total``) goes to the
-        index: it has at least ``index_min_entries`` entries and either holds at least
-        ``index_min_share`` of the table or does not fit the cache.  :meth:`_gate_sql` is
-        the same rule in SQL (an agent recently found not to fit is not gated)."""
-        if entries < self._least():
-            return False
-        share = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
-        return entries >= share * total or entries > self._agents.max_rows(dim) \
-            or self._sizes.uncacheable(agent)
+        index.  An agent that fits the cache goes there only with at least
+        ``index_min_entries`` entries and at least ``index_min_share`` of the table (below
+        that an exact scan of its cached rows costs less than the index query, and is
+        exact); one that does not fit (or recently did not) goes there from
+        ``READ_WHOLE_MAX`` entries on (below, reading its rows whole is cheap) or from
+        ``index_min_entries`` if that is smaller.  :meth:`_gate_sql` is the same rule in SQL
+        (an agent recently found not to fit is not gated)."""
+        if entries <= self._agents.max_rows(dim) and not self._sizes.uncacheable(agent):
+            share = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
+            return entries >= self._least() and entries >= share * total
+        return entries >= min(self._least(), READ_WHOLE_MAX)
 
     def _gate_sql(self, dim: int, params: dict[str, Any]) -> str:
         """:meth:`_by_index` as a condition on the counts table (the agent is
         ``:agent_id``): false for an agent it sends to the cache, or without entries."""
         c = self.t_counts  # type: ignore[attr-defined]
         params["least"] = self._least()
+        params["floor"] = min(self._least(), READ_WHOLE_MAX)
         params["share"] = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
         params["fit"] = self._agents.max_rows(dim)
-        return (f"COALESCE((SELECT n >= :least AND (n >= :share * (SELECT n FROM {c} WHERE "
-                f"scope = '') OR n > :fit) FROM {c} WHERE scope = :agent_id), false)")
+        return (f"COALESCE((SELECT CASE WHEN n > :fit THEN n >= :floor ELSE n >= :least AND "
+                f"n >= :share * (SELECT n FROM {c} WHERE scope = '') END FROM {c} "
+                f"WHERE scope = :agent_id), false)")
 
     def _nearest_sql(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
@@ -667,8 +682,8 @@ class PgSearch:
         pos = np.fromiter(at, dtype=np.int64, count=len(at))
         # As _nearest_result's: the least similarity among the nearest rows (only they
         # come first in pos; keyword hits under tags follow, of any similarity).
-        semantic_out = float(np.einsum("ij,j->i", cols.matrix[pos[: len(near)]], vector)
-                             .min()) if len(near) >= limit else 0.0
+        semantic_out = float(similarities(cols.matrix[pos[: len(near)]], vector).min()) \
+            if len(near) >= limit else 0.0
         keyword = None
         if hits is not None and not query.tags:
             # Every keyword hit, then the nearest rows that are not hits (no sort needed).

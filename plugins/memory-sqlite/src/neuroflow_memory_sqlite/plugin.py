@@ -103,7 +103,8 @@ def _active_search() -> object | None:
         return Check("memory: store reachable", False, info["error"])
     path = info["vector_search"]
     detail = (f"pgvector ({info.get('vector_index', 'hnsw')} index; agents' rows cached up "
-              f"to {info.get('cache_bytes')} bytes, agents under "
+              f"to {info.get('cache_bytes')} bytes; agents under "
+              f"{info.get('index_min_entries')} entries or "
               f"{info.get('index_min_share')} of the table searched from that cache) at "
               f"{info['url']}"
               if path == "pgvector" else

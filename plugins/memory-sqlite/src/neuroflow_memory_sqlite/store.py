@@ -122,7 +122,7 @@ def _search_fields() -> dict[str, Any]:
         "hnsw_ef_search": attrs.field(default=40, validator=_positive),
         "ivfflat_lists": attrs.field(default=100, validator=_positive),
         "ivfflat_probes": attrs.field(default=10, validator=_positive),
-        "index_min_entries": attrs.field(default=2000, validator=_positive),
+        "index_min_entries": attrs.field(default=15_000, validator=_positive),
         "index_min_share": attrs.field(default=0.5, converter=_to_share,
                                        validator=_share_range),
         "cache_bytes": attrs.field(default=256 * MiB, converter=size_converter("cache_bytes"),
@@ -162,8 +162,11 @@ class SqliteStoreConfig:
         hnsw_m, hnsw_ef_construction: HNSW build options; hnsw_ef_search: its search
             breadth (40, pgvector's default; more finds more of the true nearest, slower).
         ivfflat_lists, ivfflat_probes: IVFFlat build and search options.
-        index_min_entries: with pgvector, an agent with fewer entries is searched exactly
-            from the per-agent cache (faster than the index for small agents).
+        index_min_entries: with pgvector, an agent with fewer entries that fits the
+            per-agent cache is searched exactly from it: an exact scan of up to ~15 000
+            cached rows costs less than asking the index (which also may miss some of
+            the true nearest).  An agent the cache cannot hold uses the index from
+            ``min(index_min_entries, 2000)`` entries on.
         index_min_share: with pgvector, an agent holding less than this share of the
             table's entries is searched exactly from the per-agent cache when it fits
             there (an index scan filtered to a small share of the table visits many
@@ -383,6 +386,7 @@ class SqlStore(PgSearch):
                                "vector_search": self.vector_path}
         if self.vector_path == "pgvector":
             out["vector_index"] = getattr(self.config, "vector_index", "hnsw")
+            out["index_min_entries"] = getattr(self.config, "index_min_entries", 15_000)
             out["index_min_share"] = getattr(self.config, "index_min_share", 0.5)
         out["cache_entries"] = self._agents.max_entries
         out["cache_bytes"] = self._agents.max_bytes
