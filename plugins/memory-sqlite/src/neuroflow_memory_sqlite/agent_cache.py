@@ -163,6 +163,23 @@ class AgentColumns:
                                               strict=True))
         return self._models_used
 
+    def all_comparable(self, dim: int, model: str | None) -> bool:
+        """Whether every cached row's vector has size ``dim`` and was made by ``model``
+        (or by an unnamed embedder); ``model`` ``None``: any embedder."""
+        wanted = {0, self.code_of(model)} if model is not None else None
+        return not any(d != dim or (wanted is not None and code not in wanted)
+                       for d, code in self.models_used())
+
+    def comparable(self, dim: int, model: str | None, at: Any = None) -> Any:
+        """Per row (the first ``n``, or those at positions ``at``), whether its vector is
+        comparable with a query vector of size ``dim`` by ``model`` (as
+        :meth:`all_comparable`); the others count as not similar at all."""
+        good = (self.dims[: self.n] if at is None else self.dims[at]) == dim
+        if model is not None:
+            codes = self.models[: self.n] if at is None else self.models[at]
+            good &= (codes == self.code_of(model)) | (codes == 0)
+        return good
+
     def positions(self, ids: Sequence[int]) -> list[int | None]:
         """Where each of these row ids is (``None``: not cached)."""
         get = self._pos.get

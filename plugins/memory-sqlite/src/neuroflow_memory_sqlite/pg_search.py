@@ -17,10 +17,10 @@ uses it.
   are in the cache it carries the cache's change counters, and while they equal the
   agent's it returns ids only and everything else comes from the cache.  After a search
   by whole rows a background thread brings the agent's cached rows up to date
-  (:meth:`PgSearch._warm`).  An agent that fits the cache with fewer than
-  ``index_min_entries`` entries (an exact scan of its cached rows is then cheaper than
-  the index query), or under ``index_min_share`` of the table, is searched from the cache
-  instead (:meth:`PgSearch._by_index`).
+  (:meth:`PgSearch._warm`).  An agent whose rows are cached and number fewer than
+  ``index_min_entries`` (an exact scan of them is then cheaper than the index query),
+  one under ``READ_WHOLE_MAX`` entries, and one under ``index_min_share`` of the table
+  that fits the cache are searched from the cache instead (:meth:`PgSearch._by_index`).
 * **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
   statement, the agent's change counters and (with tags) the ids that pass the SQL
   filters; when the counters equal the cached ones it ranks from the cache, keyword
@@ -66,8 +66,9 @@ from neuroflow_memory_sqlite.agent_cache import (
 log = logging.getLogger("neuroflow.memory")
 
 _BACKFILL_CHUNK = 1000
-#: With pgvector, an agent the cache cannot hold is searched by reading its rows whole
-#: below this many entries (cheaper than an index scan filtered to so few), else by index.
+#: With pgvector, an agent whose rows are not cached is searched by index only from this
+#: many entries on (or ``index_min_entries`` if smaller): below, filling the cache (or
+#: reading the rows whole, for one the cache cannot hold) costs little.
 READ_WHOLE_MAX = 2000
 _FILTER = ", value, tags, created_at, expires_at, version"
 _FLOAT4_OID, _FLOAT4_ARRAY_OID = 700, 1021
@@ -468,31 +469,21 @@ class PgSearch:
         its tags and filter, ``None`` when it has neither), with keyword scores of
         ``words`` from the cache's word index."""
         n = cols.n
-        mask = cols.expires_at[:n] > now
-        if query.min_importance is not None:
-            mask &= cols.importance[:n] >= query.min_importance
-        if query.since is not None:
-            mask &= cols.updated_at[:n] >= query.since
-        if query.until is not None:
-            mask &= cols.updated_at[:n] < query.until
+        mask = _passing(cols, query, now, slice(0, n))
         if allowed is not None:
-            mask &= np.isin(cols.ids[:n], np.fromiter(allowed, dtype=np.int64,
-                                                       count=len(allowed)))
+            passes = np.isin(cols.ids[:n], np.fromiter(allowed, dtype=np.int64,
+                                                      count=len(allowed)))
+            mask = passes if mask is None else mask & passes
         keyword = cols.keyword(words) if words else np.zeros(n, dtype=np.float64)
-        good = cols.dims[:n] == dim
-        if model is not None:
-            codes = cols.models[:n]
-            good &= (codes == cols.code_of(model)) | (codes == 0)
-        every = bool(mask.all())
-        pos = None if every else np.flatnonzero(mask)
+        pos = None if mask is None or bool(mask.all()) else np.flatnonzero(mask)
 
         def pick(column: Any) -> Any:
             # Views are safe: a refresh never changes cached arrays, it replaces them.
             return column[:n] if pos is None else column[:n][pos]
 
         matrix = cols.matrix[:n]
-        if not bool(good.all()):
-            matrix = matrix * good[:, None]
+        if not cols.all_comparable(dim, model):
+            matrix = matrix * cols.comparable(dim, model)[:, None]
         vectors = matrix if pos is None else matrix[pos]
         keys = PickedKeys(cols.keys, pos, n)
         self.search_paths["cache"] += 1
@@ -537,7 +528,9 @@ class PgSearch:
         if agent is not None and self._agents.enabled:
             cached = self._agents.get(agent)
             if cached is not None and cached.n < self._least():
-                return None  # small when last seen: the cache path reads its count again
+                # Scanning its cached rows costs less than the index query (the cache
+                # path reads its count again and brings the rows up to date).
+                return None
             known = self._sizes.get(agent)
             if known is None:
                 # The statement decides, from the agent's and the table's counts.
@@ -576,30 +569,34 @@ class PgSearch:
         return int(getattr(self.config, "index_min_entries", 15_000))  # type: ignore[attr-defined]
 
     def _by_index(self, agent: str, entries: int, total: int, dim: int) -> bool:
-        """Whether a search of ``agent`` (``entries`` of the table's ``total``) goes to the
-        index.  An agent that fits the cache goes there only with at least
-        ``index_min_entries`` entries and at least ``index_min_share`` of the table (below
-        that an exact scan of its cached rows costs less than the index query, and is
-        exact); one that does not fit (or recently did not) goes there from
-        ``READ_WHOLE_MAX`` entries on (below, reading its rows whole is cheap) or from
-        ``index_min_entries`` if that is smaller.  :meth:`_gate_sql` is the same rule in SQL
-        (an agent recently found not to fit is not gated)."""
-        if entries <= self._agents.max_rows(dim) and not self._sizes.uncacheable(agent):
-            share = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
-            return entries >= self._least() and entries >= share * total
-        return entries >= min(self._least(), READ_WHOLE_MAX)
+        """Whether a search of ``agent`` (``entries`` of the table's ``total``), whose rows
+        are not in the cache, goes to the index.
+
+        Not below ``min(index_min_entries, READ_WHOLE_MAX)`` entries (filling the cache,
+        or reading the rows whole, is cheap), nor for an agent that fits the cache and
+        holds less than ``index_min_share`` of the table (an index scan filtered to a
+        small share visits mostly other agents' rows): those fill the cache.  Otherwise
+        yes, and an agent that fits gets its rows cached in the background; once they
+        are, :meth:`nearest` sends it to the cache while it has fewer than
+        ``index_min_entries`` entries (an exact scan of that many cached rows costs less
+        than the index query).  :meth:`_gate_sql` is the same rule in SQL (an agent
+        recently found not to fit is not gated)."""
+        if entries < min(self._least(), READ_WHOLE_MAX):
+            return False
+        if entries > self._agents.max_rows(dim) or self._sizes.uncacheable(agent):
+            return True
+        share = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
+        return entries >= share * total
 
     def _gate_sql(self, dim: int, params: dict[str, Any]) -> str:
         """:meth:`_by_index` as a condition on the counts table (the agent is
         ``:agent_id``): false for an agent it sends to the cache, or without entries."""
         c = self.t_counts  # type: ignore[attr-defined]
-        params["least"] = self._least()
         params["floor"] = min(self._least(), READ_WHOLE_MAX)
         params["share"] = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
         params["fit"] = self._agents.max_rows(dim)
-        return (f"COALESCE((SELECT CASE WHEN n > :fit THEN n >= :floor ELSE n >= :least AND "
-                f"n >= :share * (SELECT n FROM {c} WHERE scope = '') END FROM {c} "
-                f"WHERE scope = :agent_id), false)")
+        return (f"COALESCE((SELECT n >= :floor AND (n > :fit OR n >= :share * (SELECT n "
+                f"FROM {c} WHERE scope = '')) FROM {c} WHERE scope = :agent_id), false)")
 
     def _nearest_sql(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, vector: Any,
@@ -694,13 +691,7 @@ class PgSearch:
             keyword = np.concatenate((hit_scores, np.zeros(len(others))))
         else:
             pos = np.unique(pos)
-        mask = None if cols.soonest_expiry() > now else cols.expires_at[pos] > now
-        for column, bound, above in ((cols.importance, query.min_importance, True),
-                                     (cols.updated_at, query.since, True),
-                                     (cols.updated_at, query.until, False)):
-            if bound is not None:
-                passes = column[pos] >= bound if above else column[pos] < bound
-                mask = passes if mask is None else mask & passes
+        mask = _passing(cols, query, now, pos)
         if mask is not None and not bool(mask.all()):
             pos = pos[mask]
             if keyword is not None:
@@ -712,15 +703,8 @@ class PgSearch:
             keyword = np.where(hit_rows[i] == pos, hit_scores[i], 0.0) if len(hit_rows) \
                 else np.zeros(len(pos))
         vectors = cols.matrix[pos]
-        wanted = {0, cols.code_of(model)} if model is not None else None
-        if any(d != dim or (wanted is not None and code not in wanted)
-               for d, code in cols.models_used()):
-            # Rows of another size or embedder count as not similar at all.
-            good = cols.dims[pos] == dim
-            if wanted is not None:
-                codes = cols.models[pos]
-                good &= (codes == cols.code_of(model)) | (codes == 0)
-            vectors = vectors * good[:, None]
+        if not cols.all_comparable(dim, model):
+            vectors = vectors * cols.comparable(dim, model, pos)[:, None]
         self.search_paths["pgvector"] += 1
         self.search_paths["pgvector, rows cached"] += 1
         return Candidates(
@@ -824,6 +808,20 @@ class PgSearch:
 #: The columns of an entry row in a search statement, after its kind and id.
 _ROW_COLUMNS = ("agent_id", "key", "importance", "updated_at", "embedding", "dim", "model",
                 "value", "tags", "created_at", "expires_at", "version")
+
+
+def _passing(cols: AgentColumns, query: MemoryQuery, now: float, at: Any) -> Any:
+    """Which cached rows at ``at`` (a slice or positions) are live at ``now`` and pass
+    ``query``'s importance and time bounds, as a mask; ``None`` when all do without a
+    test (nothing cached expires by ``now``, no bounds)."""
+    mask = None if cols.soonest_expiry() > now else cols.expires_at[at] > now
+    for column, bound, above in ((cols.importance, query.min_importance, True),
+                                 (cols.updated_at, query.since, True),
+                                 (cols.updated_at, query.until, False)):
+        if bound is not None:
+            passes = column[at] >= bound if above else column[at] < bound
+            mask = passes if mask is None else mask & passes
+    return mask
 
 
 def _split(rows: list[Any]) -> tuple[list[Any], list[Any], Any]:

@@ -162,10 +162,11 @@ class SqliteStoreConfig:
         hnsw_m, hnsw_ef_construction: HNSW build options; hnsw_ef_search: its search
             breadth (40, pgvector's default; more finds more of the true nearest, slower).
         ivfflat_lists, ivfflat_probes: IVFFlat build and search options.
-        index_min_entries: with pgvector, an agent with fewer entries that fits the
-            per-agent cache is searched exactly from it: an exact scan of up to ~15 000
-            cached rows costs less than asking the index (which also may miss some of
-            the true nearest).  An agent the cache cannot hold uses the index from
+        index_min_entries: with pgvector, an agent with fewer entries whose rows are in
+            the per-agent cache is searched exactly from it: an exact scan of up to
+            ~15 000 cached rows costs less than asking the index (which also may miss
+            some of the true nearest).  Until they are cached (a background fill), and
+            for an agent the cache cannot hold, the index serves from
             ``min(index_min_entries, 2000)`` entries on.
         index_min_share: with pgvector, an agent holding less than this share of the
             table's entries is searched exactly from the per-agent cache when it fits
