@@ -189,3 +189,39 @@ def test_lexical_vectors_match_across_processes() -> None:
             "sys.stdout.buffer.write(LexicalEmbedder().embed(['über theme 42']).tobytes())")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True).stdout
     assert out == LexicalEmbedder().embed(["über theme 42"]).tobytes()
+
+
+def test_a_scored_entry_keeps_every_field_and_takes_the_score() -> None:
+    """Every field set to something other than its default, so one dropped or moved by
+    ``MemoryEntry.scored`` shows."""
+    import attrs
+
+    from neuroflow.memory import MemoryEntry
+
+    entry = MemoryEntry(agent_id="a", key="k", value={"v": [1]}, tags=("x", "y"),
+                        importance=0.25, created_at=1.0, updated_at=2.0, expires_at=3.0,
+                        version=4, evicted=True)
+    got = entry.scored(0.75, {"score": 0.75})
+    want = {f.name: getattr(entry, f.name) for f in attrs.fields(MemoryEntry)}
+    want.update(score=0.75, explain={"score": 0.75})
+    assert {f.name: getattr(got, f.name) for f in attrs.fields(MemoryEntry)} == want
+    assert got.value is entry.value
+    assert entry.score is None and entry.scored(0.5).explain is None
+
+
+def test_similarities_give_a_row_the_same_bits_among_all_rows_or_a_few() -> None:
+    """Each search path scores its own selection of rows: a row must score the same
+    wherever it sits (expected values: float64 dot products, within float32 rounding)."""
+    from neuroflow.memory import similarities
+
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((1000, 384)).astype(np.float32)
+    query = rng.standard_normal(384).astype(np.float32)
+    every = similarities(rows, query)
+    assert every.dtype == np.float32 and every.shape == (1000,)
+    assert np.allclose(every, rows.astype(np.float64) @ query.astype(np.float64),
+                       rtol=1e-5, atol=1e-4)
+    picked = np.array([999, 3, 500, 0, 501])
+    assert np.array_equal(similarities(rows[picked], query), every[picked])
+    assert np.array_equal(similarities(rows[:1], query.astype(np.float64)), every[:1])
+    assert similarities(rows[:0], query).shape == (0,)

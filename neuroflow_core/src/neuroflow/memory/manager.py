@@ -607,7 +607,7 @@ class MemoryManager:
                 if query:
                     detail.update(relevance=float(relevance[i]), semantic=float(semantic[i]),
                                   keyword=float(keyword[i]))
-            out.append(attrs.evolve(entry, score=float(score[i]), explain=detail))
+            out.append(entry.scored(float(score[i]), detail))
         return out
 
     def _score(self, cands: Any, qvec: Any, now: float, has_query: bool) -> tuple[Any, ...]:

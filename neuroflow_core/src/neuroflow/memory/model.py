@@ -47,6 +47,14 @@ class MemoryEntry:
     explain: Mapping[str, float] | None = attrs.field(default=None, eq=False)
     evicted: bool = attrs.field(default=False, eq=False)
 
+    def scored(self, score: float, explain: Mapping[str, float] | None = None
+               ) -> MemoryEntry:
+        """This entry as a search result: with its ``score`` (and ``explain``)."""
+        # The fields written out: attrs.evolve inspects them on every call.
+        return MemoryEntry(self.agent_id, self.key, self.value, self.tags, self.importance,
+                           self.created_at, self.updated_at, self.expires_at, self.version,
+                           score, explain, self.evicted)
+
     def is_expired(self, now: float) -> bool:
         """Whether the entry has expired at time ``now``."""
         return self.expires_at is not None and self.expires_at <= now
