@@ -225,3 +225,7 @@ def test_similarities_give_a_row_the_same_bits_among_all_rows_or_a_few() -> None
     assert np.array_equal(similarities(rows[picked], query), every[picked])
     assert np.array_equal(similarities(rows[:1], query.astype(np.float64)), every[:1])
     assert similarities(rows[:0], query).shape == (0,)
+    # Strided inputs (a Fortran-ordered copy, a query taken as a column) score the same.
+    columns = np.stack([query, query], axis=1)
+    assert np.array_equal(similarities(np.asfortranarray(rows[picked]), columns[:, 0]),
+                          every[picked])

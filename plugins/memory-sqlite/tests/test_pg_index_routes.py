@@ -229,6 +229,35 @@ def test_below_index_min_entries_an_agent_that_fits_uses_the_cache_even_alone(
     anyio.run(main)
 
 
+def test_an_agent_too_wordy_for_the_cache_and_under_2000_entries_never_uses_the_index(
+        pgvector_url: str, pgv_prefix: str) -> None:
+    """300 entries fit the cache by count but not by their texts: the search reads them
+    whole, also once what the store learnt of the agent's size has aged out (the
+    statement checks the count, and the index part does not run below 2 000)."""
+    data = corpus(300, "wordy", seed=23)
+    for i, item in enumerate(data):
+        item["value"] = {"text": item["value"]["text"], "pad": f"p{i} " * 2000}
+
+    async def main() -> None:
+        clock = Clock()
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        await exact.store_many(data, batch_size=100)
+        spec = {"query": "w3 w4", "limit": 5}
+        want = await results(exact, "wordy", spec)
+        store = pgvector_store(pgvector_url, pgv_prefix, index_min_share=0.0,
+                               cache_bytes="1M")
+        ours = make_manager(store, clock, max_entries=None)
+        await ours.store_many(data, batch_size=100)
+        for _ in range(3):
+            assert await results(ours, "wordy", spec) == want
+            assert store._sizes.uncacheable("wordy")
+            store._sizes._known.clear()  # as after AgentSizes.TTL
+        assert not store.search_paths, store.search_paths  # neither path: read whole
+        await ours.aclose()
+
+    anyio.run(main)
+
+
 def test_closing_the_store_waits_for_its_cache_filler(pgvector_url: str,
                                                      pgv_prefix: str) -> None:
     async def main() -> None:

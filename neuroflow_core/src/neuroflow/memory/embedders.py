@@ -97,7 +97,6 @@ def similarities(vectors: Any, query: Any) -> Any:
     """
     import numpy as np
 
-    rows = np.asarray(vectors)
-    if rows.dtype != np.float32:
-        rows = rows.astype(np.float32)
-    return np.vecdot(rows, np.asarray(query, dtype=np.float32))
+    # Contiguous rows and query: BLAS takes another kernel (other bits) for strided ones.
+    rows = np.ascontiguousarray(vectors, dtype=np.float32)
+    return np.vecdot(rows, np.ascontiguousarray(query, dtype=np.float32))

@@ -19,8 +19,9 @@ uses it.
   by whole rows a background thread brings the agent's cached rows up to date
   (:meth:`PgSearch._warm`).  An agent whose rows are cached and number fewer than
   ``index_min_entries`` (an exact scan of them is then cheaper than the index query),
-  one under ``READ_WHOLE_MAX`` entries, and one under ``index_min_share`` of the table
-  that fits the cache are searched from the cache instead (:meth:`PgSearch._by_index`).
+  one under ``min(index_min_entries, READ_WHOLE_MAX)`` entries (its rows are cached by
+  the search, or read whole if they cannot be), and one under ``index_min_share`` of the
+  table that fits the cache take the cache path instead (:meth:`PgSearch._by_index`).
 * **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
   statement, the agent's change counters and (with tags) the ids that pass the SQL
   filters; when the counters equal the cached ones it ranks from the cache, keyword
@@ -507,10 +508,10 @@ class PgSearch:
     ) -> tuple[Candidates, float, float] | None:
         """The ``limit`` nearest live matching entries by the ANN index, plus keyword hits.
 
-        A search of one agent goes to the cache path instead when the agent has fewer
-        than ``index_min_entries`` entries, or holds less than ``index_min_share`` of the
-        table and fits the cache (see :meth:`_by_index`).  When the agent's rows are
-        cached, the statement returns ids only unless the agent changed since.
+        A search of one agent goes to the cache path instead when the agent's rows are
+        cached and number fewer than ``index_min_entries``, or as :meth:`_by_index`
+        says for one whose rows are not.  When the agent's rows are cached, the statement
+        returns ids only unless the agent changed since.
 
         Returns ``(candidates, semantic_out, importance_out)``: every entry left out has
         semantic similarity at most ``semantic_out`` (as far as the index finds), keyword
@@ -534,7 +535,7 @@ class PgSearch:
             known = self._sizes.get(agent)
             if known is None:
                 # The statement decides, from the agent's and the table's counts.
-                gated = not self._sizes.uncacheable(agent)
+                gated = True
             elif not self._by_index(agent, known[0], known[1], dim):
                 return None
         cols = cached if cached is not None and cached.dim == dim and not query.filter \
@@ -579,8 +580,7 @@ class PgSearch:
         yes, and an agent that fits gets its rows cached in the background; once they
         are, :meth:`nearest` sends it to the cache while it has fewer than
         ``index_min_entries`` entries (an exact scan of that many cached rows costs less
-        than the index query).  :meth:`_gate_sql` is the same rule in SQL (an agent
-        recently found not to fit is not gated)."""
+        than the index query).  :meth:`_gate_sql` is the same rule in SQL."""
         if entries < min(self._least(), READ_WHOLE_MAX):
             return False
         if entries > self._agents.max_rows(dim) or self._sizes.uncacheable(agent):
@@ -593,6 +593,8 @@ class PgSearch:
         ``:agent_id``): false for an agent it sends to the cache, or without entries."""
         c = self.t_counts  # type: ignore[attr-defined]
         params["floor"] = min(self._least(), READ_WHOLE_MAX)
+        if self._sizes.uncacheable(params["agent_id"]):
+            return f"COALESCE((SELECT n >= :floor FROM {c} WHERE scope = :agent_id), false)"
         params["share"] = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
         params["fit"] = self._agents.max_rows(dim)
         return (f"COALESCE((SELECT n >= :floor AND (n > :fit OR n >= :share * (SELECT n "
