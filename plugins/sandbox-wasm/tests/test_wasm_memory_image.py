@@ -112,6 +112,34 @@ def test_a_memory_that_held_an_image_is_reused_zeroed() -> None:
         store.close()
 
 
+def test_a_freed_memory_is_zeroed_before_another_module_can_take_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A freed mapping goes back to the pool only once it reads as zeros: pooled first,
+    another thread's next memory could take it and then have its contents wiped while
+    its module runs (seen as a run printing zeros where its arguments were)."""
+    from neuroflow_sandbox_wasm import memory
+
+    pooled_when_zeroed: list[bool] = []
+    zero = memory._madvise
+
+    def spy(base: int, length: int, advice: int) -> int:
+        with memory._POOL_LOCK:
+            pooled_when_zeroed.append(any(
+                base == b for free in memory._POOL.values() for b, _ in free))
+        return zero(base, length, advice)
+
+    monkeypatch.setattr(memory, "_madvise", spy)
+    engine = _sandbox_engine()
+    module = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "poke") '
+                               '(i32.store8 (i32.const 7) (i32.const 9))))')
+    for _ in range(4):
+        store, instance = _instance(engine, module)
+        instance.exports(store)["poke"](store)
+        assert _memory(store, instance)[7] == 9
+        store.close()
+    assert pooled_when_zeroed and not any(pooled_when_zeroed), pooled_when_zeroed
+
+
 def test_the_budget_counts_an_image_backed_memory() -> None:
     stripped, segments, minimum = strip_data_segments(wasmtime.wat2wasm(WAT))
     image = MemoryImage.from_segments(segments, minimum)

@@ -291,16 +291,17 @@ def _free_memory(env: int | None) -> None:
         _munmap(memory.base, memory.mapped)  # the image is still mapped: never reuse it
         return
     with _POOL_LOCK:
-        free = _POOL.setdefault(memory.mapped, [])
-        keep = len(free) < POOL_SIZE
-        if keep:
-            free.append((memory.base, accessible))
-    if not keep:
-        _munmap(memory.base, memory.mapped)
-    elif accessible and _madvise(memory.base, accessible, mmap.MADV_DONTNEED) != 0:
-        with _POOL_LOCK:  # cannot be zeroed: never reuse it
-            free.remove((memory.base, accessible))
-        _munmap(memory.base, memory.mapped)
+        room = len(_POOL.get(memory.mapped, ())) < POOL_SIZE
+    # Zeroed before it is pooled: once pooled, another thread's next memory may take it
+    # at once, and zeroing it then would wipe that running module's memory.
+    if room and not (accessible and _madvise(memory.base, accessible,
+                                             mmap.MADV_DONTNEED) != 0):
+        with _POOL_LOCK:
+            free = _POOL.setdefault(memory.mapped, [])
+            if len(free) < POOL_SIZE:
+                free.append((memory.base, accessible))
+                return
+    _munmap(memory.base, memory.mapped)  # no room, or it cannot be zeroed: not reused
 
 
 def _reuse(mapped: int, wanted: int) -> int | None:
