@@ -31,9 +31,13 @@ no search touched yet), semantic top-10 over a ~N/1100-entry agent and over "big
 first search, which fills a cache, and the next ones), searches over 300 agents in turn,
 and the memory the search cache holds against its bound.
 
+Part 3 (``--crossover 10000,20000,40000``): for one agent alone in its table, its rows
+cached, top-10 by scanning the cached rows against the index, by agent size: where the
+default ``index_min_entries`` (15 000) comes from.
+
     nice -n 10 python benchmarks/bench_memory_pg.py [--quick] [--scale N] [--skip-scale]
         [--skip-part-one] [--stores sqlite,cache,pgvector] [--rounds R]
-        [--langgraph-python PYTHON]
+        [--langgraph-python PYTHON] [--crossover SIZES]
 """
 
 from __future__ import annotations
@@ -480,6 +484,65 @@ def held(store: Any) -> None:
           f"{len(cache)} agents (bound {store.config.cache_entries} rows)", flush=True)
 
 
+# --- part 3 -------------------------------------------------------------------------------
+
+
+def part_three(pgvector_url: str, sizes: list[int], rounds: int) -> None:
+    """Where scanning an agent's cached rows stops being cheaper than the index: one agent
+    alone in its table per size, its rows cached, top-10 by the cache scan
+    (``index_min_entries`` above the size) and by index (``index_min_entries = 1``),
+    interleaved."""
+    from neuroflow_memory_sqlite.store import PostgresStoreConfig, SqlStore
+
+    embedder = LexicalEmbedder()
+    print(f"\nCache scan or index, by agent size (one agent alone in its table, rows cached, "
+          f"{rounds} interleaved rounds of 40 searches; p50 in ms):")
+
+    async def one(n: int) -> None:
+        data = list(entries(n, agents=1, big_share=0))
+        for d in data:
+            d["agent_id"] = "solo"
+        texts = texts_of([d["value"]["text"] for d in data], 40)
+        prefix = f"b{uuid.uuid4().hex[:8]}_"
+        clock = Clock()
+        managers: dict[str, MemoryManager] = {}
+        try:
+            for name, least in (("cache scan", n + 1), ("index", 1)):
+                store = SqlStore(PostgresStoreConfig(
+                    url=pgvector_url, table_prefix=prefix, vector_search="pgvector",
+                    index_min_entries=least))
+                managers[name] = MemoryManager(config(), store=store, embedder=embedder,
+                                               clock=clock)
+            loader = managers["cache scan"]
+            async with loader.store.bulk_load():
+                await loader.store_many(data, batch_size=1000)
+            analyze(pgvector_url, prefix)
+            clock.now += 3600
+            for manager in managers.values():
+                for t in texts:  # fills the cache (the index store: in the background)
+                    await manager.search_memories("solo", t, limit=10)
+                while manager.store._warmers:
+                    await anyio.sleep(0.01)
+            times: dict[str, list[float]] = {k: [] for k in managers}
+            for _ in range(rounds):
+                for name, manager in managers.items():
+                    for t in texts:
+                        start = time.perf_counter()
+                        await manager.search_memories("solo", t, limit=10)
+                        times[name].append(time.perf_counter() - start)
+            scan, index = p50(times["cache scan"]), p50(times["index"])
+            print(f"  {n:>7} entries: cache scan {ms(scan)}, index {ms(index)} "
+                  f"({'scan' if scan < index else 'index'} cheaper; load {load()})",
+                  flush=True)
+        finally:
+            for manager in managers.values():
+                await manager.aclose()
+            drop(pgvector_url, prefix)
+
+    for n in sizes:
+        anyio.run(one, n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scale part with 20k entries")
@@ -492,6 +555,8 @@ def main() -> None:
                         help="shared_buffers of the PostgreSQL with pgvector this run starts")
     parser.add_argument("--langgraph-python", default=None,
                         help="an interpreter with langgraph installed (outside anchor)")
+    parser.add_argument("--crossover", default=None, metavar="SIZES",
+                        help="part 3 at these agent sizes, e.g. 10000,20000,40000")
     args = parser.parse_args()
     # Stopped from outside: still stop the PostgreSQL this run started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -516,6 +581,8 @@ def main() -> None:
         if not args.skip_scale:
             with tempfile.TemporaryDirectory() as folder:
                 part_two(n, args.stores.split(","), url, Path(folder))
+        if args.crossover and url:
+            part_three(url, [int(x) for x in args.crossover.split(",")], rounds)
     finally:
         if server is not None:
             server.stop()
