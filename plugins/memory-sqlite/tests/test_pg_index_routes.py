@@ -71,6 +71,13 @@ async def wait_cached(store: SqlStore, agent: str) -> None:
         await anyio.sleep(0.02)
 
 
+async def reference(data: list[dict[str, Any]], clock: Clock) -> Any:
+    """The expected results' manager: ``data`` in the in-memory store."""
+    exact = make_manager(InMemoryStore(), clock, max_entries=None)
+    await exact.store_many(data, batch_size=500)
+    return exact
+
+
 def pgvector_store(url: str, prefix: str, **options: Any) -> SqlStore:
     return SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix,
                                         vector_search="pgvector", **options))
@@ -166,8 +173,7 @@ def test_an_agent_under_the_share_that_fits_the_cache_is_searched_from_the_cache
 
     async def main() -> None:
         clock = Clock()
-        exact = make_manager(InMemoryStore(), clock, max_entries=None)
-        await exact.store_many(data, batch_size=300)
+        exact = await reference(data, clock)
         spec = {"query": "w7 w8", "limit": 10}
         runs = [({}, "cache"), ({"index_min_share": 0.0}, "pgvector"),
                 ({"cache_bytes": "64K"}, "pgvector")]  # 200 rows do not fit in 64 KiB
@@ -200,8 +206,7 @@ def test_below_index_min_entries_an_agent_that_fits_uses_the_cache_even_alone(
 
     async def main() -> None:
         clock = Clock()
-        exact = make_manager(InMemoryStore(), clock, max_entries=None)
-        await exact.store_many(data, batch_size=700)
+        exact = await reference(data, clock)
         spec = {"query": "w3 w4", "limit": 10}
         want = await results(exact, "solo", spec)
         store = pgvector_store(pgvector_url, pgv_prefix, index_min_share=0.8)
@@ -240,8 +245,7 @@ def test_an_agent_too_wordy_for_the_cache_and_under_2000_entries_never_uses_the_
 
     async def main() -> None:
         clock = Clock()
-        exact = make_manager(InMemoryStore(), clock, max_entries=None)
-        await exact.store_many(data, batch_size=100)
+        exact = await reference(data, clock)
         spec = {"query": "w3 w4", "limit": 5}
         want = await results(exact, "wordy", spec)
         store = pgvector_store(pgvector_url, pgv_prefix, index_min_share=0.0,

@@ -567,7 +567,10 @@ class PgSearch:
                                     embedder, epoch)
 
     def _least(self) -> int:
-        return int(getattr(self.config, "index_min_entries", 15_000))  # type: ignore[attr-defined]
+        return int(self.config.index_min_entries)  # type: ignore[attr-defined]
+
+    def _share(self) -> float:
+        return float(self.config.index_min_share)  # type: ignore[attr-defined]
 
     def _by_index(self, agent: str, entries: int, total: int, dim: int) -> bool:
         """Whether a search of ``agent`` (``entries`` of the table's ``total``), whose rows
@@ -585,8 +588,7 @@ class PgSearch:
             return False
         if entries > self._agents.max_rows(dim) or self._sizes.uncacheable(agent):
             return True
-        share = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
-        return entries >= share * total
+        return entries >= self._share() * total
 
     def _gate_sql(self, dim: int, params: dict[str, Any]) -> str:
         """:meth:`_by_index` as a condition on the counts table (the agent is
@@ -595,7 +597,7 @@ class PgSearch:
         params["floor"] = min(self._least(), READ_WHOLE_MAX)
         if self._sizes.uncacheable(params["agent_id"]):
             return f"COALESCE((SELECT n >= :floor FROM {c} WHERE scope = :agent_id), false)"
-        params["share"] = float(getattr(self.config, "index_min_share", 0.5))  # type: ignore
+        params["share"] = self._share()
         params["fit"] = self._agents.max_rows(dim)
         return (f"COALESCE((SELECT n >= :floor AND (n > :fit OR n >= :share * (SELECT n "
                 f"FROM {c} WHERE scope = '')) FROM {c} WHERE scope = :agent_id), false)")

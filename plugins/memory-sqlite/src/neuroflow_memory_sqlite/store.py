@@ -387,8 +387,8 @@ class SqlStore(PgSearch):
                                "vector_search": self.vector_path}
         if self.vector_path == "pgvector":
             out["vector_index"] = getattr(self.config, "vector_index", "hnsw")
-            out["index_min_entries"] = getattr(self.config, "index_min_entries", 15_000)
-            out["index_min_share"] = getattr(self.config, "index_min_share", 0.5)
+            out["index_min_entries"] = self.config.index_min_entries
+            out["index_min_share"] = self.config.index_min_share
         out["cache_entries"] = self._agents.max_entries
         out["cache_bytes"] = self._agents.max_bytes
         return out
