@@ -29,14 +29,16 @@ def test_columns_and_keyword_scores_follow_any_changes() -> None:
     truth: dict[int, tuple[Any, ...]] = {}
     next_id = 0
     compactions = 0
-    for step in range(400):
+    for step in range(600):
         fresh = cols.clone()  # as a refresh does: the old columns never change
-        before = (cols.n, cols.ids[: cols.n].copy(), cols.keyword(["w1", "w2"]).copy())
+        before = (cols.n, cols.ids[: cols.n].copy(), cols.keyword(["w1", "w2"]).copy(),
+                  cols.alive.copy(), cols.matrix[: cols.n].copy(),
+                  [cols.entry(at) for at in range(cols.n)])
         action = rnd.random()
-        if action < 0.5 or not truth:
+        if action < 0.6 or not truth:
             batch = []
             for _ in range(rnd.randint(1, 30)):
-                if truth and rnd.random() < 0.3:
+                if truth and rnd.random() < 0.5:
                     rid = rnd.choice(list(truth))  # a replaced row
                 else:
                     rid, next_id = next_id, next_id + 1
@@ -47,27 +49,57 @@ def test_columns_and_keyword_scores_follow_any_changes() -> None:
             for r in batch:
                 truth[r[0]] = r
         else:
-            keep = [rid for rid in truth if rnd.random() < 0.7]
+            keep = [rid for rid in truth if rnd.random() < 0.8]
             fresh.keep_only(keep)
             truth = {rid: truth[rid] for rid in keep}
-        compactions += fresh.token_dead < cols.token_dead
+        compactions += fresh.n - fresh.live < cols.n - cols.live
         # The columns handed out before are untouched.
         assert cols.n == before[0] and (cols.ids[: cols.n] == before[1]).all()
         assert (cols.keyword(["w1", "w2"]) == before[2]).all()
+        assert (cols.alive == before[3]).all() and (cols.matrix[: cols.n] == before[4]).all()
+        assert [cols.entry(at) for at in range(cols.n)] == before[5]
         cols = fresh
-        assert cols.n == len(truth) and set(cols.ids[: cols.n].tolist()) == set(truth)
+        live = np.flatnonzero(cols.alive)
+        assert cols.live == len(live) == len(truth)
+        assert sorted(cols.ids[live].tolist()) == sorted(truth)
+        assert [cols.position(rid) for rid in cols.ids[live].tolist()] == live.tolist()
         query = rnd.sample(vocab, rnd.randint(1, 4))
         got = cols.keyword(query)
-        for at in range(cols.n):
+        hit_rows, hit_scores = cols.keyword_hits(query)
+        for at in live.tolist():
             r = truth[int(cols.ids[at])]
             assert got[at] == coverage(query, r[12]), (step, at, query, r[12])
             assert cols.keys[at] == r[1] and cols.importance[at] == r[2]
             assert cols.matrix[at].tobytes() == r[6]
             entry = cols.entry(at)
             assert entry is not None and entry.value == {"w": r[12]} and entry.version == r[11]
-        assert cols.token_dead <= max(1024, cols.token_n // 2)
+        want = [at for at in live.tolist() if got[at] > 0]
+        assert hit_rows.tolist() == want and hit_scores.tolist() == [got[at] for at in want]
+        if truth:
+            assert cols.top_importance() == max(r[2] for r in truth.values())
+        assert cols.n - cols.live <= max(256, cols.live // 4)
     assert cols.keyword(["nowhere"]).tolist() == [0.0] * cols.n
-    assert compactions > 0  # dead word slots were dropped along the way
+    assert compactions > 0  # dead rows were dropped along the way
+
+
+def test_a_refresh_never_kept_leaves_no_trace() -> None:
+    rnd = random.Random(4)
+    kept = AgentColumns("a", 4)
+    kept.upsert([row(i, f"w{i} all", rnd) for i in range(5)])
+    lost = kept.clone()  # a refresh that failed, or was not kept: its rows stay behind
+    lost.upsert([row(1, "w1 lost", rnd), row(9, "lost", rnd)])
+    with pytest.raises(RuntimeError, match="newest version"):
+        kept.upsert([row(2, "w2", rnd)])
+    nxt = kept.clone()
+    nxt.upsert([row(3, "w3 again", rnd)])
+    live = np.flatnonzero(nxt.alive)
+    assert sorted(nxt.ids[live].tolist()) == [0, 1, 2, 3, 4]
+    assert nxt.keyword_hits(["lost"])[0].tolist() == []
+    assert nxt.entry(nxt.position(1)).value == {"w": "w1 all"}
+    assert nxt.entry(nxt.position(3)).value == {"w": "w3 again"}
+    scores = nxt.keyword(["all"])
+    assert {int(nxt.ids[at]): scores[at] for at in live} == {0: 1.0, 1: 1.0, 2: 1.0, 3: 0.0,
+                                                             4: 1.0}
 
 
 def test_refs_resolve_to_the_ranked_rows() -> None:

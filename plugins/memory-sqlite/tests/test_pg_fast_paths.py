@@ -95,6 +95,84 @@ def test_a_fresh_search_uses_no_worker_thread(target: tuple[str, str, str],
     anyio.run(main, backend="asyncio")
 
 
+@pytest.mark.parametrize("path", ["cache", "pgvector"])
+def test_a_search_after_a_few_writes_refreshes_on_the_event_loop(
+        path: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few rows written since the cache was filled (by this store: one statement; by
+    another: two) are brought in on the event loop; many go to a worker thread.  Every
+    search equals the in-memory store's."""
+    url = request.getfixturevalue("postgres_url" if path == "cache" else "pgvector_url")
+    prefix = request.getfixturevalue("pg_prefix" if path == "cache" else "pgv_prefix")
+    data = corpus(300, agents=2)
+
+    def store() -> SqlStore:
+        # pgvector: this agent is under index_min_entries, so its cached rows are scanned.
+        return SqlStore(PostgresStoreConfig(url=url, table_prefix=prefix, vector_search=path))
+
+    async def main() -> None:
+        clock = Clock()
+        ours_store, other_store = store(), store()
+        ours = make_manager(ours_store, clock, max_entries=None)
+        other = make_manager(other_store, clock, max_entries=None)
+        exact = make_manager(InMemoryStore(), clock, max_entries=None)
+        for m in (ours, exact):
+            await m.store_many(data, batch_size=100)
+        for spec in SEARCHES:
+            await ours.search_memories("agent0", **spec)
+        statements: list[str] = []
+        fetch = ours_store._fetch
+
+        async def counted(sql: str, params: dict[str, Any]) -> Any:
+            statements.append(sql)
+            return await fetch(sql, params)
+
+        monkeypatch.setattr(ours_store, "_fetch", counted)
+        real = anyio.to_thread.run_sync
+
+        async def refuse(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"worker thread used: {fn!r}")
+
+        async def search_on_the_loop(writer: Any, statements_each: int) -> None:
+            for spec in SEARCHES:
+                statements.clear()
+                monkeypatch.setattr(anyio.to_thread, "run_sync", refuse)
+                try:
+                    got = await results(ours, "agent0", spec)
+                finally:
+                    monkeypatch.setattr(anyio.to_thread, "run_sync", real)
+                assert got == await results(exact, "agent0", spec)
+                assert len(statements) == statements_each, statements
+                # Something new again for the next search to bring in.
+                for m in (writer, exact):
+                    await m.store_memory("agent0", f"k{2 * len(got)}",
+                                         {"text": f"w1 w{len(got)} café"}, tags=["t1"],
+                                         importance=0.7)
+
+        for m in (ours, exact):  # replaced, added, removed by this store
+            await m.store_memory("agent0", "k2", {"text": "w1 w2 naïve"}, importance=0.95)
+            await m.store_memory("agent0", "new", {"text": "w3 w10 日本"}, tags=["t1"])
+            await m.delete_memory("agent0", "k4")
+        await search_on_the_loop(ours, 1)
+        await ours.search_memories("agent0", "w1")  # its own last write is read
+        for m in (other, exact):  # written by another store (another process)
+            await m.store_memory("agent0", "k6", {"text": "w7 café"}, importance=0.9)
+            await m.delete_memory("agent0", "k8")
+        await search_on_the_loop(other, 2)
+        many = [dict(d, key=f"m{i}") for i, d in enumerate(corpus(60, seed=8))]
+        for m in (other, exact):  # more rows than a search adds on the loop
+            await m.store_many(many)
+        before = ours_store._agents.get("agent0")
+        for spec in SEARCHES:
+            assert await results(ours, "agent0", spec) == await results(exact, "agent0", spec)
+        cols = ours_store._agents.get("agent0")
+        # 150 + "new" - k4 - k8 + the 60 "m" keys (the loop rewrote keys it had).
+        assert cols is not before and cols.live == 150 + 1 - 2 + 60
+        for m in (ours, other):
+            await m.aclose()
+
+    anyio.run(main, backend="asyncio")
+
+
 def test_under_trio_searches_use_worker_threads(target: tuple[str, str, str]) -> None:
     pytest.importorskip("trio")
     data = corpus(120)

@@ -312,10 +312,11 @@ def test_a_search_cancelled_while_the_server_answers_leaves_the_store_usable(
 
 def test_a_delete_between_the_counters_and_the_refresh_is_not_missed(
         postgres_url: str, pg_prefix: str) -> None:
-    """A refresh reads the agent's counters, then the changed rows in one snapshot.  A
-    delete committed in between must still drop its row from the cache: had the refresh
-    trusted the first read ("no deletes"), the cache would keep the deleted entry under
-    counters that say it is current, and every later search would return it."""
+    """A search reads the agent's counters, finds them moved (another process wrote), then
+    reads the changed rows with the counters again, in one statement.  A delete committed
+    in between must still drop its row from the cache: had the refresh trusted the first
+    read ("no deletes"), the cache would keep the deleted entry under counters that say it
+    is current, and every later search would return it."""
     async def main() -> None:
         clock = Clock()
         store = SqlStore(PostgresStoreConfig(url=postgres_url, table_prefix=pg_prefix,
@@ -329,15 +330,15 @@ def test_a_delete_between_the_counters_and_the_refresh_is_not_missed(
         assert [e.key for e in await ours.search_memories("solo", "zebra quartz",
                                                             limit=1)] == ["doomed"]
         await writer.store_memory("solo", "newer", {"text": "w1"})  # the cache is stale
-        original = store._snapshot
+        original = store._fetch
         raced = []
 
-        def snapshot_after_a_delete(*args: Any, **kwargs: Any) -> Any:
-            if not raced:
-                raced.append(anyio.from_thread.run(writer.delete_memory, "solo", "doomed"))
-            return original(*args, **kwargs)
+        async def delete_before_the_changes_are_read(sql: str, params: Any) -> Any:
+            if "SELECT 3," in sql and not raced:  # the changed rows' statement
+                raced.append(await writer.delete_memory("solo", "doomed"))
+            return await original(sql, params)
 
-        store._snapshot = snapshot_after_a_delete  # type: ignore[method-assign]
+        store._fetch = delete_before_the_changes_are_read  # type: ignore[method-assign]
         await ours.search_memories("solo", "w1", limit=1)  # refreshes the cache
         assert raced == [True]
         for _ in range(2):

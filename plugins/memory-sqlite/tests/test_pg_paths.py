@@ -164,14 +164,16 @@ def test_cache_is_incremental_and_bounded(postgres_url: str, pg_prefix: str) -> 
         assert store._agents.entries() <= 70
         assert store._agents.get("agent0") is None and store._agents.get("other") is not None
         cached = store._agents.get("other")
-        # A change reads only the changed row, into a new copy of the columns.
+        # A change reads only the changed row, into a new version of the columns (the
+        # replaced and the removed rows are dead in it, alive in the one handed out).
         for m in (manager, exact):
             await m.store_memory("other", "o3", {"text": "w1 w2 w3"}, importance=0.9)
             await m.delete_memory("other", "o5")
         spec = {"query": "w1 w2", "limit": 10}
         assert await results(manager, "other", spec) == await results(exact, "other", spec)
         fresh = store._agents.get("other")
-        assert fresh is not cached and fresh.n == 39 and cached.n == 40
+        assert fresh is not cached and fresh.live == 39 and cached.live == 40
+        assert fresh.n == 41 and cached.n == 40 and cached.alive.all()
         # An agent larger than the cache is searched from the database.
         big = SqlStore(PostgresStoreConfig(url=postgres_url, table_prefix=pg_prefix,
                                            cache_entries=30, vector_search="cache"))

@@ -346,7 +346,8 @@ class InMemoryStore:
             importance=pick(index.importance),
             updated_at=pick(index.updated_at),
             keyword=pick(keyword),
-            vectors=pick(index.matrix(vector_dim, embedder)) if vector_dim else None,
+            vectors=index.matrix(vector_dim, embedder) if vector_dim else None,
+            vector_rows=None if every or not vector_dim else pos,
         )
 
     def _candidates_slow(

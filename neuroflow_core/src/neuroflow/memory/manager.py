@@ -16,7 +16,6 @@ from neuroflow.config import NeuroflowConfig, get_config
 from neuroflow.errors import InvalidMemoryError, MemoryConflictError, MemoryStoreError
 from neuroflow.memory import validate as check
 from neuroflow.memory.config import MemoryConfig
-from neuroflow.memory.embedders import similarities
 from neuroflow.memory.filters import matches_everything, validate_filter
 from neuroflow.memory.model import HistoryRecord, MemoryEntry, MemoryQuery
 from neuroflow.memory.protocol import Embedder, MemoryStore
@@ -629,7 +628,7 @@ class MemoryManager:
         if has_query:
             keyword = np.asarray(cands.keyword, dtype=np.float64)
             if cands.vectors is not None and qvec is not None and np.any(qvec):
-                semantic = similarities(cands.vectors, qvec)
+                semantic = cands.semantic(qvec)
                 semantic = np.clip(semantic, 0.0, 1.0).astype(np.float64)
             else:
                 semantic = np.zeros(len(cands), dtype=np.float64)

@@ -168,6 +168,9 @@ class Candidates:
         vectors: ``len(refs) x dim`` float32 array of stored embeddings, or ``None`` when
             not asked for; rows of an entry stored without (or with another size of)
             embedding are zero.
+        vector_rows: ``None``, or the row of ``vectors`` holding each candidate's
+            embedding (an integer array of ``len(refs)``): a store may hand over a larger
+            matrix it keeps rather than copy the candidates' rows out of it.
     """
 
     refs: Sequence[Any]
@@ -177,6 +180,20 @@ class Candidates:
     updated_at: Any
     keyword: Any
     vectors: Any = None
+    vector_rows: Any = None
+
+    def semantic(self, query: Any) -> Any:
+        """Each candidate's embedding dotted with ``query`` (:func:`similarities`)."""
+        from neuroflow.memory.embedders import similarities
+
+        rows = self.vector_rows
+        if rows is None:
+            return similarities(self.vectors, query)
+        if 4 * len(rows) < len(self.vectors):
+            return similarities(self.vectors[rows], query)  # few rows: copy them
+        # Most rows: one pass over the matrix costs less than copying them out of it
+        # (a row scores the same bits either way).
+        return similarities(self.vectors, query)[rows]
 
     def __len__(self) -> int:
         return len(self.refs)

@@ -50,21 +50,23 @@ ROW_COLUMNS = ("id, key, importance, updated_at, expires_at, dim, embedding, mod
 WORD_OVERHEAD = 100
 
 
-class AgentColumns:
-    """One agent's cached rows: parallel arrays with spare capacity, one vector size.
+class _RowLog:
+    """The rows behind successive versions of one agent's :class:`AgentColumns`, only ever
+    appended to: each version reads the first rows it knows of, a refresh appends what
+    changed (a replaced row comes again at the end), so no version's rows ever change
+    under a search that is ranking them.
 
-    Rows whose embedding has another size, or none, keep a zero vector (they never match
-    a query of the cached size).  Row order is arbitrary; the ranker breaks ties by
-    recency and key.
+    Per row: the numpy columns of :data:`_ARRAYS` (with spare capacity, grown by
+    doubling), the key, the value and tags as JSON text, and the slots of its indexed
+    words.  A slot is one (row, word) pair: ``token_row``/``token_word`` say whose and
+    which word; ``postings`` maps a word id to its slots, ascending (arrays never changed
+    in place: a refresh replaces them with longer ones).
     """
 
-    def __init__(self, agent_id: str, dim: int | None) -> None:
-        self.agent_id = agent_id
+    def __init__(self, dim: int | None) -> None:
         self.dim = dim
-        self.changes = -1
-        self.deletes = -1
-        self.n = 0
-        self._cap = 0
+        self.filled = 0
+        self.cap = 0
         self.ids = np.zeros(0, dtype=np.int64)
         self.importance = np.zeros(0, dtype=np.float64)
         self.updated_at = np.zeros(0, dtype=np.float64)
@@ -73,49 +75,145 @@ class AgentColumns:
         self.models = np.zeros(0, dtype=np.int32)  # code of the embedder's name, 0 = none
         self.created_at = np.zeros(0, dtype=np.float64)
         self.versions = np.zeros(0, dtype=np.int64)
+        self.tstart = np.zeros(0, dtype=np.int64)
+        self.tcount = np.zeros(0, dtype=np.int64)
+        self.matrix = np.zeros((0, dim or 0), dtype=np.float32)
         self.keys: list[str] = []
         self.values: list[str | None] = []  # JSON text, None when too long to keep
         self.tags: list[str] = []  # JSON text
         self.text_bytes = 0
-        self.matrix = np.zeros((0, dim or 0), dtype=np.float32)
-        self._pos: dict[int, int] = {}
-        self._codes: dict[str | None, int] = {None: 0}
-        # Indexed words: row ``r``'s words own the slots tstart[r] : tstart[r] + tcount[r];
-        # token_row says whose each slot is (-1: replaced or removed since); postings
-        # maps a word id to the slots of its rows (arrays never changed in place, so a
-        # clone shares them).
-        self.tstart = np.zeros(0, dtype=np.int64)
-        self.tcount = np.zeros(0, dtype=np.int64)
+        self.codes: dict[str | None, int] = {None: 0}
         self.vocab: dict[str, int] = {}
         self.vocab_bytes = 0
         self.postings: dict[int, Any] = {}
         self.postings_bytes = 0
         self.token_row = np.zeros(0, dtype=np.int32)
+        self.token_word = np.zeros(0, dtype=np.int32)
         self.token_n = 0
-        self.token_dead = 0
+
+    def reserve(self, more: int) -> None:
+        """Room for ``more`` rows after the filled ones (a first fill takes what it needs;
+        later growth doubles, so appending one row at a time copies little over time)."""
+        need = self.filled + more
+        if need <= self.cap:
+            return
+        cap = need if self.cap == 0 else max(need, 2 * self.cap)
+        for name in _ARRAYS:
+            old = getattr(self, name)
+            new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
+            new[: self.filled] = old[: self.filled]
+            setattr(self, name, new)  # readers of the old array still see their rows
+        self.cap = cap
+
+    def code(self, model: str | None) -> int:
+        """The small integer standing for an embedder name in :attr:`models`."""
+        found = self.codes.get(model)
+        if found is None:
+            found = self.codes[model] = len(self.codes)
+        return found
+
+    def word_ids(self, words: str | None) -> list[int]:
+        """The ids of space-separated ``words`` (new words get the next ids)."""
+        vocab = self.vocab
+        out = []
+        for w in (words or "").split():
+            found = vocab.get(w)
+            if found is None:
+                found = vocab[w] = len(vocab)
+                self.vocab_bytes += sys.getsizeof(w) + WORD_OVERHEAD
+            out.append(found)
+        return out
+
+    def append_tokens(self, words: Any, owners: Any) -> None:
+        """Give these (word id, row) pairs the next slots and add those to the postings."""
+        first, need = self.token_n, self.token_n + len(words)
+        if need > len(self.token_row):
+            size = max(need, 2 * len(self.token_row))
+            for name in ("token_row", "token_word"):
+                old = getattr(self, name)
+                new = np.zeros(size, dtype=np.int32)
+                new[:first] = old[:first]
+                setattr(self, name, new)
+        self.token_row[first:need] = owners
+        self.token_word[first:need] = words
+        self.token_n = need
+        if not len(words):
+            return
+        words = np.asarray(words, dtype=np.int64)
+        order = np.argsort(words, kind="stable")
+        sorted_words = words[order]
+        starts = np.flatnonzero(np.r_[True, sorted_words[1:] != sorted_words[:-1]])
+        slots = order + first
+        for word, part in zip(sorted_words[starts].tolist(),
+                              np.split(slots, starts[1:]), strict=True):
+            old = self.postings.get(word)
+            self.postings[word] = part if old is None else np.concatenate((old, part))
+            self.postings_bytes += part.nbytes + (0 if old is not None else 96)
+
+    def nbytes(self) -> int:
+        """Bytes held, estimated (see :meth:`AgentColumns.nbytes`)."""
+        return (int(self.matrix.nbytes) + self.cap * ROW_OVERHEAD + self.text_bytes
+                + int(self.token_row.nbytes) * 2 + self.postings_bytes + self.vocab_bytes)
+
+
+class AgentColumns:
+    """One agent's cached rows as seen at one moment: parallel arrays, one vector size.
+
+    Successive versions share one :class:`_RowLog`; this version holds its first
+    :attr:`n` rows, of which those marked in :attr:`alive` are the agent's entries (the
+    others were replaced, removed, or appended by a refresh that was never kept).
+    :meth:`clone` makes the next version, which :meth:`upsert` and :meth:`keep_only`
+    change without changing this one; once a quarter of its rows are dead, a version is
+    compacted into a log of its own.
+
+    Rows whose embedding has another size, or none, keep a zero vector (they never match
+    a query of the cached size).  Row order is arbitrary; the ranker breaks ties by
+    recency and key.
+    """
+
+    def __init__(self, agent_id: str, dim: int | None, log: _RowLog | None = None) -> None:
+        self.agent_id = agent_id
+        self.dim = dim
+        self.changes = -1
+        self.deletes = -1
+        #: The store's count of its own writes when these rows were read (-1: unknown).
+        self.epoch = -1
+        self._log = log if log is not None else _RowLog(dim)
+        self.n = self._log.filled
+        self.token_n = self._log.token_n
+        self.alive = np.zeros(self.n, dtype=bool)
+        self._pos: dict[int, int] = {}
         self._top: float | None = None
         self._soonest: float | None = None
         self._models_used: frozenset[tuple[int, int]] | None = None
 
+    # The log's columns: a version reads only their first ``n`` rows.
+    ids = property(lambda self: self._log.ids, doc="Row ids (int64).")
+    importance = property(lambda self: self._log.importance, doc="Importance (float64).")
+    updated_at = property(lambda self: self._log.updated_at, doc="Update times (float64).")
+    expires_at = property(lambda self: self._log.expires_at,
+                          doc="Expiry times (float64, ``inf``: never).")
+    dims = property(lambda self: self._log.dims, doc="Vector sizes (0: none).")
+    models = property(lambda self: self._log.models, doc="Embedder codes (0: none).")
+    created_at = property(lambda self: self._log.created_at, doc="Creation times.")
+    versions = property(lambda self: self._log.versions, doc="Entry versions.")
+    matrix = property(lambda self: self._log.matrix, doc="Vectors (float32 rows).")
+    keys = property(lambda self: self._log.keys, doc="Keys.")
+    values = property(lambda self: self._log.values, doc="Values as JSON text (or None).")
+    tags = property(lambda self: self._log.tags, doc="Tags as JSON text.")
+
+    @property
+    def live(self) -> int:
+        """How many of the rows are the agent's entries (the others are dead)."""
+        return len(self._pos)
+
     def clone(self) -> AgentColumns:
-        """A copy to update, so that columns already handed out never change."""
-        other = AgentColumns(self.agent_id, self.dim)
-        other.changes, other.deletes, other.n, other._cap = (
-            self.changes, self.deletes, self.n, self.n)
-        for name in _ARRAYS:
-            setattr(other, name, getattr(self, name)[: self.n].copy())
-        other.keys = list(self.keys)
-        other.values = list(self.values)
-        other.tags = list(self.tags)
-        other.text_bytes = self.text_bytes
+        """The next version, to update: this one never changes."""
+        other = AgentColumns(self.agent_id, self.dim, self._log)
+        other.changes, other.deletes = self.changes, self.deletes
+        # Rows appended after this version by a refresh that was not kept stay dead.
+        other.alive[: self.n] = self.alive
         other._pos = dict(self._pos)
-        other._codes = dict(self._codes)
-        other.vocab = dict(self.vocab)
-        other.vocab_bytes = self.vocab_bytes
-        other.postings = dict(self.postings)
-        other.postings_bytes = self.postings_bytes
-        other.token_row = self.token_row[: self.token_n].copy()
-        other.token_n, other.token_dead = self.token_n, self.token_dead
         return other
 
     def position(self, rid: int) -> int | None:
@@ -124,47 +222,58 @@ class AgentColumns:
 
     def nbytes(self) -> int:
         """Bytes held, estimated: the vectors, the kept texts, the word index, a fixed
-        overhead per row."""
-        return (int(self.matrix.nbytes) + self._cap * ROW_OVERHEAD + self.text_bytes
-                + int(self.token_row.nbytes) + self.postings_bytes + self.vocab_bytes)
+        overhead per row (dead rows and spare room included, and the rows of the log's
+        later versions once there are any)."""
+        return self._log.nbytes() + self.n + 80 * len(self._pos)
 
     def keyword(self, words: Sequence[str]) -> Any:
         """Per row, the fraction of ``words`` (distinct) its indexed words hold."""
         n = self.n
-        found = (self.postings.get(self.vocab.get(w, -1)) for w in words)
-        slots = [p for p in found if p is not None]
-        if not slots:
+        rows = self._word_rows(words)
+        if rows is None:
             return np.zeros(n, dtype=np.float64)
-        rows = self.token_row[np.concatenate(slots) if len(slots) > 1 else slots[0]]
-        counts = np.bincount(rows[rows >= 0], minlength=n)[:n]
-        return counts / len(words)
+        return np.bincount(rows, minlength=n)[:n] / len(words)
+
+    def _word_rows(self, words: Sequence[str]) -> Any:
+        """The row of each slot of this version holding one of ``words`` (``None``: none)."""
+        log, limit = self._log, self.token_n
+        slots = []
+        for w in words:
+            found = log.postings.get(log.vocab.get(w, -1))
+            if found is not None:
+                slots.append(found[: int(np.searchsorted(found, limit))])
+        if not slots:
+            return None
+        return log.token_row[np.concatenate(slots) if len(slots) > 1 else slots[0]]
 
     def top_importance(self) -> float:
-        """The highest importance of any cached row (1.0 when there is none).
+        """The highest importance of any live row (1.0 when there is none).
 
         This and :meth:`soonest_expiry` and :meth:`models_used` are computed once per
-        columns put in the cache, as those never change.
+        version, as those never change once handed out.
         """
         if self._top is None:
-            self._top = float(self.importance[: self.n].max()) if self.n else 1.0
+            self._top = float(self.importance[: self.n][self.alive].max()) if self.live \
+                else 1.0
         return self._top
 
     def soonest_expiry(self) -> float:
-        """The earliest expiry of any cached row (``inf``: none expires)."""
+        """The earliest expiry of any live row (``inf``: none expires)."""
         if self._soonest is None:
-            self._soonest = float(self.expires_at[: self.n].min()) if self.n else np.inf
+            self._soonest = float(self.expires_at[: self.n][self.alive].min()) if self.live \
+                else np.inf
         return self._soonest
 
     def models_used(self) -> frozenset[tuple[int, int]]:
-        """The distinct (vector size, embedder code) pairs of the cached rows."""
+        """The distinct (vector size, embedder code) pairs of the live rows."""
         if self._models_used is None:
-            n = self.n
-            self._models_used = frozenset(zip(self.dims[:n].tolist(), self.models[:n].tolist(),
-                                              strict=True))
+            n, alive = self.n, self.alive
+            self._models_used = frozenset(zip(self.dims[:n][alive].tolist(),
+                                              self.models[:n][alive].tolist(), strict=True))
         return self._models_used
 
     def all_comparable(self, dim: int, model: str | None) -> bool:
-        """Whether every cached row's vector has size ``dim`` and was made by ``model``
+        """Whether every live row's vector has size ``dim`` and was made by ``model``
         (or by an unnamed embedder); ``model`` ``None``: any embedder."""
         wanted = {0, self.code_of(model)} if model is not None else None
         return not any(d != dim or (wanted is not None and code not in wanted)
@@ -186,185 +295,137 @@ class AgentColumns:
         return [get(i) for i in ids]
 
     def keyword_hits(self, words: Sequence[str]) -> tuple[Any, Any]:
-        """The rows holding any of ``words`` (distinct), ascending, and the fraction of
-        ``words`` each holds: :meth:`keyword` without a pass over every row."""
-        found = (self.postings.get(self.vocab.get(w, -1)) for w in words)
-        slots = [p for p in found if p is not None]
-        if not slots:
+        """The live rows holding any of ``words`` (distinct), ascending, and the fraction
+        of ``words`` each holds: :meth:`keyword` without a pass over every row."""
+        rows = self._word_rows(words)
+        if rows is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        rows = self.token_row[np.concatenate(slots) if len(slots) > 1 else slots[0]]
-        rows, counts = np.unique(rows[rows >= 0], return_counts=True)
+        rows, counts = np.unique(rows, return_counts=True)
+        if self.live < self.n:
+            keep = self.alive[rows]
+            rows, counts = rows[keep], counts[keep]
         return rows.astype(np.int64), counts / len(words)
-
-    def _word_ids(self, words: str | None) -> list[int]:
-        vocab = self.vocab
-        out = []
-        for w in (words or "").split():
-            found = vocab.get(w)
-            if found is None:
-                found = vocab[w] = len(vocab)
-                self.vocab_bytes += sys.getsizeof(w) + WORD_OVERHEAD
-            out.append(found)
-        return out
-
-    def _kill_tokens(self, at: int) -> None:
-        start, count = int(self.tstart[at]), int(self.tcount[at])
-        if count:
-            self.token_row[start : start + count] = -1
-            self.token_dead += count
-
-    def _append_tokens(self, tokens: list[int], owners: list[int]) -> None:
-        """Give the new rows' words the next slots and add those to the postings."""
-        first, need = self.token_n, self.token_n + len(tokens)
-        if need > len(self.token_row):
-            new = np.zeros(max(need, 2 * len(self.token_row)), dtype=np.int32)
-            new[:first] = self.token_row[:first]
-            self.token_row = new
-        self.token_row[first:need] = owners
-        self.token_n = need
-        if not tokens:
-            return
-        words = np.asarray(tokens, dtype=np.int64)
-        order = np.argsort(words, kind="stable")
-        sorted_words = words[order]
-        starts = np.flatnonzero(np.r_[True, sorted_words[1:] != sorted_words[:-1]])
-        slots = order + first
-        for word, part in zip(sorted_words[starts].tolist(),
-                              np.split(slots, starts[1:]), strict=True):
-            old = self.postings.get(word)
-            self.postings[word] = part if old is None else np.concatenate((old, part))
-            self.postings_bytes += part.nbytes + (0 if old is not None else 96)
-
-    def _compact_tokens(self) -> None:
-        """Drop dead word slots once they are most of them (renumbering the rest)."""
-        if self.token_dead <= max(1024, self.token_n // 2):
-            return
-        live = self.token_row[: self.token_n] >= 0
-        moved = np.cumsum(live) - 1
-        n = self.n
-        has = self.tcount[:n] > 0
-        self.tstart[:n] = np.where(has, moved[np.where(has, self.tstart[:n], 0)], 0)
-        postings = {}
-        for word, slots in self.postings.items():
-            kept = slots[live[slots]]
-            if len(kept):
-                postings[word] = moved[kept]
-        self.postings = postings
-        self.postings_bytes = sum(a.nbytes + 96 for a in postings.values())
-        self.token_row = self.token_row[: self.token_n][live].copy()
-        self.token_n = len(self.token_row)
-        self.token_dead = 0
 
     def entry(self, at: int) -> MemoryEntry | None:
         """The entry of the row at ``at``, or ``None`` if its value was too long to keep."""
-        value = self.values[at]
+        log = self._log
+        value = log.values[at]
         if value is None:
             return None
-        expires = float(self.expires_at[at])
+        expires = float(log.expires_at[at])
         return MemoryEntry(
-            agent_id=self.agent_id, key=self.keys[at], value=json.loads(value),
-            tags=tuple(json.loads(self.tags[at])), importance=float(self.importance[at]),
-            created_at=float(self.created_at[at]), updated_at=float(self.updated_at[at]),
+            agent_id=self.agent_id, key=log.keys[at], value=json.loads(value),
+            tags=tuple(json.loads(log.tags[at])), importance=float(log.importance[at]),
+            created_at=float(log.created_at[at]), updated_at=float(log.updated_at[at]),
             expires_at=None if expires == np.inf else expires,
-            version=int(self.versions[at]))
-
-    def _grow(self, need: int) -> None:
-        if need <= self._cap:
-            return
-        # A first fill takes what it needs; later growth doubles (few copies over time).
-        cap = need if self._cap == 0 else max(need, 2 * self._cap)
-        for name in _ARRAYS[:-1]:
-            old = getattr(self, name)
-            new = np.zeros(cap, dtype=old.dtype)
-            new[: self.n] = old[: self.n]
-            setattr(self, name, new)
-        matrix = np.zeros((cap, self.dim or 0), dtype=np.float32)
-        matrix[: self.n] = self.matrix[: self.n]
-        self.matrix = matrix
-        self._cap = cap
-
-    def code(self, model: str | None) -> int:
-        """The small integer standing for an embedder name in :attr:`models`."""
-        found = self._codes.get(model)
-        if found is None:
-            found = self._codes[model] = len(self._codes)
-        return found
+            version=int(log.versions[at]))
 
     def code_of(self, model: str | None) -> int:
         """The code of an embedder name, or -1 if no cached row has it."""
-        return self._codes.get(model, -1)
+        return self._log.codes.get(model, -1)
 
     def upsert(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Add or replace rows of :data:`ROW_COLUMNS` (a row id given twice: the last)."""
+        """Add or replace rows of :data:`ROW_COLUMNS` (a row id given twice: the last).
+
+        Every row is appended (a replaced row's old place dies), so only this version and
+        later ones see it.
+        """
         rows = list({int(r[0]): r for r in rows}.values())
-        self._grow(self.n + len(rows))
-        tokens: list[int] = []
+        if not rows:
+            return
+        log = self._log
+        if log.filled != self.n:
+            raise RuntimeError("only the newest version of an agent's columns is updated")
+        first, k = log.filled, len(rows)
+        log.reserve(k)
+        end = first + k
+        alive = np.zeros(end, dtype=bool)
+        alive[: self.n] = self.alive
+        alive[first:end] = True
+        pos = self._pos
+        words: list[int] = []
         owners: list[int] = []
-        for row in rows:
-            rid = int(row[0])
-            at = self._pos.get(rid)
+        for i, row in enumerate(rows):
+            rid, at = int(row[0]), first + i
+            old = pos.get(rid)
+            if old is not None:
+                alive[old] = False
+            pos[rid] = at
             value, tags = row[8], row[9]
-            size = _text_size(value) + _text_size(tags)
-            if at is None:
-                at = self.n
-                self.n += 1
-                self._pos[rid] = at
-                self.keys.append(row[1])
-                self.values.append(value)
-                self.tags.append(tags)
-            else:
-                self.text_bytes -= _text_size(self.values[at]) + _text_size(self.tags[at])
-                self.keys[at] = row[1]
-                self.values[at] = value
-                self.tags[at] = tags
-                self._kill_tokens(at)
-            ids = self._word_ids(row[12])
-            self.tstart[at] = self.token_n + len(tokens)
-            self.tcount[at] = len(ids)
-            tokens += ids
+            log.keys.append(row[1])
+            log.values.append(value)
+            log.tags.append(tags)
+            log.text_bytes += _text_size(value) + _text_size(tags)
+            ids = log.word_ids(row[12])
+            log.tstart[at] = log.token_n + len(words)
+            log.tcount[at] = len(ids)
+            words += ids
             owners += [at] * len(ids)
-            self.text_bytes += size
-            self.created_at[at] = row[10]
-            self.versions[at] = row[11]
-            self.ids[at] = rid
-            self.importance[at] = row[2]
-            self.updated_at[at] = row[3]
-            self.expires_at[at] = np.inf if row[4] is None else row[4]
-            dim, blob = row[5], row[6]
-            self.dims[at] = dim or 0
-            self.models[at] = self.code(row[7])
-            if blob is not None and dim == self.dim:
-                self.matrix[at] = np.frombuffer(blob, dtype=np.float32)
-            else:
-                self.matrix[at] = 0.0
-        self._append_tokens(tokens, owners)
-        self._compact_tokens()
+        log.ids[first:end] = [int(r[0]) for r in rows]
+        log.importance[first:end] = [r[2] for r in rows]
+        log.updated_at[first:end] = [r[3] for r in rows]
+        log.expires_at[first:end] = [np.inf if r[4] is None else r[4] for r in rows]
+        log.dims[first:end] = [r[5] or 0 for r in rows]
+        log.models[first:end] = [log.code(r[7]) for r in rows]
+        log.created_at[first:end] = [r[10] for r in rows]
+        log.versions[first:end] = [r[11] for r in rows]
+        good = [r[6] is not None and r[5] == self.dim for r in rows]
+        if all(good):
+            log.matrix[first:end] = np.frombuffer(b"".join([r[6] for r in rows]),
+                                                  dtype=np.float32).reshape(k, -1)
+        else:
+            for i, row in enumerate(rows):
+                log.matrix[first + i] = np.frombuffer(row[6], dtype=np.float32) \
+                    if good[i] else 0.0
+        log.append_tokens(words, owners)
+        log.filled = end
+        self.n, self.token_n, self.alive = end, log.token_n, alive
+        self._changed()
 
     def keep_only(self, present: Sequence[int]) -> None:
-        """Drop every cached row whose id is not in ``present`` (moving the last row in)."""
-        alive = set(int(i) for i in present)
-        for rid in [r for r in self._pos if r not in alive]:
-            at = self._pos.pop(rid)
-            self.text_bytes -= _text_size(self.values[at]) + _text_size(self.tags[at])
-            self._kill_tokens(at)
-            last = self.n - 1
-            if at != last:
-                moved = int(self.ids[last])
-                self._pos[moved] = at
-                for name in _ARRAYS:
-                    column = getattr(self, name)
-                    column[at] = column[last]
-                for texts in (self.keys, self.values, self.tags):
-                    texts[at] = texts[last]
-                start, count = int(self.tstart[at]), int(self.tcount[at])
-                self.token_row[start : start + count] = at
-            for texts in (self.keys, self.values, self.tags):
-                texts.pop()
-            self.n -= 1
-        self._compact_tokens()
+        """Drop every cached row whose id is not in ``present``."""
+        kept = set(int(i) for i in present)
+        for rid in [r for r in self._pos if r not in kept]:
+            self.alive[self._pos.pop(rid)] = False
+        self._changed()
+
+    def _changed(self) -> None:
+        self._top = self._soonest = self._models_used = None
+        dead = self.n - self.live
+        if dead > max(256, self.live // 4):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Move this version's live rows into a log of its own (in their order)."""
+        old, keep = self._log, np.flatnonzero(self.alive)
+        k = len(keep)
+        log = _RowLog(self.dim)
+        log.reserve(k)
+        for name in _ARRAYS:
+            if name not in ("tstart", "tcount"):
+                getattr(log, name)[:k] = getattr(old, name)[keep]
+        log.keys = [old.keys[i] for i in keep]
+        log.values = [old.values[i] for i in keep]
+        log.tags = [old.tags[i] for i in keep]
+        log.text_bytes = sum(_text_size(v) + _text_size(t)
+                             for v, t in zip(log.values, log.tags, strict=True))
+        log.codes = dict(old.codes)
+        log.vocab, log.vocab_bytes = dict(old.vocab), old.vocab_bytes
+        counts = old.tcount[keep]
+        starts = old.tstart[keep]
+        log.tcount[:k] = counts
+        log.tstart[:k] = np.cumsum(counts) - counts
+        total = int(counts.sum())
+        # The slots of every kept row, in row order: its start, plus 0..count-1.
+        slots = np.repeat(starts - log.tstart[:k], counts) + np.arange(total, dtype=np.int64)
+        log.append_tokens(old.token_word[slots], np.repeat(np.arange(k), counts))
+        log.filled = k
+        self._log, self.n, self.token_n = log, k, log.token_n
+        self.alive = np.ones(k, dtype=bool)
+        self._pos = {int(rid): i for i, rid in enumerate(log.ids[:k].tolist())}
 
 
-#: The per-row numpy columns (``matrix`` last: it has two dimensions).
+#: The per-row numpy columns of a :class:`_RowLog`.
 _ARRAYS = ("ids", "importance", "updated_at", "expires_at", "dims", "models", "created_at",
            "versions", "tstart", "tcount", "matrix")
 
@@ -468,6 +529,7 @@ class VectorCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._agents: OrderedDict[str, AgentColumns] = OrderedDict()
+        self._counted: dict[str, tuple[int, int]] = {}  # (entries, bytes) when put
         self.lock = threading.Lock()
         self._rows = 0
         self._bytes = 0
@@ -504,20 +566,22 @@ class VectorCache:
 
     def holds(self, columns: AgentColumns) -> bool:
         """Whether these columns, as read, may be cached (within both bounds alone)."""
-        return self.enabled and columns.n <= self.max_entries and \
+        return self.enabled and columns.live <= self.max_entries and \
             columns.nbytes() <= self.max_bytes
 
     def put(self, columns: AgentColumns) -> None:
         """Keep ``columns``; drop other agents, oldest first, to stay within the bounds.
 
-        Columns never change once put (a refresh puts a new copy), so their size is
-        counted once.
+        Their entries and bytes are counted as they are now (a later version of the same
+        agent may add to the memory this one shares with it: it is counted then).
         """
         with self.lock:
             self._pop(columns.agent_id)
+            counted = (columns.live, columns.nbytes())
             self._agents[columns.agent_id] = columns
-            self._rows += columns.n
-            self._bytes += columns.nbytes()
+            self._counted[columns.agent_id] = counted
+            self._rows += counted[0]
+            self._bytes += counted[1]
             while len(self._agents) > 1 and (
                     self._rows > self.max_entries or self._bytes > self.max_bytes):
                 self._pop(next(iter(self._agents)))
@@ -526,9 +590,9 @@ class VectorCache:
         """Whether ``rows`` rows of this agent (estimated as :meth:`fits` does) fit beside
         every other agent cached now, without dropping any."""
         with self.lock:
-            held = self._agents.get(agent_id)
-            other_rows = self._rows - (held.n if held is not None else 0)
-            other_bytes = self._bytes - (held.nbytes() if held is not None else 0)
+            held_rows, held_bytes = self._counted.get(agent_id, (0, 0))
+            other_rows = self._rows - held_rows
+            other_bytes = self._bytes - held_bytes
         return self.fits(rows, dim) and other_rows + rows <= self.max_entries and \
             other_bytes + rows * ((dim or 0) * 4 + ROW_OVERHEAD) <= self.max_bytes
 
@@ -538,10 +602,10 @@ class VectorCache:
             self._pop(agent_id)
 
     def _pop(self, agent_id: str) -> None:
-        gone = self._agents.pop(agent_id, None)
-        if gone is not None:
-            self._rows -= gone.n
-            self._bytes -= gone.nbytes()
+        if self._agents.pop(agent_id, None) is not None:
+            rows, nbytes = self._counted.pop(agent_id)
+            self._rows -= rows
+            self._bytes -= nbytes
 
     def entries(self) -> int:
         """Rows cached over all agents."""
@@ -559,4 +623,5 @@ class VectorCache:
         """Forget everything."""
         with self.lock:
             self._agents.clear()
+            self._counted.clear()
             self._rows = self._bytes = 0

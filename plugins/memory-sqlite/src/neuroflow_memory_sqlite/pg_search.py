@@ -25,8 +25,11 @@ uses it.
 * **cache**: :mod:`neuroflow_memory_sqlite.agent_cache`.  A search reads, in one
   statement, the agent's change counters and (with tags) the ids that pass the SQL
   filters; when the counters equal the cached ones it ranks from the cache, keyword
-  scores included (the cache's word index).  Otherwise the cache is brought up to date
-  (in a worker thread) and that statement is read again in the same snapshot.
+  scores included (the cache's word index).  Otherwise the same statement with the rows
+  written since the cached version (and, after deletes, the agent's ids) brings it up to
+  date: on the event loop for a few rows, in a worker thread for more (:class:`Probe`).
+  When this store wrote since the agent's rows were read, the first statement already
+  carries those parts.
 
 Both stamp rows with a per-agent change counter (``seq``); see the cache module.  Query
 vectors are sent as binary ``real[]`` parameters (:class:`Float4Array`), cast to
@@ -41,9 +44,9 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import numpy as np
@@ -181,16 +184,41 @@ def matched_sql(words: Sequence[str], params: dict[str, Any]) -> str:
     return "(" + " + ".join(terms) + ")::bigint" if terms else "0::bigint"
 
 
-def _split_probe(rows: Sequence[Sequence[Any]]) -> tuple[tuple[int, int, int], list[int]]:
-    """The parts of a cache probe: (changes, deletes, n) and the ids passing the filters."""
+class Probe(NamedTuple):
+    """The rows of a cache probe (see :meth:`PgSearch._probe_sql`), by kind."""
+
+    #: The agent's counters: (changes, deletes, entries); zeros without a counts row.
+    counters: tuple[int, int, int]
+    #: The ids passing the query's SQL filters (with tags only).
+    passed: list[int]
+    #: The rows written since the cached version (:data:`ROW_COLUMNS`).
+    changed: list[Any]
+    #: Every id of the agent, when its delete counter moved since the cached version.
+    ids: list[int]
+
+
+def _split_probe(rows: Sequence[Sequence[Any]]) -> Probe:
+    """The parts of a cache probe's rows."""
     counters = (0, 0, 0)
     passed: list[int] = []
+    changed: list[Any] = []
+    ids: list[int] = []
     for r in rows:
-        if r[0] == 0:
-            counters = (int(r[1]), int(r[2]), int(r[3]))
-        else:
+        kind = r[0]
+        if kind == 0:
+            counters = (int(r[1]), int(r[12]), int(r[6]))
+        elif kind == 1:
             passed.append(int(r[1]))
-    return counters, passed
+        elif kind == 3:
+            changed.append(r[1:])
+        else:
+            ids.append(int(r[1]))
+    return Probe(counters, passed, changed, ids)
+
+
+#: Most changed rows a search brings into the cached columns on the event loop (more go
+#: to a worker thread: adding rows takes time).
+LOOP_REFRESH_ROWS = 32
 
 
 class PgSearch:
@@ -328,131 +356,142 @@ class PgSearch:
 
     # --- the per-agent cache ------------------------------------------------------------
 
-    def _snapshot(
-        self, statements: Sequence[tuple[str, dict[str, Any]]],
-        then: Callable[[list[Any]], Sequence[tuple[str, dict[str, Any]]]] | None = None,
-    ) -> list[list[Any]]:
-        """Rows of several read statements seen in one consistent snapshot; ``then``, given
-        the first statement's rows, names more statements to read in it."""
-        read_engine: Any = self._read_engine  # type: ignore[attr-defined]
-        if read_engine is None:
-            raise MemoryStoreError("memory store is closed")
-        error = read_engine.dialect.loaded_dbapi.Error
-        conn = read_engine.raw_connection()
-        try:
-            cur = conn.cursor()
-            try:
-                cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                out = []
-                # Binary results: a cache fill reads every embedding of the agent, and
-                # hex-decoding bytea would cost more than reading it.
-                binary = {"binary": True} if self._psycopg else {}
-                todo = list(statements)
-                while todo:
-                    sql, params = todo.pop(0)
-                    cur.execute(self._driver(sql), params, **binary)  # type: ignore
-                    out.append(cur.fetchall())
-                    if then is not None and len(out) == 1:
-                        todo += then(out[0])
-                cur.execute("COMMIT")
-                return out
-            finally:
-                cur.close()
-        except error as exc:
-            if getattr(conn.driver_connection, "closed", False):
-                conn.invalidate()
-            raise MemoryStoreError(f"memory store postgresql: {exc}") from exc
-        finally:
-            conn.close()
-
-    def _probe_sql(self, query: MemoryQuery, now: float) -> tuple[str, dict[str, Any]]:
-        """One statement for a cached search of ``query.agent_id``: the agent's counters
-        (a row ``(0, changes, deletes, n)``) and, with tags, the ids passing the SQL
-        filters (rows ``(1, id, NULL, NULL)``).  Keyword scores come from the cache."""
+    def _probe_sql(self, query: MemoryQuery, now: float, base: AgentColumns | None = None,
+                   fill: bool = False) -> tuple[str, dict[str, Any]]:
+        """One statement for a cached search of ``query.agent_id`` (one snapshot): the
+        agent's counters; with tags, the ids passing the SQL filters; given the ``base``
+        version of its cached columns, the rows written since and, if its delete counter
+        moved, every id; with ``fill``, every row.  See :class:`Probe` for the parts.
+        Keyword scores come from the cache."""
         c = self.t_counts  # type: ignore[attr-defined]
         e = self.t_entries  # type: ignore[attr-defined]
         where, params = self._where(query, now)  # type: ignore[attr-defined]
-        sql = f"SELECT 0, changes, deletes, n FROM {c} WHERE scope = :agent_id"
+        # 14 columns in every part: the kind, then those of ROW_COLUMNS (NULLs typed as
+        # those: a UNION of untyped ones makes them text before the rows part is reached).
+        t = ("text", "float8", "float8", "float8", "int", "bytea", "text", "text", "text",
+             "float8", "int", "text")
+        rest = ", ".join(f"NULL::{x}" for x in t)
+        # The counters go where ROW_COLUMNS has whole numbers: n at dim, deletes at version.
+        parts = [f"SELECT 0, changes, NULL::text, NULL::float8, NULL::float8, NULL::float8, "
+                 f"n, NULL::bytea, NULL::text, NULL::text, NULL::text, NULL::float8, deletes, "
+                 f"NULL::text FROM {c} WHERE scope = :agent_id"]
         if query.tags:
-            sql = (f"({sql}) UNION ALL (SELECT 1, id, NULL::bigint, NULL::bigint FROM {e} "
-                   f"WHERE {where})")
-        return sql, params
+            parts.append(f"SELECT 1, id, {rest} FROM {e} WHERE {where}")
+        if base is not None or fill:
+            params["since"] = base.changes if base is not None else -1
+            parts.append(f"SELECT 3, {ROW_COLUMNS} FROM {e} WHERE agent_id = :agent_id AND "
+                         "seq > :since")
+        if base is not None:
+            params["deletes"] = base.deletes
+            parts.append(f"SELECT 4, id, {rest} FROM {e} WHERE agent_id = :agent_id AND "
+                         f"COALESCE((SELECT deletes FROM {c} WHERE scope = :agent_id), 0) "
+                         "<> :deletes")
+        return " UNION ALL ".join(f"({p})" for p in parts), params
 
-    def _agent_columns(self, agent_id: str, dim: int, probe: tuple[str, dict[str, Any]]
-                       ) -> tuple[AgentColumns | None, list[Any]]:
-        """The agent's cached columns brought up to date (``None`` if it is too big), and
-        the rows of ``probe`` (see :meth:`_probe_sql`) read in the same snapshot."""
+    def _agent_columns(
+        self, query: MemoryQuery, now: float, dim: int, probed: list[Any] | None = None,
+        base: AgentColumns | None = None, epoch: int = -1,
+    ) -> tuple[AgentColumns | None, Probe]:
+        """The cached columns of ``query.agent_id`` brought up to date (``None`` if it is
+        too big), and the parts of its probe (see :meth:`_probe_sql`) read with them;
+        ``probed``: the rows of a probe the caller read against the ``base`` version;
+        ``epoch``: the store's count of its own writes before that probe."""
+        agent_id = query.agent_id
+        assert agent_id is not None
         cache = self._agents
-        e = self.t_entries  # type: ignore[attr-defined]
         with cache.agent_lock(agent_id):
             cached = cache.get(agent_id)
             if cached is not None and cached.dim != dim:
                 cached = None
-            rows = self._rows(*probe)  # type: ignore[attr-defined]
-            changes, deletes, n = _split_probe(rows)[0]
-            if cached is not None and cached.changes == changes and cached.deletes == deletes:
-                return cached, rows
-            if not cache.fits(n, dim):
+            if probed is None or base is not cached:
+                epoch = self._writes  # type: ignore[attr-defined]
+                probed = self._rows(*self._probe_sql(query, now, cached),  # type: ignore
+                                    binary=True)
+            probe = _split_probe(probed)
+            if cached is not None and probe.counters[:2] == (cached.changes, cached.deletes):
+                return cached, probe
+            if not cache.fits(probe.counters[2], dim):
                 cache.drop(agent_id)
                 self._sizes.note_uncacheable(agent_id)
-                return None, rows
-            fresh = cached is None
-            columns = AgentColumns(agent_id, dim) if fresh else cached.clone()
-            statements = [probe,
-                          (f"SELECT {ROW_COLUMNS} FROM {e} WHERE agent_id = :a AND "
-                           "seq > :last",
-                           {"a": agent_id, "last": -1 if fresh else columns.changes})]
+                return None, probe
+            if cached is None:
+                # Known to fit: read every row (with the counters they go with).
+                probe = _split_probe(self._rows(  # type: ignore[attr-defined]
+                    *self._probe_sql(query, now, fill=True), binary=True))
+            return self._refreshed(cached, agent_id, dim, probe, epoch), probe
 
-            def after_deletes(counts: list[Any]) -> list[tuple[str, dict[str, Any]]]:
-                # Decided on the snapshot's own counters: a delete committed after the
-                # probe above but before the snapshot must be seen too.
-                if fresh or _split_probe(counts)[0][1] == columns.deletes:
-                    return []
-                return [(f"SELECT id FROM {e} WHERE agent_id = :a", {"a": agent_id})]
-
-            found = self._snapshot(statements, then=after_deletes)
-            columns.upsert(found[1])
-            if len(found) > 2:
-                columns.keep_only([r[0] for r in found[2]])
-            columns.changes, columns.deletes, _ = _split_probe(found[0])[0]
-            if not cache.holds(columns):
-                cache.drop(agent_id)
-                self._sizes.note_uncacheable(agent_id)
-                return None, found[0]
-            cache.put(columns)
-            return columns, found[0]
+    def _refreshed(self, cached: AgentColumns | None, agent_id: str, dim: int,
+                   probe: Probe, epoch: int) -> AgentColumns | None:
+        """The next version of ``cached`` (``None``: new columns) as ``probe`` (read
+        against it, when the store had made ``epoch`` writes) says, put in the cache;
+        ``None`` when it does not fit (dropped)."""
+        columns = AgentColumns(agent_id, dim) if cached is None else cached.clone()
+        columns.epoch = epoch
+        columns.upsert(probe.changed)
+        changes, deletes, _ = probe.counters
+        if cached is not None and deletes != cached.deletes:
+            columns.keep_only(probe.ids)
+        columns.changes, columns.deletes = changes, deletes
+        if not self._agents.holds(columns):
+            self._agents.drop(agent_id)
+            self._sizes.note_uncacheable(agent_id)
+            return None
+        self._agents.put(columns)
+        return columns
 
     async def _agent_search(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, dim: int,
         model: str | None,
     ) -> Candidates | None:
         """Candidates of one agent from the cache, or ``None`` (the agent is not
-        cacheable).  A fresh cache costs one statement (on the event loop when it can)."""
-        assert query.agent_id is not None
+        cacheable).  A cached agent costs one statement on the event loop (when it can),
+        which also brings what changed since; a few changed rows are added there too."""
+        agent = query.agent_id
+        assert agent is not None
         if not self._agents.enabled:
             return None
         epoch = self._writes  # type: ignore[attr-defined]
-        cached = self._agents.get(query.agent_id)
+        cached = self._agents.get(agent)
+        probed = None
         if cached is not None and cached.dim == dim and not query.filter:
-            probe = self._probe_sql(query, now)
-            counters, passed = _split_probe(await self._fetch(*probe))  # type: ignore
-            if (cached.changes, cached.deletes) == counters[:2]:
-                return self._rank_agent(cached, query, now, dim, model, words,
-                                        passed if query.tags else None, epoch)
+            # What changed comes along when this store wrote since the rows were read
+            # (the parts cost a little even when they find nothing).
+            rich = cached.epoch != epoch
+            probed = await self._fetch(  # type: ignore[attr-defined]
+                *self._probe_sql(query, now, cached if rich else None))
+            probe = _split_probe(probed)
+            allowed = probe.passed if query.tags else None
+            if (cached.changes, cached.deletes) == probe.counters[:2]:
+                return self._rank_agent(cached, query, now, dim, model, words, allowed, epoch)
+            if not rich:  # another process wrote: read what changed
+                probed = await self._fetch(  # type: ignore[attr-defined]
+                    *self._probe_sql(query, now, cached))
+                probe = _split_probe(probed)
+                allowed = probe.passed if query.tags else None
+            lock = self._agents.agent_lock(agent)
+            if len(probe.changed) <= LOOP_REFRESH_ROWS and \
+                    self._agents.fits(probe.counters[2], dim) and lock.acquire(blocking=False):
+                try:
+                    if self._agents.get(agent) is cached:  # nobody refreshed it meanwhile
+                        cols = self._refreshed(cached, agent, dim, probe, epoch)
+                        return None if cols is None else self._rank_agent(
+                            cols, query, now, dim, model, words, allowed, epoch)
+                finally:
+                    lock.release()
         return await self._run(  # type: ignore[attr-defined]
-            self._agent_candidates, query, now, words, dim, model, epoch)
+            self._agent_candidates, query, now, words, dim, model, epoch, probed, cached)
 
     def _agent_candidates(
         self, query: MemoryQuery, now: float, words: Sequence[str] | None, dim: int,
-        model: str | None, epoch: int,
+        model: str | None, epoch: int, probed: list[Any] | None = None,
+        base: AgentColumns | None = None,
     ) -> Candidates | None:
-        """:meth:`_agent_search` in a worker thread, refreshing the cache if needed."""
-        assert query.agent_id is not None
-        cols, rows = self._agent_columns(query.agent_id, dim, self._probe_sql(query, now))
+        """:meth:`_agent_search` in a worker thread, refreshing the cache if needed
+        (``probed``: the rows of a probe the caller read against ``base``)."""
+        cols, probe = self._agent_columns(query, now, dim, probed, base, epoch)
         if cols is None:
             return None
-        _, passed = _split_probe(rows)
-        allowed: list[int] | None = passed if query.tags else None
+        allowed: list[int] | None = probe.passed if query.tags else None
         if query.filter:
             columns = "id, agent_id, key" + _FILTER + ", importance, updated_at"
             sql, params = self._select(columns, query, now)  # type: ignore[attr-defined]
@@ -471,6 +510,8 @@ class PgSearch:
         ``words`` from the cache's word index."""
         n = cols.n
         mask = _passing(cols, query, now, slice(0, n))
+        if cols.live < n:
+            mask = cols.alive if mask is None else mask & cols.alive
         if allowed is not None:
             passes = np.isin(cols.ids[:n], np.fromiter(allowed, dtype=np.int64,
                                                       count=len(allowed)))
@@ -479,20 +520,20 @@ class PgSearch:
         pos = None if mask is None or bool(mask.all()) else np.flatnonzero(mask)
 
         def pick(column: Any) -> Any:
-            # Views are safe: a refresh never changes cached arrays, it replaces them.
+            # Views are safe: no version's rows ever change (see AgentColumns).
             return column[:n] if pos is None else column[:n][pos]
 
         matrix = cols.matrix[:n]
         if not cols.all_comparable(dim, model):
             matrix = matrix * cols.comparable(dim, model)[:, None]
-        vectors = matrix if pos is None else matrix[pos]
         keys = PickedKeys(cols.keys, pos, n)
         self.search_paths["cache"] += 1
+        # The whole matrix with the candidates' rows in it: no copy of the rows that pass.
         return Candidates(refs=CachedRefs(cols, pos, n, epoch),
                           agent_ids=[cols.agent_id] * len(keys), keys=keys,
                           importance=pick(cols.importance),
                           updated_at=pick(cols.updated_at), keyword=pick(keyword),
-                          vectors=vectors)
+                          vectors=matrix, vector_rows=pos)
 
     # --- pgvector -------------------------------------------------------------------------
 
@@ -792,8 +833,7 @@ class PgSearch:
     def _warm_run(self, agent: str, dim: int) -> None:
         try:
             if not self._closing:
-                self._agent_columns(agent, dim, self._probe_sql(MemoryQuery(agent_id=agent),
-                                                                0.0))
+                self._agent_columns(MemoryQuery(agent_id=agent), 0.0, dim)
         except Exception as exc:  # noqa: BLE001 - the next search tries again
             log.debug("memory: filling the cache of agent %r failed: %s", agent, exc)
         finally:

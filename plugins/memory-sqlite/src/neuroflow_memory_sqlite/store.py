@@ -1365,8 +1365,9 @@ class SqlStore(PgSearch):
         version = self._reader_rows("PRAGMA data_version", {})[0][0]
         return found.version == (version, self._writes)
 
-    def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """Rows (plain tuples) of one read-only statement, outside any transaction."""
+    def _rows(self, sql: str, params: dict[str, Any], binary: bool = False) -> list[Any]:
+        """Rows (plain tuples) of one read-only statement, outside any transaction;
+        ``binary``: PostgreSQL sends them in binary (bytea costs less to read)."""
         if self._reader is not None:
             return self._reader_rows(sql, params)
         if self._read_engine is None:
@@ -1376,7 +1377,10 @@ class SqlStore(PgSearch):
         try:
             cur = conn.cursor()
             try:
-                cur.execute(self._driver(sql), params)
+                if binary and self._psycopg:
+                    cur.execute(self._driver(sql), params, binary=True)
+                else:
+                    cur.execute(self._driver(sql), params)
                 return cur.fetchall()
             finally:
                 cur.close()
@@ -1541,7 +1545,8 @@ class SqlStore(PgSearch):
         def pick(column: Any) -> Any:
             return column if every else column[pos]
 
-        vectors = pick(c.matrix(vector_dim, model)) if vector_dim else None
+        vectors = c.matrix(vector_dim, model) if vector_dim else None
         return Candidates(refs=pick(c.ids), agent_ids=pick(c.agent_ids), keys=pick(c.keys),
                           importance=pick(c.importance), updated_at=pick(c.updated_at),
-                          keyword=pick(keyword), vectors=vectors)
+                          keyword=pick(keyword), vectors=vectors,
+                          vector_rows=None if every or not vector_dim else pos)
