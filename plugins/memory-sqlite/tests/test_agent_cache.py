@@ -141,3 +141,20 @@ def test_picked_keys_read_the_keys_at_their_positions() -> None:
     for bad in (3, -4):
         with pytest.raises(IndexError):
             picked[bad]
+
+
+def test_a_refresh_that_failed_leaves_the_next_one_right() -> None:
+    rnd = random.Random(5)
+    kept = AgentColumns("a", 4)
+    kept.upsert([row(i, f"w{i}", rnd) for i in range(3)])
+    bad = kept.clone()
+    short = row(3, "w3 broken", rnd)
+    with pytest.raises(ValueError):  # an embedding shorter than the vector size
+        bad.upsert([row(4, "w4", rnd), short[:6] + (b"\0" * 12,) + short[7:]])
+    nxt = kept.clone()
+    nxt.upsert([row(5, "w5 fine", rnd)])
+    for rid in (0, 1, 2, 5):
+        at = nxt.position(rid)
+        assert nxt.keys[at] == f"k{rid}" and nxt.entry(at).value["w"].startswith(f"w{rid}")
+    assert nxt.keyword_hits(["broken"])[0].tolist() == []
+    assert nxt.keyword_hits(["fine"])[0].tolist() == [nxt.position(5)]

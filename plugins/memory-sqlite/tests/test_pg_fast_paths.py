@@ -7,6 +7,7 @@ index once at the end."""
 from __future__ import annotations
 
 import random
+import threading
 from functools import partial
 from typing import Any
 
@@ -18,8 +19,8 @@ from neuroflow.memory import MemoryEntry
 from neuroflow.memory.inmemory import InMemoryStore
 from neuroflow.memory.tiered import TieredStore
 from neuroflow.testing.memory import Clock, make_manager
-from neuroflow_memory_sqlite.agent_cache import VALUE_CHARS
-from neuroflow_memory_sqlite.store import PostgresStoreConfig, SqlStore
+from neuroflow_memory_sqlite.agent_cache import VALUE_CHARS, AgentColumns
+from neuroflow_memory_sqlite.store import PostgresStoreConfig, SqliteStoreConfig, SqlStore
 
 pytestmark = pytest.mark.postgres
 
@@ -169,6 +170,50 @@ def test_a_search_after_a_few_writes_refreshes_on_the_event_loop(
         assert cols is not before and cols.live == 150 + 1 - 2 + 60
         for m in (ours, other):
             await m.aclose()
+
+    anyio.run(main, backend="asyncio")
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_a_refresh_that_compacts_runs_off_the_event_loop(
+        backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compacting an agent's cached rows copies all of them: the refresh that does it
+    runs in a worker thread, never on the event loop, whoever wrote the changes."""
+    if backend == "postgres":
+        def make() -> SqlStore:
+            return SqlStore(PostgresStoreConfig(
+                url=request.getfixturevalue("postgres_url"),
+                table_prefix=request.getfixturevalue("pg_prefix"), vector_search="cache"))
+    else:
+        url = request.getfixturevalue("sqlite_url")
+
+        def make() -> SqlStore:
+            return SqlStore(SqliteStoreConfig(url=url))
+    compacted: list[str] = []
+    compact = AgentColumns._compact
+
+    def spy(self: AgentColumns) -> None:
+        compacted.append(threading.current_thread().name)
+        compact(self)
+
+    monkeypatch.setattr(AgentColumns, "_compact", spy)
+    data = corpus(1200, seed=9)
+
+    async def main() -> None:
+        clock = Clock()
+        ours = make_manager(make(), clock, max_entries=None)
+        other = make_manager(make(), clock, max_entries=None)
+        await ours.store_many(data, batch_size=400)
+        await ours.search_memories("agent0", "w1 w2")
+        loop_thread = threading.current_thread().name
+        rnd = random.Random(2)
+        for i in range(700):  # replaced rows die: compaction after about 300
+            writer = ours if i % 2 else other
+            await writer.store_memory("agent0", f"k{rnd.randrange(1200)}", {"text": f"w{i}"})
+            await ours.search_memories("agent0", "w1 w2")
+        assert compacted and loop_thread not in compacted, (loop_thread, compacted)
+        await ours.aclose()
+        await other.aclose()
 
     anyio.run(main, backend="asyncio")
 

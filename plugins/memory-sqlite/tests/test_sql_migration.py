@@ -1,4 +1,5 @@
-"""Tables made before the embedder's name was kept with each vector get the column added."""
+"""Tables made before the embedder's name was kept with each vector, and before the per-agent
+change counters, get the columns added."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ async def _store_then_drop_model(store: Any, url: str, prefix: str, pg: bool) ->
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"ALTER TABLE {prefix}entries DROP COLUMN model")
+        # Such a table also predates the change counters (on PostgreSQL their index
+        # marks a complete schema).
         if pg:
-            # Such a table also predates the change counters (whose index marks a
-            # complete schema).
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {prefix}entries_model_v")
-            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {prefix}entries_seq")
-            conn.exec_driver_sql(f"ALTER TABLE {prefix}entries DROP COLUMN seq")
-            conn.exec_driver_sql(f"ALTER TABLE {prefix}counts DROP COLUMN changes, "
-                                 "DROP COLUMN deletes")
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {prefix}entries_seq")
+        conn.exec_driver_sql(f"ALTER TABLE {prefix}entries DROP COLUMN seq")
+        for column in ("changes", "deletes"):
+            conn.exec_driver_sql(f"ALTER TABLE {prefix}counts DROP COLUMN {column}")
     engine.dispose()
 
 
@@ -38,7 +39,7 @@ def _check_reopened(store: Any) -> None:
             "a", "dark", explain=True)}
         # An old vector has no embedder name: it is compared by size, as before.
         assert found["old"]["semantic"] > 0 and found["new"]["semantic"] > 0
-        # Later writes and deletes reach the search (the cache on PostgreSQL).
+        # Later writes and deletes reach the search (the per-agent cache).
         await manager.store_memory("a", "newer", {"text": "dark night"})
         await manager.delete_memory("a", "old")
         assert sorted(e.key for e in await manager.search_memories("a", "dark")) == \

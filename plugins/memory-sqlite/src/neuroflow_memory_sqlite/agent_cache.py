@@ -351,11 +351,6 @@ class AgentColumns:
             if old is not None:
                 alive[old] = False
             pos[rid] = at
-            value, tags = row[8], row[9]
-            log.keys.append(row[1])
-            log.values.append(value)
-            log.tags.append(tags)
-            log.text_bytes += _text_size(value) + _text_size(tags)
             ids = log.word_ids(row[12])
             log.tstart[at] = log.token_n + len(words)
             log.tcount[at] = len(ids)
@@ -377,7 +372,14 @@ class AgentColumns:
             for i, row in enumerate(rows):
                 log.matrix[first + i] = np.frombuffer(row[6], dtype=np.float32) \
                     if good[i] else 0.0
+        # Last, what cannot fail: a refresh that raised before here (a bad row) leaves
+        # the log as it was for the next one (appended slots and rows beyond its filled
+        # part are written over).
         log.append_tokens(words, owners)
+        log.keys += [r[1] for r in rows]
+        log.values += [r[8] for r in rows]
+        log.tags += [r[9] for r in rows]
+        log.text_bytes += sum(_text_size(r[8]) + _text_size(r[9]) for r in rows)
         log.filled = end
         self.n, self.token_n, self.alive = end, log.token_n, alive
         self._changed()
@@ -389,10 +391,19 @@ class AgentColumns:
             self.alive[self._pos.pop(rid)] = False
         self._changed()
 
+    def compacts_after(self, rows: int) -> bool:
+        """Whether the next version may be compacted once ``rows`` rows more are dead
+        (compacting copies every live row: a refresh that does should not hold up a
+        search on the event loop)."""
+        return self._too_dead(self.n - self.live + rows, self.live - rows)
+
+    @staticmethod
+    def _too_dead(dead: int, live: int) -> bool:
+        return dead > max(256, live // 4)
+
     def _changed(self) -> None:
         self._top = self._soonest = self._models_used = None
-        dead = self.n - self.live
-        if dead > max(256, self.live // 4):
+        if self._too_dead(self.n - self.live, self.live):
             self._compact()
 
     def _compact(self) -> None:

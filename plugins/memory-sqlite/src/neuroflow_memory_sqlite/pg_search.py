@@ -216,9 +216,25 @@ def _split_probe(rows: Sequence[Sequence[Any]]) -> Probe:
     return Probe(counters, passed, changed, ids)
 
 
+def _loop_sized(base: AgentColumns, probe: Probe) -> bool:
+    """Whether the refresh a capped probe (see :meth:`PgSearch._probe_sql`) against
+    ``base`` read is small enough for the event loop: nothing was left out for being too
+    much, and the new version will not be compacted (that copies every live row)."""
+    changes, deletes, n = probe.counters
+    moved = deletes != base.deletes
+    if changes - base.changes > LOOP_REFRESH_ROWS or (moved and n > LOOP_REFRESH_IDS):
+        return False
+    # At most: every changed row replaces a cached one; every cached row not listed goes.
+    dying = len(probe.changed) + (max(base.live + len(probe.changed) - len(probe.ids), 0)
+                                  if moved else 0)
+    return not base.compacts_after(dying)
+
+
 #: Most changed rows a search brings into the cached columns on the event loop (more go
 #: to a worker thread: adding rows takes time).
 LOOP_REFRESH_ROWS = 32
+#: Most ids (read after a delete) a search drops cached rows by on the event loop.
+LOOP_REFRESH_IDS = 4096
 
 
 class PgSearch:
@@ -357,36 +373,56 @@ class PgSearch:
     # --- the per-agent cache ------------------------------------------------------------
 
     def _probe_sql(self, query: MemoryQuery, now: float, base: AgentColumns | None = None,
-                   fill: bool = False) -> tuple[str, dict[str, Any]]:
+                   fill: bool = False, capped: bool = False) -> tuple[str, dict[str, Any]]:
         """One statement for a cached search of ``query.agent_id`` (one snapshot): the
         agent's counters; with tags, the ids passing the SQL filters; given the ``base``
         version of its cached columns, the rows written since and, if its delete counter
         moved, every id; with ``fill``, every row.  See :class:`Probe` for the parts.
+        ``capped``: the changed rows only if the change counter moved by at most
+        :data:`LOOP_REFRESH_ROWS` (each written row moves it), the ids only if the agent
+        has at most :data:`LOOP_REFRESH_IDS` entries (see :func:`_cut_short`).
         Keyword scores come from the cache."""
         c = self.t_counts  # type: ignore[attr-defined]
         e = self.t_entries  # type: ignore[attr-defined]
         where, params = self._where(query, now)  # type: ignore[attr-defined]
-        # 14 columns in every part: the kind, then those of ROW_COLUMNS (NULLs typed as
-        # those: a UNION of untyped ones makes them text before the rows part is reached).
-        t = ("text", "float8", "float8", "float8", "int", "bytea", "text", "text", "text",
-             "float8", "int", "text")
-        rest = ", ".join(f"NULL::{x}" for x in t)
+        pg = self._pg  # type: ignore[attr-defined]
+
+        def null(kind: str) -> str:
+            # Typed on PostgreSQL: a UNION of untyped NULLs makes them text before the
+            # rows part is reached.  SQLite's columns take any type.
+            return f"NULL::{kind}" if pg else "NULL"
+
+        def capped_to(sql: str, bound: str, name: str, most: int) -> str:
+            # A condition the statement tests once (a LIMIT would steer the prepared
+            # statement's generic plan to a scan of the table).
+            if not capped:
+                return sql
+            params[name] = most
+            return f"{sql} AND (SELECT {bound} FROM {c} WHERE scope = :agent_id) <= :{name}"
+
+        # 14 columns in every part: the kind, then those of ROW_COLUMNS.
+        rest = ", ".join(null(x) for x in ("text", "float8", "float8", "float8", "int",
+                                           "bytea", "text", "text", "text", "float8",
+                                           "int", "text"))
         # The counters go where ROW_COLUMNS has whole numbers: n at dim, deletes at version.
-        parts = [f"SELECT 0, changes, NULL::text, NULL::float8, NULL::float8, NULL::float8, "
-                 f"n, NULL::bytea, NULL::text, NULL::text, NULL::text, NULL::float8, deletes, "
-                 f"NULL::text FROM {c} WHERE scope = :agent_id"]
+        parts = [f"SELECT 0, changes, {null('text')}, {null('float8')}, {null('float8')}, "
+                 f"{null('float8')}, n, {null('bytea')}, {null('text')}, {null('text')}, "
+                 f"{null('text')}, {null('float8')}, deletes, {null('text')} FROM {c} "
+                 "WHERE scope = :agent_id"]
         if query.tags:
             parts.append(f"SELECT 1, id, {rest} FROM {e} WHERE {where}")
         if base is not None or fill:
             params["since"] = base.changes if base is not None else -1
-            parts.append(f"SELECT 3, {ROW_COLUMNS} FROM {e} WHERE agent_id = :agent_id AND "
-                         "seq > :since")
+            parts.append(capped_to(f"SELECT 3, {ROW_COLUMNS} FROM {e} WHERE agent_id = "
+                                   ":agent_id AND seq > :since", "changes - :since",
+                                   "most_rows", LOOP_REFRESH_ROWS))
         if base is not None:
             params["deletes"] = base.deletes
-            parts.append(f"SELECT 4, id, {rest} FROM {e} WHERE agent_id = :agent_id AND "
-                         f"COALESCE((SELECT deletes FROM {c} WHERE scope = :agent_id), 0) "
-                         "<> :deletes")
-        return " UNION ALL ".join(f"({p})" for p in parts), params
+            parts.append(capped_to(
+                f"SELECT 4, id, {rest} FROM {e} WHERE agent_id = :agent_id AND "
+                f"COALESCE((SELECT deletes FROM {c} WHERE scope = :agent_id), 0) <> "
+                ":deletes", "n", "most_ids", LOOP_REFRESH_IDS))
+        return " UNION ALL ".join(parts), params
 
     def _agent_columns(
         self, query: MemoryQuery, now: float, dim: int, probed: list[Any] | None = None,
@@ -458,26 +494,28 @@ class PgSearch:
             # (the parts cost a little even when they find nothing).
             rich = cached.epoch != epoch
             probed = await self._fetch(  # type: ignore[attr-defined]
-                *self._probe_sql(query, now, cached if rich else None))
+                *self._probe_sql(query, now, cached if rich else None, capped=True))
             probe = _split_probe(probed)
             allowed = probe.passed if query.tags else None
             if (cached.changes, cached.deletes) == probe.counters[:2]:
                 return self._rank_agent(cached, query, now, dim, model, words, allowed, epoch)
             if not rich:  # another process wrote: read what changed
                 probed = await self._fetch(  # type: ignore[attr-defined]
-                    *self._probe_sql(query, now, cached))
+                    *self._probe_sql(query, now, cached, capped=True))
                 probe = _split_probe(probed)
                 allowed = probe.passed if query.tags else None
-            lock = self._agents.agent_lock(agent)
-            if len(probe.changed) <= LOOP_REFRESH_ROWS and \
-                    self._agents.fits(probe.counters[2], dim) and lock.acquire(blocking=False):
-                try:
-                    if self._agents.get(agent) is cached:  # nobody refreshed it meanwhile
-                        cols = self._refreshed(cached, agent, dim, probe, epoch)
-                        return None if cols is None else self._rank_agent(
-                            cols, query, now, dim, model, words, allowed, epoch)
-                finally:
-                    lock.release()
+            if not _loop_sized(cached, probe):
+                probed = None  # the worker thread reads it all
+            else:
+                lock = self._agents.agent_lock(agent)
+                if self._agents.fits(probe.counters[2], dim) and lock.acquire(blocking=False):
+                    try:
+                        if self._agents.get(agent) is cached:  # nobody refreshed it since
+                            cols = self._refreshed(cached, agent, dim, probe, epoch)
+                            return None if cols is None else self._rank_agent(
+                                cols, query, now, dim, model, words, allowed, epoch)
+                    finally:
+                        lock.release()
         return await self._run(  # type: ignore[attr-defined]
             self._agent_candidates, query, now, words, dim, model, epoch, probed, cached)
 

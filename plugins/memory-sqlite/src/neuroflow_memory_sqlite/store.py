@@ -152,8 +152,9 @@ class SqliteStoreConfig:
             ``FULL`` also power loss).
         pool_size: connections kept open (PostgreSQL).
         cache_entries: most entries whose ranking columns and embeddings are kept in
-            memory between searches (0 turns the cache off).  SQLite rebuilds it after any
-            commit; PostgreSQL keeps one cache per agent and fetches only what changed.
+            memory between searches (0 turns the cache off): one cache per agent, which
+            fetches only what changed (SQLite also keeps the columns of searches over
+            every agent, rebuilt after any commit).
         echo: log every SQL statement.
         vector_search: PostgreSQL: ``auto`` (pgvector when the server has the extension,
             else the per-agent cache), ``pgvector`` (required) or ``cache``.
@@ -172,7 +173,7 @@ class SqliteStoreConfig:
             table's entries is searched exactly from the per-agent cache when it fits
             there (an index scan filtered to a small share of the table visits many
             other agents' entries first); 0 turns this off.
-        cache_bytes: PostgreSQL: most memory the per-agent cache holds (``"256M"``).
+        cache_bytes: most memory the per-agent cache holds (``"256M"``).
         index_build_memory: PostgreSQL with pgvector: ``maintenance_work_mem`` while the
             vector index is built (an HNSW graph that does not fit builds much slower).
     """
@@ -464,6 +465,10 @@ class SqlStore(PgSearch):
         it can (PostgreSQL under asyncio, see :mod:`.loop_reads`), else in a thread."""
         if self._engine is None:
             await self.open()
+        if self._reader is not None:  # SQLite: in place when the reader is free (WAL)
+            found = self._in_place(self._reader_rows, sql, params)
+            if found is not None:
+                return found
         reader = self._loop_reader
         if reader is not None:
             import psycopg
@@ -634,6 +639,17 @@ class SqlStore(PgSearch):
                 have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({e})")}
                 if "model" not in have:  # made before the embedder's name was kept
                     conn.exec_driver_sql(f"ALTER TABLE {e} ADD COLUMN model TEXT")
+                # Per-agent change counters, for the incremental search cache (as above).
+                if "seq" not in have:
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {e} ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
+                counted = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({c})")}
+                for column in ("changes", "deletes"):
+                    if column not in counted:
+                        conn.exec_driver_sql(
+                            f"ALTER TABLE {c} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+                conn.exec_driver_sql(
+                    f"CREATE INDEX IF NOT EXISTS {e}_seq ON {e} (agent_id, seq)")
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
@@ -663,16 +679,13 @@ class SqlStore(PgSearch):
     # --- helpers --------------------------------------------------------------------------------
 
     def _count(self, conn: sa.Connection, deltas: dict[str, int]) -> None:
-        """Add ``deltas`` (removals) to the live counts; PostgreSQL also counts the change."""
+        """Add ``deltas`` (removals) to the live counts, and count the change and the
+        deletion (the search cache reads them)."""
         c = self.t_counts
         sql = sa.text(
-            f"INSERT INTO {c} (scope, n) VALUES (:s, :d) ON CONFLICT (scope) "
-            f"DO UPDATE SET n = {c}.n + excluded.n")
-        if self._pg:
-            sql = sa.text(
-                f"INSERT INTO {c} (scope, n, changes, deletes) VALUES (:s, :d, 1, 1) "
-                f"ON CONFLICT (scope) DO UPDATE SET n = {c}.n + excluded.n, "
-                f"changes = {c}.changes + 1, deletes = {c}.deletes + 1")
+            f"INSERT INTO {c} (scope, n, changes, deletes) VALUES (:s, :d, 1, 1) "
+            f"ON CONFLICT (scope) DO UPDATE SET n = {c}.n + excluded.n, "
+            f"changes = {c}.changes + 1, deletes = {c}.deletes + 1")
         for scope, delta in sorted(deltas.items()):
             if delta:
                 conn.execute(sql, {"s": scope, "d": delta})
@@ -1044,18 +1057,15 @@ class SqlStore(PgSearch):
             "exp": stored.expires_at, "version": stored.version, "words": words,
             "emb": blob, "dim": dim, "model": model,
         }
-        seq, stamp = "", ""
-        if self._pg:
-            # Stamp the row with the agent's next change number, taken under the lock of
-            # the agent's counts row (held to commit, so stamps commit in order): the
-            # search cache fetches what changed by it.
-            c = self.t_counts
-            cur.execute(sql(
-                f"INSERT INTO {c} (scope, n, changes) VALUES (:a, 0, 1) ON CONFLICT (scope) "
-                f"DO UPDATE SET changes = {c}.changes + 1 RETURNING changes"),
-                {"a": stored.agent_id})
-            params["seq"] = cur.fetchone()[0]
-            seq, stamp = ", seq", ", :seq"
+        # Stamp the row with the agent's next change number, taken under the lock of the
+        # agent's counts row (SQLite: the database's; held to commit, so stamps commit in
+        # order): the search cache fetches what changed by it.
+        c = self.t_counts
+        cur.execute(sql(
+            f"INSERT INTO {c} (scope, n, changes) VALUES (:a, 0, 1) ON CONFLICT (scope) "
+            f"DO UPDATE SET changes = {c}.changes + 1 RETURNING changes"),
+            {"a": stored.agent_id})
+        params["seq"] = cur.fetchone()[0]
         vec = ""
         if self._vec:
             vec = ", vec = CAST(:vec AS vector)"
@@ -1065,9 +1075,9 @@ class SqlStore(PgSearch):
             cur.execute(sql(
                 f"INSERT INTO {e} (agent_id, key, value, tags, importance, created_at, "
                 f"updated_at, expires_at, version, words, embedding, dim, model"
-                f"{', vec' if vec else ''}{seq}) VALUES (:a, "
+                f"{', vec' if vec else ''}, seq) VALUES (:a, "
                 ":k, :value, :tags, :imp, :created, :updated, :exp, :version, :words, "
-                f":emb, :dim, :model{', CAST(:vec AS vector)' if vec else ''}{stamp}) "
+                f":emb, :dim, :model{', CAST(:vec AS vector)' if vec else ''}, :seq) "
                 "ON CONFLICT (agent_id, key) DO NOTHING RETURNING id"),
                 params)
             new = cur.fetchone()
@@ -1084,7 +1094,7 @@ class SqlStore(PgSearch):
                 f"UPDATE {e} SET value = :value, tags = :tags, importance = :imp, "
                 "created_at = :created, updated_at = :updated, expires_at = :exp, "
                 "version = :version, words = :words, embedding = :emb, dim = :dim, "
-                f"model = :model{vec}{seq and ', seq = :seq'} "
+                f"model = :model{vec}, seq = :seq "
                 "WHERE id = :id"), {**params, "id": entry_id})
             cur.execute(sql(f"DELETE FROM {self.t_tags} WHERE entry_id = :id"),
                         {"id": entry_id})
@@ -1222,10 +1232,19 @@ class SqlStore(PgSearch):
             else:
                 by_id.setdefault(int(r), []).append(i)
         if by_key:
-            rows = await self._fetch(
-                f"SELECT {_FULL} FROM {self.t_entries} e JOIN unnest(CAST(:a AS text[]), "
-                "CAST(:k AS text[])) AS t(a, k) ON e.agent_id = t.a AND e.key = t.k",
-                {"a": [a for a, _ in by_key], "k": [k for _, k in by_key]})
+            if self._pg:
+                sql = (f"SELECT {_FULL} FROM {self.t_entries} e JOIN unnest(CAST(:a AS "
+                       "text[]), CAST(:k AS text[])) AS t(a, k) ON e.agent_id = t.a AND "
+                       "e.key = t.k")
+                params: dict[str, Any] = {"a": [a for a, _ in by_key],
+                                          "k": [k for _, k in by_key]}
+            else:  # a handful of winners: one condition each
+                sql = f"SELECT {_FULL} FROM {self.t_entries} WHERE " + " OR ".join(
+                    f"(agent_id = :a{n} AND key = :k{n})" for n in range(len(by_key)))
+                params = {}
+                for n, (a, k) in enumerate(by_key):
+                    params[f"a{n}"], params[f"k{n}"] = a, k
+            rows = await self._fetch(sql, params)
             for row in rows:
                 for i in by_key.get((row[1], row[2]), ()):
                     out[i] = _entry_row(row)
@@ -1322,17 +1341,18 @@ class SqlStore(PgSearch):
         vector_dim: int | None,
         embedder: str | None = None,
     ) -> Candidates:
-        """Live matching entries, column-wise; keyword hits come from the full-text index."""
+        """Live matching entries, column-wise; keyword hits come from the full-text index
+        (or, for one agent's search with a vector, from the per-agent cache)."""
+        if vector_dim and query.agent_id is not None:
+            found = await self._agent_search(query, now, words, vector_dim, embedder)
+            if found is not None:
+                return found
         if self._reader is not None and vector_dim and not (query.tags or query.filter):
             # Everything needed may be in memory already: rank in place, no thread hop.
             found = self._in_place(self._cached_candidates, query, now, words, vector_dim,
                                    embedder)
             if found is not None:
                 await anyio.lowlevel.checkpoint()
-                return found
-        if self._pg and vector_dim and query.agent_id is not None:
-            found = await self._agent_search(query, now, words, vector_dim, embedder)
-            if found is not None:
                 return found
         return await self._run(self._candidates_sync, query, now, words, vector_dim, embedder)
 
