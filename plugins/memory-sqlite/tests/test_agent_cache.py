@@ -150,7 +150,7 @@ def test_a_refresh_that_failed_leaves_the_next_one_right() -> None:
     bad = kept.clone()
     short = row(3, "w3 broken", rnd)
     with pytest.raises(ValueError):  # an embedding shorter than the vector size
-        bad.upsert([row(4, "w4", rnd), short[:6] + (b"\0" * 12,) + short[7:]])
+        bad.upsert([row(4, "w4", rnd), (*short[:6], b"\0" * 12, *short[7:])])
     nxt = kept.clone()
     nxt.upsert([row(5, "w5 fine", rnd)])
     for rid in (0, 1, 2, 5):
