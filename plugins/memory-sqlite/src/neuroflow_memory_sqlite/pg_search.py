@@ -235,6 +235,8 @@ def _loop_sized(base: AgentColumns, probe: Probe) -> bool:
 LOOP_REFRESH_ROWS = 32
 #: Most ids (read after a delete) a search drops cached rows by on the event loop.
 LOOP_REFRESH_IDS = 4096
+#: SQLite: the largest agent whose tagged search lists the ids passing the tags in place.
+LOOP_TAGGED_ROWS = 2048
 
 
 class PgSearch:
@@ -412,9 +414,9 @@ class PgSearch:
         if query.tags:
             parts.append(f"SELECT 1, id, {rest} FROM {e} WHERE {where}")
         if base is not None or fill:
-            params["since"] = base.changes if base is not None else -1
+            params["seq_since"] = base.changes if base is not None else -1
             parts.append(capped_to(f"SELECT 3, {ROW_COLUMNS} FROM {e} WHERE agent_id = "
-                                   ":agent_id AND seq > :since", "changes - :since",
+                                   ":agent_id AND seq > :seq_since", "changes - :seq_since",
                                    "most_rows", LOOP_REFRESH_ROWS))
         if base is not None:
             params["deletes"] = base.deletes
@@ -493,15 +495,19 @@ class PgSearch:
             # What changed comes along when this store wrote since the rows were read
             # (the parts cost a little even when they find nothing).
             rich = cached.epoch != epoch
+            # With tags the probe lists the ids that pass them: SQLite reads in place, so
+            # a large agent's tagged search reads them in a worker thread.
+            in_place = not query.tags or cached.live <= LOOP_TAGGED_ROWS
             probed = await self._fetch(  # type: ignore[attr-defined]
-                *self._probe_sql(query, now, cached if rich else None, capped=True))
+                *self._probe_sql(query, now, cached if rich else None, capped=True),
+                in_place=in_place)
             probe = _split_probe(probed)
             allowed = probe.passed if query.tags else None
             if (cached.changes, cached.deletes) == probe.counters[:2]:
                 return self._rank_agent(cached, query, now, dim, model, words, allowed, epoch)
             if not rich:  # another process wrote: read what changed
                 probed = await self._fetch(  # type: ignore[attr-defined]
-                    *self._probe_sql(query, now, cached, capped=True))
+                    *self._probe_sql(query, now, cached, capped=True), in_place=in_place)
                 probe = _split_probe(probed)
                 allowed = probe.passed if query.tags else None
             if not _loop_sized(cached, probe):

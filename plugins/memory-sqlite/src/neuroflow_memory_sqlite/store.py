@@ -460,12 +460,15 @@ class SqlStore(PgSearch):
         """Run SQL written with ``:name`` parameters straight on the driver (no compiling)."""
         return conn.exec_driver_sql(self._driver(sql), params if params is not None else {})
 
-    async def _fetch(self, sql: str, params: dict[str, Any]) -> list[Any]:
+    async def _fetch(self, sql: str, params: dict[str, Any], in_place: bool = True
+                     ) -> list[Any]:
         """Rows of one read-only statement (``:name`` parameters): on the event loop when
-        it can (PostgreSQL under asyncio, see :mod:`.loop_reads`), else in a thread."""
+        it can (PostgreSQL under asyncio, see :mod:`.loop_reads`; SQLite in place when
+        the reader is free and ``in_place``: for reads known to be small), else in a
+        thread."""
         if self._engine is None:
             await self.open()
-        if self._reader is not None:  # SQLite: in place when the reader is free (WAL)
+        if self._reader is not None and in_place:  # SQLite (WAL: never waits)
             found = self._in_place(self._reader_rows, sql, params)
             if found is not None:
                 return found
@@ -1238,13 +1241,18 @@ class SqlStore(PgSearch):
                        "e.key = t.k")
                 params: dict[str, Any] = {"a": [a for a, _ in by_key],
                                           "k": [k for _, k in by_key]}
-            else:  # a handful of winners: one condition each
-                sql = f"SELECT {_FULL} FROM {self.t_entries} WHERE " + " OR ".join(
-                    f"(agent_id = :a{n} AND key = :k{n})" for n in range(len(by_key)))
-                params = {}
-                for n, (a, k) in enumerate(by_key):
-                    params[f"a{n}"], params[f"k{n}"] = a, k
-            rows = await self._fetch(sql, params)
+                rows = await self._fetch(sql, params)
+            else:
+                rows = []
+                # One condition per key, a few hundred a statement (SQLite parses a chain
+                # of ORs as a tree at most 1 000 deep).
+                for part in _chunks(list(by_key), 200):
+                    sql = f"SELECT {_FULL} FROM {self.t_entries} WHERE " + " OR ".join(
+                        f"(agent_id = :a{n} AND key = :k{n})" for n in range(len(part)))
+                    params = {}
+                    for n, (a, k) in enumerate(part):
+                        params[f"a{n}"], params[f"k{n}"] = a, k
+                    rows += await self._fetch(sql, params)
             for row in rows:
                 for i in by_key.get((row[1], row[2]), ()):
                     out[i] = _entry_row(row)
