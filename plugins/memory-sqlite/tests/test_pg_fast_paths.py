@@ -123,9 +123,9 @@ def test_a_search_after_a_few_writes_refreshes_on_the_event_loop(
         statements: list[str] = []
         fetch = ours_store._fetch
 
-        async def counted(sql: str, params: dict[str, Any]) -> Any:
+        async def counted(sql: str, params: dict[str, Any], **options: Any) -> Any:
             statements.append(sql)
-            return await fetch(sql, params)
+            return await fetch(sql, params, **options)
 
         monkeypatch.setattr(ours_store, "_fetch", counted)
         real = anyio.to_thread.run_sync

@@ -333,10 +333,11 @@ def test_a_delete_between_the_counters_and_the_refresh_is_not_missed(
         original = store._fetch
         raced = []
 
-        async def delete_before_the_changes_are_read(sql: str, params: Any) -> Any:
+        async def delete_before_the_changes_are_read(sql: str, params: Any,
+                                                     **options: Any) -> Any:
             if "SELECT 3," in sql and not raced:  # the changed rows' statement
                 raced.append(await writer.delete_memory("solo", "doomed"))
-            return await original(sql, params)
+            return await original(sql, params, **options)
 
         store._fetch = delete_before_the_changes_are_read  # type: ignore[method-assign]
         await ours.search_memories("solo", "w1", limit=1)  # refreshes the cache
