@@ -229,3 +229,26 @@ def test_similarities_give_a_row_the_same_bits_among_all_rows_or_a_few() -> None
     columns = np.stack([query, query], axis=1)
     assert np.array_equal(similarities(np.asfortranarray(rows[picked]), columns[:, 0]),
                           every[picked])
+
+
+@pytest.mark.parametrize("share", [0.1, 0.9])
+def test_candidates_score_rows_picked_from_a_larger_matrix_as_their_own(share: float) -> None:
+    """A store may hand the ranker its whole matrix with the candidates' rows in it
+    (``vector_rows``): each candidate scores exactly as its row alone (few rows are
+    copied out, most are scored in one pass; the same bits either way), in their order;
+    expected values are float64 dot products within float32 rounding."""
+    from neuroflow.memory import Candidates, similarities
+
+    rng = np.random.default_rng(4)
+    matrix = rng.standard_normal((400, 64)).astype(np.float32)
+    query = rng.standard_normal(64).astype(np.float32)
+    rows = rng.permutation(400)[: int(400 * share)]
+    cands = Candidates(refs=list(rows), agent_ids=["a"] * len(rows), keys=list(rows),
+                       importance=np.zeros(len(rows)), updated_at=np.zeros(len(rows)),
+                       keyword=np.zeros(len(rows)), vectors=matrix, vector_rows=rows)
+    got = cands.semantic(query)
+    assert got.shape == (len(rows),)
+    assert np.allclose(got, matrix[rows].astype(np.float64) @ query.astype(np.float64),
+                       rtol=1e-5, atol=1e-4)
+    for i, row in enumerate(rows[:20]):
+        assert got[i] == similarities(matrix[row : row + 1], query)[0]

@@ -1,9 +1,10 @@
 """An incremental in-process cache of each agent's ranking columns and embeddings.
 
-Used by the PostgreSQL store: every write to an agent's entries bumps that agent's change
-counter (and its delete counter for removals) in the counts table, and stamps the written
-row with the new counter value (``seq``).  The counter is taken under the counts row's lock,
-so for one agent the stamps commit in order.  A search first reads the two counters (one
+Used by the SQL store, on PostgreSQL and on SQLite: every write to an agent's entries bumps
+that agent's change counter (and its delete counter for removals) in the counts table, and
+stamps the written row with the new counter value (``seq``).  The counter is taken under
+the counts row's lock (SQLite: the database's write lock), so for one agent the stamps
+commit in order.  A search first reads the two counters (one
 indexed row); when they equal the cached ones the cache is fresh.  Otherwise it reads only
 the rows stamped after the cached counter and, if something was deleted, the agent's list
 of ids (no vectors) to drop what is gone.  Writes from other processes and machines are

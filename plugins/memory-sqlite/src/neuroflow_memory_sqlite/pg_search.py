@@ -382,7 +382,7 @@ class PgSearch:
         moved, every id; with ``fill``, every row.  See :class:`Probe` for the parts.
         ``capped``: the changed rows only if the change counter moved by at most
         :data:`LOOP_REFRESH_ROWS` (each written row moves it), the ids only if the agent
-        has at most :data:`LOOP_REFRESH_IDS` entries (see :func:`_cut_short`).
+        has at most :data:`LOOP_REFRESH_IDS` entries (see :func:`_loop_sized`).
         Keyword scores come from the cache."""
         c = self.t_counts  # type: ignore[attr-defined]
         e = self.t_entries  # type: ignore[attr-defined]
